@@ -1,0 +1,119 @@
+"""Entry point of the ``nas`` console script.
+
+Each command group lives in its own module exposing ``register(app)``; this module only
+wires them together, sets the global options and turns library errors into one line on
+stderr with exit code 1 (usage errors: 2), never a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from nas import __version__
+from nas._cli._common import err_console
+
+__all__ = ["app", "main"]
+
+# Command modules, each with ``register(app: typer.Typer) -> None``.
+_COMMAND_MODULES = (
+    "hwdb",
+    "spaces",
+    "measure",
+    "predictor",
+    "search",
+    "export",
+    "device",
+    "serve",
+)
+
+app = typer.Typer(
+    name="nas",
+    help="Hardware-aware NAS: measure devices, predict latency, search Pareto-optimal models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"nas {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="Database URL (default: NAS_DATABASE_URL or the user file)."),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Global options."""
+    if db is not None:
+        os.environ["NAS_DATABASE_URL"] = db
+
+
+def _register_all() -> None:
+    for name in _COMMAND_MODULES:
+        module = importlib.import_module(f"nas._cli.{name}")
+        module.register(app)
+
+
+_register_all()
+
+
+def _library_errors() -> tuple[type[BaseException], ...]:
+    from hwdb import HwdbError
+    from nas import NasError
+    from predictors import PredictorError
+    from search_spaces import SearchSpaceError
+
+    return (HwdbError, NasError, PredictorError, SearchSpaceError, ValueError, OSError)
+
+
+def _click_exceptions() -> Any:
+    """Typer >= 0.25 vendors click as ``typer._click``; older releases use ``click``."""
+    try:
+        return importlib.import_module("typer._click.exceptions")
+    except ImportError:  # pragma: no cover - depends on the installed typer
+        return importlib.import_module("click.exceptions")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; exit 0 on success, 1 on failure, 2 on usage errors."""
+    from nas import CLIUsageError
+
+    exc_mod = _click_exceptions()
+    try:
+        rc = app(args=argv, prog_name="nas", standalone_mode=False)
+    except typer.Abort:
+        err_console.print("error: aborted", markup=False)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err_console.print("error: interrupted; everything finished so far is saved", markup=False)
+        sys.exit(130)
+    except exc_mod.NoArgsIsHelpError:
+        sys.exit(0)  # the help text was already printed
+    except exc_mod.UsageError as exc:
+        err_console.print(f"error: {exc.format_message()}", markup=False)
+        sys.exit(2)
+    except exc_mod.ClickException as exc:
+        err_console.print(f"error: {exc.format_message()}", markup=False)
+        sys.exit(exc.exit_code)
+    except CLIUsageError as exc:
+        err_console.print(f"error: {exc}", markup=False)
+        sys.exit(2)
+    except _library_errors() as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        err_console.print(f"error: {message}", markup=False)
+        sys.exit(1)
+    sys.exit(rc if isinstance(rc, int) else 0)

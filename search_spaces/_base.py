@@ -1,0 +1,141 @@
+"""The search-space protocol every registered space implements.
+
+A space is a grid of Optuna parameters (:meth:`SearchSpace.search_parameters`) plus a
+deterministic mapping from a full parameter assignment to a concrete architecture
+(:meth:`SearchSpace.from_params`, which includes the space's repair rules). Because
+:meth:`SearchSpace.sample` always suggests *every* parameter under a fixed name with a fixed
+distribution, Optuna's NSGA-II crossover sees all of them in its intersection search space
+(spec section 0.2).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+import numpy as np
+
+from search_spaces._errors import InvalidArchError
+from search_spaces._workload import Profile, Workload
+
+if TYPE_CHECKING:
+    import optuna
+    import torch
+    from torch import nn
+
+__all__ = ["ArchT", "ParamValue", "SearchSpace"]
+
+ArchT = TypeVar("ArchT")
+ParamValue = int | float | str | bool | None
+
+
+class SearchSpace(ABC, Generic[ArchT]):
+    """Base class of all search spaces.
+
+    Subclasses set :attr:`name`, implement the abstract methods, and register themselves with
+    :func:`search_spaces.register_space`.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+
+    # ----------------------------------------------------------------- sampling grid
+    @abstractmethod
+    def search_parameters(self) -> dict[str, Sequence[ParamValue]]:
+        """Every Optuna parameter name with its ordered, fixed list of choices."""
+
+    @abstractmethod
+    def from_params(self, params: Mapping[str, Any]) -> ArchT:
+        """Map one full parameter assignment to an architecture (deterministic repair)."""
+
+    def sample(self, trial: optuna.Trial) -> ArchT:
+        """Suggest every parameter on ``trial`` and return the repaired architecture."""
+        params = {
+            name: trial.suggest_categorical(name, list(choices))  # type: ignore[arg-type]
+            for name, choices in self.search_parameters().items()
+        }
+        return self.from_params(params)
+
+    def random(self, rng: np.random.Generator | int | None = None) -> ArchT:
+        """Draw one architecture uniformly over the parameter grid.
+
+        Args:
+            rng: A numpy ``Generator`` or a seed.
+        """
+        gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        params = {
+            name: choices[int(gen.integers(len(choices)))]
+            for name, choices in self.search_parameters().items()
+        }
+        return self.from_params(params)
+
+    # ----------------------------------------------------------------- identity
+    @abstractmethod
+    def to_string(self, arch: ArchT) -> str:
+        """Canonical, human-readable architecture string (the hwdb key)."""
+
+    @abstractmethod
+    def from_string(self, text: str) -> ArchT:
+        """Parse a canonical string.
+
+        Raises:
+            InvalidArchError: naming the bad token.
+        """
+
+    def canonicalize(self, text: str) -> str:
+        """Return the canonical form of an architecture string (parse, then print)."""
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidArchError(f"architecture string for space {self.name!r} is empty")
+        return self.to_string(self.from_string(text.strip()))
+
+    # ----------------------------------------------------------------- models
+    @abstractmethod
+    def default_workload(self) -> Workload:
+        """The standard latency workload of the space (spec section 0.4)."""
+
+    def smoke_workload(self) -> Workload:
+        """A small workload for quick CPU forward passes in tests (override per space)."""
+        return self.default_workload()
+
+    @abstractmethod
+    def build(self, arch: ArchT) -> nn.Module:
+        """Build the PyTorch module of ``arch`` (freshly initialised, train mode)."""
+
+    @abstractmethod
+    def example_inputs(self, workload: Workload | None = None) -> tuple[torch.Tensor, ...]:
+        """Inputs for one forward pass of a built model under ``workload``."""
+
+    @abstractmethod
+    def encode(self, arch: ArchT, workload: Workload | None = None) -> np.ndarray:
+        """Fixed-length, finite float vector for latency predictors (spec section 0.3)."""
+
+    @abstractmethod
+    def profile(self, arch: ArchT, workload: Workload | None = None) -> Profile:
+        """Params, MACs/FLOPs and memory bytes of ``arch`` under ``workload``."""
+
+    # ----------------------------------------------------------------- reference sets
+    @abstractmethod
+    def reference_archs(self) -> dict[str, ArchT]:
+        """Published models by name (e.g. ``"mnasnet-a1"``)."""
+
+    @abstractmethod
+    def hardware_embedding_archs(self) -> list[ArchT]:
+        """The 10 fixed architectures whose latencies form a device's HELP embedding."""
+
+    # ----------------------------------------------------------------- helpers
+    def resolve(self, name_or_string: str) -> ArchT:
+        """Accept a reference-model name or an architecture string."""
+        refs = self.reference_archs()
+        key = name_or_string.strip()
+        if key.lower() in refs:
+            return refs[key.lower()]
+        return self.from_string(key)
+
+    @property
+    def encoding_length(self) -> int:
+        """Length of :meth:`encode`'s output (fixed per space)."""
+        return int(self.encode(self.random(0)).shape[0])
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"

@@ -1,0 +1,1 @@
+"""Placeholder until the fbnet family module lands."""

@@ -1,0 +1,1 @@
+"""Placeholder until the mnasnet family module lands."""

@@ -1,0 +1,1 @@
+"""Placeholder until the mobilevig family module lands."""

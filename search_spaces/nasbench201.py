@@ -1,0 +1,1 @@
+"""Placeholder until the nasbench201 family module lands."""

@@ -1,0 +1,1 @@
+"""Placeholder until the nemotron_flash family module lands."""

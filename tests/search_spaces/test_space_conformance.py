@@ -1,0 +1,101 @@
+"""One conformance suite run over every registered search space."""
+
+from __future__ import annotations
+
+import numpy as np
+import optuna
+import pytest
+import torch
+
+from search_spaces import InvalidArchError, SearchSpace, get_space, list_spaces
+
+SPACES = list_spaces()
+
+
+def _small_forward(space: SearchSpace, arch: object) -> None:
+    model = space.build(arch).eval()
+    with torch.inference_mode():
+        out = model(*space.example_inputs(space.smoke_workload()))
+    tensors = out if isinstance(out, tuple) else (out,)
+    for t in tensors:
+        if isinstance(t, torch.Tensor):
+            assert torch.isfinite(t).all()
+
+
+def test_all_expected_spaces_registered() -> None:
+    for name in ("mnasnet", "mobilevig", "nemotron_flash", "nasbench201", "fbnet"):
+        assert name in SPACES
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_sample_build_forward(name: str) -> None:
+    space = get_space(name)
+    study = optuna.create_study()
+    trial = study.ask()
+    arch = space.sample(trial)
+    assert set(trial.params) == set(space.search_parameters())
+    _small_forward(space, arch)
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_string_round_trip(name: str) -> None:
+    space = get_space(name)
+    rng = np.random.default_rng(0)
+    archs = [space.random(rng) for _ in range(20)]
+    archs += list(space.reference_archs().values()) + space.hardware_embedding_archs()
+    for arch in archs:
+        text = space.to_string(arch)
+        assert space.from_string(text) == arch
+        assert space.to_string(space.from_string(text)) == text
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_invalid_strings_name_the_token(name: str) -> None:
+    space = get_space(name)
+    for bad in ("", "garbage-token", space.to_string(space.random(1)) + "-zzz"):
+        with pytest.raises(InvalidArchError):
+            space.from_string(bad)
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_encoding_fixed_length_and_finite(name: str) -> None:
+    space = get_space(name)
+    rng = np.random.default_rng(1)
+    lengths = set()
+    for arch in [space.random(rng) for _ in range(10)] + space.hardware_embedding_archs():
+        vec = space.encode(arch)
+        assert vec.ndim == 1
+        assert np.isfinite(vec).all()
+        lengths.add(vec.shape[0])
+    assert lengths == {space.encoding_length}
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_hardware_embedding_set_has_ten_distinct(name: str) -> None:
+    space = get_space(name)
+    archs = space.hardware_embedding_archs()
+    assert len(archs) == 10
+    assert len({space.to_string(a) for a in archs}) == 10
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_random_is_seeded(name: str) -> None:
+    space = get_space(name)
+    assert space.to_string(space.random(7)) == space.to_string(space.random(7))
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_nsga2_recombines_every_parameter(name: str) -> None:
+    """All parameters stay in NSGA-II's intersection search space (spec 0.2)."""
+    space = get_space(name)
+    sampler = optuna.samplers.NSGAIISampler(population_size=8, seed=0)
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
+    rng = np.random.default_rng(0)
+    for _ in range(24):
+        trial = study.ask()
+        space.sample(trial)
+        study.tell(trial, [float(rng.random()), float(rng.random())])
+    from optuna.search_space import intersection_search_space
+
+    inter = intersection_search_space(study.get_trials(deepcopy=False))
+    assert set(inter) == set(space.search_parameters())
