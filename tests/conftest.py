@@ -1,0 +1,51 @@
+"""Fixtures shared by the whole test suite."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    """The public data folder: ``NAS_SHARED_DATA`` or ``../shared/data`` beside the repo."""
+    return Path(os.environ.get("NAS_SHARED_DATA", REPO_ROOT.parent / "shared" / "data")).resolve()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Path of the shared public data; fails (never skips) in CI when missing."""
+    path = shared_data_dir()
+    if not path.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"shared data not found at {path} (set NAS_SHARED_DATA)")
+        pytest.skip(f"shared data not found at {path} (set NAS_SHARED_DATA)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """URL of a real PostgreSQL server (``NAS_TEST_POSTGRES_URL``); required in CI."""
+    url = os.environ.get("NAS_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("NAS_TEST_POSTGRES_URL is not set in CI")
+        pytest.skip("NAS_TEST_POSTGRES_URL not set")
+    return url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> Iterator[str]:
+    """A fresh SQLite database file URL."""
+    yield f"sqlite:///{tmp_path / 'hwdb.sqlite'}"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never touch the user's real database from tests."""
+    monkeypatch.setenv("NAS_DATABASE_URL", f"sqlite:///{tmp_path / 'default-hwdb.sqlite'}")
+    monkeypatch.setenv("NAS_HOME", str(tmp_path / "nas-home"))
