@@ -1,4 +1,8 @@
-"""Hardware-measurement database: devices, architectures, measurements, accuracies, artifacts."""
+"""Hardware-measurement database: devices, architectures, measurements, accuracies, artifacts.
+
+SQLite by default (WAL, foreign keys ON), PostgreSQL via psycopg 3 when a team shares one;
+Alembic migrations ship inside the package (``nas hwdb upgrade``).
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,34 @@ from hwdb._errors import (
     SchemaOutdatedError,
     StorageError,
 )
+from hwdb._schema import head_revision, upgrade_database
+from hwdb._storage import HardwareDB
+from hwdb._types import (
+    AccuracyIn,
+    Artifact,
+    Device,
+    DeviceSpec,
+    MeasurementIn,
+    default_database_url,
+)
+from hwdb.importers.parquet import export_parquet, import_parquet
 
 __all__ = [
+    "AccuracyIn",
+    "Artifact",
+    "Device",
+    "DeviceSpec",
     "DuplicateError",
+    "HardwareDB",
     "HwdbError",
     "ImportDataError",
+    "MeasurementIn",
     "NotFoundError",
     "SchemaOutdatedError",
     "StorageError",
+    "default_database_url",
+    "export_parquet",
+    "head_revision",
+    "import_parquet",
+    "upgrade_database",
 ]

@@ -28,7 +28,9 @@ def count_macs_flops(model: nn.Module, inputs: Sequence[Any]) -> tuple[int, int]
     total = int(counter.get_total_flops())
     mac_flops = 0
     for op, flops in counter.get_flop_counts().get("Global", {}).items():
-        name = str(op).split(".")[-2] if "." in str(op) else str(op)
+        # Keys are packets such as ``aten.convolution`` (older torch: ``aten.convolution.default``).
+        parts = str(op).split(".")
+        name = parts[1] if len(parts) > 1 else parts[0]
         if any(name.startswith(k) for k in _MAC_OPS) or "attention" in str(op):
             mac_flops += int(flops)
     return mac_flops // 2, total

@@ -1,11 +1,184 @@
-"""`nas hwdb` commands (not yet implemented)."""
+"""``nas hwdb`` commands: create/upgrade the database, import datasets, inspect, export."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
 import typer
+
+from nas._cli._common import console, print_json
+
+if TYPE_CHECKING:
+    from hwdb import HardwareDB
+    from hwdb._bulk import BulkImport
 
 __all__ = ["register"]
 
+hwdb_app = typer.Typer(
+    name="hwdb", help="Hardware-measurement database.", no_args_is_help=True, add_completion=False
+)
+import_app = typer.Typer(
+    name="import",
+    help="Import a public dataset (one transaction per command).",
+    no_args_is_help=True,
+)
+hwdb_app.add_typer(import_app)
+
+SpaceOpt = Annotated[str | None, typer.Option("--space", help="Only this search space.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _open(*, create: bool = True) -> HardwareDB:
+    from hwdb import HardwareDB
+
+    return HardwareDB(create=create)
+
+
+@contextmanager
+def _bar(label: str, total: int) -> Iterator[Callable[[int], None]]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    columns = (BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress("[progress.description]{task.description}", *columns, console=console) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def _apply(label: str, load: Callable[[], BulkImport]) -> None:
+    with console.status(f"reading {label} ..."):
+        data = load()
+    with _open() as db, _bar(f"importing {label}", data.n_rows) as advance:
+        counts = db.bulk_import(data, progress=advance)
+    console.print(
+        f"{label}: {counts['devices']} devices, {counts['architectures']} architectures, "
+        f"{counts['measurements']} new measurements, {counts['accuracies']} new accuracies"
+    )
+
+
+@hwdb_app.command("init")
+def init() -> None:
+    """Create or upgrade the database and import the bundled datasets (idempotent)."""
+    from hwdb import upgrade_database
+    from hwdb.importers.parquet import bundled_datasets, load_parquet
+
+    before, after = upgrade_database()
+    console.print(f"schema: {before or 'empty'} -> {after}")
+    for path in bundled_datasets():
+        _apply(path.name, lambda p=path: load_parquet(p))  # type: ignore[misc]
+
+
+@hwdb_app.command("upgrade")
+def upgrade() -> None:
+    """Upgrade the database schema to this release."""
+    from hwdb import upgrade_database
+
+    before, after = upgrade_database()
+    console.print(f"schema: {before or 'empty'} -> {after}")
+
+
+@import_app.command("help")
+def import_help(
+    directory: Annotated[Path, typer.Argument(help="HELP `data` directory.")],
+) -> None:
+    """Import the HELP latency release (nasbench201, fbnet, ofa)."""
+    from hwdb.importers.help import load_help
+
+    _apply("HELP", lambda: load_help(directory))
+
+
+@import_app.command("latbench")
+def import_latbench(
+    files: Annotated[list[Path], typer.Argument(help="LatBench *.pickle files.")],
+) -> None:
+    """Import LatBench pickles (NB201 latencies; device = file stem)."""
+    from hwdb.importers.latbench import load_latbench
+
+    _apply("LatBench", lambda: load_latbench(files))
+
+
+@import_app.command("nats-accuracy")
+def import_nats(file: Annotated[Path, typer.Argument(help="NATS-Bench accuracy CSV.")]) -> None:
+    """Import NATS-Bench test accuracies (cifar10, cifar100, ImageNet16-120)."""
+    from hwdb.importers.nats import load_nats_accuracy
+
+    _apply("NATS-Bench accuracy", lambda: load_nats_accuracy(file))
+
+
+@import_app.command("csv")
+def import_csv(
+    file: Annotated[Path, typer.Argument(help="CSV: space,arch,device,latency_ms.")],
+) -> None:
+    """Import a hand-written measurement CSV."""
+    from hwdb.importers.csvfile import load_csv
+
+    _apply(file.name, lambda: load_csv(file))
+
+
+@import_app.command("parquet")
+def import_parquet(file: Annotated[Path, typer.Argument(help="Parquet dataset file.")]) -> None:
+    """Import a parquet dataset written by `nas hwdb export`."""
+    from hwdb.importers.parquet import load_parquet
+
+    _apply(file.name, lambda: load_parquet(file))
+
+
+@hwdb_app.command("stats")
+def stats(as_json: JsonOpt = False) -> None:
+    """Devices, architectures and measurements per search space."""
+    from rich.table import Table
+
+    with _open(create=False) as db:
+        result = db.stats()
+    if as_json:
+        print_json(result)
+        return
+    table = Table(title=f"hwdb: {result['devices']} devices")
+    for col in ("space", "devices", "architectures", "measurements"):
+        table.add_column(col, justify="left" if col == "space" else "right")
+    for space, row in result["spaces"].items():
+        table.add_row(space, *(f"{row[k]:,}" for k in ("devices", "architectures", "measurements")))
+    console.print(table)
+
+
+@hwdb_app.command("devices")
+def devices(space: SpaceOpt = None, as_json: JsonOpt = False) -> None:
+    """List devices (optionally those with measurements in one space)."""
+    from dataclasses import asdict
+
+    from rich.table import Table
+
+    with _open(create=False) as db:
+        rows = db.list_devices(space=space)
+    if as_json:
+        print_json([asdict(d) for d in rows])
+        return
+    table = Table(title=f"{len(rows)} devices")
+    for col in ("name", "family", "hardware", "runtime", "precision", "batch", "provenance"):
+        table.add_column(col)
+    for d in rows:
+        table.add_row(
+            d.name, d.family, d.hardware, d.runtime, d.precision, str(d.batch_size), d.provenance
+        )
+    console.print(table)
+
+
+@hwdb_app.command("export")
+def export(
+    out: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
+    space: SpaceOpt = None,
+    device: Annotated[str | None, typer.Option("--device", help="Only this device.")] = None,
+) -> None:
+    """Export measurements to the parquet dataset format."""
+    from hwdb import export_parquet
+
+    with _open(create=False) as db, console.status("exporting ..."):
+        n = export_parquet(db, out, space=space, device=device)
+    console.print(f"wrote {n} measurements to {out}")
+
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add the ``hwdb`` command group to ``app``."""
+    app.add_typer(hwdb_app)

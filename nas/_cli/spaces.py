@@ -1,11 +1,149 @@
-"""`nas spaces` commands (not yet implemented)."""
+"""`nas spaces` commands: list the registered search spaces and inspect one space or architecture.
+
+A thin layer over :mod:`search_spaces` (``list_spaces``, ``get_space``, ``SearchSpace.resolve``,
+``SearchSpace.profile``); library errors (unknown space, invalid architecture string) propagate
+and ``nas._cli.main`` prints them as one line with exit code 1.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+from rich.markup import escape
+from rich.table import Table
+
+from nas._cli._common import console, print_json
+
+if TYPE_CHECKING:
+    from search_spaces import SearchSpace
 
 __all__ = ["register"]
 
 
+def _human(value: float, unit: str = "") -> str:
+    """``3887038 -> '3.89M'``, ``311579072 -> '312M'`` (three significant digits)."""
+    for factor, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(value) >= factor:
+            scaled = value / factor
+            digits = 2 if scaled < 10 else 1 if scaled < 100 else 0
+            return f"{scaled:.{digits}f}{suffix}{unit}"
+    return f"{value:g}{unit}"
+
+
+def _bytes(value: int) -> str:
+    for factor, suffix in ((1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
+        if value >= factor:
+            return f"{value / factor:.2f} {suffix}"
+    return f"{value} B"
+
+
+def list_command() -> None:
+    """List every registered search space."""
+    from search_spaces import get_space, list_spaces
+
+    table = Table(title="Search spaces")
+    for column in ("name", "description", "#parameters", "encoding length"):
+        table.add_column(column, overflow="fold")
+    for name in list_spaces():
+        space = get_space(name)
+        table.add_row(
+            name,
+            space.description,
+            str(len(space.search_parameters())),
+            str(space.encoding_length),
+        )
+    console.print(table)
+
+
+def _arch_report(space: SearchSpace[Any], arch_text: str) -> dict[str, Any]:
+    arch = space.resolve(arch_text)
+    profile = space.profile(arch)
+    return {
+        "space": space.name,
+        "arch": space.to_string(arch),
+        "params": int(profile.params),
+        "macs": int(profile.macs),
+        "flops": int(profile.flops),
+        "memory_bytes": int(profile.memory_bytes),
+        "encoding_length": int(space.encoding_length),
+    }
+
+
+def _print_arch(report: dict[str, Any], workload: str) -> None:
+    table = Table(title=f"{report['space']} architecture (standard workload)", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    table.add_row("arch", report["arch"])
+    table.add_row("workload", workload)
+    table.add_row("params", _human(report["params"]))
+    table.add_row("MACs", _human(report["macs"]))
+    table.add_row("FLOPs", _human(report["flops"]))
+    table.add_row("memory", _bytes(report["memory_bytes"]))
+    table.add_row("encoding length", str(report["encoding_length"]))
+    console.print(table)
+
+
+def _print_space(space: SearchSpace[Any]) -> None:
+    console.print(f"[bold]{escape(space.name)}[/bold]: {escape(space.description)}")
+    params = Table(title=f"Parameters ({len(space.search_parameters())})")
+    params.add_column("name")
+    params.add_column("choices", overflow="fold")
+    for name, choices in space.search_parameters().items():
+        params.add_row(name, ", ".join(str(c) for c in choices))
+    console.print(params)
+    refs = Table(title="Reference architectures")
+    refs.add_column("name")
+    refs.add_column("architecture", overflow="fold")
+    for name, arch in space.reference_archs().items():
+        refs.add_row(name, space.to_string(arch))
+    console.print(refs)
+
+
+def _space_summary(space: SearchSpace[Any]) -> dict[str, Any]:
+    return {
+        "space": space.name,
+        "description": space.description,
+        "parameters": {k: list(v) for k, v in space.search_parameters().items()},
+        "reference_archs": {k: space.to_string(a) for k, a in space.reference_archs().items()},
+        "encoding_length": int(space.encoding_length),
+    }
+
+
+def show_command(
+    space_name: Annotated[str, typer.Argument(metavar="SPACE", help="Registered space name.")],
+    arch: Annotated[
+        str | None,
+        typer.Option("--arch", help="Reference name (e.g. mnasnet-a1) or architecture string."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Show a space's parameters and reference models, or one architecture's cost profile.
+
+    The profile uses the space's standard workload (for example batch 1, 224x224).
+    """
+    from search_spaces import get_space
+
+    space = get_space(space_name)
+    if arch is None:
+        if as_json:
+            print_json(_space_summary(space))
+        else:
+            _print_space(space)
+        return
+    report = _arch_report(space, arch)
+    if as_json:
+        print_json(report)
+    else:
+        workload = ", ".join(f"{k}={v}" for k, v in space.default_workload().to_dict().items())
+        _print_arch(report, workload)
+
+
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add the ``spaces`` group (``list``, ``show``) to ``app``."""
+    group = typer.Typer(
+        name="spaces", help="Inspect the registered search spaces.", no_args_is_help=True
+    )
+    group.command("list")(list_command)
+    group.command("show")(show_command)
+    app.add_typer(group, name="spaces")

@@ -1,0 +1,199 @@
+"""Engines, SQLite PRAGMAs, and the Alembic schema check / upgrade.
+
+SQLite connections run in WAL mode with foreign keys ON and a busy timeout; write transactions
+begin with ``BEGIN IMMEDIATE`` so that concurrent writers queue on the busy timeout instead of
+failing when a read lock cannot be upgraded. Migrations are serialized by the same lock on
+SQLite and by a transaction-level advisory lock on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import StaticPool
+
+from hwdb._errors import SchemaOutdatedError, StorageError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from sqlalchemy.engine import Connection, Engine
+
+__all__ = [
+    "WRITE_OPTION",
+    "check_schema",
+    "head_revision",
+    "make_engine",
+    "redact",
+    "upgrade_schema",
+]
+
+WRITE_OPTION = "hwdb_write"
+_BUSY_TIMEOUT_MS = 60_000
+_MIGRATION_LOCK_KEY = 74_656_421  # arbitrary constant for pg_advisory_xact_lock
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def redact(url: str) -> str:
+    """``url`` with its password hidden (for messages)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - only used for messages
+        return "<invalid url>"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any, *, memory: bool) -> None:
+    dbapi_conn.isolation_level = None  # hwdb emits BEGIN itself (see _sqlite_begin)
+    cursor = dbapi_conn.cursor()
+    try:
+        if not memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB: bulk imports touch big indexes
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+    finally:
+        cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    mode = "IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "DEFERRED"
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine for ``url`` (SQLite file or memory, or PostgreSQL via psycopg 3).
+
+    Raises:
+        ValueError: if ``url`` cannot be parsed.
+        StorageError: if the driver is missing.
+    """
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise ValueError(f"`url` is not a valid database URL: {url!r}.") from exc
+    if parsed.get_backend_name() != "sqlite":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        try:
+            return create_engine(parsed, pool_pre_ping=True)
+        except Exception as exc:
+            raise StorageError(f"cannot open database {redact(url)}: {exc}") from exc
+    memory = parsed.database in (None, "", ":memory:")
+    kwargs: dict[str, Any] = {}
+    if memory:
+        kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+    else:
+        Path(str(parsed.database)).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        kwargs = {"connect_args": {"timeout": _BUSY_TIMEOUT_MS / 1000}}
+    engine = create_engine(parsed, **kwargs)
+    event.listen(engine, "connect", lambda c, r: _sqlite_pragmas(c, r, memory=memory))
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _alembic_config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
+    cfg = Config(str(_PACKAGE_DIR / "alembic.ini"))
+    cfg.set_main_option("script_location", str(_PACKAGE_DIR / "migrations"))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    """The schema revision this release needs."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    if head is None:  # pragma: no cover - the package ships revisions
+        raise StorageError("hwdb ships no migrations (broken installation)")
+    return head
+
+
+def _current_revision(conn: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def _has_tables(conn: Connection) -> bool:
+    return bool(set(inspect(conn).get_table_names()) & {"device", "measurement", "architecture"})
+
+
+def _lock_for_migration(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
+
+
+def _is_known(revision: str) -> bool:
+    from alembic.script import ScriptDirectory
+
+    try:
+        return ScriptDirectory.from_config(_alembic_config()).get_revision(revision) is not None
+    except Exception:  # noqa: BLE001 - alembic raises several types for unknown ids
+        return False
+
+
+def check_schema(engine: Engine, url: str, *, create: bool) -> None:
+    """Verify the schema is at head; create it in an empty database when ``create``.
+
+    Raises:
+        SchemaOutdatedError: naming the current and the needed revision and what to run.
+    """
+    head = head_revision()
+    where = redact(url)
+    with engine.execution_options(**{WRITE_OPTION: create}).begin() as conn:
+        if create:
+            _lock_for_migration(conn)
+        current = _current_revision(conn)
+        if current == head:
+            return
+        if current is None and not _has_tables(conn):
+            if not create:
+                raise SchemaOutdatedError(
+                    f"database at {where} has no hwdb schema: run `nas hwdb init`"
+                )
+            _upgrade_on(conn)
+            return
+        if current is None:
+            raise SchemaOutdatedError(
+                f"database at {where} has tables but no hwdb revision; it was not created by hwdb"
+            )
+        if not _is_known(current):
+            raise SchemaOutdatedError(
+                f"database at {where} is at revision {current}, newer than this release "
+                f"({head}): upgrade the hw-nas package"
+            )
+        raise SchemaOutdatedError(
+            f"database at {where} is at revision {current}, this release needs {head}: "
+            "run `nas hwdb upgrade`"
+        )
+
+
+def _upgrade_on(conn: Connection, revision: str = "head") -> None:
+    from alembic import command
+
+    command.upgrade(_alembic_config(conn), revision)
+
+
+def upgrade_schema(engine: Engine, *, revision: str = "head") -> tuple[str | None, str | None]:
+    """Upgrade the schema to ``revision`` (default head) in one transaction.
+
+    Returns:
+        The revisions before and after.
+    """
+    with engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
+        _lock_for_migration(conn)
+        before = _current_revision(conn)
+        if before is not None and not _is_known(before):
+            raise SchemaOutdatedError(
+                f"database is at revision {before}, newer than this release: "
+                "upgrade the hw-nas package"
+            )
+        _upgrade_on(conn, revision)
+        after = _current_revision(conn)
+    return before, after

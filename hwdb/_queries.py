@@ -1,0 +1,358 @@
+"""Queries run by :class:`hwdb.HardwareDB` inside its sessions (private to the repository)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from sqlalchemy import Select, distinct, func, select
+
+from hwdb import _bulk
+from hwdb._errors import NotFoundError
+from hwdb._models import (
+    AccuracyModel,
+    ArchitectureModel,
+    DeviceModel,
+    MeasurementModel,
+    PredictorArtifactModel,
+    SearchSpaceModel,
+    utcnow,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from hwdb._types import AccuracyIn, MeasurementIn
+
+A = ArchitectureModel
+M = MeasurementModel
+D = DeviceModel
+S = SearchSpaceModel
+
+
+def device_by_name(name: str) -> Select[DeviceModel]:
+    return select(D).where(D.name == name)
+
+
+def devices(space: str | None, family: str | None) -> Select[DeviceModel]:
+    q = select(D).order_by(D.name)
+    if family is not None:
+        q = q.where(D.family == family)
+    if space is not None:
+        sub = (
+            select(M.device_id)
+            .join(A, A.id == M.architecture_id)
+            .join(S, S.id == A.space_id)
+            .where(S.name == space)
+            .distinct()
+        )
+        q = q.where(D.id.in_(sub))
+    return q
+
+
+def spaces_with_archs() -> Select[str]:
+    return select(S.name).where(select(A.id).where(A.space_id == S.id).exists()).order_by(S.name)
+
+
+def _space_id(session: Session, space: str) -> int:
+    sid = session.execute(select(S.id).where(S.name == space)).scalar_one_or_none()
+    if sid is None:
+        known = ", ".join(session.execute(select(S.name).order_by(S.name)).scalars()) or "none"
+        raise NotFoundError(f"search space {space!r} not in the database (known: {known})")
+    return int(sid)
+
+
+def architectures_frame(session: Session, space: str) -> pd.DataFrame:
+    sid = _space_id(session, space)
+    rows = session.execute(
+        select(A.arch, A.benchmark_index, A.hash).where(A.space_id == sid).order_by(A.id)
+    ).all()
+    frame = pd.DataFrame(rows, columns=["arch", "benchmark_index", "hash"])
+    frame["benchmark_index"] = frame["benchmark_index"].astype("Int64")
+    return frame
+
+
+def _resolve_rows(
+    session: Session, spaces: dict[str, dict[str, int | None]]
+) -> dict[tuple[str, str], int]:
+    space_ids = _bulk.ensure_spaces(session, spaces)
+    arch_ids: dict[tuple[str, str], int] = {}
+    for space, archs in sorted(spaces.items()):
+        ids = _bulk.ensure_archs(session, space, space_ids[space], archs)
+        arch_ids.update({(space, a): i for a, i in ids.items()})
+    return arch_ids
+
+
+def _arch_map(items: Sequence[tuple[str, str, int | None]]) -> dict[str, dict[str, int | None]]:
+    out: dict[str, dict[str, int | None]] = {}
+    for space, arch, index in items:
+        current = out.setdefault(space, {})
+        if current.get(arch) is None:
+            current[arch] = index
+    return out
+
+
+def add_measurements(session: Session, rows: Sequence[MeasurementIn], *, replace: bool) -> int:
+    dev_ids = _bulk.device_ids(session, [r.device for r in rows])
+    missing = sorted({r.device for r in rows} - set(dev_ids))
+    if missing:
+        raise NotFoundError(f"device {missing[0]!r} not found (register it with upsert_device)")
+    arch_ids = _resolve_rows(
+        session, _arch_map([(r.space, r.arch, r.benchmark_index) for r in rows])
+    )
+    now = utcnow()
+    values = [
+        {
+            "device_id": dev_ids[r.device],
+            "architecture_id": arch_ids[(r.space, r.arch)],
+            "metric": r.metric,
+            "median": float(r.median),
+            "mean": r.mean,
+            "std": r.std,
+            "min": r.min,
+            "p90": r.p90,
+            "n_runs": r.n_runs,
+            "warmup": r.warmup,
+            "protocol": r.protocol,
+            "environment": dict(r.environment),
+            "workload": dict(r.workload),
+            "source": r.source,
+            "created_at": now,
+        }
+        for r in rows
+    ]
+    params = _bulk.measurement_params(session.get_bind().dialect.name, values)
+    return _bulk.insert_measurements(session, params, replace=replace)
+
+
+def measured_archs(space: str, device: str, metric: str, protocol: str | None) -> Select[str]:
+    q = (
+        select(A.arch)
+        .join(M, M.architecture_id == A.id)
+        .join(S, S.id == A.space_id)
+        .join(D, D.id == M.device_id)
+        .where(S.name == space, D.name == device, M.metric == metric)
+    )
+    if protocol is not None:
+        q = q.where(M.protocol == protocol)
+    return q.distinct()
+
+
+def latency_frame(
+    session: Session, space: str, metric: str, devices_: Sequence[str] | None
+) -> pd.DataFrame:
+    sid = _space_id(session, space)
+    q = (
+        select(A.arch, D.name, M.median)
+        .join(M, M.architecture_id == A.id)
+        .join(D, D.id == M.device_id)
+        .where(A.space_id == sid, M.metric == metric)
+        .order_by(M.created_at, M.id)
+    )
+    if devices_ is not None:
+        known = set(_bulk.device_ids(session, list(devices_)))
+        missing = [d for d in devices_ if d not in known]
+        if missing:
+            raise NotFoundError(f"device {missing[0]!r} not found")
+        q = q.where(D.name.in_(list(devices_)))
+    long = pd.DataFrame(session.execute(q).all(), columns=["arch", "device", "median"])
+    long = long.drop_duplicates(["arch", "device"], keep="last")
+    table = long.pivot(index="arch", columns="device", values="median")
+    if devices_ is not None:
+        table = table.reindex(columns=list(devices_))
+    table = table.sort_index()
+    table.index.name = "arch"
+    table.columns.name = None
+    index_rows = session.execute(select(A.arch, A.benchmark_index).where(A.space_id == sid))
+    bench = {a: b for a, b in index_rows}
+    table.attrs["benchmark_index"] = {a: bench.get(a) for a in table.index}
+    return table
+
+
+def _record(row: Any) -> dict[str, Any]:
+    m, arch, bench, space, device = row
+    return {
+        "id": m.id,
+        "device": device,
+        "space": space,
+        "arch": arch,
+        "benchmark_index": bench,
+        "metric": m.metric,
+        "median": m.median,
+        "mean": m.mean,
+        "std": m.std,
+        "min": m.min,
+        "p90": m.p90,
+        "n_runs": m.n_runs,
+        "warmup": m.warmup,
+        "protocol": m.protocol,
+        "environment": dict(m.environment or {}),
+        "workload": dict(m.workload or {}),
+        "source": m.source,
+        "created_at": m.created_at,
+    }
+
+
+def measurement_records(
+    session: Session,
+    space: str | None,
+    device: str | None,
+    metric: str | None,
+    limit: int,
+    offset: int,
+) -> list[dict[str, Any]]:
+    q = (
+        select(M, A.arch, A.benchmark_index, S.name, D.name)
+        .join(A, A.id == M.architecture_id)
+        .join(S, S.id == A.space_id)
+        .join(D, D.id == M.device_id)
+    )
+    if space is not None:
+        q = q.where(S.name == space)
+    if device is not None:
+        q = q.where(D.name == device)
+    if metric is not None:
+        q = q.where(M.metric == metric)
+    q = q.order_by(M.id.desc()).limit(limit).offset(offset)
+    return [_record(r) for r in session.execute(q).all()]
+
+
+def add_accuracies(session: Session, rows: Sequence[AccuracyIn]) -> int:
+    arch_ids = _resolve_rows(session, _arch_map([(r.space, r.arch, None) for r in rows]))
+    values = [
+        {
+            "architecture_id": arch_ids[(r.space, r.arch)],
+            "dataset": r.dataset,
+            "metric": r.metric,
+            "value": float(r.value),
+            "source": r.source,
+        }
+        for r in rows
+    ]
+    return _bulk.insert_accuracies(session, values)
+
+
+def accuracy_series(session: Session, space: str, dataset: str, metric: str) -> pd.Series:
+    sid = _space_id(session, space)
+    q = (
+        select(A.arch, AccuracyModel.value)
+        .join(AccuracyModel, AccuracyModel.architecture_id == A.id)
+        .where(A.space_id == sid, AccuracyModel.dataset == dataset, AccuracyModel.metric == metric)
+        .order_by(A.arch)
+    )
+    rows = session.execute(q).all()
+    index = pd.Index([r[0] for r in rows], name="arch", dtype=object)
+    return pd.Series([float(r[1]) for r in rows], index=index, name=dataset, dtype=float)
+
+
+def artifact(kind: str, space: str, version: str | None) -> Select[PredictorArtifactModel]:
+    P = PredictorArtifactModel
+    q = select(P).where(P.kind == kind, P.space == space)
+    if version is not None:
+        q = q.where(P.version == version)
+    return q.order_by(P.created_at.desc(), P.id.desc())
+
+
+def space_stats(session: Session) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    archs = session.execute(
+        select(S.name, func.count(A.id)).join(A, A.space_id == S.id).group_by(S.name)
+    )
+    for name, n in archs:
+        out[name] = {"devices": 0, "architectures": int(n), "measurements": 0}
+    meas = session.execute(
+        select(S.name, func.count(M.id), func.count(distinct(M.device_id)))
+        .join(A, A.space_id == S.id)
+        .join(M, M.architecture_id == A.id)
+        .group_by(S.name)
+    )
+    for name, n, n_dev in meas:
+        out[name]["measurements"] = int(n)
+        out[name]["devices"] = int(n_dev)
+    return dict(sorted(out.items()))
+
+
+def apply_bulk(
+    session: Session, data: _bulk.BulkImport, progress: Callable[[int], None] | None
+) -> dict[str, int]:
+    now = utcnow()
+    dialect = session.get_bind().dialect.name
+    dev_ids = _bulk.ensure_devices(session, data.devices, now, update_existing=False)
+    needed = {s.device for s in data.measurements} - set(dev_ids)
+    dev_ids.update(_bulk.device_ids(session, sorted(needed)))
+    missing = sorted(needed - set(dev_ids))
+    if missing:
+        raise NotFoundError(f"device {missing[0]!r} not found")
+    arch_ids = _resolve_rows(session, data.archs)
+    n_meas = 0
+    for series in data.measurements:
+        ids = {a: arch_ids[(series.space, a)] for a in series.archs}
+        params = _bulk.series_params(dialect, series, dev_ids[series.device], ids, now)
+        n_meas += _bulk.insert_measurements(session, params, replace=False, progress=progress)
+    if data.rows:
+        n_meas += add_measurements(session, data.rows, replace=False)
+        if progress is not None:
+            progress(len(data.rows))
+    n_acc = 0
+    for acc in data.accuracies:
+        rows_a = [
+            {
+                "architecture_id": arch_ids[(acc.space, a)],
+                "dataset": acc.dataset,
+                "metric": acc.metric,
+                "value": v,
+                "source": acc.source,
+            }
+            for a, v in zip(acc.archs, acc.values, strict=True)
+        ]
+        n_acc += _bulk.insert_accuracies(session, rows_a, progress=progress)
+    return {"measurements": n_meas, "accuracies": n_acc}
+
+
+_FRAME_DEVICE_COLS = (
+    "family",
+    "hardware",
+    "runtime",
+    "precision",
+    "batch_size",
+    "threads",
+    "provenance",
+    "source",
+    "attributes",
+)
+
+
+def measurement_frame(session: Session, space: str | None, device: str | None) -> pd.DataFrame:
+    cols = [
+        D.name.label("device"),
+        S.name.label("space"),
+        A.arch,
+        M.metric,
+        M.median,
+        M.mean,
+        M.std,
+        M.min,
+        M.p90,
+        M.n_runs,
+        M.warmup,
+        M.protocol,
+        M.environment,
+        M.source,
+        M.workload,
+        A.benchmark_index,
+        *[getattr(D, c).label(f"device_{c}") for c in _FRAME_DEVICE_COLS],
+    ]
+    q = (
+        select(*cols)
+        .join(A, A.id == M.architecture_id)
+        .join(S, S.id == A.space_id)
+        .join(D, D.id == M.device_id)
+        .order_by(M.id)
+    )
+    if space is not None:
+        q = q.where(S.name == space)
+    if device is not None:
+        q = q.where(D.name == device)
+    result = session.execute(q)
+    return pd.DataFrame(result.all(), columns=list(result.keys()))

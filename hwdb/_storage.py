@@ -1,0 +1,363 @@
+"""The repository layer: :class:`HardwareDB` is the only code that touches ORM sessions."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from hwdb import _bulk, _queries
+from hwdb._engine import WRITE_OPTION, check_schema, make_engine, redact
+from hwdb._errors import DuplicateError, NotFoundError, StorageError
+from hwdb._models import DeviceModel, PredictorArtifactModel, utcnow
+from hwdb._types import (
+    AccuracyIn,
+    Artifact,
+    Device,
+    DeviceSpec,
+    MeasurementIn,
+    default_database_url,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["HardwareDB"]
+
+T = TypeVar("T")
+_MAX_ATTEMPTS = 12
+_RETRY_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock
+
+
+def _retryable(exc: BaseException | None) -> bool:
+    if isinstance(exc, OperationalError) and "locked" in str(exc.orig).lower():
+        return True
+    if isinstance(exc, DBAPIError):
+        return getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES
+    return False
+
+
+def _device(row: DeviceModel) -> Device:
+    return Device(
+        name=row.name,
+        family=row.family,
+        hardware=row.hardware,
+        runtime=row.runtime,
+        precision=row.precision,
+        batch_size=row.batch_size,
+        threads=row.threads,
+        provenance=row.provenance,
+        source=row.source,
+        attributes=dict(row.attributes or {}),
+        id=row.id,
+        created_at=row.created_at,
+    )
+
+
+class HardwareDB:
+    """Hardware-measurement database on SQLite or PostgreSQL (storage design after optuna's RDB).
+
+    Thread safety: one instance may be shared by threads (each call opens its own session);
+    processes each open their own instance. Every public write is one transaction, retried on
+    ``database is locked`` / deadlock; nothing is half-written on error.
+
+    Args:
+        url: SQLAlchemy URL; ``None`` -> :func:`hwdb.default_database_url`.
+        create: Create the schema in an empty database. An existing database at another
+            revision always raises :class:`~hwdb.SchemaOutdatedError`.
+
+    Raises:
+        SchemaOutdatedError: the schema needs ``nas hwdb upgrade`` (or ``nas hwdb init``).
+        StorageError: the database cannot be reached.
+    """
+
+    def __init__(self, url: str | None = None, *, create: bool = True) -> None:
+        self.url = url if url is not None else default_database_url()
+        self._engine = make_engine(self.url)
+        self._read_maker = sessionmaker(bind=self._engine, expire_on_commit=False)
+        self._write_maker = sessionmaker(
+            bind=self._engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
+        )
+        try:
+            self._retry(lambda: check_schema(self._engine, self.url, create=create))
+        except SQLAlchemyError as exc:
+            self._engine.dispose()
+            raise StorageError(f"cannot open database {redact(self.url)}: {exc}") from exc
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    # ----------------------------------------------------------------- lifecycle
+    def close(self) -> None:
+        """Release all connections."""
+        self._engine.dispose()
+
+    def __enter__(self) -> HardwareDB:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"HardwareDB(url={redact(self.url)!r})"
+
+    # ----------------------------------------------------------------- sessions
+    @contextmanager
+    def _scoped_session(self, *, write: bool) -> Iterator[Session]:
+        session = (self._write_maker if write else self._read_maker)()
+        try:
+            yield session
+            session.commit()
+        except IntegrityError as exc:
+            session.rollback()
+            raise DuplicateError(f"duplicate or conflicting row: {exc.orig}") from exc
+        except SQLAlchemyError as exc:
+            session.rollback()
+            raise StorageError(f"database error on {redact(self.url)}: {exc}") from exc
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def _retry(self, fn: Callable[[], T]) -> T:
+        delay = 0.02
+        for attempt in range(_MAX_ATTEMPTS):
+            try:
+                return fn()
+            except (StorageError, SQLAlchemyError) as exc:
+                cause = exc if isinstance(exc, SQLAlchemyError) else exc.__cause__
+                if attempt + 1 >= _MAX_ATTEMPTS or not _retryable(cause):
+                    raise
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 1.0)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _write(self, fn: Callable[[Session], T]) -> T:
+        def attempt() -> T:
+            with self._scoped_session(write=True) as session:
+                return fn(session)
+
+        return self._retry(attempt)
+
+    def _read(self, fn: Callable[[Session], T]) -> T:
+        with self._scoped_session(write=False) as session:
+            return fn(session)
+
+    # ----------------------------------------------------------------- devices
+    def upsert_device(self, spec: DeviceSpec) -> Device:
+        """Insert ``spec`` or update the device of that name (``created_at`` is kept)."""
+        if not isinstance(spec, DeviceSpec):
+            raise ValueError(f"`spec` must be a DeviceSpec, got {type(spec).__name__}.")
+
+        def run(session: Session) -> Device:
+            _bulk.ensure_devices(session, [spec], utcnow(), update_existing=True)
+            return _device(session.execute(_queries.device_by_name(spec.name)).scalar_one())
+
+        return self._write(run)
+
+    def get_device(self, name: str) -> Device:
+        """The device called ``name``.
+
+        Raises:
+            NotFoundError: if there is none.
+        """
+        row = self._read(lambda s: s.execute(_queries.device_by_name(name)).scalar_one_or_none())
+        if row is None:
+            raise NotFoundError(f"device {name!r} not found")
+        return _device(row)
+
+    def list_devices(self, *, space: str | None = None, family: str | None = None) -> list[Device]:
+        """Devices sorted by name; ``space`` keeps those with measurements in that space."""
+        rows = self._read(lambda s: list(s.execute(_queries.devices(space, family)).scalars()))
+        return [_device(r) for r in rows]
+
+    # ----------------------------------------------------------------- architectures
+    def list_spaces(self) -> list[str]:
+        """Spaces with at least one architecture, sorted."""
+        return self._read(lambda s: list(s.execute(_queries.spaces_with_archs()).scalars()))
+
+    def architectures(self, space: str) -> pd.DataFrame:
+        """Architectures of ``space``: columns ``arch``, ``benchmark_index``, ``hash``.
+
+        Raises:
+            NotFoundError: if the space has no architectures.
+        """
+        return self._read(lambda s: _queries.architectures_frame(s, space))
+
+    # ----------------------------------------------------------------- measurements
+    def add_measurements(self, rows: Sequence[MeasurementIn], *, replace: bool = False) -> int:
+        """Store measurements in one transaction (devices must exist).
+
+        Args:
+            rows: The measurements.
+            replace: Overwrite rows with the same (device, space, arch, metric, protocol);
+                otherwise those are kept unchanged.
+
+        Returns:
+            Number of rows inserted (or replaced).
+
+        Raises:
+            NotFoundError: if a device does not exist (nothing is written).
+        """
+        if any(not isinstance(r, MeasurementIn) for r in rows):
+            raise ValueError("`rows` must contain only MeasurementIn objects.")
+        if not rows:
+            return 0
+        return self._write(lambda s: _queries.add_measurements(s, rows, replace=replace))
+
+    def measured_archs(
+        self, *, space: str, device: str, metric: str = "latency_ms", protocol: str | None = None
+    ) -> set[str]:
+        """Canonical strings of ``space`` measured on ``device`` for ``metric`` (and protocol)."""
+        q = _queries.measured_archs(space, device, metric, protocol)
+        return self._read(lambda s: set(s.execute(q).scalars()))
+
+    def latency_table(
+        self, space: str, *, metric: str = "latency_ms", devices: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """Median latencies, index ``arch``, one column per device (NaN where missing).
+
+        When a device has several protocols for one architecture the newest row wins.
+        ``df.attrs["benchmark_index"]`` maps arch -> benchmark index (or None).
+
+        Raises:
+            NotFoundError: unknown space or device.
+        """
+        return self._read(lambda s: _queries.latency_frame(s, space, metric, devices))
+
+    def measurements(
+        self,
+        *,
+        space: str | None = None,
+        device: str | None = None,
+        metric: str | None = None,
+        limit: int = 1000,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Measurement records (newest first) as plain dicts, paginated."""
+        if limit < 1:
+            raise ValueError(f"`limit` must be greater than or equal to 1, got {limit}.")
+        if offset < 0:
+            raise ValueError(f"`offset` must be greater than or equal to 0, got {offset}.")
+        return self._read(
+            lambda s: _queries.measurement_records(s, space, device, metric, limit, offset)
+        )
+
+    # ----------------------------------------------------------------- accuracies
+    def add_accuracies(self, rows: Sequence[AccuracyIn]) -> int:
+        """Store accuracy records (existing keys are kept); returns rows inserted."""
+        if any(not isinstance(r, AccuracyIn) for r in rows):
+            raise ValueError("`rows` must contain only AccuracyIn objects.")
+        if not rows:
+            return 0
+        return self._write(lambda s: _queries.add_accuracies(s, rows))
+
+    def accuracy_table(
+        self, space: str, *, dataset: str, metric: str = "test_accuracy"
+    ) -> pd.Series:
+        """Accuracy values of ``space`` on ``dataset``, indexed by arch (may be empty)."""
+        return self._read(lambda s: _queries.accuracy_series(s, space, dataset, metric))
+
+    # ----------------------------------------------------------------- artifacts
+    def save_artifact(
+        self,
+        *,
+        kind: str,
+        space: str,
+        version: str,
+        payload: bytes,
+        summary: dict[str, Any],
+        metrics: dict[str, Any],
+    ) -> int:
+        """Store a predictor artifact; returns its id.
+
+        Raises:
+            DuplicateError: if (kind, space, version) already exists.
+        """
+        for name, value in (("kind", kind), ("space", space), ("version", version)):
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"`{name}` must be a non-empty string, got {value!r}.")
+        if not isinstance(payload, (bytes, bytearray)):
+            raise ValueError(f"`payload` must be bytes, got {type(payload).__name__}.")
+        row = PredictorArtifactModel(
+            kind=kind,
+            space=space,
+            version=version,
+            weights=bytes(payload),
+            summary=dict(summary),
+            metrics=dict(metrics),
+            created_at=utcnow(),
+        )
+
+        def run(session: Session) -> int:
+            session.add(row)
+            session.flush()
+            return row.id
+
+        return self._write(run)
+
+    def load_artifact(self, *, kind: str, space: str, version: str | None = None) -> Artifact:
+        """The artifact of ``version``, or the newest one when ``version`` is None.
+
+        Raises:
+            NotFoundError: if there is none.
+        """
+        q = _queries.artifact(kind, space, version)
+        row = self._read(lambda s: s.execute(q).scalars().first())
+        if row is None:
+            which = f"version {version!r}" if version else "any version"
+            raise NotFoundError(f"no {kind!r} artifact for space {space!r} ({which})")
+        return Artifact(
+            id=row.id,
+            kind=row.kind,
+            space=row.space,
+            version=row.version,
+            payload=row.weights,
+            summary=dict(row.summary),
+            metrics=dict(row.metrics),
+            created_at=row.created_at,
+        )
+
+    # ----------------------------------------------------------------- overview
+    def stats(self) -> dict[str, Any]:
+        """``{"spaces": {SPACE: {"devices", "architectures", "measurements"}}, "devices": N}``."""
+
+        def run(session: Session) -> dict[str, Any]:
+            spaces = _queries.space_stats(session)
+            n_devices = session.execute(select(func.count(DeviceModel.id))).scalar_one()
+            return {"spaces": spaces, "devices": int(n_devices)}
+
+        return self._read(run)
+
+    # ----------------------------------------------------------------- bulk paths
+    def bulk_import(
+        self, data: _bulk.BulkImport, *, progress: Callable[[int], None] | None = None
+    ) -> dict[str, int]:
+        """Apply one importer's data in ONE transaction (used by :mod:`hwdb.importers`).
+
+        Devices that exist are kept as they are; existing measurements and accuracies are
+        kept (re-importing changes nothing).
+
+        Returns:
+            Counts: ``devices`` and ``architectures`` given, ``measurements`` and
+            ``accuracies`` newly inserted.
+        """
+        inserted = self._write(lambda s: _queries.apply_bulk(s, data, progress))
+        return {
+            "devices": len(data.devices),
+            "architectures": sum(len(v) for v in data.archs.values()),
+            **inserted,
+        }
+
+    def measurement_frame(
+        self, *, space: str | None = None, device: str | None = None
+    ) -> pd.DataFrame:
+        """All measurements joined with their device columns (the parquet dataset layout)."""
+        return self._read(lambda s: _queries.measurement_frame(s, space, device))

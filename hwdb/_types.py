@@ -1,0 +1,204 @@
+"""Plain value types of the public :mod:`hwdb` API (no SQLAlchemy here)."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "FAMILIES",
+    "PROVENANCES",
+    "AccuracyIn",
+    "Artifact",
+    "Device",
+    "DeviceSpec",
+    "MeasurementIn",
+    "default_database_url",
+]
+
+FAMILIES = ("jetson", "gpu", "cpu", "phone", "npu", "fpga", "asic", "tpu", "dsp", "other")
+PROVENANCES = ("measured", "imported", "simulated", "catalog")
+
+
+def default_database_url() -> str:
+    """The database URL used when none is given.
+
+    Returns:
+        ``NAS_DATABASE_URL`` when set, else ``sqlite:///<user data dir>/hwdb.sqlite`` where the
+        user data dir is ``platformdirs.user_data_dir("nas")``.
+    """
+    env = os.environ.get("NAS_DATABASE_URL", "").strip()
+    if env:
+        return env
+    import platformdirs
+
+    return f"sqlite:///{Path(platformdirs.user_data_dir('nas')) / 'hwdb.sqlite'}"
+
+
+def _check_text(name: str, value: object) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"`{name}` must be a non-empty string, got {value!r}.")
+
+
+def _check_positive_float(name: str, value: object, *, allow_zero: bool = False) -> None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        if value > 0 or (allow_zero and value == 0):
+            return
+    bound = "greater than or equal to 0" if allow_zero else "finite and greater than 0"
+    raise ValueError(f"`{name}` must be {bound}, got {value!r}.")
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """A device as described by its owner (the unique key is ``name``).
+
+    Args:
+        name: Unique device name, e.g. ``"titan_rtx_256"``.
+        family: One of :data:`FAMILIES`.
+        hardware: Free-text hardware description.
+        runtime: Inference runtime (torch / onnxruntime / tflite / tensorrt / ... / unknown).
+        precision: Numeric precision (fp32 / fp16 / bf16 / int8).
+        batch_size: Batch size the device's latencies refer to.
+        threads: Number of CPU threads, if known.
+        provenance: ``"measured"``, ``"imported"``, ``"simulated"`` or ``"catalog"``.
+        source: Where the numbers come from.
+        attributes: Free-form JSON-serialisable attributes.
+    """
+
+    name: str
+    family: str = "cpu"
+    hardware: str = ""
+    runtime: str = "torch"
+    precision: str = "fp32"
+    batch_size: int = 1
+    threads: int | None = None
+    provenance: str = "measured"
+    source: str = ""
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_text("name", self.name)
+        if self.family not in FAMILIES:
+            raise ValueError(f"`family` must be one of {', '.join(FAMILIES)}, got {self.family!r}.")
+        if self.provenance not in PROVENANCES:
+            raise ValueError(
+                f"`provenance` must be one of {', '.join(PROVENANCES)}, got {self.provenance!r}."
+            )
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(
+                f"`batch_size` must be greater than or equal to 1, got {self.batch_size!r}."
+            )
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise ValueError(f"`threads` must be None or at least 1, got {self.threads!r}.")
+        if not isinstance(self.attributes, dict):
+            raise ValueError(f"`attributes` must be a dict, got {type(self.attributes).__name__}.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Device(DeviceSpec):
+    """A device stored in the database."""
+
+    id: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class MeasurementIn:
+    """One measurement to store; idempotent on (device, space, arch, metric, protocol).
+
+    Args:
+        device: Name of an existing device.
+        space: Search-space name.
+        arch: Canonical architecture string of ``space``.
+        metric: ``latency_ms``, ``prefill_ms``, ``decode_ms_per_token``, ``e2e_ms``, ...
+        median: Median in milliseconds; finite and > 0.
+        mean: Mean in milliseconds.
+        std: Standard deviation in milliseconds (>= 0).
+        min: Minimum in milliseconds.
+        p90: 90th percentile in milliseconds.
+        n_runs: Number of timed runs (>= 1).
+        warmup: Number of warm-up runs (>= 0).
+        protocol: Measurement protocol tag (part of the idempotency key).
+        environment: CPU model, threads, library versions, GPU, ...
+        source: Where the number comes from.
+        workload: ``Workload.to_dict()`` or ``{}``.
+        benchmark_index: The architecture's index in its benchmark, if any.
+    """
+
+    device: str
+    space: str
+    arch: str
+    metric: str = "latency_ms"
+    median: float = math.nan
+    mean: float | None = None
+    std: float | None = None
+    min: float | None = None
+    p90: float | None = None
+    n_runs: int = 1
+    warmup: int = 0
+    protocol: str = ""
+    environment: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+    workload: dict[str, Any] = field(default_factory=dict)
+    benchmark_index: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("device", "space", "arch", "metric"):
+            _check_text(name, getattr(self, name))
+        _check_positive_float("median", self.median)
+        for name in ("mean", "min", "p90"):
+            if getattr(self, name) is not None:
+                _check_positive_float(name, getattr(self, name))
+        if self.std is not None:
+            _check_positive_float("std", self.std, allow_zero=True)
+        if not isinstance(self.n_runs, int) or self.n_runs < 1:
+            raise ValueError(f"`n_runs` must be greater than or equal to 1, got {self.n_runs!r}.")
+        if not isinstance(self.warmup, int) or self.warmup < 0:
+            raise ValueError(f"`warmup` must be greater than or equal to 0, got {self.warmup!r}.")
+        if self.benchmark_index is not None and self.benchmark_index < 0:
+            raise ValueError(f"`benchmark_index` must be >= 0, got {self.benchmark_index!r}.")
+
+
+@dataclass(frozen=True)
+class AccuracyIn:
+    """One accuracy record; unique on (space, arch, dataset, metric).
+
+    Args:
+        space: Search-space name.
+        arch: Canonical architecture string.
+        dataset: Dataset or task, e.g. ``"cifar10"``.
+        metric: e.g. ``"test_accuracy"`` (percent).
+        value: Finite value.
+        source: Where the number comes from.
+    """
+
+    space: str
+    arch: str
+    dataset: str
+    metric: str
+    value: float
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("space", "arch", "dataset", "metric"):
+            _check_text(name, getattr(self, name))
+        if not isinstance(self.value, (int, float)) or not math.isfinite(self.value):
+            raise ValueError(f"`value` must be a finite number, got {self.value!r}.")
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A stored predictor artifact (weights plus training summary and metrics)."""
+
+    id: int
+    kind: str
+    space: str
+    version: str
+    payload: bytes
+    summary: dict[str, Any]
+    metrics: dict[str, Any]
+    created_at: datetime

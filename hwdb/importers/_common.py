@@ -1,0 +1,151 @@
+"""Validation and canonical architecture strings shared by the importers.
+
+Canonical strings (the ``architecture.arch`` key):
+
+* ``nasbench201``: the standard NAS-Bench-201 cell string
+  ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` (Dong & Yang, ICLR 2020).
+* ``fbnet``: the 22 block names joined by ``-`` (``k3_e1-skip-k5_e6-...``; Wu et al., CVPR 2019).
+* ``ofa``: ``r<R>-d<D1..D5>-k<kernels>-e<expands>`` (see :mod:`hwdb.importers.help`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from hwdb._errors import ImportDataError
+
+__all__ = [
+    "FBNET_OPS",
+    "NB201_OPS",
+    "bad",
+    "canonical_arch",
+    "check_fbnet",
+    "check_latency",
+    "check_nb201",
+    "check_ofa",
+    "nb201_from_ops",
+    "ofa_string",
+]
+
+NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+FBNET_OPS = ("k3_e1", "k3_e1_g2", "k3_e3", "k3_e6", "k5_e1", "k5_e1_g2", "k5_e3", "k5_e6", "skip")
+_FBNET_SET = frozenset(FBNET_OPS)
+_OP = "(" + "|".join(NB201_OPS) + ")"
+_NB201_RE = re.compile(rf"^\|{_OP}~0\|\+\|{_OP}~0\|{_OP}~1\|\+\|{_OP}~0\|{_OP}~1\|{_OP}~2\|$")
+_OFA_RE = re.compile(r"^r(\d{3})-d([234]{5})-k([357.]+)-e([346.]+)$")
+OFA_STAGES = 5
+OFA_MAX_DEPTH = 4
+
+
+def bad(path: Path | str, where: str, field: str, message: str) -> ImportDataError:
+    """An :class:`ImportDataError` naming the file, the row/key and the field."""
+    return ImportDataError(f"{path}: {where}: field {field!r}: {message}")
+
+
+def check_latency(value: object, path: Path | str, where: str, field: str) -> float:
+    """``value`` as a float that is finite and > 0, else an ImportDataError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise bad(path, where, field, f"latency must be a number, got {value!r}") from None
+    else:
+        number = float(value)
+    if not math.isfinite(number) or number <= 0:
+        raise bad(path, where, field, f"latency must be finite and > 0, got {value!r}")
+    return number
+
+
+def check_nb201(arch: str) -> bool:
+    """Whether ``arch`` is a canonical NAS-Bench-201 cell string."""
+    return bool(_NB201_RE.match(arch))
+
+
+def nb201_from_ops(ops: Sequence[int]) -> str:
+    """NB201 string from 6 op codes in edge order (0->1),(0->2),(1->2),(0->3),(1->3),(2->3)."""
+    n = [NB201_OPS[i] for i in ops]
+    return f"|{n[0]}~0|+|{n[1]}~0|{n[2]}~1|+|{n[3]}~0|{n[4]}~1|{n[5]}~2|"
+
+
+def check_fbnet(arch: str) -> bool:
+    """Whether ``arch`` is 22 FBNet block names joined by ``-``."""
+    blocks = arch.split("-")
+    return len(blocks) == 22 and all(b in _FBNET_SET for b in blocks)
+
+
+def ofa_string(ks: Sequence[int], e: Sequence[int], d: Sequence[int], r: int) -> str:
+    """Canonical OFA string; only the first ``d[i]`` layers of each stage are kept."""
+    if len(d) != OFA_STAGES or len(ks) != OFA_STAGES * OFA_MAX_DEPTH or len(e) != len(ks):
+        raise ValueError("an OFA subnet has 5 depths and 20 kernel sizes and expand ratios")
+    kk, ee = [], []
+    for stage, depth in enumerate(d):
+        start = stage * OFA_MAX_DEPTH
+        kk.append("".join(str(int(k)) for k in ks[start : start + depth]))
+        ee.append("".join(str(int(x)) for x in e[start : start + depth]))
+    text = f"r{int(r)}-d{''.join(str(int(x)) for x in d)}-k{'.'.join(kk)}-e{'.'.join(ee)}"
+    if not check_ofa(text):
+        raise ValueError(f"not a valid OFA subnet: {text}")
+    return text
+
+
+def check_ofa(arch: str) -> bool:
+    """Whether ``arch`` is a canonical OFA string (resolution 128..224 step 4)."""
+    match = _OFA_RE.match(arch)
+    if not match:
+        return False
+    res, depths, ks, es = match.groups()
+    if not (128 <= int(res) <= 224 and int(res) % 4 == 0):
+        return False
+    ks_groups, e_groups = ks.split("."), es.split(".")
+    if len(ks_groups) != OFA_STAGES or len(e_groups) != OFA_STAGES:
+        return False
+    return all(
+        len(k) == int(dd) and len(x) == int(dd)
+        for k, x, dd in zip(ks_groups, e_groups, depths, strict=True)
+    )
+
+
+_CANONICAL: dict[tuple[str, str], str] = {}
+_REGISTERED: list[frozenset[str]] = []
+
+
+def _registered(list_spaces: Callable[[], list[str]]) -> frozenset[str]:
+    """Registered space names (read once per process: spaces register at import)."""
+    if not _REGISTERED:
+        _REGISTERED.append(frozenset(list_spaces()))
+    return _REGISTERED[0]
+
+
+_LOCAL = {"nasbench201": check_nb201, "fbnet": check_fbnet, "ofa": check_ofa}
+
+
+def canonical_arch(space: str, arch: str, path: Path | str, where: str) -> str:
+    """Canonicalise ``arch`` through the registered search space, else a local check.
+
+    Raises:
+        ImportDataError: unknown space or malformed architecture string.
+    """
+    from search_spaces import SearchSpaceError, get_space, list_spaces
+
+    text = arch.strip()
+    cached = _CANONICAL.get((space, text))
+    if cached is not None:
+        return cached
+    if space in _registered(list_spaces):
+        try:
+            result = get_space(space).canonicalize(text)
+        except (SearchSpaceError, ValueError) as exc:
+            raise bad(path, where, "arch", f"malformed {space} architecture: {exc}") from None
+        if len(_CANONICAL) < 1_000_000:
+            _CANONICAL[(space, text)] = result
+        return result
+    check = _LOCAL.get(space)
+    if check is None:
+        known = ", ".join(sorted(set(list_spaces()) | set(_LOCAL)))
+        raise bad(path, where, "space", f"unknown search space {space!r} (known: {known})")
+    if not check(text):
+        raise bad(path, where, "arch", f"malformed {space} architecture string {text!r}")
+    return text

@@ -1,0 +1,108 @@
+"""Importer of hand-written CSV files: ``space,arch,device,latency_ms`` per row.
+
+Optional columns: ``metric`` (default ``latency_ms``), ``batch_size``, ``precision``,
+``runtime``, ``family``; they describe devices that are not in the database yet (existing
+devices are kept as they are). Architecture strings are canonicalised through the registered
+search space (``search_spaces.get_space(space).canonicalize``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hwdb._bulk import BulkImport
+from hwdb._types import FAMILIES, DeviceSpec, MeasurementIn
+from hwdb.importers._common import bad, canonical_arch, check_latency
+
+if TYPE_CHECKING:
+    from hwdb._storage import HardwareDB
+
+__all__ = ["OPTIONAL", "REQUIRED", "import_csv", "load_csv"]
+
+REQUIRED = ("space", "arch", "device", "latency_ms")
+OPTIONAL = ("metric", "batch_size", "precision", "runtime", "family")
+_DEVICE_FIELDS = ("batch_size", "precision", "runtime", "family")
+
+
+def _device(file: Path, where: str, name: str, row: dict[str, str]) -> DeviceSpec:
+    batch_text = row.get("batch_size") or "1"
+    try:
+        batch = int(batch_text)
+    except ValueError:
+        raise bad(file, where, "batch_size", f"not an integer: {batch_text!r}") from None
+    family = row.get("family") or "other"
+    if family not in FAMILIES:
+        raise bad(file, where, "family", f"must be one of {', '.join(FAMILIES)}, got {family!r}")
+    try:
+        return DeviceSpec(
+            name=name,
+            family=family,
+            runtime=row.get("runtime") or "unknown",
+            precision=row.get("precision") or "fp32",
+            batch_size=batch,
+            provenance="imported",
+            source=f"csv {file.name}",
+        )
+    except ValueError as exc:
+        raise bad(file, where, "batch_size", str(exc)) from None
+
+
+def _read(file: Path) -> list[dict[str, str]]:
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(file, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except Exception as exc:  # noqa: BLE001 - pandas raises many types
+        raise bad(file, "file", "content", f"not a readable CSV ({exc})") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise bad(file, "header", missing[0], f"missing column (need {', '.join(REQUIRED)})")
+    if frame.empty:
+        raise bad(file, "file", "rows", "no data rows")
+    records: list[dict[str, Any]] = frame.to_dict("records")
+    return [{k: str(v).strip() for k, v in r.items()} for r in records]
+
+
+def load_csv(path: str | Path) -> BulkImport:
+    """Read and validate a measurement CSV (nothing is written).
+
+    Raises:
+        ImportDataError: naming the file, the row (1 = first data row) and the column.
+    """
+    file = Path(path)
+    data = BulkImport()
+    devices: dict[str, DeviceSpec] = {}
+    for i, row in enumerate(_read(file)):
+        where = f"row {i + 1}"
+        for col in ("space", "device"):
+            if not row[col]:
+                raise bad(file, where, col, "empty value")
+        space = row["space"].lower()
+        arch = canonical_arch(space, row["arch"], file, where)
+        latency = check_latency(row["latency_ms"], file, where, "latency_ms")
+        spec = _device(file, where, row["device"], row)
+        known = devices.setdefault(spec.name, spec)
+        if known != spec:
+            raise bad(file, where, "device", f"{spec.name!r} described differently on another row")
+        data.rows.append(
+            MeasurementIn(
+                device=spec.name,
+                space=space,
+                arch=arch,
+                metric=row.get("metric") or "latency_ms",
+                median=latency,
+                source=f"csv {file.name}",
+            )
+        )
+    data.devices = list(devices.values())
+    return data
+
+
+def import_csv(
+    db: HardwareDB, path: str | Path, *, progress: Callable[[int], None] | None = None
+) -> dict[str, int]:
+    """Import a measurement CSV in one transaction; re-importing changes nothing."""
+    return db.bulk_import(load_csv(path), progress=progress)

@@ -1,0 +1,175 @@
+"""Importer and exporter of the project's parquet dataset format.
+
+One row per measurement, device columns inlined.
+
+Columns are the :class:`~hwdb.MeasurementIn` fields (``environment`` and ``workload`` as JSON
+strings) plus ``device_family``, ``device_hardware``, ``device_runtime``, ``device_precision``,
+``device_batch_size``, ``device_threads``, ``device_provenance``, ``device_source`` and
+``device_attributes`` (JSON string). ``nas hwdb init`` imports every bundled
+``hwdb/data/*.parquet``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hwdb._bulk import BulkImport
+from hwdb._errors import ImportDataError
+from hwdb._types import DeviceSpec, MeasurementIn
+from hwdb.importers._common import bad, canonical_arch
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from hwdb._storage import HardwareDB
+
+__all__ = [
+    "COLUMNS",
+    "DEVICE_COLUMNS",
+    "bundled_datasets",
+    "export_parquet",
+    "import_parquet",
+    "load_parquet",
+]
+
+_STR, _F, _I = "string", "float64", "int64"
+COLUMNS: dict[str, str] = {
+    "device": _STR,
+    "space": _STR,
+    "arch": _STR,
+    "metric": _STR,
+    "median": _F,
+    "mean": _F,
+    "std": _F,
+    "min": _F,
+    "p90": _F,
+    "n_runs": _I,
+    "warmup": _I,
+    "protocol": _STR,
+    "environment": _STR,
+    "source": _STR,
+    "workload": _STR,
+    "benchmark_index": _I,
+}
+DEVICE_COLUMNS: dict[str, str] = {
+    "device_family": _STR,
+    "device_hardware": _STR,
+    "device_runtime": _STR,
+    "device_precision": _STR,
+    "device_batch_size": _I,
+    "device_threads": _I,
+    "device_provenance": _STR,
+    "device_source": _STR,
+    "device_attributes": _STR,
+}
+_JSON = ("environment", "workload", "device_attributes")
+
+
+def _schema() -> pa.Schema:
+    import pyarrow as pa
+
+    kinds = {_STR: pa.string(), _F: pa.float64(), _I: pa.int64()}
+    return pa.schema([(c, kinds[t]) for c, t in {**COLUMNS, **DEVICE_COLUMNS}.items()])
+
+
+def bundled_datasets() -> list[Path]:
+    """The ``hwdb/data/*.parquet`` files shipped with the package, sorted."""
+    return sorted((Path(__file__).resolve().parent / "data").glob("*.parquet"))
+
+
+def export_parquet(
+    db: HardwareDB, path: str | Path, *, space: str | None = None, device: str | None = None
+) -> int:
+    """Write the measurements (optionally of one space / device) to a parquet file.
+
+    Returns:
+        Number of rows written.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = db.measurement_frame(space=space, device=device)
+    records: list[dict[str, Any]] = frame.to_dict("records")
+    for rec in records:
+        for col in _JSON:
+            rec[col] = json.dumps(rec[col] or {}, sort_keys=True, default=str)
+    table = pa.Table.from_pylist(records, schema=_schema())
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, out)
+    return len(records)
+
+
+def _json(file: Path, where: str, field: str, text: Any) -> dict[str, Any]:
+    try:
+        value = json.loads(text) if text else {}
+    except (TypeError, ValueError):
+        raise bad(file, where, field, f"not valid JSON: {text!r}") from None
+    if not isinstance(value, dict):
+        raise bad(file, where, field, "must be a JSON object")
+    return value
+
+
+def _row(file: Path, i: int, rec: dict[str, Any]) -> tuple[DeviceSpec, MeasurementIn]:
+    where = f"row {i + 1}"
+    field = "device"
+    try:
+        spec = DeviceSpec(
+            name=rec["device"],
+            **{c[len("device_") :]: rec[c] for c in DEVICE_COLUMNS if c != "device_attributes"},
+            attributes=_json(file, where, "device_attributes", rec["device_attributes"]),
+        )
+        field = "arch"
+        arch = canonical_arch(str(rec["space"]), str(rec["arch"]), file, where)
+        field = "median"
+        kw = {c: rec[c] for c in COLUMNS if c not in ("arch", "environment", "workload")}
+        meas = MeasurementIn(
+            **{**kw, "arch": arch},
+            environment=_json(file, where, "environment", rec["environment"]),
+            workload=_json(file, where, "workload", rec["workload"]),
+        )
+    except ImportDataError:
+        raise
+    except (TypeError, ValueError) as exc:
+        name = str(exc).split("`")[1] if "`" in str(exc) else field
+        raise bad(file, where, name, str(exc)) from None
+    return spec, meas
+
+
+def load_parquet(path: str | Path) -> BulkImport:
+    """Read and validate a parquet dataset (nothing is written).
+
+    Raises:
+        ImportDataError: naming the file, the row and the column.
+    """
+    import pyarrow.parquet as pq
+
+    file = Path(path)
+    try:
+        table = pq.read_table(file)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises many types
+        raise bad(file, "file", "content", f"not a readable parquet file ({exc})") from None
+    missing = [c for c in (*COLUMNS, *DEVICE_COLUMNS) if c not in table.column_names]
+    if missing:
+        raise bad(file, "schema", missing[0], "missing column")
+    data = BulkImport()
+    devices: dict[str, DeviceSpec] = {}
+    for i, rec in enumerate(table.to_pylist()):
+        spec, meas = _row(file, i, rec)
+        devices.setdefault(spec.name, spec)
+        data.rows.append(meas)
+    data.devices = list(devices.values())
+    return data
+
+
+def import_parquet(
+    db: HardwareDB, path: str | Path, *, progress: Callable[[int], None] | None = None
+) -> int:
+    """Import a parquet dataset in one transaction; returns measurements newly inserted.
+
+    Devices that already exist are kept; existing measurements are kept (idempotent).
+    """
+    return db.bulk_import(load_parquet(path), progress=progress)["measurements"]

@@ -1,0 +1,1 @@
+"""Alembic migration environment of :mod:`hwdb` (package data, run programmatically)."""

@@ -1,0 +1,180 @@
+"""HardwareDB repository behaviour on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC
+
+import pytest
+
+from hwdb import (
+    AccuracyIn,
+    DeviceSpec,
+    DuplicateError,
+    HardwareDB,
+    MeasurementIn,
+    NotFoundError,
+)
+from tests.hwdb._helpers import nb201_archs
+
+SPACE = "nasbench201"
+
+
+def _rows(
+    device: str, archs: list[str], scale: float = 1.0, protocol: str = ""
+) -> list[MeasurementIn]:
+    return [
+        MeasurementIn(device, SPACE, a, median=scale * (i + 1), protocol=protocol, n_runs=5)
+        for i, a in enumerate(archs)
+    ]
+
+
+def test_devices_upsert_get_list(db_url: str) -> None:
+    with HardwareDB(db_url) as db:
+        first = db.upsert_device(DeviceSpec("jetson-nano-fp32", family="jetson", threads=4))
+        assert first.created_at.tzinfo is not None
+        updated = db.upsert_device(
+            DeviceSpec("jetson-nano-fp32", family="jetson", hardware="Jetson Nano 4GB")
+        )
+        assert updated.id == first.id and updated.hardware == "Jetson Nano 4GB"
+        assert updated.threads is None
+        db.upsert_device(DeviceSpec("local-torch-t1", attributes={"cpu": "x86"}))
+        assert db.get_device("local-torch-t1").attributes == {"cpu": "x86"}
+        assert [d.name for d in db.list_devices()] == ["jetson-nano-fp32", "local-torch-t1"]
+        assert [d.name for d in db.list_devices(family="jetson")] == ["jetson-nano-fp32"]
+        assert db.list_devices(space=SPACE) == []
+        with pytest.raises(NotFoundError, match="nope"):
+            db.get_device("nope")
+
+
+def test_measurements_idempotent_and_replace(db_url: str) -> None:
+    archs = nb201_archs(20)
+    with HardwareDB(db_url) as db:
+        db.upsert_device(DeviceSpec("d1"))
+        assert db.add_measurements(_rows("d1", archs)) == 20
+        assert db.add_measurements(_rows("d1", archs, scale=2.0)) == 0
+        assert db.latency_table(SPACE)["d1"].max() == 20.0
+        assert db.add_measurements(_rows("d1", archs[:5], scale=2.0), replace=True) == 5
+        table = db.latency_table(SPACE)
+        assert table.loc[archs[0], "d1"] == 2.0 and table.loc[archs[10], "d1"] == 11.0
+        # another protocol is another row
+        assert db.add_measurements(_rows("d1", archs[:3], protocol="rr10")) == 3
+        assert db.measured_archs(space=SPACE, device="d1", protocol="rr10") == set(archs[:3])
+        assert db.measured_archs(space=SPACE, device="d1") == set(archs)
+        assert db.stats()["spaces"][SPACE] == {
+            "devices": 1,
+            "architectures": 20,
+            "measurements": 23,
+        }
+
+
+def test_missing_device_writes_nothing(db_url: str) -> None:
+    archs = nb201_archs(4)
+    with HardwareDB(db_url) as db:
+        db.upsert_device(DeviceSpec("d1"))
+        with pytest.raises(NotFoundError, match="ghost"):
+            db.add_measurements(_rows("d1", archs) + _rows("ghost", archs))
+        assert db.stats() == {"spaces": {}, "devices": 1}
+
+
+def test_latency_table_and_records(db_url: str) -> None:
+    archs = nb201_archs(6)
+    with HardwareDB(db_url) as db:
+        db.upsert_device(DeviceSpec("a"))
+        db.upsert_device(DeviceSpec("b", family="gpu"))
+        db.add_measurements(_rows("a", archs))
+        db.add_measurements(
+            [MeasurementIn("b", SPACE, archs[0], median=9.5, benchmark_index=123, std=0.1)]
+        )
+        table = db.latency_table(SPACE)
+        assert list(table.columns) == ["a", "b"] and table.index.name == "arch"
+        assert table.loc[archs[0], "b"] == 9.5 and math.isnan(table.loc[archs[1], "b"])
+        assert table.attrs["benchmark_index"][archs[0]] == 123
+        only_b = db.latency_table(SPACE, devices=["b"])
+        assert list(only_b.columns) == ["b"]
+        with pytest.raises(NotFoundError):
+            db.latency_table(SPACE, devices=["zzz"])
+        with pytest.raises(NotFoundError, match="mnasnet"):
+            db.latency_table("mnasnet")
+        frame = db.architectures(SPACE)
+        assert list(frame.columns) == ["arch", "benchmark_index", "hash"] and len(frame) == 6
+        assert frame["hash"].str.len().eq(64).all()
+        recs = db.measurements(device="b")
+        assert recs[0]["std"] == 0.1 and recs[0]["created_at"].tzinfo == UTC
+        page = db.measurements(space=SPACE, limit=2, offset=1)
+        assert len(page) == 2 and page[0]["id"] > page[1]["id"]
+        assert [d.name for d in db.list_devices(space=SPACE)] == ["a", "b"]
+        assert db.list_spaces() == [SPACE]
+
+
+def test_accuracies(db_url: str) -> None:
+    archs = nb201_archs(3)
+    with HardwareDB(db_url) as db:
+        rows = [
+            AccuracyIn(SPACE, a, "cifar10", "test_accuracy", 90.0 + i) for i, a in enumerate(archs)
+        ]
+        assert db.add_accuracies(rows) == 3
+        assert db.add_accuracies(rows) == 0
+        series = db.accuracy_table(SPACE, dataset="cifar10")
+        assert series[archs[2]] == 92.0 and series.index.name == "arch"
+        assert db.accuracy_table(SPACE, dataset="cifar100").empty
+
+
+def test_artifacts(db_url: str) -> None:
+    with HardwareDB(db_url) as db:
+        a = db.save_artifact(
+            kind="help", space=SPACE, version="1", payload=b"\x00w1", summary={"n": 1}, metrics={}
+        )
+        b = db.save_artifact(
+            kind="help", space=SPACE, version="2", payload=b"w2", summary={}, metrics={"r": 0.9}
+        )
+        assert b > a
+        latest = db.load_artifact(kind="help", space=SPACE)
+        assert latest.version == "2" and latest.payload == b"w2" and latest.metrics == {"r": 0.9}
+        assert db.load_artifact(kind="help", space=SPACE, version="1").payload == b"\x00w1"
+        with pytest.raises(DuplicateError):
+            db.save_artifact(
+                kind="help", space=SPACE, version="1", payload=b"", summary={}, metrics={}
+            )
+        with pytest.raises(NotFoundError):
+            db.load_artifact(kind="mlp", space=SPACE)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"median": 0.0}, "median"),
+        ({"median": -1.0}, "median"),
+        ({"median": float("nan")}, "median"),
+        ({"median": 1.0, "n_runs": 0}, "n_runs"),
+        ({"median": 1.0, "std": -1.0}, "std"),
+        ({"median": 1.0, "warmup": -1}, "warmup"),
+    ],
+)
+def test_measurement_in_rejects_bad_values(kwargs: dict[str, float], name: str) -> None:
+    with pytest.raises(ValueError, match=f"`{name}`"):
+        MeasurementIn("d", SPACE, "x", **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"family": "quantum"}, "family"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"provenance": "x"}, "provenance"),
+    ],
+)
+def test_device_spec_rejects_bad_values(kwargs: dict[str, object], name: str) -> None:
+    with pytest.raises(ValueError, match=f"`{name}`"):
+        DeviceSpec("d", **kwargs)  # type: ignore[arg-type]
+
+
+def test_default_url_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    from hwdb import default_database_url
+
+    monkeypatch.setenv("NAS_DATABASE_URL", "sqlite:///x.sqlite")
+    assert default_database_url() == "sqlite:///x.sqlite"
+    monkeypatch.delenv("NAS_DATABASE_URL")
+    assert default_database_url().startswith("sqlite:///") and default_database_url().endswith(
+        "hwdb.sqlite"
+    )
