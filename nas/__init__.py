@@ -2,8 +2,29 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from nas._errors import CLIUsageError, NasError
+
+if TYPE_CHECKING:
+    from nas.search import (  # noqa: F401
+        SearchResult,
+        export_model,
+        resolve_devices,
+        run_search,
+    )
 
 __version__ = "0.1.0"
 
-__all__ = ["CLIUsageError", "NasError", "__version__"]
+# Re-exported lazily so that `import nas` (the CLI entry point) stays free of optuna/torch.
+_SEARCH_EXPORTS = ("SearchResult", "export_model", "resolve_devices", "run_search")
+
+__all__ = ["CLIUsageError", "NasError", "__version__", *_SEARCH_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SEARCH_EXPORTS:
+        import nas.search
+
+        return getattr(nas.search, name)
+    raise AttributeError(f"module 'nas' has no attribute {name!r}")

@@ -1,11 +1,191 @@
-"""`nas measure` commands (not yet implemented)."""
+"""`nas measure`: time architectures on this machine into the hardware database."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+
+from nas._cli._common import console, err_console, print_json
+from nas._errors import CLIUsageError
+
+if TYPE_CHECKING:
+    from nas.measure import MeasureConfig, MeasureReport, RetestResult
+    from search_spaces import SearchSpace
 
 __all__ = ["register"]
 
+_PRECISIONS = ("fp32", "bf16", "fp16")
+_RUNTIMES = ("torch", "onnxruntime")
+_DEVICE_TYPES = ("auto", "cpu", "cuda")
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise CLIUsageError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+@contextmanager
+def _progress(enabled: bool, label: str) -> Iterator[Callable[[int, int, str], None] | None]:
+    """A rich progress bar with ETA on stderr, fed by the library's progress callback."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=False) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int, what: str) -> None:
+            bar.update(task, completed=done, total=total, description=f"{label}: {what}")
+
+        yield update
+
+
+def _print_report(report: MeasureReport) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{report.space} on {report.device} ({report.protocol})")
+    table.add_column("arch", overflow="fold", max_width=60)
+    table.add_column("metric")
+    for col in ("median ms", "p90 ms", "std ms", "runs"):
+        table.add_column(col, justify="right")
+    for arch, per_metric in report.measured.items():
+        for metric, s in per_metric.items():
+            table.add_row(
+                arch, metric, f"{s['median']:.3f}", f"{s['p90']:.3f}", f"{s['std']:.3f}",
+                str(s["n_runs"]),
+            )  # fmt: skip
+    if report.measured:
+        console.print(table)
+    console.print(
+        f"measured {len(report.measured)}, skipped {len(report.skipped)} already stored, "
+        f"{report.rows_written} rows written",
+        markup=False,
+    )
+
+
+def _print_retest(result: RetestResult) -> None:
+    console.print(
+        f"test-retest on {result.n} archs ({result.metric}): Spearman {result.spearman:.4f}, "
+        f"MAPE {result.mape:.2f}%",
+        markup=False,
+    )
+
+
+def _config(opts: dict[str, Any], space: SearchSpace[Any]) -> MeasureConfig:
+    from nas.measure import MeasureConfig, TimingProtocol
+
+    config = MeasureConfig(
+        runtime=_choice("--runtime", opts["runtime"], _RUNTIMES),
+        precision=_choice("--precision", opts["precision"], _PRECISIONS),
+        batch_size=opts["batch"],
+        threads=opts["threads"],
+        device_type=_choice("--device-type", opts["device_type"], _DEVICE_TYPES),
+        protocol=TimingProtocol(
+            rounds=opts["rounds"], repeats=opts["repeats"], warmup=opts["warmup"]
+        ),
+        chunk_size=opts["chunk_size"] or 10,
+        seed=opts["seed"],
+        onnx_exporter=_choice("--onnx-exporter", opts["onnx_exporter"], ("dynamo", "torchscript")),
+    )
+    overrides = {k: opts[k] for k in ("resolution", "prompt_len", "decode_len") if opts[k]}
+    if not overrides:
+        return config
+    default = config.resolve(space).workload  # the space's measurement workload
+    return replace(config, workload=replace(default, **overrides))
+
+
+def measure(
+    space: Annotated[str, typer.Option("--space", help="Search space, e.g. mnasnet.")],
+    device_name: Annotated[
+        str | None, typer.Option("--device-name", help="Device name to store results under.")
+    ] = None,
+    n: Annotated[int | None, typer.Option("--n", help="Random architectures.", min=1)] = None,
+    archs: Annotated[
+        Path | None, typer.Option("--archs", help="File: one architecture per line.")
+    ] = None,
+    reference_set: Annotated[
+        bool, typer.Option("--reference-set", help="Hardware-embedding + reference archs.")
+    ] = False,
+    threads: Annotated[int | None, typer.Option("--threads", min=1)] = None,
+    precision: Annotated[str, typer.Option("--precision", help="fp32, bf16 or fp16.")] = "fp32",
+    batch: Annotated[int, typer.Option("--batch", min=1)] = 1,
+    runtime: Annotated[str, typer.Option("--runtime", help="torch or onnxruntime.")] = "torch",
+    device_type: Annotated[str, typer.Option("--device-type", help="auto, cpu, cuda.")] = "auto",
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    rounds: Annotated[int, typer.Option("--rounds", min=1, help="Interleaved rounds.")] = 10,
+    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Runs per round.")] = 3,
+    warmup: Annotated[int, typer.Option("--warmup", min=0)] = 5,
+    chunk_size: Annotated[
+        int | None,
+        typer.Option("--chunk-size", min=1, help="Models per group (default 10; retest: all)."),
+    ] = None,
+    resolution: Annotated[int | None, typer.Option("--resolution", min=1)] = None,
+    prompt_len: Annotated[int | None, typer.Option("--prompt-len", min=1)] = None,
+    decode_len: Annotated[int | None, typer.Option("--decode-len", min=1)] = None,
+    onnx_exporter: Annotated[str, typer.Option("--onnx-exporter")] = "dynamo",
+    force: Annotated[bool, typer.Option("--force", help="Re-measure stored archs.")] = False,
+    retest: Annotated[
+        bool, typer.Option("--retest", help="Measure twice, print test-retest agreement.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    server: Annotated[str | None, typer.Option("--server", help="Upload to a server.")] = None,
+    api_key: Annotated[str | None, typer.Option("--api-key")] = None,
+) -> None:
+    """Time architectures with the interleaved protocol; results are committed as they finish."""
+    opts = dict(locals())
+    if server is not None or api_key is not None:
+        raise CLIUsageError("--server/--api-key upload is not available yet")
+    from hwdb import HardwareDB
+    from nas import measure as lib
+    from search_spaces import get_space
+
+    sp = get_space(space)
+    cfg = _config(opts, sp)
+    sources = sum(x is not None and x is not False for x in (n, archs, reference_set))
+    if sources != 1:
+        raise CLIUsageError("give exactly one of --n, --archs and --reference-set")
+    selected = lib.select_architectures(
+        sp, n=n, archs_file=archs, reference_set=reference_set or False, seed=seed
+    )
+    if retest:
+        if chunk_size is None:  # one interleaved group: nothing is committed during a retest
+            cfg = replace(cfg, chunk_size=max(1, min(len(selected), 50)))
+        with _progress(not as_json, "retest") as cb:
+            result = lib.retest(space=sp.name, archs=selected, config=cfg, progress=cb)
+        print_json(result.summary()) if as_json else _print_retest(result)
+        return
+    if not device_name:
+        raise CLIUsageError("--device-name is required (unless --retest)")
+    with HardwareDB() as db, _progress(not as_json, f"measure {sp.name}") as cb:
+        report = lib.measure_architectures(
+            db, space=sp.name, device=device_name, archs=selected, config=cfg, force=force,
+            progress=cb,
+        )  # fmt: skip
+    print_json(report.to_dict()) if as_json else _print_report(report)
+
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add ``nas measure`` to ``app``."""
+    app.command("measure")(measure)

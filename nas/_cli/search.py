@@ -1,11 +1,118 @@
-"""`nas search` commands (not yet implemented)."""
+"""`nas search`: hardware-aware NSGA-II search emitting Pareto-optimal architectures."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from nas._cli._common import console, err_console, print_json
 
 __all__ = ["register"]
 
+_DEVICE_HELP = (
+    "Device name or pattern (repeatable). Exact name, else substring of names, else family; "
+    "several matches -> most measurements in the space, then name (the choice is printed)."
+)
+
+
+def _budgets(values: list[float], devices: list[str]) -> dict[str, float] | None:
+    from nas import CLIUsageError
+
+    if not values:
+        return None
+    if len(values) == 1:
+        return dict.fromkeys(devices, values[0])
+    if len(values) != len(devices):
+        raise CLIUsageError("give one --latency-budget for all devices or one per --device")
+    return dict(zip(devices, values, strict=True))
+
+
+def search(
+    device: Annotated[list[str], typer.Option("--device", "-d", help=_DEVICE_HELP)],
+    space: Annotated[str, typer.Option(help="Search space.")] = "mnasnet",
+    latency_budget: Annotated[
+        list[float] | None,
+        typer.Option("--latency-budget", help="Budget in ms (one, or per device)."),
+    ] = None,
+    budget_z: Annotated[
+        float, typer.Option("--budget-z", help="Constrain mean + z*std (1.645: 95% quantile).")
+    ] = 0.0,
+    trials: Annotated[int, typer.Option(help="Total trials in the study.")] = 1000,
+    population: Annotated[int, typer.Option(help="NSGA-II population size.")] = 50,
+    accuracy: Annotated[
+        str, typer.Option(help="table | proxy[:NAME] | short-train | MODULE:FUNC.")
+    ] = "table",
+    dataset: Annotated[
+        str, typer.Option(help="Accuracy dataset for --accuracy table.")
+    ] = "cifar10",
+    predictor: Annotated[str | None, typer.Option(help="Latency predictor name.")] = None,
+    storage: Annotated[
+        str | None, typer.Option(help="RDB URL or journal file (default OUT/study.journal).")
+    ] = None,
+    study: Annotated[str | None, typer.Option("--study", help="Study name.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the front as JSON.")] = False,
+) -> None:
+    """Search Pareto-optimal architectures (accuracy vs latency per device).
+
+    Rerunning the same command resumes the study (also after a crash); several processes on
+    one PostgreSQL --storage and --study cooperate.
+    """
+    from hwdb import HardwareDB
+    from nas.search import (
+        front_table,
+        load_latency_models,
+        make_accuracy_objective,
+        resolve_devices,
+        run_search,
+    )
+    from search_spaces import get_space
+
+    sp = get_space(space)
+    with HardwareDB(os.environ.get("NAS_DATABASE_URL")) as db:
+        matches = resolve_devices(db, list(device), space=sp.name)
+        for m in matches:
+            err_console.print(m.describe(), markup=False)
+        names = [m.device for m in matches]
+        budgets = _budgets(list(latency_budget or []), names)
+        objective = make_accuracy_objective(
+            accuracy, space=sp, db=db, dataset=dataset, seed=seed or 0
+        )
+        models, note = load_latency_models(db, space=sp, devices=names, predictor=predictor)
+        err_console.print(note, markup=False)
+    study_name = study or f"{sp.name}-{'+'.join(names)}-{objective.name}".replace(":", "-")
+    out_dir = out or Path("nas-search") / study_name
+    result = run_search(
+        space=sp,
+        devices=names,
+        accuracy=objective,
+        latency_models=models,
+        trials=trials,
+        population=population,
+        budget_ms=budgets,
+        budget_quantile_z=budget_z,
+        storage=storage,
+        study_name=study_name,
+        seed=seed,
+        out_dir=out_dir,
+        progress=not as_json,
+    )
+    if as_json:
+        print_json(result.front)
+        return
+    console.print(front_table(result))
+    hv = f", hypervolume {result.history[-1]['hypervolume']:.4f}" if result.history else ""
+    console.print(
+        f"{result.n_trials} trials ({result.n_new_trials} new, {result.trials_per_s:.0f}/s){hv}; "
+        f"study {result.study_name!r} in {result.storage}; outputs in {out_dir}",
+        markup=False,
+    )
+
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add `nas search` to ``app``."""
+    app.command("search")(search)

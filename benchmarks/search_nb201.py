@@ -1,0 +1,170 @@
+"""Search quality on nasbench201: HV ratio of the found front vs the true Pareto front (JSON).
+
+Device: LatBench Jetson Nano fp32; only its 10 hardware-embedding (reference) archs + 10 random
+archs are visible to the latency model, everything else is predicted. Accuracy: NATS-Bench
+CIFAR-10 test accuracy. The front found in ``--trials`` trials is re-scored with the device's
+true latencies; HV convention: (test error %, latency ms) minimised, normalised by the true
+front's ideal->nadir range, reference point (1.1, 1.1). Random search with the same number of
+trials is reported beside it.
+
+Usage: python benchmarks/search_nb201.py [--seeds 5] [--trials 1000] [--latency knn|adapted]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+DEVICE = "embedded-gpu-jetson-nano-fp32"
+
+
+def _data(shared: Path) -> tuple[pd.Series, pd.Series]:
+    from search_spaces import get_space
+
+    sp = get_space("nasbench201")
+    acc = pd.read_csv(shared / "nb201-accuracy" / "nats_bench.csv")
+    lat = pd.read_csv(shared / "latbench" / "latbench_nb201_ms.csv")
+    archs = [sp.canonicalize(a) for a in acc["ArchitectureString"]]
+    return (
+        pd.Series(acc["CIFAR10TestAccuracy200Epochs"].to_numpy(), index=archs),
+        pd.Series(lat[f"{DEVICE}_ms"].to_numpy(), index=archs).dropna(),
+    )
+
+
+def _front_hv(
+    archs: list[str], acc: pd.Series, lat: pd.Series, ideal: np.ndarray, nadir: np.ndarray
+) -> float:
+    from nas.search import normalized_hypervolume
+
+    archs = [a for a in dict.fromkeys(archs) if a in lat.index]
+    pts = np.array([[100.0 - acc[a], lat[a]] for a in archs]).reshape(-1, 2)
+    return normalized_hypervolume(pts, ideal=ideal, nadir=nadir)
+
+
+def _latency_model(kind: str, db_url: str) -> object:
+    from hwdb import HardwareDB
+    from nas.search import MeasuredLatencyModel
+    from search_spaces import get_space
+
+    with HardwareDB(db_url) as db:
+        if kind == "knn":
+            return MeasuredLatencyModel.from_db(db, space=get_space("nasbench201"), device=DEVICE)
+        from predictors import get_adapted_predictor
+
+        return get_adapted_predictor(db, space="nasbench201", device=DEVICE)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--trials", type=int, default=1000)
+    ap.add_argument("--population", type=int, default=50)
+    ap.add_argument("--budget", type=float, default=None, help="latency budget (ms)")
+    ap.add_argument("--latency", choices=("knn", "adapted"), default="adapted")
+    ap.add_argument("--db", default=None, help="hwdb URL with source devices (adapted)")
+    ap.add_argument("--shared-data", default=os.environ.get("NAS_SHARED_DATA", "../shared/data"))
+    args = ap.parse_args(argv)
+
+    from hwdb import DeviceSpec, HardwareDB, MeasurementIn
+    from nas.search import TableAccuracy, pareto_mask, run_search
+    from search_spaces import get_space
+
+    sp = get_space("nasbench201")
+    acc, lat = _data(Path(args.shared_data))
+    both = lat.index.intersection(acc.index)
+    pts = np.column_stack([100.0 - acc[both].to_numpy(), lat[both].to_numpy()])
+    true_front = pts[pareto_mask(pts)]
+    ideal, nadir = true_front.min(axis=0), true_front.max(axis=0)
+    tmp = tempfile.mkdtemp()
+    db_url = args.db or f"sqlite:///{tmp}/hwdb.sqlite"
+    rng = np.random.default_rng(12345)
+    visible = [sp.to_string(a) for a in sp.hardware_embedding_archs()]
+    visible += [str(a) for a in rng.choice(np.asarray(both), 10, replace=False)]
+    with HardwareDB(db_url) as db:
+        db.upsert_device(
+            DeviceSpec(
+                name=DEVICE, family="jetson", hardware="NVIDIA Jetson Nano", provenance="imported"
+            )
+        )
+        db.add_measurements(
+            [
+                MeasurementIn(
+                    device=DEVICE,
+                    space="nasbench201",
+                    arch=a,
+                    median=float(lat[a]),
+                    source="LatBench",
+                )
+                for a in visible
+                if a in lat.index
+            ]
+        )
+    model = _latency_model(args.latency, db_url)
+    table = TableAccuracy(acc, name="table:cifar10")
+    runs = []
+    for seed in range(args.seeds):
+        t0 = time.perf_counter()
+        res = run_search(
+            space=sp,
+            devices=[DEVICE],
+            accuracy=table,
+            latency_models={DEVICE: model},
+            trials=args.trials,
+            population=args.population,
+            seed=seed,
+            budget_ms=args.budget,
+            out_dir=f"{tmp}/s{seed}",
+        )
+        front = [e["arch"] for e in res.front]
+        rgen = np.random.default_rng(10_000 + seed)
+        rs = [sp.to_string(sp.random(rgen)) for _ in range(args.trials)]
+        row = {
+            "seed": seed,
+            "front_size": len(front),
+            "trials_per_s": res.trials_per_s,
+            "wall_s": time.perf_counter() - t0,
+        }
+        true_hv = _front_hv_true(true_front, ideal, nadir)
+        row["hv_ratio"] = _front_hv(front, acc, lat, ideal, nadir) / true_hv
+        row["random_hv_ratio"] = _front_hv(rs, acc, lat, ideal, nadir) / true_hv
+        if args.budget is not None:
+            row["share_front_meeting_budget"] = (
+                float(np.mean([lat[a] <= args.budget for a in front if a in lat.index]))
+                if front
+                else None
+            )
+        runs.append(row)
+    out = {
+        "benchmark": "search_nb201",
+        "device": DEVICE,
+        "latency_model": args.latency,
+        "visible_archs": len(visible),
+        "trials": args.trials,
+        "population": args.population,
+        "budget_ms": args.budget,
+        "hv_ratio_mean": float(np.mean([r["hv_ratio"] for r in runs])),
+        "random_hv_ratio_mean": float(np.mean([r["random_hv_ratio"] for r in runs])),
+        "trials_per_s_mean": float(np.mean([r["trials_per_s"] for r in runs])),
+        "runs": runs,
+    }
+    json.dump(out, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+def _front_hv_true(front: np.ndarray, ideal: np.ndarray, nadir: np.ndarray) -> float:
+    from nas.search import normalized_hypervolume
+
+    return normalized_hypervolume(front, ideal=ideal, nadir=nadir)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

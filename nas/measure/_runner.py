@@ -1,0 +1,360 @@
+"""Orchestration: choose architectures, time them in groups, commit each group, resume, retest."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nas._errors import NasError
+from nas.measure._config import MeasureConfig, ResolvedConfig
+from nas.measure._environment import cpu_model, environment
+from nas.measure._stats import SampleStats, mape, spearman, summarize
+from nas.measure._timing import run_protocol
+
+if TYPE_CHECKING:
+    from hwdb import HardwareDB, MeasurementIn
+    from search_spaces import SearchSpace
+
+__all__ = [
+    "MeasureReport",
+    "ProgressCallback",
+    "RetestResult",
+    "measure_architectures",
+    "retest",
+    "select_architectures",
+]
+
+#: ``progress(completed, total, description)``; called after every build and timing block.
+ProgressCallback = Callable[[int, int, str], None]
+
+
+@dataclass
+class MeasureReport:
+    """What one :func:`measure_architectures` call did.
+
+    Attributes:
+        space: Space name.
+        device: Device name.
+        protocol: Protocol string stored with the rows.
+        workload: Workload dict stored with the rows.
+        measured: Per measured arch, metric -> :class:`SampleStats` as a dict.
+        skipped: Archs already in the database under this protocol (not re-measured).
+        rows_written: Rows inserted or replaced.
+    """
+
+    space: str
+    device: str
+    protocol: str
+    workload: dict[str, Any]
+    measured: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    rows_written: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RetestResult:
+    """Agreement of two independent measurement passes over the same architectures.
+
+    Attributes:
+        spearman: Spearman rank correlation of the two passes' medians.
+        mape: Mean absolute percentage difference of pass 2 from pass 1 (percent).
+        n: Number of architectures.
+        metric: The compared metric.
+        first: Pass-1 medians (ms), in arch order.
+        second: Pass-2 medians (ms), in arch order.
+    """
+
+    spearman: float
+    mape: float
+    n: int
+    metric: str
+    first: list[float]
+    second: list[float]
+
+    def summary(self) -> dict[str, Any]:
+        """``{"spearman", "mape", "n"}`` rounded for printing."""
+        return {"spearman": round(self.spearman, 4), "mape": round(self.mape, 3), "n": self.n}
+
+
+def select_architectures(
+    space: SearchSpace[Any],
+    *,
+    n: int | None = None,
+    archs_file: str | Path | None = None,
+    reference_set: bool = False,
+    seed: int | None = 0,
+) -> list[str]:
+    """Canonical architecture strings to measure (exactly one source must be given).
+
+    Args:
+        space: The search space.
+        n: Draw ``n`` distinct random architectures (``space.random``) with ``seed``.
+        archs_file: Text file, one architecture string or reference name per line
+            (blank lines and ``#`` comments ignored).
+        reference_set: The space's 10 hardware-embedding archs plus its reference models.
+        seed: Seed of the random draw.
+
+    Raises:
+        ValueError: If not exactly one source is given or ``n`` < 1.
+        InvalidArchError: For a line of ``archs_file`` that is not an architecture.
+    """
+    if sum(x is not None and x is not False for x in (n, archs_file, reference_set)) != 1:
+        raise ValueError("exactly one of `n`, `archs_file` and `reference_set` must be given.")
+    if archs_file is not None:
+        lines = Path(archs_file).read_text(encoding="utf-8").splitlines()
+        texts = [ln.split("#", 1)[0].strip() for ln in lines]
+        return _unique(space.to_string(space.resolve(t)) for t in texts if t)
+    if reference_set:
+        archs = [*space.hardware_embedding_archs(), *space.reference_archs().values()]
+        return _unique(space.to_string(a) for a in archs)
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"`n` must be greater than or equal to 1, got {n!r}.")
+    rng = np.random.default_rng(seed)
+    out: list[str] = []
+    seen: set[str] = set()
+    for _ in range(50 * n):
+        text = space.to_string(space.random(rng))
+        if text not in seen:
+            seen.add(text)
+            out.append(text)
+            if len(out) == n:
+                break
+    return out
+
+
+def _space(space: str | SearchSpace[Any]) -> SearchSpace[Any]:
+    from search_spaces import SearchSpace, get_space
+
+    return space if isinstance(space, SearchSpace) else get_space(space)
+
+
+def _unique(items: Iterator[str] | Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+@contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _time_group(
+    space: SearchSpace[Any],
+    archs: Sequence[str],
+    cfg: ResolvedConfig,
+    *,
+    rng: np.random.Generator,
+    tick: Callable[[str], None],
+) -> list[dict[str, SampleStats]]:
+    """Build ``archs``, time them together under the protocol, return per-arch statistics."""
+    samplers = []
+    for text in archs:
+        try:
+            samplers.append(cfg.build_sampler(space, space.from_string(text)))
+        except (RuntimeError, TypeError) as exc:
+            raise NasError(f"cannot build {space.name} arch {text!r}: {exc}") from exc
+        tick(f"built {len(samplers)}/{len(archs)}")
+    protocol = cfg.base.protocol
+    try:
+        raw = run_protocol(samplers, protocol, rng=rng, on_step=lambda: tick("timing"))
+    except RuntimeError as exc:
+        raise NasError(f"timing failed in group starting with {archs[0]!r}: {exc}") from exc
+    return [
+        {m: summarize(samples[m], threshold=protocol.outlier_threshold) for m in cfg.metrics}
+        for samples in raw
+    ]
+
+
+def _rows(
+    space: str,
+    device: str,
+    archs: Sequence[str],
+    stats: Sequence[dict[str, SampleStats]],
+    cfg: ResolvedConfig,
+    env: dict[str, Any],
+    source: str,
+) -> list[MeasurementIn]:
+    from hwdb import MeasurementIn
+
+    rows = []
+    for arch, per_metric in zip(archs, stats, strict=True):
+        for metric, s in per_metric.items():
+            rows.append(
+                MeasurementIn(
+                    device=device, space=space, arch=arch, metric=metric,
+                    median=s.median, mean=s.mean, std=s.std, min=s.min, p90=s.p90,
+                    n_runs=s.n_runs, warmup=cfg.base.protocol.warmup, protocol=cfg.protocol,
+                    environment={**env, "outliers_rejected": s.n_rejected},
+                    source=source, workload=cfg.workload.to_dict(),
+                )
+            )  # fmt: skip
+    return rows
+
+
+def _check_device(db: HardwareDB, cfg: ResolvedConfig, name: str, source: str) -> None:
+    from hwdb import NotFoundError
+
+    hardware = cpu_model() if cfg.device_type == "cpu" else ""
+    spec = cfg.device_spec(name, hardware=hardware, source=source)
+    try:
+        old = db.get_device(name)
+    except NotFoundError:
+        db.upsert_device(spec)
+        return
+    keys = ("runtime", "precision", "batch_size", "threads")
+    diff = [f"{k}={getattr(old, k)!r}" for k in keys if getattr(old, k) != getattr(spec, k)]
+    if diff:
+        raise NasError(
+            f"device {name!r} already exists with {', '.join(diff)}; "
+            "use another --device-name for this configuration"
+        )
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def measure_architectures(
+    db: HardwareDB,
+    *,
+    space: str | SearchSpace[Any],
+    device: str,
+    archs: Sequence[str],
+    config: MeasureConfig | None = None,
+    force: bool = False,
+    progress: ProgressCallback | None = None,
+    source: str = "nas measure",
+) -> MeasureReport:
+    """Measure ``archs`` of ``space`` on this machine and store them under ``device``.
+
+    Architectures are timed in groups of ``config.chunk_size`` under the interleaved protocol;
+    each group is committed in one transaction as soon as it finishes, so an interruption loses
+    at most the group in flight. Architectures already stored for this device and protocol (all
+    metrics) are skipped unless ``force`` (then their rows are replaced).
+
+    Args:
+        db: The hardware database.
+        space: Registered space name (or a space instance, e.g. a test variant).
+        device: Device name (created on first use; must match its stored configuration).
+        archs: Architecture strings or reference names of ``space``.
+        config: Measurement configuration (defaults: torch, fp32, batch 1).
+        force: Re-measure and replace what is already stored.
+        progress: Progress callback.
+        source: Stored as the rows' and the device's ``source``.
+
+    Returns:
+        A :class:`MeasureReport`.
+    """
+    sp = _space(space)
+    cfg = (config or MeasureConfig()).resolve(sp)
+    texts = _unique(sp.to_string(sp.resolve(a)) for a in archs)
+    _check_device(db, cfg, device, source)
+    report = MeasureReport(sp.name, device, cfg.protocol, cfg.workload.to_dict())
+    if not force:
+        done = set(texts)
+        for metric in cfg.metrics:
+            done &= db.measured_archs(
+                space=sp.name, device=device, metric=metric, protocol=cfg.protocol
+            )
+        report.skipped = [t for t in texts if t in done]
+        texts = [t for t in texts if t not in done]
+    total = len(texts) * (cfg.base.protocol.rounds + 2)
+    completed = 0
+
+    def tick(what: str) -> None:
+        nonlocal completed
+        completed += 1
+        if progress is not None:
+            progress(completed, total, what)
+
+    rng = np.random.default_rng(cfg.base.seed)
+    with _torch_threads(cfg.threads):
+        for group in _chunks(texts, cfg.base.chunk_size):
+            env = environment(
+                threads=cfg.threads, runtime=cfg.base.runtime, device_type=cfg.device_type
+            )
+            stats = _time_group(sp, group, cfg, rng=rng, tick=tick)
+            rows = _rows(sp.name, device, group, stats, cfg, env, source)
+            report.rows_written += db.add_measurements(rows, replace=force)
+            for arch, per_metric in zip(group, stats, strict=True):
+                report.measured[arch] = {m: s.to_dict() for m, s in per_metric.items()}
+    return report
+
+
+def measure_pass(
+    space: SearchSpace[Any],
+    archs: Sequence[str],
+    cfg: ResolvedConfig,
+    *,
+    seed: int | None,
+    tick: Callable[[str], None],
+) -> list[dict[str, SampleStats]]:
+    """One full pass over ``archs`` without touching a database (used by :func:`retest`)."""
+    rng = np.random.default_rng(seed)
+    out: list[dict[str, SampleStats]] = []
+    with _torch_threads(cfg.threads):
+        for group in _chunks(archs, cfg.base.chunk_size):
+            out.extend(_time_group(space, group, cfg, rng=rng, tick=tick))
+    return out
+
+
+def retest(
+    *,
+    space: str | SearchSpace[Any],
+    archs: Sequence[str],
+    config: MeasureConfig | None = None,
+    progress: ProgressCallback | None = None,
+) -> RetestResult:
+    """Measure ``archs`` twice in independent passes and compare the medians.
+
+    Each pass rebuilds every model. Nothing is written to a database.
+
+    Args:
+        space: Registered space name (or a space instance).
+        archs: At least 2 architecture strings or reference names.
+        config: Measurement configuration.
+        progress: Progress callback over both passes.
+
+    Returns:
+        Spearman correlation and MAPE (percent) of pass 2 against pass 1 on the primary
+        metric (``latency_ms``; ``e2e_ms`` for language models).
+    """
+    sp = _space(space)
+    cfg = (config or MeasureConfig()).resolve(sp)
+    texts = _unique(sp.to_string(sp.resolve(a)) for a in archs)
+    if len(texts) < 2:
+        raise ValueError(
+            f"`archs` must contain at least 2 distinct architectures, got {len(texts)}."
+        )
+    total = 2 * len(texts) * (cfg.base.protocol.rounds + 2)
+    completed = 0
+
+    def tick(what: str) -> None:
+        nonlocal completed
+        completed += 1
+        if progress is not None:
+            progress(completed, total, what)
+
+    seed = cfg.base.seed
+    first = measure_pass(sp, texts, cfg, seed=seed, tick=tick)
+    second = measure_pass(sp, texts, cfg, seed=None if seed is None else seed + 1, tick=tick)
+    metric = cfg.primary_metric
+    a = [s[metric].median for s in first]
+    b = [s[metric].median for s in second]
+    return RetestResult(spearman(a, b), mape(a, b), len(texts), metric, a, b)

@@ -1,0 +1,109 @@
+"""Hardware-aware NSGA-II architecture search (``nas search``) and model export (``nas export``).
+
+Names are imported lazily, so that e.g. the zero-cost proxies load without optuna.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nas.search._devices import (
+        ZERO_SHOT_RESOLVERS,
+        DeviceMatch,
+        resolve_device,
+        resolve_devices,
+    )
+    from nas.search._errors import DeviceResolutionError, SearchError, StudyMismatchError
+    from nas.search._export import EXPORT_FORMATS, export_model, load_exported
+    from nas.search._hypervolume import hypervolume, normalized_hypervolume
+    from nas.search._latency import MeasuredLatencyModel, load_latency_models
+    from nas.search._objectives import (
+        ProxyAccuracy,
+        ShortTrainAccuracy,
+        TableAccuracy,
+        UserFunctionAccuracy,
+        make_accuracy_objective,
+    )
+    from nas.search._pareto import front_table, pareto_mask, write_outputs
+    from nas.search._proxies import PROXIES, compute_proxies, make_batch, rank_ensemble
+    from nas.search._runner import run_search
+    from nas.search._storage import BatchedJournalFileBackend, open_storage
+    from nas.search._types import AccuracyObjective, LatencyModel, SearchResult
+
+_LAZY = {
+    "ZERO_SHOT_RESOLVERS": "nas.search._devices",
+    "DeviceMatch": "nas.search._devices",
+    "resolve_device": "nas.search._devices",
+    "resolve_devices": "nas.search._devices",
+    "DeviceResolutionError": "nas.search._errors",
+    "SearchError": "nas.search._errors",
+    "StudyMismatchError": "nas.search._errors",
+    "EXPORT_FORMATS": "nas.search._export",
+    "export_model": "nas.search._export",
+    "load_exported": "nas.search._export",
+    "hypervolume": "nas.search._hypervolume",
+    "normalized_hypervolume": "nas.search._hypervolume",
+    "MeasuredLatencyModel": "nas.search._latency",
+    "load_latency_models": "nas.search._latency",
+    "ProxyAccuracy": "nas.search._objectives",
+    "ShortTrainAccuracy": "nas.search._objectives",
+    "TableAccuracy": "nas.search._objectives",
+    "UserFunctionAccuracy": "nas.search._objectives",
+    "make_accuracy_objective": "nas.search._objectives",
+    "front_table": "nas.search._pareto",
+    "pareto_mask": "nas.search._pareto",
+    "write_outputs": "nas.search._pareto",
+    "PROXIES": "nas.search._proxies",
+    "compute_proxies": "nas.search._proxies",
+    "make_batch": "nas.search._proxies",
+    "rank_ensemble": "nas.search._proxies",
+    "run_search": "nas.search._runner",
+    "BatchedJournalFileBackend": "nas.search._storage",
+    "open_storage": "nas.search._storage",
+    "AccuracyObjective": "nas.search._types",
+    "LatencyModel": "nas.search._types",
+    "SearchResult": "nas.search._types",
+}
+
+__all__ = [
+    "EXPORT_FORMATS",
+    "PROXIES",
+    "ZERO_SHOT_RESOLVERS",
+    "AccuracyObjective",
+    "BatchedJournalFileBackend",
+    "DeviceMatch",
+    "DeviceResolutionError",
+    "LatencyModel",
+    "MeasuredLatencyModel",
+    "ProxyAccuracy",
+    "SearchError",
+    "SearchResult",
+    "ShortTrainAccuracy",
+    "StudyMismatchError",
+    "TableAccuracy",
+    "UserFunctionAccuracy",
+    "compute_proxies",
+    "export_model",
+    "front_table",
+    "hypervolume",
+    "load_exported",
+    "load_latency_models",
+    "make_accuracy_objective",
+    "make_batch",
+    "normalized_hypervolume",
+    "open_storage",
+    "pareto_mask",
+    "rank_ensemble",
+    "resolve_device",
+    "resolve_devices",
+    "run_search",
+    "write_outputs",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'nas.search' has no attribute {name!r}")

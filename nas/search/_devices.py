@@ -1,0 +1,109 @@
+"""Matching ``--device`` queries (``jetson``, ``titan_rtx_256``) to devices in the hwdb.
+
+Rule (documented in ``nas search --help``): an exact device name wins; otherwise the query is
+matched case-insensitively as a substring of device names, then as a device family. Only
+devices with latency data in the search space qualify. Among several matches the one with the
+most measurements in the space is chosen, ties broken by name; the choice and the alternatives
+are reported. With no match, the zero-shot hook (:data:`ZERO_SHOT_RESOLVERS`, filled by the
+zero-shot catalog once it exists) is asked; if it declines, a :class:`DeviceResolutionError`
+names the fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from nas.search._errors import DeviceResolutionError
+
+if TYPE_CHECKING:
+    from hwdb import HardwareDB
+
+__all__ = ["ZERO_SHOT_RESOLVERS", "DeviceMatch", "resolve_device", "resolve_devices"]
+
+
+@dataclass(frozen=True)
+class DeviceMatch:
+    """The device chosen for a query.
+
+    Attributes:
+        query: What the user typed.
+        device: Chosen device name.
+        rule: How it matched: ``"name"``, ``"substring"``, ``"family"`` or ``"zero-shot"``.
+        n_measurements: Its latency measurements in the space.
+        alternatives: Other matching devices (name, measurements), best first.
+    """
+
+    query: str
+    device: str
+    rule: str
+    n_measurements: int
+    alternatives: list[tuple[str, int]] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """One line for the terminal."""
+        text = (
+            f"device {self.query!r} -> {self.device} "
+            f"({self.rule} match, {self.n_measurements} measurements)"
+        )
+        if self.alternatives:
+            others = ", ".join(f"{n} ({c})" for n, c in self.alternatives[:5])
+            text += f"; also matched: {others}; pass the full name to choose another"
+        return text
+
+
+ZeroShotResolver = Callable[["HardwareDB", str, str], "DeviceMatch | None"]
+ZERO_SHOT_RESOLVERS: list[ZeroShotResolver] = []
+"""Hooks ``f(db, query, space) -> DeviceMatch | None`` tried when nothing in the DB matches."""
+
+
+def _counts(db: HardwareDB, space: str) -> dict[str, int]:
+    devices = [d.name for d in db.list_devices(space=space)]
+    if not devices:
+        return {}
+    table = db.latency_table(space, devices=devices)
+    return {d: int(table[d].notna().sum()) if d in table.columns else 0 for d in devices}
+
+
+def resolve_device(db: HardwareDB, query: str, *, space: str) -> DeviceMatch:
+    """Resolve one ``--device`` query (see the module docstring for the rule).
+
+    Raises:
+        ValueError: If ``query`` is empty.
+        DeviceResolutionError: If no device with data in ``space`` matches.
+    """
+    q = query.strip() if isinstance(query, str) else ""
+    if not q:
+        raise ValueError("`device` must be a non-empty device name or pattern.")
+    counts = {d: c for d, c in _counts(db, space).items() if c > 0}
+    if q in counts:
+        return DeviceMatch(q, q, "name", counts[q])
+    low = q.lower()
+    all_devices = db.list_devices()
+    by_name = [d.name for d in all_devices if low in d.name.lower()]
+    by_family = [d.name for d in all_devices if d.family.lower() == low]
+    for rule, names in (("substring", by_name), ("family", by_family)):
+        hits = sorted(((n, counts[n]) for n in names if n in counts), key=lambda x: (-x[1], x[0]))
+        if hits:
+            return DeviceMatch(q, hits[0][0], rule, hits[0][1], hits[1:])
+    for resolver in ZERO_SHOT_RESOLVERS:
+        match = resolver(db, q, space)
+        if match is not None:
+            return match
+    known = sorted(set(by_name) | set(by_family))
+    where = f"; {', '.join(known)} exist but have no data in {space!r}" if known else ""
+    raise DeviceResolutionError(
+        f"no device matching {q!r} has latency data in space {space!r}{where}; measure one with "
+        f"`nas measure --device NAME --space {space}` or import data with `nas hwdb import ...`"
+    )
+
+
+def resolve_devices(db: HardwareDB, queries: list[str], *, space: str) -> list[DeviceMatch]:
+    """Resolve several queries; two queries resolving to one device raise ``ValueError``."""
+    matches = [resolve_device(db, q, space=space) for q in queries]
+    names = [m.device for m in matches]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"`device` queries resolve to the same device twice: {', '.join(dup)}.")
+    return matches

@@ -1,0 +1,139 @@
+"""Latency models for the search: the production adapted predictor, or a measured-data kNN.
+
+``predictors.get_adapted_predictor`` (HELP, meta-learned) is the production model. When it
+cannot be imported, :class:`MeasuredLatencyModel` predicts from the device's own measurements in
+the DB: an exact lookup for measured architectures and an inverse-distance-weighted k-nearest-
+neighbour estimate otherwise, with the neighbours' weighted spread as the uncertainty. The
+distance is the Hamming distance between the canonical strings' token sequences (cheap for
+every space, unlike ``SearchSpace.encode`` which profiles a model).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nas.search._errors import SearchError
+
+if TYPE_CHECKING:
+    from hwdb import HardwareDB
+    from nas.search._types import LatencyModel
+    from search_spaces import SearchSpace
+
+__all__ = ["MeasuredLatencyModel", "MeasuredPrediction", "load_latency_models"]
+
+_SPLIT = re.compile(r"[|+~:_,\-\s]+")
+
+
+@dataclass(frozen=True)
+class MeasuredPrediction:
+    """Prediction of :class:`MeasuredLatencyModel` (fields of ``predictors.LatencyPrediction``)."""
+
+    archs: list[str]
+    mean_ms: np.ndarray
+    std_ms: np.ndarray
+    predictor: str
+    version: str
+    n_measurements: int
+    source: str
+
+
+class MeasuredLatencyModel:
+    """Latency of one device from its measured architectures (lookup + kNN).
+
+    Args:
+        space: The search space (for canonical strings and encodings).
+        device: Device name (for messages).
+        latencies: Measured median latency (ms) by canonical architecture string.
+        k: Neighbours for unmeasured architectures.
+    """
+
+    def __init__(
+        self, space: SearchSpace[Any], device: str, latencies: dict[str, float], *, k: int = 5
+    ) -> None:
+        if k < 1:
+            raise ValueError("`k` must be greater than or equal to 1.")
+        clean = {a: float(v) for a, v in latencies.items() if np.isfinite(v) and v > 0}
+        if not clean:
+            raise SearchError(
+                f"device {device!r} has no measured latencies in space {space.name!r}"
+            )
+        self.space, self.device, self.k = space, device, min(k, len(clean))
+        self._lookup = clean
+        self._archs = list(clean)
+        self._y = np.log(np.array([clean[a] for a in self._archs]))
+        self._vocab: dict[str, int] = {}
+        tokens = [self._tokens(a) for a in self._archs]
+        self._width = max(len(t) for t in tokens)
+        self._x = np.stack([self._codes(t) for t in tokens])
+
+    @classmethod
+    def from_db(
+        cls, db: HardwareDB, *, space: SearchSpace[Any], device: str, k: int = 5
+    ) -> MeasuredLatencyModel:
+        """Build from ``db.latency_table(space, devices=[device])``."""
+        table = db.latency_table(space.name, devices=[device])
+        col = table[device].dropna() if device in table.columns else table.iloc[:0, 0]
+        return cls(space, device, {str(a): float(v) for a, v in col.items()}, k=k)
+
+    @staticmethod
+    def _tokens(arch: str) -> list[str]:
+        return [t for t in _SPLIT.split(arch) if t]
+
+    def _codes(self, tokens: list[str]) -> np.ndarray:
+        codes = np.full(self._width, -1, dtype=np.int64)
+        for i, tok in enumerate(tokens[: self._width]):
+            codes[i] = self._vocab.setdefault(tok, len(self._vocab))
+        return codes
+
+    def _distance(self, arch: str) -> np.ndarray:
+        tokens = self._tokens(arch)
+        extra = max(len(tokens) - self._width, 0)
+        dist: np.ndarray = (self._x != self._codes(tokens)).sum(axis=1).astype(float)
+        return dist + extra
+
+    def predict(self, archs: Sequence[str]) -> MeasuredPrediction:
+        """Lookup measured archs, kNN (log-latency, inverse distance) for the rest."""
+        mean = np.empty(len(archs))
+        std = np.zeros(len(archs))
+        for i, arch in enumerate(archs):
+            if arch in self._lookup:
+                mean[i] = self._lookup[arch]
+                continue
+            d = self._distance(arch)
+            idx = np.argsort(d, kind="stable")[: self.k]
+            w = 1.0 / (d[idx] + 1e-6)
+            w /= w.sum()
+            mu = float(w @ self._y[idx])
+            sd = float(np.sqrt(w @ (self._y[idx] - mu) ** 2))
+            mean[i] = np.exp(mu)
+            std[i] = mean[i] * sd
+        return MeasuredPrediction(
+            list(archs), mean, std, "measured-knn", "1", len(self._lookup), "measured"
+        )
+
+
+def load_latency_models(
+    db: HardwareDB, *, space: SearchSpace[Any], devices: Sequence[str], predictor: str | None = None
+) -> tuple[dict[str, LatencyModel], str]:
+    """The latency model of every device, and a note saying which kind was used.
+
+    Uses ``predictors.get_adapted_predictor`` (adapted to each device's measurements) when the
+    predictor package provides it, else :class:`MeasuredLatencyModel`.
+    """
+    try:
+        from predictors import get_adapted_predictor  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        models: dict[str, LatencyModel] = {
+            d: MeasuredLatencyModel.from_db(db, space=space, device=d) for d in devices
+        }
+        return models, "latency: measured-data kNN (predictors.get_adapted_predictor unavailable)"
+    adapted: dict[str, LatencyModel] = {
+        d: get_adapted_predictor(db, space=space.name, device=d, predictor=predictor)
+        for d in devices
+    }
+    return adapted, "latency: adapted predictor (predictors.get_adapted_predictor)"

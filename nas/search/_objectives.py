@@ -1,0 +1,356 @@
+"""Accuracy objectives of the search: table lookup, zero-cost proxies, short training, user code."""
+
+from __future__ import annotations
+
+import importlib
+import math
+import sysconfig
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nas.search._errors import SearchError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import torch
+    from torch import nn
+
+    from hwdb import HardwareDB
+    from search_spaces import SearchSpace
+
+__all__ = [
+    "ProxyAccuracy",
+    "ShortTrainAccuracy",
+    "TableAccuracy",
+    "UserFunctionAccuracy",
+    "make_accuracy_objective",
+    "stdlib_corpus",
+]
+
+
+class TableAccuracy:
+    """Accuracy looked up in a table (e.g. NATS-Bench CIFAR-10 test accuracy on nasbench201).
+
+    Architectures missing from the table score NaN (their trials are recorded as failed).
+
+    Args:
+        table: Accuracy by canonical architecture string.
+        name: Objective name (default ``"table"``).
+    """
+
+    def __init__(self, table: pd.Series | dict[str, float], *, name: str = "table") -> None:
+        values = {
+            str(k): float(v)
+            for k, v in dict(table).items()
+            if v is not None and math.isfinite(float(v))
+        }
+        if not values:
+            raise SearchError(
+                "the accuracy table is empty (import accuracies with `nas hwdb import ...`)"
+            )
+        self.name, self._values = name, values
+
+    @classmethod
+    def from_db(
+        cls, db: HardwareDB, *, space: str, dataset: str, metric: str = "test_accuracy"
+    ) -> TableAccuracy:
+        """Load ``db.accuracy_table(space, dataset=dataset, metric=metric)``."""
+        table = db.accuracy_table(space, dataset=dataset, metric=metric)
+        if len(table) == 0:
+            raise SearchError(
+                f"no {metric} for dataset {dataset!r} in space {space!r}; import it first "
+                "(`nas hwdb import ...`) or use --accuracy proxy"
+            )
+        return cls(table, name=f"table:{dataset}")
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def evaluate(self, archs: Sequence[str]) -> np.ndarray:
+        """Table values (NaN where missing)."""
+        return np.array([self._values.get(a, math.nan) for a in archs], dtype=float)
+
+
+class ProxyAccuracy:
+    """A zero-cost proxy as the accuracy objective (see :mod:`nas.search._proxies`).
+
+    Heavy-tailed positive proxies (synflow, snip, grad_norm, params, flops) are reported as
+    ``log1p(value)``. ``vote`` is the mean, over synflow, jacob_cov and snip, of the share of a
+    fixed seeded calibration set of random architectures that score below the candidate: a
+    rank ensemble (Abdelfattah et al., ICLR 2021) that does not drift as the search proceeds.
+
+    Args:
+        space: The search space.
+        proxy: One of :data:`nas.search.PROXIES`.
+        batch_size: Random batch size.
+        seed: Seed of the batch, weight init and calibration set.
+        calibration: Calibration architectures for ``vote``.
+        resolution: Image side for vision spaces (default: the space's default workload).
+        device: Torch device.
+    """
+
+    _LOG = frozenset({"synflow", "snip", "grad_norm", "params", "flops"})
+
+    def __init__(
+        self,
+        space: SearchSpace[Any],
+        proxy: str = "vote",
+        *,
+        batch_size: int = 32,
+        seed: int = 0,
+        calibration: int = 32,
+        resolution: int | None = None,
+        device: str = "cpu",
+    ) -> None:
+        from nas.search._proxies import PROXIES
+
+        if proxy not in PROXIES:
+            raise ValueError(f"`proxy` must be one of {', '.join(PROXIES)}, got {proxy!r}.")
+        if calibration < 2:
+            raise ValueError("`calibration` must be greater than or equal to 2.")
+        self.space, self.proxy, self.name = space, proxy, f"proxy:{proxy}"
+        self.batch_size, self.seed, self.device, self.resolution = (
+            batch_size,
+            seed,
+            device,
+            resolution,
+        )
+        self.calibration = calibration
+        self._calib: dict[str, np.ndarray] | None = None
+
+    def raw(self, arch: str, names: Sequence[str]) -> dict[str, float]:
+        """Raw base-proxy values of one architecture."""
+        from nas.search._proxies import compute_proxies, make_batch
+
+        obj = self.space.from_string(arch)
+        return compute_proxies(
+            lambda: self.space.build(obj),
+            lambda m: make_batch(
+                self.space,
+                m,
+                batch_size=self.batch_size,
+                seed=self.seed,
+                resolution=self.resolution,
+                device=self.device,
+            ),
+            names,
+            seed=self.seed,
+            device=self.device,
+        )
+
+    def _calibration(self) -> dict[str, np.ndarray]:
+        from nas.search._proxies import VOTE_MEMBERS
+
+        if self._calib is None:
+            rng = np.random.default_rng(self.seed)
+            archs = [self.space.to_string(self.space.random(rng)) for _ in range(self.calibration)]
+            rows = [self.raw(a, VOTE_MEMBERS) for a in archs]
+            self._calib = {m: np.array([r[m] for r in rows]) for m in VOTE_MEMBERS}
+        return self._calib
+
+    def _score(self, arch: str) -> float:
+        from nas.search._proxies import VOTE_MEMBERS
+
+        if self.proxy != "vote":
+            v = self.raw(arch, [self.proxy])[self.proxy]
+            return (
+                float(np.log1p(max(v, 0.0))) if self.proxy in self._LOG and math.isfinite(v) else v
+            )
+        calib, vals = self._calibration(), self.raw(arch, VOTE_MEMBERS)
+        shares = []
+        for m in VOTE_MEMBERS:
+            ref = calib[m][np.isfinite(calib[m])]
+            v = vals[m] if math.isfinite(vals[m]) else -math.inf
+            shares.append(float(np.mean(ref < v)) if ref.size else 0.0)
+        return float(np.mean(shares))
+
+    def evaluate(self, archs: Sequence[str]) -> np.ndarray:
+        """Proxy score of each architecture (NaN where the proxy is undefined)."""
+        return np.array([self._score(a) for a in archs], dtype=float)
+
+
+def stdlib_corpus(max_bytes: int = 2_000_000) -> bytes:
+    """Concatenated Python standard-library sources (sorted, deterministic; no downloads)."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    chunks, total = [], 0
+    for path in sorted(root.glob("*.py")):
+        data = path.read_bytes()
+        chunks.append(data)
+        total += len(data)
+        if total >= max_bytes:
+            break
+    if not chunks:
+        raise SearchError(f"no Python sources found under {root}")
+    return b"".join(chunks)[:max_bytes]
+
+
+class ShortTrainAccuracy:
+    """Next-character accuracy (%) after a short character-level LM training run.
+
+    Text is the Python standard library's own sources (present on every machine); 90% trains,
+    the last 10% validates. Bytes are the tokens (ids < 256). Works with models returning
+    per-position logits ``(B, T, V)`` or last-position logits ``(B, V)``.
+
+    Args:
+        space: The search space (``nemotron_flash``).
+        steps: Optimiser steps (AdamW).
+        seq_len: Characters per sequence.
+        batch_size: Sequences per step.
+        lr: Learning rate.
+        seed: Seed of batches and weight init.
+        device: Torch device.
+        build: Optional model builder ``f(arch_string) -> nn.Module`` (default ``space.build``).
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace[Any],
+        *,
+        steps: int = 300,
+        seq_len: int = 64,
+        batch_size: int = 16,
+        lr: float = 1e-3,
+        seed: int = 0,
+        device: str = "cpu",
+        build: Callable[[str], nn.Module] | None = None,
+    ) -> None:
+        for arg, value in (("steps", steps), ("seq_len", seq_len), ("batch_size", batch_size)):
+            if value < 1:
+                raise ValueError(f"`{arg}` must be greater than or equal to 1.")
+        if not lr > 0:
+            raise ValueError("`lr` must be positive.")
+        self.space, self.name = space, f"short-train:{steps}"
+        self.steps, self.seq_len, self.batch_size, self.lr = steps, seq_len, batch_size, lr
+        self.seed, self.device = seed, device
+        self._build = build or (lambda a: space.build(space.from_string(a)))
+        self._data: np.ndarray | None = None
+
+    def _batch(self, gen: torch.Generator, lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
+        assert self._data is not None  # noqa: S101 - set in evaluate
+        data = torch.from_numpy(self._data)
+        starts = torch.randint(lo, hi - self.seq_len - 1, (self.batch_size,), generator=gen)
+        idx = starts[:, None] + torch.arange(self.seq_len + 1)
+        seq = data[idx]
+        return seq[:, :-1].to(self.device), seq[:, 1:].to(self.device)
+
+    @staticmethod
+    def _loss_acc(
+        model: nn.Module, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        from torch.nn import functional as F
+
+        from nas.search._proxies import _logits
+
+        logits = _logits(model(x))
+        target = y if logits.dim() == 3 else y[:, -1]
+        flat = logits.reshape(-1, logits.shape[-1]).float()
+        loss = F.cross_entropy(flat, target.reshape(-1))
+        return loss, (flat.argmax(-1) == target.reshape(-1)).float().mean()
+
+    def _train_one(self, arch: str) -> float:
+        import torch
+
+        gen = torch.Generator().manual_seed(self.seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            model = self._build(arch).to(self.device).train()
+        split = int(len(self._data) * 0.9) if self._data is not None else 0
+        opt = torch.optim.AdamW(model.parameters(), lr=self.lr)
+        for _ in range(self.steps):
+            loss, _ = self._loss_acc(model, *self._batch(gen, 0, split))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call,unused-ignore]
+            opt.step()
+        model.eval()
+        with torch.no_grad():
+            accs = [
+                self._loss_acc(model, *self._batch(gen, split, len(self._data or [])))[1]
+                for _ in range(8)
+            ]
+        return float(torch.stack(accs).mean()) * 100.0
+
+    def evaluate(self, archs: Sequence[str]) -> np.ndarray:
+        """Validation next-character accuracy (%) of each architecture."""
+        if self._data is None:
+            self._data = np.frombuffer(stdlib_corpus(), dtype=np.uint8).astype(np.int64)
+        out = []
+        for arch in archs:
+            try:
+                out.append(self._train_one(arch))
+            except RuntimeError:  # e.g. out of memory for this arch
+                out.append(math.nan)
+        return np.array(out, dtype=float)
+
+
+class UserFunctionAccuracy:
+    """A user function ``f(model, arch) -> float`` named as ``"module:function"``.
+
+    ``model`` is ``space.build(arch)`` (fresh, train mode); ``arch`` is the canonical string.
+
+    Raises:
+        ValueError: If the spec is not ``MODULE:FUNC``.
+        SearchError: If the module or function cannot be loaded.
+    """
+
+    def __init__(self, space: SearchSpace[Any], spec: str) -> None:
+        module_name, sep, func_name = spec.partition(":")
+        if not sep or not module_name or not func_name.isidentifier():
+            raise ValueError(
+                f"`accuracy` must be table, proxy, short-train or MODULE:FUNC, got {spec!r}."
+            )
+        try:
+            func = getattr(importlib.import_module(module_name), func_name)
+        except (ImportError, AttributeError) as exc:
+            raise SearchError(f"cannot load accuracy function {spec!r}: {exc}") from exc
+        if not callable(func):
+            raise SearchError(f"accuracy function {spec!r} is not callable")
+        self.space, self.name, self._func = space, spec, func
+
+    def evaluate(self, archs: Sequence[str]) -> np.ndarray:
+        """``f(space.build(arch), arch)`` for each architecture (non-finite -> NaN)."""
+        out = []
+        for arch in archs:
+            value = float(self._func(self.space.build(self.space.from_string(arch)), arch))
+            out.append(value if math.isfinite(value) else math.nan)
+        return np.array(out, dtype=float)
+
+
+def make_accuracy_objective(
+    spec: str,
+    *,
+    space: SearchSpace[Any],
+    db: HardwareDB | None = None,
+    dataset: str = "cifar10",
+    proxy: str = "vote",
+    seed: int = 0,
+    device: str = "cpu",
+) -> TableAccuracy | ProxyAccuracy | ShortTrainAccuracy | UserFunctionAccuracy:
+    """Build the objective named by ``spec``: table, proxy, short-train or ``MODULE:FUNC``.
+
+    Args:
+        spec: Objective kind (``proxy:NAME`` selects one proxy, e.g. ``proxy:synflow``).
+        space: The search space.
+        db: Database with the accuracy table (``table`` only).
+        dataset: Accuracy dataset of the table.
+        proxy: Default proxy for ``proxy``.
+        seed: Seed of proxies / short training.
+        device: Torch device for proxies / short training.
+
+    Raises:
+        ValueError: If ``spec`` is unknown, or ``table`` is asked without ``db``.
+    """
+    kind = spec.strip()
+    if kind == "table":
+        if db is None:
+            raise ValueError("`db` is required for the table accuracy objective.")
+        return TableAccuracy.from_db(db, space=space.name, dataset=dataset)
+    if kind == "proxy" or kind.startswith("proxy:"):
+        return ProxyAccuracy(space, kind.partition(":")[2] or proxy, seed=seed, device=device)
+    if kind == "short-train":
+        return ShortTrainAccuracy(space, seed=seed, device=device)
+    return UserFunctionAccuracy(space, kind)

@@ -1,0 +1,133 @@
+"""Pareto front extraction and the search's output files (JSON, CSV, PNG, history)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from nas.search._types import SearchResult
+
+__all__ = ["front_table", "pareto_mask", "write_outputs"]
+
+
+def pareto_mask(objectives: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
+    """Boolean mask of the non-dominated rows of ``objectives`` (all minimised).
+
+    Duplicated rows are all kept (callers de-duplicate by architecture).
+
+    Args:
+        objectives: Array of shape ``(n, d)``.
+    """
+    f = np.asarray(objectives, dtype=float)
+    if f.ndim != 2:
+        raise ValueError("`objectives` must be a 2-d array.")
+    mask = np.ones(len(f), dtype=bool)
+    for i in range(len(f)):
+        dominated_by = np.all(f <= f[i], axis=1) & np.any(f < f[i], axis=1)
+        if dominated_by.any():
+            mask[i] = False
+    return mask
+
+
+def _flatten(entry: dict[str, Any], devices: Sequence[str]) -> dict[str, Any]:
+    row: dict[str, Any] = {"arch": entry["arch"], "accuracy": entry["accuracy"]}
+    for dev in devices:
+        row[f"latency_ms[{dev}]"] = entry["latency_ms"][dev]
+        row[f"latency_std_ms[{dev}]"] = entry["latency_std_ms"][dev]
+    row.update(
+        {k: entry.get(k) for k in ("params", "macs", "feasible", "trial")},
+    )
+    return row
+
+
+def _plot(result: SearchResult, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dev = result.devices[0]
+    fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=110)
+    pts = np.array([[t["latency_ms"][dev], t["accuracy"]] for t in result.trials])
+    if len(pts):
+        ax.scatter(pts[:, 0], pts[:, 1], s=8, c="0.7", label=f"all trials ({len(pts)})")
+    front = sorted(result.front, key=lambda e: e["latency_ms"][dev])
+    if front:
+        fx = [e["latency_ms"][dev] for e in front]
+        fy = [e["accuracy"] for e in front]
+        ax.step(fx, fy, where="post", c="C3", lw=1)
+        ax.scatter(fx, fy, s=24, c="C3", label=f"Pareto front ({len(front)})", zorder=3)
+    for dev_budget in [result.budget_ms.get(dev)] if result.budget_ms else []:
+        if dev_budget is not None:
+            ax.axvline(dev_budget, ls="--", c="k", lw=0.8, label=f"budget {dev_budget:g} ms")
+    ax.set_xlabel(f"predicted latency on {dev} (ms)")
+    ax.set_ylabel(f"accuracy ({result.accuracy})")
+    ax.set_title(f"{result.space}: {result.study_name}")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_outputs(result: SearchResult, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """Write ``pareto.json``, ``pareto.csv``, ``pareto.png`` and ``history.json``.
+
+    Args:
+        result: A finished search.
+        out_dir: Folder (created if missing).
+
+    Returns:
+        The written paths by kind.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "json": out / "pareto.json",
+        "csv": out / "pareto.csv",
+        "png": out / "pareto.png",
+        "history": out / "history.json",
+    }
+    paths["json"].write_text(json.dumps(result.front, indent=2) + "\n")
+    rows = [_flatten(e, result.devices) for e in result.front]
+    with paths["csv"].open("w", newline="") as fh:
+        fields = list(rows[0]) if rows else ["arch", "accuracy"]
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    history = {
+        "study": result.study_name,
+        "hypervolume_convention": result.hypervolume_convention,
+        "generations": result.history,
+    }
+    paths["history"].write_text(json.dumps(history, indent=2) + "\n")
+    _plot(result, paths["png"])
+    return paths
+
+
+def front_table(result: SearchResult) -> Table:
+    """A rich table of the Pareto front, sorted by latency on the first device."""
+    from rich.table import Table
+
+    table = Table(title=f"Pareto front: {result.space}, {len(result.front)} architectures")
+    table.add_column("#", justify="right")
+    table.add_column("arch", overflow="fold")
+    table.add_column(f"accuracy ({result.accuracy})", justify="right")
+    for dev in result.devices:
+        table.add_column(f"{dev} ms (±std)", justify="right")
+    table.add_column("params", justify="right")
+    table.add_column("MMACs", justify="right")
+    for i, e in enumerate(result.front, 1):
+        lat = [f"{e['latency_ms'][d]:.3f} ±{e['latency_std_ms'][d]:.3f}" for d in result.devices]
+        params = "" if e.get("params") is None else f"{e['params']:,}"
+        macs = "" if e.get("macs") is None else f"{e['macs'] / 1e6:.1f}"
+        table.add_row(str(i), e["arch"], f"{e['accuracy']:.4g}", *lat, params, macs)
+    return table

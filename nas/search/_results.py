@@ -1,0 +1,133 @@
+"""Turning a finished study into a :class:`SearchResult` (front, trials, hypervolume history)."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from optuna.trial import FrozenTrial, TrialState
+
+from nas.search._hypervolume import normalized_hypervolume
+from nas.search._pareto import pareto_mask, write_outputs
+from nas.search._types import SearchResult
+
+if TYPE_CHECKING:
+    import optuna
+
+    from search_spaces import SearchSpace
+
+__all__ = ["HV_CONVENTION", "collect_result"]
+
+HV_CONVENTION = (
+    "objectives (-accuracy, latency_ms per device) minimised, normalised by the final "
+    "front's ideal->nadir range, reference point 1.1 on every axis; cumulative per generation"
+)
+
+
+def _row(t: FrozenTrial, devices: list[str]) -> dict[str, Any]:
+    values = t.values or []
+    feasible = all(v <= 0.0 for v in t.constraints.values())
+    return {
+        "arch": t.user_attrs["arch"],
+        "accuracy": float(values[0]),
+        "latency_ms": dict(zip(devices, map(float, values[1:]), strict=True)),
+        "latency_std_ms": {
+            d: float(t.user_attrs.get("latency_std_ms", {}).get(d, 0.0)) for d in devices
+        },
+        "feasible": feasible,
+        "trial": t.number,
+    }
+
+
+def _objectives(rows: list[dict[str, Any]], devices: list[str]) -> np.ndarray:
+    return np.array(
+        [[-r["accuracy"]] + [r["latency_ms"][d] for d in devices] for r in rows]
+    ).reshape(len(rows), 1 + len(devices))
+
+
+def front_of(rows: list[dict[str, Any]], devices: list[str]) -> list[dict[str, Any]]:
+    """Non-dominated feasible rows, one per architecture, sorted by first-device latency."""
+    unique = list({r["arch"]: r for r in rows if r["feasible"]}.values())
+    if not unique:
+        return []
+    mask = pareto_mask(_objectives(unique, devices))
+    front = [r for r, keep in zip(unique, mask, strict=True) if keep]
+    return sorted(front, key=lambda r: (r["latency_ms"][devices[0]], -r["accuracy"]))
+
+
+def _history(
+    rows: list[dict[str, Any]], devices: list[str], front: list[dict[str, Any]], population: int
+) -> list[dict[str, Any]]:
+    if not front or not rows:
+        return []
+    f = _objectives(front, devices)
+    ideal, nadir = f.min(axis=0), f.max(axis=0)
+    nadir = np.where(nadir > ideal, nadir, ideal + 1.0)
+    ordered = sorted(rows, key=lambda r: r["trial"])
+    out = []
+    for g, end in enumerate(range(population, len(ordered) + population, population)):
+        seen = ordered[: min(end, len(ordered))]
+        gen_front = front_of(seen, devices)
+        hv = (
+            normalized_hypervolume(_objectives(gen_front, devices), ideal=ideal, nadir=nadir)
+            if gen_front
+            else 0.0
+        )
+        out.append(
+            {"generation": g, "trials": len(seen), "hypervolume": hv, "front_size": len(gen_front)}
+        )
+    return out
+
+
+def _add_profile(space: SearchSpace[Any], entry: dict[str, Any]) -> dict[str, Any]:
+    try:
+        prof = space.profile(space.from_string(entry["arch"]))
+        params, macs = int(prof.params), int(prof.macs)
+    except Exception:  # noqa: BLE001 - a profile failure must not lose the front
+        params, macs = None, None
+    return {**entry, "params": params, "macs": macs}
+
+
+def collect_result(
+    study: optuna.Study,
+    space: SearchSpace[Any],
+    devices: list[str],
+    accuracy: str,
+    budget: dict[str, float],
+    *,
+    population: int,
+    storage: str | None,
+    n_new: int,
+    n_evaluated: int,
+    elapsed_s: float,
+    out_dir: str | os.PathLike[str] | None,
+) -> SearchResult:
+    """Build the result of ``study`` and write the output files when ``out_dir`` is given."""
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    rows = [_row(t, devices) for t in trials if "arch" in t.user_attrs]
+    front = [_add_profile(space, e) for e in front_of(rows, devices)]
+    n_finished = len(
+        study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
+    )
+    result = SearchResult(
+        study_name=study.study_name,
+        storage=storage,
+        space=space.name,
+        devices=list(devices),
+        accuracy=accuracy,
+        budget_ms=dict(budget),
+        front=front,
+        trials=rows,
+        history=_history(rows, devices, front, population),
+        hypervolume_convention=HV_CONVENTION,
+        n_trials=n_finished,
+        n_new_trials=n_new,
+        n_evaluated=n_evaluated,
+        elapsed_s=elapsed_s if math.isfinite(elapsed_s) else 0.0,
+        out_dir=None if out_dir is None else os.fspath(out_dir),
+    )
+    if out_dir is not None:
+        result.files = {k: os.fspath(v) for k, v in write_outputs(result, out_dir).items()}
+    return result

@@ -1,0 +1,364 @@
+"""The hardware-aware NSGA-II search loop (batched ask/tell over Optuna).
+
+Each generation is asked from Optuna's ``NSGAIISampler`` (Deb et al., "A fast and elitist
+multiobjective genetic algorithm: NSGA-II", IEEE TEVC 2002) as one batch of ``population``
+trials. Every parameter of the space is suggested in every trial (``SearchSpace.sample``), the
+batch's new architectures are scored with one accuracy call and one latency-model call per
+device, and all trials are told together; the storage is then checkpointed once.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import optuna
+from optuna.study import StudyDirection
+from optuna.trial import TrialState
+
+from nas.search._errors import SearchError, StudyMismatchError
+from nas.search._storage import StudyStorage, open_storage
+from nas.search._types import AccuracyObjective, LatencyModel, SearchResult
+
+if TYPE_CHECKING:
+    from search_spaces import SearchSpace
+
+__all__ = ["run_search"]
+
+ProgressFn = Callable[[int, int], None]
+_FINISHED = (TrialState.COMPLETE, TrialState.FAIL)
+
+
+@dataclass(frozen=True)
+class _Evaluation:
+    accuracy: float
+    mean: dict[str, float]
+    std: dict[str, float]
+
+    @property
+    def ok(self) -> bool:
+        return math.isfinite(self.accuracy)
+
+
+@dataclass(frozen=True)
+class _Config:
+    space: SearchSpace[Any]
+    devices: list[str]
+    accuracy: AccuracyObjective
+    models: dict[str, LatencyModel]
+    trials: int
+    population: int
+    budget: dict[str, float]
+    z: float
+
+
+def _check_budget(
+    budget_ms: float | Mapping[str, float] | None, devices: list[str]
+) -> dict[str, float]:
+    if budget_ms is None:
+        return {}
+    raw = dict(budget_ms) if isinstance(budget_ms, Mapping) else dict.fromkeys(devices, budget_ms)
+    unknown = sorted(set(raw) - set(devices))
+    if unknown:
+        raise ValueError(f"`budget_ms` names devices that are not searched: {', '.join(unknown)}.")
+    for dev, value in raw.items():
+        if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+            raise ValueError(f"`budget_ms` for {dev!r} must be a positive number, got {value!r}.")
+    return {d: float(v) for d, v in raw.items()}
+
+
+def _check_args(
+    space: str | SearchSpace[Any],
+    devices: Sequence[str],
+    accuracy: AccuracyObjective,
+    latency_models: Mapping[str, LatencyModel] | Sequence[LatencyModel],
+    trials: int,
+    population: int,
+    budget_ms: float | Mapping[str, float] | None,
+    budget_quantile_z: float,
+) -> _Config:
+    from search_spaces import get_space
+
+    space_obj = get_space(space) if isinstance(space, str) else space
+    devs = list(devices)
+    if not devs or not all(isinstance(d, str) and d for d in devs):
+        raise ValueError("`devices` must be a non-empty list of device names.")
+    if len(set(devs)) != len(devs):
+        raise ValueError("`devices` must not repeat a device.")
+    if isinstance(latency_models, Mapping):
+        missing = [d for d in devs if d not in latency_models]
+        if missing:
+            raise ValueError(f"`latency_models` has no model for: {', '.join(missing)}.")
+        models = {d: latency_models[d] for d in devs}
+    else:
+        if len(latency_models) != len(devs):
+            raise ValueError("`latency_models` must have one model per device.")
+        models = dict(zip(devs, latency_models, strict=True))
+    for dev, model in models.items():
+        if not callable(getattr(model, "predict", None)):
+            raise ValueError(f"`latency_models[{dev!r}]` has no predict(archs) method.")
+    if not callable(getattr(accuracy, "evaluate", None)) or not getattr(accuracy, "name", ""):
+        raise ValueError("`accuracy` must have a name and an evaluate(archs) method.")
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise ValueError("`trials` must be greater than or equal to 1.")
+    if isinstance(population, bool) or not isinstance(population, int) or population < 2:
+        raise ValueError("`population` must be greater than or equal to 2.")
+    if not math.isfinite(budget_quantile_z) or budget_quantile_z < 0:
+        raise ValueError("`budget_quantile_z` must be a finite number >= 0.")
+    budget = _check_budget(budget_ms, devs)
+    return _Config(space_obj, devs, accuracy, models, trials, population, budget, budget_quantile_z)
+
+
+def _study_attrs(cfg: _Config) -> dict[str, Any]:
+    return {
+        "nas_space": cfg.space.name,
+        "nas_devices": cfg.devices,
+        "nas_accuracy": cfg.accuracy.name,
+        "nas_budget_ms": cfg.budget,
+        "nas_budget_quantile_z": cfg.z,
+    }
+
+
+def _open_study(cfg: _Config, store: StudyStorage, name: str, seed: int | None) -> optuna.Study:
+    directions = [StudyDirection.MAXIMIZE] + [StudyDirection.MINIMIZE] * len(cfg.devices)
+    existing = store.storage is not None and name in {
+        s.study_name
+        for s in optuna.get_all_study_summaries(store.storage, include_best_trial=False)
+    }
+    n_done = 0
+    if existing:
+        assert store.storage is not None  # noqa: S101 - `existing` implies a storage
+        old = optuna.load_study(study_name=name, storage=store.storage)
+        want = _study_attrs(cfg)
+        have = {k: old.user_attrs.get(k) for k in want}
+        if have != want or len(old.directions) != len(directions):
+            diff = [k.removeprefix("nas_") for k in want if have[k] != want[k]]
+            raise StudyMismatchError(
+                f"study {name!r} in {store.description} was created with other settings "
+                f"({', '.join(diff) or 'objectives'}); pass another --study name"
+            )
+        n_done = len(old.get_trials(deepcopy=False, states=_FINISHED))
+    sampler_seed = None
+    if seed is not None:
+        sampler_seed = (seed + 1_000_003 * n_done + (os.getpid() if store.is_rdb else 0)) % 2**32
+    sampler = optuna.samplers.NSGAIISampler(population_size=cfg.population, seed=sampler_seed)
+    study = optuna.create_study(
+        storage=store.storage,
+        study_name=name,
+        directions=directions,
+        sampler=sampler,
+        load_if_exists=True,
+    )
+    if not existing:
+        for key, value in _study_attrs(cfg).items():
+            study.set_user_attr(key, value)
+        names = [f"accuracy:{cfg.accuracy.name}"] + [f"latency_ms:{d}" for d in cfg.devices]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
+    return study
+
+
+def _cache_from_study(study: optuna.Study, devices: list[str]) -> dict[str, _Evaluation]:
+    cache: dict[str, _Evaluation] = {}
+    for t in study.get_trials(deepcopy=False, states=_FINISHED):
+        arch = t.user_attrs.get("arch")
+        if not isinstance(arch, str):
+            continue
+        if t.state == TrialState.FAIL or t.values is None:
+            cache[arch] = _Evaluation(math.nan, {}, {})
+            continue
+        std = t.user_attrs.get("latency_std_ms", {})
+        mean = dict(zip(devices, map(float, t.values[1:]), strict=True))
+        cache[arch] = _Evaluation(
+            float(t.values[0]), mean, {d: float(std.get(d, 0.0)) for d in devices}
+        )
+    return cache
+
+
+def _predict(model: LatencyModel, archs: list[str], device: str) -> tuple[np.ndarray, np.ndarray]:
+    pred = model.predict(archs)
+    mean = np.asarray(pred.mean_ms, dtype=float).reshape(-1)
+    std = np.asarray(getattr(pred, "std_ms", np.zeros_like(mean)), dtype=float).reshape(-1)
+    if mean.shape != (len(archs),) or std.shape != (len(archs),):
+        raise SearchError(
+            f"latency model of {device!r} returned {mean.shape[0]} values for {len(archs)} archs"
+        )
+    if not (np.all(np.isfinite(mean)) and np.all(mean > 0)):
+        raise SearchError(
+            f"latency model of {device!r} returned non-finite or non-positive latencies"
+        )
+    return mean, np.nan_to_num(std, nan=0.0).clip(min=0.0)
+
+
+def _evaluate(cfg: _Config, archs: list[str]) -> dict[str, _Evaluation]:
+    if not archs:
+        return {}
+    acc = np.asarray(cfg.accuracy.evaluate(archs), dtype=float).reshape(-1)
+    if acc.shape != (len(archs),):
+        raise SearchError(
+            f"accuracy objective {cfg.accuracy.name!r} returned {acc.size} values "
+            f"for {len(archs)} archs"
+        )
+    ok = [i for i in range(len(archs)) if math.isfinite(acc[i])]
+    out = {a: _Evaluation(math.nan, {}, {}) for a in archs}
+    lat = {d: _predict(cfg.models[d], [archs[i] for i in ok], d) for d in cfg.devices} if ok else {}
+    for j, i in enumerate(ok):
+        mean = {d: float(lat[d][0][j]) for d in cfg.devices}
+        std = {d: float(lat[d][1][j]) for d in cfg.devices}
+        out[archs[i]] = _Evaluation(float(acc[i]), mean, std)
+    return out
+
+
+def _tell(
+    cfg: _Config, study: optuna.Study, trial: optuna.Trial, arch: str, ev: _Evaluation
+) -> None:
+    trial.set_user_attr("arch", arch)
+    if not ev.ok:
+        study.tell(trial, state=TrialState.FAIL)
+        return
+    trial.set_user_attr("latency_std_ms", ev.std)
+    for dev, budget in cfg.budget.items():
+        trial.set_constraint(dev, ev.mean[dev] + cfg.z * ev.std[dev] - budget)
+    study.tell(trial, [ev.accuracy] + [ev.mean[d] for d in cfg.devices])
+
+
+def _generation(cfg: _Config, study: optuna.Study, k: int, cache: dict[str, _Evaluation]) -> int:
+    batch = [study.ask() for _ in range(k)]
+    archs = [cfg.space.to_string(cfg.space.sample(t)) for t in batch]
+    new = list(dict.fromkeys(a for a in archs if a not in cache))
+    cache.update(_evaluate(cfg, new))
+    for trial, arch in zip(batch, archs, strict=True):
+        _tell(cfg, study, trial, arch, cache[arch])
+    return len(new)
+
+
+def _make_progress(
+    progress: bool | ProgressFn, total: int
+) -> tuple[ProgressFn | None, Callable[[], None]]:
+    if callable(progress):
+        return progress, lambda: None
+    if not progress:
+        return None, lambda: None
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress(
+        TextColumn("search"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = bar.add_task("search", total=total)
+    bar.start()
+    return (lambda done, _total: bar.update(task, completed=done)), bar.stop
+
+
+def run_search(
+    *,
+    space: str | SearchSpace[Any],
+    devices: Sequence[str],
+    accuracy: AccuracyObjective,
+    latency_models: Mapping[str, LatencyModel] | Sequence[LatencyModel],
+    trials: int = 1000,
+    population: int = 50,
+    budget_ms: float | Mapping[str, float] | None = None,
+    budget_quantile_z: float = 0.0,
+    storage: str | None = None,
+    study_name: str | None = None,
+    seed: int | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    progress: bool | ProgressFn = False,
+) -> SearchResult:
+    """Search Pareto-optimal architectures: maximise accuracy, minimise latency per device.
+
+    The study is resumed when ``storage`` already holds ``study_name`` (after a crash, rerun
+    the same call); ``trials`` is the total wanted in the study, not per call. Several
+    processes sharing one RDB storage and study cooperate.
+
+    Args:
+        space: Search-space name or object.
+        devices: Device names, one latency objective each.
+        accuracy: The accuracy objective (see :func:`nas.search.make_accuracy_objective`).
+        latency_models: Per device, an object whose ``predict(archs)`` returns ``mean_ms`` and
+            ``std_ms`` (e.g. ``predictors.get_adapted_predictor(...)``); a mapping by device
+            or a sequence in ``devices`` order.
+        trials: Total finished trials wanted in the study.
+        population: NSGA-II population size (= trials asked per batch).
+        budget_ms: Latency budget (ms) for every device, or per device; a constraint
+            ``mean + z * std - budget <= 0``.
+        budget_quantile_z: ``z`` above: 0 constrains the mean, 1.645 the 95% upper quantile.
+        storage: RDB URL or journal file; default ``OUT/study.journal`` (in memory without
+            ``out_dir``).
+        study_name: Study name; default ``"<space>-<devices>-<accuracy>"``.
+        seed: Seed of the sampler (``None``: random).
+        out_dir: Folder for ``pareto.json/.csv/.png`` and ``history.json``.
+        progress: ``True`` for a rich progress bar, or a callback ``(done, total)``.
+
+    Returns:
+        The :class:`SearchResult` (front, all trials, per-generation hypervolume).
+
+    Raises:
+        ValueError: On bad arguments (the message names the argument).
+        StudyMismatchError: If the stored study was created with other settings.
+        SearchError: If an objective or latency model misbehaves.
+    """
+    from nas.search._results import collect_result
+
+    cfg = _check_args(
+        space, devices, accuracy, latency_models, trials, population, budget_ms, budget_quantile_z
+    )
+    name = study_name or f"{cfg.space.name}-{'+'.join(cfg.devices)}-{cfg.accuracy.name}"
+    store = open_storage(storage, out_dir=out_dir)
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = _open_study(cfg, store, name, seed)
+        cache = _cache_from_study(study, cfg.devices)
+        finished = len(study.get_trials(deepcopy=False, states=_FINISHED))
+        own, n_eval = 0, 0
+        report, stop = _make_progress(progress, cfg.trials)
+        t0 = time.perf_counter()
+        try:
+            while finished < cfg.trials:
+                k = min(cfg.population, cfg.trials - finished)
+                n_eval += _generation(cfg, study, k, cache)
+                own += k
+                store.checkpoint()
+                finished = len(study.get_trials(deepcopy=False, states=_FINISHED))
+                if report is not None:
+                    report(min(finished, cfg.trials), cfg.trials)
+        finally:
+            store.checkpoint()
+            stop()
+        elapsed = time.perf_counter() - t0
+        return collect_result(
+            study,
+            cfg.space,
+            cfg.devices,
+            cfg.accuracy.name,
+            cfg.budget,
+            population=cfg.population,
+            storage=store.description,
+            n_new=own,
+            n_evaluated=n_eval,
+            elapsed_s=elapsed,
+            out_dir=out_dir,
+        )
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+        store.close()

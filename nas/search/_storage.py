@@ -1,0 +1,170 @@
+"""Persistence of the search study.
+
+Optuna's NSGA-II runs ~850 trials/s in memory but only ~70/s on a journal file and ~12/s on an
+RDB, because those storages write (and fsync) every single operation. A search evaluates a whole
+generation at once, so :class:`BatchedJournalFileBackend` keeps the journal in memory and appends
+one generation's log lines with a single write + fsync. The file is a standard Optuna journal
+(``optuna.storages.journal.JournalFileBackend`` and optuna-dashboard read it); a process killed
+mid-generation loses at most that generation, and a torn last line is cut off on reopen.
+
+RDB URLs (``sqlite:///...``, ``postgresql://...``) use Optuna's ``RDBStorage`` unchanged, so that
+several ``nas search`` processes can share one study.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import optuna
+from optuna.storages import BaseStorage
+from optuna.storages.journal import BaseJournalBackend, JournalStorage
+
+from nas.search._errors import SearchError
+
+__all__ = ["BatchedJournalFileBackend", "StudyStorage", "open_storage"]
+
+_RDB_PREFIXES = ("sqlite:", "postgresql", "postgres:", "mysql", "mariadb", "oracle", "mssql")
+
+
+class BatchedJournalFileBackend(BaseJournalBackend):
+    """An Optuna journal file written in batches by one process.
+
+    Logs live in memory and reach the file on :meth:`flush`. The process holds an exclusive
+    ``flock`` on ``<path>.lock`` while the backend is open, so a second writer fails fast
+    instead of corrupting the file (use an RDB storage for several workers).
+
+    Args:
+        path: Journal file (created if missing).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_fh: IO[str] | None = open(f"{self.path}.lock", "w")  # noqa: SIM115
+        try:
+            fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_fh.close()
+            self._lock_fh = None
+            raise SearchError(
+                f"journal {self.path} is in use by another process; give several workers "
+                "a shared RDB storage instead (--storage postgresql://...)"
+            ) from None
+        self._logs: list[dict[str, Any]] = []
+        self._pending: list[dict[str, Any]] = []
+        self._load()
+
+    def _load(self) -> None:
+        if not self.path.exists():
+            self.path.touch()
+            return
+        good = 0
+        with self.path.open("rb") as fh:
+            for line in fh:
+                if not line.endswith(b"\n"):
+                    break
+                try:
+                    self._logs.append(json.loads(line))
+                except json.JSONDecodeError:
+                    break
+                good += len(line)
+        if good != self.path.stat().st_size:  # torn tail from a killed writer
+            with self.path.open("r+b") as fh:
+                fh.truncate(good)
+
+    def read_logs(self, log_number_from: int) -> Iterable[dict[str, Any]]:
+        """Logs from ``log_number_from`` on (in memory, including unflushed ones)."""
+        return self._logs[log_number_from:]
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        """Queue ``logs`` for the next :meth:`flush`."""
+        self._logs.extend(logs)
+        self._pending.extend(logs)
+
+    def flush(self) -> None:
+        """Append the queued logs with one write and fsync."""
+        if not self._pending:
+            return
+        text = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in self._pending)
+        with self.path.open("ab") as fh:
+            fh.write(text.encode("utf-8"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        self._pending.clear()
+
+    def close(self) -> None:
+        """Flush and release the lock."""
+        self.flush()
+        if self._lock_fh is not None:
+            fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
+            self._lock_fh.close()
+            self._lock_fh = None
+
+
+@dataclass
+class StudyStorage:
+    """An Optuna storage plus how to checkpoint and close it.
+
+    Attributes:
+        storage: The Optuna storage (``None`` for an in-memory study).
+        description: URL or journal path, for messages and results.
+        backend: The batched journal backend, if any.
+    """
+
+    storage: BaseStorage | None
+    description: str | None
+    backend: BatchedJournalFileBackend | None = None
+
+    @property
+    def is_rdb(self) -> bool:
+        """Whether this is a shared RDB storage."""
+        return isinstance(self.storage, optuna.storages.RDBStorage)
+
+    def checkpoint(self) -> None:
+        """Make everything told so far durable (one write per generation)."""
+        if self.backend is not None:
+            self.backend.flush()
+
+    def close(self) -> None:
+        """Checkpoint and release files/connections."""
+        if self.backend is not None:
+            self.backend.close()
+        if isinstance(self.storage, optuna.storages.RDBStorage):
+            self.storage.remove_session()
+            self.storage.engine.dispose()
+
+
+def open_storage(storage: str | None, *, out_dir: str | os.PathLike[str] | None) -> StudyStorage:
+    """Open the storage named by ``storage``.
+
+    Args:
+        storage: An RDB URL (``sqlite:///f.db``, ``postgresql://...``), a journal file path
+            (optionally ``journal:PATH``), or ``None``: ``OUT/study.journal`` when ``out_dir``
+            is given, else an in-memory study (nothing persisted).
+        out_dir: The search's output folder.
+
+    Raises:
+        ValueError: If ``storage`` is an empty string.
+    """
+    if storage is not None and not storage.strip():
+        raise ValueError("`storage` must be a URL or a file path, got an empty string.")
+    if storage is None:
+        if out_dir is None:
+            return StudyStorage(None, None)
+        storage = str(Path(out_dir) / "study.journal")
+    text = storage.strip()
+    if text.lower().startswith(_RDB_PREFIXES):
+        try:
+            rdb = optuna.storages.RDBStorage(text, skip_compatibility_check=False)
+        except Exception as exc:  # noqa: BLE001 - any driver/connect error becomes one line
+            raise SearchError(f"cannot open storage {text!r}: {exc}") from exc
+        return StudyStorage(rdb, text)
+    path = Path(text.removeprefix("journal:")).expanduser()
+    backend = BatchedJournalFileBackend(path)
+    return StudyStorage(JournalStorage(backend), str(path), backend)

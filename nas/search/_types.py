@@ -1,0 +1,95 @@
+"""Protocols and result types of the search."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["AccuracyObjective", "LatencyModel", "LatencyPredictionLike", "SearchResult"]
+
+
+@runtime_checkable
+class LatencyPredictionLike(Protocol):
+    """What the search reads from a prediction (``predictors.LatencyPrediction`` fits)."""
+
+    mean_ms: np.ndarray
+    std_ms: np.ndarray
+
+
+@runtime_checkable
+class LatencyModel(Protocol):
+    """A latency model adapted to one device (``predictors.AdaptedLatencyModel`` fits)."""
+
+    def predict(self, archs: Sequence[str]) -> Any:
+        """Predict latencies of canonical architecture strings (returns mean_ms/std_ms)."""
+
+
+@runtime_checkable
+class AccuracyObjective(Protocol):
+    """An accuracy (or accuracy proxy) to maximise, evaluated on a batch of architectures.
+
+    ``evaluate`` returns one finite float per architecture, or NaN where the architecture
+    cannot be scored (that trial is then recorded as failed).
+    """
+
+    name: str
+
+    def evaluate(self, archs: Sequence[str]) -> np.ndarray:
+        """Score canonical architecture strings (higher is better)."""
+
+
+@dataclass
+class SearchResult:
+    """Outcome of :func:`nas.search.run_search`.
+
+    Attributes:
+        study_name: Optuna study name.
+        storage: Where the study lives (URL or journal file path; ``None`` in memory).
+        space: Search-space name.
+        devices: Device names, in objective order.
+        accuracy: Name of the accuracy objective.
+        budget_ms: Latency budget per device (empty: unconstrained).
+        front: Pareto-optimal architectures (dicts with ``arch``, ``accuracy``,
+            ``latency_ms``, ``latency_std_ms``, ``params``, ``macs``, ``feasible``, ``trial``).
+        trials: Every finished trial as ``{"arch", "accuracy", "latency_ms", "feasible"}``.
+        history: Per generation ``{"generation", "trials", "hypervolume"}``.
+        hypervolume_convention: How ``history`` was normalised.
+        n_trials: Finished trials in the study.
+        n_new_trials: Trials finished by this call.
+        n_evaluated: Distinct architectures this call evaluated (cache misses).
+        elapsed_s: Wall time of the search loop.
+        out_dir: Folder with the output files, if written.
+    """
+
+    study_name: str
+    storage: str | None
+    space: str
+    devices: list[str]
+    accuracy: str
+    budget_ms: dict[str, float]
+    front: list[dict[str, Any]]
+    trials: list[dict[str, Any]]
+    history: list[dict[str, Any]]
+    hypervolume_convention: str
+    n_trials: int
+    n_new_trials: int
+    n_evaluated: int
+    elapsed_s: float
+    out_dir: str | None = None
+    files: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def trials_per_s(self) -> float:
+        """Trials finished by this call per second of search loop."""
+        return self.n_new_trials / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def to_dict(self, *, include_trials: bool = False) -> dict[str, Any]:
+        """JSON-ready dict (``trials`` left out unless asked for)."""
+        data = asdict(self)
+        if not include_trials:
+            data.pop("trials")
+        data["trials_per_s"] = self.trials_per_s
+        return data

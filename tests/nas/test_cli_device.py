@@ -1,0 +1,63 @@
+"""`nas device ...` through the real entry point: exit codes, JSON, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hwdb import HardwareDB
+from nas._cli.main import main
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    out, err = capsys.readouterr()
+    return int(info.value.code or 0), out, err
+
+
+def test_catalog_json_and_table(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(["device", "catalog", "--json"], capsys)
+    assert code == 0
+    entries = json.loads(out)
+    assert {"jetson-nano", "jetson-orin-nano", "h100-sxm"} <= {e["name"] for e in entries}
+    assert all(e["citations"] for e in entries)
+    code, out, _ = _run(["device", "catalog"], capsys)
+    assert code == 0 and "jetson-orin-nano" in out
+
+
+def test_add_from_catalog(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = f"sqlite:///{tmp_path / 'd.sqlite'}"
+    argv = ["--db", db, "device", "add", "nano1", "--catalog", "Jetson Nano", "--precision",
+            "fp16", "--batch", "4", "--json"]  # fmt: skip
+    code, out, _ = _run(argv, capsys)
+    assert code == 0
+    assert json.loads(out) == {"name": "nano1", "catalog": "jetson-nano", "precision": "fp16",
+                               "batch_size": 4, "family": "jetson"}  # fmt: skip
+    with HardwareDB(db) as h:
+        dev = h.get_device("nano1")
+    assert dev.provenance == "catalog" and "DA-09366-001" in dev.source
+    code, out, _ = _run(["--db", db, "device", "add", "orin", "--catalog", "jetson"], capsys)
+    assert code == 0 and "jetson-orin-nano" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        (["device", "add", "x", "--catalog", "no-such-board"], 1, "unknown catalog device"),
+        (["device", "add", "x", "--catalog", "jetson", "--precision", "fp8"], 2, "--precision"),
+        (["device", "add", "x", "--catalog", "jetson", "--batch", "0"], 2, "--batch"),
+        (["device", "add", "x"], 2, "--catalog"),
+        (["device", "onboard", "x", "--space", "nasbench201", "--k", "-1"], 2, "--k"),
+        (["device", "onboard", "x", "--space", "nope"], 1, "unknown search space"),
+        (["device", "onboard", "x", "--space", "nasbench201"], 1, "not in the database"),
+    ],
+)
+def test_errors_are_one_line(
+    argv: list[str], code: int, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, _, err = _run(argv, capsys)
+    assert rc == code
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -1,0 +1,74 @@
+"""`nas measure` command line: real runs, JSON output, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hwdb import HardwareDB
+from nas._cli.main import main
+
+FAST = ["--rounds", "2", "--repeats", "1", "--warmup", "1", "--threads", "1", "--resolution", "16"]
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out, err = capsys.readouterr()
+    return int(exc.value.code or 0), out, err
+
+
+def test_measure_json_and_resume(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--db", sqlite_url, "measure", "--space", "nasbench201", "--device-name", "t1",
+            "--n", "2", "--json", *FAST]  # fmt: skip
+    code, out, _ = _run(argv, capsys)
+    assert code == 0
+    first = json.loads(out)
+    assert first["rows_written"] == 2 and len(first["measured"]) == 2
+    assert first["protocol"] == "interleaved-rr2x1-w1@r16"
+    code, out, _ = _run(argv, capsys)
+    second = json.loads(out)
+    assert code == 0 and second["rows_written"] == 0 and len(second["skipped"]) == 2
+    code, out, _ = _run([*argv, "--force"], capsys)
+    assert code == 0 and json.loads(out)["rows_written"] == 2
+    with HardwareDB(sqlite_url) as db:
+        assert len(db.measurements(space="nasbench201", device="t1")) == 2
+
+
+def test_retest_prints_agreement(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["measure", "--space", "nasbench201", "--retest", "--n", "3", "--json", *FAST]
+    code, out, _ = _run(argv, capsys)
+    result = json.loads(out)
+    assert code == 0 and set(result) == {"spearman", "mape", "n"} and result["n"] == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "needle"),
+    [
+        (["--space", "nope", "--device-name", "x", "--n", "2"], 1, "unknown search space"),
+        (["--space", "nasbench201", "--device-name", "x", "--n", "0"], 2, "--n"),
+        (["--space", "nasbench201", "--device-name", "x", "--n", "2", "--precision", "fp8"], 2,
+         "--precision"),
+        (["--space", "nasbench201", "--device-name", "x", "--n", "2", "--runtime", "tvm"], 2,
+         "--runtime"),
+        (["--space", "nasbench201", "--n", "2"], 2, "--device-name"),
+        (["--space", "nasbench201", "--device-name", "x"], 2, "exactly one"),
+        (["--space", "nasbench201", "--device-name", "x", "--n", "2", "--reference-set"], 2,
+         "exactly one"),
+        (["--space", "nasbench201", "--device-name", "x", "--n", "2", "--server", "http://h"], 2,
+         "not available yet"),
+        (["--space", "nasbench201", "--device-name", "x", "--archs", "/nonexistent/archs.txt"], 1,
+         "archs.txt"),
+        (["--space", "nasbench201", "--device-name", "x", "--n", "2", "--precision", "bf16",
+          "--runtime", "onnxruntime"], 1, "precision"),
+    ],
+)  # fmt: skip
+def test_bad_input_one_line_on_stderr(
+    args: list[str], code: int, needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, out, err = _run(["measure", *args], capsys)
+    assert rc == code
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0]
+    assert "Traceback" not in err and out == ""

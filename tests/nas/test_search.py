@@ -1,0 +1,238 @@
+"""Shared setup of the search tests: a small real hwdb over NATS-Bench and LatBench data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+DEVICE = "jetson-nano-fp32"
+LAT_COL = "embedded-gpu-jetson-nano-fp32_ms"
+
+
+def build_db(url: str, shared_data: Path, *, n_measured: int = 80, seed: int = 0) -> None:
+    """NATS-Bench CIFAR-10 accuracies (all archs) + ``n_measured`` Jetson Nano latencies."""
+    from hwdb import AccuracyIn, DeviceSpec, HardwareDB, MeasurementIn
+    from search_spaces import get_space
+
+    sp = get_space("nasbench201")
+    acc = pd.read_csv(shared_data / "nb201-accuracy" / "nats_bench.csv")
+    lat = pd.read_csv(shared_data / "latbench" / "latbench_nb201_ms.csv")
+    archs = [sp.canonicalize(a) for a in acc["ArchitectureString"]]
+    rng = np.random.default_rng(seed)
+    idx = [int(i) for i in rng.permutation(len(lat)) if np.isfinite(lat[LAT_COL][i])][:n_measured]
+    with HardwareDB(url) as db:
+        db.upsert_device(DeviceSpec(name=DEVICE, family="jetson", provenance="imported"))
+        db.upsert_device(DeviceSpec(name="jetson-orin-unmeasured", family="jetson"))
+        db.add_accuracies(
+            [
+                AccuracyIn(
+                    space="nasbench201",
+                    arch=a,
+                    dataset="cifar10",
+                    metric="test_accuracy",
+                    value=float(v),
+                )
+                for a, v in zip(archs, acc["CIFAR10TestAccuracy200Epochs"], strict=True)
+            ]
+        )
+        db.add_measurements(
+            [
+                MeasurementIn(
+                    device=DEVICE, space="nasbench201", arch=archs[i], median=float(lat[LAT_COL][i])
+                )
+                for i in idx
+            ]
+        )
+
+
+# --------------------------------------------------------------------------------- fixtures
+import json  # noqa: E402
+import math  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def db_url(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('search') / 'hwdb.sqlite'}"
+    build_db(url, shared_data)
+    return url
+
+
+class CountingTable:
+    """Wraps the table objective and records every architecture it scores."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner, self.name, self.seen = inner, "table:cifar10", []  # type: ignore[var-annotated]
+
+    def evaluate(self, archs: Sequence[str]) -> np.ndarray:
+        self.seen.extend(archs)
+        return self.inner.evaluate(archs)  # type: ignore[attr-defined,no-any-return]
+
+
+def _setup(db_url: str) -> tuple[object, dict[str, object]]:
+    from hwdb import HardwareDB
+    from nas.search import MeasuredLatencyModel, TableAccuracy
+    from search_spaces import get_space
+
+    sp = get_space("nasbench201")
+    with HardwareDB(db_url) as db:
+        acc = TableAccuracy.from_db(db, space="nasbench201", dataset="cifar10")
+        models = {DEVICE: MeasuredLatencyModel.from_db(db, space=sp, device=DEVICE)}
+    return acc, models
+
+
+# --------------------------------------------------------------------------------- tests
+def test_search_front_is_nondominated_and_outputs_parse(db_url: str, tmp_path: Path) -> None:
+    from nas.search import pareto_mask, run_search
+
+    acc, models = _setup(db_url)
+    counting = CountingTable(acc)
+    res = run_search(
+        space="nasbench201",
+        devices=[DEVICE],
+        accuracy=counting,
+        latency_models=models,
+        trials=120,
+        population=20,
+        seed=0,
+        out_dir=tmp_path / "out",
+    )
+    assert res.n_trials == 120 and res.n_new_trials == 120
+    assert len(counting.seen) == len(set(counting.seen)) == res.n_evaluated  # cache: once each
+    assert res.n_evaluated < 120  # NSGA-II revisits some archs; they were not re-scored
+    pts = np.array([[-t["accuracy"], t["latency_ms"][DEVICE]] for t in res.trials])
+    front = np.array([[-e["accuracy"], e["latency_ms"][DEVICE]] for e in res.front])
+    assert len(front) >= 2
+    for f in front:  # no trial dominates a front member
+        assert not np.any(np.all(pts <= f, axis=1) & np.any(pts < f, axis=1))
+    assert pareto_mask(front).all()
+    data = json.loads((tmp_path / "out" / "pareto.json").read_text())
+    assert [d["arch"] for d in data] == [e["arch"] for e in res.front]
+    for d in data:
+        assert set(d) >= {"arch", "accuracy", "latency_ms", "latency_std_ms", "params", "macs"}
+        assert d["params"] > 0 and d["macs"] > 0 and d["latency_ms"][DEVICE] > 0
+    assert (tmp_path / "out" / "pareto.csv").read_text().count("\n") == len(data) + 1
+    assert (tmp_path / "out" / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    hist = json.loads((tmp_path / "out" / "history.json").read_text())["generations"]
+    assert len(hist) == 6
+    hv = [h["hypervolume"] for h in hist]
+    assert all(b >= a - 1e-12 for a, b in zip(hv, hv[1:], strict=False))  # cumulative front
+    import optuna
+
+    study = optuna.load_study(
+        study_name=res.study_name,
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(tmp_path / "out" / "study.journal"))
+        ),
+    )
+    assert len(study.trials) == 120  # a standard journal, readable by optuna-dashboard
+
+
+def test_budget_is_a_constraint(db_url: str, tmp_path: Path) -> None:
+    from nas.search import run_search
+
+    acc, models = _setup(db_url)
+    budget = 12.0
+    res = run_search(
+        space="nasbench201",
+        devices=[DEVICE],
+        accuracy=acc,
+        latency_models=models,
+        trials=100,
+        population=20,
+        seed=1,
+        budget_ms=budget,
+        budget_quantile_z=1.0,
+    )
+    assert res.storage is None  # no out_dir, no storage: in memory
+    assert res.front and all(e["feasible"] for e in res.front)
+    for e in res.front:
+        assert e["latency_ms"][DEVICE] + e["latency_std_ms"][DEVICE] <= budget + 1e-9
+    assert any(not t["feasible"] for t in res.trials)
+
+
+def test_resume_and_study_mismatch(db_url: str, tmp_path: Path) -> None:
+    from nas.search import StudyMismatchError, run_search
+
+    acc, models = _setup(db_url)
+    kw = dict(
+        space="nasbench201",
+        devices=[DEVICE],
+        accuracy=acc,
+        latency_models=models,
+        population=20,
+        seed=0,
+        out_dir=tmp_path,
+    )
+    first = run_search(trials=40, **kw)  # type: ignore[arg-type]
+    second = run_search(trials=80, **kw)  # type: ignore[arg-type]
+    assert first.n_trials == 40 and second.n_trials == 80 and second.n_new_trials == 40
+    with pytest.raises(StudyMismatchError, match="budget"):
+        run_search(trials=100, budget_ms=5.0, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"trials": 0}, "`trials`"),
+        ({"population": 1}, "`population`"),
+        ({"devices": []}, "`devices`"),
+        ({"devices": ["other"]}, "`latency_models`"),
+        ({"budget_ms": -1.0}, "`budget_ms`"),
+        ({"budget_ms": {"nope": 1.0}}, "`budget_ms`"),
+        ({"budget_quantile_z": math.nan}, "`budget_quantile_z`"),
+        ({"storage": " "}, "`storage`"),
+    ],
+)
+def test_run_search_value_errors(db_url: str, kwargs: dict[str, object], match: str) -> None:
+    from nas.search import run_search
+
+    acc, models = _setup(db_url)
+    args: dict[str, object] = dict(
+        space="nasbench201",
+        devices=[DEVICE],
+        accuracy=acc,
+        latency_models=models,
+        trials=10,
+        population=4,
+    )
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        run_search(**args)  # type: ignore[arg-type]
+
+
+def test_device_resolution(db_url: str) -> None:
+    from hwdb import HardwareDB
+    from nas.search import DeviceResolutionError, resolve_device
+
+    with HardwareDB(db_url) as db:
+        m = resolve_device(db, "jetson", space="nasbench201")
+        assert (m.device, m.rule) == (DEVICE, "substring")  # the unmeasured Orin is skipped
+        assert resolve_device(db, DEVICE, space="nasbench201").rule == "name"
+        with pytest.raises(DeviceResolutionError, match="nas measure"):
+            resolve_device(db, "jetson-orin", space="nasbench201")
+        with pytest.raises(ValueError, match="`device`"):
+            resolve_device(db, " ", space="nasbench201")
+
+
+def test_measured_latency_model_lookup_and_knn(db_url: str) -> None:
+    from hwdb import HardwareDB
+    from nas.search import MeasuredLatencyModel
+    from search_spaces import get_space
+
+    sp = get_space("nasbench201")
+    with HardwareDB(db_url) as db:
+        table = db.latency_table("nasbench201", devices=[DEVICE])[DEVICE].dropna()
+        model = MeasuredLatencyModel.from_db(db, space=sp, device=DEVICE)
+    known = list(table.index[:3])
+    pred = model.predict(known)
+    assert np.allclose(pred.mean_ms, table.loc[known].to_numpy()) and np.all(pred.std_ms == 0)
+    other = [sp.to_string(sp.random(i)) for i in range(20)]
+    other = [a for a in other if a not in table.index]
+    p2 = model.predict(other)
+    lo, hi = table.min(), table.max()
+    assert np.all((p2.mean_ms >= lo - 1e-9) & (p2.mean_ms <= hi + 1e-9)) and np.all(p2.std_ms >= 0)
