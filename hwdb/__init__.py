@@ -6,6 +6,7 @@ Alembic migrations ship inside the package (``nas hwdb upgrade``).
 
 from __future__ import annotations
 
+from hwdb._apikeys import ApiKey
 from hwdb._errors import (
     DuplicateError,
     HwdbError,
@@ -28,6 +29,7 @@ from hwdb.importers.parquet import export_parquet, import_parquet
 
 __all__ = [
     "AccuracyIn",
+    "ApiKey",
     "Artifact",
     "Device",
     "DeviceSpec",

@@ -8,14 +8,21 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import distinct, func, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from hwdb import _bulk, _queries
+from hwdb import _apikeys, _bulk, _queries
 from hwdb._engine import WRITE_OPTION, check_schema, make_engine, redact
 from hwdb._errors import DuplicateError, NotFoundError, StorageError
-from hwdb._models import DeviceModel, PredictorArtifactModel, utcnow
+from hwdb._models import (
+    ArchitectureModel,
+    DeviceModel,
+    MeasurementModel,
+    PredictorArtifactModel,
+    SearchSpaceModel,
+    utcnow,
+)
 from hwdb._types import (
     AccuracyIn,
     Artifact,
@@ -27,6 +34,8 @@ from hwdb._types import (
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from hwdb._apikeys import ApiKey
 
 __all__ = ["HardwareDB"]
 
@@ -361,3 +370,68 @@ class HardwareDB:
     ) -> pd.DataFrame:
         """All measurements joined with their device columns (the parquet dataset layout)."""
         return self._read(lambda s: _queries.measurement_frame(s, space, device))
+
+    # ----------------------------------------------------------------- service helpers
+    def ping(self) -> None:
+        """Run ``SELECT 1`` (health checks).
+
+        Raises:
+            StorageError: if the database cannot be reached.
+        """
+        self._read(lambda s: s.execute(text("SELECT 1")).scalar_one())
+
+    def count_measurements(
+        self,
+        *,
+        space: str | None = None,
+        device: str | None = None,
+        metric: str | None = None,
+        distinct_archs: bool = False,
+    ) -> int:
+        """Number of measurement rows matching the filters (as :meth:`measurements`).
+
+        Args:
+            space: Only this space.
+            device: Only this device.
+            metric: Only this metric.
+            distinct_archs: Count distinct architectures instead of rows (what
+                :meth:`latency_table` holds for one device and metric).
+        """
+        M, A, S, D = MeasurementModel, ArchitectureModel, SearchSpaceModel, DeviceModel
+        what = func.count(distinct(M.architecture_id)) if distinct_archs else func.count(M.id)
+        q = select(what).select_from(M)
+        if space is not None:
+            q = q.join(A, A.id == M.architecture_id).join(S, S.id == A.space_id)
+            q = q.where(S.name == space)
+        if device is not None:
+            q = q.join(D, D.id == M.device_id).where(D.name == device)
+        if metric is not None:
+            q = q.where(M.metric == metric)
+        return int(self._read(lambda s: s.execute(q).scalar_one()))
+
+    # ----------------------------------------------------------------- API keys
+    def create_api_key(self, name: str) -> tuple[ApiKey, str]:
+        """Create an API key; returns it and its token (stored only as a SHA-256 hash).
+
+        Raises:
+            ValueError: if ``name`` is not a valid key name.
+            DuplicateError: if a key of that name exists.
+        """
+        _apikeys.check_name(name)
+        return self._write(lambda s: _apikeys.create_key(s, name))
+
+    def list_api_keys(self) -> list[ApiKey]:
+        """Every API key (active and revoked), sorted by name."""
+        return self._read(_apikeys.list_keys)
+
+    def revoke_api_key(self, name: str) -> ApiKey:
+        """Revoke the key called ``name``.
+
+        Raises:
+            NotFoundError: if there is none.
+        """
+        return self._write(lambda s: _apikeys.revoke_key(s, name))
+
+    def verify_api_key(self, token: str) -> ApiKey | None:
+        """The active key whose token is ``token``, or ``None`` (unknown or revoked)."""
+        return self._read(lambda s: _apikeys.verify(s, token))

@@ -1,11 +1,166 @@
-"""`nas device` commands (not yet implemented)."""
+"""`nas device`: the datasheet catalog, catalog-backed devices and device onboarding."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+
+from nas._cli._common import console, print_json
+from nas._errors import CLIUsageError
+
+if TYPE_CHECKING:
+    from hwdb import HardwareDB
 
 __all__ = ["register"]
 
+_PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+
+
+def _catalog(as_json: bool) -> None:
+    from rich.table import Table
+
+    from hwdb.catalog import load_catalog
+
+    entries = load_catalog()
+    if as_json:
+        print_json([e.to_dict() for e in entries])
+        return
+    table = Table(title="Device catalog (datasheet numbers; `nas device add NAME --catalog ENTRY`)")
+    for col in ("entry", "device", "family", "FP32 TF", "FP16 TF", "INT8 TOPS", "GB/s", "GiB"):
+        left = col in ("entry", "device", "family")
+        table.add_column(col, justify="left" if left else "right", no_wrap=col == "entry")
+    for e in entries:
+        t = e.peak_tflops
+        table.add_row(
+            e.name, e.display_name, e.family, f"{t['fp32']:g}", f"{t['fp16']:g}",
+            f"{t['int8']:g}", f"{e.memory_bandwidth_gbs:g}", f"{e.memory_gb:g}",
+        )  # fmt: skip
+    console.print(table)
+
+
+def add_catalog_device(
+    db: HardwareDB, name: str, *, catalog: str, precision: str = "fp32", batch: int = 1
+) -> dict[str, Any]:
+    """Register ``name`` as a catalog-backed device (no measurements); returns its record."""
+    from hwdb import DeviceSpec
+    from hwdb.catalog import get_entry
+
+    if precision not in _PRECISIONS:
+        raise CLIUsageError(f"--precision must be one of {', '.join(_PRECISIONS)}")
+    if batch < 1:
+        raise CLIUsageError("--batch must be greater than or equal to 1")
+    entry = get_entry(catalog)
+    cite = "; ".join(f"{c.document} <{c.url}>" for c in entry.citations)
+    dev = db.upsert_device(
+        DeviceSpec(
+            name=name,
+            family=entry.family,
+            hardware=entry.display_name,
+            runtime="unknown",
+            precision=precision,
+            batch_size=batch,
+            provenance="catalog",
+            source=f"device catalog: {cite}",
+            attributes={"catalog": entry.name},
+        )
+    )
+    return {"name": dev.name, "catalog": entry.name, "precision": dev.precision,
+            "batch_size": dev.batch_size, "family": dev.family}  # fmt: skip
+
+
+def _measure_fn(db: HardwareDB, space: str, device: str) -> Any:
+    """``archs -> ms`` measuring on this machine with :mod:`nas.measure` (stored in ``db``)."""
+    from nas.measure import measure_architectures
+
+    def measure(archs: list[str]) -> list[float]:
+        measure_architectures(db, space=space, device=device, archs=archs)
+        col = db.latency_table(space, devices=[device])[device]
+        return [float(col.loc[a]) for a in archs]
+
+    return measure
+
+
+def _onboard(
+    name: str, space: str, catalog: str | None, k: int, target: float, rounds: int, batch: int,
+    candidates: int, as_json: bool,
+) -> None:  # fmt: skip
+    from hwdb import HardwareDB
+    from predictors import get_default_predictor
+    from predictors.zeroshot import onboard_device
+    from search_spaces import get_space
+
+    sp = get_space(space)
+    rng_archs = {sp.to_string(sp.random(i)) for i in range(candidates)}
+    with HardwareDB() as db:
+        if catalog is not None:
+            add_catalog_device(db, name, catalog=catalog)
+        model, _ = get_default_predictor(db, space=sp.name, exclude_device=name)
+        result = onboard_device(
+            model, space=sp.name, device=name, measure_fn=_measure_fn(db, sp.name, name),
+            candidates=sorted(rng_archs), k=k, batch=batch, target_mape=target,
+            max_rounds=rounds,
+        )  # fmt: skip
+    summary = result.to_dict()
+    if as_json:
+        print_json(summary)
+        return
+    for r in result.rounds:
+        console.print(f"round {r.round}: {r.n_measured} measured, prospective MAPE "
+                      f"{100 * r.prospective_mape:.1f}%")  # fmt: skip
+    state = "reached" if result.converged else "not reached"
+    console.print(f"{name}: target MAPE {100 * target:.0f}% {state} after "
+                  f"{len(result.measured)} measurements")  # fmt: skip
+
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add the ``device`` group to ``app``."""
+    group = typer.Typer(help="Datasheet catalog, catalog-backed devices, onboarding.",
+                        no_args_is_help=True)  # fmt: skip
+
+    @group.command("catalog")
+    def catalog_cmd(
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        """List the device catalog (peak throughput, bandwidth, memory, citations)."""
+        _catalog(as_json)
+
+    @group.command("add")
+    def add_cmd(
+        name: Annotated[str, typer.Argument(help="Device name to create.")],
+        catalog: Annotated[str, typer.Option("--catalog", help="Catalog entry or alias.")],
+        precision: Annotated[str, typer.Option("--precision")] = "fp32",
+        batch: Annotated[int, typer.Option("--batch")] = 1,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        """Register a device known only by its catalog entry (zero-shot predictions)."""
+        from hwdb import HardwareDB
+
+        with HardwareDB() as db:
+            rec = add_catalog_device(db, name, catalog=catalog, precision=precision, batch=batch)
+        if as_json:
+            print_json(rec)
+        else:
+            console.print(f"added {rec['name']} from catalog entry {rec['catalog']} "
+                          f"({rec['precision']}, batch {rec['batch_size']}); predictions are "
+                          "zero-shot until you run `nas device onboard`", markup=False)  # fmt: skip
+
+    @group.command("onboard")
+    def onboard_cmd(
+        name: Annotated[str, typer.Argument(help="Device name (this machine).")],
+        space: Annotated[str, typer.Option("--space", help="Search space.")],
+        catalog: Annotated[str | None, typer.Option("--catalog")] = None,
+        k: Annotated[int, typer.Option("--k", help="Random archs measured first.")] = 10,
+        target_mape: Annotated[float, typer.Option("--target-mape")] = 0.10,
+        max_rounds: Annotated[int, typer.Option("--max-rounds")] = 5,
+        batch: Annotated[int, typer.Option("--batch", help="Archs per round.")] = 5,
+        candidates: Annotated[int, typer.Option("--candidates")] = 500,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        """Measure the reference set + K archs here, then measure by uncertainty to a target."""
+        if k < 0 or batch < 1 or max_rounds < 0 or not target_mape > 0 or candidates < 1:
+            raise CLIUsageError("--k, --batch, --max-rounds, --target-mape and --candidates "
+                                "must be positive")  # fmt: skip
+        _onboard(name, space, catalog, k, target_mape, max_rounds, batch, candidates, as_json)
+
+    app.add_typer(group, name="device")

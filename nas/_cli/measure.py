@@ -155,8 +155,10 @@ def measure(
 ) -> None:
     """Time architectures with the interleaved protocol; results are committed as they finish."""
     opts = dict(locals())
-    if server is not None or api_key is not None:
-        raise CLIUsageError("--server/--api-key upload is not available yet")
+    if (server is None) != (api_key is None):
+        raise CLIUsageError("--server and --api-key go together")
+    if server is not None and retest:
+        raise CLIUsageError("--retest stores nothing, so it cannot be combined with --server")
     from hwdb import HardwareDB
     from nas import measure as lib
     from search_spaces import get_space
@@ -183,7 +185,28 @@ def measure(
             db, space=sp.name, device=device_name, archs=selected, config=cfg, force=force,
             progress=cb,
         )  # fmt: skip
-    print_json(report.to_dict()) if as_json else _print_report(report)
+        uploaded = _upload(db, report, server, api_key) if server and api_key else None
+    out = report.to_dict()
+    if uploaded is not None:
+        out["upload"] = uploaded
+    print_json(out) if as_json else _print_report(report)
+    if uploaded is not None and not as_json:
+        console.print(f"uploaded to {server}: {uploaded}")
+
+
+def _upload(db: Any, report: Any, server: str, api_key: str) -> dict[str, Any]:
+    """Post this run's stored rows (same device and protocol) to a ``nas serve`` server."""
+    from api.client import upload_measurements
+
+    rows = [
+        r
+        for r in db.measurements(space=report.space, device=report.device, limit=10**9)
+        if r["protocol"] == report.protocol and r["arch"] in report.measured
+    ]
+    result: dict[str, Any] = upload_measurements(
+        server, api_key, db.get_device(report.device), rows
+    )
+    return result
 
 
 def register(app: typer.Typer) -> None:

@@ -1,11 +1,103 @@
-"""`nas serve` commands (not yet implemented)."""
+"""`nas serve` (the REST API under uvicorn) and `nas api-key create|list|revoke`."""
 
 from __future__ import annotations
 
+import os
+from typing import Annotated
+
 import typer
+
+from nas._cli._common import console, err_console, print_json
 
 __all__ = ["register"]
 
+api_key_app = typer.Typer(
+    name="api-key", help="API keys of the REST service (stored hashed).", no_args_is_help=True
+)
+
+
+def serve(
+    host: Annotated[
+        str, typer.Option(help="Interface to bind (127.0.0.1: this machine only).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    require_key_for_reads: Annotated[
+        bool, typer.Option("--require-key-for-reads", help="Also key GET and /v1/predict.")
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve the REST API (OpenAPI docs at /docs); writes need an API key."""
+    import dataclasses
+
+    import uvicorn
+
+    from api.config import Settings
+    from api.main import create_app
+
+    settings = Settings.from_env()
+    if require_key_for_reads:
+        settings = dataclasses.replace(settings, require_key_for_reads=True)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err_console.print(
+            f"warning: binding {host}: the API is reachable from other machines", markup=False
+        )
+    app = create_app(settings)
+    app.state.services.db()  # fail now (one line) if the database cannot be opened
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+
+
+@api_key_app.command("create")
+def create(
+    name: Annotated[str, typer.Argument(help="Key name, e.g. the client's host.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create a key and print its token (shown only this once)."""
+    from hwdb import HardwareDB
+
+    with HardwareDB(os.environ.get("NAS_DATABASE_URL")) as db:
+        key, token = db.create_api_key(name)
+    if as_json:
+        print_json({"name": key.name, "token": token, "created_at": key.created_at})
+        return
+    console.print(f"API key {key.name!r} created; its token (not shown again):", markup=False)
+    typer.echo(token)
+
+
+@api_key_app.command("list")
+def list_keys(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List keys (names and dates; tokens are never stored)."""
+    from rich.table import Table
+
+    from hwdb import HardwareDB
+
+    with HardwareDB(os.environ.get("NAS_DATABASE_URL")) as db:
+        keys = db.list_api_keys()
+    rows = [
+        {"name": k.name, "created_at": k.created_at, "revoked_at": k.revoked_at, "active": k.active}
+        for k in keys
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("name", "created", "revoked")
+    for k in keys:
+        table.add_row(k.name, f"{k.created_at:%Y-%m-%d %H:%M}", f"{k.revoked_at or '-'}")
+    console.print(table)
+
+
+@api_key_app.command("revoke")
+def revoke(name: Annotated[str, typer.Argument(help="Key name.")]) -> None:
+    """Revoke a key (requests with it get 401 from now on)."""
+    from hwdb import HardwareDB
+
+    with HardwareDB(os.environ.get("NAS_DATABASE_URL")) as db:
+        key = db.revoke_api_key(name)
+    console.print(f"API key {key.name!r} revoked at {key.revoked_at}", markup=False)
+
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add `nas serve` and the `nas api-key` group to ``app``."""
+    app.command("serve")(serve)
+    app.add_typer(api_key_app, name="api-key")

@@ -1,0 +1,83 @@
+"""Replay of upload responses for ``Idempotency-Key`` / ``client_key``.
+
+The same key with the same body returns the first response (concurrent retries wait for it);
+the same key with another body is a 422. Records live in memory (bounded, oldest evicted);
+hwdb's own idempotency on (device, space, arch, metric, protocol) guarantees that a retry
+after a restart still stores nothing twice.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from api.errors import ApiError
+
+__all__ = ["IdempotencyStore"]
+
+
+@dataclass
+class _Record:
+    fingerprint: str
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    response: dict[str, Any] | None = None
+
+
+class IdempotencyStore:
+    """Bounded map: key -> (body fingerprint, first successful response).
+
+    Args:
+        capacity: Most keys remembered.
+    """
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self.capacity = capacity
+        self._records: OrderedDict[str, _Record] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def _claim(self, key: str, fingerprint: str) -> _Record:
+        with self._lock:
+            record = self._records.get(key)
+            if record is None:
+                record = self._records[key] = _Record(fingerprint)
+                while len(self._records) > self.capacity:
+                    self._records.popitem(last=False)
+            else:
+                self._records.move_to_end(key)
+            return record
+
+    def run(
+        self,
+        key: str,
+        fingerprint: str,
+        fn: Callable[[], dict[str, Any]],
+        *,
+        loc: Sequence[str | int],
+    ) -> tuple[dict[str, Any], bool]:
+        """Return (response, replayed): the stored response, or ``fn()`` stored under ``key``.
+
+        A failing ``fn`` stores nothing, so the client may retry with the same key.
+
+        Raises:
+            ApiError: 422 at ``loc`` if ``key`` was used with another body.
+        """
+        record = self._claim(key, fingerprint)
+        if record.fingerprint != fingerprint:
+            raise ApiError(
+                422,
+                loc,
+                "this idempotency key was already used with a different request body",
+                type="idempotency_key_reused",
+            )
+        with record.lock:
+            if record.response is not None:
+                return record.response, True
+            response = fn()
+            record.response = response
+            return response, False

@@ -1,0 +1,122 @@
+"""Adapted-predictor cache and architecture-string validation for the service.
+
+An adapted model is cached per (database, space, device, predictor) together with the
+device's measurement count; after ``revalidate_s`` the count is read again and the model
+re-adapted when it changed (uploads through the API invalidate at once).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from api.errors import ApiError
+
+if TYPE_CHECKING:
+    from hwdb import HardwareDB
+    from predictors import AdaptedLatencyModel
+
+__all__ = ["PredictorCache", "canonical_arch", "canonical_archs"]
+
+Key = tuple[str, str, str, str]
+
+
+@lru_cache(maxsize=131_072)
+def canonical_arch(space: str, text: str) -> str:
+    """Canonical form of ``text`` in the registered space ``space`` (cached).
+
+    Raises:
+        InvalidArchError: if ``text`` is not an architecture of the space.
+    """
+    from search_spaces import get_space
+
+    return get_space(space).canonicalize(text)
+
+
+def canonical_archs(space: str, archs: Sequence[str], loc: Sequence[str | int]) -> list[str]:
+    """Canonicalize every string; the first bad one is a 422 naming ``loc + [index]``."""
+    out = []
+    for i, text in enumerate(archs):
+        try:
+            out.append(canonical_arch(space, text))
+        except Exception as exc:  # noqa: BLE001 - any parse failure is bad user input
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ApiError(
+                422, [*loc, i], f"invalid architecture: {msg}", type="invalid_arch"
+            ) from exc
+    return out
+
+
+@dataclass
+class _Entry:
+    model: AdaptedLatencyModel
+    n_measurements: int
+    checked: float
+
+
+class PredictorCache:
+    """Thread-safe cache of adapted latency models.
+
+    Args:
+        revalidate_s: Seconds a cached model is served without re-reading the count.
+    """
+
+    def __init__(self, revalidate_s: float = 2.0) -> None:
+        self.revalidate_s = revalidate_s
+        self._entries: dict[Key, _Entry] = {}
+        self._locks: dict[Key, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(db: HardwareDB, space: str, device: str, predictor: str | None) -> Key:
+        """Cache key of a model."""
+        from predictors import DEFAULT_PREDICTOR
+
+        return (db.url, space, device, predictor or DEFAULT_PREDICTOR)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def fresh(self, key: Key) -> AdaptedLatencyModel | None:
+        """The cached model if it needs no revalidation now (no I/O; safe in the event loop)."""
+        entry = self._entries.get(key)
+        if entry is not None and time.monotonic() - entry.checked < self.revalidate_s:
+            return entry.model
+        return None
+
+    def get(
+        self, db: HardwareDB, *, space: str, device: str, predictor: str | None = None
+    ) -> AdaptedLatencyModel:
+        """The adapted model of ``device`` (adapting, or meta-training, on first need).
+
+        Blocking: call it from a worker thread.
+        """
+        from predictors import get_adapted_predictor
+
+        key = self.key(db, space, device, predictor)
+        model = self.fresh(key)
+        if model is not None:
+            return model
+        with self._lock:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            n = db.count_measurements(
+                space=space, device=device, metric="latency_ms", distinct_archs=True
+            )
+            entry = self._entries.get(key)
+            if entry is not None and entry.n_measurements == n:
+                entry.checked = time.monotonic()
+                return entry.model
+            adapted = get_adapted_predictor(db, space=space, device=device, predictor=predictor)
+            self._entries[key] = _Entry(adapted, n, time.monotonic())
+            return adapted
+
+    def invalidate(self, db_url: str, device: str) -> None:
+        """Forget every model of ``device`` in the database at ``db_url``."""
+        with self._lock:
+            for key in [k for k in self._entries if k[0] == db_url and k[2] == device]:
+                self._entries.pop(key, None)

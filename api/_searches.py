@@ -1,0 +1,200 @@
+"""Background searches: a bounded thread pool running :func:`nas.search.run_search`.
+
+Jobs live in memory (their outputs optionally under ``search_out_dir/<id>``). Cancelling sets
+an event that the search's progress callback checks after every generation.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hwdb._models import utcnow
+
+if TYPE_CHECKING:
+    from api._predictors import PredictorCache
+    from api.schemas import SearchCreate
+    from hwdb import HardwareDB
+    from nas.search import SearchResult
+
+__all__ = ["SearchJob", "SearchManager"]
+
+_log = logging.getLogger("api.searches")
+_ACTIVE = ("queued", "running")
+
+
+class _Cancelled(Exception):
+    """Raised from the progress callback to stop a cancelled search."""
+
+
+@dataclass
+class SearchJob:
+    """State of one search (read by ``GET /v1/searches/{id}``)."""
+
+    id: str
+    request: SearchCreate
+    created_at: datetime
+    status: str = "queued"
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    done: int = 0
+    result: SearchResult | None = None
+    error: str | None = None
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    future: Future[None] | None = None
+
+    def public(self) -> dict[str, Any]:
+        """Fields of :class:`api.schemas.SearchPublic`."""
+        res = self.result
+        hv = res.history[-1]["hypervolume"] if res is not None and res.history else None
+        return {
+            "id": self.id,
+            "status": self.status,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "progress": {"done": self.done, "total": self.request.trials},
+            "request": self.request,
+            "front": list(res.front) if res is not None else None,
+            "n_trials": res.n_trials if res is not None else None,
+            "hypervolume": float(hv) if hv is not None else None,
+            "error": self.error,
+        }
+
+
+class SearchManager:
+    """Queue, run, report and cancel searches.
+
+    Args:
+        workers: Threads running searches.
+        max_active: Most searches queued or running at once.
+        out_dir: Where each search writes its files (``None``: nowhere).
+        keep: Finished jobs remembered (oldest forgotten first).
+    """
+
+    def __init__(
+        self, *, workers: int = 1, max_active: int = 4, out_dir: str | None = None, keep: int = 1000
+    ) -> None:
+        self.max_active = max_active
+        self.out_dir = out_dir
+        self.keep = keep
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nas-search")
+        self._jobs: dict[str, SearchJob] = {}
+        self._lock = threading.Lock()
+
+    def active(self) -> int:
+        """Searches queued or running."""
+        with self._lock:
+            return sum(j.status in _ACTIVE for j in self._jobs.values())
+
+    def get(self, job_id: str) -> SearchJob | None:
+        """The job ``job_id``, if known."""
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def submit(
+        self, request: SearchCreate, *, db: HardwareDB, cache: PredictorCache
+    ) -> SearchJob | None:
+        """Queue a search; ``None`` when ``max_active`` searches are already active."""
+        with self._lock:
+            if sum(j.status in _ACTIVE for j in self._jobs.values()) >= self.max_active:
+                return None
+            job = SearchJob(id=uuid.uuid4().hex, request=request, created_at=utcnow())
+            self._jobs[job.id] = job
+            self._forget_old()
+        job.future = self._pool.submit(self._run, job, db, cache)
+        return job
+
+    def cancel(self, job_id: str) -> SearchJob | None:
+        """Ask ``job_id`` to stop (a queued job never starts); finished jobs are unchanged."""
+        job = self.get(job_id)
+        if job is None:
+            return None
+        job.cancel_event.set()
+        with self._lock:
+            if job.status == "queued":
+                job.status, job.finished_at = "cancelled", utcnow()
+        return job
+
+    def shutdown(self) -> None:
+        """Cancel everything and wait for the workers."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            job.cancel_event.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _forget_old(self) -> None:
+        finished = [j for j in self._jobs.values() if j.status not in _ACTIVE]
+        for job in sorted(finished, key=lambda j: j.created_at)[
+            : max(0, len(finished) - self.keep)
+        ]:
+            self._jobs.pop(job.id, None)
+
+    def _finish(self, job: SearchJob, status: str, error: str | None = None) -> None:
+        with self._lock:
+            job.status, job.error, job.finished_at = status, error, utcnow()
+
+    def _run(self, job: SearchJob, db: HardwareDB, cache: PredictorCache) -> None:
+        from api.errors import status_of
+
+        with self._lock:
+            if job.status != "queued" or job.cancel_event.is_set():
+                job.status = "cancelled"
+                job.finished_at = job.finished_at or utcnow()
+                return
+            job.status, job.started_at = "running", utcnow()
+        try:
+            job.result = self._search(job, db, cache)
+        except _Cancelled:
+            self._finish(job, "cancelled")
+        except Exception as exc:  # noqa: BLE001 - a failed job reports its error
+            if status_of(exc) is None:
+                _log.exception("search %s failed", job.id)
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self._finish(job, "failed", text)
+        else:
+            self._finish(job, "completed")
+
+    def _search(self, job: SearchJob, db: HardwareDB, cache: PredictorCache) -> SearchResult:
+        from nas.search import make_accuracy_objective, run_search
+        from search_spaces import get_space
+
+        req = job.request
+        space = get_space(req.space)
+        models = {
+            d: cache.get(db, space=space.name, device=d, predictor=req.predictor)
+            for d in req.devices
+        }
+        objective = make_accuracy_objective(
+            req.accuracy, space=space, db=db, dataset=req.dataset, seed=req.seed or 0
+        )
+
+        def progress(done: int, _total: int) -> None:
+            job.done = done
+            if job.cancel_event.is_set():
+                raise _Cancelled
+
+        if job.cancel_event.is_set():
+            raise _Cancelled
+        out_dir = Path(self.out_dir) / job.id if self.out_dir else None
+        return run_search(
+            space=space,
+            devices=list(req.devices),
+            accuracy=objective,
+            latency_models=models,
+            trials=req.trials,
+            population=req.population,
+            budget_ms=req.budget_ms,
+            budget_quantile_z=req.budget_z,
+            study_name=f"api-{job.id}",
+            seed=req.seed,
+            out_dir=out_dir,
+            progress=progress,
+        )

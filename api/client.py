@@ -1,0 +1,128 @@
+"""A tiny httpx client: upload measurements to a running ``nas serve`` (``nas measure --server``).
+
+Rows are sent in chunks; each chunk carries an ``Idempotency-Key`` derived from its content, so
+retrying after a network error never stores anything twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from nas import NasError
+
+if TYPE_CHECKING:
+    from hwdb import DeviceSpec, MeasurementIn
+
+__all__ = ["ApiClientError", "upload_measurements"]
+
+_FIELDS = (
+    "space", "arch", "metric", "median", "mean", "std", "min", "p90", "n_runs", "warmup",
+    "protocol", "environment", "source", "workload", "benchmark_index",
+)  # fmt: skip
+_DEVICE_FIELDS = (
+    "name", "family", "hardware", "runtime", "precision", "batch_size", "threads",
+    "provenance", "source", "attributes",
+)  # fmt: skip
+
+
+class ApiClientError(NasError):
+    """The server rejected a request, or could not be reached."""
+
+
+def _row(row: MeasurementIn | Mapping[str, Any]) -> dict[str, Any]:
+    data = dataclasses.asdict(row) if dataclasses.is_dataclass(row) else dict(row)  # type: ignore[arg-type]
+    return {k: data[k] for k in _FIELDS if k in data and data[k] is not None}
+
+
+def _send(client: Any, method: str, url: str, *, retries: int, **kwargs: Any) -> dict[str, Any]:
+    import httpx
+
+    delay = 0.5
+    for attempt in range(retries + 1):
+        try:
+            response = client.request(method, url, **kwargs)
+        except httpx.TransportError as exc:
+            if attempt == retries:
+                raise ApiClientError(f"cannot reach {url}: {exc}") from exc
+        else:
+            if response.status_code < 500 and response.status_code != 429:
+                break
+            if attempt == retries:
+                break
+        time.sleep(delay)
+        delay = min(delay * 2, 8.0)
+    if response.status_code >= 400:
+        try:
+            detail = response.json()["detail"][0]
+            where = ".".join(str(p) for p in detail["loc"])
+            text = f"{where}: {detail['msg']}"
+        except (ValueError, KeyError, IndexError, TypeError):
+            text = response.text[:200]
+        raise ApiClientError(f"{method} {url} failed with HTTP {response.status_code}: {text}")
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def upload_measurements(
+    server_url: str,
+    api_key: str,
+    device_spec: DeviceSpec,
+    rows: Sequence[MeasurementIn | Mapping[str, Any]],
+    *,
+    chunk_size: int = 5000,
+    replace: bool = False,
+    timeout: float = 120.0,
+    retries: int = 3,
+) -> dict[str, Any]:
+    """Register ``device_spec`` on the server and upload ``rows`` as its measurements.
+
+    Args:
+        server_url: Base URL, e.g. ``http://127.0.0.1:8000``.
+        api_key: Token from ``nas api-key create``.
+        device_spec: The device (a :class:`hwdb.DeviceSpec` or :class:`hwdb.Device`).
+        rows: :class:`hwdb.MeasurementIn` objects or dicts with their fields (records from
+            :meth:`hwdb.HardwareDB.measurements` work; their ``device`` is ignored).
+        chunk_size: Rows per request (the server accepts up to 10,000).
+        replace: Overwrite rows the server already has for the same key.
+        timeout: Seconds per request.
+        retries: Retries on connection errors, 429 and 5xx (idempotent).
+
+    Returns:
+        ``{"device", "received", "inserted", "existing", "requests"}`` summed over chunks.
+
+    Raises:
+        ValueError: if ``chunk_size`` < 1 or ``server_url`` is not http(s).
+        ApiClientError: naming the rejected field, or when the server is unreachable.
+    """
+    import httpx
+
+    if chunk_size < 1:
+        raise ValueError(f"`chunk_size` must be greater than or equal to 1, got {chunk_size}.")
+    if not server_url.startswith(("http://", "https://")):
+        raise ValueError(f"`server_url` must start with http:// or https://, got {server_url!r}.")
+    base = server_url.rstrip("/")
+    headers = {"X-API-Key": api_key}
+    spec = {k: getattr(device_spec, k) for k in _DEVICE_FIELDS}
+    name = spec["name"]
+    payload = [_row(r) for r in rows]
+    total = {"device": name, "received": 0, "inserted": 0, "existing": 0, "requests": 0}
+    with httpx.Client(timeout=timeout, headers=headers) as client:
+        _send(client, "POST", f"{base}/v1/devices", retries=retries, json=spec)
+        for start in range(0, len(payload), chunk_size):
+            body = {"measurements": payload[start : start + chunk_size], "replace": replace}
+            raw = json.dumps(body, sort_keys=True, default=str)
+            key = hashlib.sha256(f"{name}\x00{raw}".encode()).hexdigest()
+            out = _send(
+                client, "POST", f"{base}/v1/devices/{name}/measurements", retries=retries,
+                content=raw.encode(),
+                headers={"Idempotency-Key": key, "Content-Type": "application/json"},
+            )  # fmt: skip
+            for k in ("received", "inserted", "existing"):
+                total[k] += int(out[k])
+            total["requests"] += 1
+    return total

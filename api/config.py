@@ -1,0 +1,105 @@
+"""Service settings read from the environment (``NAS_API_*``), one frozen dataclass.
+
+pydantic-settings is not a declared dependency, so this is a plain dataclass; like the
+template's ``Settings`` it is provided through the cached :func:`api.deps.get_settings`
+dependency, which tests override.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+__all__ = ["Settings"]
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"`{name}` must be a boolean (1/0, true/false), got {raw!r}.")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Configuration of the REST service.
+
+    Attributes:
+        database_url: hwdb URL (``None``: ``NAS_DATABASE_URL`` or the user file).
+        require_key_for_reads: Also require an API key for GET and ``/v1/predict``.
+        max_body_bytes: Largest accepted request body.
+        max_batch: Most measurements in one upload.
+        max_predict_archs: Most architectures in one ``/v1/predict`` request.
+        max_search_trials: Most trials one search may ask for.
+        max_active_searches: Most searches queued or running at once (more: 429).
+        search_workers: Worker threads running searches.
+        predictor_revalidate_s: How long a cached adapted predictor is used before the
+            device's measurement count is checked again.
+        idempotency_capacity: Upload responses remembered for ``Idempotency-Key`` replays.
+        search_out_dir: Folder for search outputs (``None``: results kept in memory only).
+    """
+
+    database_url: str | None = None
+    require_key_for_reads: bool = False
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_batch: int = 10_000
+    max_predict_archs: int = 10_000
+    max_search_trials: int = 20_000
+    max_active_searches: int = 4
+    search_workers: int = 1
+    predictor_revalidate_s: float = 2.0
+    idempotency_capacity: int = 10_000
+    search_out_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in (
+            "max_body_bytes",
+            "max_batch",
+            "max_predict_archs",
+            "max_search_trials",
+            "max_active_searches",
+            "search_workers",
+            "idempotency_capacity",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be greater than or equal to 1, got {value!r}.")
+        if not self.predictor_revalidate_s >= 0:
+            raise ValueError(
+                "`predictor_revalidate_s` must be greater than or equal to 0, "
+                f"got {self.predictor_revalidate_s!r}."
+            )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read ``NAS_API_<FIELD>`` variables (and ``NAS_DATABASE_URL``).
+
+        Raises:
+            ValueError: naming the variable whose value cannot be parsed.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            var = "NAS_DATABASE_URL" if f.name == "database_url" else f"NAS_API_{f.name.upper()}"
+            raw = env.get(var)
+            if raw is None or (raw.strip() == "" and f.name in ("database_url", "search_out_dir")):
+                continue
+            default = f.default
+            try:
+                if isinstance(default, bool):
+                    values[f.name] = _bool(var, raw)
+                elif isinstance(default, int):
+                    values[f.name] = int(raw)
+                elif isinstance(default, float):
+                    values[f.name] = float(raw)
+                else:
+                    values[f.name] = raw
+            except ValueError as exc:
+                raise ValueError(f"`{var}` has an invalid value {raw!r}: {exc}") from exc
+        return cls(**values)  # type: ignore[arg-type]

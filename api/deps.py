@@ -1,0 +1,163 @@
+"""Dependencies: settings, the database, the service singletons and API-key checks."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Annotated
+
+import anyio
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from api._idempotency import IdempotencyStore
+from api._metrics import Metrics
+from api._predictors import PredictorCache
+from api._searches import SearchManager
+from api.config import Settings
+from api.errors import ApiError, field_errors
+from hwdb import ApiKey, HardwareDB
+
+__all__ = [
+    "DbDep",
+    "ReadAccess",
+    "ServicesDep",
+    "SettingsDep",
+    "WriteKey",
+    "Services",
+    "get_db",
+    "get_services",
+    "get_settings",
+    "load_settings",
+    "read_access",
+    "require_api_key",
+]
+
+
+@lru_cache
+def load_settings() -> Settings:
+    """Settings from the environment, read once per process."""
+    return Settings.from_env()
+
+
+@dataclass
+class Services:
+    """Process-wide objects of one app (created by :func:`api.main.create_app`)."""
+
+    settings: Settings
+    cache: PredictorCache
+    idempotency: IdempotencyStore
+    searches: SearchManager
+    metrics: Metrics
+    _db: HardwareDB | None = None
+    _db_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def create(cls, settings: Settings, db: HardwareDB | None = None) -> Services:
+        """Build the services for ``settings`` (``db``: use this database)."""
+        return cls(
+            settings=settings,
+            cache=PredictorCache(settings.predictor_revalidate_s),
+            idempotency=IdempotencyStore(settings.idempotency_capacity),
+            searches=SearchManager(
+                workers=settings.search_workers,
+                max_active=settings.max_active_searches,
+                out_dir=settings.search_out_dir,
+            ),
+            metrics=Metrics(),
+            _db=db,
+        )
+
+    def db(self) -> HardwareDB:
+        """The shared :class:`hwdb.HardwareDB` (opened on first use; thread-safe)."""
+        if self._db is None:
+            with self._db_lock:
+                if self._db is None:
+                    with field_errors("database"):
+                        self._db = HardwareDB(self.settings.database_url)
+        return self._db
+
+    def close(self) -> None:
+        """Stop the search workers and close the database."""
+        self.searches.shutdown()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+async def get_services(request: Request) -> Services:
+    """The app's :class:`Services`."""
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+async def get_settings(services: ServicesDep) -> Settings:
+    """The app's settings (override in tests)."""
+    return services.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def get_db(services: ServicesDep) -> HardwareDB:
+    """The database (override with ``app.dependency_overrides[get_db]`` in tests)."""
+    if services._db is not None:
+        return services._db
+    return await anyio.to_thread.run_sync(services.db)
+
+
+DbDep = Annotated[HardwareDB, Depends(get_db)]
+
+_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key.")
+_bearer = HTTPBearer(auto_error=False, description="API key as a bearer token.")
+
+
+async def _check_key(
+    db: HardwareDB, header: str | None, bearer: HTTPAuthorizationCredentials | None
+) -> ApiKey:
+    token = header or (bearer.credentials if bearer is not None else None)
+    loc = ["header", "X-API-Key"]
+    if not token:
+        raise ApiError(
+            401,
+            loc,
+            "an API key is required (X-API-Key header or Authorization: Bearer)",
+            type="missing_api_key",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    key = await anyio.to_thread.run_sync(db.verify_api_key, token)
+    if key is None:
+        raise ApiError(
+            401, loc, "invalid or revoked API key", type="invalid_api_key",
+            headers={"WWW-Authenticate": "Bearer"},
+        )  # fmt: skip
+    return key
+
+
+async def require_api_key(
+    db: DbDep,
+    header: Annotated[str | None, Security(_key_header)] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
+) -> ApiKey:
+    """Every write needs an active API key."""
+    return await _check_key(db, header, bearer)
+
+
+async def read_access(
+    db: DbDep,
+    settings: SettingsDep,
+    header: Annotated[str | None, Security(_key_header)] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
+) -> ApiKey | None:
+    """Reads are open unless ``require_key_for_reads`` is set."""
+    if not settings.require_key_for_reads:
+        return None
+    return await _check_key(db, header, bearer)
+
+
+WriteKey = Annotated[ApiKey, Depends(require_api_key)]
+ReadAccess = Annotated[ApiKey | None, Depends(read_access)]

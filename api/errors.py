@@ -1,0 +1,163 @@
+"""The one place where library exceptions become HTTP status codes.
+
+Every error body has FastAPI's validation shape, so clients parse one format:
+``{"detail": [{"loc": ["body", "archs", 3], "msg": "...", "type": "invalid_arch"}]}`` --
+``loc`` names the offending field (``path``/``query``/``header``/``body`` first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from starlette.responses import JSONResponse
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI, Request
+
+__all__ = ["ApiError", "field_errors", "install_handlers", "status_of"]
+
+Loc = Sequence[str | int]
+
+
+class ApiError(Exception):
+    """An HTTP error naming the field it is about.
+
+    Args:
+        status_code: HTTP status.
+        loc: Where the problem is, e.g. ``("body", "archs", 3)``.
+        msg: One-line human-readable message.
+        type: Machine-readable error type.
+        headers: Extra response headers.
+    """
+
+    def __init__(
+        self,
+        status_code: int,
+        loc: Loc,
+        msg: str,
+        *,
+        type: str = "invalid",  # noqa: A002 - mirrors FastAPI's error field
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(msg)
+        self.status_code = status_code
+        self.loc = list(loc)
+        self.msg = msg
+        self.type = type
+        self.headers = headers
+
+    def body(self) -> dict[str, Any]:
+        """The JSON error body."""
+        return {"detail": [{"loc": self.loc, "msg": self.msg, "type": self.type}]}
+
+
+def _library_table() -> list[tuple[type[Exception], int, str]]:
+    """(exception class, status, type), most specific first."""
+    from hwdb import (
+        DuplicateError,
+        HwdbError,
+        ImportDataError,
+        NotFoundError,
+        SchemaOutdatedError,
+        StorageError,
+    )
+    from nas import NasError
+    from nas.search import DeviceResolutionError, SearchError, StudyMismatchError
+    from predictors import NotEnoughDataError, NotFittedError, PredictorError
+    from search_spaces import InvalidArchError, SearchSpaceError, UnknownSpaceError
+
+    return [
+        (NotFoundError, 404, "not_found"),
+        (UnknownSpaceError, 404, "unknown_space"),
+        (DeviceResolutionError, 404, "not_found"),
+        (DuplicateError, 409, "duplicate"),
+        (StudyMismatchError, 409, "conflict"),
+        (NotEnoughDataError, 409, "not_enough_data"),
+        (NotFittedError, 409, "not_fitted"),
+        (SchemaOutdatedError, 503, "schema_outdated"),
+        (StorageError, 503, "storage_unavailable"),
+        (InvalidArchError, 422, "invalid_arch"),
+        (ImportDataError, 422, "invalid_data"),
+        (SearchSpaceError, 422, "invalid"),
+        (PredictorError, 422, "invalid"),
+        (SearchError, 422, "invalid"),
+        (HwdbError, 400, "invalid"),
+        (NasError, 400, "invalid"),
+        (ValueError, 422, "value_error"),
+    ]
+
+
+_TABLE: list[tuple[type[Exception], int, str]] | None = None
+
+
+def status_of(exc: BaseException) -> tuple[int, str] | None:
+    """(HTTP status, error type) of a library exception, or ``None`` for anything else."""
+    global _TABLE
+    if _TABLE is None:
+        _TABLE = _library_table()
+    for cls, status, kind in _TABLE:
+        if isinstance(exc, cls):
+            return status, kind
+    return None
+
+
+def _message(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@contextmanager
+def field_errors(*loc: str | int) -> Iterator[None]:
+    """Turn library exceptions raised inside the block into an :class:`ApiError` at ``loc``."""
+    try:
+        yield
+    except ApiError:
+        raise
+    except Exception as exc:
+        mapped = status_of(exc)
+        if mapped is None:
+            raise
+        raise ApiError(mapped[0], loc, _message(exc), type=mapped[1]) from exc
+
+
+async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, ApiError):  # pragma: no cover - registered for ApiError only
+        raise exc
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, RequestValidationError):  # pragma: no cover
+        raise exc
+    errors = [
+        {
+            "loc": list(e.get("loc", ())),
+            "msg": str(e.get("msg", "")),
+            "type": str(e.get("type", "")),
+        }
+        for e in exc.errors()
+    ]
+    return JSONResponse(jsonable_encoder({"detail": errors}), status_code=422)
+
+
+async def _library_error(_request: Request, exc: Exception) -> JSONResponse:
+    mapped = status_of(exc)
+    if mapped is None:  # pragma: no cover - only registered for mapped classes
+        raise exc
+    err = ApiError(mapped[0], ["body"], _message(exc), type=mapped[1])
+    return JSONResponse(err.body(), status_code=err.status_code)
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Register the exception handlers on ``app``."""
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    seen: set[type[Exception]] = set()
+    for cls, _status, _kind in _library_table():
+        if cls not in seen and cls is not ValueError:
+            seen.add(cls)
+            app.add_exception_handler(cls, _library_error)

@@ -1,0 +1,83 @@
+"""The FastAPI application: ``create_app()`` wires settings, routers, middleware and handlers.
+
+Layout after full-stack-fastapi-template's backend (``app/main.py`` + ``app/api/main.py``):
+versioned routers under ``/v1``, OpenAPI at ``/docs``; ``/healthz`` and ``/metrics`` unversioned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter, FastAPI
+
+from api.config import Settings
+from api.deps import Services, load_settings
+from api.errors import install_handlers
+from api.middleware import BodyLimitMiddleware, MetricsMiddleware
+from api.routes import devices, health, measurements, predictions, searches, spaces
+
+if TYPE_CHECKING:
+    from hwdb import HardwareDB
+
+__all__ = ["API_PREFIX", "create_app"]
+
+API_PREFIX = "/v1"
+
+
+def _api_router() -> APIRouter:
+    router = APIRouter(prefix=API_PREFIX)
+    for module in (spaces, devices, measurements, predictions, searches):
+        router.include_router(module.router)
+    return router
+
+
+def _describe_metrics(services: Services) -> None:
+    m = services.metrics
+    m.describe("nas_api_measurements_stored_total", "counter", "Measurement rows newly stored.")
+    m.describe("nas_api_predicted_archs_total", "counter", "Architectures predicted.")
+    m.describe("nas_api_searches_active", "gauge", "Searches queued or running.")
+    m.describe("nas_api_predictor_cache_entries", "gauge", "Adapted predictors cached.")
+    m.gauge("nas_api_searches_active", lambda: float(services.searches.active()))
+    m.gauge("nas_api_predictor_cache_entries", lambda: float(len(services.cache)))
+
+
+def create_app(settings: Settings | None = None, *, db: HardwareDB | None = None) -> FastAPI:
+    """Build the REST service.
+
+    Args:
+        settings: Configuration (default: :meth:`Settings.from_env`, read once).
+        db: Serve this database instead of opening ``settings.database_url``.
+
+    Returns:
+        The FastAPI app (run it with uvicorn; ``nas serve`` does).
+    """
+    from nas import __version__
+
+    cfg = settings if settings is not None else load_settings()
+    services = Services.create(cfg, db)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            services.close()
+
+    app = FastAPI(
+        title="hw-nas",
+        version=__version__,
+        summary="Hardware-aware NAS: devices, measurements, latency predictions and searches.",
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    _describe_metrics(services)
+    install_handlers(app)
+    app.include_router(health.router)
+    app.include_router(_api_router())
+    app.add_middleware(MetricsMiddleware, metrics=services.metrics)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=cfg.max_body_bytes)
+    return app

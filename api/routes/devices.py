@@ -1,0 +1,74 @@
+"""``GET/POST /v1/devices`` and ``GET /v1/devices/{name}``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response, status
+
+from api.deps import DbDep, ReadAccess, ServicesDep, WriteKey
+from api.errors import ApiError, field_errors
+from api.schemas import DeviceCreate, DevicePublic, DevicesPublic, ErrorPublic, SpaceName
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/devices", tags=["devices"])
+
+Family = Literal["jetson", "gpu", "cpu", "phone", "npu", "fpga", "asic", "tpu", "dsp", "other"]
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorPublic},
+    422: {"model": ErrorPublic},
+}
+
+
+@router.get("", response_model=DevicesPublic)
+def read_devices(
+    db: DbDep,
+    _access: ReadAccess,
+    space: Annotated[SpaceName | None, Query(description="Only devices measured here.")] = None,
+    family: Annotated[Family | None, Query()] = None,
+) -> DevicesPublic:
+    """Devices sorted by name, optionally those measured in ``space`` / of ``family``."""
+    devices = db.list_devices(space=space, family=family)
+    data = [DevicePublic.model_validate(d) for d in devices]
+    return DevicesPublic(data=data, count=len(data))
+
+
+@router.post(
+    "",
+    response_model=DevicePublic,
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"model": DevicePublic, "description": "Updated"}, **_ERRORS},
+)
+def create_device(
+    body: DeviceCreate, db: DbDep, services: ServicesDep, _key: WriteKey, response: Response
+) -> DevicePublic:
+    """Register a device, or update the device of that name (200)."""
+    from hwdb import DeviceSpec, NotFoundError
+
+    try:
+        db.get_device(body.name)
+        response.status_code = status.HTTP_200_OK
+    except NotFoundError:
+        pass
+    with field_errors("body"):
+        spec = DeviceSpec(**body.model_dump())
+        device = db.upsert_device(spec)
+    services.cache.invalidate(db.url, device.name)
+    return DevicePublic.model_validate(device)
+
+
+@router.get("/{name}", response_model=DevicePublic, responses={404: {"model": ErrorPublic}})
+def read_device(name: str, db: DbDep, _access: ReadAccess) -> DevicePublic:
+    """One device."""
+    return DevicePublic.model_validate(get_device_or_404(db, name))
+
+
+def get_device_or_404(db: DbDep, name: str) -> object:
+    """The device ``name`` or a 404 naming the path parameter."""
+    from hwdb import NotFoundError
+
+    try:
+        return db.get_device(name)
+    except NotFoundError as exc:
+        raise ApiError(404, ["path", "name"], str(exc), type="not_found") from exc

@@ -1,0 +1,171 @@
+"""``POST/GET /v1/devices/{name}/measurements``: idempotent batch upload and paged reads."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Response
+
+from api._predictors import canonical_archs
+from api.deps import DbDep, ReadAccess, ServicesDep, SettingsDep, WriteKey
+from api.errors import ApiError, field_errors
+from api.routes.devices import get_device_or_404
+from api.schemas import (
+    INT32,
+    ErrorPublic,
+    MeasurementPublic,
+    MeasurementsCreate,
+    MeasurementsPublic,
+    Metric,
+    SpaceName,
+    UploadPublic,
+)
+
+if TYPE_CHECKING:
+    from hwdb import HardwareDB, MeasurementIn
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/devices/{name}/measurements", tags=["measurements"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorPublic},
+    404: {"model": ErrorPublic},
+    413: {"model": ErrorPublic},
+    422: {"model": ErrorPublic},
+}
+IdemHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Same key + same body: the first response is returned, nothing is duplicated.",
+    ),
+]
+
+
+def _rows(name: str, body: MeasurementsCreate) -> list[MeasurementIn]:
+    from hwdb import MeasurementIn
+    from search_spaces import list_spaces
+
+    known = set(list_spaces())
+    by_space: dict[str, list[int]] = {}
+    for i, m in enumerate(body.measurements):
+        if m.space not in known:
+            raise ApiError(
+                422,
+                ["body", "measurements", i, "space"],
+                f"unknown search space {m.space!r} (known: {', '.join(sorted(known))})",
+                type="unknown_space",
+            )
+        by_space.setdefault(m.space, []).append(i)
+    archs: dict[int, str] = {}
+    for space, idx in by_space.items():
+        texts = [body.measurements[i].arch for i in idx]
+        try:
+            canon = canonical_archs(space, texts, ["body", "measurements"])
+        except ApiError as exc:  # re-point the index at the row, and name the field
+            row = idx[int(exc.loc[-1])]
+            raise ApiError(
+                422, ["body", "measurements", row, "arch"], exc.msg, type=exc.type
+            ) from exc
+        archs.update(zip(idx, canon, strict=True))
+    rows: list[MeasurementIn] = []
+    seen: dict[tuple[str, str, str, str], int] = {}
+    for i, m in enumerate(body.measurements):
+        key = (m.space, archs[i], m.metric, m.protocol)
+        if key in seen:
+            raise ApiError(
+                422,
+                ["body", "measurements", i],
+                f"duplicates measurements[{seen[key]}] (same space, arch, metric and protocol)",
+                type="duplicate_in_batch",
+            )
+        seen[key] = i
+        with field_errors("body", "measurements", i):
+            rows.append(MeasurementIn(device=name, **{**m.model_dump(), "arch": archs[i]}))
+    return rows
+
+
+def _store(db: HardwareDB, name: str, body: MeasurementsCreate, key: str | None) -> dict[str, Any]:
+    rows = _rows(name, body)
+    with field_errors("body", "measurements"):
+        inserted = db.add_measurements(rows, replace=body.replace)
+    return UploadPublic(
+        device=name,
+        received=len(rows),
+        inserted=inserted,
+        existing=len(rows) - inserted,
+        client_key=key,
+    ).model_dump()
+
+
+@router.post("", response_model=UploadPublic, responses=_ERRORS)
+def upload_measurements(
+    name: str,
+    body: MeasurementsCreate,
+    db: DbDep,
+    services: ServicesDep,
+    settings: SettingsDep,
+    api_key: WriteKey,
+    response: Response,
+    idempotency_key: IdemHeader = None,
+) -> dict[str, Any]:
+    """Store a batch of measurements of device ``name`` in one transaction.
+
+    Rows already stored under the same (space, arch, metric, protocol) are kept unless
+    ``replace``; with a client key the whole request is replayed, not re-run.
+    """
+    get_device_or_404(db, name)
+    if len(body.measurements) > settings.max_batch:
+        raise ApiError(
+            413,
+            ["body", "measurements"],
+            f"at most {settings.max_batch} measurements per request, got {len(body.measurements)}",
+            type="batch_too_large",
+        )
+    key = body.client_key
+    if idempotency_key is not None:
+        if key is not None and key != idempotency_key:
+            raise ApiError(
+                422, ["header", "Idempotency-Key"], "differs from the body's client_key",
+                type="conflicting_keys",
+            )  # fmt: skip
+        key = idempotency_key
+    if key is None:
+        result = _store(db, name, body, None)
+    else:
+        digest = hashlib.sha256(
+            (name + "\x00" + body.model_dump_json(exclude={"client_key"})).encode()
+        ).hexdigest()
+        loc = ["header", "Idempotency-Key"] if idempotency_key else ["body", "client_key"]
+        result, replayed = services.idempotency.run(
+            f"{api_key.id}:{name}:{key}", digest, lambda: _store(db, name, body, key), loc=loc
+        )
+        response.headers["Idempotent-Replayed"] = "true" if replayed else "false"
+        if replayed:
+            return result
+    services.cache.invalidate(db.url, name)
+    services.metrics.inc("nas_api_measurements_stored_total", (), float(result["inserted"]))
+    return result
+
+
+@router.get("", response_model=MeasurementsPublic, responses={404: {"model": ErrorPublic}})
+def read_measurements(
+    name: str,
+    db: DbDep,
+    _access: ReadAccess,
+    space: Annotated[SpaceName | None, Query()] = None,
+    metric: Annotated[Metric | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=INT32)] = 0,
+) -> MeasurementsPublic:
+    """Measurements of device ``name``, newest first; ``count`` is the total matching."""
+    get_device_or_404(db, name)
+    records = db.measurements(space=space, device=name, metric=metric, limit=limit, offset=offset)
+    total = db.count_measurements(space=space, device=name, metric=metric)
+    data = [MeasurementPublic.model_validate(r) for r in records]
+    return MeasurementsPublic(data=data, count=total, limit=limit, offset=offset)

@@ -1,0 +1,142 @@
+"""``POST /v1/predict`` and ``POST /v1/devices/{name}/adapt``."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from api._predictors import canonical_archs
+from api.deps import DbDep, ReadAccess, Services, ServicesDep, SettingsDep, WriteKey
+from api.errors import ApiError, field_errors
+from api.routes.devices import get_device_or_404
+from api.schemas import AdaptCreate, AdaptPublic, ErrorPublic, PredictCreate, PredictionsPublic
+
+if TYPE_CHECKING:
+    from hwdb import HardwareDB
+    from predictors import AdaptedLatencyModel
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["predictions"])
+
+_INLINE_ARCHS = 64  # batches up to this size are answered on the event loop when warm
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    s: {"model": ErrorPublic} for s in (401, 404, 409, 413, 422, 503)
+}
+
+
+def _check_names(space: str, predictor: str | None) -> None:
+    from predictors import list_predictors
+    from search_spaces import list_spaces
+
+    if space not in list_spaces():
+        raise ApiError(
+            422, ["body", "space"],
+            f"unknown search space {space!r} (known: {', '.join(list_spaces())})",
+            type="unknown_space",
+        )  # fmt: skip
+    if predictor is not None and predictor not in list_predictors():
+        raise ApiError(
+            422, ["body", "predictor"],
+            f"unknown predictor {predictor!r} (known: {', '.join(list_predictors())})",
+            type="unknown_predictor",
+        )  # fmt: skip
+
+
+def _adapted(services: Services, db: HardwareDB, body: PredictCreate) -> AdaptedLatencyModel:
+    from hwdb import NotFoundError
+
+    try:
+        db.get_device(body.device)
+    except NotFoundError as exc:
+        raise ApiError(422, ["body", "device"], str(exc), type="unknown_device") from exc
+    with field_errors("body", "device"):
+        return services.cache.get(
+            db, space=body.space, device=body.device, predictor=body.predictor
+        )
+
+
+def _answer(model: AdaptedLatencyModel, body: PredictCreate) -> dict[str, Any]:
+    archs = canonical_archs(body.space, body.archs, ["body", "archs"])
+    with field_errors("body", "archs"):
+        pred = model.predict(archs)
+    mean, std = pred.mean_ms.tolist(), pred.std_ms.tolist()
+    if not all(math.isfinite(m) and math.isfinite(s) for m, s in zip(mean, std, strict=True)):
+        raise ApiError(503, ["body", "archs"], "the predictor returned non-finite values",
+                       type="predictor_failed")  # fmt: skip
+    return {
+        "space": body.space,
+        "device": body.device,
+        "predictor": pred.predictor,
+        "version": pred.version,
+        "n_measurements": int(pred.n_measurements),
+        "source": pred.source,
+        "data": [
+            {"arch": a, "latency_ms": m, "std_ms": s}
+            for a, m, s in zip(pred.archs, mean, std, strict=True)
+        ],
+        "count": len(archs),
+    }
+
+
+@router.post("/predict", response_model=PredictionsPublic, responses=_ERRORS)
+async def predict(
+    body: PredictCreate,
+    db: DbDep,
+    services: ServicesDep,
+    settings: SettingsDep,
+    _access: ReadAccess,
+) -> JSONResponse:
+    """Predicted latency (ms) and uncertainty of each architecture on ``device``.
+
+    Uses the space's default (or the named) predictor adapted to the device's measurements;
+    the response says which predictor/version and how many measurements back it.
+    """
+    if len(body.archs) > settings.max_predict_archs:
+        raise ApiError(
+            413, ["body", "archs"],
+            f"at most {settings.max_predict_archs} archs per request, got {len(body.archs)}",
+            type="batch_too_large",
+        )  # fmt: skip
+    _check_names(body.space, body.predictor)
+    model = services.cache.fresh(services.cache.key(db, body.space, body.device, body.predictor))
+    if model is not None and len(body.archs) <= _INLINE_ARCHS:
+        content = _answer(model, body)
+    else:
+
+        def work() -> dict[str, Any]:
+            return _answer(_adapted(services, db, body), body)
+
+        content = await anyio.to_thread.run_sync(work)
+    services.metrics.inc("nas_api_predicted_archs_total", (), float(len(body.archs)))
+    return JSONResponse(content)
+
+
+@router.post("/devices/{name}/adapt", response_model=AdaptPublic, responses=_ERRORS)
+def adapt(
+    name: str, body: AdaptCreate, db: DbDep, services: ServicesDep, _key: WriteKey
+) -> AdaptPublic:
+    """(Re-)adapt the predictor of ``space`` to device ``name``'s current measurements.
+
+    Meta-trains the space's predictor first when no stored one exists (slow once).
+    """
+    get_device_or_404(db, name)
+    _check_names(body.space, body.predictor)
+    t0 = time.perf_counter()
+    services.cache.invalidate(db.url, name)
+    with field_errors("path", "name"):
+        model = services.cache.get(db, space=body.space, device=name, predictor=body.predictor)
+    return AdaptPublic(
+        space=body.space,
+        device=name,
+        predictor=model.model.name,
+        version=model.version,
+        n_measurements=model.n_measurements,
+        source=model.source,
+        elapsed_ms=(time.perf_counter() - t0) * 1000.0,
+    )

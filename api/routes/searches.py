@@ -1,0 +1,87 @@
+"""``POST /v1/searches``, ``GET/DELETE /v1/searches/{id}``: NSGA-II searches in the background."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, status
+
+from api.deps import DbDep, ReadAccess, ServicesDep, SettingsDep, WriteKey
+from api.errors import ApiError
+from api.routes.predictions import _check_names
+from api.schemas import ErrorPublic, SearchCreate, SearchPublic
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/searches", tags=["searches"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {s: {"model": ErrorPublic} for s in (401, 404, 422, 429)}
+
+
+def _check(body: SearchCreate, db: DbDep, max_trials: int) -> None:
+    from hwdb import NotFoundError
+    from nas.search import PROXIES
+
+    _check_names(body.space, body.predictor)
+    if body.trials > max_trials:
+        raise ApiError(
+            422, ["body", "trials"], f"must be at most {max_trials}, got {body.trials}",
+            type="less_than_equal",
+        )  # fmt: skip
+    kind, _, proxy = body.accuracy.partition(":")
+    if kind == "proxy" and proxy and proxy not in PROXIES:
+        raise ApiError(
+            422, ["body", "accuracy"],
+            f"unknown proxy {proxy!r} (known: {', '.join(sorted(PROXIES))})", type="unknown_proxy",
+        )  # fmt: skip
+    for i, device in enumerate(body.devices):
+        try:
+            db.get_device(device)
+        except NotFoundError as exc:
+            raise ApiError(422, ["body", "devices", i], str(exc), type="unknown_device") from exc
+    if isinstance(body.budget_ms, dict):
+        extra = sorted(set(body.budget_ms) - set(body.devices))
+        if extra:
+            raise ApiError(
+                422, ["body", "budget_ms", extra[0]], "names a device that is not searched",
+                type="unknown_device",
+            )  # fmt: skip
+
+
+@router.post(
+    "", response_model=SearchPublic, status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS
+)
+def create_search(
+    body: SearchCreate, db: DbDep, services: ServicesDep, settings: SettingsDep, _key: WriteKey
+) -> dict[str, Any]:
+    """Queue a search; poll ``GET /v1/searches/{id}`` for progress and the Pareto front."""
+    _check(body, db, settings.max_search_trials)
+    job = services.searches.submit(body, db=db, cache=services.cache)
+    if job is None:
+        raise ApiError(
+            429, ["body"], f"{settings.max_active_searches} searches are already queued or running",
+            type="too_many_searches", headers={"Retry-After": "30"},
+        )  # fmt: skip
+    return job.public()
+
+
+@router.get("/{search_id}", response_model=SearchPublic, responses={404: {"model": ErrorPublic}})
+def read_search(search_id: str, services: ServicesDep, _access: ReadAccess) -> dict[str, Any]:
+    """Status, progress and (when completed) the Pareto front of a search."""
+    job = services.searches.get(search_id)
+    if job is None:
+        raise ApiError(
+            404, ["path", "search_id"], f"search {search_id!r} not found", type="not_found"
+        )
+    return job.public()
+
+
+@router.delete("/{search_id}", response_model=SearchPublic, responses=_ERRORS)
+def cancel_search(search_id: str, services: ServicesDep, _key: WriteKey) -> dict[str, Any]:
+    """Cancel a queued or running search (it stops after its current generation)."""
+    job = services.searches.cancel(search_id)
+    if job is None:
+        raise ApiError(
+            404, ["path", "search_id"], f"search {search_id!r} not found", type="not_found"
+        )
+    return job.public()

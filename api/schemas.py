@@ -1,0 +1,376 @@
+"""Pydantic v2 request/response schemas (the template's XBase/XCreate/XPublic/XsPublic families).
+
+Field limits mirror the hwdb columns (so PostgreSQL never sees an oversized value), numbers
+must be finite, latencies positive; NUL characters are rejected in free text.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
+
+__all__ = [
+    "AdaptCreate",
+    "AdaptPublic",
+    "DeviceBase",
+    "DeviceCreate",
+    "DevicePublic",
+    "DevicesPublic",
+    "ErrorDetail",
+    "ErrorPublic",
+    "HealthPublic",
+    "MeasurementBase",
+    "MeasurementCreate",
+    "MeasurementPublic",
+    "MeasurementsCreate",
+    "MeasurementsPublic",
+    "ParetoPointPublic",
+    "PredictCreate",
+    "PredictionPublic",
+    "PredictionsPublic",
+    "SearchCreate",
+    "SearchProgress",
+    "SearchPublic",
+    "SpacePublic",
+    "SpaceSummaryPublic",
+    "SpacesPublic",
+    "UploadPublic",
+]
+
+MAX_ARCHS = 10_000
+MAX_BATCH = 10_000
+INT32 = 2**31 - 1
+_NO_NUL = r"^[^\x00]*$"
+
+Name = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+:-]*$"),
+]
+SpaceName = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[a-z0-9_]+$")]
+Metric = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+]
+ArchText = Annotated[str, StringConstraints(min_length=1, max_length=4000, pattern=_NO_NUL)]
+PositiveMs = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=0, le=INT32)]
+
+
+def _text(max_length: int) -> Any:
+    return Annotated[str, StringConstraints(max_length=max_length, pattern=_NO_NUL)]
+
+
+def _small_json(value: dict[str, Any]) -> dict[str, Any]:
+    try:
+        size = len(json.dumps(value, allow_nan=False))
+    except ValueError as exc:
+        raise ValueError("must be JSON without NaN or infinity") from exc
+    if size > 65_536 or "\\u0000" in json.dumps(value):
+        raise ValueError("must be at most 64 KiB of JSON without NUL characters")
+    return value
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(_small_json)]
+
+
+# ----------------------------------------------------------------------------- errors
+class ErrorDetail(BaseModel):
+    """One problem: where (``loc``), what (``msg``) and its kind (``type``)."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorPublic(BaseModel):
+    """Body of every 4xx/5xx response."""
+
+    detail: list[ErrorDetail]
+
+
+# ----------------------------------------------------------------------------- devices
+class DeviceBase(BaseModel):
+    """Fields of a device (see :class:`hwdb.DeviceSpec`)."""
+
+    family: Literal[
+        "jetson", "gpu", "cpu", "phone", "npu", "fpga", "asic", "tpu", "dsp", "other"
+    ] = "cpu"
+    hardware: _text(2000) = ""  # type: ignore[valid-type]
+    runtime: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_NO_NUL)] = (
+        "torch"
+    )
+    precision: Annotated[str, StringConstraints(min_length=1, max_length=16, pattern=_NO_NUL)] = (
+        "fp32"
+    )
+    batch_size: Annotated[int, Field(ge=1, le=INT32)] = 1
+    threads: Annotated[int, Field(ge=1, le=INT32)] | None = None
+    provenance: Literal["measured", "imported", "simulated", "catalog"] = "measured"
+    source: _text(2000) = ""  # type: ignore[valid-type]
+    attributes: JsonObject = Field(default_factory=dict)
+
+
+class DeviceCreate(DeviceBase):
+    """Body of ``POST /v1/devices`` (insert, or update the device of that name)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+
+
+class DevicePublic(DeviceBase):
+    """A stored device."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+    id: int
+    created_at: datetime
+
+
+class DevicesPublic(BaseModel):
+    """A list of devices."""
+
+    data: list[DevicePublic]
+    count: int
+
+
+# ----------------------------------------------------------------------------- measurements
+class MeasurementBase(BaseModel):
+    """One summarised measurement (milliseconds; see :class:`hwdb.MeasurementIn`)."""
+
+    space: SpaceName
+    arch: ArchText
+    metric: Metric = "latency_ms"
+    median: PositiveMs
+    mean: PositiveMs | None = None
+    std: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    min: PositiveMs | None = None
+    p90: PositiveMs | None = None
+    n_runs: Annotated[int, Field(ge=1, le=INT32)] = 1
+    warmup: Count = 0
+    protocol: _text(200) = ""  # type: ignore[valid-type]
+    environment: JsonObject = Field(default_factory=dict)
+    source: _text(2000) = ""  # type: ignore[valid-type]
+    workload: JsonObject = Field(default_factory=dict)
+    benchmark_index: Count | None = None
+
+
+class MeasurementCreate(MeasurementBase):
+    """One measurement of an upload."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class MeasurementsCreate(BaseModel):
+    """Body of ``POST /v1/devices/{name}/measurements``.
+
+    ``client_key`` (or the ``Idempotency-Key`` header) makes retries safe: the same key with
+    the same body returns the first response and writes nothing more.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    measurements: Annotated[list[MeasurementCreate], Field(min_length=1, max_length=MAX_BATCH)]
+    client_key: (
+        Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
+        | None
+    ) = None
+    replace: bool = False
+
+
+class MeasurementPublic(MeasurementBase):
+    """A stored measurement."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    arch: str
+    space: str
+    metric: str
+    protocol: str
+    source: str
+    id: int
+    device: str
+    created_at: datetime
+
+
+class MeasurementsPublic(BaseModel):
+    """A page of measurements; ``count`` is the total matching the filters."""
+
+    data: list[MeasurementPublic]
+    count: int
+    limit: int
+    offset: int
+
+
+class UploadPublic(BaseModel):
+    """Outcome of an upload: rows received, newly stored, and already present."""
+
+    device: str
+    received: int
+    inserted: int
+    existing: int
+    client_key: str | None
+
+
+# ----------------------------------------------------------------------------- predictions
+class PredictCreate(BaseModel):
+    """Body of ``POST /v1/predict``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    space: SpaceName
+    device: Name
+    archs: Annotated[list[ArchText], Field(min_length=1, max_length=MAX_ARCHS)]
+    predictor: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+
+
+class PredictionPublic(BaseModel):
+    """Predicted latency of one architecture (canonical string) with its uncertainty."""
+
+    arch: str
+    latency_ms: float
+    std_ms: float
+
+
+class PredictionsPublic(BaseModel):
+    """Predictions, in request order, and what produced them."""
+
+    space: str
+    device: str
+    predictor: str
+    version: str
+    n_measurements: int
+    source: str
+    data: list[PredictionPublic]
+    count: int
+
+
+class AdaptCreate(BaseModel):
+    """Body of ``POST /v1/devices/{name}/adapt``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    space: SpaceName
+    predictor: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+
+
+class AdaptPublic(BaseModel):
+    """The adapted predictor now serving ``device``."""
+
+    space: str
+    device: str
+    predictor: str
+    version: str
+    n_measurements: int
+    source: str
+    elapsed_ms: float
+
+
+# ----------------------------------------------------------------------------- searches
+class SearchCreate(BaseModel):
+    """Body of ``POST /v1/searches`` (see :func:`nas.search.run_search`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    space: SpaceName
+    devices: Annotated[list[Name], Field(min_length=1, max_length=8)]
+    accuracy: Annotated[
+        str, StringConstraints(max_length=64, pattern=r"^(table|short-train|proxy(:[a-z_]+)?)$")
+    ] = "proxy"
+    dataset: Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=_NO_NUL)] = (
+        "cifar10"
+    )
+    trials: Annotated[int, Field(ge=1, le=1_000_000)] = 200
+    population: Annotated[int, Field(ge=2, le=1000)] = 50
+    budget_ms: PositiveMs | dict[Name, PositiveMs] | None = None
+    budget_z: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False)] = 0.0
+    predictor: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
+
+    @field_validator("devices")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("must not repeat a device")
+        return value
+
+
+class SearchProgress(BaseModel):
+    """Finished trials out of the total asked for."""
+
+    done: int
+    total: int
+
+
+class ParetoPointPublic(BaseModel):
+    """One Pareto-optimal architecture."""
+
+    arch: str
+    accuracy: float
+    latency_ms: dict[str, float]
+    latency_std_ms: dict[str, float] = Field(default_factory=dict)
+    feasible: bool = True
+    trial: int | None = None
+    params: int | None = None
+    macs: int | None = None
+
+
+class SearchPublic(BaseModel):
+    """A search job: its state, progress and (when finished) its Pareto front."""
+
+    id: str
+    status: Literal["queued", "running", "completed", "failed", "cancelled"]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    progress: SearchProgress
+    request: SearchCreate
+    front: list[ParetoPointPublic] | None
+    n_trials: int | None
+    hypervolume: float | None
+    error: str | None
+
+
+# ----------------------------------------------------------------------------- spaces, health
+class SpaceSummaryPublic(BaseModel):
+    """A registered search space with its database counts."""
+
+    name: str
+    description: str
+    n_architectures: int
+    n_devices: int
+    n_measurements: int
+
+
+class SpacesPublic(BaseModel):
+    """The registered search spaces."""
+
+    data: list[SpaceSummaryPublic]
+    count: int
+
+
+class SpacePublic(SpaceSummaryPublic):
+    """One space: its parameter grid, reference and hardware-embedding architectures."""
+
+    parameters: dict[str, list[int | float | str | bool | None]]
+    reference_archs: dict[str, str]
+    hardware_embedding_archs: list[str]
+    default_workload: dict[str, Any]
+    encoding_length: int
+
+
+class HealthPublic(BaseModel):
+    """Liveness and database reachability."""
+
+    status: Literal["ok", "degraded"]
+    version: str
+    database: Literal["ok", "unavailable"]

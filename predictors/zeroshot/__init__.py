@@ -1,0 +1,60 @@
+"""Latency for devices nobody has measured: datasheet roofline, zero-shot meta-prediction,
+and active-learning onboarding.
+
+* :func:`op_table` / :func:`roofline_latency_ms`: per-operator FLOPs and bytes traced from the
+  real torch module, priced by a roofline with device-class constants (Williams et al., 2009).
+* :func:`zero_shot_model`: the meta-learned predictor given roofline estimates of the 10
+  reference archs as hardware embedding; labelled ``"zero-shot (datasheet)"``.
+* :func:`evaluate_zero_shot`: ``nas predictor evaluate --shots 0``.
+* :func:`onboard_device`: measure, adapt, propose by uncertainty until a target error.
+"""
+
+from __future__ import annotations
+
+from predictors.zeroshot._classes import DEVICE_CLASSES, DeviceClass, device_model
+from predictors.zeroshot._evaluate import (
+    evaluate_zero_shot,
+    simulated_device_models,
+    simulated_tasks,
+)
+from predictors.zeroshot._onboard import OnboardResult, OnboardRound, onboard_device
+from predictors.zeroshot._roofline import (
+    DeviceModel,
+    estimate_latency_ms,
+    op_table,
+    roofline_latency_ms,
+)
+from predictors.zeroshot._trace import OpRecord, OpTable, trace_module
+from predictors.zeroshot._zeroshot import (
+    ROOFLINE_SOURCE,
+    ZERO_SHOT_SOURCE,
+    RooflineLatencyModel,
+    ZeroShotLatencyModel,
+    resolve_catalog_device,
+    zero_shot_model,
+)
+
+__all__ = [
+    "DEVICE_CLASSES",
+    "ROOFLINE_SOURCE",
+    "ZERO_SHOT_SOURCE",
+    "DeviceClass",
+    "DeviceModel",
+    "OnboardResult",
+    "OnboardRound",
+    "OpRecord",
+    "OpTable",
+    "RooflineLatencyModel",
+    "ZeroShotLatencyModel",
+    "device_model",
+    "estimate_latency_ms",
+    "evaluate_zero_shot",
+    "onboard_device",
+    "op_table",
+    "resolve_catalog_device",
+    "roofline_latency_ms",
+    "simulated_device_models",
+    "simulated_tasks",
+    "trace_module",
+    "zero_shot_model",
+]

@@ -1,0 +1,391 @@
+"""Per-operator FLOPs and memory traffic of a real torch module, from an aten dispatch trace.
+
+The module runs once on the ``meta`` device (no data, no kernels) under a
+:class:`~torch.utils._python_dispatch.TorchDispatchMode` that records every aten call with the
+shapes of its inputs, weights and outputs. FLOPs come from :mod:`torch.utils.flop_counter`'s
+registry (convolutions, matrix products, attention); element-wise and pooling ops count one
+FLOP per output element (pooling: one per window element).
+
+The recorded eager graph is then *simplified the way an inference runtime deploys it*
+(TensorRT / TFLite / ONNX Runtime graph optimisers): views are free, multiplications by the
+constant 0 (NAS-Bench-201's ``none`` op) make known-zero tensors that additions drop,
+BatchNorm after a convolution folds into its weights, an activation fuses into the op that
+produced its input, identical ops on the same value are computed once (CSE), and ops that do
+not reach the output are removed. What remains is the kernel list a roofline model prices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["KINDS", "OpRecord", "OpTable", "trace_module"]
+
+#: Operator classes priced differently by the roofline.
+KINDS = ("conv", "matmul", "attention", "pool", "eltwise", "reduce", "norm", "other")
+
+_VIEW_OPS = {
+    "view", "_unsafe_view", "reshape", "t", "transpose", "permute", "expand", "unsqueeze",
+    "squeeze", "flatten", "detach", "alias", "slice", "select", "as_strided", "lift_fresh",
+    "_to_copy", "clone", "contiguous", "split", "unbind", "chunk", "split_with_sizes",
+}  # fmt: skip
+_ACTIVATIONS = {"relu", "relu_", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid",
+                "clamp", "hardtanh", "leaky_relu", "elu"}  # fmt: skip
+_NORMS = {"_native_batch_norm_legit_no_training", "native_batch_norm", "batch_norm",
+          "native_layer_norm", "layer_norm", "group_norm", "native_group_norm", "rms_norm",
+          "_fused_rms_norm"}  # fmt: skip
+_BATCH_NORMS = {"_native_batch_norm_legit_no_training", "native_batch_norm", "batch_norm",
+                "_native_batch_norm_legit", "cudnn_batch_norm"}  # fmt: skip
+_POOLS = {"avg_pool2d", "max_pool2d", "max_pool2d_with_indices", "adaptive_avg_pool2d",
+          "_adaptive_avg_pool2d", "avg_pool1d", "adaptive_max_pool2d"}  # fmt: skip
+_REDUCE = {"mean", "sum", "amax", "amin", "max", "min", "softmax", "_softmax", "log_softmax",
+           "_log_softmax", "cumsum", "var", "std"}  # fmt: skip
+_ZERO_PRESERVING = {"relu", "relu_", "mul", "avg_pool2d", "convolution", "mean", "max_pool2d"}
+
+
+@dataclass(frozen=True)
+class OpRecord:
+    """One deployed operator (after simplification).
+
+    Attributes:
+        op: aten op name, e.g. ``"convolution"``.
+        kind: One of :data:`KINDS`.
+        flops: Floating-point operations (a multiply-accumulate counts 2).
+        act_elems: Activation elements read plus written (fused epilogues included).
+        weight_elems: Parameter / constant elements read.
+        out_elems: Output elements (the parallelism available to the kernel).
+    """
+
+    op: str
+    kind: str
+    flops: float
+    act_elems: float
+    weight_elems: float
+    out_elems: float
+
+
+@dataclass(frozen=True)
+class OpTable:
+    """Column arrays of a model's deployed operators (fast to price for many devices)."""
+
+    kind: np.ndarray  # int index into KINDS
+    flops: np.ndarray
+    act_elems: np.ndarray
+    weight_elems: np.ndarray
+    out_elems: np.ndarray
+    ops: tuple[str, ...]
+
+    @classmethod
+    def from_records(cls, records: Sequence[OpRecord]) -> OpTable:
+        """Build the columns from records."""
+
+        def col(name: str) -> np.ndarray:
+            return np.array([float(getattr(r, name)) for r in records], dtype=np.float64)
+
+        return cls(
+            kind=np.array([KINDS.index(r.kind) for r in records], dtype=np.int64),
+            flops=col("flops"),
+            act_elems=col("act_elems"),
+            weight_elems=col("weight_elems"),
+            out_elems=col("out_elems"),
+            ops=tuple(r.op for r in records),
+        )
+
+    def __len__(self) -> int:
+        return int(self.kind.shape[0])
+
+    @property
+    def total_flops(self) -> float:
+        """Sum of FLOPs."""
+        return float(self.flops.sum())
+
+    def counts(self) -> dict[str, int]:
+        """Number of deployed ops per kind."""
+        return {k: int((self.kind == i).sum()) for i, k in enumerate(KINDS)}
+
+
+def _kind(name: str) -> str:
+    if name in ("convolution", "_convolution", "conv2d", "conv1d"):
+        return "conv"
+    if name in ("mm", "addmm", "bmm", "baddbmm", "linear", "matmul"):
+        return "matmul"
+    if "attention" in name:
+        return "attention"
+    if name in _POOLS:
+        return "pool"
+    if name in _NORMS:
+        return "norm"
+    if name in _REDUCE:
+        return "reduce"
+    return "eltwise"
+
+
+@dataclass
+class _Node:
+    """A recorded aten call in the raw trace."""
+
+    op: str
+    kind: str
+    inputs: list[int]  # value ids of activation inputs
+    weights: float  # parameter elements
+    out: list[int]
+    out_elems: float
+    flops: float
+    key: tuple[Any, ...]
+    alive: bool = True
+
+
+def _numel(t: Any) -> float:
+    return float(t.numel())
+
+
+def _tensors(obj: Any) -> list[Any]:
+    import torch
+    from torch.utils._pytree import tree_leaves
+
+    return [x for x in tree_leaves(obj) if isinstance(x, torch.Tensor)]
+
+
+def _scalar_args(args: Sequence[Any]) -> tuple[Any, ...]:
+    import torch
+
+    out: list[Any] = []
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            out.append("T")
+        elif isinstance(a, (list, tuple)):
+            out.append(tuple("T" if isinstance(x, torch.Tensor) else x for x in a))
+        else:
+            out.append(a)
+    return tuple(out)
+
+
+def _flops(func: Any, name: str, args: Any, kwargs: Any, out: Any, out_elems: float) -> float:
+    from torch.utils.flop_counter import flop_registry
+
+    packet = func.overloadpacket
+    if packet in flop_registry:
+        return float(flop_registry[packet](*args, **kwargs, out_val=out))
+    if name in ("avg_pool2d", "max_pool2d", "max_pool2d_with_indices"):
+        ks = args[1] if len(args) > 1 else kwargs.get("kernel_size", 1)
+        ks = list(ks) if isinstance(ks, (list, tuple)) else [ks]
+        area = float(np.prod(ks * (2 // len(ks)))) if ks else 1.0
+        return out_elems * area
+    if name in _POOLS or name in _REDUCE:
+        ins = _tensors(args)
+        return _numel(ins[0]) if ins else out_elems
+    if name in _NORMS:
+        return 4.0 * out_elems
+    return out_elems
+
+
+class _Graph:
+    """Raw trace: values (activation tensors), parameters, nodes; simplified on the fly."""
+
+    def __init__(self) -> None:
+        self.keep: list[Any] = []  # keep tensors alive so ``id`` stays unique
+        self.value_of: dict[int, int] = {}  # tensor id -> value id
+        self.param_elems: dict[int, float] = {}  # tensor id -> elements (weights, constants)
+        self.elems: dict[int, float] = {}  # value id -> elements
+        self.zero: set[int] = set()
+        self.nodes: list[_Node] = []
+        self.cse: dict[tuple[Any, ...], list[int]] = {}
+        self.n_values = 0
+
+    def new_value(self, t: Any, *, zero: bool = False) -> int:
+        vid = self.n_values
+        self.n_values += 1
+        self.keep.append(t)
+        self.value_of[id(t)] = vid
+        self.elems[vid] = _numel(t)
+        if zero:
+            self.zero.add(vid)
+        return vid
+
+    def alias(self, outs: list[Any], vid: int) -> None:
+        for t in outs:
+            self.keep.append(t)
+            self.value_of[id(t)] = vid
+
+    def record(self, func: Any, args: Any, kwargs: Any, out: Any) -> None:
+        name = func.overloadpacket.__name__
+        outs = _tensors(out)
+        ins = _tensors((args, kwargs))
+        acts = [self.value_of[id(t)] for t in ins if id(t) in self.value_of]
+        weights = [t for t in ins if id(t) not in self.value_of]
+        if not outs:
+            return
+        if not acts:  # parameter/constant preprocessing (e.g. weight.t()): stays a weight
+            for t in outs:
+                self.keep.append(t)
+                self.param_elems[id(t)] = _numel(t)
+            return
+        if name in _VIEW_OPS:
+            self.alias(outs, acts[0])
+            return
+        if self._fold_zero(name, args, acts, outs):
+            return
+        key = (name, tuple(acts), tuple(sorted(id(w) for w in weights)), _scalar_args(args))
+        if key in self.cse:
+            for t, vid in zip(outs, self.cse[key], strict=False):
+                self.alias([t], vid)
+            return
+        vids = [self.new_value(t) for t in outs]
+        self.cse[key] = vids
+        out_elems = _numel(outs[0])
+        self.nodes.append(
+            _Node(
+                op=name,
+                kind=_kind(name),
+                inputs=list(dict.fromkeys(acts)),
+                weights=float(sum(_numel(w) for w in weights)),
+                out=vids,
+                out_elems=out_elems,
+                flops=_flops(func, name, args, kwargs, out, out_elems),
+                key=key,
+            )
+        )
+
+    def record_plain(self, func: Any, args: Any, kwargs: Any, out: Any) -> None:
+        """Record without simplification (views still free)."""
+        name = func.overloadpacket.__name__
+        outs = _tensors(out)
+        ins = _tensors((args, kwargs))
+        acts = [self.value_of[id(t)] for t in ins if id(t) in self.value_of]
+        if not outs or not acts:
+            for t in outs:
+                self.keep.append(t)
+            return
+        if name in _VIEW_OPS:
+            self.alias(outs, acts[0])
+            return
+        vids = [self.new_value(t) for t in outs]
+        weights = [t for t in ins if id(t) not in self.value_of]
+        out_elems = _numel(outs[0])
+        self.nodes.append(
+            _Node(name, _kind(name), list(dict.fromkeys(acts)),
+                  float(sum(_numel(w) for w in weights)), vids, out_elems,
+                  _flops(func, name, args, kwargs, out, out_elems), ()),
+        )  # fmt: skip
+
+    def _fold_zero(self, name: str, args: Any, acts: list[int], outs: list[Any]) -> bool:
+        """Constant-fold the known-zero tensors of ``x * 0`` (NAS-Bench-201's ``none``)."""
+        if name == "mul" and len(args) > 1 and isinstance(args[1], (int, float)) and args[1] == 0:
+            self.new_value(outs[0], zero=True)
+            return True
+        if all(a in self.zero for a in acts) and name in _ZERO_PRESERVING:
+            self.new_value(outs[0], zero=True)
+            return True
+        if name in ("add", "sub") and len(acts) == 2 and any(a in self.zero for a in acts):
+            live = [a for a in acts if a not in self.zero]
+            if live:
+                self.alias(outs[:1], live[0])
+            else:
+                self.new_value(outs[0], zero=True)
+            return True
+        return False
+
+    # ------------------------------------------------------------------ deployment passes
+    def fuse(self, outputs: list[int]) -> list[int]:
+        """Fold BatchNorm into a producing conv/matmul, fuse activations into their producer.
+
+        Returns:
+            ``outputs`` with fused values redirected.
+        """
+        prod: dict[int, _Node] = {v: n for n in self.nodes for v in n.out}
+        uses: dict[int, int] = {}
+        for n in self.nodes:
+            for v in n.inputs:
+                uses[v] = uses.get(v, 0) + 1
+        alias: dict[int, int] = {}
+        for node in self.nodes:
+            node.inputs = [alias.get(v, v) for v in node.inputs]
+            src = prod.get(node.inputs[0]) if node.inputs else None
+            if src is None:
+                continue
+            bn = node.op in _BATCH_NORMS
+            if bn and src.kind in ("conv", "matmul") and uses.get(node.inputs[0], 0) == 1:
+                node.alive = False
+                alias[node.out[0]] = node.inputs[0]
+                uses[node.inputs[0]] += uses.get(node.out[0], 0) - 1
+            elif node.op in _ACTIVATIONS and src.kind != "other" and len(node.inputs) == 1:
+                node.alive = False  # epilogue of ``src``; a second output if the raw value is used
+                src.flops += node.out_elems
+                uses[node.inputs[0]] -= 1
+                if uses[node.inputs[0]] > 0:
+                    src.out.append(node.out[0])
+                    prod[node.out[0]] = src
+                else:
+                    src.out[src.out.index(node.inputs[0])] = node.out[0]
+                    prod[node.out[0]] = src
+        return [alias.get(v, v) for v in outputs]
+
+    def eliminate_dead(self, outputs: list[int]) -> None:
+        """Remove ops whose results never reach ``outputs``."""
+        needed = set(outputs)
+        for node in reversed(self.nodes):
+            if not node.alive:
+                continue
+            live = [v for v in node.out if v in needed]
+            if live:
+                node.out = live
+                needed.update(node.inputs)
+            else:
+                node.alive = False
+
+    def records(self) -> list[OpRecord]:
+        """The deployed operators, in execution order."""
+        out = []
+        for n in self.nodes:
+            if n.alive:
+                act = sum(self.elems[v] for v in (*n.inputs, *n.out))
+                out.append(OpRecord(n.op, n.kind, n.flops, act, n.weights, n.out_elems))
+        return out
+
+
+def trace_module(module: Any, inputs: Sequence[Any], *, simplify: bool = True) -> list[OpRecord]:
+    """Deployed operators of ``module(*inputs)`` (see the module docstring).
+
+    ``module`` and ``inputs`` may live on any device; the ``meta`` device makes the trace
+    free of kernels. The module is switched to ``eval`` mode.
+
+    Args:
+        module: A ``torch.nn.Module``.
+        inputs: Positional inputs of one forward pass.
+        simplify: Apply the deployment passes (zero folding, CSE, fusion, dead-code removal);
+            ``False`` keeps every eager aten call that computes something (views excluded).
+
+    Returns:
+        One :class:`OpRecord` per deployed operator, in execution order.
+    """
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    graph = _Graph()
+    for t in inputs:
+        if isinstance(t, torch.Tensor):
+            graph.new_value(t)
+
+    class _Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
+        def __torch_dispatch__(
+            self, func: Any, types: Any, args: Any = (), kwargs: Any = None
+        ) -> Any:
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            if simplify:
+                graph.record(func, args, kwargs, out)
+            else:
+                graph.record_plain(func, args, kwargs, out)
+            return out
+
+    module.eval()
+    with torch.no_grad(), _Recorder():  # type: ignore[no-untyped-call]
+        result = module(*inputs)
+    outputs = [graph.value_of[id(t)] for t in _tensors(result) if id(t) in graph.value_of]
+    if simplify:
+        outputs = graph.fuse(outputs)
+        graph.eliminate_dead(outputs)
+    return graph.records()

@@ -1,0 +1,186 @@
+"""Zero-shot latency prediction for a device known only by its catalog entry.
+
+HELP (Lee et al., NeurIPS 2021, arXiv 2106.08630) identifies a device by the measured
+latencies of 10 reference architectures (its *hardware embedding*). A device nobody has
+measured has no such latencies, so this module *estimates* them with the datasheet roofline
+(:mod:`predictors.zeroshot._roofline`) and feeds the estimates to the meta-learned predictor in
+place of measurements. Nothing measured on the target device is used. The roofline alone is
+the baseline (:class:`RooflineLatencyModel`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from predictors._base import LatencyPredictor
+from predictors._errors import NotEnoughDataError
+from predictors._service import LatencyPrediction
+from predictors.zeroshot._classes import device_model
+from predictors.zeroshot._roofline import DeviceModel, roofline_latency_ms
+
+if TYPE_CHECKING:
+    from hwdb import HardwareDB
+    from hwdb.catalog import CatalogEntry
+
+__all__ = [
+    "ROOFLINE_SOURCE",
+    "ZERO_SHOT_SOURCE",
+    "RooflineLatencyModel",
+    "ZeroShotLatencyModel",
+    "resolve_catalog_device",
+    "zero_shot_model",
+]
+
+ZERO_SHOT_SOURCE = "zero-shot (datasheet)"
+#: ``predictor`` field of roofline-only predictions (their ``source`` is zero-shot too).
+ROOFLINE_SOURCE = "roofline"
+#: Log-space standard deviation reported with datasheet-only estimates (a factor of ~1.5).
+DATASHEET_LOG_SIGMA = 0.4
+
+
+def resolve_catalog_device(
+    device_or_entry: str | CatalogEntry,
+    db: HardwareDB | None = None,
+    *,
+    precision: str | None = None,
+) -> tuple[CatalogEntry, str, str]:
+    """``(entry, precision, label)`` of a catalog entry, entry name or catalog-backed device.
+
+    A device registered with ``nas device add NAME --catalog ENTRY`` carries its entry in
+    ``attributes["catalog"]`` and its precision in the device record.
+
+    Raises:
+        hwdb.NotFoundError: when neither a device nor a catalog entry matches.
+    """
+    from hwdb import NotFoundError
+    from hwdb.catalog import CatalogEntry, get_entry
+
+    if isinstance(device_or_entry, CatalogEntry):
+        return device_or_entry, precision or "fp32", device_or_entry.name
+    if not isinstance(device_or_entry, str) or not device_or_entry.strip():
+        raise ValueError("`device_or_entry` must be a catalog entry or a non-empty name.")
+    if db is not None:
+        try:
+            dev = db.get_device(device_or_entry)
+        except NotFoundError:
+            dev = None
+        if dev is not None and dev.attributes.get("catalog"):
+            entry = get_entry(str(dev.attributes["catalog"]))
+            return entry, precision or dev.precision, dev.name
+    entry = get_entry(device_or_entry)
+    return entry, precision or "fp32", entry.name
+
+
+class RooflineLatencyModel:
+    """The datasheet roofline as a latency model (the zero-shot baseline)."""
+
+    def __init__(self, *, space: str, device: str, model: DeviceModel) -> None:
+        self.space = space
+        self.device = device
+        self.model = model
+        self.source = ZERO_SHOT_SOURCE
+
+    def predict(self, archs: Sequence[str]) -> LatencyPrediction:
+        """Roofline latency of canonical arch strings."""
+        arch_list = [str(a) for a in archs]
+        mean = roofline_latency_ms(self.space, arch_list, self.model)
+        std = mean * np.sqrt(np.expm1(DATASHEET_LOG_SIGMA**2))
+        return LatencyPrediction(
+            arch_list, mean, std, ROOFLINE_SOURCE, self.model.name, 0, self.source
+        )
+
+
+class ZeroShotLatencyModel:
+    """A meta-learned predictor adapted to roofline estimates of the reference archs."""
+
+    def __init__(
+        self,
+        *,
+        space: str,
+        device: str,
+        model: LatencyPredictor,
+        version: str,
+        reference_ms: np.ndarray,
+    ) -> None:
+        self.space = space
+        self.device = device
+        self.model = model
+        self.version = version
+        self.reference_ms = reference_ms
+        self.source = ZERO_SHOT_SOURCE
+
+    def predict(self, archs: Sequence[str]) -> LatencyPrediction:
+        """Predict canonical arch strings in one batch."""
+        arch_list = [str(a) for a in archs]
+        mean, std = self.model.predict(arch_list)
+        std = np.maximum(std, mean * np.sqrt(np.expm1(DATASHEET_LOG_SIGMA**2)))
+        return LatencyPrediction(
+            arch_list, mean, std, self.model.name, self.version, 0, self.source
+        )
+
+
+def reference_strings(space: str) -> list[str]:
+    """Canonical strings of the space's 10 hardware-embedding archs."""
+    from search_spaces import get_space
+
+    sp = get_space(space)
+    return [sp.to_string(a) for a in sp.hardware_embedding_archs()]
+
+
+def adapt_zero_shot(
+    model: LatencyPredictor, space: str, dm: DeviceModel
+) -> tuple[LatencyPredictor, np.ndarray]:
+    """Adapt a meta-trained predictor to roofline estimates of the reference archs."""
+    refs = reference_strings(space)
+    ref_ms = roofline_latency_ms(space, refs, dm)
+    return model.adapt(refs, ref_ms, hw_embedding_ms=ref_ms), ref_ms
+
+
+def zero_shot_model(
+    db: HardwareDB,
+    *,
+    space: str,
+    device_or_entry: str | CatalogEntry,
+    predictor: str | None = None,
+    precision: str | None = None,
+    meta: bool = False,
+) -> ZeroShotLatencyModel | RooflineLatencyModel:
+    """A latency model of a device known only by its datasheet.
+
+    By default the datasheet roofline itself (``predictor == "roofline"``): on NAS-Bench-201 it
+    ranks the real Jetson Nano, Raspberry Pi 4 and Pixel 3 better than the meta-learned
+    predictor adapted to roofline estimates (``benchmarks/zero_shot.py``). With ``meta=True``
+    the space's meta-trained predictor (meta-trained on every *other* device in ``db``) is
+    adapted to roofline estimates of the 10 reference archs; it falls back to the roofline when
+    the database holds no source devices. Predictions carry ``source == "zero-shot
+    (datasheet)"``.
+
+    Args:
+        db: The hardware database (source devices for meta-training).
+        space: Search-space name.
+        device_or_entry: Catalog entry, entry name/alias (``"jetson"``), or a device added
+            with ``nas device add NAME --catalog ENTRY``.
+        predictor: Registered predictor name (default: the service default).
+        precision: Override the precision (default: the device's, else fp32).
+        meta: Use the meta-learned predictor when possible.
+    """
+    from hwdb import NotFoundError
+    from predictors._service import get_default_predictor
+
+    entry, prec, label = resolve_catalog_device(device_or_entry, db, precision=precision)
+    dm = device_model(entry, precision=prec)
+    if meta:
+        try:
+            model, version = get_default_predictor(
+                db, space=space, predictor=predictor, exclude_device=label
+            )
+            adapted, ref_ms = adapt_zero_shot(model, space, dm)
+            return ZeroShotLatencyModel(
+                space=space, device=label, model=adapted, version=version, reference_ms=ref_ms
+            )
+        except (NotEnoughDataError, NotFoundError):  # fresh install: no source devices
+            pass
+    return RooflineLatencyModel(space=space, device=label, model=dm)

@@ -1,0 +1,86 @@
+"""``/v1/devices``: API keys on writes, upsert, filters, 404/422 naming the field."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from fastapi.testclient import TestClient
+
+from hwdb import HardwareDB
+from tests.api._helpers import SOURCES, SPACE, TARGET
+from tests.api.conftest import make_app
+
+
+def test_write_without_key_is_401(client: TestClient, db: HardwareDB) -> None:
+    response = client.post("/v1/devices", json={"name": "dev-a"})
+    assert response.status_code == 401
+    assert response.json()["detail"][0]["loc"] == ["header", "X-API-Key"]
+    bad = client.post("/v1/devices", json={"name": "dev-a"}, headers={"X-API-Key": "nas_wrong"})
+    assert bad.status_code == 401 and bad.json()["detail"][0]["type"] == "invalid_api_key"
+    assert [d.name for d in db.list_devices()] == sorted([*SOURCES, TARGET])
+
+
+def test_create_then_update_device(
+    client: TestClient, auth: dict[str, str], db: HardwareDB
+) -> None:
+    spec = {"name": "jetson-x", "family": "jetson", "hardware": "Orin", "threads": 4}
+    created = client.post("/v1/devices", json=spec, headers=auth)
+    assert created.status_code == 201 and created.json()["family"] == "jetson"
+    updated = client.post("/v1/devices", json={**spec, "hardware": "Orin NX"}, headers=auth)
+    assert updated.status_code == 200 and updated.json()["id"] == created.json()["id"]
+    assert db.get_device("jetson-x").hardware == "Orin NX"
+    assert client.get("/v1/devices/jetson-x").json()["hardware"] == "Orin NX"
+
+
+def test_bearer_token_and_revocation(client: TestClient, db: HardwareDB, api_key: str) -> None:
+    headers = {"Authorization": f"Bearer {api_key}"}
+    assert client.post("/v1/devices", json={"name": "b1"}, headers=headers).status_code == 201
+    db.revoke_api_key("tests")
+    assert client.post("/v1/devices", json={"name": "b2"}, headers=headers).status_code == 401
+
+
+def test_list_filters(client: TestClient, auth: dict[str, str]) -> None:
+    client.post("/v1/devices", json={"name": "phone-z", "family": "phone"}, headers=auth)
+    everything = client.get("/v1/devices").json()
+    assert everything["count"] == 6
+    measured = client.get("/v1/devices", params={"space": SPACE}).json()
+    assert {d["name"] for d in measured["data"]} == {*SOURCES, TARGET}
+    phones = client.get("/v1/devices", params={"family": "phone"}).json()
+    assert {d["name"] for d in phones["data"]} == {"phone-z", "pixel3"}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "x", "family": "toaster"}, "family"),
+        ({"name": "x", "batch_size": 0}, "batch_size"),
+        ({"name": "x", "batch_size": "many"}, "batch_size"),
+        ({"name": ""}, "name"),
+        ({"name": "a/b"}, "name"),
+        ({"name": "x", "threads": 2**40}, "threads"),
+        ({"name": "x", "unknown_field": 1}, "unknown_field"),
+    ],
+)
+def test_bad_device_is_422_naming_the_field(
+    client: TestClient, auth: dict[str, str], db: HardwareDB, body: dict[str, object], field: str
+) -> None:
+    response = client.post("/v1/devices", json=body, headers=auth)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"][-1] == field
+    assert len(db.list_devices()) == 5
+
+
+def test_unknown_device_is_404(client: TestClient) -> None:
+    response = client.get("/v1/devices/nope")
+    assert response.status_code == 404 and response.json()["detail"][0]["loc"] == ["path", "name"]
+
+
+def test_reads_can_require_a_key(db: HardwareDB, api_key: str) -> None:
+    from api.config import Settings
+
+    app = make_app(db, dataclasses.replace(Settings(), require_key_for_reads=True))
+    with TestClient(app) as c:
+        assert c.get("/v1/devices").status_code == 401
+        assert c.get("/v1/devices", headers={"X-API-Key": api_key}).status_code == 200
+        assert c.get("/healthz").status_code == 200

@@ -1,0 +1,177 @@
+"""``/v1/devices/{name}/measurements``: idempotent batch upload, validation, paging."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.config import Settings
+from hwdb import HardwareDB
+from search_spaces import get_space
+from tests.api._helpers import SPACE
+from tests.api.conftest import make_app
+
+DEVICE = "upload-dev"
+
+
+def _archs(n: int, seed: int = 0) -> list[str]:
+    space = get_space(SPACE)
+    out: list[str] = []
+    i = seed
+    while len(out) < n:
+        arch = space.to_string(space.random(i))
+        if arch not in out:
+            out.append(arch)
+        i += 1
+    return out
+
+
+def _body(n: int = 5, **extra: Any) -> dict[str, Any]:
+    rows = [
+        {"space": SPACE, "arch": a, "median": 1.0 + i, "protocol": "t", "n_runs": 10}
+        for i, a in enumerate(_archs(n))
+    ]
+    return {"measurements": rows, **extra}
+
+
+@pytest.fixture
+def device(client: TestClient, auth: dict[str, str]) -> str:
+    assert client.post("/v1/devices", json={"name": DEVICE}, headers=auth).status_code == 201
+    return DEVICE
+
+
+def _count(db: HardwareDB) -> int:
+    return db.count_measurements(device=DEVICE)
+
+
+def test_upload_then_read_back(client: TestClient, auth: dict[str, str], device: str) -> None:
+    body = _body(5)
+    response = client.post(f"/v1/devices/{device}/measurements", json=body, headers=auth)
+    assert response.status_code == 200
+    assert response.json() == {
+        "device": device, "received": 5, "inserted": 5, "existing": 0, "client_key": None,
+    }  # fmt: skip
+    page = client.get(f"/v1/devices/{device}/measurements", params={"limit": 2}).json()
+    assert page["count"] == 5 and len(page["data"]) == 2
+    rest = client.get(f"/v1/devices/{device}/measurements", params={"offset": 2}).json()
+    medians = {r["median"] for r in page["data"] + rest["data"]}
+    assert medians == {1.0, 2.0, 3.0, 4.0, 5.0}
+    assert (
+        client.get(f"/v1/devices/{device}/measurements", params={"metric": "e2e_ms"}).json()[
+            "count"
+        ]
+        == 0
+    )
+
+
+def test_same_key_same_body_replays(
+    client: TestClient, auth: dict[str, str], device: str, db: HardwareDB
+) -> None:
+    url = f"/v1/devices/{device}/measurements"
+    headers = {**auth, "Idempotency-Key": "batch-1"}
+    first = client.post(url, json=_body(4), headers=headers)
+    second = client.post(url, json=_body(4), headers=headers)
+    assert first.json() == second.json() and first.json()["inserted"] == 4
+    assert first.headers["Idempotent-Replayed"] == "false"
+    assert second.headers["Idempotent-Replayed"] == "true"
+    via_field = client.post(url, json=_body(4, client_key="batch-1"), headers=auth)
+    assert via_field.json() == first.json()
+    assert _count(db) == 4
+
+
+def test_without_key_a_retry_stores_nothing_twice(
+    client: TestClient, auth: dict[str, str], device: str, db: HardwareDB
+) -> None:
+    url = f"/v1/devices/{device}/measurements"
+    client.post(url, json=_body(3), headers=auth)
+    again = client.post(url, json=_body(3), headers=auth).json()
+    assert again["inserted"] == 0 and again["existing"] == 3 and _count(db) == 3
+
+
+def test_same_key_other_body_is_422(client: TestClient, auth: dict[str, str], device: str) -> None:
+    url = f"/v1/devices/{device}/measurements"
+    headers = {**auth, "Idempotency-Key": "k"}
+    client.post(url, json=_body(2), headers=headers)
+    response = client.post(url, json=_body(3), headers=headers)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["header", "Idempotency-Key"]
+
+
+@pytest.mark.parametrize(
+    ("row", "loc"),
+    [
+        ({"arch": "|bogus~0|+|x|"}, ["body", "measurements", 2, "arch"]),
+        ({"space": "no_such_space"}, ["body", "measurements", 2, "space"]),
+        ({"median": -1.0}, ["body", "measurements", 2, "median"]),
+        ({"median": 0}, ["body", "measurements", 2, "median"]),
+        ({"median": "fast"}, ["body", "measurements", 2, "median"]),
+        ({"std": -0.5}, ["body", "measurements", 2, "std"]),
+        ({"n_runs": 0}, ["body", "measurements", 2, "n_runs"]),
+        ({"benchmark_index": 2**40}, ["body", "measurements", 2, "benchmark_index"]),
+        ({"protocol": "p" * 201}, ["body", "measurements", 2, "protocol"]),
+    ],
+)
+def test_bad_row_is_422_and_nothing_is_written(
+    client: TestClient,
+    auth: dict[str, str],
+    device: str,
+    db: HardwareDB,
+    row: dict[str, Any],
+    loc: list[Any],
+) -> None:
+    body = _body(4)
+    body["measurements"][2].update(row)
+    response = client.post(f"/v1/devices/{device}/measurements", json=body, headers=auth)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == loc
+    assert _count(db) == 0
+
+
+def test_nan_latency_is_422(client: TestClient, auth: dict[str, str], device: str) -> None:
+    raw = json.dumps(_body(2)).replace('"median": 2.0', '"median": NaN')
+    response = client.post(
+        f"/v1/devices/{device}/measurements",
+        content=raw,
+        headers={**auth, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "measurements", 1, "median"]
+
+
+def test_duplicate_rows_in_one_batch_are_422(
+    client: TestClient, auth: dict[str, str], device: str, db: HardwareDB
+) -> None:
+    body = _body(3)
+    body["measurements"].append(dict(body["measurements"][0]))
+    response = client.post(f"/v1/devices/{device}/measurements", json=body, headers=auth)
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"][-1] == 3
+    assert _count(db) == 0
+
+
+def test_unknown_device_is_404(client: TestClient, auth: dict[str, str]) -> None:
+    response = client.post("/v1/devices/ghost/measurements", json=_body(1), headers=auth)
+    assert response.status_code == 404 and response.json()["detail"][0]["loc"] == ["path", "name"]
+
+
+def test_upload_needs_a_key(client: TestClient, device: str) -> None:
+    assert client.post(f"/v1/devices/{device}/measurements", json=_body(1)).status_code == 401
+
+
+def test_batch_and_body_limits(db: HardwareDB, auth: dict[str, str]) -> None:
+    settings = dataclasses.replace(Settings(), max_batch=3, max_body_bytes=4096)
+    with TestClient(make_app(db, settings)) as c:
+        c.post("/v1/devices", json={"name": DEVICE}, headers=auth)
+        url = f"/v1/devices/{DEVICE}/measurements"
+        big = c.post(url, json=_body(4), headers=auth)
+        assert big.status_code == 413 and big.json()["detail"][0]["loc"] == ["body", "measurements"]
+        huge = _body(2)
+        huge["measurements"][0]["source"] = "s" * 1900
+        huge["measurements"][1]["source"] = "s" * 1900
+        huge["measurements"][1]["environment"] = {"blob": "x" * 2000}
+        too_large = c.post(url, json=huge, headers=auth)
+        assert too_large.status_code == 413 and too_large.json()["detail"][0]["loc"] == ["body"]
+    assert _count(db) == 0

@@ -1,0 +1,125 @@
+"""``POST /v1/predict`` and ``POST /v1/devices/{name}/adapt`` over the seeded HELP slice."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from api.config import Settings
+from hwdb import HardwareDB
+from predictors import get_adapted_predictor
+from search_spaces import get_space
+from tests.api._helpers import SPACE, TARGET
+from tests.api.conftest import make_app
+
+
+def _random_archs(n: int) -> list[str]:
+    space = get_space(SPACE)
+    return [space.to_string(space.random(1000 + i)) for i in range(n)]
+
+
+def test_predict_matches_the_library(client: TestClient, db: HardwareDB) -> None:
+    archs = _random_archs(20)
+    body = client.post("/v1/predict", json={"space": SPACE, "device": TARGET, "archs": archs})
+    assert body.status_code == 200
+    data = body.json()
+    expected = get_adapted_predictor(db, space=SPACE, device=TARGET).predict(archs)
+    assert [d["arch"] for d in data["data"]] == archs and data["count"] == 20
+    got = np.array([d["latency_ms"] for d in data["data"]])
+    np.testing.assert_allclose(got, expected.mean_ms, rtol=1e-6)
+    assert all(d["std_ms"] >= 0 for d in data["data"])
+    assert data["predictor"] == expected.predictor and data["version"] == expected.version
+    assert data["n_measurements"] == db.count_measurements(device=TARGET, distinct_archs=True)
+
+
+def test_single_arch_uses_the_warm_cache(client: TestClient) -> None:
+    arch = _random_archs(1)
+    first = client.post("/v1/predict", json={"space": SPACE, "device": TARGET, "archs": arch})
+    second = client.post("/v1/predict", json={"space": SPACE, "device": TARGET, "archs": arch})
+    assert first.json() == second.json()
+    metrics = client.get("/metrics").text
+    assert "nas_api_predictor_cache_entries 1" in metrics
+
+
+def test_new_measurements_re_adapt_the_model(db: HardwareDB, auth: dict[str, str]) -> None:
+    settings = dataclasses.replace(Settings(), predictor_revalidate_s=0.0)
+    with TestClient(make_app(db, settings)) as c:
+        arch = _random_archs(1)
+        before = c.post("/v1/predict", json={"space": SPACE, "device": TARGET, "archs": arch})
+        rows = [
+            {"space": SPACE, "arch": a, "median": 3.0, "protocol": "new"} for a in _random_archs(5)
+        ]
+        up = c.post(f"/v1/devices/{TARGET}/measurements", json={"measurements": rows}, headers=auth)
+        assert up.json()["inserted"] == 5
+        after = c.post("/v1/predict", json={"space": SPACE, "device": TARGET, "archs": arch})
+        assert after.json()["n_measurements"] == before.json()["n_measurements"] + 5
+
+
+def test_canonicalizes_arch_strings(client: TestClient) -> None:
+    arch = _random_archs(1)[0]
+    body = client.post(
+        "/v1/predict", json={"space": SPACE, "device": TARGET, "archs": [f"  {arch} "]}
+    )
+    assert body.status_code == 200 and body.json()["data"][0]["arch"] == arch
+
+
+@pytest.mark.parametrize(
+    ("patch", "loc", "status"),
+    [
+        ({"archs": ["ok", "|bad|"]}, ["body", "archs", 0], 422),
+        ({"space": "nope"}, ["body", "space"], 422),
+        ({"space": "Bad Space"}, ["body", "space"], 422),
+        ({"device": "ghost"}, ["body", "device"], 422),
+        ({"archs": []}, ["body", "archs"], 422),
+        ({"archs": "not-a-list"}, ["body", "archs"], 422),
+        ({"predictor": "magic"}, ["body", "predictor"], 422),
+    ],
+)
+def test_bad_predict_request_names_the_field(
+    client: TestClient, patch: dict[str, object], loc: list[object], status: int
+) -> None:
+    body = {"space": SPACE, "device": TARGET, "archs": _random_archs(2), **patch}
+    response = client.post("/v1/predict", json=body)
+    assert response.status_code == status, response.text
+    assert response.json()["detail"][0]["loc"] == loc
+
+
+def test_too_many_archs_is_413(db: HardwareDB) -> None:
+    with TestClient(make_app(db, dataclasses.replace(Settings(), max_predict_archs=3))) as c:
+        response = c.post(
+            "/v1/predict", json={"space": SPACE, "device": TARGET, "archs": _random_archs(4)}
+        )
+        assert response.status_code == 413 and response.json()["detail"][0]["loc"] == [
+            "body",
+            "archs",
+        ]
+
+
+def test_ten_thousand_archs_in_one_request(client: TestClient) -> None:
+    space = get_space(SPACE)
+    archs = [space.to_string(space.random(i)) for i in range(10_000)]
+    response = client.post("/v1/predict", json={"space": SPACE, "device": TARGET, "archs": archs})
+    assert response.status_code == 200 and response.json()["count"] == 10_000
+
+
+def test_device_without_measurements_is_409(client: TestClient, auth: dict[str, str]) -> None:
+    client.post("/v1/devices", json={"name": "empty"}, headers=auth)
+    response = client.post(
+        "/v1/predict", json={"space": SPACE, "device": "empty", "archs": _random_archs(1)}
+    )
+    assert response.status_code == 409
+    assert response.json()["detail"][0]["loc"] == ["body", "device"]
+    assert "nas measure" in response.json()["detail"][0]["msg"]
+
+
+def test_adapt_endpoint(client: TestClient, auth: dict[str, str]) -> None:
+    assert client.post(f"/v1/devices/{TARGET}/adapt", json={"space": SPACE}).status_code == 401
+    body = client.post(f"/v1/devices/{TARGET}/adapt", json={"space": SPACE}, headers=auth).json()
+    assert (
+        body["device"] == TARGET and body["predictor"] == "help+" and body["n_measurements"] > 100
+    )
+    missing = client.post("/v1/devices/ghost/adapt", json={"space": SPACE}, headers=auth)
+    assert missing.status_code == 404

@@ -1,0 +1,89 @@
+"""``/v1/searches``: background NSGA-II searches, progress, Pareto front, cancel, limits."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import numpy as np
+from fastapi.testclient import TestClient
+
+from api.config import Settings
+from hwdb import HardwareDB
+from predictors import get_adapted_predictor
+from tests.api._helpers import SPACE, TARGET
+from tests.api.conftest import make_app
+
+
+def _wait(client: TestClient, sid: str, timeout: float = 120.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        body: dict[str, Any] = client.get(f"/v1/searches/{sid}").json()
+        if body["status"] not in ("queued", "running") or time.monotonic() > deadline:
+            return body
+        time.sleep(0.05)
+
+
+def _search(**extra: Any) -> dict[str, Any]:
+    return {"space": SPACE, "devices": [TARGET], "accuracy": "proxy:params", "seed": 3, **extra}
+
+
+def test_search_runs_to_a_pareto_front(
+    client: TestClient, auth: dict[str, str], db: HardwareDB
+) -> None:
+    created = client.post("/v1/searches", json=_search(trials=12, population=4), headers=auth)
+    assert created.status_code == 202 and created.json()["progress"]["total"] == 12
+    body = _wait(client, created.json()["id"])
+    assert body["status"] == "completed", body["error"]
+    assert body["progress"] == {"done": 12, "total": 12} and body["n_trials"] == 12
+    front = body["front"]
+    assert front and 0 < body["hypervolume"] <= 1
+    lat = [p["latency_ms"][TARGET] for p in front]
+    acc = [p["accuracy"] for p in front]
+    assert lat == sorted(lat) and acc == sorted(acc)  # a 2-objective front is monotone
+    model = get_adapted_predictor(db, space=SPACE, device=TARGET)
+    np.testing.assert_allclose(lat, model.predict([p["arch"] for p in front]).mean_ms, rtol=1e-6)
+
+
+def test_cancel_stops_a_running_search(client: TestClient, auth: dict[str, str]) -> None:
+    sid = client.post(
+        "/v1/searches", json=_search(trials=20_000, population=2), headers=auth
+    ).json()["id"]
+    assert client.delete(f"/v1/searches/{sid}").status_code == 401
+    time.sleep(0.3)
+    assert client.delete(f"/v1/searches/{sid}", headers=auth).status_code == 200
+    body = _wait(client, sid)
+    assert body["status"] == "cancelled" and body["progress"]["done"] < 20_000
+
+
+def test_bad_search_requests_name_the_field(client: TestClient, auth: dict[str, str]) -> None:
+    cases = [
+        (_search(devices=["ghost"]), ["body", "devices", 0]),
+        (_search(devices=[TARGET, TARGET]), ["body", "devices"]),
+        (_search(accuracy="os:system"), ["body", "accuracy"]),
+        (_search(accuracy="proxy:nope"), ["body", "accuracy"]),
+        (_search(trials=10**9), ["body", "trials"]),
+        (_search(budget_ms={"other": 3.0}), ["body", "budget_ms", "other"]),
+        (_search(budget_ms=-1.0), ["body", "budget_ms"]),
+        (_search(space="nope"), ["body", "space"]),
+    ]
+    for body, loc in cases:
+        response = client.post("/v1/searches", json=body, headers=auth)
+        assert response.status_code == 422, (body, response.text)
+        assert response.json()["detail"][0]["loc"][: len(loc)] == loc, response.json()
+
+
+def test_unknown_search_is_404(client: TestClient, auth: dict[str, str]) -> None:
+    assert client.get("/v1/searches/abc").status_code == 404
+    assert client.delete("/v1/searches/abc", headers=auth).status_code == 404
+
+
+def test_too_many_active_searches_is_429(db: HardwareDB, auth: dict[str, str]) -> None:
+    settings = dataclasses.replace(Settings(), max_active_searches=1)
+    with TestClient(make_app(db, settings)) as c:
+        first = c.post("/v1/searches", json=_search(trials=20_000, population=2), headers=auth)
+        second = c.post("/v1/searches", json=_search(trials=10, population=2), headers=auth)
+        assert second.status_code == 429
+        c.delete(f"/v1/searches/{first.json()['id']}", headers=auth)
+        assert _wait(c, first.json()["id"])["status"] == "cancelled"

@@ -1,0 +1,93 @@
+"""Tests of the dispatch trace and the roofline estimator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from hwdb.catalog import get_entry, load_catalog
+from predictors.zeroshot import (
+    DeviceModel,
+    OpTable,
+    device_model,
+    estimate_latency_ms,
+    op_table,
+    roofline_latency_ms,
+    trace_module,
+)
+
+UNIT = DeviceModel("unit", 1e9, 1e9, 1.0, 4.0, 1.0, 1e9, 1.0, 0.0, 0.0)
+
+
+class _Small(nn.Module):
+    def __init__(self, channels: int = 8) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, channels, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(channels)
+        self.fc = nn.Linear(channels * 16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.bn(self.conv(x)))
+        return self.fc(torch.flatten(y, 1))  # type: ignore[no-any-return]
+
+
+def test_trace_matches_hand_counts() -> None:
+    recs = trace_module(_Small(), (torch.randn(1, 3, 4, 4),))
+    assert [r.op for r in recs] == ["convolution", "addmm"]  # BN folded, ReLU fused
+    conv, fc = recs
+    assert conv.flops == 2 * 8 * 3 * 9 * 16 + 8 * 16  # MACs x 2 + fused ReLU
+    assert conv.act_elems == 3 * 16 + 8 * 16
+    assert conv.weight_elems == 8 * 3 * 9
+    assert fc.flops == 2 * 128 * 10
+    assert fc.act_elems == 128 + 10
+    assert fc.weight_elems == 128 * 10 + 10
+    raw = trace_module(_Small(), (torch.randn(1, 3, 4, 4),), simplify=False)
+    assert [r.op for r in raw] == ["convolution", "native_batch_norm", "relu", "addmm"]
+
+
+def test_estimate_is_the_roofline_sum() -> None:
+    table = OpTable.from_records(trace_module(_Small(), (torch.randn(1, 3, 4, 4),)))
+    conv_t = max((6912 + 128) / 1e9, 4 * (176 + 216) / 1e9)
+    fc_t = max(2560 / 1e9, 4 * (138 + 1290) / 1e9)
+    assert estimate_latency_ms(table, UNIT) == pytest.approx((conv_t + fc_t) * 1e3)
+    slow = DeviceModel("o", 1e9, 1e9, 1.0, 4.0, 1.0, 1e9, 1.0, 1e-3, 2e-3)
+    assert estimate_latency_ms(table, slow) == pytest.approx((conv_t + fc_t) * 1e3 + 2 + 2)
+
+
+def test_bigger_model_is_not_faster() -> None:
+    x = (torch.randn(1, 3, 4, 4),)
+    small = OpTable.from_records(trace_module(_Small(4), x))
+    big = OpTable.from_records(trace_module(_Small(32), x))
+    for entry in load_catalog():
+        dm = device_model(entry)
+        assert estimate_latency_ms(big, dm) >= estimate_latency_ms(small, dm)
+
+
+def test_nasbench201_zero_ops_are_folded_and_convs_cost_more() -> None:
+    pruned = "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|skip_connect~2|"
+    full = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"  # noqa: E501
+    a, b = op_table("nasbench201", pruned), op_table("nasbench201", full)
+    # stem + 15 cell convs + 3 convs per reduction block; 1 add per reduction block
+    assert a.counts()["conv"] == 22 and a.counts()["eltwise"] == 2
+    assert b.counts()["conv"] == 97
+    dm = device_model(get_entry("jetson-nano"))
+    lat = roofline_latency_ms("nasbench201", [pruned, full], dm)
+    assert np.all(np.isfinite(lat)) and lat[1] > lat[0] > 0
+
+
+def test_device_model_checks() -> None:
+    with pytest.raises(ValueError, match="peak_flops"):
+        DeviceModel("x", 0.0, 1e9, 1.0, 4.0, 0.5, 1e9, 0.5, 0.0, 0.0)
+    with pytest.raises(ValueError, match="compute_eff"):
+        DeviceModel("x", 1e9, 1e9, 1.0, 4.0, 1.5, 1e9, 0.5, 0.0, 0.0)
+    with pytest.raises(ValueError, match="precision"):
+        device_model(get_entry("h100"), precision="fp8")
+    with pytest.raises(ValueError, match="device_class"):
+        device_model(get_entry("h100"), device_class="quantum")
+    fp16 = device_model(get_entry("h100"), precision="fp16")
+    assert (
+        fp16.bytes_per_element == 2.0
+        and fp16.peak_flops > device_model(get_entry("h100")).peak_flops
+    )

@@ -1,0 +1,133 @@
+"""Tests of zero-shot prediction, its evaluation and device onboarding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hwdb import DeviceSpec, HardwareDB
+from hwdb.catalog import get_entry
+from predictors import meta_train_for
+from predictors._testing import help_latency_table
+from predictors.zeroshot import (
+    ROOFLINE_SOURCE,
+    ZERO_SHOT_SOURCE,
+    evaluate_zero_shot,
+    onboard_device,
+    resolve_catalog_device,
+    simulated_device_models,
+    zero_shot_model,
+)
+
+SPACE = "nasbench201"
+
+
+def _archs(n: int) -> list[str]:
+    return list(help_latency_table(SPACE).index[1000 : 1000 + n])
+
+
+def test_zero_shot_model_predicts_positive_ms_with_label(zs_db_url: str) -> None:
+    with HardwareDB(zs_db_url) as db:
+        model = zero_shot_model(db, space=SPACE, device_or_entry="jetson")
+        pred = model.predict(_archs(5))
+    assert model.device == "jetson-orin-nano"
+    assert pred.source == ZERO_SHOT_SOURCE and pred.predictor == ROOFLINE_SOURCE
+    assert pred.n_measurements == 0 and pred.mean_ms.shape == (5,)
+    assert (
+        np.all(np.isfinite(pred.mean_ms)) and np.all(pred.mean_ms > 0) and np.all(pred.std_ms > 0)
+    )
+
+
+@pytest.mark.slow
+def test_meta_zero_shot_model_predicts_positive_ms_with_label(zs_db_url: str) -> None:
+    with HardwareDB(zs_db_url) as db:
+        pred = zero_shot_model(db, space=SPACE, device_or_entry="jetson", meta=True).predict(
+            _archs(5)
+        )
+    assert pred.source == ZERO_SHOT_SOURCE and pred.predictor == "help+"
+    assert (
+        np.all(np.isfinite(pred.mean_ms)) and np.all(pred.mean_ms > 0) and np.all(pred.std_ms > 0)
+    )
+
+
+def test_empty_db_falls_back_to_roofline(sqlite_url: str) -> None:
+    with HardwareDB(sqlite_url) as db:
+        db.upsert_device(
+            DeviceSpec(name="my-nano", precision="fp16", attributes={"catalog": "jetson-nano"})
+        )
+        entry, precision, label = resolve_catalog_device("my-nano", db)
+        assert (entry.name, precision, label) == ("jetson-nano", "fp16", "my-nano")
+        model = zero_shot_model(db, space=SPACE, device_or_entry="my-nano", meta=True)
+        pred = model.predict(_archs(2))
+    assert pred.predictor == "roofline" and np.all(pred.mean_ms > 0)
+
+
+@pytest.mark.slow
+def test_evaluate_zero_shot_uses_no_target_data(zs_db_url: str) -> None:
+    with HardwareDB(zs_db_url) as db:
+        res = evaluate_zero_shot(
+            db, space=SPACE, device="gold_6226", catalog_entry="xeon-gold-6226", seeds=[0]
+        )
+        with pytest.raises(ValueError, match="seeds"):
+            evaluate_zero_shot(
+                db, space=SPACE, device="gold_6226", catalog_entry="xeon-gold-6226", seeds=[]
+            )
+    assert set(res) >= {"spearman", "kendall", "mape", "within_10pct", "per_seed", "roofline"}
+    assert len(res["per_seed"]) == 1 and -1 <= res["spearman"] <= 1
+    assert res["roofline"]["spearman"] > 0.0 and res["n_query"] >= 10
+
+
+def test_simulated_devices_are_seeded() -> None:
+    a, b = simulated_device_models(3, 1), simulated_device_models(3, 1)
+    assert a == b and len({m.peak_flops for m in a}) == 3
+    with pytest.raises(ValueError, match="`n`"):
+        simulated_device_models(-1)
+
+
+@pytest.fixture(scope="module")
+def onboarding_setup(shared_data: object) -> tuple[object, dict[str, float], list[str]]:
+    table = help_latency_table(SPACE)
+    model = meta_train_for(
+        "help+", table, SPACE, ["1080ti_1", "silver_4114", "pixel3"], params={"steps": 150}
+    )
+    truth = {str(a): float(v) for a, v in table["gold_6226"].items()}
+    return model, truth, [str(a) for a in table.index[900:1200]]
+
+
+def test_onboarding_stops_at_target(
+    onboarding_setup: tuple[object, dict[str, float], list[str]],
+) -> None:
+    model, truth, candidates = onboarding_setup
+    calls: list[int] = []
+
+    def measure(archs: list[str]) -> list[float]:
+        calls.append(len(archs))
+        return [truth[a] for a in archs]
+
+    res = onboard_device(
+        model,  # type: ignore[arg-type]
+        space=SPACE, device="gold_6226", measure_fn=measure, candidates=candidates,
+        k=5, batch=5, target_mape=0.25, max_rounds=8,
+    )  # fmt: skip
+    assert calls[0] == 15  # 10 reference archs + k
+    assert res.converged and res.rounds[-1].prospective_mape <= 0.25
+    assert all(r.prospective_mape > 0.25 for r in res.rounds[:-1])
+    assert len(res.measured) == 15 + 5 * len(res.rounds) == sum(calls)
+    strict = onboard_device(
+        model,  # type: ignore[arg-type]
+        space=SPACE, device="gold_6226", measure_fn=measure, candidates=candidates,
+        k=5, batch=5, target_mape=1e-6, max_rounds=2,
+    )  # fmt: skip
+    assert not strict.converged and len(strict.rounds) == 2
+
+
+def test_onboarding_rejects_bad_input(
+    onboarding_setup: tuple[object, dict[str, float], list[str]],
+) -> None:
+    model, truth, candidates = onboarding_setup
+    kwargs = {"space": SPACE, "device": "d", "candidates": candidates}
+    with pytest.raises(ValueError, match="`k`"):
+        onboard_device(model, measure_fn=lambda a: [1.0] * len(a), k=-1, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="measure_fn"):
+        onboard_device(model, measure_fn=lambda a: [-1.0] * len(a), **kwargs)  # type: ignore[arg-type]
+    assert get_entry("xeon-gold-6226").device_class == "cpu"
