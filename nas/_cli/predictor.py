@@ -1,11 +1,199 @@
-"""`nas predictor` commands (not yet implemented)."""
+"""``nas predictor`` commands: meta-train, adapt, predict and evaluate latency predictors.
+
+Thin layer over :mod:`predictors`; the database comes from ``--db`` / ``NAS_DATABASE_URL``.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+
+from nas._cli._common import console, print_json
+
+if TYPE_CHECKING:
+    from hwdb import HardwareDB
 
 __all__ = ["register"]
 
+predictor_app = typer.Typer(
+    name="predictor",
+    help="Latency predictors: meta-train, adapt to a device, predict, evaluate.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+SpaceOpt = Annotated[str, typer.Option("--space", help="Search space, e.g. nasbench201.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="Device name in the database.")]
+PredOpt = Annotated[
+    str | None, typer.Option("--predictor", help="Predictor name (default: help+).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _open() -> HardwareDB:
+    from hwdb import HardwareDB
+
+    return HardwareDB()
+
+
+def _usage(message: str) -> None:
+    from nas import CLIUsageError
+
+    raise CLIUsageError(message)
+
+
+@predictor_app.command("train")
+def train(
+    space: SpaceOpt,
+    protocol: Annotated[
+        str | None, typer.Option("--protocol", help="'help': HELP's source/validation devices.")
+    ] = None,
+    devices: Annotated[
+        str | None, typer.Option("--devices", help="Comma-separated source devices.")
+    ] = None,
+    predictor: PredOpt = None,
+    episodes: Annotated[
+        int | None, typer.Option("--episodes", min=1, help="Episodes (help/maml).")
+    ] = None,
+) -> None:
+    """Meta-train a predictor and store it in the database as an artifact."""
+    from predictors import DEFAULT_PREDICTOR, FORMAT_VERSION, HELP_DEVICES, meta_train_for
+
+    if protocol is not None and protocol != "help":
+        _usage(f"--protocol must be 'help', got {protocol!r}")
+    if protocol and devices:
+        _usage("give either --protocol or --devices, not both")
+    name = predictor or DEFAULT_PREDICTOR
+    params: dict[str, Any] = {"episodes": episodes} if episodes and name in ("help", "maml") else {}
+    with _open() as db:
+        table = db.latency_table(space)
+        if protocol == "help":
+            if space not in HELP_DEVICES:
+                _usage(f"--protocol help is defined for {', '.join(HELP_DEVICES)}, not {space!r}")
+            train_devs, valid = HELP_DEVICES[space]["train"], HELP_DEVICES[space]["valid"]
+        elif devices:
+            train_devs, valid = [d.strip() for d in devices.split(",") if d.strip()], []
+        else:
+            from predictors._service import _sources
+
+            train_devs, valid = _sources(table, space, None), []
+        model = meta_train_for(name, table, space, train_devs, valid, params=params, progress=True)
+        from predictors._service import ARTIFACT_KIND, _version
+
+        version = _version(name, [*train_devs, *valid])
+        db.save_artifact(
+            kind=ARTIFACT_KIND,
+            space=space,
+            version=version,
+            payload=model.to_bytes(),
+            summary={"predictor": name, "sources": [*train_devs, *valid], "format": FORMAT_VERSION},
+            metrics={},
+        )
+    console.print(f"stored {name} for {space} as artifact {version}")
+
+
+@predictor_app.command("adapt")
+def adapt(
+    space: SpaceOpt, device: DeviceOpt, predictor: PredOpt = None, json_: JsonOpt = False
+) -> None:
+    """Adapt the default predictor to a device's measurements (trains it on first need)."""
+    from predictors import get_adapted_predictor
+
+    with _open() as db:
+        model = get_adapted_predictor(
+            db, space=space, device=device, predictor=predictor, progress=True
+        )
+    info = {
+        "space": space,
+        "device": device,
+        "predictor": model.model.name,
+        "version": model.version,
+        "n_measurements": model.n_measurements,
+    }
+    if json_:
+        print_json(info)
+    else:
+        console.print(
+            f"{info['predictor']} adapted to {device} on {info['n_measurements']} measurements "
+            f"({info['version']})"
+        )
+
+
+@predictor_app.command("predict")
+def predict(
+    space: SpaceOpt,
+    device: DeviceOpt,
+    arch: Annotated[str | None, typer.Option("--arch", help="One canonical arch string.")] = None,
+    archs: Annotated[
+        Path | None, typer.Option("--archs", help="File with one arch string per line.")
+    ] = None,
+    predictor: PredOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Predict the latency of architectures on a device."""
+    from predictors import predict_latency
+
+    if (arch is None) == (archs is None):
+        _usage("give exactly one of --arch and --archs")
+    items = [arch] if arch is not None else _read_archs(archs)  # type: ignore[arg-type]
+    with _open() as db:
+        pred = predict_latency(db, space=space, device=device, archs=items, predictor=predictor)
+    rows = [
+        {"arch": a, "mean_ms": float(m), "std_ms": float(s)}
+        for a, m, s in zip(pred.archs, pred.mean_ms, pred.std_ms, strict=True)
+    ]
+    if json_:
+        print_json({"predictor": pred.predictor, "version": pred.version, "predictions": rows})
+        return
+    for r in rows:
+        console.print(f"{r['mean_ms']:.3f} ms ± {r['std_ms']:.3f}  {r['arch']}", markup=False)
+
+
+def _read_archs(path: Path) -> list[str]:
+    lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+    if not lines:
+        _usage(f"--archs file {path} holds no architecture")
+    return lines
+
+
+@predictor_app.command("evaluate")
+def evaluate(
+    space: SpaceOpt,
+    device: DeviceOpt,
+    shots: Annotated[int, typer.Option("--shots", min=1, help="Training-pool samples.")] = 10,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Support draws.")] = 5,
+    predictor: PredOpt = None,
+    episodes: Annotated[
+        int | None, typer.Option("--episodes", min=1, help="Episodes (help/maml).")
+    ] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Few-shot evaluation on the HELP protocol (seeded random split without indices)."""
+    from predictors import DEFAULT_PREDICTOR, evaluate_adapted, meta_train_for, source_devices
+
+    name = predictor or DEFAULT_PREDICTOR
+    params: dict[str, Any] = {"episodes": episodes} if episodes and name in ("help", "maml") else {}
+    with _open() as db:
+        table = db.latency_table(space)
+    if device not in table.columns:
+        from predictors import NotEnoughDataError
+
+        raise NotEnoughDataError(f"device {device!r} has no measurements in space {space!r}")
+    train_devs, valid = source_devices(table, space, device)
+    model = meta_train_for(name, table, space, train_devs, valid, params=params, progress=not json_)
+    result = evaluate_adapted(model, table, space, device, shots=shots, seeds=range(seeds))
+    if json_:
+        print_json(result)
+        return
+    console.print(
+        f"{name} on {device} ({shots} shots + 10 reference, {seeds} seeds): "
+        f"Spearman {result['spearman']:.3f}, Kendall {result['kendall']:.3f}, "
+        f"MAPE {result['mape']:.3f}, within ±10% {result['within_10pct']:.2f}"
+    )
+
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add the ``predictor`` group to ``app``."""
+    app.add_typer(predictor_app)

@@ -1,0 +1,264 @@
+"""The latency-predictor contract, the predictor registry and versioned persistence.
+
+The contract follows the scikit-learn estimator API (``__init__`` stores hyper-parameters only,
+learned state lives in trailing-underscore attributes) with one meta-learning twist:
+:meth:`LatencyPredictor.fit` meta-trains on *source* devices, and
+:meth:`LatencyPredictor.adapt` returns a *new* predictor adapted to one target device from a
+handful of measurements, leaving the meta-trained model untouched so that a service can share it.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import pickle
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import numpy as np
+
+from predictors._errors import NotFittedError, PredictorError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "DeviceTask",
+    "LatencyPredictor",
+    "get_predictor",
+    "list_predictors",
+    "load_predictor",
+    "register_predictor",
+]
+
+#: Version stamp written into every saved predictor; a mismatch on load warns.
+FORMAT_VERSION = "predictors-1"
+
+
+@dataclass(frozen=True)
+class DeviceTask:
+    """Measurements of one device in one space, the unit of meta-training.
+
+    Attributes:
+        space: Search-space name.
+        device: Device name.
+        archs: Canonical architecture strings (the meta-training pool of this device).
+        latency_ms: Latency of each arch in milliseconds (finite, > 0).
+        reference_ms: Latencies of the space's hardware-embedding reference archs, in the
+            space's fixed order (the HELP hardware embedding before scaling).
+    """
+
+    space: str
+    device: str
+    archs: tuple[str, ...]
+    latency_ms: np.ndarray
+    reference_ms: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def __post_init__(self) -> None:
+        lat = np.asarray(self.latency_ms, dtype=np.float64)
+        if lat.ndim != 1 or lat.shape[0] != len(self.archs):
+            raise ValueError("`latency_ms` must be a 1-D array with one value per arch.")
+        if not np.all(np.isfinite(lat)) or np.any(lat <= 0):
+            raise ValueError("`latency_ms` must be finite and greater than 0.")
+        object.__setattr__(self, "latency_ms", lat)
+        object.__setattr__(self, "reference_ms", np.asarray(self.reference_ms, dtype=np.float64))
+
+
+def check_tasks(tasks: Sequence[DeviceTask], *, min_devices: int = 1) -> str:
+    """Validate meta-training tasks and return their common space name."""
+    if not isinstance(tasks, Sequence) or len(tasks) < min_devices:
+        raise ValueError(f"`tasks` must hold at least {min_devices} device task(s).")
+    spaces = {t.space for t in tasks}
+    if len(spaces) != 1:
+        raise ValueError(f"`tasks` must all belong to one space, got {sorted(spaces)}.")
+    return spaces.pop()
+
+
+def check_support(
+    archs: Sequence[str], latencies_ms: Sequence[float] | np.ndarray
+) -> tuple[list[str], np.ndarray]:
+    """Validate an adaptation set; returns (archs, latencies as float64)."""
+    arch_list = [str(a) for a in archs]
+    lat = np.asarray(latencies_ms, dtype=np.float64).reshape(-1)
+    if len(arch_list) != lat.shape[0]:
+        raise ValueError("`support_latencies_ms` must have one value per support arch.")
+    if len(arch_list) == 0:
+        raise ValueError("`support_archs` must not be empty.")
+    if not np.all(np.isfinite(lat)) or np.any(lat <= 0):
+        raise ValueError("`support_latencies_ms` must be finite and greater than 0.")
+    return arch_list, lat
+
+
+class LatencyPredictor(ABC):
+    """Base class of every latency predictor (meta-learned or not).
+
+    Subclasses implement :meth:`_fit`, :meth:`_adapt` and :meth:`_predict`. ``__init__`` only
+    stores hyper-parameters under the same names (scikit-learn convention).
+    """
+
+    #: Registry name, set by :func:`register_predictor`.
+    name: str = ""
+
+    # ------------------------------------------------------------------ contract
+    def fit(self, tasks: Sequence[DeviceTask], *, progress: bool = False) -> LatencyPredictor:
+        """Meta-train on source devices.
+
+        Args:
+            tasks: One :class:`DeviceTask` per source device, all in one space.
+            progress: Show a rich progress bar.
+
+        Returns:
+            ``self``.
+        """
+        self.space_ = check_tasks(tasks)
+        self._fit(list(tasks), progress=progress)
+        self.is_adapted_ = False
+        return self
+
+    def adapt(
+        self,
+        support_archs: Sequence[str],
+        support_latencies_ms: Sequence[float] | np.ndarray,
+        *,
+        hw_embedding_ms: Sequence[float] | np.ndarray | None = None,
+    ) -> LatencyPredictor:
+        """Return a new predictor adapted to one device; ``self`` is left untouched.
+
+        Args:
+            support_archs: Canonical arch strings measured on the device.
+            support_latencies_ms: Their latencies in milliseconds.
+            hw_embedding_ms: Latencies of the space's reference archs on the device (HELP's
+                hardware embedding); required by hardware-aware predictors.
+
+        Raises:
+            NotFittedError: before :meth:`fit`.
+        """
+        self._check_fitted()
+        archs, lat = check_support(support_archs, support_latencies_ms)
+        emb = None
+        if hw_embedding_ms is not None:
+            emb = np.asarray(hw_embedding_ms, dtype=np.float64).reshape(-1)
+            if not np.all(np.isfinite(emb)) or np.any(emb <= 0):
+                raise ValueError("`hw_embedding_ms` must be finite and greater than 0.")
+        adapted = copy.copy(self)
+        adapted._adapt(archs, lat, emb)
+        adapted.is_adapted_ = True
+        return adapted
+
+    def predict(self, archs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Predict latency (mean and standard deviation, milliseconds) of ``archs``.
+
+        Raises:
+            NotFittedError: before :meth:`fit` / :meth:`adapt`.
+        """
+        self._check_fitted()
+        if not getattr(self, "is_adapted_", False):
+            raise NotFittedError(f"{type(self).__name__} must be adapted to a device first.")
+        arch_list = [str(a) for a in archs]
+        if not arch_list:
+            return np.zeros(0), np.zeros(0)
+        mean, std = self._predict(arch_list)
+        floor = 1e-6
+        return np.maximum(np.asarray(mean, np.float64), floor), np.asarray(std, np.float64)
+
+    # ------------------------------------------------------------------ hooks
+    @abstractmethod
+    def _fit(self, tasks: list[DeviceTask], *, progress: bool) -> None: ...
+
+    @abstractmethod
+    def _adapt(self, archs: list[str], latency_ms: np.ndarray, emb: np.ndarray | None) -> None: ...
+
+    @abstractmethod
+    def _predict(self, archs: list[str]) -> tuple[np.ndarray, np.ndarray]: ...
+
+    # ------------------------------------------------------------------ helpers
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "space_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet; call `fit` first."
+            )
+
+    def get_params(self) -> dict[str, Any]:
+        """Hyper-parameters (public attributes not ending in ``_``)."""
+        return {
+            k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")
+        }
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in sorted(self.get_params().items()))
+        return f"{type(self).__name__}({params})"
+
+    # ------------------------------------------------------------------ persistence
+    def to_bytes(self) -> bytes:
+        """Serialize (hyper-parameters and learned state) with a version stamp."""
+        self._check_fitted()
+        buf = io.BytesIO()
+        state = {k: v for k, v in self.__dict__.items() if not k.endswith("_cache")}
+        pickle.dump({"format": FORMAT_VERSION, "predictor": self.name, "state": state}, buf)
+        return buf.getvalue()
+
+
+def load_predictor(payload: bytes) -> LatencyPredictor:
+    """Inverse of :meth:`LatencyPredictor.to_bytes` (trusted payloads only: it unpickles).
+
+    Warns when the stored format version differs from :data:`FORMAT_VERSION`.
+
+    Raises:
+        PredictorError: when the payload is not a saved predictor.
+    """
+    try:
+        data = pickle.loads(payload)  # noqa: S301 - artifacts come from our own database
+        name, state, fmt = data["predictor"], data["state"], data["format"]
+    except Exception as exc:  # noqa: BLE001
+        raise PredictorError(f"not a saved predictor payload: {exc}") from exc
+    if fmt != FORMAT_VERSION:
+        warnings.warn(
+            f"predictor saved with format {fmt!r}, loading with {FORMAT_VERSION!r}",
+            UserWarning,
+            stacklevel=2,
+        )
+    cls = _REGISTRY.get(name)
+    if cls is None:
+        raise PredictorError(f"unknown predictor {name!r} in payload")
+    obj = cls.__new__(cls)
+    obj.__dict__.update(state)
+    return obj
+
+
+_REGISTRY: dict[str, type[LatencyPredictor]] = {}
+P = TypeVar("P", bound=type[LatencyPredictor])
+
+
+def register_predictor(name: str) -> Callable[[P], P]:
+    """Class decorator registering a predictor under ``name``."""
+    if not name or name != name.lower():
+        raise ValueError(f"`name` must be a non-empty lower-case string, got {name!r}.")
+
+    def decorator(cls: P) -> P:
+        if name in _REGISTRY:
+            raise ValueError(f"predictor {name!r} is already registered.")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorator
+
+
+def get_predictor(name: str, **params: Any) -> LatencyPredictor:
+    """A fresh, unfitted predictor registered under ``name``.
+
+    Raises:
+        PredictorError: naming the unknown predictor and the registered ones.
+    """
+    key = name.strip().lower() if isinstance(name, str) else name
+    if key not in _REGISTRY:
+        raise PredictorError(
+            f"unknown predictor {name!r} (known: {', '.join(sorted(_REGISTRY)) or 'none'})"
+        )
+    return _REGISTRY[key](**params)
+
+
+def list_predictors() -> list[str]:
+    """Registered predictor names, sorted."""
+    return sorted(_REGISTRY)

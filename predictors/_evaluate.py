@@ -1,0 +1,100 @@
+"""Few-shot evaluation on the HELP protocol (or the seeded random split) for any device."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import kendalltau, spearmanr
+
+from predictors._base import LatencyPredictor, get_predictor
+from predictors._data import HELP_DEVICES, device_split, make_tasks, sample_support
+from predictors._errors import NotEnoughDataError
+
+__all__ = ["evaluate_adapted", "latency_metrics", "meta_train_for", "source_devices"]
+
+
+def latency_metrics(pred_ms: np.ndarray, true_ms: np.ndarray) -> dict[str, float]:
+    """Spearman, Kendall tau, mean absolute percentage error and share within +-10%."""
+    pred, true = np.asarray(pred_ms, float), np.asarray(true_ms, float)
+    rel = np.abs(pred / true - 1.0)
+    return {
+        "spearman": float(spearmanr(pred, true)[0]),
+        "kendall": float(kendalltau(pred, true)[0]),
+        "mape": float(rel.mean()),
+        "within_10pct": float((rel <= 0.10).mean()),
+    }
+
+
+def source_devices(table: pd.DataFrame, space: str, device: str) -> tuple[list[str], list[str]]:
+    """(meta-train, meta-valid) devices for a target: HELP's lists when the target is one of
+    HELP's valid/test devices, else every other device of the table (no validation)."""
+    help_split = HELP_DEVICES.get(space)
+    if help_split and device not in help_split["train"]:
+        train = [d for d in help_split["train"] if d in table.columns]
+        valid = [d for d in help_split["valid"] if d in table.columns and d != device]
+        if train:
+            return train, valid
+    others = [d for d in table.columns if d != device]
+    if not others:
+        raise NotEnoughDataError(
+            f"no other device measured in {space!r} to meta-train on; import some with "
+            "`nas hwdb import help`"
+        )
+    return others, []
+
+
+def meta_train_for(
+    name: str,
+    table: pd.DataFrame,
+    space: str,
+    train: Sequence[str],
+    valid: Sequence[str] = (),
+    *,
+    params: dict[str, Any] | None = None,
+    progress: bool = False,
+) -> LatencyPredictor:
+    """Meta-train predictor ``name`` on ``train`` (+ ``valid`` for checkpoint selection)."""
+    kwargs = dict(params or {})
+    if name in ("help", "maml") and valid:
+        kwargs.setdefault("validation_devices", list(valid))
+    devices = list(train) + list(valid)
+    if name not in ("help", "maml"):
+        devices = list(train) + list(valid)  # plain sources; no selection step
+    model = get_predictor(name, **kwargs)
+    return model.fit(make_tasks(table, space, devices), progress=progress)
+
+
+def evaluate_adapted(
+    model: LatencyPredictor,
+    table: pd.DataFrame,
+    space: str,
+    device: str,
+    *,
+    shots: int = 10,
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
+) -> dict[str, Any]:
+    """Adapt ``model`` on ``shots`` training-pool archs + the 10 reference archs of ``device``
+    (one draw per seed) and score it on the device's trimmed query pool.
+
+    Returns:
+        ``{"spearman", "kendall", "mape", "within_10pct"}`` means and ``"per_seed"`` dicts.
+    """
+    split = device_split(table, space, device)
+    col = table[device]
+    true = col.loc[split.query].to_numpy(float)
+    emb = col.loc[split.reference].to_numpy(float)
+    per_seed = []
+    for seed in seeds:
+        support = sample_support(split, shots, seed) + list(split.reference)
+        adapted = model.adapt(support, col.loc[support].to_numpy(float), hw_embedding_ms=emb)
+        mean, _ = adapted.predict(split.query)
+        per_seed.append({"seed": int(seed), **latency_metrics(mean, true)})
+    out: dict[str, Any] = {
+        k: float(np.mean([r[k] for r in per_seed]))
+        for k in ("spearman", "kendall", "mape", "within_10pct")
+    }
+    out["per_seed"] = per_seed
+    return out

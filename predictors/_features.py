@@ -1,0 +1,224 @@
+"""Architecture featurizers used by the predictors.
+
+* ``nasbench201``: HELP's operation graph (Lee et al., NeurIPS 2021, arXiv 2106.08630): one node
+  per cell edge operation plus input, output and a *global* node that aggregates every node; 8
+  node features (input, output, 5 operations, global). Taken from
+  ``search_spaces.get_space("nasbench201").op_graph`` when that space provides it, else from the
+  canonical ``|op~0|+|op~0|op~1|+|...|`` string parsed here. The flat encoding is the 6x5
+  one-hot of edge operations.
+* ``fbnet``: the space's ``help_encoding`` (HELP's 132-dim vector) when available, else the
+  22x9 one-hot of layer operations.
+* ``ofa``: per-layer kernel/expansion one-hots masked by stage depth, depth one-hots and the
+  resolution (137 dims), parsed from the canonical OFA string.
+* any other registered space: ``space.encode(space.from_string(arch))``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from predictors._errors import PredictorError
+
+__all__ = ["analytic_cost", "encode", "graph_features", "parse_fbnet", "parse_nb201", "parse_ofa"]
+
+NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+# (to_node, from_node) of the six cell edges, in canonical string order.
+NB201_EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
+FBNET_OPS = ("k3_e1", "k3_e1_g2", "k3_e3", "k3_e6", "k5_e1", "k5_e1_g2", "k5_e3", "k5_e6", "skip")
+_FBNET_RE = re.compile(r"k[35]_e[136](?:_g2)?|skip")
+
+
+def parse_nb201(arch: str) -> tuple[int, ...]:
+    """Op indices (into :data:`NB201_OPS`) of the six edges of a NAS-Bench-201 string."""
+    tokens = re.findall(r"([a-z_0-9]+)~(\d)", arch)
+    if len(tokens) != 6:
+        raise PredictorError(f"not a NAS-Bench-201 arch string: {arch!r}")
+    ops = []
+    for (op, src), (_, frm) in zip(tokens, NB201_EDGES, strict=True):
+        if op not in NB201_OPS or int(src) != frm:
+            raise PredictorError(f"bad NAS-Bench-201 token {op}~{src} in {arch!r}")
+        ops.append(NB201_OPS.index(op))
+    return tuple(ops)
+
+
+def parse_fbnet(arch: str) -> tuple[int, ...]:
+    """Op indices (into :data:`FBNET_OPS`) of the 22 searchable FBNet layers."""
+    tokens = _FBNET_RE.findall(arch)
+    if len(tokens) != 22:
+        raise PredictorError(f"not an FBNet arch string (need 22 layer ops): {arch!r}")
+    return tuple(FBNET_OPS.index(t) for t in tokens)
+
+
+_OFA_CANON = re.compile(r"^r(\d+)-d([234]{5})-k([357.]+)-e([346.]+)$")
+
+
+def _parse_ofa_canonical(m: re.Match[str], arch: str) -> dict[str, list[int]]:
+    """hwdb's canonical ``r<R>-d<D*5>-k<k.k.k.k.k>-e<e.e.e.e.e>`` (active layers only)."""
+    depth = [int(c) for c in m.group(2)]
+    ks_st, e_st = m.group(3).split("."), m.group(4).split(".")
+    if len(ks_st) != 5 or len(e_st) != 5:
+        raise PredictorError(f"not an OFA arch string: {arch!r}")
+    ks, ex = [], []
+    for d, kk, ee in zip(depth, ks_st, e_st, strict=True):
+        if len(kk) != d or len(ee) != d:
+            raise PredictorError(f"OFA stage lengths do not match depths in {arch!r}")
+        ks += [int(c) for c in kk] + [3] * (4 - d)
+        ex += [int(c) for c in ee] + [3] * (4 - d)
+    return {"ks": ks, "e": ex, "d": depth, "r": [int(m.group(1))]}
+
+
+def parse_ofa(arch: str) -> dict[str, list[int]]:
+    """``ks`` (20), ``e`` (20), ``d`` (5) and ``r`` (1) of an OFA MobileNetV3 subnet string.
+
+    Accepts hwdb's canonical ``r216-d34323-k357.7753.555.53.577-e644.3434.464.64.364`` (only
+    active layers listed; inactive slots are filled with 3 and masked out), a JSON object or
+    ``key=values`` groups (``ks=7,5,...;e=...;d=...;r=224``, separators free) and the
+    ``ks/e/d/r`` or ``kernel/expand/depth/resolution`` spellings.
+    """
+    text = arch.strip()
+    m = _OFA_CANON.match(text)
+    if m:
+        return _parse_ofa_canonical(m, arch)
+    data: dict[str, Any] = {}
+    if text.startswith("{"):
+        data = {k.lower(): v for k, v in json.loads(text).items()}
+    else:
+        for key, vals in re.findall(r"([A-Za-z_]+)\s*[=:]\s*\[?([\d,\s\-]+)\]?", text):
+            data[key.lower()] = [int(v) for v in re.findall(r"\d+", vals)]
+    alias = {"kernel": "ks", "k": "ks", "expand": "e", "depth": "d", "resolution": "r", "res": "r"}
+    out: dict[str, list[int]] = {}
+    for key, val in data.items():
+        vals = val if isinstance(val, list) else [val]
+        out[alias.get(key, key)] = [int(v) for v in vals]
+    sizes = {"ks": 20, "e": 20, "d": 5, "r": 1}
+    if any(len(out.get(k, [])) != n for k, n in sizes.items()):
+        raise PredictorError(f"not an OFA arch string (need ks[20], e[20], d[5], r): {arch!r}")
+    return out
+
+
+def _nb201_graph(ops: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """9 nodes (input, 6 edge ops, output, global) x 8 features; adjacency with self-loops,
+    ``adj[i, j] = 1`` when node ``i`` aggregates node ``j`` (sum aggregation, as HELP's GCN)."""
+    n = 9
+    feat = np.zeros((n, 8), np.float32)
+    feat[0, 0] = 1.0
+    feat[7, 1] = 1.0
+    feat[8, 7] = 1.0
+    adj = np.eye(n, dtype=np.float32)
+    for e, ((to, frm), op) in enumerate(zip(NB201_EDGES, ops, strict=True)):
+        node = 1 + e
+        feat[node, 2 + op] = 1.0
+        if frm == 0:
+            adj[node, 0] = 1.0
+        for e2, (to2, _) in enumerate(NB201_EDGES):
+            if to2 == frm:
+                adj[node, 1 + e2] = 1.0
+        if to == 3:
+            adj[7, node] = 1.0
+    adj[8, :] = 1.0
+    return feat, adj
+
+
+def _space_obj(space: str) -> Any:
+    try:
+        import search_spaces
+
+        return search_spaces.get_space(space)
+    except Exception:  # noqa: BLE001 - space not registered (yet)
+        return None
+
+
+@lru_cache(maxsize=65536)
+def _graph_one(arch: str) -> tuple[np.ndarray, np.ndarray]:
+    return _nb201_graph(parse_nb201(arch))
+
+
+def graph_features(archs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """HELP op-graph node features ``(n, 9, 8)`` and adjacency ``(n, 9, 9)`` (NAS-Bench-201)."""
+    pairs = [_graph_one(a) for a in archs]
+    return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+
+def _ofa_vector(cfg: dict[str, list[int]]) -> np.ndarray:
+    layers = np.zeros((20, 6), np.float32)
+    for i in range(20):
+        stage, pos = divmod(i, 4)
+        if pos < cfg["d"][stage]:
+            layers[i, (3, 5, 7).index(cfg["ks"][i])] = 1.0
+            layers[i, 3 + (3, 4, 6).index(cfg["e"][i])] = 1.0
+    depth = np.zeros((5, 3), np.float32)
+    for s, d in enumerate(cfg["d"]):
+        depth[s, (2, 3, 4).index(d)] = 1.0
+    r = cfg["r"][0] / 224.0
+    return np.concatenate([layers.ravel(), depth.ravel(), [r, r * r]]).astype(np.float32)
+
+
+@lru_cache(maxsize=131072)
+def _encode_one(space: str, arch: str) -> np.ndarray:
+    if space == "nasbench201":
+        vec = np.zeros((6, 5), np.float32)
+        vec[np.arange(6), parse_nb201(arch)] = 1.0
+        return vec.ravel()
+    if space == "fbnet":
+        obj = _space_obj(space)
+        if obj is not None and hasattr(obj, "help_encoding"):
+            return np.asarray(obj.help_encoding(obj.from_string(arch)), np.float32)
+        vec = np.zeros((22, 9), np.float32)
+        vec[np.arange(22), parse_fbnet(arch)] = 1.0
+        return vec.ravel()
+    if space == "ofa":
+        return _ofa_vector(parse_ofa(arch))
+    obj = _space_obj(space)
+    if obj is None:
+        raise PredictorError(f"no featurizer for space {space!r} (not a registered space)")
+    return np.asarray(obj.encode(obj.from_string(arch)), np.float32)
+
+
+def encode(space: str, archs: Sequence[str]) -> np.ndarray:
+    """Flat float32 feature matrix ``(n, d)`` of ``archs`` in ``space``."""
+    return np.stack([_encode_one(space, a) for a in archs]).astype(np.float32)
+
+
+@lru_cache(maxsize=131072)
+def _cost_one(space: str, arch: str) -> tuple[float, float]:
+    if space == "nasbench201":
+        # Cell convolutions dominate: 5 cells per stage at (C, H) = (16, 32), (32, 16), (64, 8).
+        ops = parse_nb201(arch)
+        per_cell = sum({2: 1.0, 3: 9.0}.get(o, 0.0) for o in ops)
+        macs = 5 * per_cell * sum(c * c * h * h for c, h in ((16, 32), (32, 16), (64, 8)))
+        params = 5 * per_cell * sum(c * c for c in (16, 32, 64))
+        return macs + 1e6, params + 1e4
+    if space == "fbnet":
+        ops = parse_fbnet(arch)
+        kern = [9 if FBNET_OPS[o].startswith("k3") else 25 for o in ops]
+        expand = [0 if o == 8 else int(FBNET_OPS[o].split("_")[1][1:]) for o in ops]
+        macs = sum(e * (2.0 + k / 16.0) for e, k in zip(expand, kern, strict=True))
+        return macs + 1.0, macs + 1.0
+    if space == "ofa":
+        cfg = parse_ofa(arch)
+        r2 = (cfg["r"][0] / 224.0) ** 2
+        width = (24, 40, 80, 112, 160)
+        params = 0.0
+        for i in range(20):
+            stage, pos = divmod(i, 4)
+            if pos < cfg["d"][stage]:
+                c = width[stage]
+                params += cfg["e"][i] * c * (2.0 * c + cfg["ks"][i] ** 2)
+        return params * r2 * 49.0, params
+    obj = _space_obj(space)
+    if obj is None:
+        raise PredictorError(f"no cost model for space {space!r}")
+    prof = obj.profile(obj.from_string(arch))
+    return float(max(prof.macs, 1)), float(max(prof.params, 1))
+
+
+def analytic_cost(space: str, archs: Sequence[str]) -> np.ndarray:
+    """``(n, 2)`` array of (MACs, params) per arch: analytic for the HELP spaces, else
+    ``space.profile``. Only the relative size matters to the predictors that use it."""
+    return np.asarray([_cost_one(space, a) for a in archs], np.float64)

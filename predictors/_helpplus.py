@@ -1,0 +1,161 @@
+"""HELP+: the project's default predictor, a meta-learned latency basis plus Bayesian-style
+ridge adaptation in log space.
+
+Idea (improving on HELP, Lee et al., NeurIPS 2021, arXiv 2106.08630): a device's log-latency
+over a space is close to a linear combination of other devices' log-latencies. Meta-training
+fits one multi-output network mapping an architecture encoding to the standardised
+log-latencies of every source device (a shared, meta-learned basis, as in stacked transfer /
+ALPINE-style multi-task regression). Adapting to a new device is a closed-form ridge regression
+of its log-latencies on that basis (penalty chosen by exact leave-one-out error), using every
+measurement available: the K samples and the 10 hardware-embedding reference archs. Log targets
+make errors relative (what ``within 10%`` measures); the leave-one-out residual gives a
+log-normal uncertainty. Adaptation takes milliseconds, prediction is two small matrix products.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from predictors._base import DeviceTask, LatencyPredictor, register_predictor
+from predictors._errors import NotEnoughDataError
+from predictors._features import encode
+from predictors._linear import RidgeFit, fit_ridge_loo
+from predictors._progress import progress_bar, torch_threads
+
+__all__ = ["HELPPlusPredictor"]
+
+
+@register_predictor("help+")
+class HELPPlusPredictor(LatencyPredictor):
+    """Meta-learned multi-device latency basis + log-space ridge adaptation (default).
+
+    Args:
+        hidden: Width of the two hidden layers of the basis network.
+        steps: Full-batch Adam steps of meta-training.
+        lr: Adam learning rate.
+        weight_decay: Adam weight decay.
+        with_encoding: Also give the adaptation ridge the raw encoding (LOO decides its use).
+        n_models: Basis networks trained from different seeds and averaged (bagging).
+        log_target: Model log-latency (relative errors); False models milliseconds, which suits
+            additive lookup-table latencies such as the FBNet data.
+        seed: Seed of initialisation.
+    """
+
+    def __init__(
+        self,
+        *,
+        hidden: int = 256,
+        steps: int = 800,
+        lr: float = 3e-3,
+        weight_decay: float = 1e-5,
+        with_encoding: bool = False,
+        n_models: int = 1,
+        log_target: bool = True,
+        seed: int | None = 0,
+    ) -> None:
+        self.hidden = hidden
+        self.steps = steps
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.with_encoding = with_encoding
+        self.n_models = n_models
+        self.log_target = log_target
+        self.seed = seed
+
+    def _fit(self, tasks: list[DeviceTask], *, progress: bool) -> None:
+        if self.hidden < 1 or self.steps < 1:
+            raise ValueError("`hidden` and `steps` must be greater than or equal to 1.")
+        if self.lr <= 0:
+            raise ValueError("`lr` must be greater than 0.")
+        archs = sorted({a for t in tasks for a in t.archs})
+        pos = {a: i for i, a in enumerate(archs)}
+        y = np.full((len(archs), len(tasks)), np.nan)
+        for j, t in enumerate(tasks):
+            y[[pos[a] for a in t.archs], j] = self._to_target(t.latency_ms)
+        self.y_mean_ = np.nanmean(y, axis=0)
+        self.y_std_ = np.maximum(np.nanstd(y, axis=0), 1e-6)
+        y = (y - self.y_mean_) / self.y_std_
+        x = encode(self.space_, archs).astype(np.float64)
+        self.x_mean_ = x.mean(axis=0)
+        self.x_std_ = np.where(x.std(axis=0) > 1e-9, x.std(axis=0), 1.0)
+        self.source_devices_ = [t.device for t in tasks]
+        if self.n_models < 1:
+            raise ValueError("`n_models` must be greater than or equal to 1.")
+        xs = (x - self.x_mean_) / self.x_std_
+        base = 0 if self.seed is None else int(self.seed)
+        with torch_threads(1):
+            self.ensemble_ = [
+                self._train_basis(xs, y, progress, base + 1000 * i) for i in range(self.n_models)
+            ]
+
+    def _to_target(self, ms: np.ndarray) -> np.ndarray:
+        return np.log(ms) if self.log_target else np.asarray(ms, np.float64)
+
+    def _train_basis(
+        self, x: np.ndarray, y: np.ndarray, progress: bool, seed: int
+    ) -> list[np.ndarray]:
+        import torch
+        from torch import nn
+
+        torch.manual_seed(seed)
+        h = self.hidden
+        model = nn.Sequential(
+            nn.Linear(x.shape[1], h),
+            nn.ReLU(),
+            nn.Linear(h, h),
+            nn.ReLU(),
+            nn.Linear(h, y.shape[1]),
+        )
+        xt = torch.tensor(x, dtype=torch.float32)
+        mask = torch.tensor(~np.isnan(y))
+        yt = torch.tensor(np.nan_to_num(y), dtype=torch.float32)
+        opt = torch.optim.Adam(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.steps)
+        with progress_bar(progress, "meta-training help+ basis", self.steps) as advance:
+            for _ in range(self.steps):
+                err = (model(xt) - yt) ** 2
+                loss = (err * mask).sum() / mask.sum()
+                opt.zero_grad()
+                loss.backward()  # type: ignore[no-untyped-call]
+                opt.step()
+                sched.step()
+                advance()
+        return [p.detach().numpy().astype(np.float32) for p in model.parameters()]
+
+    def basis(self, archs: list[str]) -> np.ndarray:
+        """Predicted (log-)latency of every source device, ``(n, n_sources)``; memoised per
+        arch string (the cache is shared by adapted copies and never persisted)."""
+        cache: dict[str, np.ndarray] = self.__dict__.setdefault("_basis_cache", {})
+        missing = [a for a in dict.fromkeys(archs) if a not in cache]
+        if missing:
+            rows = self._basis_rows(missing)
+            cache.update(zip(missing, rows, strict=True))
+        return np.stack([cache[a] for a in archs])
+
+    def _basis_rows(self, archs: list[str]) -> np.ndarray:
+        x = ((encode(self.space_, archs) - self.x_mean_) / self.x_std_).astype(np.float32)
+        out = np.zeros((x.shape[0], len(self.y_mean_)), np.float32)
+        for w1, b1, w2, b2, w3, b3 in self.ensemble_:
+            h = np.maximum(x @ w1.T + b1, 0.0)
+            h = np.maximum(h @ w2.T + b2, 0.0)
+            out += h @ w3.T + b3
+        out /= len(self.ensemble_)
+        return np.asarray(out * self.y_std_ + self.y_mean_, dtype=np.float64)
+
+    def _design(self, archs: list[str]) -> np.ndarray:
+        b = self.basis(archs)
+        if self.with_encoding:
+            return np.concatenate([b, encode(self.space_, archs)], axis=1)
+        return b
+
+    def _adapt(self, archs: list[str], latency_ms: np.ndarray, emb: np.ndarray | None) -> None:
+        if len(archs) < 3:
+            raise NotEnoughDataError("help+ needs at least 3 measurements of the device to adapt")
+        self.ridge_: RidgeFit = fit_ridge_loo(self._design(archs), self._to_target(latency_ms))
+
+    def _predict(self, archs: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        pred = self.ridge_.predict(self._design(archs))
+        if not self.log_target:
+            return pred, np.full_like(pred, self.ridge_.loo_rmse)
+        mean = np.exp(pred)
+        return mean, mean * np.sqrt(np.expm1(self.ridge_.loo_rmse**2))

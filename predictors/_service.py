@@ -1,0 +1,201 @@
+"""The predictor service over :mod:`hwdb`: a stored meta-trained model per space, adapted to a
+device's measurements on request.
+
+The meta-trained model of ``(space, predictor, source devices)`` is an hwdb artifact of kind
+:data:`ARTIFACT_KIND`; the first request that needs it meta-trains it on every device of the
+database except the target (training pools only, see :mod:`predictors._data`) and stores it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from predictors._base import FORMAT_VERSION, LatencyPredictor, get_predictor, load_predictor
+from predictors._data import make_tasks, reference_archs
+from predictors._errors import NotEnoughDataError
+
+if TYPE_CHECKING:
+    from hwdb import HardwareDB
+    from search_spaces import Workload
+
+__all__ = [
+    "ARTIFACT_KIND",
+    "DEFAULT_PREDICTOR",
+    "AdaptedLatencyModel",
+    "LatencyPrediction",
+    "get_adapted_predictor",
+    "get_default_predictor",
+    "predict_latency",
+]
+
+DEFAULT_PREDICTOR = "help+"
+ARTIFACT_KIND = "latency_predictor"
+
+
+@dataclass(frozen=True)
+class LatencyPrediction:
+    """Predicted latencies of a batch of architectures on one device."""
+
+    archs: list[str]
+    mean_ms: np.ndarray
+    std_ms: np.ndarray
+    predictor: str
+    version: str
+    n_measurements: int
+    source: str
+
+
+class AdaptedLatencyModel:
+    """A predictor adapted to one device; cheap to call repeatedly."""
+
+    def __init__(
+        self,
+        *,
+        space: str,
+        device: str,
+        model: LatencyPredictor,
+        version: str,
+        n_measurements: int,
+        source: str = "adapted",
+    ) -> None:
+        self.space = space
+        self.device = device
+        self.model = model
+        self.version = version
+        self.n_measurements = n_measurements
+        self.source = source
+
+    def predict(self, archs: Sequence[str]) -> LatencyPrediction:
+        """Predict canonical arch strings in one batch."""
+        arch_list = [str(a) for a in archs]
+        mean, std = self.model.predict(arch_list)
+        return LatencyPrediction(
+            arch_list, mean, std, self.model.name, self.version, self.n_measurements, self.source
+        )
+
+
+def _sources(table: pd.DataFrame, space: str, exclude: str | None) -> list[str]:
+    """Devices usable as meta-training sources (reference archs and >= 20 pool measurements)."""
+    from predictors._data import device_split
+
+    out = []
+    for dev in table.columns:
+        if dev == exclude:
+            continue
+        try:
+            device_split(table, space, str(dev))
+        except NotEnoughDataError:
+            continue
+        out.append(str(dev))
+    return out
+
+
+def _version(name: str, sources: Sequence[str]) -> str:
+    digest = hashlib.sha1(",".join(sorted(sources)).encode()).hexdigest()[:12]
+    return f"{name}@{FORMAT_VERSION}:{digest}"
+
+
+def get_default_predictor(
+    db: HardwareDB,
+    *,
+    space: str,
+    predictor: str | None = None,
+    exclude_device: str | None = None,
+    params: dict[str, Any] | None = None,
+    progress: bool = False,
+    table: pd.DataFrame | None = None,
+) -> tuple[LatencyPredictor, str]:
+    """Load (or meta-train and store) the meta-trained predictor of ``space``.
+
+    Returns:
+        (predictor, artifact version).
+
+    Raises:
+        NotEnoughDataError: when no source device has enough measurements.
+    """
+    from hwdb import NotFoundError
+
+    name = predictor or DEFAULT_PREDICTOR
+    table = db.latency_table(space) if table is None else table
+    sources = _sources(table, space, exclude_device)
+    if not sources:
+        raise NotEnoughDataError(
+            f"no source device with enough measurements in {space!r} to meta-train on; "
+            "import some with `nas hwdb import help DIR`"
+        )
+    version = _version(name, sources)
+    try:
+        art = db.load_artifact(kind=ARTIFACT_KIND, space=space, version=version)
+        return load_predictor(art.payload), version
+    except NotFoundError:
+        pass
+    model = get_predictor(name, **(params or {}))
+    model.fit(make_tasks(table, space, sources), progress=progress)
+    db.save_artifact(
+        kind=ARTIFACT_KIND,
+        space=space,
+        version=version,
+        payload=model.to_bytes(),
+        summary={"predictor": name, "sources": sources, "format": FORMAT_VERSION},
+        metrics={},
+    )
+    return model, version
+
+
+def get_adapted_predictor(
+    db: HardwareDB,
+    *,
+    space: str,
+    device: str,
+    predictor: str | None = None,
+    workload: Workload | None = None,
+    progress: bool = False,
+) -> AdaptedLatencyModel:
+    """The default (or named) predictor of ``space`` adapted to ``device``'s measurements.
+
+    Every measured arch of the device adapts the model; the 10 reference archs also form the
+    hardware embedding. ``workload`` is accepted for API symmetry: predictions are for the
+    workload the device's measurements were taken under.
+
+    Raises:
+        NotEnoughDataError: naming the command that measures the device.
+    """
+    table = db.latency_table(space)
+    fix = f"measure it with `nas measure --space {space} --device {device} --reference`"
+    if device not in table.columns:
+        raise NotEnoughDataError(f"device {device!r} has no measurements in {space!r}; {fix}")
+    col = table[device].dropna()
+    if len(col) < 3:
+        raise NotEnoughDataError(f"device {device!r} has {len(col)} measurements; {fix}")
+    model, version = get_default_predictor(
+        db, space=space, predictor=predictor, exclude_device=device, progress=progress, table=table
+    )
+    emb = None
+    try:
+        refs = reference_archs(table, space)
+        if all(r in col.index for r in refs):
+            emb = col.loc[refs].to_numpy(float)
+    except NotEnoughDataError:
+        pass
+    adapted = model.adapt(list(col.index), col.to_numpy(float), hw_embedding_ms=emb)
+    return AdaptedLatencyModel(
+        space=space, device=device, model=adapted, version=version, n_measurements=len(col)
+    )
+
+
+def predict_latency(
+    db: HardwareDB,
+    *,
+    space: str,
+    device: str,
+    archs: Sequence[str],
+    predictor: str | None = None,
+) -> LatencyPrediction:
+    """Convenience: adapt, then predict ``archs``."""
+    return get_adapted_predictor(db, space=space, device=device, predictor=predictor).predict(archs)

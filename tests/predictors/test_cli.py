@@ -1,0 +1,61 @@
+"""``nas predictor`` exit codes and JSON output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def db_url(nb201_db_url: str) -> str:
+    return nb201_db_url
+
+
+def _run(args: list[str]) -> int:
+    from nas._cli.main import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    return int(exc.value.code or 0)
+
+
+def test_evaluate_json(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--db", db_url, "predictor", "evaluate", "--space", "nasbench201"]
+    rc = _run(
+        [*args, "--device", "gold_6226", "--shots", "10", "--seeds", "2"]
+        + ["--predictor", "flops", "--json"]
+    )
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"spearman", "kendall", "mape", "within_10pct", "per_seed"}
+    assert len(out["per_seed"]) == 2 and -1 <= out["spearman"] <= 1
+
+
+ARCH = (
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|"
+    "+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+)
+
+
+def test_predict_and_errors(
+    db_url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    arch = ARCH
+    base = ["--db", db_url, "predictor", "predict", "--space", "nasbench201"]
+    assert _run([*base, "--device", "pixel3", "--arch", arch, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["predictions"][0]["mean_ms"] > 0
+    f = tmp_path / "archs.txt"
+    f.write_text(arch + "\n" + arch + "\n")
+    assert _run([*base, "--device", "pixel3", "--archs", str(f), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["predictions"]) == 2
+    assert _run([*base, "--device", "pixel3"]) == 2  # neither --arch nor --archs
+    assert _run([*base, "--device", "nope", "--arch", arch]) == 1
+    assert "nas measure" in capsys.readouterr().err
+    assert _run(["--db", db_url, "predictor", "evaluate", "--space", "nasbench201"]) == 2
+    assert (
+        _run(["--db", db_url, "predictor", "train", "--space", "nasbench201", "--protocol", "x"])
+        == 2
+    )

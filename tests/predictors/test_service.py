@@ -1,0 +1,47 @@
+"""The service API over a real hwdb database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from predictors import (
+    AdaptedLatencyModel,
+    LatencyPrediction,
+    NotEnoughDataError,
+    get_adapted_predictor,
+    predict_latency,
+)
+from predictors._service import ARTIFACT_KIND
+
+
+@pytest.fixture
+def db_url(nb201_db_url: str) -> str:
+    return nb201_db_url
+
+
+def test_adapted_predictor_trains_once_and_predicts(db_url: str) -> None:
+    from hwdb import HardwareDB
+
+    with HardwareDB(db_url) as db:
+        model = get_adapted_predictor(db, space="nasbench201", device="gold_6226")
+        assert isinstance(model, AdaptedLatencyModel)
+        assert model.n_measurements >= 2000
+        art = db.load_artifact(kind=ARTIFACT_KIND, space="nasbench201", version=model.version)
+        assert art.summary["sources"] == ["1080ti_1", "pixel3", "silver_4114"]
+        archs = list(db.latency_table("nasbench201").index[:30])
+        pred = model.predict(archs)
+        assert isinstance(pred, LatencyPrediction)
+        assert pred.predictor == "help+" and pred.source == "adapted"
+        assert np.all(pred.mean_ms > 0) and np.all(np.isfinite(pred.std_ms))
+        again = predict_latency(db, space="nasbench201", device="gold_6226", archs=archs)
+        np.testing.assert_allclose(again.mean_ms, pred.mean_ms)
+
+
+def test_unknown_device_names_the_fix(db_url: str, tmp_path: Path) -> None:
+    from hwdb import HardwareDB
+
+    with HardwareDB(db_url) as db, pytest.raises(NotEnoughDataError, match="nas measure"):
+        get_adapted_predictor(db, space="nasbench201", device="raspi4")
