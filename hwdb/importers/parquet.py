@@ -77,7 +77,7 @@ def _schema() -> pa.Schema:
 
 def bundled_datasets() -> list[Path]:
     """The ``hwdb/data/*.parquet`` files shipped with the package, sorted."""
-    return sorted((Path(__file__).resolve().parent / "data").glob("*.parquet"))
+    return sorted((Path(__file__).resolve().parents[1] / "data").glob("*.parquet"))
 
 
 def export_parquet(

@@ -1,0 +1,35 @@
+"""The project's own measured dataset ships with the package and `nas hwdb init` loads it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hwdb.importers.parquet import bundled_datasets
+from nas._cli.main import main
+
+
+def test_bundled_parquet_files_are_found() -> None:
+    names = {p.name for p in bundled_datasets()}
+    assert {"mnasnet.parquet", "mobilevig.parquet", "nemotron_flash.parquet"} <= names
+
+
+def test_init_on_empty_db_loads_three_spaces(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["hwdb", "init"])
+    assert exc.value.code == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["hwdb", "stats", "--json"])
+    stats = json.loads(capsys.readouterr().out)
+    for space in ("mnasnet", "mobilevig", "nemotron_flash"):
+        assert stats["spaces"][space]["devices"] >= 4
+        assert stats["spaces"][space]["measurements"] > 0
+    # idempotent: a second init adds nothing
+    with pytest.raises(SystemExit):
+        main(["hwdb", "init"])
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["hwdb", "stats", "--json"])
+    assert json.loads(capsys.readouterr().out) == stats
