@@ -14,8 +14,13 @@ __all__ = ["register"]
 
 _DEVICE_HELP = (
     "Device name or pattern (repeatable). Exact name, else substring of names, else family; "
-    "several matches -> most measurements in the space, then name (the choice is printed)."
+    "several matches -> most measurements in the space, then name (the choice is printed); "
+    "no measured match -> zero-shot from the datasheet catalog (`nas device catalog`)."
 )
+#: Default (trials, population) with a table objective, and with a proxy/other objective
+#: (each trial builds and scores a real model, so ~1 s per trial on a CPU core).
+_TABLE_BUDGET = (1000, 50)
+_PROXY_BUDGET = (200, 20)
 
 
 def _budgets(values: list[float], devices: list[str]) -> dict[str, float] | None:
@@ -40,11 +45,21 @@ def search(
     budget_z: Annotated[
         float, typer.Option("--budget-z", help="Constrain mean + z*std (1.645: 95% quantile).")
     ] = 0.0,
-    trials: Annotated[int, typer.Option(help="Total trials in the study.")] = 1000,
-    population: Annotated[int, typer.Option(help="NSGA-II population size.")] = 50,
+    trials: Annotated[
+        int | None,
+        typer.Option(help="Total trials in the study [default: 1000 with table, else 200]."),
+    ] = None,
+    population: Annotated[
+        int | None,
+        typer.Option(help="NSGA-II population size [default: 50 with table, else 20]."),
+    ] = None,
     accuracy: Annotated[
-        str, typer.Option(help="table | proxy[:NAME] | short-train | MODULE:FUNC.")
-    ] = "table",
+        str,
+        typer.Option(
+            help="auto | table | proxy[:NAME] | short-train | MODULE:FUNC. auto: table when the "
+            "DB has accuracies of the space/dataset, else synflow at reduced resolution."
+        ),
+    ] = "auto",
     dataset: Annotated[
         str, typer.Option(help="Accuracy dataset for --accuracy table.")
     ] = "cifar10",
@@ -64,6 +79,7 @@ def search(
     """
     from hwdb import HardwareDB
     from nas.search import (
+        TableAccuracy,
         front_table,
         load_latency_models,
         make_accuracy_objective,
@@ -82,8 +98,21 @@ def search(
         objective = make_accuracy_objective(
             accuracy, space=sp, db=db, dataset=dataset, seed=seed or 0
         )
-        models, note = load_latency_models(db, space=sp, devices=names, predictor=predictor)
+        zero_shot = {m.device: m.catalog for m in matches if m.catalog is not None}
+        models, note = load_latency_models(
+            db, space=sp, devices=names, predictor=predictor, zero_shot=zero_shot
+        )
         err_console.print(note, markup=False)
+    default_trials, default_population = (
+        _TABLE_BUDGET if isinstance(objective, TableAccuracy) else _PROXY_BUDGET
+    )
+    trials = default_trials if trials is None else trials
+    population = default_population if population is None else population
+    if accuracy.strip() == "auto":
+        err_console.print(
+            f"accuracy: {objective.name} (auto); {trials} trials, population {population}",
+            markup=False,
+        )
     study_name = study or f"{sp.name}-{'+'.join(names)}-{objective.name}".replace(":", "-")
     out_dir = out or Path("nas-search") / study_name
     result = run_search(

@@ -184,8 +184,21 @@ class ResolvedConfig:
         )
 
     def build_sampler(self, space: SearchSpace[Any], arch: Any) -> Sampler:
-        """Build ``arch`` and wrap it in the sampler of this runtime."""
-        model = space.build(arch)
+        """Build ``arch`` and wrap it in the sampler of this runtime.
+
+        Weights are initialised from a seed derived from the architecture string, so every
+        build of one architecture is the same model: random weights otherwise differ between
+        passes, and with them how many activations become denormal floats, which changes CPU
+        latency from build to build.
+        """
+        import hashlib
+
+        import torch
+
+        digest = hashlib.sha256(space.to_string(arch).encode()).digest()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int.from_bytes(digest[:4], "little"))
+            model = space.build(arch)
         inputs = space.example_inputs(self.workload)
         device_type: DeviceType = "cuda" if self.device_type == "cuda" else "cpu"
         if self.language_model:

@@ -6,7 +6,10 @@ devices with latency data in the search space qualify. Among several matches the
 most measurements in the space is chosen, ties broken by name; the choice and the alternatives
 are reported. With no match, the zero-shot hook (:data:`ZERO_SHOT_RESOLVERS`, filled by the
 zero-shot catalog once it exists) is asked; if it declines, a :class:`DeviceResolutionError`
-names the fix.
+names the fix. The built-in last resort is the datasheet catalog
+(:func:`catalog_match`): a query that ``hwdb.catalog.get_entry`` knows (``jetson`` ->
+``jetson-orin-nano``), or a device registered with ``nas device add NAME --catalog ENTRY``,
+is searched zero-shot with the datasheet roofline (Williams et al., CACM 2009).
 """
 
 from __future__ import annotations
@@ -20,7 +23,13 @@ from nas.search._errors import DeviceResolutionError
 if TYPE_CHECKING:
     from hwdb import HardwareDB
 
-__all__ = ["ZERO_SHOT_RESOLVERS", "DeviceMatch", "resolve_device", "resolve_devices"]
+__all__ = [
+    "ZERO_SHOT_RESOLVERS",
+    "DeviceMatch",
+    "catalog_match",
+    "resolve_device",
+    "resolve_devices",
+]
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,8 @@ class DeviceMatch:
         rule: How it matched: ``"name"``, ``"substring"``, ``"family"`` or ``"zero-shot"``.
         n_measurements: Its latency measurements in the space.
         alternatives: Other matching devices (name, measurements), best first.
+        catalog: Catalog entry of a zero-shot match (``None`` for measured devices).
+        space: Search space of a zero-shot match (for the calibration hint).
     """
 
     query: str
@@ -40,9 +51,19 @@ class DeviceMatch:
     rule: str
     n_measurements: int
     alternatives: list[tuple[str, int]] = field(default_factory=list)
+    catalog: str | None = None
+    space: str | None = None
 
     def describe(self) -> str:
         """One line for the terminal."""
+        if self.catalog is not None:
+            space = self.space or "SPACE"
+            return (
+                f"device {self.query!r} -> {self.device}: no measurements in {space!r}, "
+                f"ZERO-SHOT from catalog entry {self.catalog!r} (datasheet roofline, "
+                f"uncalibrated); calibrate with `nas device onboard NAME --space {space} "
+                f"--catalog {self.catalog}` or `nas measure --device NAME --space {space}`"
+            )
         text = (
             f"device {self.query!r} -> {self.device} "
             f"({self.rule} match, {self.n_measurements} measurements)"
@@ -58,6 +79,22 @@ ZERO_SHOT_RESOLVERS: list[ZeroShotResolver] = []
 """Hooks ``f(db, query, space) -> DeviceMatch | None`` tried when nothing in the DB matches."""
 
 
+def catalog_match(db: HardwareDB, query: str, space: str) -> DeviceMatch | None:
+    """Zero-shot match from the datasheet catalog, or ``None`` when the catalog has no entry.
+
+    A device registered with ``nas device add NAME --catalog ENTRY`` keeps its name; otherwise
+    the device is named after the catalog entry (``jetson`` -> ``jetson-orin-nano``).
+    """
+    from hwdb import NotFoundError
+    from predictors.zeroshot import resolve_catalog_device
+
+    try:
+        entry, _precision, label = resolve_catalog_device(query, db)
+    except NotFoundError:
+        return None
+    return DeviceMatch(query, label, "zero-shot", 0, catalog=entry.name, space=space)
+
+
 def _counts(db: HardwareDB, space: str) -> dict[str, int]:
     devices = [d.name for d in db.list_devices(space=space)]
     if not devices:
@@ -71,7 +108,8 @@ def resolve_device(db: HardwareDB, query: str, *, space: str) -> DeviceMatch:
 
     Raises:
         ValueError: If ``query`` is empty.
-        DeviceResolutionError: If no device with data in ``space`` matches.
+        DeviceResolutionError: If no device with data in ``space`` matches and neither a
+            zero-shot hook nor the datasheet catalog knows the query.
     """
     q = query.strip() if isinstance(query, str) else ""
     if not q:
@@ -91,11 +129,15 @@ def resolve_device(db: HardwareDB, query: str, *, space: str) -> DeviceMatch:
         match = resolver(db, q, space)
         if match is not None:
             return match
+    match = catalog_match(db, q, space)
+    if match is not None:
+        return match
     known = sorted(set(by_name) | set(by_family))
     where = f"; {', '.join(known)} exist but have no data in {space!r}" if known else ""
     raise DeviceResolutionError(
         f"no device matching {q!r} has latency data in space {space!r}{where}; measure one with "
-        f"`nas measure --device NAME --space {space}` or import data with `nas hwdb import ...`"
+        f"`nas measure --device NAME --space {space}` or import data with `nas hwdb import ...`; "
+        "the datasheet catalog has no entry for it either (`nas device catalog` lists them)"
     )
 
 

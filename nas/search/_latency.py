@@ -6,12 +6,16 @@ the DB: an exact lookup for measured architectures and an inverse-distance-weigh
 neighbour estimate otherwise, with the neighbours' weighted spread as the uncertainty. The
 distance is the Hamming distance between the canonical strings' token sequences (cheap for
 every space, unlike ``SearchSpace.encode`` which profiles a model).
+
+Devices nobody has measured (zero-shot matches of :mod:`nas.search._devices`) get
+``predictors.zeroshot.zero_shot_model``: the datasheet roofline of their catalog entry
+(Williams et al., CACM 2009), labelled ``"zero-shot (datasheet)"``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -118,22 +122,59 @@ class MeasuredLatencyModel:
 
 
 def load_latency_models(
-    db: HardwareDB, *, space: SearchSpace[Any], devices: Sequence[str], predictor: str | None = None
+    db: HardwareDB,
+    *,
+    space: SearchSpace[Any],
+    devices: Sequence[str],
+    predictor: str | None = None,
+    zero_shot: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, LatencyModel], str]:
     """The latency model of every device, and a note saying which kind was used.
 
     Uses ``predictors.get_adapted_predictor`` (adapted to each device's measurements) when the
-    predictor package provides it, else :class:`MeasuredLatencyModel`.
+    predictor package provides it, else :class:`MeasuredLatencyModel`. Devices in
+    ``zero_shot`` (device name -> catalog entry) have no measurements and get
+    ``predictors.zeroshot.zero_shot_model`` instead.
+
+    Args:
+        db: The hardware database.
+        space: The search space.
+        devices: Device names, in objective order.
+        predictor: Registered predictor name (default: the service default).
+        zero_shot: Catalog entry of each device to predict zero-shot from its datasheet.
+
+    Raises:
+        ValueError: If ``zero_shot`` names a device not in ``devices``.
     """
-    try:
-        from predictors import get_adapted_predictor  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        models: dict[str, LatencyModel] = {
-            d: MeasuredLatencyModel.from_db(db, space=space, device=d) for d in devices
-        }
-        return models, "latency: measured-data kNN (predictors.get_adapted_predictor unavailable)"
-    adapted: dict[str, LatencyModel] = {
-        d: get_adapted_predictor(db, space=space.name, device=d, predictor=predictor)
-        for d in devices
-    }
-    return adapted, "latency: adapted predictor (predictors.get_adapted_predictor)"
+    zs = dict(zero_shot or {})
+    extra = sorted(set(zs) - set(devices))
+    if extra:
+        raise ValueError(f"`zero_shot` names devices not in `devices`: {', '.join(extra)}.")
+    measured = [d for d in devices if d not in zs]
+    models: dict[str, LatencyModel] = {}
+    notes: list[str] = []
+    if measured:
+        try:
+            from predictors import get_adapted_predictor  # type: ignore[attr-defined,unused-ignore]
+        except ImportError:
+            for d in measured:
+                models[d] = MeasuredLatencyModel.from_db(db, space=space, device=d)
+            notes.append("measured-data kNN (predictors.get_adapted_predictor unavailable)")
+        else:
+            for d in measured:
+                models[d] = get_adapted_predictor(
+                    db, space=space.name, device=d, predictor=predictor
+                )
+            notes.append("adapted predictor (predictors.get_adapted_predictor)")
+    if zs:
+        from predictors.zeroshot import zero_shot_model
+
+        for d in zs:
+            # A device added with `--catalog` resolves through its DB record (keeping its
+            # precision); any other name is the catalog entry's own.
+            models[d] = zero_shot_model(
+                db, space=space.name, device_or_entry=d, predictor=predictor
+            )
+        listed = ", ".join(f"{d} <- catalog {e}" for d, e in zs.items())
+        notes.append(f"zero-shot datasheet roofline, no measurements ({listed})")
+    return {d: models[d] for d in devices}, "latency: " + "; ".join(notes)

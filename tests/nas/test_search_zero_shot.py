@@ -1,0 +1,104 @@
+"""`nas search` on a device known only by the datasheet catalog (zero-shot roofline latency)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+
+def test_resolve_device_falls_back_to_catalog(sqlite_url: str) -> None:
+    from hwdb import HardwareDB
+    from nas.search import resolve_device
+
+    with HardwareDB(sqlite_url) as db:
+        match = resolve_device(db, "jetson", space="nasbench201")
+    assert match.rule == "zero-shot"
+    assert match.device == "jetson-orin-nano"
+    assert match.catalog == "jetson-orin-nano"
+    assert match.n_measurements == 0
+    line = match.describe()
+    assert "ZERO-SHOT from catalog entry 'jetson-orin-nano'" in line
+    assert "nas device onboard NAME --space nasbench201 --catalog jetson-orin-nano" in line
+
+
+def test_unknown_device_is_a_clear_error(sqlite_url: str) -> None:
+    from hwdb import HardwareDB
+    from nas.search import DeviceResolutionError, resolve_device
+
+    with HardwareDB(sqlite_url) as db, pytest.raises(DeviceResolutionError) as info:
+        resolve_device(db, "no-such-board-xyz", space="nasbench201")
+    assert "no-such-board-xyz" in str(info.value)
+    assert "catalog" in str(info.value)
+
+
+def test_zero_shot_latency_models_are_labelled(sqlite_url: str) -> None:
+    from hwdb import HardwareDB
+    from nas.search import load_latency_models
+    from search_spaces import get_space
+
+    sp = get_space("nasbench201")
+    rng = np.random.default_rng(0)
+    archs = [sp.to_string(sp.random(rng)) for _ in range(3)]
+    with HardwareDB(sqlite_url) as db:
+        models, note = load_latency_models(
+            db,
+            space=sp,
+            devices=["jetson-orin-nano"],
+            zero_shot={"jetson-orin-nano": "jetson-orin-nano"},
+        )
+        with pytest.raises(ValueError, match="zero_shot"):
+            load_latency_models(db, space=sp, devices=["a"], zero_shot={"b": "jetson-orin-nano"})
+    pred = models["jetson-orin-nano"].predict(archs)
+    assert "zero-shot" in note
+    assert pred.source == "zero-shot (datasheet)"
+    assert np.all(np.asarray(pred.mean_ms) > 0)
+
+
+def test_auto_accuracy_is_a_reduced_resolution_proxy_without_tables(sqlite_url: str) -> None:
+    from hwdb import HardwareDB
+    from nas.search import ProxyAccuracy, make_accuracy_objective
+    from search_spaces import get_space
+
+    sp = get_space("mnasnet")
+    with HardwareDB(sqlite_url) as db:
+        obj = make_accuracy_objective("auto", space=sp, db=db)
+    assert isinstance(obj, ProxyAccuracy)
+    assert obj.name == "proxy:synflow"
+    assert obj.resolution is not None and obj.resolution < sp.default_workload().resolution
+    with pytest.raises(ValueError, match="resolution"):
+        make_accuracy_objective("auto", space=sp, resolution=0)
+
+
+def test_cli_search_zero_shot_front(sqlite_url: str, tmp_path: Path) -> None:
+    from nas._cli.main import app
+
+    out = tmp_path / "out"
+    args = ["--db", sqlite_url, "search", "--device", "jetson", "--space", "nasbench201"]
+    args += ["--trials", "12", "--population", "4", "--seed", "0", "-o", str(out)]
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    stderr = result.stderr
+    assert "ZERO-SHOT from catalog entry 'jetson-orin-nano'" in stderr
+    assert "--catalog jetson-orin-nano" in stderr
+    assert "proxy:synflow" in stderr
+    front = json.loads(result.stdout)
+    assert len(front) >= 1
+    assert (out / "pareto.json").exists()
+    assert (out / "pareto.csv").exists()
+
+
+def test_cli_search_unknown_device_fails(sqlite_url: str, tmp_path: Path) -> None:
+    from nas._cli.main import app
+    from nas.search import DeviceResolutionError
+
+    args = ["--db", sqlite_url, "search", "--device", "no-such-board-xyz"]
+    args += ["--space", "nasbench201", "--trials", "4", "-o", str(tmp_path / "o")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code != 0
+    # The command lets the error propagate; `nas.__main__` prints it as one line.
+    assert isinstance(result.exception, DeviceResolutionError)
+    assert "no-such-board-xyz" in str(result.exception)
