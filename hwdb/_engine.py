@@ -114,10 +114,16 @@ def head_revision() -> str:
     return head
 
 
+VERSION_TABLE = "hwdb_alembic_version"
+"""Alembic version table of hwdb (not Optuna's ``alembic_version``)."""
+
+
 def _current_revision(conn: Connection) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
-    return MigrationContext.configure(conn).get_current_revision()
+    return MigrationContext.configure(
+        conn, opts={"version_table": VERSION_TABLE}
+    ).get_current_revision()
 
 
 def _has_tables(conn: Connection) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+from hwdb._engine import VERSION_TABLE
 from hwdb._models import Base
 
 
@@ -14,6 +15,9 @@ def _run(connection: object) -> None:
         target_metadata=Base.metadata,
         render_as_batch=True,  # SQLite ALTER TABLE support for future revisions
         compare_type=True,
+        # Own version table: a database shared with Optuna's RDB storage (which has its own
+        # Alembic history in `alembic_version`) must not mix the two.
+        version_table=VERSION_TABLE,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -160,11 +160,25 @@ def open_storage(storage: str | None, *, out_dir: str | os.PathLike[str] | None)
         storage = str(Path(out_dir) / "study.journal")
     text = storage.strip()
     if text.lower().startswith(_RDB_PREFIXES):
-        try:
-            rdb = optuna.storages.RDBStorage(text, skip_compatibility_check=False)
-        except Exception as exc:  # noqa: BLE001 - any driver/connect error becomes one line
-            raise SearchError(f"cannot open storage {text!r}: {exc}") from exc
-        return StudyStorage(rdb, text)
+        return StudyStorage(_open_rdb(text), text)
     path = Path(text.removeprefix("journal:")).expanduser()
     backend = BatchedJournalFileBackend(path)
     return StudyStorage(JournalStorage(backend), str(path), backend)
+
+
+def _open_rdb(url: str, *, attempts: int = 5) -> optuna.storages.RDBStorage:
+    """Open Optuna's RDB storage, retrying while another worker creates the schema.
+
+    Two workers starting at once on an empty PostgreSQL database race to create Optuna's
+    tables and enum types; the loser sees a duplicate-object error and succeeds on retry.
+    """
+    import time
+
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, skip_compatibility_check=False)
+        except Exception as exc:  # noqa: BLE001 - any driver/connect error becomes one line
+            if attempt == attempts - 1:
+                raise SearchError(f"cannot open storage {url!r}: {exc}") from exc
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -8,7 +8,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
 from hwdb import HardwareDB, SchemaOutdatedError, head_revision, upgrade_database
-from hwdb._engine import make_engine, upgrade_schema
+from hwdb._engine import VERSION_TABLE, make_engine, upgrade_schema
 from hwdb._models import Base
 
 
@@ -17,7 +17,8 @@ def test_models_match_migrations(db_url: str) -> None:
     engine = make_engine(db_url)
     try:
         with engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+            ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+            diff = compare_metadata(ctx, Base.metadata)
     finally:
         engine.dispose()
     assert diff == []
@@ -49,7 +50,7 @@ def test_newer_revision_is_refused(db_url: str) -> None:
     engine = make_engine(db_url)
     try:
         with engine.begin() as conn:
-            conn.execute(text("UPDATE alembic_version SET version_num = 'v9.9.9.z'"))
+            conn.execute(text("UPDATE hwdb_alembic_version SET version_num = 'v9.9.9.z'"))
     finally:
         engine.dispose()
     with pytest.raises(SchemaOutdatedError, match="newer than this release"):

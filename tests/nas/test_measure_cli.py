@@ -57,7 +57,7 @@ def test_retest_prints_agreement(capsys: pytest.CaptureFixture[str]) -> None:
         (["--space", "nasbench201", "--device-name", "x", "--n", "2", "--reference-set"], 2,
          "exactly one"),
         (["--space", "nasbench201", "--device-name", "x", "--n", "2", "--server", "http://h"], 2,
-         "not available yet"),
+         "go together"),
         (["--space", "nasbench201", "--device-name", "x", "--archs", "/nonexistent/archs.txt"], 1,
          "archs.txt"),
         (["--space", "nasbench201", "--device-name", "x", "--n", "2", "--precision", "bf16",
