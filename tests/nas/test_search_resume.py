@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from tests.nas.test_search import DEVICE, build_db
 
 _SCRIPT = textwrap.dedent(
@@ -177,9 +178,8 @@ def test_hypervolume_known_values() -> None:
 
 
 def test_json_output_matches_file(db_url: str, tmp_path: Path) -> None:
-    from tests.nas.test_search import _setup
-
     from nas.search import front_table, run_search
+    from tests.nas.test_search import _setup
 
     acc, models = _setup(db_url)
     res = run_search(
