@@ -162,16 +162,31 @@ def _read_archs(path: Path) -> list[str]:
 def evaluate(
     space: SpaceOpt,
     device: DeviceOpt,
-    shots: Annotated[int, typer.Option("--shots", min=1, help="Training-pool samples.")] = 10,
+    shots: Annotated[
+        int,
+        typer.Option("--shots", min=0, help="Training-pool samples; 0 = zero-shot (datasheet)."),
+    ] = 10,
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="Support draws.")] = 5,
     predictor: PredOpt = None,
     episodes: Annotated[
         int | None, typer.Option("--episodes", min=1, help="Episodes (help/maml).")
     ] = None,
     json_: JsonOpt = False,
+    catalog: Annotated[
+        str | None,
+        typer.Option("--catalog", help="Catalog entry for --shots 0 (default: the device's)."),
+    ] = None,
 ) -> None:
-    """Few-shot evaluation on the HELP protocol (seeded random split without indices)."""
+    """Few-shot evaluation on the HELP protocol (seeded random split without indices).
+
+    With ``--shots 0`` none of the device's measurements are used for prediction: the device
+    is described only by its datasheet catalog entry (``nas device add --catalog``).
+    """
     from predictors import DEFAULT_PREDICTOR, evaluate_adapted, meta_train_for, source_devices
+
+    if shots == 0:
+        _evaluate_zero_shot(space, device, catalog, seeds, predictor, json_)
+        return
 
     name = predictor or DEFAULT_PREDICTOR
     params: dict[str, Any] = {"episodes": episodes} if episodes and name in ("help", "maml") else {}
@@ -191,6 +206,33 @@ def evaluate(
         f"{name} on {device} ({shots} shots + 10 reference, {seeds} seeds): "
         f"Spearman {result['spearman']:.3f}, Kendall {result['kendall']:.3f}, "
         f"MAPE {result['mape']:.3f}, within ±10% {result['within_10pct']:.2f}"
+    )
+
+
+def _evaluate_zero_shot(
+    space: str, device: str, catalog: str | None, seeds: int, predictor: str | None, json_: bool
+) -> None:
+    from predictors import NotEnoughDataError
+    from predictors.zeroshot import evaluate_zero_shot
+
+    with _open() as db:
+        entry = catalog or db.get_device(device).attributes.get("catalog")
+        if not entry:
+            raise NotEnoughDataError(
+                f"device {device!r} has no catalog entry: pass --catalog ENTRY "
+                "(see `nas device catalog`) for a zero-shot evaluation"
+            )
+        result = evaluate_zero_shot(
+            db, space=space, device=device, catalog_entry=str(entry), seeds=range(seeds),
+            predictor=predictor,
+        )  # fmt: skip
+    if json_:
+        print_json(result)
+        return
+    console.print(
+        f"zero-shot ({entry}) on {device} ({seeds} seeds): Spearman {result['spearman']:.3f}, "
+        f"Kendall {result['kendall']:.3f}, MAPE {result['mape']:.3f}, "
+        f"within ±10% {result['within_10pct']:.2f}"
     )
 
 
