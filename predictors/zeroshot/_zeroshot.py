@@ -11,13 +11,14 @@ the baseline (:class:`RooflineLatencyModel`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from predictors._base import LatencyPredictor
 from predictors._errors import NotEnoughDataError
-from predictors._service import LatencyPrediction
+from predictors._service import AdaptedLatencyModel, LatencyPrediction
 from predictors.zeroshot._classes import device_model
 from predictors.zeroshot._roofline import DeviceModel, roofline_latency_ms
 
@@ -93,8 +94,11 @@ class RooflineLatencyModel:
         )
 
 
-class ZeroShotLatencyModel:
-    """A meta-learned predictor adapted to roofline estimates of the reference archs."""
+class ZeroShotLatencyModel(AdaptedLatencyModel):
+    """A meta-learned predictor adapted to roofline estimates of the reference archs.
+
+    Backed by no measurement of the device; its uncertainty is never below the datasheet's.
+    """
 
     def __init__(
         self,
@@ -105,21 +109,17 @@ class ZeroShotLatencyModel:
         version: str,
         reference_ms: np.ndarray,
     ) -> None:
-        self.space = space
-        self.device = device
-        self.model = model
-        self.version = version
+        super().__init__(
+            space=space, device=device, model=model, version=version, n_measurements=0,
+            source=ZERO_SHOT_SOURCE,
+        )  # fmt: skip
         self.reference_ms = reference_ms
-        self.source = ZERO_SHOT_SOURCE
 
     def predict(self, archs: Sequence[str]) -> LatencyPrediction:
-        """Predict canonical arch strings in one batch."""
-        arch_list = [str(a) for a in archs]
-        mean, std = self.model.predict(arch_list)
-        std = np.maximum(std, mean * np.sqrt(np.expm1(DATASHEET_LOG_SIGMA**2)))
-        return LatencyPrediction(
-            arch_list, mean, std, self.model.name, self.version, 0, self.source
-        )
+        """Predict canonical arch strings in one batch (std widened to the datasheet's)."""
+        pred = super().predict(archs)
+        floor = pred.mean_ms * np.sqrt(np.expm1(DATASHEET_LOG_SIGMA**2))
+        return replace(pred, std_ms=np.maximum(pred.std_ms, floor))
 
 
 def reference_strings(space: str) -> list[str]:
