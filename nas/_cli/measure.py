@@ -106,6 +106,8 @@ def _config(opts: dict[str, Any], space: SearchSpace[Any]) -> MeasureConfig:
             rounds=opts["rounds"], repeats=opts["repeats"], warmup=opts["warmup"]
         ),
         chunk_size=opts["chunk_size"] or 10,
+        prime=opts["prime"],
+        prime_seconds=opts["prime_seconds"],
         seed=opts["seed"],
         onnx_exporter=_choice("--onnx-exporter", opts["onnx_exporter"], ("dynamo", "torchscript")),
     )
@@ -141,6 +143,14 @@ def measure(
         int | None,
         typer.Option("--chunk-size", min=1, help="Models per group (default 10; retest: all)."),
     ] = None,
+    prime: Annotated[
+        int,
+        typer.Option("--prime", min=0, help="Untimed random archs run first to warm the process."),
+    ] = 30,
+    prime_seconds: Annotated[
+        float,
+        typer.Option("--prime-seconds", min=0.0, help="Run the priming archs this long first."),
+    ] = 20.0,
     resolution: Annotated[int | None, typer.Option("--resolution", min=1)] = None,
     prompt_len: Annotated[int | None, typer.Option("--prompt-len", min=1)] = None,
     decode_len: Annotated[int | None, typer.Option("--decode-len", min=1)] = None,

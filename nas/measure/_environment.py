@@ -12,6 +12,8 @@ from functools import lru_cache
 from importlib import metadata
 from typing import Any
 
+from nas.measure._allocator import allocator_setting
+
 __all__ = ["cpu_model", "environment"]
 
 
@@ -69,13 +71,16 @@ def _gpu(device_type: str) -> dict[str, Any]:
     }
 
 
-def environment(*, threads: int, runtime: str, device_type: str = "cpu") -> dict[str, Any]:
+def environment(
+    *, threads: int, runtime: str, device_type: str = "cpu", retain_heap: bool = True
+) -> dict[str, Any]:
     """JSON-ready description of the measuring machine.
 
     Args:
         threads: Threads the runtime was set to use.
         runtime: ``torch`` or ``onnxruntime``.
         device_type: ``cpu`` or ``cuda``.
+        retain_heap: Whether timing ran with :func:`nas.measure._allocator.retain_freed_memory`.
 
     Returns:
         CPU model, logical/usable cores, threads, load average, OS, Python, torch /
@@ -98,6 +103,7 @@ def environment(*, threads: int, runtime: str, device_type: str = "cpu") -> dict
         "cpu_count": os.cpu_count(),
         "cpu_usable": usable,
         "threads": threads,
+        "allocator": allocator_setting() if retain_heap else "system default",
         "torch_threads": torch.get_num_threads(),
         "runtime": runtime,
         "device_type": device_type,

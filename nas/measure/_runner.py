@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -11,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nas._errors import NasError
+from nas.measure._allocator import retain_freed_memory
 from nas.measure._config import MeasureConfig, ResolvedConfig
 from nas.measure._environment import cpu_model, environment
 from nas.measure._stats import SampleStats, mape, spearman, summarize
@@ -162,6 +165,8 @@ def _time_group(
     tick: Callable[[str], None],
 ) -> list[dict[str, SampleStats]]:
     """Build ``archs``, time them together under the protocol, return per-arch statistics."""
+    if cfg.base.protocol.retain_heap:
+        retain_freed_memory()  # before building: weights must come from the same heap too
     samplers = []
     for text in archs:
         try:
@@ -174,10 +179,43 @@ def _time_group(
         raw = run_protocol(samplers, protocol, rng=rng, on_step=lambda: tick("timing"))
     except RuntimeError as exc:
         raise NasError(f"timing failed in group starting with {archs[0]!r}: {exc}") from exc
+    _last_timed["at"] = time.monotonic()
     return [
         {m: summarize(samples[m], threshold=protocol.outlier_threshold) for m in cfg.metrics}
         for samples in raw
     ]
+
+
+_PRIME_SEED = 20211206  # fixed: the priming archs never depend on what is measured
+_STILL_WARM_S = 30.0
+_last_timed = {"at": -math.inf}  # time.monotonic() when this process last finished timing
+
+
+def _prime(space: SearchSpace[Any], cfg: ResolvedConfig, tick: Callable[[str], None]) -> None:
+    """Build ``cfg.base.prime`` random archs and run them untimed (see ``MeasureConfig``)."""
+    if cfg.base.prime == 0:
+        return
+    from dataclasses import replace
+
+    warm = time.monotonic() - _last_timed["at"] < _STILL_WARM_S
+    archs = select_architectures(space, n=cfg.base.prime, seed=_PRIME_SEED)
+    protocol = replace(cfg.base.protocol, rounds=1, repeats=1, warmup=1)
+    if protocol.retain_heap:
+        retain_freed_memory()
+    samplers = []
+    for text in archs:
+        try:
+            samplers.append(cfg.build_sampler(space, space.from_string(text)))
+        except (RuntimeError, TypeError) as exc:
+            raise NasError(f"cannot build {space.name} arch {text!r}: {exc}") from exc
+        tick(f"priming {len(samplers)}/{len(archs)}")
+    deadline = time.monotonic() + (0.0 if warm else cfg.base.prime_seconds)
+    try:
+        run_protocol(samplers, protocol)
+        while time.monotonic() < deadline:
+            run_protocol(samplers, replace(protocol, warmup=0))
+    except RuntimeError as exc:
+        raise NasError(f"priming run failed: {exc}") from exc
 
 
 def _rows(
@@ -274,7 +312,7 @@ def measure_architectures(
             )
         report.skipped = [t for t in texts if t in done]
         texts = [t for t in texts if t not in done]
-    total = len(texts) * (cfg.base.protocol.rounds + 2)
+    total = len(texts) * (cfg.base.protocol.rounds + 2) + (cfg.base.prime if texts else 0)
     completed = 0
 
     def tick(what: str) -> None:
@@ -285,9 +323,14 @@ def measure_architectures(
 
     rng = np.random.default_rng(cfg.base.seed)
     with _torch_threads(cfg.threads):
+        if texts:
+            _prime(sp, cfg, tick)
         for group in _chunks(texts, cfg.base.chunk_size):
             env = environment(
-                threads=cfg.threads, runtime=cfg.base.runtime, device_type=cfg.device_type
+                threads=cfg.threads,
+                runtime=cfg.base.runtime,
+                device_type=cfg.device_type,
+                retain_heap=cfg.base.protocol.retain_heap,
             )
             stats = _time_group(sp, group, cfg, rng=rng, tick=tick)
             rows = _rows(sp.name, device, group, stats, cfg, env, source)
@@ -342,7 +385,7 @@ def retest(
         raise ValueError(
             f"`archs` must contain at least 2 distinct architectures, got {len(texts)}."
         )
-    total = 2 * len(texts) * (cfg.base.protocol.rounds + 2)
+    total = 2 * len(texts) * (cfg.base.protocol.rounds + 2) + cfg.base.prime
     completed = 0
 
     def tick(what: str) -> None:
@@ -352,6 +395,8 @@ def retest(
             progress(completed, total, what)
 
     seed = cfg.base.seed
+    with _torch_threads(cfg.threads):
+        _prime(sp, cfg, tick)
     first = measure_pass(sp, texts, cfg, seed=seed, tick=tick)
     second = measure_pass(sp, texts, cfg, seed=None if seed is None else seed + 1, tick=tick)
     metric = cfg.primary_metric

@@ -20,6 +20,8 @@ from typing import Literal, Protocol
 
 import numpy as np
 
+from nas.measure._allocator import retain_freed_memory
+
 __all__ = [
     "Sampler",
     "TimingProtocol",
@@ -49,6 +51,8 @@ class TimingProtocol:
         repeats: Back-to-back runs of one model per round.
         warmup: Untimed runs of each model before timing.
         outlier_threshold: Modified z-score above which a sample is dropped.
+        retain_heap: Keep freed memory in the process while timing (see
+            :mod:`nas.measure._allocator`); adds ``-rh`` to :attr:`name`.
     """
 
     kind: ProtocolKind = "interleaved"
@@ -56,6 +60,7 @@ class TimingProtocol:
     repeats: int = 3
     warmup: int = 5
     outlier_threshold: float = 3.5
+    retain_heap: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in ("interleaved", "sequential"):
@@ -78,10 +83,11 @@ class TimingProtocol:
 
     @property
     def name(self) -> str:
-        """Protocol string, e.g. ``"interleaved-rr10x3-w5"`` or ``"sequential-n30-w5"``."""
+        """Protocol string, e.g. ``"interleaved-rr10x3-w5-rh"`` or ``"sequential-n30-w5-rh"``."""
+        suffix = "-rh" if self.retain_heap else ""
         if self.kind == "interleaved":
-            return f"interleaved-rr{self.rounds}x{self.repeats}-w{self.warmup}"
-        return f"sequential-n{self.n_samples}-w{self.warmup}"
+            return f"interleaved-rr{self.rounds}x{self.repeats}-w{self.warmup}{suffix}"
+        return f"sequential-n{self.n_samples}-w{self.warmup}{suffix}"
 
     def steps(self, n_models: int) -> int:
         """Progress units of a run over ``n_models`` (one warm-up step + one per round each)."""
@@ -110,11 +116,13 @@ def round_robin_schedule(
 
 
 @contextmanager
-def _quiet_gc() -> Iterator[None]:
+def _timing_conditions(protocol: TimingProtocol) -> Iterator[None]:
     """Collect once, keep the garbage collector out of the timed region, flush denormals.
 
     Denormal floats make CPU arithmetic many times slower and depend on the weights, not on
     the architecture, so they are flushed to zero while timing (as deployment runtimes do).
+    With ``protocol.retain_heap`` the C allocator keeps freed memory from then on (no page
+    faults per pass; see :mod:`nas.measure._allocator`).
     """
     import torch
 
@@ -122,6 +130,8 @@ def _quiet_gc() -> Iterator[None]:
     flushed = torch.set_flush_denormal(True)
     gc.collect()
     gc.disable()
+    if protocol.retain_heap:
+        retain_freed_memory()
     try:
         yield
     finally:
@@ -164,7 +174,7 @@ def run_protocol(
             samplers[i].sample()
         step()
 
-    with _quiet_gc():
+    with _timing_conditions(protocol):
         if protocol.kind == "sequential":
             for i in range(len(samplers)):
                 warm(i)

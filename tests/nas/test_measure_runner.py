@@ -33,7 +33,10 @@ TINY = Workload(resolution=16)
 
 
 def _config(**kwargs: object) -> MeasureConfig:
-    base: dict[str, object] = {"threads": 1, "protocol": FAST, "workload": TINY, "chunk_size": 2}
+    base: dict[str, object] = {
+        "threads": 1, "protocol": FAST, "workload": TINY, "chunk_size": 2,
+        "prime": 2, "prime_seconds": 0.0,
+    }  # fmt: skip
     return MeasureConfig(**{**base, **kwargs})  # type: ignore[arg-type]
 
 
@@ -54,7 +57,7 @@ def test_measure_resume_and_force(sqlite_url: str) -> None:
         table = db.latency_table(SPACE, devices=["cpu-t1"])
         assert table["cpu-t1"].notna().sum() == 3 and (table["cpu-t1"] > 0).all()
         row = db.measurements(space=SPACE, device="cpu-t1")[0]
-        assert row["protocol"] == "interleaved-rr2x1-w1@r16"
+        assert row["protocol"] == "interleaved-rr2x1-w1-rh@r16"
         assert row["environment"]["threads"] == 1 and row["environment"]["cpu_model"]
         assert row["workload"]["resolution"] == 16
         device = db.get_device("cpu-t1")
@@ -135,7 +138,7 @@ def test_language_model_metrics(sqlite_url: str) -> None:
     one = sampler.sample()
     assert set(one) == {"prefill_ms", "decode_ms_per_token", "e2e_ms"}
     assert one["e2e_ms"] == pytest.approx(one["prefill_ms"] + 2 * one["decode_ms_per_token"])
-    cfg = MeasureConfig(threads=1, protocol=FAST, workload=wl)
+    cfg = MeasureConfig(threads=1, protocol=FAST, workload=wl, prime=0)
     with HardwareDB(sqlite_url) as db:
         text = space.to_string(arch)
         report = measure_architectures(db, space=space, device="lm", archs=[text], config=cfg)
@@ -164,7 +167,8 @@ def test_select_architectures(tmp_path: Path) -> None:
     [({"runtime": "tvm"}, "runtime"), ({"precision": "int4"}, "precision"),
      ({"runtime": "onnxruntime", "precision": "bf16"}, "precision"),
      ({"batch_size": 0}, "batch_size"), ({"threads": 0}, "threads"),
-     ({"chunk_size": 0}, "chunk_size"), ({"device_type": "tpu"}, "device_type")],
+     ({"chunk_size": 0}, "chunk_size"), ({"device_type": "tpu"}, "device_type"),
+     ({"prime": -1}, "prime"), ({"prime_seconds": -1.0}, "prime_seconds")],
 )  # fmt: skip
 def test_config_validation(kwargs: dict[str, object], name: str) -> None:
     with pytest.raises(ValueError, match=f"`{name}`"):
@@ -177,7 +181,7 @@ from hwdb import HardwareDB
 from nas.measure import MeasureConfig, TimingProtocol, measure_architectures, select_architectures
 from search_spaces import Workload, get_space
 archs = select_architectures(get_space("nasbench201"), n=6, seed=1)
-cfg = MeasureConfig(threads=1, chunk_size=1, workload=Workload(resolution=16),
+cfg = MeasureConfig(threads=1, chunk_size=1, workload=Workload(resolution=16), prime=0,
                     protocol=TimingProtocol(rounds=int(sys.argv[2]), repeats=1, warmup=1))
 with HardwareDB(sys.argv[1]) as db:
     measure_architectures(db, space="nasbench201", device="kill", archs=archs, config=cfg)
@@ -209,7 +213,7 @@ def test_sigkill_loses_nothing_and_resumes(sqlite_url: str) -> None:
     # Rerun with the same protocol: only the missing archs are measured.
     archs = select_architectures(get_space(SPACE), n=6, seed=1)
     cfg = MeasureConfig(
-        threads=1, chunk_size=1, workload=TINY,
+        threads=1, chunk_size=1, workload=TINY, prime=0,
         protocol=TimingProtocol(rounds=60, repeats=1, warmup=1),
     )  # fmt: skip
     with HardwareDB(sqlite_url) as db:
@@ -219,3 +223,29 @@ def test_sigkill_loses_nothing_and_resumes(sqlite_url: str) -> None:
         report = measure_architectures(db, space=SPACE, device="kill", archs=archs, config=cfg)
         assert set(report.skipped) == skipped and len(report.measured) == 6 - done
         assert len(db.measurements(space=SPACE, device="kill")) == 6
+
+
+def test_priming_runs_for_its_seconds_only_when_the_process_is_cold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from nas.measure import _runner
+
+    calls: list[int] = []
+    real = _runner.run_protocol
+
+    def counting(samplers: object, protocol: TimingProtocol, **kw: object) -> object:
+        calls.append(protocol.rounds)
+        return real(samplers, protocol, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_runner, "run_protocol", counting)
+    monkeypatch.setitem(_runner._last_timed, "at", float("-inf"))
+    sp = get_space(SPACE)
+    cold = _config(prime=2, prime_seconds=0.5).resolve(sp)
+    start = time.monotonic()
+    _runner._prime(sp, cold, lambda _: None)
+    assert time.monotonic() - start >= 0.5  # kept cycling the priming archs
+    assert len(calls) >= 1
+    calls.clear()
+    monkeypatch.setitem(_runner._last_timed, "at", time.monotonic())
+    _runner._prime(sp, cold, lambda _: None)
+    assert len(calls) == 1  # timed just now: one untimed run of each priming arch
