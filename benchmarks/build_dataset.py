@@ -41,8 +41,9 @@ def _configs(space: str) -> dict[str, Any]:
     workload = Workload(prompt_len=32, decode_len=8) if lm else Workload(resolution=160)
     chunk = 1 if lm else 20
     base = MeasureConfig(
-        threads=1, protocol=protocol, workload=workload, chunk_size=chunk, device_type="cpu"
-    )
+        threads=1, protocol=protocol, workload=workload, chunk_size=chunk, device_type="cpu",
+        prime=3 if lm else 30,  # language models take seconds to build
+    )  # fmt: skip
     configs = {
         "cpu-torch-fp32-t1": base,
         "cpu-torch-fp32-t2": replace(base, threads=2),

@@ -63,12 +63,13 @@ class MeasureConfig:
         workload: Input shapes; ``None`` uses the space default (vision) or
             :data:`LM_MEASURE_WORKLOAD` (language models), with ``batch_size`` applied.
         chunk_size: Models built, timed together and committed as one group.
-        prime: Random architectures of the space built and run, untimed, before the first
-            group (0: none), warming the process's caches and the machine.
-        prime_seconds: Keep running the priming archs round-robin for this long unless this
-            process was timing models within the last 30 s. On this project's shared 2-core
-            VM a process's first timed pass otherwise ran 3-8 % slower than its second
-            (retest MAPE 3-8 %); after 20 s of load the passes agree within 1.5-2 %.
+        prime: The first ``prime`` architectures to measure are built and run, untimed,
+            before the first group (0: none), warming the process's caches and the machine;
+            skipped when the process was timing models within the last 30 s.
+        prime_seconds: Keep running the priming archs round-robin for this long. On this
+            project's shared 2-core VM a process's first timed pass otherwise ran 3-8 %
+            slower than its second (retest MAPE 3-8 %); after 20 s of load the passes agree
+            within 1.5-2 %.
         seed: Seed of the per-round order.
         onnx_exporter: ``"dynamo"`` or ``"torchscript"`` (see ``export_onnx``).
     """

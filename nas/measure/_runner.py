@@ -186,19 +186,32 @@ def _time_group(
     ]
 
 
-_PRIME_SEED = 20211206  # fixed: the priming archs never depend on what is measured
 _STILL_WARM_S = 30.0
 _last_timed = {"at": -math.inf}  # time.monotonic() when this process last finished timing
 
 
-def _prime(space: SearchSpace[Any], cfg: ResolvedConfig, tick: Callable[[str], None]) -> None:
-    """Build ``cfg.base.prime`` random archs and run them untimed (see ``MeasureConfig``)."""
-    if cfg.base.prime == 0:
+def _priming_steps(cfg: ResolvedConfig, n_archs: int) -> int:
+    """Progress steps of :func:`_prime` (0 when this process timed models less than 30 s ago)."""
+    if time.monotonic() - _last_timed["at"] < _STILL_WARM_S:
+        return 0
+    return min(cfg.base.prime, n_archs)
+
+
+def _prime(
+    space: SearchSpace[Any],
+    cfg: ResolvedConfig,
+    texts: Sequence[str],
+    tick: Callable[[str], None],
+) -> None:
+    """Run the first ``cfg.base.prime`` of ``texts`` untimed (see ``MeasureConfig``).
+
+    Skipped when this process finished timing models less than 30 s ago.
+    """
+    if _priming_steps(cfg, len(texts)) == 0:
         return
     from dataclasses import replace
 
-    warm = time.monotonic() - _last_timed["at"] < _STILL_WARM_S
-    archs = select_architectures(space, n=cfg.base.prime, seed=_PRIME_SEED)
+    archs = texts[: cfg.base.prime]
     protocol = replace(cfg.base.protocol, rounds=1, repeats=1, warmup=1)
     if protocol.retain_heap:
         retain_freed_memory()
@@ -209,7 +222,7 @@ def _prime(space: SearchSpace[Any], cfg: ResolvedConfig, tick: Callable[[str], N
         except (RuntimeError, TypeError) as exc:
             raise NasError(f"cannot build {space.name} arch {text!r}: {exc}") from exc
         tick(f"priming {len(samplers)}/{len(archs)}")
-    deadline = time.monotonic() + (0.0 if warm else cfg.base.prime_seconds)
+    deadline = time.monotonic() + cfg.base.prime_seconds
     try:
         run_protocol(samplers, protocol)
         while time.monotonic() < deadline:
@@ -312,7 +325,7 @@ def measure_architectures(
             )
         report.skipped = [t for t in texts if t in done]
         texts = [t for t in texts if t not in done]
-    total = len(texts) * (cfg.base.protocol.rounds + 2) + (cfg.base.prime if texts else 0)
+    total = len(texts) * (cfg.base.protocol.rounds + 2) + _priming_steps(cfg, len(texts))
     completed = 0
 
     def tick(what: str) -> None:
@@ -323,8 +336,7 @@ def measure_architectures(
 
     rng = np.random.default_rng(cfg.base.seed)
     with _torch_threads(cfg.threads):
-        if texts:
-            _prime(sp, cfg, tick)
+        _prime(sp, cfg, texts, tick)
         for group in _chunks(texts, cfg.base.chunk_size):
             env = environment(
                 threads=cfg.threads,
@@ -385,7 +397,7 @@ def retest(
         raise ValueError(
             f"`archs` must contain at least 2 distinct architectures, got {len(texts)}."
         )
-    total = 2 * len(texts) * (cfg.base.protocol.rounds + 2) + cfg.base.prime
+    total = 2 * len(texts) * (cfg.base.protocol.rounds + 2) + _priming_steps(cfg, len(texts))
     completed = 0
 
     def tick(what: str) -> None:
@@ -396,7 +408,7 @@ def retest(
 
     seed = cfg.base.seed
     with _torch_threads(cfg.threads):
-        _prime(sp, cfg, tick)
+        _prime(sp, cfg, texts, tick)
     first = measure_pass(sp, texts, cfg, seed=seed, tick=tick)
     second = measure_pass(sp, texts, cfg, seed=None if seed is None else seed + 1, tick=tick)
     metric = cfg.primary_metric

@@ -27,7 +27,8 @@ def test_measured_upload_appears_in_get(
     with live_server(make_app(db, Settings())) as url:
         argv = [
             "measure", "--space", "nasbench201", "--device-name", "edge-box-t1", "--n", "2",
-            "--threads", "1", "--rounds", "2", "--prime", "0", "--server", url, "--api-key", api_key, "--json",
+            "--threads", "1", "--rounds", "2", "--prime", "0", "--server", url,
+            "--api-key", api_key, "--json",
         ]  # fmt: skip
         with pytest.raises(SystemExit) as exc:
             main(argv)

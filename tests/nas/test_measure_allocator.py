@@ -15,8 +15,8 @@ glibc = pytest.mark.skipif(
 )
 
 # Allocate and touch buffers of many sizes, then free them (as a forward pass over layers of
-# different sizes does) and print the minor page faults of the last 20 rounds. Runs in a fresh interpreter
-# so the allocator's state does not depend on the tests before it.
+# different sizes does) and print the minor page faults of the last 20 rounds. Runs in a fresh
+# interpreter so the allocator's state does not depend on the tests before it.
 _CHURN = """
 import resource, sys
 import numpy as np
