@@ -156,6 +156,26 @@ def _torch_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def _build(
+    space: SearchSpace[Any],
+    archs: Sequence[str],
+    cfg: ResolvedConfig,
+    tick: Callable[[str], None],
+    label: str,
+) -> list[Any]:
+    """Samplers of ``archs``, ticking ``"<label> i/n"`` after each build."""
+    if cfg.base.protocol.retain_heap:
+        retain_freed_memory()  # before building: weights must come from the same heap too
+    samplers = []
+    for text in archs:
+        try:
+            samplers.append(cfg.build_sampler(space, space.from_string(text)))
+        except (RuntimeError, TypeError) as exc:
+            raise NasError(f"cannot build {space.name} arch {text!r}: {exc}") from exc
+        tick(f"{label} {len(samplers)}/{len(archs)}")
+    return samplers
+
+
 def _time_group(
     space: SearchSpace[Any],
     archs: Sequence[str],
@@ -165,15 +185,7 @@ def _time_group(
     tick: Callable[[str], None],
 ) -> list[dict[str, SampleStats]]:
     """Build ``archs``, time them together under the protocol, return per-arch statistics."""
-    if cfg.base.protocol.retain_heap:
-        retain_freed_memory()  # before building: weights must come from the same heap too
-    samplers = []
-    for text in archs:
-        try:
-            samplers.append(cfg.build_sampler(space, space.from_string(text)))
-        except (RuntimeError, TypeError) as exc:
-            raise NasError(f"cannot build {space.name} arch {text!r}: {exc}") from exc
-        tick(f"built {len(samplers)}/{len(archs)}")
+    samplers = _build(space, archs, cfg, tick, "built")
     protocol = cfg.base.protocol
     try:
         raw = run_protocol(samplers, protocol, rng=rng, on_step=lambda: tick("timing"))
@@ -211,17 +223,8 @@ def _prime(
         return
     from dataclasses import replace
 
-    archs = texts[: cfg.base.prime]
+    samplers = _build(space, texts[: cfg.base.prime], cfg, tick, "priming")
     protocol = replace(cfg.base.protocol, rounds=1, repeats=1, warmup=1)
-    if protocol.retain_heap:
-        retain_freed_memory()
-    samplers = []
-    for text in archs:
-        try:
-            samplers.append(cfg.build_sampler(space, space.from_string(text)))
-        except (RuntimeError, TypeError) as exc:
-            raise NasError(f"cannot build {space.name} arch {text!r}: {exc}") from exc
-        tick(f"priming {len(samplers)}/{len(archs)}")
     deadline = time.monotonic() + cfg.base.prime_seconds
     try:
         run_protocol(samplers, protocol)
