@@ -27,9 +27,9 @@ def test_roofline_prior_adds_principal_components(nb201_table: pd.DataFrame) -> 
     assert np.all(mean > 0) and np.all(std > 0)
 
 
-def test_default_has_no_roofline_prior(nb201_table: pd.DataFrame) -> None:
+def test_without_roofline_prior(nb201_table: pd.DataFrame) -> None:
     devices = list(nb201_table.columns)
-    model = get_predictor("help+", steps=5, hidden=8).fit(
+    model = get_predictor("help+", steps=5, hidden=8, sim_devices=0).fit(
         make_tasks(nb201_table, "nasbench201", devices[:-1])
     )
     assert model.sim_pca_ is None  # type: ignore[attr-defined]
