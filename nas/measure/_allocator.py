@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import platform
 
 __all__ = ["ALLOCATOR_SETTING", "allocator_setting", "retain_freed_memory"]
@@ -32,12 +33,12 @@ ALLOCATOR_SETTING = "glibc mmap_threshold=32MiB trim_threshold=max"
 """Recorded in a measurement's environment when :func:`retain_freed_memory` was in effect."""
 
 
+@functools.cache
 def _mallopt() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+    """glibc's ``mallopt`` (looked up once), or None on other C libraries."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None
-    name = ctypes.util.find_library("c")
-    if name is None:  # pragma: no cover - glibc always has a libc
-        return None
+    name = ctypes.util.find_library("c") or "libc.so.6"
     try:
         return ctypes.CDLL(name).mallopt
     except (OSError, AttributeError):  # pragma: no cover - defensive
