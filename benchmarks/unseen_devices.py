@@ -4,11 +4,12 @@ help+ is meta-trained on HELP's NAS-Bench-201 devices only (PyTorch-era GPUs, se
 phones, Raspberry Pi, an ASIC and an FPGA, on HELP's network) and adapted with 10 random
 training-pool archs + the 10 reference archs (HELP protocol, 5 seeds) to each LatBench device,
 which was measured with another runtime (TensorFlow / TFLite) on another network configuration.
-Each ``--sim-devices`` value is one run of help+ (0: no roofline prior). Usage (import first)::
+Each ``--sim-devices`` value is one meta-training of help+ (0: no roofline prior), evaluated with
+each ``--additive`` setting (1: stack the additive per-operator ridge). Usage (import first)::
 
     nas --db sqlite:///bench.sqlite hwdb import latbench ../shared/data/latbench/*.pickle
     nas --db sqlite:///bench.sqlite hwdb import help ../shared/data/help/data
-    python benchmarks/unseen_devices.py --db sqlite:///bench.sqlite --sim-devices 0 8
+    python benchmarks/unseen_devices.py --db sqlite:///bench.sqlite --sim-devices 0 8 --additive 0 1
 """
 
 from __future__ import annotations
@@ -25,23 +26,34 @@ SPACE = "nasbench201"
 LATBENCH_PREFIXES = ("embedded-", "desktop-", "mobile-")
 
 
-def run(table: Any, targets: list[str], sources: list[str], sim: int, seeds: int) -> dict[str, Any]:
-    """Meta-train once on ``sources`` and evaluate every target."""
+def run(
+    table: Any, targets: list[str], sources: list[str], sim: int, additive: list[int], seeds: int
+) -> list[dict[str, Any]]:
+    """Meta-train once on ``sources``; evaluate every target with each ``additive`` setting."""
     from predictors import evaluate_adapted, meta_train_for
 
     t0 = time.perf_counter()
     model = meta_train_for("help+", table, SPACE, sources, params={"sim_devices": sim})
     fit_s = time.perf_counter() - t0
-    per_device = {}
-    for device in targets:
-        res = evaluate_adapted(model, table, SPACE, device, shots=10, seeds=range(seeds))
-        per_device[device] = {k: round(float(res[k]), 4) for k in ("spearman", "within_10pct")}
-    return {
-        "sim_devices": sim,
-        "meta_train_s": round(fit_s, 1),
-        "mean_spearman": round(float(np.mean([v["spearman"] for v in per_device.values()])), 4),
-        "devices": per_device,
-    }
+    runs = []
+    for add in additive:
+        model.additive = bool(add)  # type: ignore[attr-defined] # adaptation-time switch
+        per_device = {}
+        for device in targets:
+            res = evaluate_adapted(model, table, SPACE, device, shots=10, seeds=range(seeds))
+            per_device[device] = {k: round(float(res[k]), 4) for k in ("spearman", "within_10pct")}
+        runs.append(
+            {
+                "sim_devices": sim,
+                "additive": bool(add),
+                "meta_train_s": round(fit_s, 1),
+                "mean_spearman": round(
+                    float(np.mean([v["spearman"] for v in per_device.values()])), 4
+                ),
+                "devices": per_device,
+            }
+        )
+    return runs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", required=True, help="hwdb URL with HELP + LatBench imported")
     parser.add_argument("--sim-devices", type=int, nargs="+", default=[0, 8])
+    parser.add_argument("--additive", type=int, nargs="+", choices=[0, 1], default=[0, 1])
     parser.add_argument("--seeds", type=int, default=5)
     args = parser.parse_args(argv)
 
@@ -66,7 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     out = {
         "space": SPACE,
         "sources": sources,
-        "runs": [run(table, targets, sources, sim, args.seeds) for sim in args.sim_devices],
+        "runs": [
+            r
+            for sim in args.sim_devices
+            for r in run(table, targets, sources, sim, args.additive, args.seeds)
+        ],
     }
     sys.stdout.write(json.dumps(out, indent=2) + "\n")
     return 0

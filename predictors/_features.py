@@ -11,6 +11,11 @@
 * ``ofa``: per-layer kernel/expansion one-hots masked by stage depth, depth one-hots and the
   resolution (137 dims), parsed from the canonical OFA string.
 * any other registered space: ``space.encode(space.from_string(arch))``.
+
+:func:`additive_features` are the few quantities a latency is close to *linear* in, in
+milliseconds: counts of each operation type (each executed op costs its kernel time plus a
+fixed dispatch overhead, the premise of lookup-table predictors such as FBNet's and nn-Meter's
+kernel sums), or MACs, parameters and memory for spaces described by their analytic profile.
 """
 
 from __future__ import annotations
@@ -25,7 +30,17 @@ import numpy as np
 
 from predictors._errors import PredictorError
 
-__all__ = ["analytic_cost", "encode", "graph_features", "parse_fbnet", "parse_nb201", "parse_ofa"]
+__all__ = [
+    "additive_features",
+    "additive_runtimes",
+    "analytic_cost",
+    "encode",
+    "graph_features",
+    "nb201_live_edges",
+    "parse_fbnet",
+    "parse_nb201",
+    "parse_ofa",
+]
 
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 # (to_node, from_node) of the six cell edges, in canonical string order.
@@ -222,3 +237,76 @@ def analytic_cost(space: str, archs: Sequence[str]) -> np.ndarray:
     """``(n, 2)`` array of (MACs, params) per arch: analytic for the HELP spaces, else
     ``space.profile``. Only the relative size matters to the predictors that use it."""
     return np.asarray([_cost_one(space, a) for a in archs], np.float64)
+
+
+def nb201_live_edges(ops: Sequence[int]) -> list[bool]:
+    """Which of the six cell edges a graph-pruning runtime executes.
+
+    An edge is live when its operation is not ``none``, its source node is reachable from the
+    cell input and its target node reaches the cell output through non-``none`` edges. Runtimes
+    that prune dead subgraphs (TensorFlow / TFLite graphs, e.g. LatBench's measurements) never
+    run the others; eager PyTorch runs every edge.
+    """
+    edges = list(zip(NB201_EDGES, ops, strict=True))
+    fwd = {0}
+    for (to, frm), op in edges:
+        if op != 0 and frm in fwd:
+            fwd.add(to)
+    bwd = {3}
+    for (to, frm), op in reversed(edges):
+        if op != 0 and to in bwd:
+            bwd.add(frm)
+    return [op != 0 and frm in fwd and to in bwd for (to, frm), op in edges]
+
+
+@lru_cache(maxsize=131072)
+def _additive_one(space: str, arch: str, runtime: str) -> tuple[float, ...]:
+    if space == "nasbench201":
+        ops = parse_nb201(arch)
+        if runtime == "pruned":
+            ops = tuple(op for op, keep in zip(ops, nb201_live_edges(ops), strict=True) if keep)
+            return tuple(float(c) for c in np.bincount(ops, minlength=len(NB201_OPS))[1:])
+        return tuple(float(c) for c in np.bincount(ops, minlength=len(NB201_OPS)))
+    if space == "fbnet":
+        return tuple(float(c) for c in np.bincount(parse_fbnet(arch), minlength=len(FBNET_OPS)))
+    if space == "ofa":
+        cfg = parse_ofa(arch)
+        r2 = (cfg["r"][0] / 224.0) ** 2
+        kinds = [(k, e) for k in (3, 5, 7) for e in (3, 4, 6)]
+        per_kind = np.zeros(len(kinds) + 1)
+        for i in range(20):
+            stage, pos = divmod(i, 4)
+            if pos < cfg["d"][stage]:
+                per_kind[kinds.index((cfg["ks"][i], cfg["e"][i]))] += r2
+                per_kind[-1] += 1.0  # per-layer overhead
+        return (*per_kind.tolist(), r2)
+    obj = _space_obj(space)
+    if obj is None:
+        raise PredictorError(f"no additive features for space {space!r}")
+    prof = obj.profile(obj.from_string(arch))
+    extra = [float(v) for _, v in sorted(prof.extra.items()) if isinstance(v, int | float)]
+    return (float(prof.macs), float(prof.params), float(prof.memory_bytes), *extra)
+
+
+def additive_runtimes(space: str) -> tuple[str, ...]:
+    """The execution models :func:`additive_features` distinguishes in ``space``: ``"eager"``
+    (every op runs) and, where the space has ops a graph optimiser removes, ``"pruned"``."""
+    return ("eager", "pruned") if space == "nasbench201" else ("eager",)
+
+
+def additive_features(space: str, archs: Sequence[str], runtime: str = "eager") -> np.ndarray:
+    """``(n, d)`` quantities latency (in ms) is roughly linear in; see the module docstring.
+
+    NAS-Bench-201: the number of cell edges using each operation type; with
+    ``runtime="pruned"`` only live edges count (:func:`nb201_live_edges`; graph-pruning
+    runtimes such as TFLite). FBNet: the number of layers using each operation type. OFA: per
+    (kernel, expansion) layer counts scaled by resolution squared, the layer count and the
+    squared resolution. Other spaces: MACs, parameters, memory bytes and any numeric
+    ``Profile.extra`` entries (e.g. prefill and decode MACs of a language model).
+
+    Raises:
+        ValueError: when ``runtime`` is not one of :func:`additive_runtimes`.
+    """
+    if runtime not in additive_runtimes(space):
+        raise ValueError(f"`runtime` must be one of {additive_runtimes(space)}, got {runtime!r}.")
+    return np.asarray([_additive_one(space, a, runtime) for a in archs], np.float64)

@@ -7,12 +7,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["RidgeFit", "fit_ridge_loo"]
+__all__ = ["RidgeFit", "fit_ridge_loo", "stack_weight"]
 
 
 @dataclass(frozen=True)
 class RidgeFit:
-    """A fitted ridge model on standardised features (intercept unpenalised)."""
+    """A fitted ridge model on standardised features (intercept unpenalised).
+
+    ``loo_residuals`` are the exact leave-one-out residuals ``y - y_loo`` of the chosen penalty
+    (None in fits stored before they were kept).
+    """
 
     coef: np.ndarray
     intercept: float
@@ -20,6 +24,7 @@ class RidgeFit:
     x_scale: np.ndarray
     alpha: float
     loo_rmse: float
+    loo_residuals: np.ndarray | None = None
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Predictions for rows of ``x``."""
@@ -58,6 +63,29 @@ def fit_ridge_loo(
         loo = resid / np.maximum(1.0 - hat, 1e-6)
         rmse = float(np.sqrt(np.mean(loo**2)))
         if best is None or rmse < best.loo_rmse:
-            best = RidgeFit(coef, ym, mean, scale, float(alpha), rmse)
+            best = RidgeFit(coef, ym, mean, scale, float(alpha), rmse, loo)
     assert best is not None  # alphas is non-empty by construction of the default
     return best
+
+
+def stack_weight(
+    a: np.ndarray, b: np.ndarray, y: np.ndarray, grid: int = 21
+) -> tuple[float, float]:
+    """Convex weight ``w`` of ``w * a + (1 - w) * b`` minimising the squared error to ``y``.
+
+    Stacked generalisation (Wolpert, 1992; Breiman, 1996) of two models from their out-of-sample
+    (leave-one-out) predictions ``a`` and ``b``; the weight is searched on a grid of ``grid``
+    points of [0, 1], ties favouring ``a``.
+
+    Returns:
+        ``(w, rmse)``, the chosen weight and the stacked out-of-sample RMSE.
+    """
+    a, b, y = (np.asarray(v, np.float64) for v in (a, b, y))
+    if not a.shape == b.shape == y.shape or a.ndim != 1:
+        raise ValueError("`a`, `b` and `y` must be 1-d arrays of one length.")
+    if grid < 2:
+        raise ValueError("`grid` must be greater than or equal to 2.")
+    weights = np.linspace(1.0, 0.0, grid)
+    mse = [float(np.mean((w * a + (1.0 - w) * b - y) ** 2)) for w in weights]
+    best = int(np.argmin(mse))
+    return float(weights[best]), float(np.sqrt(mse[best]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from predictors import get_predictor, make_tasks
 from predictors._data import device_split, sample_support
@@ -34,3 +35,79 @@ def test_without_roofline_prior(nb201_table: pd.DataFrame) -> None:
     )
     assert model.sim_pca_ is None  # type: ignore[attr-defined]
     assert len(model.y_mean_) == len(devices) - 1  # type: ignore[attr-defined]
+
+
+def test_additive_model_is_stacked_for_an_additive_device(nb201_table: pd.DataFrame) -> None:
+    """A device whose latency is a sum of per-operation costs: the stack leans on the additive
+    ridge and ranks the query pool (nearly) exactly; without it the basis alone cannot."""
+    from predictors._features import additive_features
+
+    devices = list(nb201_table.columns)
+    table = nb201_table.copy()
+    costs = np.array([0.05, 0.02, 0.4, 1.7, 0.3])  # none, skip, conv1x1, conv3x3, avgpool
+    table["lut_device"] = 2.0 + additive_features("nasbench201", list(table.index)) @ costs
+    model = get_predictor("help+", steps=20, hidden=16, sim_devices=0).fit(
+        make_tasks(table, "nasbench201", devices)
+    )
+    split = device_split(table, "nasbench201", "lut_device")
+    archs = sample_support(split, 10, 0) + list(split.reference)
+    lat = table.loc[archs, "lut_device"].to_numpy(float)
+    truth = table.loc[split.query, "lut_device"].to_numpy(float)
+    adapted = model.adapt(archs, lat)
+    fit, _, weight, _, runtime = adapted.additive_  # type: ignore[attr-defined]
+    assert weight < 0.5 and runtime == "eager"
+    mean, _ = adapted.predict(split.query)
+    assert np.corrcoef(mean, truth)[0, 1] > 0.99
+    model.additive = False  # type: ignore[attr-defined]
+    basis_only = model.adapt(archs, lat)
+    assert basis_only.additive_ is None  # type: ignore[attr-defined]
+    mean_b, _ = basis_only.predict(split.query)
+    assert np.abs(mean_b / truth - 1).mean() > np.abs(mean / truth - 1).mean()
+
+
+def test_stack_weight_picks_the_better_model() -> None:
+    from predictors._linear import stack_weight
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=30)
+    noisy = y + rng.normal(scale=1.0, size=30)
+    assert stack_weight(y, noisy, y) == (1.0, 0.0)
+    w, rmse = stack_weight(noisy, y, y)
+    assert w == 0.0 and rmse == 0.0
+    w, rmse = stack_weight(y + 0.3, y - 0.3, y)  # opposite biases cancel at w = 0.5
+    assert abs(w - 0.5) < 1e-9 and rmse < 1e-9
+
+
+def test_additive_features_count_operations() -> None:
+    from predictors._features import additive_features
+
+    arch = "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|nor_conv_1x1~0|nor_conv_3x3~1|avg_pool_3x3~2|"
+    feats = additive_features("nasbench201", [arch])
+    assert feats.tolist() == [[1.0, 1.0, 1.0, 2.0, 1.0]]  # none, skip, conv1, conv3, pool
+    # skip 2<-1 feeds node 2, which reaches the output through avg_pool 3<-2: all live.
+    assert additive_features("nasbench201", [arch], "pruned").tolist() == [[1.0, 1.0, 2.0, 1.0]]
+    dead = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|nor_conv_1x1~1|none~2|"
+    assert additive_features("nasbench201", [dead]).tolist() == [[4.0, 0.0, 1.0, 1.0, 0.0]]
+    # node 2 gets only `none` edges; conv3x3 1<-0 feeds conv1x1 3<-1: both run.
+    assert additive_features("nasbench201", [dead], "pruned").tolist() == [[0.0, 1.0, 1.0, 0.0]]
+    with pytest.raises(ValueError, match="runtime"):
+        additive_features("fbnet", [], "pruned")
+
+
+def test_pruned_runtime_is_chosen_for_a_graph_pruning_device(nb201_table: pd.DataFrame) -> None:
+    from predictors._features import additive_features
+
+    devices = list(nb201_table.columns)
+    table = nb201_table.copy()
+    live = additive_features("nasbench201", list(table.index), "pruned")
+    table["tflite_like"] = 1.0 + live @ np.array([0.1, 0.5, 2.0, 0.4])
+    model = get_predictor("help+", steps=10, hidden=8, sim_devices=0).fit(
+        make_tasks(table, "nasbench201", devices)
+    )
+    split = device_split(table, "nasbench201", "tflite_like")
+    archs = sample_support(split, 10, 1) + list(split.reference)
+    adapted = model.adapt(archs, table.loc[archs, "tflite_like"].to_numpy(float))
+    assert adapted.additive_[4] == "pruned"  # type: ignore[attr-defined]
+    mean, _ = adapted.predict(split.query)
+    truth = table.loc[split.query, "tflite_like"].to_numpy(float)
+    assert np.abs(mean / truth - 1).max() < 0.02
