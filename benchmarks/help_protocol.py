@@ -87,7 +87,10 @@ def _timings(model: LatencyPredictor, table: pd.DataFrame, space: str) -> dict[s
     t2 = time.perf_counter()
     adapted.predict(archs)
     t3 = time.perf_counter()
-    return {"adapt_s": t1 - t0, f"predict_all_{len(archs)}_s": t3 - t2}
+    adapted.predict(archs)  # arch strings parsed and encoded once, then memoised
+    t4 = time.perf_counter()
+    n = len(archs)
+    return {"adapt_s": t1 - t0, f"predict_all_{n}_s": t3 - t2, f"predict_all_{n}_again_s": t4 - t3}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

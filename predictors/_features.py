@@ -49,6 +49,7 @@ FBNET_OPS = ("k3_e1", "k3_e1_g2", "k3_e3", "k3_e6", "k5_e1", "k5_e1_g2", "k5_e3"
 _FBNET_RE = re.compile(r"k[35]_e[136](?:_g2)?|skip")
 
 
+@lru_cache(maxsize=131072)
 def parse_nb201(arch: str) -> tuple[int, ...]:
     """Op indices (into :data:`NB201_OPS`) of the six edges of a NAS-Bench-201 string."""
     tokens = re.findall(r"([a-z_0-9]+)~(\d)", arch)

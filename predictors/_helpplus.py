@@ -53,6 +53,8 @@ from predictors._progress import progress_bar, torch_threads
 
 __all__ = ["HELPPlusPredictor"]
 
+_MIN_SIM_ARCHS = 32  # fewer traced archs than this: principal axes are not worth fitting
+
 
 @register_predictor("help+")
 class HELPPlusPredictor(LatencyPredictor):
@@ -70,7 +72,9 @@ class HELPPlusPredictor(LatencyPredictor):
         sim_devices: Simulated roofline devices added to the basis (0: no roofline prior).
         sim_archs: Training archs traced for the simulated devices (at most).
         sim_seconds: Stop tracing after this long (at least 32 archs are traced): spaces
-            with large models (MnasNet at 224x224: ~0.4 s per trace) get fewer archs.
+            with large models (MnasNet at 224x224: ~0.1 s per trace) get fewer archs. When
+            the second trace shows that 32 archs do not fit in the budget (a language model:
+            seconds per trace), the space gets no roofline prior.
         sim_components: Principal components of the simulated devices given to the ridge.
         additive: Stack the basis ridge with an additive (per-operator cost) ridge in
             milliseconds, weighted by leave-one-out error (False: the basis ridge alone).
@@ -154,10 +158,21 @@ class HELPPlusPredictor(LatencyPredictor):
         rows: list[int] = []
         try:
             for i in order:  # traces are memoised; stop when the time is up
-                if len(rows) >= 32 and time.monotonic() > deadline:
+                if len(rows) >= _MIN_SIM_ARCHS and time.monotonic() > deadline:
                     break
+                began = time.monotonic()
                 op_table(self.space_, archs[i])
                 rows.append(int(i))
+                # The first trace pays one-time costs; the second shows the rate.
+                if len(rows) == 2 and (time.monotonic() - began) * _MIN_SIM_ARCHS > float(
+                    self.sim_seconds
+                ):
+                    warnings.warn(
+                        f"help+: no roofline prior for {self.space_!r}: tracing "
+                        f"{_MIN_SIM_ARCHS} archs would exceed sim_seconds={self.sim_seconds}",
+                        stacklevel=3,
+                    )
+                    return out[:, :0]
             traced = [archs[i] for i in rows]
             sims = np.stack(
                 [

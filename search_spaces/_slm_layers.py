@@ -81,7 +81,8 @@ def rope_tables(
     positions: torch.Tensor, head_dim: int, theta: float = 10000.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Cosine and sine tables ``(L, head_dim)`` of RoPE (Su et al., arXiv:2104.09864)."""
-    inv = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
+    steps = torch.arange(0, head_dim, 2, dtype=torch.float64, device=positions.device)
+    inv = 1.0 / (theta ** (steps / head_dim))
     ang = positions.to(torch.float64)[:, None] * inv[None, :]
     ang = torch.cat([ang, ang], dim=-1)
     return ang.cos(), ang.sin()

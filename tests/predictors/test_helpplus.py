@@ -111,3 +111,24 @@ def test_pruned_runtime_is_chosen_for_a_graph_pruning_device(nb201_table: pd.Dat
     mean, _ = adapted.predict(split.query)
     truth = table.loc[split.query, "tflite_like"].to_numpy(float)
     assert np.abs(mean / truth - 1).max() < 0.02
+
+
+def test_no_roofline_prior_when_tracing_is_too_slow(
+    nb201_table: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    import predictors.zeroshot as zeroshot
+
+    calls: list[str] = []
+
+    def slow_trace(space: object, arch: str, workload: object = None) -> None:
+        calls.append(arch)
+        time.sleep(0.05)  # 32 traces: 1.6 s > sim_seconds
+
+    monkeypatch.setattr(zeroshot, "op_table", slow_trace)
+    devices = list(nb201_table.columns)
+    model = get_predictor("help+", steps=5, hidden=8, sim_seconds=1.0, sim_archs=100)
+    with pytest.warns(UserWarning, match="no roofline prior"):
+        model.fit(make_tasks(nb201_table, "nasbench201", devices[:-1]))
+    assert model.sim_pca_ is None and len(calls) == 2  # type: ignore[attr-defined]
