@@ -227,11 +227,16 @@ def _cost_one(space: str, arch: str) -> tuple[float, float]:
                 c = width[stage]
                 params += cfg["e"][i] * c * (2.0 * c + cfg["ks"][i] ** 2)
         return params * r2 * 49.0, params
+    prof = _profile(space, arch, "cost model")
+    return float(max(prof.macs, 1)), float(max(prof.params, 1))
+
+
+def _profile(space: str, arch: str, what: str) -> Any:
+    """``space.profile`` of ``arch``; ``PredictorError`` naming ``what`` for unknown spaces."""
     obj = _space_obj(space)
     if obj is None:
-        raise PredictorError(f"no cost model for space {space!r}")
-    prof = obj.profile(obj.from_string(arch))
-    return float(max(prof.macs, 1)), float(max(prof.params, 1))
+        raise PredictorError(f"no {what} for space {space!r}")
+    return obj.profile(obj.from_string(arch))
 
 
 def analytic_cost(space: str, archs: Sequence[str]) -> np.ndarray:
@@ -281,10 +286,7 @@ def _additive_one(space: str, arch: str, runtime: str) -> tuple[float, ...]:
                 per_kind[kinds.index((cfg["ks"][i], cfg["e"][i]))] += r2
                 per_kind[-1] += 1.0  # per-layer overhead
         return (*per_kind.tolist(), r2)
-    obj = _space_obj(space)
-    if obj is None:
-        raise PredictorError(f"no additive features for space {space!r}")
-    prof = obj.profile(obj.from_string(arch))
+    prof = _profile(space, arch, "additive features")
     extra = [float(v) for _, v in sorted(prof.extra.items()) if isinstance(v, int | float)]
     return (float(prof.macs), float(prof.params), float(prof.memory_bytes), *extra)
 
