@@ -8,6 +8,10 @@ front's ideal->nadir range, reference point (1.1, 1.1). Random search with the s
 trials is reported beside it.
 
 Usage: python benchmarks/search_nb201.py [--seeds 5] [--trials 1000] [--latency knn|adapted|oracle]
+       [--device LATBENCH_DEVICE] [--keep-revisits]
+
+``--device`` picks another LatBench column (a check that search settings were not tuned to the
+Jetson); ``--keep-revisits`` turns duplicate elimination off (revisits count as trials).
 """
 
 from __future__ import annotations
@@ -26,16 +30,19 @@ import pandas as pd
 DEVICE = "embedded-gpu-jetson-nano-fp32"
 
 
-def _data(shared: Path) -> tuple[pd.Series, pd.Series]:
+def _data(shared: Path, device: str) -> tuple[pd.Series, pd.Series]:
     from search_spaces import get_space
 
     sp = get_space("nasbench201")
     acc = pd.read_csv(shared / "nb201-accuracy" / "nats_bench.csv")
     lat = pd.read_csv(shared / "latbench" / "latbench_nb201_ms.csv")
+    if f"{device}_ms" not in lat.columns:
+        names = sorted(c.removesuffix("_ms") for c in lat.columns if c.endswith("_ms"))
+        raise SystemExit(f"error: --device must be one of {', '.join(names)}")
     archs = [sp.canonicalize(a) for a in acc["ArchitectureString"]]
     return (
         pd.Series(acc["CIFAR10TestAccuracy200Epochs"].to_numpy(), index=archs),
-        pd.Series(lat[f"{DEVICE}_ms"].to_numpy(), index=archs).dropna(),
+        pd.Series(lat[f"{device}_ms"].to_numpy(), index=archs).dropna(),
     )
 
 
@@ -49,17 +56,17 @@ def _front_hv(
     return normalized_hypervolume(pts, ideal=ideal, nadir=nadir)
 
 
-def _latency_model(kind: str, db_url: str) -> object:
+def _latency_model(kind: str, db_url: str, device: str) -> object:
     from hwdb import HardwareDB
     from nas.search import MeasuredLatencyModel
     from search_spaces import get_space
 
     with HardwareDB(db_url) as db:
         if kind == "knn":
-            return MeasuredLatencyModel.from_db(db, space=get_space("nasbench201"), device=DEVICE)
+            return MeasuredLatencyModel.from_db(db, space=get_space("nasbench201"), device=device)
         from predictors import get_adapted_predictor
 
-        return get_adapted_predictor(db, space="nasbench201", device=DEVICE)
+        return get_adapted_predictor(db, space="nasbench201", device=device)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         default="adapted",
         help="oracle: the device's true latencies (the search's own ceiling)",
     )
+    ap.add_argument("--device", default=DEVICE, help="LatBench device (column) to search for")
+    ap.add_argument(
+        "--keep-revisits", action="store_true", help="no duplicate elimination in the search"
+    )
     ap.add_argument("--db", default=None, help="hwdb URL with source devices (adapted)")
     ap.add_argument("--shared-data", default=os.environ.get("NAS_SHARED_DATA", "../shared/data"))
     args = ap.parse_args(argv)
@@ -83,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     from search_spaces import get_space
 
     sp = get_space("nasbench201")
-    acc, lat = _data(Path(args.shared_data))
+    dev = args.device
+    acc, lat = _data(Path(args.shared_data), dev)
     both = lat.index.intersection(acc.index)
     pts = np.column_stack([100.0 - acc[both].to_numpy(), lat[both].to_numpy()])
     true_front = pts[pareto_mask(pts)]
@@ -96,13 +108,16 @@ def main(argv: list[str] | None = None) -> int:
     with HardwareDB(db_url) as db:
         db.upsert_device(
             DeviceSpec(
-                name=DEVICE, family="jetson", hardware="NVIDIA Jetson Nano", provenance="imported"
+                name=dev,
+                family="jetson" if dev == DEVICE else dev.split("-")[2],
+                hardware="NVIDIA Jetson Nano" if dev == DEVICE else dev,
+                provenance="imported",
             )
         )
         db.add_measurements(
             [
                 MeasurementIn(
-                    device=DEVICE,
+                    device=dev,
                     space="nasbench201",
                     arch=a,
                     median=float(lat[a]),
@@ -115,23 +130,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.latency == "oracle":
         from nas.search import MeasuredLatencyModel
 
-        model: object = MeasuredLatencyModel(sp, DEVICE, lat.to_dict())
+        model: object = MeasuredLatencyModel(sp, dev, lat.to_dict())
     else:
-        model = _latency_model(args.latency, db_url)
+        model = _latency_model(args.latency, db_url, dev)
     table = TableAccuracy(acc, name="table:cifar10")
     runs = []
     for seed in range(args.seeds):
         t0 = time.perf_counter()
         res = run_search(
             space=sp,
-            devices=[DEVICE],
+            devices=[dev],
             accuracy=table,
-            latency_models={DEVICE: model},
+            latency_models={dev: model},
             trials=args.trials,
             population=args.population,
             seed=seed,
             budget_ms=args.budget,
             out_dir=f"{tmp}/s{seed}",
+            eliminate_duplicates=not args.keep_revisits,
         )
         front = [e["arch"] for e in res.front]
         rgen = np.random.default_rng(10_000 + seed)
@@ -139,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         row = {
             "seed": seed,
             "front_size": len(front),
+            "distinct_archs": res.n_evaluated,
             "trials_per_s": res.trials_per_s,
             "wall_s": time.perf_counter() - t0,
         }
@@ -154,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         runs.append(row)
     out = {
         "benchmark": "search_nb201",
-        "device": DEVICE,
+        "device": dev,
+        "eliminate_duplicates": not args.keep_revisits,
         "latency_model": args.latency,
         "visible_archs": len(visible),
         "trials": args.trials,

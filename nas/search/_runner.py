@@ -14,7 +14,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,6 +23,7 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from nas.search._errors import SearchError, StudyMismatchError
+from nas.search._novel import novel_params
 from nas.search._storage import StudyStorage, open_storage
 from nas.search._types import AccuracyObjective, LatencyModel, SearchResult
 
@@ -33,6 +34,7 @@ __all__ = ["run_search"]
 
 ProgressFn = Callable[[int, int], None]
 _FINISHED = (TrialState.COMPLETE, TrialState.FAIL)
+_MAX_REPLACEMENTS = 8  # asks per child before a revisit is kept (other workers may race us)
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class _Config:
     population: int
     budget: dict[str, float]
     z: float
+    unique: bool = True
 
 
 def _check_budget(
@@ -229,9 +232,50 @@ def _tell(
     study.tell(trial, [ev.accuracy] + [ev.mean[d] for d in cfg.devices])
 
 
-def _generation(cfg: _Config, study: optuna.Study, k: int, cache: dict[str, _Evaluation]) -> int:
+def _replace_revisits(
+    cfg: _Config,
+    study: optuna.Study,
+    batch: list[optuna.Trial],
+    archs: list[str],
+    seen: set[str],
+    rng: np.random.Generator,
+) -> tuple[list[optuna.Trial], list[str]]:
+    """Swap each child that revisits an architecture for a novel mutation of it.
+
+    The revisiting trial is told ``PRUNED`` (tagged ``revisit``; NSGA-II's populations hold only
+    complete trials) and the novel parameters are enqueued and asked as a new trial.
+    """
+    out_t, out_a = [], []
+    for trial, arch in zip(batch, archs, strict=True):
+        for _ in range(_MAX_REPLACEMENTS):
+            if arch not in seen:
+                break
+            found = novel_params(cfg.space, trial.params, seen, rng)
+            if found is None:  # the space is (nearly) exhausted: keep the revisit
+                break
+            trial.set_user_attr("arch", arch)
+            trial.set_user_attr("revisit", True)
+            study.tell(trial, state=TrialState.PRUNED)
+            study.enqueue_trial(found[0])
+            trial = study.ask()
+            arch = cfg.space.to_string(cfg.space.sample(trial))
+        seen.add(arch)
+        out_t.append(trial)
+        out_a.append(arch)
+    return out_t, out_a
+
+
+def _generation(
+    cfg: _Config,
+    study: optuna.Study,
+    k: int,
+    cache: dict[str, _Evaluation],
+    rng: np.random.Generator,
+) -> int:
     batch = [study.ask() for _ in range(k)]
     archs = [cfg.space.to_string(cfg.space.sample(t)) for t in batch]
+    if cfg.unique:
+        batch, archs = _replace_revisits(cfg, study, batch, archs, set(cache), rng)
     new = list(dict.fromkeys(a for a in archs if a not in cache))
     cache.update(_evaluate(cfg, new))
     for trial, arch in zip(batch, archs, strict=True):
@@ -283,6 +327,7 @@ def run_search(
     seed: int | None = None,
     out_dir: str | os.PathLike[str] | None = None,
     progress: bool | ProgressFn = False,
+    eliminate_duplicates: bool = True,
 ) -> SearchResult:
     """Search Pareto-optimal architectures: maximise accuracy, minimise latency per device.
 
@@ -308,6 +353,9 @@ def run_search(
         seed: Seed of the sampler (``None``: random).
         out_dir: Folder for ``pareto.json/.csv/.png`` and ``history.json``.
         progress: ``True`` for a rich progress bar, or a callback ``(done, total)``.
+        eliminate_duplicates: Replace a child that revisits an evaluated architecture by a
+            novel mutation of it (the revisit is kept as a pruned trial), so ``trials``
+            counts distinct architectures; ``False`` tells revisits their cached values.
 
     Returns:
         The :class:`SearchResult` (front, all trials, per-generation hypervolume).
@@ -322,6 +370,7 @@ def run_search(
     cfg = _check_args(
         space, devices, accuracy, latency_models, trials, population, budget_ms, budget_quantile_z
     )
+    cfg = replace(cfg, unique=bool(eliminate_duplicates))
     name = study_name or f"{cfg.space.name}-{'+'.join(cfg.devices)}-{cfg.accuracy.name}"
     store = open_storage(storage, out_dir=out_dir)
     verbosity = optuna.logging.get_verbosity()
@@ -331,12 +380,13 @@ def run_search(
         cache = _cache_from_study(study, cfg.devices)
         finished = len(study.get_trials(deepcopy=False, states=_FINISHED))
         own, n_eval = 0, 0
+        rng = np.random.default_rng(None if seed is None else [seed, finished])
         report, stop = _make_progress(progress, cfg.trials)
         t0 = time.perf_counter()
         try:
             while finished < cfg.trials:
                 k = min(cfg.population, cfg.trials - finished)
-                n_eval += _generation(cfg, study, k, cache)
+                n_eval += _generation(cfg, study, k, cache, rng)
                 own += k
                 store.checkpoint()
                 finished = len(study.get_trials(deepcopy=False, states=_FINISHED))

@@ -102,8 +102,8 @@ def test_search_front_is_nondominated_and_outputs_parse(db_url: str, tmp_path: P
         out_dir=tmp_path / "out",
     )
     assert res.n_trials == 120 and res.n_new_trials == 120
-    assert len(counting.seen) == len(set(counting.seen)) == res.n_evaluated  # cache: once each
-    assert res.n_evaluated < 120  # NSGA-II revisits some archs; they were not re-scored
+    # duplicate elimination: every trial is a distinct architecture, scored once
+    assert len(counting.seen) == len(set(counting.seen)) == res.n_evaluated == 120
     pts = np.array([[-t["accuracy"], t["latency_ms"][DEVICE]] for t in res.trials])
     front = np.array([[-e["accuracy"], e["latency_ms"][DEVICE]] for e in res.front])
     assert len(front) >= 2
@@ -129,7 +129,32 @@ def test_search_front_is_nondominated_and_outputs_parse(db_url: str, tmp_path: P
             optuna.storages.journal.JournalFileBackend(str(tmp_path / "out" / "study.journal"))
         ),
     )
-    assert len(study.trials) == 120  # a standard journal, readable by optuna-dashboard
+    # a standard journal, readable by optuna-dashboard; revisits are kept as pruned trials
+    done = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(done) == 120 and len({t.user_attrs["arch"] for t in done}) == 120
+    pruned = study.get_trials(states=(optuna.trial.TrialState.PRUNED,))
+    assert pruned and all(t.user_attrs["revisit"] for t in pruned)
+    assert {t.user_attrs["arch"] for t in pruned} <= {t.user_attrs["arch"] for t in done}
+
+
+def test_revisits_are_told_cached_values_without_elimination(db_url: str) -> None:
+    from nas.search import run_search
+
+    acc, models = _setup(db_url)
+    counting = CountingTable(acc)
+    res = run_search(
+        space="nasbench201",
+        devices=[DEVICE],
+        accuracy=counting,
+        latency_models=models,
+        trials=120,
+        population=20,
+        seed=0,
+        eliminate_duplicates=False,
+    )
+    assert res.n_trials == 120
+    assert len(counting.seen) == len(set(counting.seen)) == res.n_evaluated
+    assert res.n_evaluated < 120  # NSGA-II revisits some archs; they were not re-scored
 
 
 def test_budget_is_a_constraint(db_url: str, tmp_path: Path) -> None:
