@@ -36,6 +36,14 @@ def _table(db_url: str, space: str, metric: str | None) -> Any:
         return db.latency_table(space, metric=metric or METRIC.get(space, "latency_ms"))
 
 
+#: help+ variants: (label, additive stack, source lookup tables among its candidates).
+VARIANTS = (
+    ("help+", True, True),
+    ("help+ no source tables", True, False),
+    ("help+ basis only", False, False),
+)
+
+
 def evaluate_space(table: Any, space: str, shots: int, seeds: int) -> dict[str, Any]:
     """Leave-one-device-out scores of help+ (with and without its additive model) and the
     baselines, per held-out device, plus their means."""
@@ -54,8 +62,9 @@ def evaluate_space(table: Any, space: str, shots: int, seeds: int) -> dict[str, 
         t0 = time.perf_counter()
         model = meta_train_for("help+", table, space, sources)
         row: dict[str, Any] = {"meta_train_s": round(time.perf_counter() - t0, 1)}
-        for label, additive in (("help+", True), ("help+ basis only", False)):
-            model.additive = additive  # type: ignore[attr-defined] # adaptation-time switch
+        for label, additive, tables in VARIANTS:
+            model.additive = additive  # type: ignore[attr-defined] # adaptation-time switches
+            model.source_luts = tables  # type: ignore[attr-defined]
             res = evaluate_adapted(model, table, space, device, shots=shots, seeds=range(seeds))
             row[label] = {k: round(float(res[k]), 4) for k in ("spearman", "within_10pct")}
         for name in BASELINES:
@@ -64,7 +73,7 @@ def evaluate_space(table: Any, space: str, shots: int, seeds: int) -> dict[str, 
             row[name] = {k: round(float(res[k]), 4) for k in ("spearman", "within_10pct")}
         per_device[device] = row
         print(f"# {space} {device}: {row}", file=sys.stderr, flush=True)
-    labels = ["help+", "help+ basis only", *BASELINES]
+    labels = [v[0] for v in VARIANTS] + list(BASELINES)
     mean = {
         k: round(float(np.mean([r[k]["spearman"] for r in per_device.values()])), 4) for k in labels
     }

@@ -5,7 +5,8 @@ phones, Raspberry Pi, an ASIC and an FPGA, on HELP's network) and adapted with 1
 training-pool archs + the 10 reference archs (HELP protocol, 5 seeds) to each LatBench device,
 which was measured with another runtime (TensorFlow / TFLite) on another network configuration.
 Each ``--sim-devices`` value is one meta-training of help+ (0: no roofline prior), evaluated with
-each ``--additive`` setting (1: stack the additive per-operator ridge). Usage (import first)::
+each ``--additive`` setting (1: stack the additive per-operator ridge) and, with it, each
+``--source-luts`` setting (the source lookup tables as a candidate). Usage (import first)::
 
     nas --db sqlite:///bench.sqlite hwdb import latbench ../shared/data/latbench/*.pickle
     nas --db sqlite:///bench.sqlite hwdb import help ../shared/data/help/data
@@ -18,6 +19,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -27,7 +29,13 @@ LATBENCH_PREFIXES = ("embedded-", "desktop-", "mobile-")
 
 
 def run(
-    table: Any, targets: list[str], sources: list[str], sim: int, additive: list[int], seeds: int
+    table: Any,
+    targets: list[str],
+    sources: list[str],
+    sim: int,
+    additive: list[int],
+    seeds: int,
+    luts: Sequence[int] = (1,),
 ) -> list[dict[str, Any]]:
     """Meta-train once on ``sources``; evaluate every target with each ``additive`` setting."""
     from predictors import evaluate_adapted, meta_train_for
@@ -36,8 +44,9 @@ def run(
     model = meta_train_for("help+", table, SPACE, sources, params={"sim_devices": sim})
     fit_s = time.perf_counter() - t0
     runs = []
-    for add in additive:
-        model.additive = bool(add)  # type: ignore[attr-defined] # adaptation-time switch
+    for add, tables in [(0, 0)] * (0 in additive) + [(1, t) for t in luts] * (1 in additive):
+        model.additive = bool(add)  # type: ignore[attr-defined] # adaptation-time switches
+        model.source_luts = bool(tables)  # type: ignore[attr-defined]
         per_device = {}
         for device in targets:
             res = evaluate_adapted(model, table, SPACE, device, shots=10, seeds=range(seeds))
@@ -46,6 +55,7 @@ def run(
             {
                 "sim_devices": sim,
                 "additive": bool(add),
+                "source_luts": bool(tables),
                 "meta_train_s": round(fit_s, 1),
                 "mean_spearman": round(
                     float(np.mean([v["spearman"] for v in per_device.values()])), 4
@@ -62,6 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", required=True, help="hwdb URL with HELP + LatBench imported")
     parser.add_argument("--sim-devices", type=int, nargs="+", default=[0, 8])
     parser.add_argument("--additive", type=int, nargs="+", choices=[0, 1], default=[0, 1])
+    parser.add_argument(
+        "--source-luts",
+        type=int,
+        nargs="+",
+        choices=[0, 1],
+        default=[1],
+        help="with --additive 1: offer the source lookup tables to the stack (1) or not (0)",
+    )
     parser.add_argument("--seeds", type=int, default=5)
     args = parser.parse_args(argv)
 
@@ -82,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": [
             r
             for sim in args.sim_devices
-            for r in run(table, targets, sources, sim, args.additive, args.seeds)
+            for r in run(table, targets, sources, sim, args.additive, args.seeds, args.source_luts)
         ],
     }
     sys.stdout.write(json.dumps(out, indent=2) + "\n")

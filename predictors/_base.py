@@ -99,6 +99,9 @@ class LatencyPredictor(ABC):
 
     #: Registry name, set by :func:`register_predictor`.
     name: str = ""
+    #: Bumped when meta-training learns something new, so stored artifacts of an older
+    #: revision are retrained on first need instead of being reused.
+    revision: int = 1
 
     # ------------------------------------------------------------------ contract
     def fit(self, tasks: Sequence[DeviceTask], *, progress: bool = False) -> LatencyPredictor:

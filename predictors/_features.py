@@ -16,6 +16,9 @@
 milliseconds: counts of each operation type (each executed op costs its kernel time plus a
 fixed dispatch overhead, the premise of lookup-table predictors such as FBNet's and nn-Meter's
 kernel sums), or MACs, parameters and memory for spaces described by their analytic profile.
+
+:func:`lut_features` are the one-hot (position, choice) indicators a lookup-table latency
+model is linear in: one cost per operation choice at each position.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ __all__ = [
     "analytic_cost",
     "encode",
     "graph_features",
+    "lut_features",
     "nb201_live_edges",
     "parse_fbnet",
     "parse_nb201",
@@ -313,3 +317,31 @@ def additive_features(space: str, archs: Sequence[str], runtime: str = "eager") 
     if runtime not in additive_runtimes(space):
         raise ValueError(f"`runtime` must be one of {additive_runtimes(space)}, got {runtime!r}.")
     return np.asarray([_additive_one(space, a, runtime) for a in archs], np.float64)
+
+
+@lru_cache(maxsize=131072)
+def _lut_one(space: str, arch: str) -> tuple[float, ...]:
+    if space == "nasbench201":
+        ops = parse_nb201(arch)
+        vec = np.zeros((2, len(ops), len(NB201_OPS)))
+        vec[0, np.arange(len(ops)), ops] = 1.0
+        for i, (op, keep) in enumerate(zip(ops, nb201_live_edges(ops), strict=True)):
+            vec[1, i, op] = float(keep)
+        return tuple(vec.ravel().tolist())
+    if space == "fbnet":
+        ops = parse_fbnet(arch)
+        vec = np.zeros((len(ops), len(FBNET_OPS)))
+        vec[np.arange(len(ops)), ops] = 1.0
+        return tuple(vec.ravel().tolist())
+    return tuple(_encode_one(space, arch).astype(np.float64).tolist())
+
+
+def lut_features(space: str, archs: Sequence[str]) -> np.ndarray:
+    """``(n, d)`` one-hot (position, choice) features of a lookup-table latency model.
+
+    NAS-Bench-201: the 6x5 one-hot of edge operations, then the same for live edges only
+    (:func:`nb201_live_edges`), so both eager and graph-pruning runtimes are linear in them.
+    FBNet: the 22x9 one-hot of layer operations. Other spaces: :func:`encode` (one-hots of
+    each decision plus analytic terms).
+    """
+    return np.asarray([_lut_one(space, a) for a in archs], np.float64)

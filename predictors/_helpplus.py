@@ -36,6 +36,16 @@ model captures a device whose operators simply cost what they cost (an FPGA, an 
 simulator, a GPU at batch 256), which no combination of source devices reproduces. Measured on
 HELP's NB201 protocol with 10 samples + 10 references (5 seeds, ``benchmarks/help_protocol.py``),
 numbers in README.
+
+Source lookup tables (``source_luts=True``, revision 2): meta-training also fits, for every
+source device and every simulated roofline device, a lookup-table model (a ridge of its latency
+in milliseconds on one-hot (position, choice) features, :func:`predictors._features.lut_features`).
+The additive stack gets one more candidate, a ridge of the target's latency on those tables'
+predictions: a target whose per-position operator costs mix those of the sources (or of the
+roofline's compute-, memory- and overhead-bound regimes) is then predicted position by position,
+which operation counts cannot do. Being richer, it is kept only when leave-one-out error
+prefers it by more than one standard error. On HELP's FBNet test devices, whose latencies are
+lookup-table sums, help+ goes from 0.82-0.87 to 0.95 Spearman.
 """
 
 from __future__ import annotations
@@ -47,13 +57,33 @@ import numpy as np
 
 from predictors._base import DeviceTask, LatencyPredictor, register_predictor
 from predictors._errors import NotEnoughDataError, PredictorError
-from predictors._features import additive_features, additive_runtimes, encode
+from predictors._features import additive_features, additive_runtimes, encode, lut_features
 from predictors._linear import RidgeFit, fit_ridge_loo, stack_weight
 from predictors._progress import progress_bar, torch_threads
 
 __all__ = ["HELPPlusPredictor"]
 
 _MIN_SIM_ARCHS = 32  # fewer traced archs than this: principal axes are not worth fitting
+
+
+def _one_standard_error(
+    fits: list[tuple[np.ndarray, RidgeFit, str, np.ndarray]], richer: set[str]
+) -> int:
+    """Index of the candidate to keep: the best by mean squared leave-one-out error, except
+    that a ``richer`` candidate (many more features) must beat the best simpler one by more
+    than one standard error of its own errors; the one-standard-error rule (Breiman et al.,
+    "Classification and Regression Trees", 1984; Hastie et al., "The Elements of Statistical
+    Learning", 2009, sec. 7.10), so 20-odd measurements keep a rich model only when they
+    clearly prefer it."""
+    means = [float(np.mean(e)) for e, *_ in fits]
+    best = int(np.argmin(means))
+    simple = [i for i, f in enumerate(fits) if f[2] not in richer]
+    if fits[best][2] not in richer or not simple:
+        return best
+    errors = fits[best][0]
+    limit = means[best] + float(np.std(errors, ddof=1) / np.sqrt(len(errors)))
+    runner_up = min(simple, key=lambda i: means[i])
+    return runner_up if means[runner_up] <= limit else best
 
 
 @register_predictor("help+")
@@ -78,8 +108,14 @@ class HELPPlusPredictor(LatencyPredictor):
         sim_components: Principal components of the simulated devices given to the ridge.
         additive: Stack the basis ridge with an additive (per-operator cost) ridge in
             milliseconds, weighted by leave-one-out error (False: the basis ridge alone).
+        source_luts: Also offer the additive stack a ridge on the source devices' own
+            lookup-table models (one cost per operation choice and position, fitted on each
+            source's measurements); leave-one-out error decides whether it is used. Setting it
+            False after fitting switches the candidate off at adaptation.
         seed: Seed of initialisation.
     """
+
+    revision = 2  # 2: source lookup tables (artifacts of revision 1 are retrained)
 
     def __init__(
         self,
@@ -96,6 +132,7 @@ class HELPPlusPredictor(LatencyPredictor):
         sim_seconds: float = 30.0,
         sim_components: int = 2,
         additive: bool = True,
+        source_luts: bool = True,
         seed: int | None = 0,
     ) -> None:
         self.hidden = hidden
@@ -110,6 +147,7 @@ class HELPPlusPredictor(LatencyPredictor):
         self.sim_seconds = sim_seconds
         self.sim_components = sim_components
         self.additive = additive
+        self.source_luts = source_luts
         self.seed = seed
 
     def _fit(self, tasks: list[DeviceTask], *, progress: bool) -> None:
@@ -123,6 +161,7 @@ class HELPPlusPredictor(LatencyPredictor):
         for j, t in enumerate(tasks):
             y[[pos[a] for a in t.archs], j] = self._to_target(t.latency_ms)
         self.n_sources_ = len(tasks)
+        self._sim_ms: tuple[list[str], np.ndarray] | None = None
         y = np.concatenate([y, self._simulated_targets(archs)], axis=1)
         self.y_mean_ = np.nanmean(y, axis=0)
         self.y_std_ = np.maximum(np.nanstd(y, axis=0), 1e-6)
@@ -139,6 +178,30 @@ class HELPPlusPredictor(LatencyPredictor):
             self.ensemble_ = [
                 self._train_basis(xs, y, progress, base + 1000 * i) for i in range(self.n_models)
             ]
+        sim, self._sim_ms = self._sim_ms, None
+        self.source_lut_ = self._fit_source_luts(tasks, sim) if self.source_luts else None
+
+    def _fit_source_luts(
+        self, tasks: list[DeviceTask], sim: tuple[list[str], np.ndarray] | None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Each source device's lookup-table model: a ridge of its latency (ms) on
+        :func:`~predictors._features.lut_features`, folded into one ``(d, sources)`` matrix and
+        a ``(sources,)`` offset (None for a space without such features). The simulated
+        roofline devices, when traced, add their tables too: per-position costs of compute-,
+        memory- and overhead-bound devices that no source may resemble."""
+        pairs = [(list(t.archs), np.asarray(t.latency_ms, np.float64)) for t in tasks]
+        if sim is not None:
+            pairs += [(sim[0], col) for col in sim[1].T]
+        cols, offsets = [], []
+        try:
+            for archs, latency_ms in pairs:
+                fit = fit_ridge_loo(lut_features(self.space_, archs), latency_ms)
+                w = fit.coef / fit.x_scale
+                cols.append(w)
+                offsets.append(fit.intercept - float(fit.x_mean @ w))
+        except (PredictorError, ValueError):
+            return None
+        return np.stack(cols, axis=1), np.asarray(offsets)
 
     def _simulated_targets(self, archs: list[str]) -> np.ndarray:
         """``(len(archs), sim_devices)`` simulated (log-)latencies, NaN for untraced archs.
@@ -185,6 +248,7 @@ class HELPPlusPredictor(LatencyPredictor):
             warnings.warn(f"help+: no roofline prior for {self.space_!r}: {exc}", stacklevel=3)
             return out[:, :0]
         out[rows] = self._to_target(sims)
+        self._sim_ms = (traced, sims)
         centre = out[rows].mean(axis=0)
         _, _, vt = np.linalg.svd(out[rows] - centre, full_matrices=False)
         self.sim_pca_ = (centre, vt[: self.sim_components])
@@ -265,21 +329,34 @@ class HELPPlusPredictor(LatencyPredictor):
         if not getattr(self, "additive", True) or self.ridge_.loo_residuals is None:
             return
         floor = 0.5 * float(np.min(latency_ms))
-        best: tuple[float, RidgeFit, str, np.ndarray] | None = None
-        try:
-            for runtime in additive_runtimes(self.space_):
-                fit = fit_ridge_loo(additive_features(self.space_, archs, runtime), latency_ms)
-                assert fit.loo_residuals is not None  # fresh fits always keep them
-                loo = self._to_target(np.maximum(latency_ms - fit.loo_residuals, floor))
-                err = float(np.mean((loo - y) ** 2))
-                if best is None or err < best[0]:
-                    best = (err, fit, runtime, loo)
-        except PredictorError:
-            return  # a space without additive features: the basis ridge alone
-        assert best is not None  # every space has the eager runtime
-        _, fit, runtime, loo = best
+        fits: list[tuple[np.ndarray, RidgeFit, str, np.ndarray]] = []
+        for runtime in self._additive_candidates():
+            try:
+                fit = fit_ridge_loo(self._additive_design(archs, runtime), latency_ms)
+            except PredictorError:
+                continue  # a space without additive features
+            assert fit.loo_residuals is not None  # fresh fits always keep them
+            loo = self._to_target(np.maximum(latency_ms - fit.loo_residuals, floor))
+            fits.append(((loo - y) ** 2, fit, runtime, loo))
+        if not fits:
+            return  # the basis ridge alone
+        _, fit, runtime, loo = fits[_one_standard_error(fits, {"sources"})]
         w, rmse = stack_weight(y - self.ridge_.loo_residuals, loo, y)
         self.additive_ = (fit, floor, w, rmse, runtime)
+
+    def _additive_candidates(self) -> list[str]:
+        """Additive models adaptation chooses from: the space's runtimes of
+        :func:`~predictors._features.additive_features`, and ``"sources"`` (a ridge on the
+        source devices' lookup-table models) when meta-training fitted them."""
+        use = getattr(self, "source_luts", True) and getattr(self, "source_lut_", None) is not None
+        extra = ["sources"] if use else []
+        return [*additive_runtimes(self.space_), *extra]
+
+    def _additive_design(self, archs: list[str], runtime: str) -> np.ndarray:
+        if runtime == "sources":
+            w, offset = self.source_lut_  # type: ignore[misc]
+            return np.asarray(lut_features(self.space_, archs) @ w + offset, np.float64)
+        return additive_features(self.space_, archs, runtime)
 
     def _predict(self, archs: list[str]) -> tuple[np.ndarray, np.ndarray]:
         pred = self.ridge_.predict(self._design(archs))
@@ -288,7 +365,7 @@ class HELPPlusPredictor(LatencyPredictor):
         if stacked is not None:
             fit, floor, w, rmse, runtime = stacked
             if w < 1.0:
-                add_ms = fit.predict(additive_features(self.space_, archs, runtime))
+                add_ms = fit.predict(self._additive_design(archs, runtime))
                 add = self._to_target(np.maximum(add_ms, floor))
                 pred = w * pred + (1.0 - w) * add
         if not self.log_target:

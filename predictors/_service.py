@@ -98,7 +98,9 @@ def _sources(table: pd.DataFrame, space: str, exclude: str | None) -> list[str]:
 
 def _version(name: str, sources: Sequence[str]) -> str:
     digest = hashlib.sha1(",".join(sorted(sources)).encode()).hexdigest()[:12]
-    return f"{name}@{FORMAT_VERSION}:{digest}"
+    revision = get_predictor(name).revision
+    tag = f"{name}-r{revision}" if revision > 1 else name  # revision 1: the original stamps
+    return f"{tag}@{FORMAT_VERSION}:{digest}"
 
 
 def get_default_predictor(

@@ -132,3 +132,47 @@ def test_no_roofline_prior_when_tracing_is_too_slow(
     with pytest.warns(UserWarning, match="no roofline prior"):
         model.fit(make_tasks(nb201_table, "nasbench201", devices[:-1]))
     assert model.sim_pca_ is None and len(calls) == 2  # type: ignore[attr-defined]
+
+
+def test_lut_features_one_hot_every_and_live_edge() -> None:
+    from predictors._features import lut_features
+
+    dead = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|nor_conv_1x1~1|none~2|"
+    feats = lut_features("nasbench201", [dead]).reshape(2, 6, 5)
+    assert feats[0].sum(axis=1).tolist() == [1.0] * 6  # one choice per edge
+    assert feats[0].argmax(axis=1).tolist() == [3, 0, 0, 0, 2, 0]
+    assert feats[1].sum() == 2.0 and feats[1, 0, 3] == 1.0 and feats[1, 4, 2] == 1.0
+    fb = lut_features("fbnet", ["-".join(["k3_e1"] * 21 + ["skip"])]).reshape(22, 9)
+    assert fb.sum() == 22.0 and fb[0, 0] == 1.0 and fb[21, 8] == 1.0
+
+
+def test_source_lookup_tables_transfer_to_a_mix_of_sources(nb201_table: pd.DataFrame) -> None:
+    """Sources whose latency is a position-dependent lookup table (one cost per edge and
+    operation): a target mixing two of them is predicted through their fitted tables, which
+    operation counts (position-blind) cannot do."""
+    from predictors._features import lut_features
+
+    table = nb201_table.copy()
+    lut = lut_features("nasbench201", list(table.index))
+    rng = np.random.default_rng(0)
+    sources = []
+    for i in range(4):
+        name = f"lut_source_{i}"
+        table[name] = 1.0 + lut @ rng.uniform(0.0, 1.0, lut.shape[1])
+        sources.append(name)
+    table["mix"] = 0.5 + 0.7 * table[sources[0]] + 0.3 * table[sources[1]]
+    model = get_predictor("help+", steps=10, hidden=8, sim_devices=0).fit(
+        make_tasks(table, "nasbench201", sources)
+    )
+    w, offset = model.source_lut_  # type: ignore[attr-defined]
+    assert w.shape == (lut.shape[1], 4) and offset.shape == (4,)
+    split = device_split(table, "nasbench201", "mix")
+    archs = sample_support(split, 10, 0) + list(split.reference)
+    adapted = model.adapt(archs, table.loc[archs, "mix"].to_numpy(float))
+    assert adapted.additive_[4] == "sources"  # type: ignore[attr-defined]
+    mean, _ = adapted.predict(split.query)
+    truth = table.loc[split.query, "mix"].to_numpy(float)
+    assert np.abs(mean / truth - 1).max() < 0.02
+    model.source_luts = False  # type: ignore[attr-defined]
+    del model.source_lut_  # type: ignore[attr-defined]  # an artifact from before this option
+    assert model.adapt(archs, table.loc[archs, "mix"].to_numpy(float)).additive_[4] != "sources"  # type: ignore[attr-defined]
