@@ -162,8 +162,8 @@ class HELPPlusPredictor(LatencyPredictor):
         for j, t in enumerate(tasks):
             y[[pos[a] for a in t.archs], j] = self._to_target(t.latency_ms)
         self.n_sources_ = len(tasks)
-        self._sim_ms: tuple[list[str], np.ndarray] | None = None
-        y = np.concatenate([y, self._simulated_targets(archs)], axis=1)
+        sim_y, sim = self._simulated_targets(archs)
+        y = np.concatenate([y, sim_y], axis=1)
         self.y_mean_ = np.nanmean(y, axis=0)
         self.y_std_ = np.maximum(np.nanstd(y, axis=0), 1e-6)
         y = (y - self.y_mean_) / self.y_std_
@@ -179,7 +179,6 @@ class HELPPlusPredictor(LatencyPredictor):
             self.ensemble_ = [
                 self._train_basis(xs, y, progress, base + 1000 * i) for i in range(self.n_models)
             ]
-        sim, self._sim_ms = self._sim_ms, None
         self.source_lut_ = self._fit_source_luts(tasks, sim) if self.source_luts else None
 
     def _fit_source_luts(
@@ -204,8 +203,11 @@ class HELPPlusPredictor(LatencyPredictor):
             return None
         return np.stack(cols, axis=1), np.asarray(offsets)
 
-    def _simulated_targets(self, archs: list[str]) -> np.ndarray:
-        """``(len(archs), sim_devices)`` simulated (log-)latencies, NaN for untraced archs.
+    def _simulated_targets(
+        self, archs: list[str]
+    ) -> tuple[np.ndarray, tuple[list[str], np.ndarray] | None]:
+        """``(len(archs), sim_devices)`` simulated (log-)latencies, NaN for untraced archs, and
+        the traced archs with their simulated milliseconds (None without a prior).
 
         Also fixes the principal axes of the simulated devices (``sim_pca_``). Spaces whose
         models cannot be traced get no roofline prior.
@@ -214,7 +216,7 @@ class HELPPlusPredictor(LatencyPredictor):
         n_dev = max(int(self.sim_devices), 0)
         out = np.full((len(archs), n_dev), np.nan)
         if n_dev == 0 or self.sim_components < 1 or self.sim_archs < 2:
-            return out[:, :0]
+            return out[:, :0], None
         from predictors.zeroshot import op_table, roofline_latency_ms, simulated_device_models
 
         order = np.random.default_rng(self.seed).permutation(len(archs))[: self.sim_archs]
@@ -236,7 +238,7 @@ class HELPPlusPredictor(LatencyPredictor):
                         f"{_MIN_SIM_ARCHS} archs would exceed sim_seconds={self.sim_seconds}",
                         stacklevel=3,
                     )
-                    return out[:, :0]
+                    return out[:, :0], None
             traced = [archs[i] for i in rows]
             sims = np.stack(
                 [
@@ -247,13 +249,12 @@ class HELPPlusPredictor(LatencyPredictor):
             )
         except Exception as exc:  # noqa: BLE001 - any build/trace failure: no prior
             warnings.warn(f"help+: no roofline prior for {self.space_!r}: {exc}", stacklevel=3)
-            return out[:, :0]
+            return out[:, :0], None
         out[rows] = self._to_target(sims)
-        self._sim_ms = (traced, sims)
         centre = out[rows].mean(axis=0)
         _, _, vt = np.linalg.svd(out[rows] - centre, full_matrices=False)
         self.sim_pca_ = (centre, vt[: self.sim_components])
-        return out
+        return out, (traced, sims)
 
     def _to_target(self, ms: np.ndarray) -> np.ndarray:
         return np.log(ms) if self.log_target else np.asarray(ms, np.float64)

@@ -51,6 +51,7 @@ def build_db(url: str, shared_data: Path, *, n_measured: int = 80, seed: int = 0
 import json  # noqa: E402
 import math  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
+from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -85,9 +86,9 @@ def _setup(db_url: str) -> tuple[object, dict[str, object]]:
     return acc, models
 
 
-# --------------------------------------------------------------------------------- tests
-def test_search_front_is_nondominated_and_outputs_parse(db_url: str, tmp_path: Path) -> None:
-    from nas.search import pareto_mask, run_search
+def _counted_search(db_url: str, **kwargs: Any) -> tuple[Any, CountingTable]:
+    """120 trials (population 20, seed 0) on the table objective, counting what it scores."""
+    from nas.search import run_search
 
     acc, models = _setup(db_url)
     counting = CountingTable(acc)
@@ -99,8 +100,16 @@ def test_search_front_is_nondominated_and_outputs_parse(db_url: str, tmp_path: P
         trials=120,
         population=20,
         seed=0,
-        out_dir=tmp_path / "out",
+        **kwargs,
     )
+    return res, counting
+
+
+# --------------------------------------------------------------------------------- tests
+def test_search_front_is_nondominated_and_outputs_parse(db_url: str, tmp_path: Path) -> None:
+    from nas.search import pareto_mask
+
+    res, counting = _counted_search(db_url, out_dir=tmp_path / "out")
     assert res.n_trials == 120 and res.n_new_trials == 120
     # duplicate elimination: every trial is a distinct architecture, scored once
     assert len(counting.seen) == len(set(counting.seen)) == res.n_evaluated == 120
@@ -138,20 +147,7 @@ def test_search_front_is_nondominated_and_outputs_parse(db_url: str, tmp_path: P
 
 
 def test_revisits_are_told_cached_values_without_elimination(db_url: str) -> None:
-    from nas.search import run_search
-
-    acc, models = _setup(db_url)
-    counting = CountingTable(acc)
-    res = run_search(
-        space="nasbench201",
-        devices=[DEVICE],
-        accuracy=counting,
-        latency_models=models,
-        trials=120,
-        population=20,
-        seed=0,
-        eliminate_duplicates=False,
-    )
+    res, counting = _counted_search(db_url, eliminate_duplicates=False)
     assert res.n_trials == 120
     assert len(counting.seen) == len(set(counting.seen)) == res.n_evaluated
     assert res.n_evaluated < 120  # NSGA-II revisits some archs; they were not re-scored
