@@ -101,8 +101,11 @@ class NemotronFlashArch:
 
     @property
     def kv_heads(self) -> int:
-        """GQA key/value heads (group of 4)."""
-        return max(1, self.n_heads // 4)
+        """GQA key/value heads: ``n_heads / 4`` (the spec), rounded down to a divisor of
+        ``n_heads``, since each KV head serves a whole group of query heads (hidden 1792: 14
+        query heads, 2 KV heads; hidden 2304: 18 and 3)."""
+        target = max(1, self.n_heads // 4)
+        return max(k for k in range(1, target + 1) if self.n_heads % k == 0)
 
     @property
     def ffn_dim(self) -> int:

@@ -95,7 +95,7 @@ class Attention(nn.Module):
     def _update(
         self, cache: AttentionCache | None, k: torch.Tensor, v: torch.Tensor, pos: torch.Tensor
     ) -> AttentionCache:
-        seen = int(pos[-1].item()) + 1
+        seen = (0 if cache is None else cache.seen) + k.shape[2]  # no .item(): meta tensors
         if not self.window:
             if cache is None:
                 return AttentionCache(k, v, pos, seen)

@@ -193,3 +193,19 @@ def test_profile_scales_with_context() -> None:
     one_b = SPACE.resolve("nemotron-flash-1b")
     prof = SPACE.profile(one_b)
     assert 0.95e9 < prof.extra["decode_macs_per_token"] < 1.05e9
+
+
+def test_every_hidden_choice_gives_a_valid_gqa_attention() -> None:
+    """KV heads divide the query heads for every width (hidden 1792 and 2304 have 14 and 18
+    heads, where n_heads / 4 would not), and that attention runs."""
+    from search_spaces._slm_attention import Attention
+
+    for hidden in SPACE.search_parameters()["hidden"]:
+        arch = parse_arch_string(f"d{hidden}_r2_n16_mt0:a-f")
+        assert arch.n_heads % arch.kv_heads == 0
+        assert arch.kv_heads == max(1, arch.n_heads // 4) or arch.n_heads in (14, 18)
+    arch = parse_arch_string("d1792_r2_n16_mt0:a-f")
+    attn = Attention(1792, arch.n_heads, arch.kv_heads, window=0)
+    with torch.no_grad():
+        out, _ = attn(torch.randn(1, 3, 1792), None)
+    assert out.shape == (1, 3, 1792)
