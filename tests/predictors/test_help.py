@@ -12,7 +12,7 @@ import torch
 
 from predictors import HELPPredictor, load_predictor, make_tasks
 from predictors._features import encode, graph_features, parse_nb201, parse_ofa
-from predictors._help import _stack, _take
+from predictors._help import _stack, _take, target_range
 
 
 def _tiny(table: pd.DataFrame, space: str = "nasbench201") -> HELPPredictor:
@@ -99,3 +99,14 @@ def test_featurizers(shared_data: Path) -> None:
 
     with pytest.raises(PredictorError):
         parse_nb201("|conv~0|")
+
+
+def test_target_range_sets_the_reference_latencies_aside() -> None:
+    """HELP scales targets by the training pool's range; the reference archs (often extreme)
+    must not set it. One support latency per reference latency is set aside."""
+    support = np.array([5.0, 6.0, 7.0, 1.0, 20.0, 6.0])
+    assert target_range(support, np.array([1.0, 20.0, 6.0])) == (5.0, 7.0)
+    assert target_range(support, None) == (1.0, 20.0)
+    assert target_range(support[:3], np.array([1.0, 20.0])) == (5.0, 7.0)  # refs not among them
+    # fewer than two left: every latency counts
+    assert target_range(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0])) == (1.0, 3.0)
