@@ -44,14 +44,15 @@ The additive stack gets one more candidate, a ridge of the target's latency on t
 predictions: a target whose per-position operator costs mix those of the sources (or of the
 roofline's compute-, memory- and overhead-bound regimes) is then predicted position by position,
 which operation counts cannot do. Being richer, it is kept only when leave-one-out error
-prefers it by more than one standard error. On HELP's FBNet test devices, whose latencies are
-lookup-table sums, the same meta-training goes from 0.865 to 0.944 Spearman; on NAS-Bench-201
-and the project's measured spaces the change is within seed noise (README).
+prefers it by more than one standard error, and then it is used alone (revision 3): built from
+the same source devices as the basis, it competes with the basis rather than complementing it,
+and a stacking weight fitted on 20 leave-one-out predictions only adds variance (on HELP's
+FBNet test devices, lookup-table sums, 0.937 stacked against 0.957 alone on one
+meta-training; NAS-Bench-201 and devices unlike the sources unchanged, README).
 """
 
 from __future__ import annotations
 
-import time
 import warnings
 
 import numpy as np
@@ -102,10 +103,12 @@ class HELPPlusPredictor(LatencyPredictor):
             additive lookup-table latencies such as the FBNet data.
         sim_devices: Simulated roofline devices added to the basis (0: no roofline prior).
         sim_archs: Training archs traced for the simulated devices (at most).
-        sim_seconds: Stop tracing after this long (at least 32 archs are traced): spaces
-            with large models (MnasNet at 224x224: ~0.1 s per trace) get fewer archs. When
-            the second trace shows that 32 archs do not fit in the budget (a language model:
-            seconds per trace), the space gets no roofline prior.
+        sim_ops: Budget of traced operator records: archs are traced until their records
+            reach it (tracing costs about 1.3 ms per record on this project's 2-core CPU, so
+            20,000 is about 26 s: ~250 NAS-Bench-201 archs, ~180 MnasNet ones). A count, not a
+            time, so the same data and seed give the same predictor on any machine under any
+            load. When the first two archs show that 32 do not fit (a language model: over a
+            thousand records each), the space gets no roofline prior.
         sim_components: Principal components of the simulated devices given to the ridge.
         additive: Stack the basis ridge with an additive (per-operator cost) ridge in
             milliseconds, weighted by leave-one-out error (False: the basis ridge alone).
@@ -116,7 +119,7 @@ class HELPPlusPredictor(LatencyPredictor):
         seed: Seed of initialisation.
     """
 
-    revision = 2  # 2: source lookup tables (artifacts of revision 1 are retrained)
+    revision = 3  # 2: source lookup tables; 3: the tables' model replaces the basis when kept
 
     def __init__(
         self,
@@ -130,7 +133,7 @@ class HELPPlusPredictor(LatencyPredictor):
         log_target: bool = True,
         sim_devices: int = 8,
         sim_archs: int = 600,
-        sim_seconds: float = 30.0,
+        sim_ops: int = 20_000,
         sim_components: int = 2,
         additive: bool = True,
         source_luts: bool = True,
@@ -145,7 +148,7 @@ class HELPPlusPredictor(LatencyPredictor):
         self.log_target = log_target
         self.sim_devices = sim_devices
         self.sim_archs = sim_archs
-        self.sim_seconds = sim_seconds
+        self.sim_ops = sim_ops
         self.sim_components = sim_components
         self.additive = additive
         self.source_luts = source_luts
@@ -213,6 +216,7 @@ class HELPPlusPredictor(LatencyPredictor):
         models cannot be traced get no roofline prior.
         """
         self.sim_pca_: tuple[np.ndarray, np.ndarray] | None = None
+        self.sim_traced_ = 0
         n_dev = max(int(self.sim_devices), 0)
         out = np.full((len(archs), n_dev), np.nan)
         if n_dev == 0 or self.sim_components < 1 or self.sim_archs < 2:
@@ -220,26 +224,23 @@ class HELPPlusPredictor(LatencyPredictor):
         from predictors.zeroshot import op_table, roofline_latency_ms, simulated_device_models
 
         order = np.random.default_rng(self.seed).permutation(len(archs))[: self.sim_archs]
-        deadline = time.monotonic() + float(self.sim_seconds)
         rows: list[int] = []
+        records = 0
         try:
-            for i in order:  # traces are memoised; stop when the time is up
-                if len(rows) >= _MIN_SIM_ARCHS and time.monotonic() > deadline:
-                    break
-                began = time.monotonic()
-                op_table(self.space_, archs[i])
+            for i in order:  # traces are memoised; stop when the budget is spent
+                records += len(op_table(self.space_, archs[i]).ops)
                 rows.append(int(i))
-                # The first trace pays one-time costs; the second shows the rate.
-                if len(rows) == 2 and (time.monotonic() - began) * _MIN_SIM_ARCHS > float(
-                    self.sim_seconds
-                ):
+                if len(rows) == 2 and records / 2 * _MIN_SIM_ARCHS > self.sim_ops:
                     warnings.warn(
-                        f"help+: no roofline prior for {self.space_!r}: tracing "
-                        f"{_MIN_SIM_ARCHS} archs would exceed sim_seconds={self.sim_seconds}",
+                        f"help+: no roofline prior for {self.space_!r}: {_MIN_SIM_ARCHS} archs "
+                        f"of ~{records // 2} operator records exceed sim_ops={self.sim_ops}",
                         stacklevel=3,
                     )
                     return out[:, :0], None
+                if records >= self.sim_ops:
+                    break
             traced = [archs[i] for i in rows]
+            self.sim_traced_ = len(traced)
             sims = np.stack(
                 [
                     roofline_latency_ms(self.space_, traced, dm)
@@ -343,7 +344,11 @@ class HELPPlusPredictor(LatencyPredictor):
         if not fits:
             return  # the basis ridge alone
         _, fit, runtime, loo = fits[_one_standard_error(fits, {"sources"})]
-        w, rmse = stack_weight(y - self.ridge_.loo_residuals, loo, y)
+        if runtime == "sources":
+            # Built from the same source devices as the basis: a competitor, not a complement.
+            w, rmse = 0.0, float(np.sqrt(np.mean((loo - y) ** 2)))
+        else:
+            w, rmse = stack_weight(y - self.ridge_.loo_residuals, loo, y)
         self.additive_ = (fit, floor, w, rmse, runtime)
 
     def _additive_candidates(self) -> list[str]:

@@ -116,22 +116,35 @@ def test_pruned_runtime_is_chosen_for_a_graph_pruning_device(nb201_table: pd.Dat
 def test_no_roofline_prior_when_tracing_is_too_slow(
     nb201_table: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import time
+    """The budget counts operator records, not seconds: archs of 1,000 records each (a
+    language model) cannot give 32 traces within 20,000, which the first two show."""
+    from types import SimpleNamespace
 
     import predictors.zeroshot as zeroshot
 
     calls: list[str] = []
 
-    def slow_trace(space: object, arch: str, workload: object = None) -> None:
+    def big_trace(space: object, arch: str, workload: object = None) -> SimpleNamespace:
         calls.append(arch)
-        time.sleep(0.05)  # 32 traces: 1.6 s > sim_seconds
+        return SimpleNamespace(ops=("linear",) * 1000)
 
-    monkeypatch.setattr(zeroshot, "op_table", slow_trace)
+    monkeypatch.setattr(zeroshot, "op_table", big_trace)
     devices = list(nb201_table.columns)
-    model = get_predictor("help+", steps=5, hidden=8, sim_seconds=1.0, sim_archs=100)
+    model = get_predictor("help+", steps=5, hidden=8, sim_ops=20_000, sim_archs=100)
     with pytest.warns(UserWarning, match="no roofline prior"):
         model.fit(make_tasks(nb201_table, "nasbench201", devices[:-1]))
     assert model.sim_pca_ is None and len(calls) == 2  # type: ignore[attr-defined]
+
+
+def test_roofline_prior_trace_count_is_a_deterministic_budget(nb201_table: pd.DataFrame) -> None:
+    """The same data and seed trace the same archs whatever the machine's speed: records are
+    counted until the budget is reached."""
+    tasks = make_tasks(nb201_table, "nasbench201", list(nb201_table.columns[:-1]))
+    kwargs = {"steps": 5, "hidden": 8, "sim_devices": 2, "sim_archs": 200, "sim_ops": 6_000}
+    a = get_predictor("help+", **kwargs).fit(tasks)
+    b = get_predictor("help+", **kwargs).fit(tasks)
+    assert 32 <= a.sim_traced_ == b.sim_traced_ < 200  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(a.sim_pca_[1], b.sim_pca_[1])  # type: ignore[attr-defined]
 
 
 def test_lut_features_one_hot_every_and_live_edge() -> None:
@@ -170,6 +183,7 @@ def test_source_lookup_tables_transfer_to_a_mix_of_sources(nb201_table: pd.DataF
     archs = sample_support(split, 10, 0) + list(split.reference)
     adapted = model.adapt(archs, table.loc[archs, "mix"].to_numpy(float))
     assert adapted.additive_[4] == "sources"  # type: ignore[attr-defined]
+    assert adapted.additive_[2] == 0.0  # type: ignore[attr-defined]  # alone, not stacked
     mean, _ = adapted.predict(split.query)
     truth = table.loc[split.query, "mix"].to_numpy(float)
     assert np.abs(mean / truth - 1).max() < 0.02
