@@ -54,7 +54,9 @@ def _train(
     params: dict[str, Any] = {}
     if name in ("help", "maml"):
         params["episodes"] = args.episodes or EPISODES[space]
-    key = f"{space}-{name}-{params.get('episodes', 0)}.bin"
+    if args.meta_seed is not None and name not in ("flops", "scratch"):  # those have no seed
+        params["seed"] = args.meta_seed
+    key = f"{space}-{name}-{params.get('episodes', 0)}-s{params.get('seed', 'default')}.bin"
     if args.cache:
         path = Path(args.cache) / key
         if path.exists():
@@ -146,6 +148,13 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=None, help="HELP/MAML episodes")
     parser.add_argument("--db", default=None, help="hwdb URL (default: shared HELP files)")
     parser.add_argument("--cache", default=None, help="folder caching meta-trained models")
+    parser.add_argument(
+        "--meta-seed",
+        type=int,
+        default=None,
+        help="seed of meta-training (default: each predictor's own); the spread over a few of "
+        "them is the meta-training noise, which the adaptation seeds' std does not show",
+    )
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args()
     results = run(args)
