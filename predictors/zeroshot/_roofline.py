@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from predictors._errors import PredictorError
 from predictors.zeroshot._trace import KINDS, OpTable, trace_module
 
 if TYPE_CHECKING:
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
 
 __all__ = ["DeviceModel", "estimate_latency_ms", "op_table", "roofline_latency_ms"]
 
+# A model that cannot be traced on the meta device is built for real; beyond this many
+# parameters (2 GB of fp32 weights) that would exhaust a small machine's memory instead.
+_MAX_CPU_TRACE_PARAMS = 500_000_000
 _BYTES = {"fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "int8": 1.0}
 _MATRIX = (KINDS.index("conv"), KINDS.index("matmul"), KINDS.index("attention"))
 
@@ -128,6 +132,13 @@ def _trace(space: SearchSpace[Any], arch: str, workload: Workload) -> OpTable:
             return OpTable.from_records(trace_module(module, inputs))
         except (NotImplementedError, RuntimeError, TypeError, ValueError):
             pass  # an op without a meta kernel, or data-dependent control flow
+        params = space.profile(space.from_string(arch)).params
+        if params > _MAX_CPU_TRACE_PARAMS:
+            raise PredictorError(
+                f"cannot trace {arch!r} on the meta device, and its {params / 1e9:.1f}B "
+                f"parameters are too many to build on the CPU for a trace (limit "
+                f"{_MAX_CPU_TRACE_PARAMS / 1e9:.1f}B)"
+            )
         module = space.build(space.from_string(arch))
         return OpTable.from_records(trace_module(module, space.example_inputs(workload)))
 

@@ -91,3 +91,32 @@ def test_device_model_checks() -> None:
         fp16.bytes_per_element == 2.0
         and fp16.peak_flops > device_model(get_entry("h100")).peak_flops
     )
+
+
+def test_large_model_that_fails_on_meta_is_not_built_for_real(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The CPU fallback of a failed meta-device trace would allocate every weight: beyond
+    500M parameters it raises a clear error instead (one random language model of 1.7B
+    parameters once took the machine's 24 GB)."""
+    from types import SimpleNamespace
+
+    from predictors import PredictorError
+    from predictors.zeroshot._roofline import _trace
+    from search_spaces import get_space
+
+    space = get_space("nasbench201")
+    arch = "|nor_conv_3x3~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|none~1|nor_conv_1x1~2|"
+    built: list[str] = []
+
+    def build(parsed: object) -> object:
+        if torch.empty(0).device.type == "meta":
+            raise NotImplementedError("no meta kernel")
+        built.append("cpu")
+        raise AssertionError("must not build on the CPU")
+
+    monkeypatch.setattr(space, "build", build)
+    monkeypatch.setattr(space, "profile", lambda parsed: SimpleNamespace(params=1_700_000_000))
+    with pytest.raises(PredictorError, match="1.7B parameters"):
+        _trace(space, arch, space.default_workload())
+    assert built == []
