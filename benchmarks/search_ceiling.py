@@ -43,23 +43,20 @@ def main(argv: list[str] | None = None) -> int:
     err = 100.0 - acc[archs].to_numpy(float)
     true = lat[archs].to_numpy(float)
     pts = np.column_stack([err, true])
-    ideal, nadir = pts[pareto_mask(pts)].min(axis=0), pts[pareto_mask(pts)].max(axis=0)
-    best = normalized_hypervolume(pts[pareto_mask(pts)], ideal=ideal, nadir=nadir)
+    true_front = pts[pareto_mask(pts)]
+    ideal, nadir = true_front.min(axis=0), true_front.max(axis=0)
+    best = normalized_hypervolume(true_front, ideal=ideal, nadir=nadir)
 
     def ratio(pred: np.ndarray) -> float:
         mask = pareto_mask(np.column_stack([err, pred]))
         return normalized_hypervolume(pts[mask], ideal=ideal, nadir=nadir) / best
 
+    live = additive_features("nasbench201", archs, "pruned")
+    every = additive_features("nasbench201", archs, "eager")
     features = {
-        "live-op counts": additive_features("nasbench201", archs, "pruned"),
-        "every-op counts": additive_features("nasbench201", archs, "eager"),
-        "live + every-op counts": np.concatenate(
-            [
-                additive_features("nasbench201", archs, "pruned"),
-                additive_features("nasbench201", archs, "eager"),
-            ],
-            axis=1,
-        ),
+        "live-op counts": live,
+        "every-op counts": every,
+        "live + every-op counts": np.concatenate([live, every], axis=1),
         "per-edge lookup table (every + live op)": lut_features("nasbench201", archs),
     }
     out: dict[str, object] = {"device": args.device, "archs": len(archs), "models": {}}

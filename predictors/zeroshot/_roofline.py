@@ -132,14 +132,15 @@ def _trace(space: SearchSpace[Any], arch: str, workload: Workload) -> OpTable:
             return OpTable.from_records(trace_module(module, inputs))
         except (NotImplementedError, RuntimeError, TypeError, ValueError):
             pass  # an op without a meta kernel, or data-dependent control flow
-        params = space.profile(space.from_string(arch)).params
+        parsed = space.from_string(arch)
+        params = space.profile(parsed).params
         if params > _MAX_CPU_TRACE_PARAMS:
             raise PredictorError(
                 f"cannot trace {arch!r} on the meta device, and its {params / 1e9:.1f}B "
                 f"parameters are too many to build on the CPU for a trace (limit "
                 f"{_MAX_CPU_TRACE_PARAMS / 1e9:.1f}B)"
             )
-        module = space.build(space.from_string(arch))
+        module = space.build(parsed)
         return OpTable.from_records(trace_module(module, space.example_inputs(workload)))
 
 
