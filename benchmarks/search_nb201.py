@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         db.upsert_device(
             DeviceSpec(
                 name=dev,
-                family="jetson" if dev == DEVICE else dev.split("-")[2],
+                family="jetson" if dev == DEVICE else dev.split("-")[1],
                 hardware="NVIDIA Jetson Nano" if dev == DEVICE else dev,
                 provenance="imported",
             )

@@ -6,7 +6,9 @@ training-pool archs + the 10 reference archs (HELP protocol, 5 seeds) to each La
 which was measured with another runtime (TensorFlow / TFLite) on another network configuration.
 Each ``--sim-devices`` value is one meta-training of help+ (0: no roofline prior), evaluated with
 each ``--additive`` setting (1: stack the additive per-operator ridge) and, with it, each
-``--source-luts`` setting (the source lookup tables as a candidate). Usage (import first)::
+``--source-luts`` setting (the source lookup tables as a candidate) and ``--parallel``
+setting (the critical-path model of runtimes that run a cell's branches concurrently).
+Usage (import first)::
 
     nas --db sqlite:///bench.sqlite hwdb import latbench ../shared/data/latbench/*.pickle
     nas --db sqlite:///bench.sqlite hwdb import help ../shared/data/help/data
@@ -36,6 +38,7 @@ def run(
     additive: list[int],
     seeds: int,
     luts: Sequence[int] = (1,),
+    parallel: Sequence[int] = (1,),
 ) -> list[dict[str, Any]]:
     """Meta-train once on ``sources``; evaluate every target with each ``additive`` setting."""
     from predictors import evaluate_adapted, meta_train_for
@@ -44,9 +47,12 @@ def run(
     model = meta_train_for("help+", table, SPACE, sources, params={"sim_devices": sim})
     fit_s = time.perf_counter() - t0
     runs = []
-    for add, tables in [(0, 0)] * (0 in additive) + [(1, t) for t in luts] * (1 in additive):
+    combos = [(0, 0, 0)] * (0 in additive)
+    combos += [(1, t, p) for t in luts for p in parallel] * (1 in additive)
+    for add, tables, par in combos:
         model.additive = bool(add)  # type: ignore[attr-defined] # adaptation-time switches
         model.source_luts = bool(tables)  # type: ignore[attr-defined]
+        model.parallel = bool(par)  # type: ignore[attr-defined]
         per_device = {}
         for device in targets:
             res = evaluate_adapted(model, table, SPACE, device, shots=10, seeds=range(seeds))
@@ -56,6 +62,7 @@ def run(
                 "sim_devices": sim,
                 "additive": bool(add),
                 "source_luts": bool(tables),
+                "parallel": bool(par),
                 "meta_train_s": round(fit_s, 1),
                 "mean_spearman": round(
                     float(np.mean([v["spearman"] for v in per_device.values()])), 4
@@ -80,6 +87,14 @@ def main(argv: list[str] | None = None) -> int:
         default=[1],
         help="with --additive 1: offer the source lookup tables to the stack (1) or not (0)",
     )
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        nargs="+",
+        choices=[0, 1],
+        default=[1],
+        help="with --additive 1: offer the critical-path (concurrent branches) model (1) or not",
+    )
     parser.add_argument("--seeds", type=int, default=5)
     args = parser.parse_args(argv)
 
@@ -94,13 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     if not targets or not sources:
         parser.error("the database needs both HELP's and LatBench's NAS-Bench-201 devices")
     table = table[sources + targets]
+    switches = (args.source_luts, args.parallel)
     out = {
         "space": SPACE,
         "sources": sources,
         "runs": [
             r
             for sim in args.sim_devices
-            for r in run(table, targets, sources, sim, args.additive, args.seeds, args.source_luts)
+            for r in run(table, targets, sources, sim, args.additive, args.seeds, *switches)
         ],
     }
     sys.stdout.write(json.dumps(out, indent=2) + "\n")

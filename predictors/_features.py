@@ -41,6 +41,7 @@ __all__ = [
     "graph_features",
     "lut_features",
     "nb201_live_edges",
+    "nb201_path_features",
     "parse_fbnet",
     "parse_nb201",
     "parse_ofa",
@@ -317,6 +318,53 @@ def additive_features(space: str, archs: Sequence[str], runtime: str = "eager") 
     if runtime not in additive_runtimes(space):
         raise ValueError(f"`runtime` must be one of {additive_runtimes(space)}, got {runtime!r}.")
     return np.asarray([_additive_one(space, a, runtime) for a in archs], np.float64)
+
+
+# The four input-to-output paths of a NAS-Bench-201 cell, as indices into NB201_EDGES.
+_NB201_PATHS = ((3,), (0, 4), (1, 5), (0, 2, 5))
+
+
+@lru_cache(maxsize=131072)
+def _nb201_paths(arch: str) -> np.ndarray:
+    """``(4, 4)`` operation counts (skip, conv 1x1, conv 3x3, pool) along each input-to-output
+    path of the cell; a path through a ``none`` edge is NaN."""
+    ops = parse_nb201(arch)
+    out = np.full((len(_NB201_PATHS), len(NB201_OPS) - 1), np.nan)
+    for i, path in enumerate(_NB201_PATHS):
+        chosen = [ops[e] for e in path]
+        if all(op != 0 for op in chosen):
+            out[i] = np.bincount(chosen, minlength=len(NB201_OPS))[1:]
+    out.setflags(write=False)
+    return out
+
+
+def nb201_path_features(
+    archs: Sequence[str], op_costs_ms: Sequence[float] | np.ndarray
+) -> np.ndarray:
+    """``(n, 8)`` features of a runtime that runs a cell's independent branches in parallel.
+
+    TensorFlow's executor (inter-op thread pool on a multi-core CPU, concurrent streams on a
+    GPU) runs the edges of a cell that do not depend on each other at the same time, so a
+    cell costs its *critical path* (Kelley & Walker's critical path method, 1959): the
+    input-to-output path whose operations cost the most. Every operation is still dispatched
+    one by one. The features are the operation counts (skip, conv 1x1, conv 3x3, pool) along
+    the critical path under ``op_costs_ms`` (one cost per operation of ``NB201_OPS``, ``none``
+    first), followed by the live-operation counts (``additive_features(..., "pruned")``).
+    Cells are identical in NAS-Bench-201, so the network's latency is linear in both.
+
+    Raises:
+        ValueError: when ``op_costs_ms`` does not have one entry per operation.
+    """
+    costs = np.asarray(op_costs_ms, np.float64)
+    if costs.shape != (len(NB201_OPS),):
+        raise ValueError(f"`op_costs_ms` must have {len(NB201_OPS)} entries, got {costs.shape}.")
+    if not len(archs):
+        return np.zeros((0, 2 * (len(NB201_OPS) - 1)))
+    live = additive_features("nasbench201", archs, "pruned")
+    paths = np.stack([_nb201_paths(a) for a in archs])  # (n, 4 paths, 4 ops)
+    total = np.where(np.isnan(paths[..., 0]), -np.inf, np.nan_to_num(paths) @ costs[1:])
+    best = np.nan_to_num(paths[np.arange(len(archs)), np.argmax(total, axis=1)])
+    return np.concatenate([best, live], axis=1)
 
 
 @lru_cache(maxsize=131072)

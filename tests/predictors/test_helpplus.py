@@ -113,6 +113,49 @@ def test_pruned_runtime_is_chosen_for_a_graph_pruning_device(nb201_table: pd.Dat
     assert np.abs(mean / truth - 1).max() < 0.02
 
 
+def test_path_features_follow_the_critical_path() -> None:
+    from predictors._features import nb201_path_features
+
+    # paths: pool 3<-0 (cost 2.0) and conv3x3 1<-0 -> skip 2<-1 -> conv1x1 3<-2 (2.6);
+    # conv3x3 1<-0 -> none 3<-1 and none 2<-0 are cut.
+    arch = "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_1x1~2|"
+    costs = [0.0, 0.1, 0.5, 2.0, 2.0]  # none, skip, conv1x1, conv3x3, pool
+    feats = nb201_path_features([arch], costs)
+    assert feats.tolist() == [[1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0]]  # path, then live
+    cheap_convs = nb201_path_features([arch], [0.0, 0.0, 0.1, 0.1, 5.0])
+    assert cheap_convs[0, :4].tolist() == [0.0, 0.0, 0.0, 1.0]  # the pool alone
+    assert nb201_path_features([], costs).shape == (0, 8)
+    with pytest.raises(ValueError, match="op_costs_ms"):
+        nb201_path_features([arch], costs[:4])
+
+
+def test_parallel_runtime_is_chosen_for_a_concurrent_device(nb201_table: pd.DataFrame) -> None:
+    """A device that runs a cell's branches concurrently (latency = dispatch of every live op +
+    the critical path's compute): the critical-path candidate is chosen and fits it."""
+    from predictors._features import nb201_path_features
+
+    devices = list(nb201_table.columns)
+    table = nb201_table.copy()
+    feats = nb201_path_features(list(table.index), [0.0, 0.05, 0.6, 2.2, 1.8])
+    table["tf_like"] = 1.0 + feats @ np.array([0.05, 0.5, 2.0, 1.6, 0.05, 0.1, 0.2, 0.2])
+    model = get_predictor("help+", steps=10, hidden=8, sim_devices=0).fit(
+        make_tasks(table, "nasbench201", devices)
+    )
+    split = device_split(table, "nasbench201", "tf_like")
+    archs = sample_support(split, 10, 2) + list(split.reference)
+    lat = table.loc[archs, "tf_like"].to_numpy(float)
+    truth = table.loc[split.query, "tf_like"].to_numpy(float)
+    adapted = model.adapt(archs, lat)
+    assert adapted.additive_[4] == "parallel"  # type: ignore[attr-defined]
+    mean, _ = adapted.predict(split.query)
+    assert np.abs(mean / truth - 1).max() < 0.02
+    model.parallel = False  # type: ignore[attr-defined]
+    serial = model.adapt(archs, lat)
+    assert serial.additive_[4] != "parallel"  # type: ignore[attr-defined]
+    mean_s, _ = serial.predict(split.query)
+    assert np.abs(mean_s / truth - 1).mean() > 2 * np.abs(mean / truth - 1).mean()
+
+
 def test_no_roofline_prior_when_tracing_is_too_slow(
     nb201_table: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
