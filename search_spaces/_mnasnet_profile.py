@@ -32,15 +32,19 @@ def _down(size: int, stride: int) -> int:
 
 @dataclass
 class CostTally:
-    """Running totals for one image; ``peak`` is in elements (input + output of one leaf)."""
+    """Running totals for one image; ``peak`` is in elements (input + output of one leaf);
+    ``ops`` counts the operators an eager runtime dispatches one at a time (aten calls other
+    than views: each conv, BN, activation, pool, product, sum and the classifier)."""
 
     params: int = 0
     macs: int = 0
     peak: int = 0
+    ops: int = 0
 
-    def leaf(self, in_elems: int, out_elems: int) -> None:
-        """Record one leaf module's input and output sizes."""
+    def leaf(self, in_elems: int, out_elems: int, *, ops: int = 1) -> None:
+        """Record one leaf module's input and output sizes and its dispatched operators."""
         self.peak = max(self.peak, in_elems + out_elems)
+        self.ops += ops
 
     def conv_bn(
         self,
@@ -74,6 +78,7 @@ class CostTally:
         self.leaf(squeeze, squeeze)  # ReLU
         self.leaf(squeeze, ch)  # expand
         self.leaf(ch, ch)  # sigmoid
+        self.ops += 1  # the gated product
 
 
 def _layer(
@@ -118,12 +123,13 @@ def analytic_costs(arch: MnasNetArch, resolution: int) -> CostTally:
         kind = shortcut_kind(block.skip, in_ch, block.out_ch, stride)
         if kind == "pool":
             _shortcut(t, in_ch, block.out_ch, stride, hw)
+        t.ops += kind is not None  # the residual sum
         spec = (in_ch, block.out_ch, stride, hw)
         hw = _layer(t, block.op, block.expansion, block.kernel, block.se, spec)
     last = arch.blocks[-1].out_ch
     hw = t.conv_bn(last, HEAD_CH, 1, 1, hw)
     t.leaf(HEAD_CH * hw * hw, HEAD_CH)  # global average pool
-    t.leaf(HEAD_CH, HEAD_CH)  # dropout
+    t.leaf(HEAD_CH, HEAD_CH, ops=0)  # dropout (the identity at inference)
     t.leaf(HEAD_CH, NUM_CLASSES)  # linear
     t.params += HEAD_CH * NUM_CLASSES + NUM_CLASSES
     t.macs += HEAD_CH * NUM_CLASSES

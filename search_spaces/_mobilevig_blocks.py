@@ -43,17 +43,20 @@ class CostTally:
     """Running totals of an analytic walk over the leaf modules of a model (one sample).
 
     ``peak_elems`` mirrors :func:`search_spaces._profiling.peak_activation_bytes`: the largest
-    input + output element count of any single leaf module.
+    input + output element count of any single leaf module. ``ops`` counts the operators an
+    eager runtime dispatches one at a time (aten calls other than views).
     """
 
     params: int = 0
     macs: int = 0
     peak_elems: int = 0
     shift_passes: int = 0
+    ops: int = 0
 
-    def leaf(self, in_elems: int, out_elems: int) -> None:
-        """Record one leaf module call."""
+    def leaf(self, in_elems: int, out_elems: int, *, ops: int = 1) -> None:
+        """Record one leaf module call (``ops``: the operators it dispatches)."""
         self.peak_elems = max(self.peak_elems, in_elems + out_elems)
+        self.ops += ops
 
     def conv(
         self,
@@ -274,13 +277,17 @@ def _ir_cost(cfg: MobileViGBlockCfg, hw: tuple[int, int], tally: CostTally) -> N
     tally.conv_bn(hidden, hidden, hw, k=3, groups=hidden, act=True)
     tally.conv_bn(hidden, cfg.c, hw)
     tally.params += cfg.c  # layer scale
+    tally.ops += 2  # the layer-scale product and the residual sum
 
 
 def _svga_cost(cfg: MobileViGBlockCfg, hw: tuple[int, int], tally: CostTally) -> None:
     c = cfg.c
     tally.conv_bn(c, c, hw)
     hop = effective_hop(cfg.k, min(hw))
-    tally.shift_passes += len(graph_shifts(hop, hw[0])) + len(graph_shifts(hop, hw[1]))
+    passes = len(graph_shifts(hop, hw[0])) + len(graph_shifts(hop, hw[1]))
+    tally.shift_passes += passes
+    # zeros, then roll / subtract / maximum per pass, the concatenation, two residual sums
+    tally.ops += 1 + 3 * passes + 1 + 2
     tally.conv_bn(2 * c, 2 * c, hw, act=True)
     tally.conv_bn(2 * c, c, hw)
     tally.conv_bn(c, cfg.ffn_ratio * c, hw)

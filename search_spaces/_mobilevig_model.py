@@ -117,9 +117,10 @@ def _tally(cfg: MobileViGModelCfg, resolution: int) -> CostTally:
         prev = c
     tally.leaf(prev * hw[0] * hw[1], prev)  # global average pool
     tally.conv_bn(prev, cfg.emb, (1, 1), act=True)
-    tally.leaf(cfg.emb, cfg.emb)  # dropout
+    tally.leaf(cfg.emb, cfg.emb, ops=0)  # dropout (the identity at inference)
     for _ in range(2 if cfg.distillation else 1):
         tally.conv(cfg.emb, cfg.num_classes, (1, 1))
+    tally.ops += 2 if cfg.distillation else 0  # mean of the two heads: sum, halving
     return tally
 
 
@@ -129,9 +130,9 @@ def _arch_cfg(arch: MobileViGArch) -> MobileViGModelCfg:
 
 
 @lru_cache(maxsize=4096)
-def _cached_tally(cfg: MobileViGModelCfg, resolution: int) -> tuple[int, int, int, int]:
+def _cached_tally(cfg: MobileViGModelCfg, resolution: int) -> tuple[int, int, int, int, int]:
     tally = _tally(cfg, resolution)
-    return tally.params, tally.macs, tally.peak_elems, tally.shift_passes
+    return tally.params, tally.macs, tally.peak_elems, tally.shift_passes, tally.ops
 
 
 def analytic_profile(
@@ -142,15 +143,16 @@ def analytic_profile(
     Matches :mod:`search_spaces._profiling` on the real module: FLOPs are ``2 x MACs`` as
     ``torch.utils.flop_counter`` counts them, and the memory term is the largest input + output
     footprint of one leaf module. ``extra["graph_shift_passes"]`` counts the roll/subtract/max
-    passes of all MRConvs, which are memory-bound and carry no MACs (spec 2.6). Cached per
+    passes of all MRConvs, which are memory-bound and carry no MACs (spec 2.6);
+    ``extra["dispatched_ops"]`` the operators an eager runtime dispatches one by one. Cached per
     architecture, so repeated calls cost microseconds.
     """
     cfg = _arch_cfg(arch) if isinstance(arch, MobileViGArch) else arch
-    params, macs, peak, shifts = _cached_tally(cfg, resolution)
+    params, macs, peak, shifts, ops = _cached_tally(cfg, resolution)
     return Profile(
         params=params,
         macs=macs * batch_size,
         flops=2 * macs * batch_size,
         memory_bytes=peak * batch_size * BYTES_PER_ELEMENT,
-        extra={"graph_shift_passes": float(shifts)},
+        extra={"graph_shift_passes": float(shifts), "dispatched_ops": float(ops)},
     )

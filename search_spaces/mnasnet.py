@@ -139,9 +139,9 @@ def _uniform_params(op: str, k: int, se: float, skip: str, width: float, d: int)
 
 # ------------------------------------------------------------------ cached analytics
 @lru_cache(maxsize=1 << 16)
-def _profile_cached(arch: MnasNetArch, batch: int, resolution: int) -> tuple[int, int, int]:
+def _profile_cached(arch: MnasNetArch, batch: int, resolution: int) -> tuple[int, int, int, int]:
     tally = analytic_costs(arch, resolution)
-    return tally.params, tally.macs * batch, tally.peak * batch * FP32_BYTES
+    return tally.params, tally.macs * batch, tally.peak * batch * FP32_BYTES, tally.ops
 
 
 @lru_cache(maxsize=1 << 16)
@@ -253,19 +253,21 @@ class MnasNetSpace(SearchSpace[MnasNetArch]):
         return (torch.randn(shape, generator=gen),)
 
     def profile(self, arch: MnasNetArch, workload: Workload | None = None) -> Profile:
-        """Analytic params, MACs, FLOPs (``2 x MACs``) and peak leaf activation bytes (fp32).
+        """Analytic params, MACs, FLOPs (``2 x MACs``), peak leaf activation bytes (fp32) and,
+        in ``extra["dispatched_ops"]``, the operators an eager runtime dispatches one by one.
 
         Equal to what ``search_spaces._profiling`` measures on the built model; cached per
         ``(arch, workload)``.
         """
         wl = workload or self.default_workload()
-        params, macs, peak = _profile_cached(arch, wl.batch_size, wl.resolution)
-        return Profile(params=params, macs=macs, flops=2 * macs, memory_bytes=peak)
+        params, macs, peak, ops = _profile_cached(arch, wl.batch_size, wl.resolution)
+        extra = {"dispatched_ops": float(ops)}
+        return Profile(params=params, macs=macs, flops=2 * macs, memory_bytes=peak, extra=extra)
 
     def encode(self, arch: MnasNetArch, workload: Workload | None = None) -> np.ndarray:
         """The 82 values of spec 1.7: 77 per-block, 2 workload, 3 analytic (log10)."""
         wl = workload or self.default_workload()
-        params, macs, peak = _profile_cached(arch, wl.batch_size, wl.resolution)
+        params, macs, peak, _ = _profile_cached(arch, wl.batch_size, wl.resolution)
         tail = (
             wl.resolution / 224,
             math.log2(wl.batch_size) / 8,
