@@ -15,7 +15,9 @@
 :func:`additive_features` are the few quantities a latency is close to *linear* in, in
 milliseconds: counts of each operation type (each executed op costs its kernel time plus a
 fixed dispatch overhead, the premise of lookup-table predictors such as FBNet's and nn-Meter's
-kernel sums), or MACs, parameters and memory for spaces described by their analytic profile.
+kernel sums), or MACs, parameters, memory and the profile's numeric extras for spaces described
+by their analytic profile; among those extras, the number of operators an eager runtime
+dispatches one by one, which sets the latency of launch-bound GPUs at batch 1.
 
 :func:`lut_features` are the one-hot (position, choice) indicators a lookup-table latency
 model is linear in: one cost per operation choice at each position.
