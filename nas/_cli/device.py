@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 _PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+_RUNTIME_RE = re.compile(r"[a-z][a-z0-9_.+-]{0,63}")
 
 
 def _catalog(as_json: bool) -> None:
@@ -40,7 +42,13 @@ def _catalog(as_json: bool) -> None:
 
 
 def add_catalog_device(
-    db: HardwareDB, name: str, *, catalog: str, precision: str = "fp32", batch: int = 1
+    db: HardwareDB,
+    name: str,
+    *,
+    catalog: str,
+    precision: str = "fp32",
+    batch: int = 1,
+    runtime: str = "unknown",
 ) -> dict[str, Any]:
     """Register ``name`` as a catalog-backed device (no measurements); returns its record."""
     from hwdb import DeviceSpec
@@ -50,6 +58,9 @@ def add_catalog_device(
         raise CLIUsageError(f"--precision must be one of {', '.join(_PRECISIONS)}")
     if batch < 1:
         raise CLIUsageError("--batch must be greater than or equal to 1")
+    runtime = runtime.strip().lower()
+    if not _RUNTIME_RE.fullmatch(runtime):
+        raise CLIUsageError("--runtime must be a runtime name such as torch, tensorrt or unknown")
     entry = get_entry(catalog)
     cite = "; ".join(f"{c.document} <{c.url}>" for c in entry.citations)
     dev = db.upsert_device(
@@ -57,7 +68,7 @@ def add_catalog_device(
             name=name,
             family=entry.family,
             hardware=entry.display_name,
-            runtime="unknown",
+            runtime=runtime,
             precision=precision,
             batch_size=batch,
             provenance="catalog",
@@ -66,7 +77,8 @@ def add_catalog_device(
         )
     )
     return {"name": dev.name, "catalog": entry.name, "precision": dev.precision,
-            "batch_size": dev.batch_size, "family": dev.family}  # fmt: skip
+            "batch_size": dev.batch_size, "family": dev.family,
+            "runtime": dev.runtime}  # fmt: skip
 
 
 def _measure_fn(db: HardwareDB, space: str, device: str) -> Any:
@@ -131,13 +143,23 @@ def register(app: typer.Typer) -> None:
         catalog: Annotated[str, typer.Option("--catalog", help="Catalog entry or alias.")],
         precision: Annotated[str, typer.Option("--precision")] = "fp32",
         batch: Annotated[int, typer.Option("--batch")] = 1,
+        runtime: Annotated[
+            str,
+            typer.Option(
+                "--runtime",
+                help="Inference runtime (torch = eager; tensorrt, tflite, onnxruntime, ... = "
+                "optimised graph; unknown = both estimates averaged).",
+            ),
+        ] = "unknown",
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Register a device known only by its catalog entry (zero-shot predictions)."""
         from hwdb import HardwareDB
 
         with HardwareDB() as db:
-            rec = add_catalog_device(db, name, catalog=catalog, precision=precision, batch=batch)
+            rec = add_catalog_device(
+                db, name, catalog=catalog, precision=precision, batch=batch, runtime=runtime
+            )
         if as_json:
             print_json(rec)
         else:

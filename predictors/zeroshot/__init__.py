@@ -19,10 +19,12 @@ from predictors.zeroshot._evaluate import (
 )
 from predictors.zeroshot._onboard import OnboardResult, OnboardRound, onboard_device
 from predictors.zeroshot._roofline import (
+    RUNTIME_MODES,
     DeviceModel,
     estimate_latency_ms,
     op_table,
     roofline_latency_ms,
+    runtime_mode,
 )
 from predictors.zeroshot._trace import OpRecord, OpTable, trace_module
 from predictors.zeroshot._zeroshot import (
@@ -35,6 +37,7 @@ from predictors.zeroshot._zeroshot import (
 )
 
 __all__ = [
+    "RUNTIME_MODES",
     "DEVICE_CLASSES",
     "ROOFLINE_SOURCE",
     "ZERO_SHOT_SOURCE",
@@ -53,6 +56,7 @@ __all__ = [
     "op_table",
     "resolve_catalog_device",
     "roofline_latency_ms",
+    "runtime_mode",
     "simulated_device_models",
     "simulated_tasks",
     "trace_module",

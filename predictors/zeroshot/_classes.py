@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from predictors.zeroshot._roofline import DeviceModel, bytes_per_element
+from predictors.zeroshot._roofline import DeviceModel, bytes_per_element, runtime_mode
 
 if TYPE_CHECKING:
     from hwdb.catalog import CatalogEntry
@@ -64,6 +64,7 @@ def device_model(
     precision: str = "fp32",
     device_class: DeviceClass | str | None = None,
     name: str | None = None,
+    runtime: str | None = "unknown",
 ) -> DeviceModel:
     """The roofline :class:`DeviceModel` of a catalog entry at ``precision``.
 
@@ -72,6 +73,8 @@ def device_model(
         precision: ``fp32``, ``fp16``, ``bf16`` or ``int8``.
         device_class: Class constants (default: the entry's ``device_class``).
         name: Label of the model (default: ``"<entry>-<precision>"``).
+        runtime: The device's runtime as the hardware database names it (``torch``: eager;
+            ``unknown``: both modes averaged; any other: an optimised graph).
 
     Raises:
         ValueError: for an unknown precision or device class.
@@ -97,6 +100,7 @@ def device_model(
         memory_eff=cls.memory_eff,
         op_overhead_s=(cls.launch_us + cls.dispatch_kcycles / ghz) * 1e-6,
         fixed_overhead_s=cls.fixed_us * 1e-6,
+        runtime=runtime_mode(runtime),
     )
 
 

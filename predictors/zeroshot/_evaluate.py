@@ -108,8 +108,8 @@ def evaluate_zero_shot(
     if not seeds:
         raise ValueError("`seeds` must not be empty.")
     entry = catalog_entry if isinstance(catalog_entry, CatalogEntry) else get_entry(catalog_entry)
-    prec = precision or db.get_device(device).precision
-    dm = device_model(entry, precision=prec)
+    target = db.get_device(device)
+    dm = device_model(entry, precision=precision or target.precision, runtime=target.runtime)
     table = db.latency_table(space)
     split = device_split(table, space, device)
     true = table[device].loc[split.query].to_numpy(float)

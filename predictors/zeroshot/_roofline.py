@@ -13,6 +13,14 @@ with ``occ = min(1, output elements / parallel lanes)`` for convolutions and mat
 ``B`` and the lane count come from the catalog entry; ``eff_c``, ``eff_b``, ``overhead`` and
 ``fixed`` are device-class constants (:mod:`predictors.zeroshot._classes`).
 
+Which operators run depends on the runtime (``DeviceModel.runtime``): a graph runtime (TensorRT,
+TFLite, ONNX Runtime, TensorFlow graphs) runs the simplified graph of
+:mod:`predictors.zeroshot._trace`, eager PyTorch runs every traced operator unfused. A device
+whose runtime is unknown gets the mean of the two estimates, its expected latency when either
+is equally likely. On NAS-Bench-201 the two modes rank eager-PyTorch devices very differently:
+HELP's GTX 1080 Ti at batch 1 is ranked at 0.531 by the graph roofline and 0.978 by the eager
+one, and LatBench's TensorFlow Jetson Nano at 0.818 and 0.619 (README, issue 8).
+
 Language models decode one token at a time; each step streams every weight once plus the
 KV-cache / recurrent state, so decode is memory-bound:
 ``decode_ms_per_token = (weight bytes + cache bytes) / (B * eff_b) + layers * overhead``.
@@ -20,7 +28,8 @@ KV-cache / recurrent state, so decode is memory-bound:
 
 from __future__ import annotations
 
-import functools
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,16 +37,28 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from predictors._errors import PredictorError
-from predictors.zeroshot._trace import KINDS, OpTable, trace_module
+from predictors.zeroshot._trace import KINDS, OpRecord, OpTable, trace_module_modes
 
 if TYPE_CHECKING:
     from search_spaces import SearchSpace, Workload
 
-__all__ = ["DeviceModel", "estimate_latency_ms", "op_table", "roofline_latency_ms"]
+__all__ = [
+    "RUNTIME_MODES",
+    "DeviceModel",
+    "estimate_latency_ms",
+    "op_table",
+    "roofline_latency_ms",
+    "runtime_mode",
+]
 
 # A model that cannot be traced on the meta device is built for real; beyond this many
 # parameters (2 GB of fp32 weights) that would exhaust a small machine's memory instead.
 _MAX_CPU_TRACE_PARAMS = 500_000_000
+#: How the runtime executes the traced module: ``"graph"`` (optimised graph), ``"eager"`` (every
+#: operator as traced) or ``"unknown"`` (the mean of both estimates).
+RUNTIME_MODES = ("graph", "eager", "unknown")
+_EAGER_RUNTIMES = {"torch", "pytorch", "eager"}
+_UNKNOWN_RUNTIMES = {"", "unknown"}
 _BYTES = {"fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "int8": 1.0}
 _MATRIX = (KINDS.index("conv"), KINDS.index("matmul"), KINDS.index("attention"))
 
@@ -58,6 +79,7 @@ class DeviceModel:
         memory_eff: Achievable fraction of ``bandwidth``.
         op_overhead_s: Fixed cost of every deployed operator (dispatch + launch).
         fixed_overhead_s: Fixed cost of one inference (input/output copies, session call).
+        runtime: One of :data:`RUNTIME_MODES`.
     """
 
     name: str
@@ -70,8 +92,13 @@ class DeviceModel:
     memory_eff: float
     op_overhead_s: float
     fixed_overhead_s: float
+    runtime: str = "graph"
 
     def __post_init__(self) -> None:
+        if self.runtime not in RUNTIME_MODES:
+            raise ValueError(
+                f"`runtime` must be one of {', '.join(RUNTIME_MODES)}, got {self.runtime!r}."
+            )
         for field_name in ("peak_flops", "bandwidth", "lanes", "bytes_per_element", "window_flops"):
             if not float(getattr(self, field_name)) > 0:
                 raise ValueError(f"`{field_name}` must be greater than 0.")
@@ -82,6 +109,15 @@ class DeviceModel:
         for field_name in ("op_overhead_s", "fixed_overhead_s"):
             if float(getattr(self, field_name)) < 0:
                 raise ValueError(f"`{field_name}` must be greater than or equal to 0.")
+
+
+def runtime_mode(runtime: str | None) -> str:
+    """The :data:`RUNTIME_MODES` entry of a hardware-database runtime name (``torch`` is
+    eager, ``unknown`` or none is unknown, any other named runtime optimises a graph)."""
+    name = (runtime or "").strip().lower()
+    if name in _EAGER_RUNTIMES:
+        return "eager"
+    return "unknown" if name in _UNKNOWN_RUNTIMES else "graph"
 
 
 def bytes_per_element(precision: str) -> float:
@@ -105,21 +141,43 @@ def estimate_latency_ms(table: OpTable, device: DeviceModel) -> float:
     return float((total + device.fixed_overhead_s) * 1e3)
 
 
-@functools.lru_cache(maxsize=65536)
-def _cached_table(space_name: str, arch: str, workload_json: str) -> OpTable:
+_CACHE_SIZE = 65536
+# (space, arch, workload) -> (simplified table, eager table or None when not traced yet)
+_TABLES: OrderedDict[tuple[str, str, str], tuple[OpTable, OpTable | None]] = OrderedDict()
+_TABLES_LOCK = threading.Lock()
+
+
+def _cached_table(space_name: str, arch: str, workload_json: str, simplify: bool) -> OpTable:
+    """Memoised tables of registered spaces; the eager table is traced (together with the
+    simplified one, in one pass) only when first asked for."""
     import json
 
     from search_spaces import Workload, get_space
 
+    key = (space_name, arch, workload_json)
+    with _TABLES_LOCK:
+        hit = _TABLES.get(key)
+        if hit is not None:
+            _TABLES.move_to_end(key)
+            if simplify or hit[1] is not None:
+                return hit[0] if simplify else hit[1]  # type: ignore[return-value]
     space = get_space(space_name)
-    wl = Workload.from_dict(json.loads(workload_json))
-    return _trace(space, arch, wl)
+    tables = _trace(space, arch, Workload.from_dict(json.loads(workload_json)), not simplify)
+    with _TABLES_LOCK:
+        _TABLES[key] = tables
+        while len(_TABLES) > _CACHE_SIZE:
+            _TABLES.popitem(last=False)
+    return tables[0] if simplify else tables[1]  # type: ignore[return-value]
 
 
-def _trace(space: SearchSpace[Any], arch: str, workload: Workload) -> OpTable:
-    """Trace on the ``meta`` device (no weights, activations or kernels: a 250M-parameter
-    language model traces in a fraction of a second); modules that cannot be built or run
-    there are traced on the CPU."""
+def _trace(
+    space: SearchSpace[Any], arch: str, workload: Workload, eager: bool = True
+) -> tuple[OpTable, OpTable | None]:
+    """The simplified and (with ``eager``) the eager operator table of one trace on the
+    ``meta`` device (no weights, activations or kernels: a 250M-parameter language model
+    traces in a fraction of a second); modules that cannot be built or run there are traced
+    on the CPU."""
+    modes = (True, False) if eager else (True,)
     import torch
 
     from predictors._progress import torch_threads
@@ -129,7 +187,7 @@ def _trace(space: SearchSpace[Any], arch: str, workload: Workload) -> OpTable:
             with torch.device("meta"):
                 module = space.build(space.from_string(arch))
             inputs = [_to_meta(t) for t in space.example_inputs(workload)]
-            return OpTable.from_records(trace_module(module, inputs))
+            return _tables(trace_module_modes(module, inputs, modes))
         except (NotImplementedError, RuntimeError, TypeError, ValueError):
             pass  # an op without a meta kernel, or data-dependent control flow
         parsed = space.from_string(arch)
@@ -141,7 +199,12 @@ def _trace(space: SearchSpace[Any], arch: str, workload: Workload) -> OpTable:
                 f"{_MAX_CPU_TRACE_PARAMS / 1e9:.1f}B)"
             )
         module = space.build(parsed)
-        return OpTable.from_records(trace_module(module, space.example_inputs(workload)))
+        return _tables(trace_module_modes(module, space.example_inputs(workload), modes))
+
+
+def _tables(records: list[list[OpRecord]]) -> tuple[OpTable, OpTable | None]:
+    eager = OpTable.from_records(records[1]) if len(records) > 1 else None
+    return OpTable.from_records(records[0]), eager
 
 
 def _to_meta(value: Any) -> Any:
@@ -150,10 +213,17 @@ def _to_meta(value: Any) -> Any:
     return value.to("meta") if isinstance(value, torch.Tensor) else value
 
 
-def op_table(space: SearchSpace[Any] | str, arch: str, workload: Workload | None = None) -> OpTable:
+def op_table(
+    space: SearchSpace[Any] | str,
+    arch: str,
+    workload: Workload | None = None,
+    *,
+    simplify: bool = True,
+) -> OpTable:
     """Deployed operators of ``arch`` (canonical string) traced from the real torch module.
 
-    Results of registered spaces are cached per ``(space, arch, workload)``.
+    ``simplify=False`` keeps every eager operator (what eager PyTorch runs). Results of
+    registered spaces are cached per ``(space, arch, workload, simplify)``.
     """
     import json
 
@@ -167,8 +237,9 @@ def op_table(space: SearchSpace[Any] | str, arch: str, workload: Workload | None
     except Exception:  # noqa: BLE001 - an unregistered space instance
         registered = False
     if registered:
-        return _cached_table(sp.name, canon, json.dumps(wl.to_dict(), sort_keys=True))
-    return _trace(sp, canon, wl)
+        return _cached_table(sp.name, canon, json.dumps(wl.to_dict(), sort_keys=True), simplify)
+    graph, eager = _trace(sp, canon, wl, not simplify)
+    return graph if simplify or eager is None else eager
 
 
 def roofline_latency_ms(
@@ -178,7 +249,14 @@ def roofline_latency_ms(
     *,
     workload: Workload | None = None,
 ) -> np.ndarray:
-    """Roofline latency (ms) of every arch of ``archs`` on ``device``."""
+    """Roofline latency (ms) of every arch of ``archs`` on ``device`` (its ``runtime`` picks
+    the simplified graph, the eager trace or the mean of both)."""
+    modes = {"graph": (True,), "eager": (False,), "unknown": (True, False)}[device.runtime]
     return np.array(
-        [estimate_latency_ms(op_table(space, a, workload), device) for a in archs], dtype=float
-    )
+        [
+            np.mean([estimate_latency_ms(op_table(space, a, workload, simplify=m), device)
+                     for m in modes])
+            for a in archs
+        ],
+        dtype=float,
+    )  # fmt: skip

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["KINDS", "OpRecord", "OpTable", "trace_module"]
+__all__ = ["KINDS", "OpRecord", "OpTable", "trace_module", "trace_module_modes"]
 
 #: Operator classes priced differently by the roofline.
 KINDS = ("conv", "matmul", "attention", "pool", "eltwise", "reduce", "norm", "other")
@@ -361,13 +361,22 @@ def trace_module(module: Any, inputs: Sequence[Any], *, simplify: bool = True) -
     Returns:
         One :class:`OpRecord` per deployed operator, in execution order.
     """
+    return trace_module_modes(module, inputs, (simplify,))[0]
+
+
+def trace_module_modes(
+    module: Any, inputs: Sequence[Any], modes: Sequence[bool] = (True, False)
+) -> list[list[OpRecord]]:
+    """:func:`trace_module` for several ``simplify`` modes from one forward pass (the eager
+    and the deployed operator lists of a model cost one trace)."""
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    graph = _Graph()
-    for t in inputs:
-        if isinstance(t, torch.Tensor):
-            graph.new_value(t)
+    graphs = [_Graph() for _ in modes]
+    for graph in graphs:
+        for t in inputs:
+            if isinstance(t, torch.Tensor):
+                graph.new_value(t)
 
     class _Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
         def __torch_dispatch__(
@@ -375,17 +384,21 @@ def trace_module(module: Any, inputs: Sequence[Any], *, simplify: bool = True) -
         ) -> Any:
             kwargs = kwargs or {}
             out = func(*args, **kwargs)
-            if simplify:
-                graph.record(func, args, kwargs, out)
-            else:
-                graph.record_plain(func, args, kwargs, out)
+            for graph, simplify in zip(graphs, modes, strict=True):
+                if simplify:
+                    graph.record(func, args, kwargs, out)
+                else:
+                    graph.record_plain(func, args, kwargs, out)
             return out
 
     module.eval()
     with torch.no_grad(), _Recorder():  # type: ignore[no-untyped-call]
         result = module(*inputs)
-    outputs = [graph.value_of[id(t)] for t in _tensors(result) if id(t) in graph.value_of]
-    if simplify:
-        outputs = graph.fuse(outputs)
-        graph.eliminate_dead(outputs)
-    return graph.records()
+    out = []
+    for graph, simplify in zip(graphs, modes, strict=True):
+        outputs = [graph.value_of[id(t)] for t in _tensors(result) if id(t) in graph.value_of]
+        if simplify:
+            outputs = graph.fuse(outputs)
+            graph.eliminate_dead(outputs)
+        out.append(graph.records())
+    return out

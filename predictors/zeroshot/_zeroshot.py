@@ -75,6 +75,16 @@ def resolve_catalog_device(
     return entry, precision or "fp32", entry.name
 
 
+def _runtime_of(db: HardwareDB, name: str) -> str:
+    """The runtime recorded for device ``name`` (``unknown`` for a bare catalog entry)."""
+    from hwdb import NotFoundError
+
+    try:
+        return str(db.get_device(name).runtime)
+    except NotFoundError:
+        return "unknown"
+
+
 class RooflineLatencyModel:
     """The datasheet roofline as a latency model (the zero-shot baseline)."""
 
@@ -171,7 +181,7 @@ def zero_shot_model(
     from predictors._service import get_default_predictor
 
     entry, prec, label = resolve_catalog_device(device_or_entry, db, precision=precision)
-    dm = device_model(entry, precision=prec)
+    dm = device_model(entry, precision=prec, runtime=_runtime_of(db, label))
     if meta:
         try:
             model, version = get_default_predictor(

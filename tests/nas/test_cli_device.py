@@ -35,12 +35,16 @@ def test_add_from_catalog(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     code, out, _ = _run(argv, capsys)
     assert code == 0
     assert json.loads(out) == {"name": "nano1", "catalog": "jetson-nano", "precision": "fp16",
-                               "batch_size": 4, "family": "jetson"}  # fmt: skip
+                               "batch_size": 4, "family": "jetson",
+                               "runtime": "unknown"}  # fmt: skip
     with HardwareDB(db) as h:
         dev = h.get_device("nano1")
     assert dev.provenance == "catalog" and "DA-09366-001" in dev.source
     code, out, _ = _run(["--db", db, "device", "add", "orin", "--catalog", "jetson"], capsys)
     assert code == 0 and "jetson-orin-nano" in out
+    argv = ["--db", db, "device", "add", "h1", "--catalog", "h100", "--runtime", "TORCH", "--json"]
+    code, out, _ = _run(argv, capsys)
+    assert code == 0 and json.loads(out)["runtime"] == "torch"
 
 
 @pytest.mark.parametrize(
@@ -49,6 +53,7 @@ def test_add_from_catalog(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         (["device", "add", "x", "--catalog", "no-such-board"], 1, "unknown catalog device"),
         (["device", "add", "x", "--catalog", "jetson", "--precision", "fp8"], 2, "--precision"),
         (["device", "add", "x", "--catalog", "jetson", "--batch", "0"], 2, "--batch"),
+        (["device", "add", "x", "--catalog", "jetson", "--runtime", "tensor rt"], 2, "--runtime"),
         (["device", "add", "x"], 2, "--catalog"),
         (["device", "onboard", "x", "--space", "nasbench201", "--k", "-1"], 2, "--k"),
         (["device", "onboard", "x", "--space", "nope"], 1, "unknown search space"),

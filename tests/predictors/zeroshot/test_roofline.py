@@ -120,3 +120,31 @@ def test_large_model_that_fails_on_meta_is_not_built_for_real(
     with pytest.raises(PredictorError, match="1.7B parameters"):
         _trace(space, arch, space.default_workload())
     assert built == []
+
+
+def test_runtime_picks_the_traced_graph() -> None:
+    """Eager PyTorch runs every traced op (NAS-Bench-201's ``none`` edges multiply by zero,
+    dead edges run); a graph runtime runs the simplified graph; an unknown runtime gets the
+    mean of the two estimates."""
+    from predictors.zeroshot import runtime_mode
+
+    assert [runtime_mode(r) for r in ("torch", "unknown", None, "tflite", "onnxruntime")] == [
+        "eager",
+        "unknown",
+        "unknown",
+        "graph",
+        "graph",
+    ]
+    entry = get_entry("gtx-1080-ti")
+    arch = "|nor_conv_3x3~0|+|none~0|none~1|+|nor_conv_1x1~0|none~1|nor_conv_3x3~2|"
+    eager_ops = len(op_table("nasbench201", arch, simplify=False))
+    graph_ops = len(op_table("nasbench201", arch))
+    assert eager_ops > graph_ops
+    est = {
+        r: roofline_latency_ms("nasbench201", [arch], device_model(entry, runtime=r))[0]
+        for r in ("torch", "tensorrt", "unknown")
+    }
+    assert est["torch"] > est["tensorrt"]
+    assert est["unknown"] == pytest.approx((est["torch"] + est["tensorrt"]) / 2)
+    with pytest.raises(ValueError, match="runtime"):
+        DeviceModel("x", 1e9, 1e9, 1.0, 4.0, 0.5, 1e9, 0.5, 0.0, 0.0, runtime="jit")

@@ -59,7 +59,11 @@ def test_empty_db_falls_back_to_roofline(sqlite_url: str) -> None:
         assert (entry.name, precision, label) == ("jetson-nano", "fp16", "my-nano")
         model = zero_shot_model(db, space=SPACE, device_or_entry="my-nano", meta=True)
         pred = model.predict(_archs(2))
+        bare = zero_shot_model(db, space=SPACE, device_or_entry="jetson-nano")
     assert pred.predictor == "roofline" and np.all(pred.mean_ms > 0)
+    # the device record's runtime (DeviceSpec's default, torch) picks the eager trace;
+    # a bare catalog entry has no runtime, so both estimates are averaged
+    assert model.model.runtime == "eager" and bare.model.runtime == "unknown"  # type: ignore[union-attr]
 
 
 @pytest.mark.slow
