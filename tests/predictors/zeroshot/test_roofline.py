@@ -148,3 +148,25 @@ def test_runtime_picks_the_traced_graph() -> None:
     assert est["unknown"] == pytest.approx((est["torch"] + est["tensorrt"]) / 2)
     with pytest.raises(ValueError, match="runtime"):
         DeviceModel("x", 1e9, 1e9, 1.0, 4.0, 0.5, 1e9, 0.5, 0.0, 0.0, runtime="jit")
+
+
+def test_unknown_runtime_traces_each_arch_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both tables of an unknown-runtime estimate come from one forward pass."""
+    from collections import OrderedDict
+
+    from predictors.zeroshot import _roofline
+
+    calls: list[tuple[bool, ...]] = []
+    real = _roofline.trace_module_modes
+
+    def counting(module: object, inputs: object, modes: tuple[bool, ...]) -> object:
+        calls.append(tuple(modes))
+        return real(module, inputs, modes)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_roofline, "_TABLES", OrderedDict())
+    monkeypatch.setattr(_roofline, "trace_module_modes", counting)
+    arch = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|none~0|nor_conv_3x3~1|none~2|"
+    dm = device_model(get_entry("jetson-nano"), runtime="unknown")
+    first = roofline_latency_ms("nasbench201", [arch], dm)
+    again = roofline_latency_ms("nasbench201", [arch], dm)
+    assert calls == [(True, False)] and first[0] == again[0]
