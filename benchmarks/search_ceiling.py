@@ -8,7 +8,12 @@ it with the true latencies and prints its HV ratio (same convention as ``search_
 Random multiplicative noise on the true latencies is shown for comparison: structured errors
 (a model that is wrong about particular archs) cost far more than random ones of the same size.
 
-Usage: python benchmarks/search_ceiling.py [--device LATBENCH_DEVICE] [--shared-data DIR]
+With ``--db URL`` (a database that ``search_nb201.py --latency adapted --db URL`` has already
+filled with the device's 20 visible measurements) the predictor that search adapts is scored the
+same way: its exhaustive front over all archs, re-scored with true latencies. The gap between that
+and the search's own HV is what the search loses in its trial budget.
+
+Usage: python benchmarks/search_ceiling.py [--device LATBENCH_DEVICE] [--shared-data DIR] [--db URL]
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--shared-data", default=os.environ.get("NAS_SHARED_DATA", "../shared/data")
     )
+    parser.add_argument("--db", default=None, help="hwdb URL filled by search_nb201.py")
     args = parser.parse_args(argv)
     acc, lat = _data(Path(args.shared_data), args.device)
     archs = [a for a in acc.index if a in lat.index]
@@ -64,6 +70,19 @@ def main(argv: list[str] | None = None) -> int:
         pred = fit_ridge_loo(x, true).predict(x)
         out["models"][name] = {  # type: ignore[index]
             "features": int(x.shape[1]),
+            "spearman": round(float(spearmanr(pred, true)[0]), 4),
+            "mape": round(float(np.mean(np.abs(pred / true - 1.0))), 4),
+            "hv_ratio": round(ratio(pred), 4),
+        }
+    if args.db:
+        from hwdb import HardwareDB
+        from predictors import get_adapted_predictor
+
+        with HardwareDB(args.db, create=False) as db:
+            model = get_adapted_predictor(db, space="nasbench201", device=args.device)
+        pred = np.asarray(model.predict(archs).mean_ms, dtype=float)
+        out["adapted_predictor"] = {
+            "measurements": model.n_measurements,
             "spearman": round(float(spearmanr(pred, true)[0]), 4),
             "mape": round(float(np.mean(np.abs(pred / true - 1.0))), 4),
             "hv_ratio": round(ratio(pred), 4),
