@@ -407,8 +407,6 @@ class HELPPlusPredictor(LatencyPredictor):
         if runtime != "parallel":
             return fit_ridge_loo(self._additive_design(archs, runtime), latency_ms)
         fit, self.path_costs_ = _fit_critical_path(archs, latency_ms)
-        if not getattr(self, "honest_loo", True):
-            return fit
         # The costs that choose the path were fitted on every point: leave-one-out residuals
         # with them held fixed would be optimistic, so each point's is refitted without it.
         resid = np.empty(len(archs))
