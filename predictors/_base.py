@@ -16,11 +16,14 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from predictors._errors import NotFittedError, PredictorError
+
+if TYPE_CHECKING:
+    from predictors.zeroshot import DeviceModel
 
 __all__ = [
     "FORMAT_VERSION",
@@ -102,6 +105,8 @@ class LatencyPredictor(ABC):
     #: Bumped when meta-training learns something new, so stored artifacts of an older
     #: revision are retrained on first need instead of being reused.
     revision: int = 1
+    #: The datasheet roofline given to :meth:`adapt` (None: none, or not adapted).
+    datasheet_: DeviceModel | None = None
 
     # ------------------------------------------------------------------ contract
     def fit(self, tasks: Sequence[DeviceTask], *, progress: bool = False) -> LatencyPredictor:
@@ -125,6 +130,7 @@ class LatencyPredictor(ABC):
         support_latencies_ms: Sequence[float] | np.ndarray,
         *,
         hw_embedding_ms: Sequence[float] | np.ndarray | None = None,
+        datasheet: DeviceModel | None = None,
     ) -> LatencyPredictor:
         """Return a new predictor adapted to one device; ``self`` is left untouched.
 
@@ -133,6 +139,9 @@ class LatencyPredictor(ABC):
             support_latencies_ms: Their latencies in milliseconds.
             hw_embedding_ms: Latencies of the space's reference archs on the device (HELP's
                 hardware embedding); required by hardware-aware predictors.
+            datasheet: The device's datasheet roofline (its catalog entry, see
+                :func:`predictors.zeroshot.device_model`), for predictors that use physics as
+                a prior (help+); others ignore it.
 
         Raises:
             NotFittedError: before :meth:`fit`.
@@ -145,6 +154,7 @@ class LatencyPredictor(ABC):
             if not np.all(np.isfinite(emb)) or np.any(emb <= 0):
                 raise ValueError("`hw_embedding_ms` must be finite and greater than 0.")
         adapted = copy.copy(self)
+        adapted.datasheet_ = datasheet
         adapted._adapt(archs, lat, emb)
         adapted.is_adapted_ = True
         return adapted

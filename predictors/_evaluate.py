@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -12,6 +12,9 @@ from scipy.stats import kendalltau, spearmanr
 from predictors._base import LatencyPredictor, get_predictor
 from predictors._data import HELP_DEVICES, device_split, make_tasks, sample_support
 from predictors._errors import NotEnoughDataError
+
+if TYPE_CHECKING:
+    from predictors.zeroshot import DeviceModel
 
 __all__ = ["evaluate_adapted", "latency_metrics", "meta_train_for", "source_devices"]
 
@@ -75,9 +78,11 @@ def evaluate_adapted(
     *,
     shots: int = 10,
     seeds: Sequence[int] = (0, 1, 2, 3, 4),
+    datasheet: DeviceModel | None = None,
 ) -> dict[str, Any]:
     """Adapt ``model`` on ``shots`` training-pool archs + the 10 reference archs of ``device``
-    (one draw per seed) and score it on the device's trimmed query pool.
+    (one draw per seed) and score it on the device's trimmed query pool. ``datasheet`` (the
+    device's catalog roofline) is passed to :meth:`LatencyPredictor.adapt` as a prior.
 
     Returns:
         ``{"spearman", "kendall", "mape", "within_10pct"}`` means and ``"per_seed"`` dicts.
@@ -89,7 +94,9 @@ def evaluate_adapted(
     per_seed = []
     for seed in seeds:
         support = sample_support(split, shots, seed) + list(split.reference)
-        adapted = model.adapt(support, col.loc[support].to_numpy(float), hw_embedding_ms=emb)
+        adapted = model.adapt(
+            support, col.loc[support].to_numpy(float), hw_embedding_ms=emb, datasheet=datasheet
+        )
         mean, _ = adapted.predict(split.query)
         per_seed.append({"seed": int(seed), **latency_metrics(mean, true)})
     out: dict[str, Any] = {

@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -79,6 +80,10 @@ from predictors._features import (
 )
 from predictors._linear import RidgeFit, fit_ridge_loo, stack_weight
 from predictors._progress import progress_bar, torch_threads
+
+if TYPE_CHECKING:
+    from predictors.zeroshot import DeviceModel
+    from predictors.zeroshot._trace import OpTable
 
 __all__ = ["HELPPlusPredictor"]
 
@@ -104,6 +109,11 @@ def _one_standard_error(
     limit = means[best] + float(np.std(errors, ddof=1) / np.sqrt(len(errors)))
     runner_up = min(simple, key=lambda i: means[i])
     return runner_up if means[runner_up] <= limit else best
+
+
+def _stripped(table: OpTable) -> OpTable:
+    """``table`` without operator names (all the roofline prices; a smaller artifact)."""
+    return dataclasses.replace(table, ops=())
 
 
 def _fit_critical_path(archs: list[str], latency_ms: np.ndarray) -> tuple[RidgeFit, np.ndarray]:
@@ -152,7 +162,7 @@ class HELPPlusPredictor(LatencyPredictor):
         seed: Seed of initialisation.
     """
 
-    revision = 3  # 2: source lookup tables; 3: the tables' model replaces the basis when kept
+    revision = 4  # 2: source lookup tables; 3: their model alone; 4: datasheet tables
 
     def __init__(
         self,
@@ -252,6 +262,7 @@ class HELPPlusPredictor(LatencyPredictor):
         """
         self.sim_pca_: tuple[np.ndarray, np.ndarray] | None = None
         self.sim_traced_ = 0
+        self.datasheet_tables_: tuple[list[str], list[OpTable], list[OpTable]] | None = None
         n_dev = max(int(self.sim_devices), 0)
         out = np.full((len(archs), n_dev), np.nan)
         if n_dev == 0 or self.sim_components < 1 or self.sim_archs < 2:
@@ -261,8 +272,11 @@ class HELPPlusPredictor(LatencyPredictor):
         order = np.random.default_rng(self.seed).permutation(len(archs))[: self.sim_archs]
         rows: list[int] = []
         records = 0
+        eager: list[OpTable] = []
         try:
             for i in order:  # traces are memoised; stop when the budget is spent
+                # the eager trace records the simplified table too, which is then a cache hit
+                eager.append(op_table(self.space_, archs[i], simplify=False))
                 records += len(op_table(self.space_, archs[i]).ops)
                 rows.append(int(i))
                 if len(rows) == 2 and records / 2 * _MIN_SIM_ARCHS > self.sim_ops:
@@ -276,6 +290,11 @@ class HELPPlusPredictor(LatencyPredictor):
                     break
             traced = [archs[i] for i in rows]
             self.sim_traced_ = len(traced)
+            self.datasheet_tables_ = (
+                traced,
+                [_stripped(op_table(self.space_, a)) for a in traced],
+                [_stripped(t) for t in eager],
+            )
             sims = np.stack(
                 [
                     roofline_latency_ms(self.space_, traced, dm)
@@ -354,6 +373,8 @@ class HELPPlusPredictor(LatencyPredictor):
         if pca is not None:
             centre, axes = pca
             b = np.concatenate([b, (full[:, n_src:] - centre) @ axes.T], axis=1)
+        if getattr(self, "datasheet_lut_", None) is not None:
+            b = np.concatenate([b, self._to_target(self._datasheet_ms(archs))], axis=1)
         if self.with_encoding:
             return np.concatenate([b, encode(self.space_, archs)], axis=1)
         return b
@@ -362,6 +383,7 @@ class HELPPlusPredictor(LatencyPredictor):
         if len(archs) < 3:
             raise NotEnoughDataError("help+ needs at least 3 measurements of the device to adapt")
         y = self._to_target(latency_ms)
+        self.datasheet_lut_ = self._datasheet_lut()
         self.ridge_: RidgeFit = fit_ridge_loo(self._design(archs), y)
         self.additive_: tuple[RidgeFit, float, float, float, str] | None = None
         if not getattr(self, "additive", True) or self.ridge_.loo_residuals is None:
@@ -386,6 +408,41 @@ class HELPPlusPredictor(LatencyPredictor):
             w, rmse = stack_weight(y - self.ridge_.loo_residuals, loo, y)
         self.additive_ = (fit, floor, w, rmse, runtime)
 
+    def _datasheet_lut(self) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """The device's datasheet roofline (``datasheet_``, given to :meth:`adapt`) compiled
+        into a lookup table: for each runtime mode (simplified graph, eager), a ridge of the
+        roofline milliseconds of the archs traced in meta-training on
+        :func:`~predictors._features.lut_features`. Returns ``((d, 2) weights, (2,) offsets,
+        floor)``, or None without a datasheet or traced archs. Pricing stored operator tables
+        takes milliseconds; tracing new archs at prediction time would take 0.1 s each."""
+        device: DeviceModel | None = getattr(self, "datasheet_", None)
+        tables = getattr(self, "datasheet_tables_", None)
+        if device is None or tables is None:
+            return None
+        from predictors.zeroshot import estimate_latency_ms
+
+        archs, graph, eager = tables
+        ms = np.array(
+            [[estimate_latency_ms(g, device), estimate_latency_ms(e, device)]
+             for g, e in zip(graph, eager, strict=True)]
+        )  # fmt: skip
+        try:
+            feats = lut_features(self.space_, archs)
+        except (PredictorError, ValueError):
+            return None
+        cols, offsets = [], []
+        for j in range(ms.shape[1]):
+            fit = fit_ridge_loo(feats, ms[:, j])
+            w = fit.coef / fit.x_scale
+            cols.append(w)
+            offsets.append(fit.intercept - float(fit.x_mean @ w))
+        return np.stack(cols, axis=1), np.asarray(offsets), 0.5 * float(ms.min())
+
+    def _datasheet_ms(self, archs: list[str]) -> np.ndarray:
+        """``(n, 2)`` datasheet roofline milliseconds (graph, eager) from the compiled table."""
+        w, offset, floor = self.datasheet_lut_  # type: ignore[misc]
+        return np.asarray(np.maximum(lut_features(self.space_, archs) @ w + offset, floor))
+
     def _additive_candidates(self) -> list[str]:
         """Additive models adaptation chooses from: the space's runtimes of
         :func:`~predictors._features.additive_features`, ``"parallel"`` on NAS-Bench-201
@@ -394,6 +451,8 @@ class HELPPlusPredictor(LatencyPredictor):
         fitted them."""
         use = getattr(self, "source_luts", True) and getattr(self, "source_lut_", None) is not None
         extra = ["sources"] if use else []
+        if getattr(self, "datasheet_lut_", None) is not None:
+            extra.insert(0, "datasheet")
         runtimes = additive_runtimes(self.space_)
         if "pruned" in runtimes and getattr(self, "parallel", True):
             extra.insert(0, "parallel")
@@ -420,6 +479,8 @@ class HELPPlusPredictor(LatencyPredictor):
     def _additive_design(self, archs: list[str], runtime: str) -> np.ndarray:
         if runtime == "parallel":
             return nb201_path_features(archs, self.path_costs_)
+        if runtime == "datasheet":
+            return self._datasheet_ms(archs)
         if runtime == "sources":
             w, offset = self.source_lut_  # type: ignore[misc]
             return np.asarray(lut_features(self.space_, archs) @ w + offset, np.float64)

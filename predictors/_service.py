@@ -22,6 +22,7 @@ from predictors._errors import NotEnoughDataError
 
 if TYPE_CHECKING:
     from hwdb import HardwareDB
+    from predictors.zeroshot import DeviceModel
     from search_spaces import Workload
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "DEFAULT_PREDICTOR",
     "AdaptedLatencyModel",
     "LatencyPrediction",
+    "device_datasheet",
     "get_adapted_predictor",
     "get_default_predictor",
     "predict_latency",
@@ -150,6 +152,34 @@ def get_default_predictor(
     return model, version
 
 
+def device_datasheet(
+    db: HardwareDB, device: str, *, catalog: str | None = None
+) -> DeviceModel | None:
+    """The datasheet roofline of ``device`` for few-shot adaptation, or None.
+
+    A device registered with ``nas device add NAME --catalog ENTRY`` names its catalog entry;
+    ``catalog`` overrides it. Devices without one (every imported benchmark device) get None:
+    guessing an entry from a hardware name could pair a device with the wrong chip.
+
+    Raises:
+        hwdb.NotFoundError: when ``catalog`` is given and names no catalog entry.
+    """
+    from hwdb import NotFoundError
+    from hwdb.catalog import get_entry
+    from predictors.zeroshot import device_model
+
+    try:
+        dev = db.get_device(device)
+    except NotFoundError:
+        dev = None
+    name = catalog or (dev.attributes.get("catalog") if dev is not None else None)
+    if not name:
+        return None
+    precision = dev.precision if dev is not None else "fp32"
+    runtime = dev.runtime if dev is not None else "unknown"
+    return device_model(get_entry(str(name)), precision=precision, runtime=runtime)
+
+
 def get_adapted_predictor(
     db: HardwareDB,
     *,
@@ -162,7 +192,8 @@ def get_adapted_predictor(
     """The default (or named) predictor of ``space`` adapted to ``device``'s measurements.
 
     Every measured arch of the device adapts the model; the 10 reference archs also form the
-    hardware embedding. ``workload`` is accepted for API symmetry: predictions are for the
+    hardware embedding, and a catalog-backed device's datasheet roofline is a prior
+    (:func:`device_datasheet`). ``workload`` is accepted for API symmetry: predictions are for the
     workload the device's measurements were taken under.
 
     Raises:
@@ -185,7 +216,10 @@ def get_adapted_predictor(
             emb = col.loc[refs].to_numpy(float)
     except NotEnoughDataError:
         pass
-    adapted = model.adapt(list(col.index), col.to_numpy(float), hw_embedding_ms=emb)
+    adapted = model.adapt(
+        list(col.index), col.to_numpy(float), hw_embedding_ms=emb,
+        datasheet=device_datasheet(db, device),
+    )  # fmt: skip
     return AdaptedLatencyModel(
         space=space, device=device, model=adapted, version=version, n_measurements=len(col)
     )

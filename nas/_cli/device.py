@@ -98,7 +98,7 @@ def _onboard(
     candidates: int, as_json: bool,
 ) -> None:  # fmt: skip
     from hwdb import HardwareDB
-    from predictors import get_default_predictor
+    from predictors import device_datasheet, get_default_predictor
     from predictors.zeroshot import onboard_device
     from search_spaces import get_space
 
@@ -111,7 +111,7 @@ def _onboard(
         result = onboard_device(
             model, space=sp.name, device=name, measure_fn=_measure_fn(db, sp.name, name),
             candidates=sorted(rng_archs), k=k, batch=batch, target_mape=target,
-            max_rounds=rounds,
+            max_rounds=rounds, datasheet=device_datasheet(db, name),
         )  # fmt: skip
     summary = result.to_dict()
     if as_json:

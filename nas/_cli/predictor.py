@@ -174,7 +174,11 @@ def evaluate(
     json_: JsonOpt = False,
     catalog: Annotated[
         str | None,
-        typer.Option("--catalog", help="Catalog entry for --shots 0 (default: the device's)."),
+        typer.Option(
+            "--catalog",
+            help="Catalog entry (default: the device's): the device itself for --shots 0, "
+            "a datasheet prior of the adaptation otherwise.",
+        ),
     ] = None,
 ) -> None:
     """Few-shot evaluation on the HELP protocol (seeded random split without indices).
@@ -182,7 +186,13 @@ def evaluate(
     With ``--shots 0`` none of the device's measurements are used for prediction: the device
     is described only by its datasheet catalog entry (``nas device add --catalog``).
     """
-    from predictors import DEFAULT_PREDICTOR, evaluate_adapted, meta_train_for, source_devices
+    from predictors import (
+        DEFAULT_PREDICTOR,
+        device_datasheet,
+        evaluate_adapted,
+        meta_train_for,
+        source_devices,
+    )
 
     if shots == 0:
         _evaluate_zero_shot(space, device, catalog, seeds, predictor, json_)
@@ -192,18 +202,22 @@ def evaluate(
     params: dict[str, Any] = {"episodes": episodes} if episodes and name in ("help", "maml") else {}
     with _open() as db:
         table = db.latency_table(space)
+        datasheet = device_datasheet(db, device, catalog=catalog)
     if device not in table.columns:
         from predictors import NotEnoughDataError
 
         raise NotEnoughDataError(f"device {device!r} has no measurements in space {space!r}")
     train_devs, valid = source_devices(table, space, device)
     model = meta_train_for(name, table, space, train_devs, valid, params=params, progress=not json_)
-    result = evaluate_adapted(model, table, space, device, shots=shots, seeds=range(seeds))
+    result = evaluate_adapted(
+        model, table, space, device, shots=shots, seeds=range(seeds), datasheet=datasheet
+    )
     if json_:
         print_json(result)
         return
+    prior = f", datasheet {datasheet.name}" if datasheet is not None else ""
     console.print(
-        f"{name} on {device} ({shots} shots + 10 reference, {seeds} seeds): "
+        f"{name} on {device} ({shots} shots + 10 reference{prior}, {seeds} seeds): "
         f"Spearman {result['spearman']:.3f}, Kendall {result['kendall']:.3f}, "
         f"MAPE {result['mape']:.3f}, within ±10% {result['within_10pct']:.2f}"
     )

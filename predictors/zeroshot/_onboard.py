@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from predictors._base import LatencyPredictor
+from predictors.zeroshot._roofline import DeviceModel
 
 __all__ = ["OnboardResult", "OnboardRound", "onboard_device"]
 
@@ -67,14 +68,16 @@ def _ensemble(
     refs: list[str],
     n: int,
     rng: np.random.Generator,
+    datasheet: DeviceModel | None,
 ) -> list[LatencyPredictor]:
     archs = list(measured)
     lat = np.array([measured[a] for a in archs])
     emb = np.array([measured[r] for r in refs])
-    members = [model.adapt(archs, lat, hw_embedding_ms=emb)]
+    members = [model.adapt(archs, lat, hw_embedding_ms=emb, datasheet=datasheet)]
     for _ in range(n - 1):
         idx = np.unique(rng.integers(0, len(archs), len(archs)))
-        members.append(model.adapt([archs[i] for i in idx], lat[idx], hw_embedding_ms=emb))
+        sub = [archs[i] for i in idx]
+        members.append(model.adapt(sub, lat[idx], hw_embedding_ms=emb, datasheet=datasheet))
     return members
 
 
@@ -91,6 +94,7 @@ def onboard_device(
     max_rounds: int = 5,
     n_bootstrap: int = 5,
     seed: int | None = 0,
+    datasheet: DeviceModel | None = None,
 ) -> OnboardResult:
     """Onboard a device with a meta-trained ``model`` and a measurement callback.
 
@@ -106,6 +110,7 @@ def onboard_device(
         max_rounds: Maximum active-learning rounds.
         n_bootstrap: Ensemble size of the uncertainty estimate.
         seed: Seed of the initial draw and the bootstrap.
+        datasheet: The device's datasheet roofline, a prior of every adaptation.
 
     Raises:
         ValueError: for bad arguments or a bad ``measure_fn`` result.
@@ -128,7 +133,7 @@ def onboard_device(
     measured = dict(zip(first, _measure(measure_fn, first), strict=True))
     result = OnboardResult(device=device, measured=measured)
     for r in range(1, max_rounds + 1):
-        members = _ensemble(model, measured, refs, n_bootstrap, rng)
+        members = _ensemble(model, measured, refs, n_bootstrap, rng, datasheet)
         left = [c for c in pool if c not in measured]
         if len(left) < batch:
             break
@@ -142,6 +147,6 @@ def onboard_device(
         if mape <= target_mape:
             result.converged = True
             break
-    final = _ensemble(model, measured, refs, 2, rng)[0]
+    final = _ensemble(model, measured, refs, 2, rng, datasheet)[0]
     result.model = final
     return result

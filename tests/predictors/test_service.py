@@ -45,3 +45,30 @@ def test_unknown_device_names_the_fix(db_url: str, tmp_path: Path) -> None:
 
     with HardwareDB(db_url) as db, pytest.raises(NotEnoughDataError, match="nas measure"):
         get_adapted_predictor(db, space="nasbench201", device="raspi4")
+
+
+def test_catalog_backed_device_adapts_with_its_datasheet(db_url: str, tmp_path: Path) -> None:
+    """A device registered with a catalog entry (``nas device add --catalog``) adapts with its
+    datasheet roofline as a prior; an imported device without one does not."""
+    import shutil
+
+    from hwdb import DeviceSpec, HardwareDB, NotFoundError
+    from predictors import device_datasheet
+
+    copy = tmp_path / "copy.sqlite"
+    shutil.copy(db_url.removeprefix("sqlite:///"), copy)
+    with HardwareDB(f"sqlite:///{copy}") as db:
+        assert device_datasheet(db, "pixel3") is None
+        assert device_datasheet(db, "no-such-device") is None
+        with pytest.raises(NotFoundError, match="catalog"):
+            device_datasheet(db, "pixel3", catalog="no-such-chip")
+        spec = DeviceSpec(name="gold_6226", provenance="imported", precision="fp32",
+                          attributes={"catalog": "xeon-gold-6226"})  # fmt: skip
+        db.upsert_device(spec)
+        ds = device_datasheet(db, "gold_6226")
+        assert ds is not None and ds.name == "xeon-gold-6226-fp32"
+        model = get_adapted_predictor(db, space="nasbench201", device="gold_6226")
+        assert model.model.datasheet_ == ds
+        assert model.model.datasheet_lut_ is not None  # type: ignore[attr-defined]
+        pred = model.predict(list(db.latency_table("nasbench201").index[:20]))
+        assert np.all(pred.mean_ms > 0)
