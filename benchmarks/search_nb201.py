@@ -8,10 +8,11 @@ front's ideal->nadir range, reference point (1.1, 1.1). Random search with the s
 trials is reported beside it.
 
 Usage: python benchmarks/search_nb201.py [--seeds 5] [--trials 1000] [--latency knn|adapted|oracle]
-       [--device LATBENCH_DEVICE] [--keep-revisits]
+       [--device LATBENCH_DEVICE] [--keep-revisits] [--keep-dead-ops] [--catalog ENTRY]
 
 ``--device`` picks another LatBench column (a check that search settings were not tuned to the
-Jetson); ``--keep-revisits`` turns duplicate elimination off (revisits count as trials).
+Jetson); ``--keep-revisits`` turns duplicate elimination off (revisits count as trials);
+``--keep-dead-ops`` evaluates children with dead operations as they are (no pruning).
 """
 
 from __future__ import annotations
@@ -85,7 +86,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--keep-revisits", action="store_true", help="no duplicate elimination in the search"
     )
+    ap.add_argument(
+        "--keep-dead-ops", action="store_true", help="do not prune dead operations of children"
+    )
     ap.add_argument("--db", default=None, help="hwdb URL with source devices (adapted)")
+    ap.add_argument(
+        "--catalog",
+        default=None,
+        help="register the device with this catalog entry (its datasheet is then a prior of "
+        "the adapted predictor, as for `nas device add NAME --catalog ENTRY`)",
+    )
     ap.add_argument("--shared-data", default=os.environ.get("NAS_SHARED_DATA", "../shared/data"))
     args = ap.parse_args(argv)
 
@@ -112,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                 family="jetson" if dev == DEVICE else dev.split("-")[1],
                 hardware="NVIDIA Jetson Nano" if dev == DEVICE else dev,
                 provenance="imported",
+                attributes={"catalog": args.catalog} if args.catalog else {},
             )
         )
         db.add_measurements(
@@ -148,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             budget_ms=args.budget,
             out_dir=f"{tmp}/s{seed}",
             eliminate_duplicates=not args.keep_revisits,
+            prune_dead_ops=not args.keep_dead_ops,
         )
         front = [e["arch"] for e in res.front]
         rgen = np.random.default_rng(10_000 + seed)
@@ -173,7 +185,9 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "search_nb201",
         "device": dev,
         "eliminate_duplicates": not args.keep_revisits,
+        "prune_dead_ops": not args.keep_dead_ops,
         "latency_model": args.latency,
+        "catalog": args.catalog,
         "visible_archs": len(visible),
         "trials": args.trials,
         "population": args.population,

@@ -49,6 +49,16 @@ class SearchSpace(ABC, Generic[ArchT]):
     def from_params(self, params: Mapping[str, Any]) -> ArchT:
         """Map one full parameter assignment to an architecture (deterministic repair)."""
 
+    def prune_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The parameters of the same network with every operation that cannot reach the model
+        output set to its no-op choice (default: unchanged).
+
+        Both compute the same function, so they have the same expected accuracy, and the pruned
+        one runs no more operators (eager runtimes execute dead operations; graph runtimes drop
+        them). Search evaluates the pruned one instead of each such variant.
+        """
+        return dict(params)
+
     def sample(self, trial: optuna.Trial) -> ArchT:
         """Suggest every parameter on ``trial`` and return the repaired architecture."""
         params = {

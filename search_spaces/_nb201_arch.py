@@ -14,7 +14,7 @@ from typing import Any
 
 from search_spaces._errors import InvalidArchError
 
-__all__ = ["EDGE_NAMES", "NB201Arch", "OPS", "parse_arch_string"]
+__all__ = ["EDGE_NAMES", "NB201Arch", "OPS", "output_reaching_edges", "parse_arch_string"]
 
 #: Candidate operations, in LatBench / BRP-NAS op-code order (code = position).
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -94,6 +94,20 @@ class NB201Arch:
             ]
             groups.append("|" + "|".join(tokens) + "|")
         return "+".join(groups)
+
+
+def output_reaching_edges(ops: Sequence[str]) -> list[bool]:
+    """Which of the six edges (arch-string order) feed the cell output through edges that are
+    not ``none``. The others are dead: their result is never used, so setting them to ``none``
+    leaves the network's function unchanged."""
+    reach = {3}
+    alive = [False] * len(EDGES)
+    for i in reversed(range(len(EDGES))):  # edges into later nodes come later
+        src, dst = EDGES[i]
+        if ops[i] != "none" and dst in reach:
+            alive[i] = True
+            reach.add(src)
+    return alive
 
 
 def _six(values: Any) -> tuple[str, str, str, str, str, str]:

@@ -17,7 +17,13 @@ import numpy as np
 
 from search_spaces._base import ParamValue, SearchSpace
 from search_spaces._errors import InvalidArchError
-from search_spaces._nb201_arch import EDGE_NAMES, OPS, NB201Arch, parse_arch_string
+from search_spaces._nb201_arch import (
+    EDGE_NAMES,
+    OPS,
+    NB201Arch,
+    output_reaching_edges,
+    parse_arch_string,
+)
 from search_spaces._nb201_cost import (
     analytic_features,
     image_inputs,
@@ -115,6 +121,16 @@ class NASBench201Space(SearchSpace[NB201Arch]):
             raise InvalidArchError(f"missing NAS-Bench-201 parameter(s): {', '.join(missing)}")
         ops = tuple(params[name] for name in EDGE_NAMES)
         return NB201Arch((ops[0], ops[1], ops[2], ops[3], ops[4], ops[5]))
+
+    def prune_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Edges whose result never reaches the cell output become ``none`` (same function)."""
+        out = dict(params)
+        if all(name in params for name in EDGE_NAMES):
+            ops = [params[name] for name in EDGE_NAMES]
+            for name, alive in zip(EDGE_NAMES, output_reaching_edges(ops), strict=True):
+                if not alive:
+                    out[name] = "none"
+        return out
 
     # ----------------------------------------------------------------- identity
     def to_string(self, arch: NB201Arch) -> str:

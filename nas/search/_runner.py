@@ -59,6 +59,7 @@ class _Config:
     budget: dict[str, float]
     z: float
     unique: bool = True
+    prune: bool = False
 
 
 def _check_budget(
@@ -232,6 +233,20 @@ def _tell(
     study.tell(trial, [ev.accuracy] + [ev.mean[d] for d in cfg.devices])
 
 
+def _swap(
+    cfg: _Config, study: optuna.Study, trial: optuna.Trial, arch: str, params: dict[str, Any],
+    tag: str,
+) -> tuple[optuna.Trial, str]:  # fmt: skip
+    """Tell ``trial`` ``PRUNED`` (tagged; NSGA-II's populations hold only complete trials) and
+    ask ``params`` as a new trial in its place."""
+    trial.set_user_attr("arch", arch)
+    trial.set_user_attr(tag, True)
+    study.tell(trial, state=TrialState.PRUNED)
+    study.enqueue_trial(params)
+    trial = study.ask()
+    return trial, cfg.space.to_string(cfg.space.sample(trial))
+
+
 def _replace_revisits(
     cfg: _Config,
     study: optuna.Study,
@@ -240,25 +255,25 @@ def _replace_revisits(
     seen: set[str],
     rng: np.random.Generator,
 ) -> tuple[list[optuna.Trial], list[str]]:
-    """Swap each child that revisits an architecture for a novel mutation of it.
+    """Swap each child for the architecture search should evaluate in its place.
 
-    The revisiting trial is told ``PRUNED`` (tagged ``revisit``; NSGA-II's populations hold only
-    complete trials) and the novel parameters are enqueued and asked as a new trial.
+    With ``cfg.prune``, a child with dead operations (:meth:`SearchSpace.prune_params`) becomes
+    the same network without them (tagged ``dead_ops``); with ``cfg.unique``, a child that
+    revisits an architecture becomes a novel mutation of it (tagged ``revisit``).
     """
     out_t, out_a = [], []
     for trial, arch in zip(batch, archs, strict=True):
         for _ in range(_MAX_REPLACEMENTS):
-            if arch not in seen:
+            pruned = cfg.space.prune_params(trial.params) if cfg.prune else trial.params
+            if pruned != trial.params:
+                trial, arch = _swap(cfg, study, trial, arch, pruned, "dead_ops")
+                continue
+            if not cfg.unique or arch not in seen:
                 break
             found = novel_params(cfg.space, trial.params, seen, rng)
             if found is None:  # the space is (nearly) exhausted: keep the revisit
                 break
-            trial.set_user_attr("arch", arch)
-            trial.set_user_attr("revisit", True)
-            study.tell(trial, state=TrialState.PRUNED)
-            study.enqueue_trial(found[0])
-            trial = study.ask()
-            arch = cfg.space.to_string(cfg.space.sample(trial))
+            trial, arch = _swap(cfg, study, trial, arch, found[0], "revisit")
         seen.add(arch)
         out_t.append(trial)
         out_a.append(arch)
@@ -274,7 +289,7 @@ def _generation(
 ) -> int:
     batch = [study.ask() for _ in range(k)]
     archs = [cfg.space.to_string(cfg.space.sample(t)) for t in batch]
-    if cfg.unique:
+    if cfg.unique or cfg.prune:
         batch, archs = _replace_revisits(cfg, study, batch, archs, set(cache), rng)
     new = list(dict.fromkeys(a for a in archs if a not in cache))
     cache.update(_evaluate(cfg, new))
@@ -328,6 +343,7 @@ def run_search(
     out_dir: str | os.PathLike[str] | None = None,
     progress: bool | ProgressFn = False,
     eliminate_duplicates: bool = True,
+    prune_dead_ops: bool = False,
 ) -> SearchResult:
     """Search Pareto-optimal architectures: maximise accuracy, minimise latency per device.
 
@@ -356,6 +372,11 @@ def run_search(
         eliminate_duplicates: Replace a child that revisits an evaluated architecture by a
             novel mutation of it (the revisit is kept as a pruned trial), so ``trials``
             counts distinct architectures; ``False`` tells revisits their cached values.
+        prune_dead_ops: Evaluate a child with operations that cannot reach the output (e.g.
+            a NAS-Bench-201 edge into a node that feeds nothing) as the same network without
+            them (:meth:`~search_spaces.SearchSpace.prune_params`; the child is kept as a
+            pruned trial). Same function, so the same expected accuracy, and never slower;
+            the budget then goes to distinct networks rather than variants of one.
 
     Returns:
         The :class:`SearchResult` (front, all trials, per-generation hypervolume).
@@ -370,7 +391,7 @@ def run_search(
     cfg = _check_args(
         space, devices, accuracy, latency_models, trials, population, budget_ms, budget_quantile_z
     )
-    cfg = replace(cfg, unique=bool(eliminate_duplicates))
+    cfg = replace(cfg, unique=bool(eliminate_duplicates), prune=bool(prune_dead_ops))
     name = study_name or f"{cfg.space.name}-{'+'.join(cfg.devices)}-{cfg.accuracy.name}"
     store = open_storage(storage, out_dir=out_dir)
     verbosity = optuna.logging.get_verbosity()

@@ -146,6 +146,26 @@ def test_search_front_is_nondominated_and_outputs_parse(db_url: str, tmp_path: P
     assert {t.user_attrs["arch"] for t in pruned} <= {t.user_attrs["arch"] for t in done}
 
 
+def test_dead_operations_are_pruned_before_evaluation(db_url: str) -> None:
+    """With ``prune_dead_ops``, a child with dead edges is evaluated as the same network
+    without them: no scored arch has one, and the originals stay as tagged pruned trials."""
+    from search_spaces import get_space
+    from search_spaces._nb201_arch import EDGE_NAMES
+
+    sp = get_space("nasbench201")
+    res, counting = _counted_search(db_url, prune_dead_ops=True)
+    assert res.n_trials == 120 and len(set(counting.seen)) == res.n_evaluated == 120
+    for arch in counting.seen:
+        params = dict(zip(EDGE_NAMES, sp.from_string(arch).ops, strict=True))
+        assert sp.prune_params(params) == params
+    plain, _ = _counted_search(db_url)
+    assert any(  # without pruning, NSGA-II does evaluate such variants
+        sp.prune_params(dict(zip(EDGE_NAMES, sp.from_string(t["arch"]).ops, strict=True)))
+        != dict(zip(EDGE_NAMES, sp.from_string(t["arch"]).ops, strict=True))
+        for t in plain.trials
+    )
+
+
 def test_revisits_are_told_cached_values_without_elimination(db_url: str) -> None:
     res, counting = _counted_search(db_url, eliminate_duplicates=False)
     assert res.n_trials == 120

@@ -305,3 +305,32 @@ def test_help_gcn_checkpoint_ranks_latency_zero_shot(
     ranks_true = lat[idx].argsort().argsort().double()
     spearman = torch.corrcoef(torch.stack([ranks_pred, ranks_true]))[0, 1].item()
     assert spearman > 0.7
+
+
+def test_prune_params_drops_dead_edges_and_keeps_the_function() -> None:
+    """Edges into a node that feeds nothing become ``none``; the pruned network computes
+    exactly what the original does (given the same live weights)."""
+    import torch
+
+    from search_spaces import get_space
+    from search_spaces._nb201_arch import EDGE_NAMES
+
+    sp = get_space("nasbench201")
+    arch = sp.from_string(
+        "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|none~2|"
+    )
+    params = dict(zip(EDGE_NAMES, arch.ops, strict=True))
+    pruned = sp.prune_params(params)
+    assert [pruned[n] for n in EDGE_NAMES] == [
+        "nor_conv_3x3", "none", "none", "skip_connect", "nor_conv_3x3", "none",
+    ]  # fmt: skip
+    live = sp.from_string("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|nor_conv_3x3~1|none~2|")
+    assert sp.from_params(pruned) == live
+    assert sp.prune_params(dict(zip(EDGE_NAMES, live.ops, strict=True))) == pruned
+    torch.manual_seed(0)
+    full, small = sp.build(arch).eval(), sp.build(live).eval()
+    missing = small.load_state_dict(full.state_dict(), strict=False)
+    assert not missing.missing_keys  # every weight of the pruned net exists in the original
+    x = sp.example_inputs(sp.smoke_workload())
+    with torch.inference_mode():
+        torch.testing.assert_close(small(*x), full(*x))

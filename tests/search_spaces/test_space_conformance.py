@@ -106,3 +106,16 @@ def test_nsga2_recombines_every_parameter(name: str) -> None:
 
     inter = intersection_search_space(study.get_trials(deepcopy=False))
     assert set(inter) == set(space.search_parameters())
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_prune_params_is_a_valid_idempotent_assignment(name: str) -> None:
+    space = get_space(name)
+    grid = space.search_parameters()
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        params = {k: v[int(rng.integers(len(v)))] for k, v in grid.items()}
+        pruned = space.prune_params(params)
+        assert set(pruned) == set(params) and all(pruned[k] in grid[k] for k in grid)
+        assert space.prune_params(pruned) == pruned
+        space.from_params(pruned)  # a buildable architecture
