@@ -8,11 +8,11 @@ front's ideal->nadir range, reference point (1.1, 1.1). Random search with the s
 trials is reported beside it.
 
 Usage: python benchmarks/search_nb201.py [--seeds 5] [--trials 1000] [--latency knn|adapted|oracle]
-       [--device LATBENCH_DEVICE] [--keep-revisits] [--keep-dead-ops] [--catalog ENTRY]
+       [--device LATBENCH_DEVICE] [--keep-revisits] [--prune-dead-ops] [--catalog ENTRY]
 
 ``--device`` picks another LatBench column (a check that search settings were not tuned to the
 Jetson); ``--keep-revisits`` turns duplicate elimination off (revisits count as trials);
-``--keep-dead-ops`` evaluates children with dead operations as they are (no pruning).
+``--prune-dead-ops`` evaluates a child with dead operations as its pruned twin.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         "--keep-revisits", action="store_true", help="no duplicate elimination in the search"
     )
     ap.add_argument(
-        "--keep-dead-ops", action="store_true", help="do not prune dead operations of children"
+        "--prune-dead-ops", action="store_true", help="prune dead operations of children"
     )
     ap.add_argument("--db", default=None, help="hwdb URL with source devices (adapted)")
     ap.add_argument(
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             budget_ms=args.budget,
             out_dir=f"{tmp}/s{seed}",
             eliminate_duplicates=not args.keep_revisits,
-            prune_dead_ops=not args.keep_dead_ops,
+            prune_dead_ops=args.prune_dead_ops,
         )
         front = [e["arch"] for e in res.front]
         rgen = np.random.default_rng(10_000 + seed)
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "search_nb201",
         "device": dev,
         "eliminate_duplicates": not args.keep_revisits,
-        "prune_dead_ops": not args.keep_dead_ops,
+        "prune_dead_ops": args.prune_dead_ops,
         "latency_model": args.latency,
         "catalog": args.catalog,
         "visible_archs": len(visible),
