@@ -121,6 +121,13 @@ def _one_standard_error(
     return runner_up if means[runner_up] <= limit else best
 
 
+def _linear_table(features: np.ndarray, latency_ms: np.ndarray) -> tuple[np.ndarray, float]:
+    """A ridge of ``latency_ms`` on raw ``features`` folded into ``(weights, offset)``."""
+    fit = fit_ridge_loo(features, latency_ms)
+    w = fit.coef / fit.x_scale
+    return w, fit.intercept - float(fit.x_mean @ w)
+
+
 def _stripped(table: OpTable) -> OpTable:
     """``table`` without operator names (all the roofline prices; a smaller artifact)."""
     return dataclasses.replace(table, ops=())
@@ -253,10 +260,9 @@ class HELPPlusPredictor(LatencyPredictor):
         cols, offsets = [], []
         try:
             for archs, latency_ms in pairs:
-                fit = fit_ridge_loo(lut_features(self.space_, archs), latency_ms)
-                w = fit.coef / fit.x_scale
+                w, offset = _linear_table(lut_features(self.space_, archs), latency_ms)
                 cols.append(w)
-                offsets.append(fit.intercept - float(fit.x_mean @ w))
+                offsets.append(offset)
         except (PredictorError, ValueError):
             return None
         return np.stack(cols, axis=1), np.asarray(offsets)
@@ -440,13 +446,8 @@ class HELPPlusPredictor(LatencyPredictor):
             feats = lut_features(self.space_, archs)
         except (PredictorError, ValueError):
             return None
-        cols, offsets = [], []
-        for j in range(ms.shape[1]):
-            fit = fit_ridge_loo(feats, ms[:, j])
-            w = fit.coef / fit.x_scale
-            cols.append(w)
-            offsets.append(fit.intercept - float(fit.x_mean @ w))
-        return np.stack(cols, axis=1), np.asarray(offsets), 0.5 * float(ms.min())
+        w, offsets = zip(*(_linear_table(feats, ms[:, j]) for j in range(ms.shape[1])), strict=True)
+        return np.stack(w, axis=1), np.asarray(offsets), 0.5 * float(ms.min())
 
     def _datasheet_ms(self, archs: list[str]) -> np.ndarray:
         """``(n, 2)`` datasheet roofline milliseconds (graph, eager) from the compiled table."""
