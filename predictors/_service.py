@@ -37,6 +37,8 @@ __all__ = [
 ]
 
 DEFAULT_PREDICTOR = "help+"
+#: ``source`` of predictions adapted to measurements with the device's datasheet as a prior.
+DATASHEET_PRIOR_SOURCE = "adapted (datasheet prior)"
 ARTIFACT_KIND = "latency_predictor"
 
 
@@ -216,13 +218,14 @@ def get_adapted_predictor(
             emb = col.loc[refs].to_numpy(float)
     except NotEnoughDataError:
         pass
+    datasheet = device_datasheet(db, device)
     adapted = model.adapt(
-        list(col.index), col.to_numpy(float), hw_embedding_ms=emb,
-        datasheet=device_datasheet(db, device),
-    )  # fmt: skip
-    return AdaptedLatencyModel(
-        space=space, device=device, model=adapted, version=version, n_measurements=len(col)
+        list(col.index), col.to_numpy(float), hw_embedding_ms=emb, datasheet=datasheet
     )
+    return AdaptedLatencyModel(
+        space=space, device=device, model=adapted, version=version, n_measurements=len(col),
+        source="adapted" if datasheet is None else DATASHEET_PRIOR_SOURCE,
+    )  # fmt: skip
 
 
 def predict_latency(

@@ -71,4 +71,4 @@ def test_catalog_backed_device_adapts_with_its_datasheet(db_url: str, tmp_path: 
         assert model.model.datasheet_ == ds
         assert model.model.datasheet_lut_ is not None  # type: ignore[attr-defined]
         pred = model.predict(list(db.latency_table("nasbench201").index[:20]))
-        assert np.all(pred.mean_ms > 0)
+        assert np.all(pred.mean_ms > 0) and pred.source == "adapted (datasheet prior)"
