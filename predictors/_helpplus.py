@@ -65,10 +65,11 @@ eager) of the archs it traces for the roofline prior. A device adapted with its 
 roofline (``adapt(..., datasheet=...)``; every device added with ``nas device add --catalog``)
 gets that roofline priced on those tables and compiled into a lookup table over
 :func:`~predictors._features.lut_features`, so it costs a matrix product per arch instead of a
-0.1 s trace. Its log (graph, eager) columns join the basis ridge and its milliseconds are one
-more additive candidate, so leave-one-out error decides how much the datasheet counts. On 7
+0.1 s trace. Its (graph, eager) milliseconds are one more additive candidate, so
+leave-one-out error decides whether the datasheet is used. Also giving their logs to the basis
+ridge was tried: with 20 points it sometimes overfits (raspi4 0.91 -> 0.72 on one draw). On 7
 catalogued NAS-Bench-201 devices (``benchmarks/datasheet_prior.py``): 5 measurements + 10
-references 0.915 -> 0.925 mean Spearman, 10 + 10 0.944 -> 0.947, 20 + 10 unchanged.
+references 0.920 -> 0.934 mean Spearman, 10 + 10 0.945 -> 0.948, 20 + 10 0.950 -> 0.951.
 """
 
 from __future__ import annotations
@@ -389,8 +390,6 @@ class HELPPlusPredictor(LatencyPredictor):
         if pca is not None:
             centre, axes = pca
             b = np.concatenate([b, (full[:, n_src:] - centre) @ axes.T], axis=1)
-        if getattr(self, "datasheet_lut_", None) is not None:
-            b = np.concatenate([b, self._to_target(self._datasheet_ms(archs))], axis=1)
         if self.with_encoding:
             return np.concatenate([b, encode(self.space_, archs)], axis=1)
         return b
