@@ -289,12 +289,14 @@ class HELPPlusPredictor(LatencyPredictor):
         order = np.random.default_rng(self.seed).permutation(len(archs))[: self.sim_archs]
         rows: list[int] = []
         records = 0
+        graph: list[OpTable] = []
         eager: list[OpTable] = []
         try:
             for i in order:  # traces are memoised; stop when the budget is spent
                 # the eager trace records the simplified table too, which is then a cache hit
                 eager.append(op_table(self.space_, archs[i], simplify=False))
-                records += len(op_table(self.space_, archs[i]).ops)
+                graph.append(op_table(self.space_, archs[i]))
+                records += len(graph[-1].ops)
                 rows.append(int(i))
                 if len(rows) == 2 and records / 2 * _MIN_SIM_ARCHS > self.sim_ops:
                     warnings.warn(
@@ -309,7 +311,7 @@ class HELPPlusPredictor(LatencyPredictor):
             self.sim_traced_ = len(traced)
             self.datasheet_tables_ = (
                 traced,
-                [_stripped(op_table(self.space_, a)) for a in traced],
+                [_stripped(t) for t in graph],
                 [_stripped(t) for t in eager],
             )
             sims = np.stack(
@@ -437,14 +439,14 @@ class HELPPlusPredictor(LatencyPredictor):
         from predictors.zeroshot import estimate_latency_ms
 
         archs, graph, eager = tables
-        ms = np.array(
-            [[estimate_latency_ms(g, device), estimate_latency_ms(e, device)]
-             for g, e in zip(graph, eager, strict=True)]
-        )  # fmt: skip
         try:
             feats = lut_features(self.space_, archs)
         except (PredictorError, ValueError):
             return None
+        ms = np.array(
+            [[estimate_latency_ms(g, device), estimate_latency_ms(e, device)]
+             for g, e in zip(graph, eager, strict=True)]
+        )  # fmt: skip
         w, offsets = zip(*(_linear_table(feats, ms[:, j]) for j in range(ms.shape[1])), strict=True)
         return np.stack(w, axis=1), np.asarray(offsets), 0.5 * float(ms.min())
 

@@ -167,19 +167,18 @@ def device_datasheet(
         hwdb.NotFoundError: when ``catalog`` is given and names no catalog entry.
     """
     from hwdb import NotFoundError
-    from hwdb.catalog import get_entry
-    from predictors.zeroshot import device_model
+    from predictors.zeroshot import device_model, resolve_catalog_device
 
     try:
         dev = db.get_device(device)
     except NotFoundError:
         dev = None
-    name = catalog or (dev.attributes.get("catalog") if dev is not None else None)
-    if not name:
+    if not catalog and (dev is None or not dev.attributes.get("catalog")):
         return None
-    precision = dev.precision if dev is not None else "fp32"
-    runtime = dev.runtime if dev is not None else "unknown"
-    return device_model(get_entry(str(name)), precision=precision, runtime=runtime)
+    entry, precision, _ = resolve_catalog_device(
+        catalog or device, db, precision=dev.precision if dev is not None else None
+    )
+    return device_model(entry, precision=precision, runtime=dev.runtime if dev else "unknown")
 
 
 def get_adapted_predictor(

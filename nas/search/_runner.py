@@ -247,7 +247,7 @@ def _swap(
     return trial, cfg.space.to_string(cfg.space.sample(trial))
 
 
-def _replace_revisits(
+def _replace_children(
     cfg: _Config,
     study: optuna.Study,
     batch: list[optuna.Trial],
@@ -290,7 +290,7 @@ def _generation(
     batch = [study.ask() for _ in range(k)]
     archs = [cfg.space.to_string(cfg.space.sample(t)) for t in batch]
     if cfg.unique or cfg.prune:
-        batch, archs = _replace_revisits(cfg, study, batch, archs, set(cache), rng)
+        batch, archs = _replace_children(cfg, study, batch, archs, set(cache), rng)
     new = list(dict.fromkeys(a for a in archs if a not in cache))
     cache.update(_evaluate(cfg, new))
     for trial, arch in zip(batch, archs, strict=True):
