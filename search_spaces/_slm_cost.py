@@ -1,8 +1,10 @@
-"""Analytic parameter, MAC and decode-state counts of Nemotron-Flash archs (spec 3.8).
+"""Analytic parameter, MAC, decode-state and dispatched-operator counts of Nemotron-Flash archs.
 
 Parameter counts are exact for :class:`~search_spaces._slm_model.NemotronFlashLM` (a test checks
 them against the module on the ``meta`` device); MACs follow the per-operator table of spec 3.8
-(matrix products only, norms excluded). Everything is closed-form, so profiling takes microseconds.
+(matrix products only, norms excluded); :func:`slm_dispatched_ops` counts the operators eager
+PyTorch dispatches in one measured run (a test checks it against a dispatch trace of the real
+module). Everything is closed-form, so profiling takes microseconds.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from functools import lru_cache
 
 from search_spaces._slm_arch import NemotronFlashArch, op_kind
 
-__all__ = ["SLMCost", "op_params", "slm_cost"]
+__all__ = ["SLMCost", "op_params", "slm_cost", "slm_dispatched_ops"]
 
 _BYTES_PER_ELEMENT = 4  # fp32
 
@@ -128,3 +130,77 @@ def slm_cost(
         cache_bytes=batch * state * _BYTES_PER_ELEMENT,
         prefill_len=lp,
     )
+
+
+# Operators eager PyTorch dispatches one by one: aten calls (after the decomposition of composite
+# ops, as under ``torch.no_grad``) other than views and bare allocations, *including* the ones
+# computed from constants only (RoPE tables, SWA masks, ``exp(A_log)``, causal masks), which eager
+# mode runs again at every call. "Views" are those of ``predictors.zeroshot._trace``, which also
+# counts dtype copies as free (the RoPE tables' five ``_to_copy`` per attention call are left
+# out). Counted by tracing each operator on CPU, where the measurements run:
+# ``scaled_dot_product_attention`` is one fused kernel there (it decomposes into a handful of ops
+# on the ``meta`` device), plus ``scalar_tensor``, ``scalar_tensor``, ``where`` that turn a
+# boolean mask into an additive one.
+_NORM_OPS = 6  # RMSNorm: pow, mean, add, rsqrt, mul, mul
+_RESIDUAL_OPS = _NORM_OPS + 1  # pre-norm + residual add, around every operator
+_HEAD_OPS = 2 + _NORM_OPS  # embedding, final RMSNorm, tied-head matmul (one position)
+_META_CAT_OPS = 1  # the prefill's cat of meta tokens and prompt embeddings
+#: One prefill call of an operator, without its residual wrapper and the chunk terms below.
+#: ``attn``: 4 projections, 10 RoPE-table ops, 2 x 5 rotation ops, fused SDPA; ``swa`` adds the
+#: ring-buffer cache (2 ``new_zeros``, ``full``, ``remainder``, 3 ``index_put_``).
+_PREFILL_OPS = {"ffn": 5, "attn": 25, "swa": 32, "mamba2": 29, "deltanet": 52, "gdn": 60}
+#: Chunked prefill (Mamba2 SSD, (Gated) DeltaNet WY): a group of equal chunks (the full chunks,
+#: then a shorter last chunk if any) costs these ops once ...
+_CHUNK_GROUP_OPS = {"mamba2": 21, "deltanet": 25, "gdn": 25}
+#: ... and its sequential pass over chunk states these ops per chunk.
+_CHUNK_OPS = {"mamba2": 3, "deltanet": 12, "gdn": 12}
+#: SWA attending through an explicit mask (prefill longer than the window, every decode step):
+#: 6 mask ops (``ge``, ``le``, ``and``, ``sub``, ``gt``, ``and_``) and the 3 mask conversions.
+_SWA_MASK_OPS = 9
+#: One decode step (one token with a cache) of an operator, without its residual wrapper.
+#: ``attn`` adds 2 KV concatenations for attending and 3 for the grown cache; ``swa`` attends
+#: through the mask and concatenates keys, values and slot positions.
+_DECODE_OPS = {
+    "ffn": 5,
+    "attn": 25 + 5,
+    "swa": 25 + 3 + _SWA_MASK_OPS + 4,
+    "mamba2": 34,
+    "deltanet": 53,
+    "gdn": 64,
+}
+
+
+@lru_cache(maxsize=4096)
+def slm_dispatched_ops(
+    arch: NemotronFlashArch, *, prompt_len: int, decode_len: int, chunk: int
+) -> int:
+    """Operators eager PyTorch dispatches in one measured run of ``arch``.
+
+    One run is what :class:`nas.measure.LanguageModelSampler` times: the prefill of
+    ``meta_tokens + prompt_len`` positions, then ``decode_len`` single-token decode steps.
+    Counts do not depend on widths or batch; they depend on the prefill length through the
+    chunked prefill of Mamba2 / DeltaNet / GDN (``chunk`` positions per chunk) and through SWA,
+    whose prefill needs a mask only when it is longer than the window.
+
+    Args:
+        arch: The architecture.
+        prompt_len: Prompt tokens (meta tokens come on top).
+        decode_len: Decode steps.
+        chunk: Chunk length of the chunked prefill (the space's ``chunk_size``).
+
+    Returns:
+        The number of dispatched operators (views and bare allocations excluded).
+    """
+    length = arch.meta_tokens + prompt_len
+    full, rest = divmod(length, chunk)
+    groups = (full > 0) + (rest > 0)
+    chunks = full + (rest > 0)
+    prefill = _HEAD_OPS + (_META_CAT_OPS if arch.meta_tokens else 0)
+    step = _HEAD_OPS
+    for kind, window in (op_kind(t) for t in arch.ops):
+        prefill += _RESIDUAL_OPS + _PREFILL_OPS[kind]
+        prefill += _CHUNK_GROUP_OPS.get(kind, 0) * groups + _CHUNK_OPS.get(kind, 0) * chunks
+        if kind == "swa" and length > window:
+            prefill += _SWA_MASK_OPS
+        step += _RESIDUAL_OPS + _DECODE_OPS[kind]
+    return prefill + decode_len * step

@@ -18,7 +18,7 @@ from search_spaces._base import ParamValue, SearchSpace
 from search_spaces._errors import InvalidArchError
 from search_spaces._registry import register_space
 from search_spaces._slm_arch import MAX_OPS, NemotronFlashArch, infer_stages, parse_arch_string
-from search_spaces._slm_cost import SLMCost, slm_cost
+from search_spaces._slm_cost import SLMCost, slm_cost, slm_dispatched_ops
 from search_spaces._workload import Profile, Workload
 
 if TYPE_CHECKING:
@@ -205,9 +205,16 @@ class NemotronFlashSpace(SearchSpace[NemotronFlashArch]):
         """Analytic params, end-to-end MACs (prefill + all decode steps) and cache bytes.
 
         ``extra`` holds ``prefill_macs``, ``decode_macs_per_token`` (at the end of the workload),
-        ``decode_macs_total`` and ``prefill_len`` (meta + prompt positions).
+        ``decode_macs_total``, ``prefill_len`` (meta + prompt positions) and
+        ``dispatched_ops``, the operators eager PyTorch dispatches one by one in one measured
+        run (the prefill and every decode step; see
+        :func:`~search_spaces._slm_cost.slm_dispatched_ops`).
         """
-        cost = self._cost(arch, workload)
+        wl = workload or self.default_workload()
+        cost = self._cost(arch, wl)
+        ops = slm_dispatched_ops(
+            arch, prompt_len=wl.prompt_len, decode_len=wl.decode_len, chunk=self.chunk_size
+        )
         macs = cost.prefill_macs + cost.decode_macs_total
         return Profile(
             params=cost.params,
@@ -219,6 +226,7 @@ class NemotronFlashSpace(SearchSpace[NemotronFlashArch]):
                 "decode_macs_per_token": float(cost.decode_macs_per_token),
                 "decode_macs_total": float(cost.decode_macs_total),
                 "prefill_len": float(cost.prefill_len),
+                "dispatched_ops": float(ops),
             },
         )
 
