@@ -191,6 +191,7 @@ class SearchManager:
             latency_models=models,
             trials=req.trials,
             population=req.population,
+            local_search=req.local_search,
             budget_ms=req.budget_ms,
             budget_quantile_z=req.budget_z,
             study_name=f"api-{job.id}",

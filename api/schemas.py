@@ -19,6 +19,8 @@ from pydantic import (
     field_validator,
 )
 
+from nas.search import LOCAL_SEARCH_DEFAULT
+
 __all__ = [
     "AdaptCreate",
     "AdaptPublic",
@@ -291,6 +293,7 @@ class SearchCreate(BaseModel):
     )
     trials: Annotated[int, Field(ge=1, le=1_000_000)] = 200
     population: Annotated[int, Field(ge=2, le=1000)] = 50
+    local_search: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = LOCAL_SEARCH_DEFAULT
     budget_ms: PositiveMs | dict[Name, PositiveMs] | None = None
     budget_z: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False)] = 0.0
     predictor: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None

@@ -9,10 +9,12 @@ trials is reported beside it.
 
 Usage: python benchmarks/search_nb201.py [--seeds 5] [--trials 1000] [--latency knn|adapted|oracle]
        [--device LATBENCH_DEVICE] [--keep-revisits] [--prune-dead-ops] [--catalog ENTRY]
+       [--local-search SHARE]
 
 ``--device`` picks another LatBench column (a check that search settings were not tuned to the
 Jetson); ``--keep-revisits`` turns duplicate elimination off (revisits count as trials);
-``--prune-dead-ops`` evaluates a child with dead operations as its pruned twin.
+``--prune-dead-ops`` evaluates a child with dead operations as its pruned twin;
+``--local-search`` gives that share of each generation to neighbours of the front.
 """
 
 from __future__ import annotations
@@ -89,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--prune-dead-ops", action="store_true", help="prune dead operations of children"
     )
+    ap.add_argument(
+        "--local-search",
+        type=float,
+        default=0.0,
+        help="share of each generation given to neighbours of the front (0: plain NSGA-II)",
+    )
     ap.add_argument("--db", default=None, help="hwdb URL with source devices (adapted)")
     ap.add_argument(
         "--catalog",
@@ -160,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             out_dir=f"{tmp}/s{seed}",
             eliminate_duplicates=not args.keep_revisits,
             prune_dead_ops=args.prune_dead_ops,
+            local_search=args.local_search,
         )
         front = [e["arch"] for e in res.front]
         rgen = np.random.default_rng(10_000 + seed)
@@ -186,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         "device": dev,
         "eliminate_duplicates": not args.keep_revisits,
         "prune_dead_ops": args.prune_dead_ops,
+        "local_search": args.local_search,
         "latency_model": args.latency,
         "catalog": args.catalog,
         "visible_archs": len(visible),

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from nas._cli._common import console, err_console, print_json
+from nas.search import LOCAL_SEARCH_DEFAULT
 
 __all__ = ["register"]
 
@@ -53,6 +54,16 @@ def search(
         int | None,
         typer.Option(help="NSGA-II population size [default: 50 with table, else 20]."),
     ] = None,
+    local_search: Annotated[
+        float,
+        typer.Option(
+            "--local-search",
+            min=0.0,
+            max=1.0,
+            help="Share of each generation given to unexplored single-choice neighbours of the "
+            "front (Pareto local search); 0 = plain NSGA-II.",
+        ),
+    ] = LOCAL_SEARCH_DEFAULT,
     accuracy: Annotated[
         str,
         typer.Option(
@@ -122,6 +133,7 @@ def search(
         latency_models=models,
         trials=trials,
         population=population,
+        local_search=local_search,
         budget_ms=budgets,
         budget_quantile_z=budget_z,
         storage=storage,

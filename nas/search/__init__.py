@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from nas.search._export import EXPORT_FORMATS, export_model, load_exported
     from nas.search._hypervolume import hypervolume, normalized_hypervolume
     from nas.search._latency import MeasuredLatencyModel, load_latency_models
+    from nas.search._local import LOCAL_SEARCH_DEFAULT, neighbour_params
     from nas.search._objectives import (
         ProxyAccuracy,
         ShortTrainAccuracy,
@@ -47,6 +48,8 @@ _LAZY = {
     "normalized_hypervolume": "nas.search._hypervolume",
     "MeasuredLatencyModel": "nas.search._latency",
     "load_latency_models": "nas.search._latency",
+    "LOCAL_SEARCH_DEFAULT": "nas.search._local",
+    "neighbour_params": "nas.search._local",
     "ProxyAccuracy": "nas.search._objectives",
     "ShortTrainAccuracy": "nas.search._objectives",
     "TableAccuracy": "nas.search._objectives",
@@ -69,6 +72,7 @@ _LAZY = {
 
 __all__ = [
     "EXPORT_FORMATS",
+    "LOCAL_SEARCH_DEFAULT",
     "PROXIES",
     "ZERO_SHOT_RESOLVERS",
     "AccuracyObjective",
@@ -92,6 +96,7 @@ __all__ = [
     "load_latency_models",
     "make_accuracy_objective",
     "make_batch",
+    "neighbour_params",
     "normalized_hypervolume",
     "open_storage",
     "pareto_mask",

@@ -4,7 +4,10 @@ Each generation is asked from Optuna's ``NSGAIISampler`` (Deb et al., "A fast an
 multiobjective genetic algorithm: NSGA-II", IEEE TEVC 2002) as one batch of ``population``
 trials. Every parameter of the space is suggested in every trial (``SearchSpace.sample``), the
 batch's new architectures are scored with one accuracy call and one latency-model call per
-device, and all trials are told together; the storage is then checkpointed once.
+device, and all trials are told together; the storage is then checkpointed once. With
+``local_search > 0`` part of each generation after the first is enqueued as unexplored
+single-parameter neighbours of the current front (:mod:`nas.search._local`), a genetic local
+search; NSGA-II breeds the rest and keeps selecting the population from all of them.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from nas.search._errors import SearchError, StudyMismatchError
+from nas.search._local import LOCAL_SEARCH_DEFAULT, neighbour_params
 from nas.search._novel import novel_params
+from nas.search._pareto import pareto_mask
 from nas.search._storage import StudyStorage, open_storage
 from nas.search._types import AccuracyObjective, LatencyModel, SearchResult
 
@@ -60,6 +65,7 @@ class _Config:
     z: float
     unique: bool = True
     prune: bool = False
+    local: float = 0.0
 
 
 def _check_budget(
@@ -280,13 +286,52 @@ def _replace_children(
     return out_t, out_a
 
 
+def _front(cfg: _Config, cache: Mapping[str, _Evaluation], archs: Sequence[str]) -> list[str]:
+    """The non-dominated ``archs`` (feasible ones first when budgets are set)."""
+    ok = [a for a in archs if cache[a].ok]
+    if cfg.budget:
+        feasible = [
+            a for a in ok
+            if all(cache[a].mean[d] + cfg.z * cache[a].std[d] <= b for d, b in cfg.budget.items())
+        ]  # fmt: skip
+        ok = feasible or ok
+    if not ok:
+        return []
+    pts = np.array([[-cache[a].accuracy] + [cache[a].mean[d] for d in cfg.devices] for a in ok])
+    return [ok[i] for i in np.nonzero(pareto_mask(pts))[0]]
+
+
+def _enqueue_neighbours(
+    cfg: _Config,
+    study: optuna.Study,
+    k: int,
+    cache: Mapping[str, _Evaluation],
+    params_of: Mapping[str, dict[str, Any]],
+    rng: np.random.Generator,
+) -> None:
+    """Enqueue ``cfg.local`` of the next ``k`` children as unexplored neighbours of the front
+    (:func:`~nas.search._local.neighbour_params`); NSGA-II breeds the rest."""
+    n = int(round(cfg.local * k))
+    if n < 1:
+        return
+    front = _front(cfg, cache, [a for a in cache if a in params_of])
+    picks = neighbour_params(
+        cfg.space, [params_of[a] for a in front], cache, n, rng, prune=cfg.prune
+    )
+    for params, _ in picks:
+        study.enqueue_trial(params, user_attrs={"local_search": True})
+
+
 def _generation(
     cfg: _Config,
     study: optuna.Study,
     k: int,
     cache: dict[str, _Evaluation],
+    params_of: dict[str, dict[str, Any]],
     rng: np.random.Generator,
 ) -> int:
+    if cache:
+        _enqueue_neighbours(cfg, study, k, cache, params_of, rng)
     batch = [study.ask() for _ in range(k)]
     archs = [cfg.space.to_string(cfg.space.sample(t)) for t in batch]
     if cfg.unique or cfg.prune:
@@ -295,6 +340,7 @@ def _generation(
     cache.update(_evaluate(cfg, new))
     for trial, arch in zip(batch, archs, strict=True):
         _tell(cfg, study, trial, arch, cache[arch])
+        params_of.setdefault(arch, dict(trial.params))
     return len(new)
 
 
@@ -344,6 +390,7 @@ def run_search(
     progress: bool | ProgressFn = False,
     eliminate_duplicates: bool = True,
     prune_dead_ops: bool = False,
+    local_search: float = LOCAL_SEARCH_DEFAULT,
 ) -> SearchResult:
     """Search Pareto-optimal architectures: maximise accuracy, minimise latency per device.
 
@@ -377,6 +424,9 @@ def run_search(
             them (:meth:`~search_spaces.SearchSpace.prune_params`; the child is kept as a
             pruned trial). Same function, so the same expected accuracy, and never slower;
             the budget then goes to distinct networks rather than variants of one.
+        local_search: Share of each generation after the first given to unexplored
+            single-parameter neighbours of the current front (Pareto local search, see
+            :mod:`nas.search._local`); NSGA-II breeds the rest. 0 is plain NSGA-II.
 
     Returns:
         The :class:`SearchResult` (front, all trials, per-generation hypervolume).
@@ -391,7 +441,11 @@ def run_search(
     cfg = _check_args(
         space, devices, accuracy, latency_models, trials, population, budget_ms, budget_quantile_z
     )
-    cfg = replace(cfg, unique=bool(eliminate_duplicates), prune=bool(prune_dead_ops))
+    if not 0.0 <= local_search <= 1.0:
+        raise ValueError(f"`local_search` must be in [0, 1], got {local_search!r}.")
+    cfg = replace(
+        cfg, unique=bool(eliminate_duplicates), prune=bool(prune_dead_ops), local=local_search
+    )
     name = study_name or f"{cfg.space.name}-{'+'.join(cfg.devices)}-{cfg.accuracy.name}"
     store = open_storage(storage, out_dir=out_dir)
     verbosity = optuna.logging.get_verbosity()
@@ -399,6 +453,11 @@ def run_search(
     try:
         study = _open_study(cfg, store, name, seed)
         cache = _cache_from_study(study, cfg.devices)
+        params_of = {
+            t.user_attrs["arch"]: dict(t.params)
+            for t in study.get_trials(deepcopy=False, states=_FINISHED)
+            if isinstance(t.user_attrs.get("arch"), str)
+        }
         finished = len(study.get_trials(deepcopy=False, states=_FINISHED))
         own, n_eval = 0, 0
         rng = np.random.default_rng(None if seed is None else [seed, finished])
@@ -407,7 +466,7 @@ def run_search(
         try:
             while finished < cfg.trials:
                 k = min(cfg.population, cfg.trials - finished)
-                n_eval += _generation(cfg, study, k, cache, rng)
+                n_eval += _generation(cfg, study, k, cache, params_of, rng)
                 own += k
                 store.checkpoint()
                 finished = len(study.get_trials(deepcopy=False, states=_FINISHED))

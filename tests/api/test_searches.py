@@ -67,6 +67,7 @@ def test_bad_search_requests_name_the_field(client: TestClient, auth: dict[str, 
         (_search(budget_ms={"other": 3.0}), ["body", "budget_ms", "other"]),
         (_search(budget_ms=-1.0), ["body", "budget_ms"]),
         (_search(space="nope"), ["body", "space"]),
+        (_search(local_search=1.5), ["body", "local_search"]),
     ]
     for body, loc in cases:
         response = client.post("/v1/searches", json=body, headers=auth)
