@@ -8,7 +8,9 @@ search (Ishibuchi & Murata, "A multi-objective genetic local search algorithm", 
 1998) mixes the two: part of each generation is such neighbours. On cell spaces such as
 NAS-Bench-201, local search is a strong optimiser because accuracy changes little between
 neighbours (White, Nolen & Savani, "Exploring the loss landscape in neural architecture search",
-UAI 2021).
+UAI 2021). Measured here (README): on NAS-Bench-201 with 1000 trials and true latencies it lifts
+the hypervolume on 7 of 9 LatBench devices; on mnasnet with a proxy and 200 trials it loses to
+plain NSGA-II, whose crossover reaches the far ends of a large space sooner. So it is opt-in.
 """
 
 from __future__ import annotations

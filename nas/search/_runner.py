@@ -441,6 +441,8 @@ def run_search(
     cfg = _check_args(
         space, devices, accuracy, latency_models, trials, population, budget_ms, budget_quantile_z
     )
+    if isinstance(local_search, bool) or not isinstance(local_search, int | float):
+        raise ValueError(f"`local_search` must be a number in [0, 1], got {local_search!r}.")
     if not 0.0 <= local_search <= 1.0:
         raise ValueError(f"`local_search` must be in [0, 1], got {local_search!r}.")
     cfg = replace(

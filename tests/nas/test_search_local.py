@@ -76,7 +76,7 @@ def test_search_with_local_search_evaluates_front_neighbours(db_url: str) -> Non
     assert plain_counting.seen[20:] != counting.seen[20:]
 
 
-@pytest.mark.parametrize("share", [-0.1, 1.5, float("nan")])
-def test_local_search_share_is_checked(db_url: str, share: float, tmp_path: Path) -> None:  # noqa: F811
+@pytest.mark.parametrize("share", [-0.1, 1.5, float("nan"), "0.5", True])
+def test_local_search_share_is_checked(db_url: str, share: object, tmp_path: Path) -> None:  # noqa: F811
     with pytest.raises(ValueError, match="local_search"):
         _counted_search(db_url, local_search=share)
