@@ -226,6 +226,11 @@ def _evaluate(cfg: _Config, archs: list[str]) -> dict[str, _Evaluation]:
     return out
 
 
+def _violation(cfg: _Config, ev: _Evaluation, device: str, budget: float) -> float:
+    """Budget constraint of one device, ``mean + z * std - budget`` (feasible when <= 0)."""
+    return ev.mean[device] + cfg.z * ev.std[device] - budget
+
+
 def _tell(
     cfg: _Config, study: optuna.Study, trial: optuna.Trial, arch: str, ev: _Evaluation
 ) -> None:
@@ -235,7 +240,7 @@ def _tell(
         return
     trial.set_user_attr("latency_std_ms", ev.std)
     for dev, budget in cfg.budget.items():
-        trial.set_constraint(dev, ev.mean[dev] + cfg.z * ev.std[dev] - budget)
+        trial.set_constraint(dev, _violation(cfg, ev, dev, budget))
     study.tell(trial, [ev.accuracy] + [ev.mean[d] for d in cfg.devices])
 
 
@@ -292,7 +297,7 @@ def _front(cfg: _Config, cache: Mapping[str, _Evaluation], archs: Sequence[str])
     if cfg.budget:
         feasible = [
             a for a in ok
-            if all(cache[a].mean[d] + cfg.z * cache[a].std[d] <= b for d, b in cfg.budget.items())
+            if all(_violation(cfg, cache[a], d, b) <= 0 for d, b in cfg.budget.items())
         ]  # fmt: skip
         ok = feasible or ok
     if not ok:
