@@ -252,6 +252,8 @@ class PredictionsPublic(BaseModel):
     version: str
     n_measurements: int
     source: str
+    #: The input shapes the latencies are for (the workload the device was measured under).
+    workload: dict[str, int]
     data: list[PredictionPublic]
     count: int
 

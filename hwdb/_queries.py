@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from sqlalchemy import Select, distinct, func, select
+from sqlalchemy import Select, String, cast, distinct, func, select
 
 from hwdb import _bulk
 from hwdb._errors import NotFoundError
@@ -139,12 +140,26 @@ def measured_archs(space: str, device: str, metric: str, protocol: str | None) -
     return q.distinct()
 
 
+def _one_workload_per_device(long: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
+    """Keep each device's rows of one workload: the one it has most rows of (ties: the one
+    measured last). Latencies at different input shapes are different quantities, so a column
+    must not mix them. Returns the kept rows and ``{device: workload dict}``."""
+    raw = long["workload"].fillna("{}")
+    canon = {w: json.dumps(json.loads(w) or {}, sort_keys=True) for w in raw.unique()}
+    long = long.assign(workload=raw.map(canon), pos=range(len(long)))
+    stats = long.groupby(["device", "workload"])["pos"].agg(["size", "max"]).reset_index()
+    best = stats.sort_values(["device", "size", "max"]).drop_duplicates("device", keep="last")
+    chosen = dict(zip(best["device"], best["workload"], strict=True))
+    keep = long[long["workload"] == long["device"].map(chosen)]
+    return keep.drop(columns=["workload", "pos"]), {d: json.loads(w) for d, w in chosen.items()}
+
+
 def latency_frame(
     session: Session, space: str, metric: str, devices_: Sequence[str] | None
 ) -> pd.DataFrame:
     sid = _space_id(session, space)
     q = (
-        select(A.arch, D.name, M.median)
+        select(A.arch, D.name, M.median, cast(M.workload, String))
         .join(M, M.architecture_id == A.id)
         .join(D, D.id == M.device_id)
         .where(A.space_id == sid, M.metric == metric)
@@ -156,7 +171,9 @@ def latency_frame(
         if missing:
             raise NotFoundError(f"device {missing[0]!r} not found")
         q = q.where(D.name.in_(list(devices_)))
-    long = pd.DataFrame(session.execute(q).all(), columns=["arch", "device", "median"])
+    rows = session.execute(q).all()
+    long = pd.DataFrame(rows, columns=["arch", "device", "median", "workload"])
+    long, workloads = _one_workload_per_device(long)
     long = long.drop_duplicates(["arch", "device"], keep="last")
     table = long.pivot(index="arch", columns="device", values="median")
     if devices_ is not None:
@@ -167,6 +184,7 @@ def latency_frame(
     index_rows = session.execute(select(A.arch, A.benchmark_index).where(A.space_id == sid))
     bench = {a: b for a, b in index_rows}
     table.attrs["benchmark_index"] = {a: bench.get(a) for a in table.index}
+    table.attrs["workload"] = {str(d): workloads.get(str(d), {}) for d in table.columns}
     return table
 
 

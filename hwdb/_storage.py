@@ -233,8 +233,12 @@ class HardwareDB:
     ) -> pd.DataFrame:
         """Median latencies, index ``arch``, one column per device (NaN where missing).
 
-        When a device has several protocols for one architecture the newest row wins.
-        ``df.attrs["benchmark_index"]`` maps arch -> benchmark index (or None).
+        When a device has several protocols for one architecture the newest row wins. A
+        device measured under several workloads (input shapes) keeps only the rows of the one
+        it has most measurements of (ties: the newest), since latencies at different shapes
+        are different quantities. ``df.attrs["benchmark_index"]`` maps arch -> benchmark index
+        (or None); ``df.attrs["workload"]`` maps device -> the workload dict of its column
+        (``{}`` when stored without one: the space's default workload).
 
         Raises:
             NotFoundError: unknown space or device.

@@ -177,7 +177,7 @@ def adapted_predictions(
         ValueError: If ``shots < 0``.
         predictors.NotEnoughDataError: If the device lacks the needed measurements.
     """
-    from predictors import device_split
+    from predictors import device_split, device_workload
 
     if shots < 0:
         raise ValueError("`shots` must be greater than or equal to 0.")
@@ -185,7 +185,10 @@ def adapted_predictions(
     col = table[device]
     support = _support(split, shots, seed)
     emb = col.loc[split.reference].to_numpy(float)
-    adapted = model.adapt(support, col.loc[support].to_numpy(float), hw_embedding_ms=emb)
+    adapted = model.adapt(
+        support, col.loc[support].to_numpy(float), hw_embedding_ms=emb,
+        workload=device_workload(table, space, device),
+    )  # fmt: skip
     mean, std = adapted.predict(split.query)
     return pd.DataFrame(
         {

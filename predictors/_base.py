@@ -14,6 +14,7 @@ import io
 import pickle
 import warnings
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -24,6 +25,7 @@ from predictors._errors import NotFittedError, PredictorError
 
 if TYPE_CHECKING:
     from predictors.zeroshot import DeviceModel
+    from search_spaces import Workload
 
 __all__ = [
     "FORMAT_VERSION",
@@ -50,6 +52,7 @@ class DeviceTask:
         latency_ms: Latency of each arch in milliseconds (finite, > 0).
         reference_ms: Latencies of the space's hardware-embedding reference archs, in the
             space's fixed order (the HELP hardware embedding before scaling).
+        workload: The input the latencies were measured under (None: the space's default).
     """
 
     space: str
@@ -57,6 +60,7 @@ class DeviceTask:
     archs: tuple[str, ...]
     latency_ms: np.ndarray
     reference_ms: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    workload: Workload | None = None
 
     def __post_init__(self) -> None:
         lat = np.asarray(self.latency_ms, dtype=np.float64)
@@ -66,6 +70,7 @@ class DeviceTask:
             raise ValueError("`latency_ms` must be finite and greater than 0.")
         object.__setattr__(self, "latency_ms", lat)
         object.__setattr__(self, "reference_ms", np.asarray(self.reference_ms, dtype=np.float64))
+        check_workload(self.workload)
 
 
 def check_tasks(tasks: Sequence[DeviceTask], *, min_devices: int = 1) -> str:
@@ -76,6 +81,16 @@ def check_tasks(tasks: Sequence[DeviceTask], *, min_devices: int = 1) -> str:
     if len(spaces) != 1:
         raise ValueError(f"`tasks` must all belong to one space, got {sorted(spaces)}.")
     return spaces.pop()
+
+
+def check_workload(workload: object) -> None:
+    """``ValueError`` naming ``workload`` unless it is a ``Workload`` or None."""
+    from search_spaces import Workload
+
+    if workload is not None and not isinstance(workload, Workload):
+        raise ValueError(
+            f"`workload` must be a search_spaces.Workload or None, got {type(workload).__name__}."
+        )
 
 
 def check_support(
@@ -107,6 +122,12 @@ class LatencyPredictor(ABC):
     revision: int = 1
     #: The datasheet roofline given to :meth:`adapt` (None: none, or not adapted).
     datasheet_: DeviceModel | None = None
+    #: The workload most source devices were measured under (set by :meth:`fit`; None: the
+    #: space's default). Meta-learned architecture features are computed under it.
+    fit_workload_: Workload | None = None
+    #: The target device's workload given to :meth:`adapt` (None: the space's default); its
+    #: own features (MACs, operator counts) are computed under it.
+    workload_: Workload | None = None
 
     # ------------------------------------------------------------------ contract
     def fit(self, tasks: Sequence[DeviceTask], *, progress: bool = False) -> LatencyPredictor:
@@ -120,6 +141,7 @@ class LatencyPredictor(ABC):
             ``self``.
         """
         self.space_ = check_tasks(tasks)
+        self.fit_workload_ = Counter(t.workload for t in tasks).most_common(1)[0][0]
         self._fit(list(tasks), progress=progress)
         self.is_adapted_ = False
         return self
@@ -131,6 +153,7 @@ class LatencyPredictor(ABC):
         *,
         hw_embedding_ms: Sequence[float] | np.ndarray | None = None,
         datasheet: DeviceModel | None = None,
+        workload: Workload | None = None,
     ) -> LatencyPredictor:
         """Return a new predictor adapted to one device; ``self`` is left untouched.
 
@@ -142,11 +165,14 @@ class LatencyPredictor(ABC):
             datasheet: The device's datasheet roofline (its catalog entry, see
                 :func:`predictors.zeroshot.device_model`), for predictors that use physics as
                 a prior (help+); others ignore it.
+            workload: The input the device was measured under (None: the space's default).
+                Predictions are for that workload.
 
         Raises:
             NotFittedError: before :meth:`fit`.
         """
         self._check_fitted()
+        check_workload(workload)
         archs, lat = check_support(support_archs, support_latencies_ms)
         emb = None
         if hw_embedding_ms is not None:
@@ -155,6 +181,7 @@ class LatencyPredictor(ABC):
                 raise ValueError("`hw_embedding_ms` must be finite and greater than 0.")
         adapted = copy.copy(self)
         adapted.datasheet_ = datasheet
+        adapted.workload_ = workload
         adapted._adapt(archs, lat, emb)
         adapted.is_adapted_ = True
         return adapted

@@ -6,6 +6,10 @@
 * ``transfer``: stacked transfer: gradient boosting (Friedman, 2001) per source device on its
   training pool, then ridge on the target's measurements over those predictions plus the
   architecture encoding.
+
+Features of the target device (MACs, the encoding) are computed under the workload it was
+measured at (``adapt(..., workload=...)``); the source models read the encoding under the
+meta-training workload.
 """
 
 from __future__ import annotations
@@ -49,7 +53,8 @@ class FlopsPredictor(_RidgeOnFeatures):
         pass
 
     def _features(self, archs: list[str]) -> np.ndarray:
-        return np.asarray(np.log(analytic_cost(self.space_, archs)), dtype=np.float64)
+        cost = analytic_cost(self.space_, archs, self.workload_)
+        return np.asarray(np.log(cost), dtype=np.float64)
 
 
 @register_predictor("scratch")
@@ -63,7 +68,7 @@ class ScratchPredictor(_RidgeOnFeatures):
         pass
 
     def _features(self, archs: list[str]) -> np.ndarray:
-        return encode(self.space_, archs).astype(np.float64)
+        return encode(self.space_, archs, self.workload_).astype(np.float64)
 
 
 @register_predictor("transfer")
@@ -93,11 +98,11 @@ class TransferPredictor(_RidgeOnFeatures):
                 model = HistGradientBoostingRegressor(
                     max_iter=self.max_iter, random_state=self.seed
                 )
-                model.fit(encode(self.space_, t.archs), np.log(t.latency_ms))
+                model.fit(encode(self.space_, t.archs, self.fit_workload_), np.log(t.latency_ms))
                 self.source_models_.append(model)
                 advance()
 
     def _features(self, archs: list[str]) -> np.ndarray:
-        x = encode(self.space_, archs)
+        x = encode(self.space_, archs, self.fit_workload_)
         src = np.stack([m.predict(x) for m in self.source_models_], axis=1)
-        return np.concatenate([src, x], axis=1)
+        return np.concatenate([src, encode(self.space_, archs, self.workload_)], axis=1)

@@ -15,25 +15,32 @@ archs, sorted, are permuted with ``numpy.random.default_rng(split_seed)``; the f
 4000) is the training pool, the next (at most 1000) the query pool, both trimmed the same way.
 Reference archs are the space's ``hardware_embedding_archs()`` when measured, else the first 10
 archs of the permuted training pool measured on every device.
+
+Each device's column was measured under one workload (``df.attrs["workload"]``, see
+:func:`device_workload`); its task carries it, so features describe what was measured.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from predictors._base import DeviceTask
-from predictors._errors import NotEnoughDataError
+from predictors._errors import NotEnoughDataError, PredictorError
+
+if TYPE_CHECKING:
+    from search_spaces import Workload
 
 __all__ = [
     "HELP_DEVICES",
     "HELP_REFERENCE_INDICES",
     "DeviceSplit",
     "device_split",
+    "device_workload",
     "make_tasks",
     "reference_archs",
     "sample_support",
@@ -98,6 +105,31 @@ def _ordered_pools(table: pd.DataFrame, space: str, split_seed: int) -> tuple[li
     return perm[:n_train], perm[n_train : n_train + QUERY_POOL]
 
 
+def device_workload(table: pd.DataFrame, space: str, device: str) -> Workload | None:
+    """The workload ``device``'s column of ``table`` was measured under, or None for the
+    space's default (nothing stored, an unregistered space, or the default itself).
+
+    Stored fields override the space's default workload; the others keep it.
+
+    Raises:
+        PredictorError: when the stored workload has unknown or invalid fields.
+    """
+    stored = dict((table.attrs.get("workload") or {}).get(device) or {})
+    if not stored:
+        return None
+    try:
+        import search_spaces
+
+        default = search_spaces.get_space(space).default_workload()
+    except Exception:  # noqa: BLE001 - unregistered space: no featurizer reads a workload
+        return None
+    try:
+        workload = type(default).from_dict({**default.to_dict(), **stored})
+    except ValueError as exc:
+        raise PredictorError(f"device {device!r}: bad stored workload {stored}: {exc}") from exc
+    return None if workload == default else workload
+
+
 def reference_archs(table: pd.DataFrame, space: str, *, split_seed: int = 0) -> list[str]:
     """The 10 hardware-embedding reference archs of ``space`` present in ``table``."""
     bidx = _bench_index(table)
@@ -154,7 +186,8 @@ def device_split(
     if missing:
         raise NotEnoughDataError(
             f"device {device!r} lacks {len(missing)} of the 10 reference archs of {space!r}; "
-            f"measure them with `nas measure --space {space} --device {device} --reference`"
+            f"measure them with "
+            f"`nas measure --space {space} --device-name {device} --reference-set`"
         )
     if len(train) < 20 or len(query) < 10:
         raise NotEnoughDataError(
@@ -193,6 +226,7 @@ def make_tasks(
                 archs=tuple(split.train_pool),
                 latency_ms=col.loc[split.train_pool].to_numpy(float),
                 reference_ms=col.loc[split.reference].to_numpy(float),
+                workload=device_workload(table, space, dev),
             )
         )
     return tasks

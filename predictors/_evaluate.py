@@ -10,7 +10,13 @@ import pandas as pd
 from scipy.stats import kendalltau, spearmanr
 
 from predictors._base import LatencyPredictor, get_predictor
-from predictors._data import HELP_DEVICES, device_split, make_tasks, sample_support
+from predictors._data import (
+    HELP_DEVICES,
+    device_split,
+    device_workload,
+    make_tasks,
+    sample_support,
+)
 from predictors._errors import NotEnoughDataError
 
 if TYPE_CHECKING:
@@ -82,7 +88,8 @@ def evaluate_adapted(
 ) -> dict[str, Any]:
     """Adapt ``model`` on ``shots`` training-pool archs + the 10 reference archs of ``device``
     (one draw per seed) and score it on the device's trimmed query pool. ``datasheet`` (the
-    device's catalog roofline) is passed to :meth:`LatencyPredictor.adapt` as a prior.
+    device's catalog roofline) is passed to :meth:`LatencyPredictor.adapt` as a prior, and so
+    is the workload the device was measured under (:func:`~predictors.device_workload`).
 
     Returns:
         ``{"spearman", "kendall", "mape", "within_10pct"}`` means and ``"per_seed"`` dicts.
@@ -91,12 +98,14 @@ def evaluate_adapted(
     col = table[device]
     true = col.loc[split.query].to_numpy(float)
     emb = col.loc[split.reference].to_numpy(float)
+    workload = device_workload(table, space, device)
     per_seed = []
     for seed in seeds:
         support = sample_support(split, shots, seed) + list(split.reference)
         adapted = model.adapt(
-            support, col.loc[support].to_numpy(float), hw_embedding_ms=emb, datasheet=datasheet
-        )
+            support, col.loc[support].to_numpy(float), hw_embedding_ms=emb, datasheet=datasheet,
+            workload=workload,
+        )  # fmt: skip
         mean, _ = adapted.predict(split.query)
         per_seed.append({"seed": int(seed), **latency_metrics(mean, true)})
     out: dict[str, Any] = {

@@ -10,7 +10,12 @@
   22x9 one-hot of layer operations.
 * ``ofa``: per-layer kernel/expansion one-hots masked by stage depth, depth one-hots and the
   resolution (137 dims), parsed from the canonical OFA string.
-* any other registered space: ``space.encode(space.from_string(arch))``.
+* any other registered space: ``space.encode(space.from_string(arch), workload)``.
+
+Every featurizer takes an optional ``workload`` (:class:`search_spaces.Workload`, ``None``: the
+space's default). The HELP spaces' features do not depend on it (the benchmark fixes the input);
+the project's own spaces encode and profile an architecture *under* a workload, so a device
+measured at 32 prompt tokens is described by its prefill at 32 tokens, not at the default 512.
 
 :func:`additive_features` are the few quantities a latency is close to *linear* in, in
 milliseconds: counts of each operation type (each executed op costs its kernel time plus a
@@ -29,11 +34,14 @@ import json
 import re
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from predictors._errors import PredictorError
+
+if TYPE_CHECKING:
+    from search_spaces import Workload
 
 __all__ = [
     "additive_features",
@@ -183,7 +191,7 @@ def _ofa_vector(cfg: dict[str, list[int]]) -> np.ndarray:
 
 
 @lru_cache(maxsize=131072)
-def _encode_one(space: str, arch: str) -> np.ndarray:
+def _encode_one(space: str, arch: str, workload: Workload | None = None) -> np.ndarray:
     if space == "nasbench201":
         vec = np.zeros((6, 5), np.float32)
         vec[np.arange(6), parse_nb201(arch)] = 1.0
@@ -200,16 +208,16 @@ def _encode_one(space: str, arch: str) -> np.ndarray:
     obj = _space_obj(space)
     if obj is None:
         raise PredictorError(f"no featurizer for space {space!r} (not a registered space)")
-    return np.asarray(obj.encode(obj.from_string(arch)), np.float32)
+    return np.asarray(obj.encode(obj.from_string(arch), workload), np.float32)
 
 
-def encode(space: str, archs: Sequence[str]) -> np.ndarray:
-    """Flat float32 feature matrix ``(n, d)`` of ``archs`` in ``space``."""
-    return np.stack([_encode_one(space, a) for a in archs]).astype(np.float32)
+def encode(space: str, archs: Sequence[str], workload: Workload | None = None) -> np.ndarray:
+    """Flat float32 feature matrix ``(n, d)`` of ``archs`` in ``space`` under ``workload``."""
+    return np.stack([_encode_one(space, a, workload) for a in archs]).astype(np.float32)
 
 
 @lru_cache(maxsize=131072)
-def _cost_one(space: str, arch: str) -> tuple[float, float]:
+def _cost_one(space: str, arch: str, workload: Workload | None = None) -> tuple[float, float]:
     if space == "nasbench201":
         # Cell convolutions dominate: 5 cells per stage at (C, H) = (16, 32), (32, 16), (64, 8).
         ops = parse_nb201(arch)
@@ -234,22 +242,24 @@ def _cost_one(space: str, arch: str) -> tuple[float, float]:
                 c = width[stage]
                 params += cfg["e"][i] * c * (2.0 * c + cfg["ks"][i] ** 2)
         return params * r2 * 49.0, params
-    prof = _profile(space, arch, "cost model")
+    prof = _profile(space, arch, "cost model", workload)
     return float(max(prof.macs, 1)), float(max(prof.params, 1))
 
 
-def _profile(space: str, arch: str, what: str) -> Any:
-    """``space.profile`` of ``arch``; ``PredictorError`` naming ``what`` for unknown spaces."""
+def _profile(space: str, arch: str, what: str, workload: Workload | None) -> Any:
+    """``space.profile`` of ``arch`` under ``workload``; ``PredictorError`` naming ``what``
+    for unknown spaces."""
     obj = _space_obj(space)
     if obj is None:
         raise PredictorError(f"no {what} for space {space!r}")
-    return obj.profile(obj.from_string(arch))
+    return obj.profile(obj.from_string(arch), workload)
 
 
-def analytic_cost(space: str, archs: Sequence[str]) -> np.ndarray:
+def analytic_cost(space: str, archs: Sequence[str], workload: Workload | None = None) -> np.ndarray:
     """``(n, 2)`` array of (MACs, params) per arch: analytic for the HELP spaces, else
-    ``space.profile``. Only the relative size matters to the predictors that use it."""
-    return np.asarray([_cost_one(space, a) for a in archs], np.float64)
+    ``space.profile`` under ``workload``. Only the relative size matters to the predictors
+    that use it."""
+    return np.asarray([_cost_one(space, a, workload) for a in archs], np.float64)
 
 
 def nb201_live_edges(ops: Sequence[int]) -> list[bool]:
@@ -273,7 +283,9 @@ def nb201_live_edges(ops: Sequence[int]) -> list[bool]:
 
 
 @lru_cache(maxsize=131072)
-def _additive_one(space: str, arch: str, runtime: str) -> tuple[float, ...]:
+def _additive_one(
+    space: str, arch: str, runtime: str, workload: Workload | None = None
+) -> tuple[float, ...]:
     if space == "nasbench201":
         ops = parse_nb201(arch)
         if runtime == "pruned":
@@ -293,7 +305,7 @@ def _additive_one(space: str, arch: str, runtime: str) -> tuple[float, ...]:
                 per_kind[kinds.index((cfg["ks"][i], cfg["e"][i]))] += r2
                 per_kind[-1] += 1.0  # per-layer overhead
         return (*per_kind.tolist(), r2)
-    prof = _profile(space, arch, "additive features")
+    prof = _profile(space, arch, "additive features", workload)
     extra = [float(v) for _, v in sorted(prof.extra.items()) if isinstance(v, int | float)]
     return (float(prof.macs), float(prof.params), float(prof.memory_bytes), *extra)
 
@@ -304,7 +316,9 @@ def additive_runtimes(space: str) -> tuple[str, ...]:
     return ("eager", "pruned") if space == "nasbench201" else ("eager",)
 
 
-def additive_features(space: str, archs: Sequence[str], runtime: str = "eager") -> np.ndarray:
+def additive_features(
+    space: str, archs: Sequence[str], runtime: str = "eager", workload: Workload | None = None
+) -> np.ndarray:
     """``(n, d)`` quantities latency (in ms) is roughly linear in; see the module docstring.
 
     NAS-Bench-201: the number of cell edges using each operation type; with
@@ -312,14 +326,15 @@ def additive_features(space: str, archs: Sequence[str], runtime: str = "eager") 
     runtimes such as TFLite). FBNet: the number of layers using each operation type. OFA: per
     (kernel, expansion) layer counts scaled by resolution squared, the layer count and the
     squared resolution. Other spaces: MACs, parameters, memory bytes and any numeric
-    ``Profile.extra`` entries (e.g. prefill and decode MACs of a language model).
+    ``Profile.extra`` entries (e.g. prefill and decode MACs of a language model), all under
+    ``workload``.
 
     Raises:
         ValueError: when ``runtime`` is not one of :func:`additive_runtimes`.
     """
     if runtime not in additive_runtimes(space):
         raise ValueError(f"`runtime` must be one of {additive_runtimes(space)}, got {runtime!r}.")
-    return np.asarray([_additive_one(space, a, runtime) for a in archs], np.float64)
+    return np.asarray([_additive_one(space, a, runtime, workload) for a in archs], np.float64)
 
 
 # The four input-to-output paths of a NAS-Bench-201 cell, as indices into NB201_EDGES.
@@ -370,7 +385,7 @@ def nb201_path_features(
 
 
 @lru_cache(maxsize=131072)
-def _lut_one(space: str, arch: str) -> tuple[float, ...]:
+def _lut_one(space: str, arch: str, workload: Workload | None = None) -> tuple[float, ...]:
     if space == "nasbench201":
         ops = parse_nb201(arch)
         vec = np.zeros((2, len(ops), len(NB201_OPS)))
@@ -383,15 +398,15 @@ def _lut_one(space: str, arch: str) -> tuple[float, ...]:
         vec = np.zeros((len(ops), len(FBNET_OPS)))
         vec[np.arange(len(ops)), ops] = 1.0
         return tuple(vec.ravel().tolist())
-    return tuple(_encode_one(space, arch).astype(np.float64).tolist())
+    return tuple(_encode_one(space, arch, workload).astype(np.float64).tolist())
 
 
-def lut_features(space: str, archs: Sequence[str]) -> np.ndarray:
+def lut_features(space: str, archs: Sequence[str], workload: Workload | None = None) -> np.ndarray:
     """``(n, d)`` one-hot (position, choice) features of a lookup-table latency model.
 
     NAS-Bench-201: the 6x5 one-hot of edge operations, then the same for live edges only
     (:func:`nb201_live_edges`), so both eager and graph-pruning runtimes are linear in them.
     FBNet: the 22x9 one-hot of layer operations. Other spaces: :func:`encode` (one-hots of
-    each decision plus analytic terms).
+    each decision plus analytic terms, under ``workload``).
     """
-    return np.asarray([_lut_one(space, a) for a in archs], np.float64)
+    return np.asarray([_lut_one(space, a, workload) for a in archs], np.float64)

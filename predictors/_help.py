@@ -11,7 +11,7 @@ validation Spearman every 50 episodes. The inner loop is ``torch.func.grad`` und
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,6 +24,9 @@ from predictors._base import DeviceTask, LatencyPredictor, register_predictor
 from predictors._errors import NotEnoughDataError
 from predictors._features import encode, graph_features
 from predictors._progress import progress_bar, torch_threads
+
+if TYPE_CHECKING:
+    from search_spaces import Workload
 
 __all__ = ["HELPPredictor", "MAMLPredictor"]
 
@@ -61,17 +64,19 @@ def minmax(x: np.ndarray) -> np.ndarray:
 
 
 class _Featurizer:
-    """Arch strings -> tensors for one space (GCN graphs for NAS-Bench-201)."""
+    """Arch strings -> tensors for one space (GCN graphs for NAS-Bench-201), encoded under
+    one workload (the meta-training one; the hardware embedding carries the device's)."""
 
-    def __init__(self, space: str) -> None:
+    def __init__(self, space: str, workload: Workload | None = None) -> None:
         self.space = space
         self.kind = "gcn" if space == "nasbench201" else "mlp"
+        self.workload = workload
 
     def __call__(self, archs: Sequence[str]) -> Any:
         if self.kind == "gcn":
             feat, adj = graph_features(archs)
             return torch.from_numpy(feat), torch.from_numpy(adj)
-        return torch.from_numpy(encode(self.space, archs))
+        return torch.from_numpy(encode(self.space, archs, getattr(self, "workload", None)))
 
 
 def _take(x: Any, idx: Tensor) -> Any:
@@ -273,7 +278,7 @@ class HELPPredictor(LatencyPredictor):
             self._meta_train(tasks, progress=progress)
 
     def _meta_train(self, tasks: list[DeviceTask], *, progress: bool) -> None:
-        self.featurizer_ = _Featurizer(self.space_)
+        self.featurizer_ = _Featurizer(self.space_, self.fit_workload_)
         self.kind_ = self.featurizer_.kind
         valid_names = set(self.validation_devices or [])
         train = [self._prepare(t) for t in tasks if t.device not in valid_names]

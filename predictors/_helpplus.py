@@ -70,6 +70,13 @@ leave-one-out error decides whether the datasheet is used. Also giving their log
 ridge was tried: with 20 points it sometimes overfits (raspi4 0.91 -> 0.72 on one draw). On 7
 catalogued NAS-Bench-201 devices (``benchmarks/datasheet_prior.py``): 5 measurements + 10
 references 0.920 -> 0.934 mean Spearman, 10 + 10 0.945 -> 0.948, 20 + 10 0.950 -> 0.951.
+
+Workloads (revision 5): a device is measured under one input (batch, resolution, prompt and
+decoded tokens). The basis, the source lookup tables and the traced tables read architecture
+features under the workload most source devices were measured under (``fit_workload_``);
+the additive model reads the target's own MACs and operator counts under the workload it was
+measured under (``adapt(..., workload=...)``). Before, every feature was computed under the
+space's default workload, e.g. a 512-token prefill for devices measured at 32 tokens.
 """
 
 from __future__ import annotations
@@ -180,7 +187,8 @@ class HELPPlusPredictor(LatencyPredictor):
         seed: Seed of initialisation.
     """
 
-    revision = 4  # 2: source lookup tables; 3: their model alone; 4: datasheet tables
+    # 2: source lookup tables; 3: their model alone; 4: datasheet tables; 5: workloads
+    revision = 5
 
     def __init__(
         self,
@@ -233,7 +241,7 @@ class HELPPlusPredictor(LatencyPredictor):
         self.y_mean_ = np.nanmean(y, axis=0)
         self.y_std_ = np.maximum(np.nanstd(y, axis=0), 1e-6)
         y = (y - self.y_mean_) / self.y_std_
-        x = encode(self.space_, archs).astype(np.float64)
+        x = encode(self.space_, archs, self.fit_workload_).astype(np.float64)
         self.x_mean_ = x.mean(axis=0)
         self.x_std_ = np.where(x.std(axis=0) > 1e-9, x.std(axis=0), 1.0)
         self.source_devices_ = [t.device for t in tasks]
@@ -261,7 +269,8 @@ class HELPPlusPredictor(LatencyPredictor):
         cols, offsets = [], []
         try:
             for archs, latency_ms in pairs:
-                w, offset = _linear_table(lut_features(self.space_, archs), latency_ms)
+                feats = lut_features(self.space_, archs, self.fit_workload_)
+                w, offset = _linear_table(feats, latency_ms)
                 cols.append(w)
                 offsets.append(offset)
         except (PredictorError, ValueError):
@@ -294,8 +303,8 @@ class HELPPlusPredictor(LatencyPredictor):
         try:
             for i in order:  # traces are memoised; stop when the budget is spent
                 # the eager trace records the simplified table too, which is then a cache hit
-                eager.append(op_table(self.space_, archs[i], simplify=False))
-                graph.append(op_table(self.space_, archs[i]))
+                eager.append(op_table(self.space_, archs[i], self.fit_workload_, simplify=False))
+                graph.append(op_table(self.space_, archs[i], self.fit_workload_))
                 records += len(graph[-1].ops)
                 rows.append(int(i))
                 if len(rows) == 2 and records / 2 * _MIN_SIM_ARCHS > self.sim_ops:
@@ -316,7 +325,7 @@ class HELPPlusPredictor(LatencyPredictor):
             )
             sims = np.stack(
                 [
-                    roofline_latency_ms(self.space_, traced, dm)
+                    roofline_latency_ms(self.space_, traced, dm, workload=self.fit_workload_)
                     for dm in simulated_device_models(n_dev, seed=self.seed)
                 ],
                 axis=1,
@@ -375,7 +384,8 @@ class HELPPlusPredictor(LatencyPredictor):
         return np.stack([cache[a] for a in archs])
 
     def _basis_rows(self, archs: list[str]) -> np.ndarray:
-        x = ((encode(self.space_, archs) - self.x_mean_) / self.x_std_).astype(np.float32)
+        x = encode(self.space_, archs, self.fit_workload_)
+        x = ((x - self.x_mean_) / self.x_std_).astype(np.float32)
         out = np.zeros((x.shape[0], len(self.y_mean_)), np.float32)
         for w1, b1, w2, b2, w3, b3 in self.ensemble_:
             h = np.maximum(x @ w1.T + b1, 0.0)
@@ -393,7 +403,7 @@ class HELPPlusPredictor(LatencyPredictor):
             centre, axes = pca
             b = np.concatenate([b, (full[:, n_src:] - centre) @ axes.T], axis=1)
         if self.with_encoding:
-            return np.concatenate([b, encode(self.space_, archs)], axis=1)
+            return np.concatenate([b, encode(self.space_, archs, self.workload_)], axis=1)
         return b
 
     def _adapt(self, archs: list[str], latency_ms: np.ndarray, emb: np.ndarray | None) -> None:
@@ -440,7 +450,7 @@ class HELPPlusPredictor(LatencyPredictor):
 
         archs, graph, eager = tables
         try:
-            feats = lut_features(self.space_, archs)
+            feats = lut_features(self.space_, archs, self.fit_workload_)
         except (PredictorError, ValueError):
             return None
         ms = np.array(
@@ -453,7 +463,8 @@ class HELPPlusPredictor(LatencyPredictor):
     def _datasheet_ms(self, archs: list[str]) -> np.ndarray:
         """``(n, 2)`` datasheet roofline milliseconds (graph, eager) from the compiled table."""
         w, offset, floor = self.datasheet_lut_  # type: ignore[misc]
-        return np.asarray(np.maximum(lut_features(self.space_, archs) @ w + offset, floor))
+        feats = lut_features(self.space_, archs, self.fit_workload_)
+        return np.asarray(np.maximum(feats @ w + offset, floor))
 
     def _additive_candidates(self) -> list[str]:
         """Additive models adaptation chooses from: the space's runtimes of
@@ -495,8 +506,9 @@ class HELPPlusPredictor(LatencyPredictor):
             return self._datasheet_ms(archs)
         if runtime == "sources":
             w, offset = self.source_lut_  # type: ignore[misc]
-            return np.asarray(lut_features(self.space_, archs) @ w + offset, np.float64)
-        return additive_features(self.space_, archs, runtime)
+            feats = lut_features(self.space_, archs, self.fit_workload_)
+            return np.asarray(feats @ w + offset, np.float64)
+        return additive_features(self.space_, archs, runtime, self.workload_)
 
     def _predict(self, archs: list[str]) -> tuple[np.ndarray, np.ndarray]:
         pred = self.ridge_.predict(self._design(archs))

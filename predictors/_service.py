@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from predictors._base import FORMAT_VERSION, LatencyPredictor, get_predictor, load_predictor
-from predictors._data import make_tasks, reference_archs
-from predictors._errors import NotEnoughDataError
+from predictors._data import device_workload, make_tasks, reference_archs
+from predictors._errors import NotEnoughDataError, PredictorError
 
 if TYPE_CHECKING:
     from hwdb import HardwareDB
@@ -56,7 +56,11 @@ class LatencyPrediction:
 
 
 class AdaptedLatencyModel:
-    """A predictor adapted to one device; cheap to call repeatedly."""
+    """A predictor adapted to one device; cheap to call repeatedly.
+
+    Its predictions are for the workload the device was measured under (``workload``; None:
+    the space's default).
+    """
 
     def __init__(
         self,
@@ -74,6 +78,7 @@ class AdaptedLatencyModel:
         self.version = version
         self.n_measurements = n_measurements
         self.source = source
+        self.workload: Workload | None = model.workload_
 
     def predict(self, archs: Sequence[str]) -> LatencyPrediction:
         """Predict canonical arch strings in one batch."""
@@ -194,14 +199,17 @@ def get_adapted_predictor(
 
     Every measured arch of the device adapts the model; the 10 reference archs also form the
     hardware embedding, and a catalog-backed device's datasheet roofline is a prior
-    (:func:`device_datasheet`). ``workload`` is accepted for API symmetry: predictions are for the
-    workload the device's measurements were taken under.
+    (:func:`device_datasheet`). Predictions are for the workload the device's measurements
+    were taken under (``df.attrs["workload"]`` of :meth:`hwdb.HardwareDB.latency_table`), and
+    the device's own features (MACs, operator counts) are computed under it. ``workload``, when
+    given, must be that workload: a latency at other input shapes needs measurements at them.
 
     Raises:
         NotEnoughDataError: naming the command that measures the device.
+        PredictorError: when ``workload`` differs from the measured one.
     """
     table = db.latency_table(space)
-    fix = f"measure it with `nas measure --space {space} --device {device} --reference`"
+    fix = f"measure it with `nas measure --space {space} --device-name {device} --reference-set`"
     if device not in table.columns:
         raise NotEnoughDataError(f"device {device!r} has no measurements in {space!r}; {fix}")
     col = table[device].dropna()
@@ -218,13 +226,26 @@ def get_adapted_predictor(
     except NotEnoughDataError:
         pass
     datasheet = device_datasheet(db, device)
+    measured = device_workload(table, space, device)
+    if workload is not None and workload != _resolved(space, measured):
+        raise PredictorError(
+            f"device {device!r} was measured in {space!r} under {_resolved(space, measured)}, "
+            f"not {workload}; {fix}"
+        )
     adapted = model.adapt(
-        list(col.index), col.to_numpy(float), hw_embedding_ms=emb, datasheet=datasheet
-    )
+        list(col.index), col.to_numpy(float), hw_embedding_ms=emb, datasheet=datasheet,
+        workload=measured,
+    )  # fmt: skip
     return AdaptedLatencyModel(
         space=space, device=device, model=adapted, version=version, n_measurements=len(col),
         source="adapted" if datasheet is None else DATASHEET_PRIOR_SOURCE,
     )  # fmt: skip
+
+
+def _resolved(space: str, workload: Workload | None) -> Workload:
+    from search_spaces import get_space
+
+    return workload or get_space(space).default_workload()
 
 
 def predict_latency(

@@ -61,6 +61,15 @@ def _adapted(services: Services, db: HardwareDB, body: PredictCreate) -> Adapted
         )
 
 
+def _workload(model: AdaptedLatencyModel, space: str) -> dict[str, int]:
+    """The input shapes the predictions are for: the device's measured workload, else (no
+    measurements, or none stored) the space's default."""
+    from search_spaces import get_space
+
+    workload = getattr(model, "workload", None) or get_space(space).default_workload()
+    return workload.to_dict()
+
+
 def _answer(model: AdaptedLatencyModel, body: PredictCreate) -> dict[str, Any]:
     archs = canonical_archs(body.space, body.archs, ["body", "archs"])
     with field_errors("body", "archs"):
@@ -76,6 +85,7 @@ def _answer(model: AdaptedLatencyModel, body: PredictCreate) -> dict[str, Any]:
         "version": pred.version,
         "n_measurements": int(pred.n_measurements),
         "source": pred.source,
+        "workload": _workload(model, body.space),
         "data": [
             {"arch": a, "latency_ms": m, "std_ms": s}
             for a, m, s in zip(pred.archs, mean, std, strict=True)

@@ -98,6 +98,7 @@ def _onboard(
     candidates: int, as_json: bool,
 ) -> None:  # fmt: skip
     from hwdb import HardwareDB
+    from nas.measure import MeasureConfig
     from predictors import device_datasheet, get_default_predictor
     from predictors.zeroshot import onboard_device
     from search_spaces import get_space
@@ -112,6 +113,7 @@ def _onboard(
             model, space=sp.name, device=name, measure_fn=_measure_fn(db, sp.name, name),
             candidates=sorted(rng_archs), k=k, batch=batch, target_mape=target,
             max_rounds=rounds, datasheet=device_datasheet(db, name),
+            workload=MeasureConfig().resolve(sp).workload,  # what `_measure_fn` measures under
         )  # fmt: skip
     summary = result.to_dict()
     if as_json:

@@ -100,24 +100,29 @@ def adapt(
 ) -> None:
     """Adapt the default predictor to a device's measurements (trains it on first need)."""
     from predictors import get_adapted_predictor
+    from search_spaces import get_space
 
     with _open() as db:
         model = get_adapted_predictor(
             db, space=space, device=device, predictor=predictor, progress=True
         )
+    workload = (model.workload or get_space(space).default_workload()).to_dict()
     info = {
         "space": space,
         "device": device,
         "predictor": model.model.name,
         "version": model.version,
         "n_measurements": model.n_measurements,
+        "workload": workload,
     }
     if json_:
         print_json(info)
     else:
+        shapes = ", ".join(f"{k}={v}" for k, v in workload.items())
         console.print(
             f"{info['predictor']} adapted to {device} on {info['n_measurements']} measurements "
-            f"({info['version']})"
+            f"({info['version']}); predictions are for {shapes}",
+            markup=False,
         )
 
 

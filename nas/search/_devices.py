@@ -62,7 +62,7 @@ class DeviceMatch:
                 f"device {self.query!r} -> {self.device}: no measurements in {space!r}, "
                 f"ZERO-SHOT from catalog entry {self.catalog!r} (datasheet roofline, "
                 f"uncalibrated); calibrate with `nas device onboard NAME --space {space} "
-                f"--catalog {self.catalog}` or `nas measure --device NAME --space {space}`"
+                f"--catalog {self.catalog}` or `nas measure --device-name NAME --space {space}`"
             )
         text = (
             f"device {self.query!r} -> {self.device} "
@@ -136,7 +136,8 @@ def resolve_device(db: HardwareDB, query: str, *, space: str) -> DeviceMatch:
     where = f"; {', '.join(known)} exist but have no data in {space!r}" if known else ""
     raise DeviceResolutionError(
         f"no device matching {q!r} has latency data in space {space!r}{where}; measure one with "
-        f"`nas measure --device NAME --space {space}` or import data with `nas hwdb import ...`; "
+        f"`nas measure --device-name NAME --space {space}` or import data with "
+        "`nas hwdb import ...`; "
         "the datasheet catalog has no entry for it either (`nas device catalog` lists them)"
     )
 

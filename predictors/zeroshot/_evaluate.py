@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from predictors._base import DeviceTask, get_predictor
-from predictors._data import device_split, make_tasks
+from predictors._data import device_split, device_workload, make_tasks
 from predictors._evaluate import latency_metrics, source_devices
 from predictors._service import DEFAULT_PREDICTOR
 from predictors.zeroshot._classes import device_model
@@ -86,7 +86,9 @@ def evaluate_zero_shot(
 ) -> dict[str, Any]:
     """Score zero-shot predictions for ``device`` against its measurements in ``db``.
 
-    One meta-training per seed (the predictor's ``seed``); the target device is never a source.
+    One meta-training per seed (the predictor's ``seed``); the target device is never a
+    source. The roofline prices the device's measured workload
+    (:func:`~predictors.device_workload`).
 
     Args:
         db: Hardware database holding the target's measurements (ground truth only) and the
@@ -113,7 +115,8 @@ def evaluate_zero_shot(
     table = db.latency_table(space)
     split = device_split(table, space, device)
     true = table[device].loc[split.query].to_numpy(float)
-    roofline = roofline_latency_ms(space, split.query, dm)
+    workload = device_workload(table, space, device)
+    roofline = roofline_latency_ms(space, split.query, dm, workload=workload)
     train, valid = source_devices(table, space, device)
     tasks = make_tasks(table, space, [d for d in (*train, *valid) if d != device])
     name = predictor or DEFAULT_PREDICTOR
@@ -121,7 +124,7 @@ def evaluate_zero_shot(
     for seed in seeds:
         extra = simulated_tasks(space, tasks[0].archs, simulated, seed=seed) if simulated else []
         model = get_predictor(name, seed=int(seed)).fit([*tasks, *extra])
-        adapted, _ = adapt_zero_shot(model, space, dm)
+        adapted, _ = adapt_zero_shot(model, space, dm, workload)
         mean, _ = adapted.predict(split.query)
         per_seed.append({"seed": int(seed), **latency_metrics(mean, true)})
     out: dict[str, Any] = {k: float(np.mean([r[k] for r in per_seed])) for k in _METRICS}

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from predictors._base import LatencyPredictor
 from predictors.zeroshot._roofline import DeviceModel
+
+if TYPE_CHECKING:
+    from search_spaces import Workload
 
 __all__ = ["OnboardResult", "OnboardRound", "onboard_device"]
 
@@ -69,15 +72,19 @@ def _ensemble(
     n: int,
     rng: np.random.Generator,
     datasheet: DeviceModel | None,
+    workload: Workload | None,
 ) -> list[LatencyPredictor]:
     archs = list(measured)
     lat = np.array([measured[a] for a in archs])
     emb = np.array([measured[r] for r in refs])
-    members = [model.adapt(archs, lat, hw_embedding_ms=emb, datasheet=datasheet)]
+
+    def adapt(idx: np.ndarray) -> LatencyPredictor:
+        sub, ms = [archs[i] for i in idx], lat[idx]
+        return model.adapt(sub, ms, hw_embedding_ms=emb, datasheet=datasheet, workload=workload)
+
+    members = [adapt(np.arange(len(archs)))]
     for _ in range(n - 1):
-        idx = np.unique(rng.integers(0, len(archs), len(archs)))
-        sub = [archs[i] for i in idx]
-        members.append(model.adapt(sub, lat[idx], hw_embedding_ms=emb, datasheet=datasheet))
+        members.append(adapt(np.unique(rng.integers(0, len(archs), len(archs)))))
     return members
 
 
@@ -95,6 +102,7 @@ def onboard_device(
     n_bootstrap: int = 5,
     seed: int | None = 0,
     datasheet: DeviceModel | None = None,
+    workload: Workload | None = None,
 ) -> OnboardResult:
     """Onboard a device with a meta-trained ``model`` and a measurement callback.
 
@@ -111,6 +119,7 @@ def onboard_device(
         n_bootstrap: Ensemble size of the uncertainty estimate.
         seed: Seed of the initial draw and the bootstrap.
         datasheet: The device's datasheet roofline, a prior of every adaptation.
+        workload: The input ``measure_fn`` measures under (None: the space's default).
 
     Raises:
         ValueError: for bad arguments or a bad ``measure_fn`` result.
@@ -133,7 +142,7 @@ def onboard_device(
     measured = dict(zip(first, _measure(measure_fn, first), strict=True))
     result = OnboardResult(device=device, measured=measured)
     for r in range(1, max_rounds + 1):
-        members = _ensemble(model, measured, refs, n_bootstrap, rng, datasheet)
+        members = _ensemble(model, measured, refs, n_bootstrap, rng, datasheet, workload)
         left = [c for c in pool if c not in measured]
         if len(left) < batch:
             break
@@ -147,6 +156,6 @@ def onboard_device(
         if mape <= target_mape:
             result.converged = True
             break
-    final = _ensemble(model, measured, refs, 2, rng, datasheet)[0]
+    final = _ensemble(model, measured, refs, 2, rng, datasheet, workload)[0]
     result.model = final
     return result

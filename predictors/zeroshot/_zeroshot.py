@@ -25,6 +25,7 @@ from predictors.zeroshot._roofline import DeviceModel, roofline_latency_ms
 if TYPE_CHECKING:
     from hwdb import HardwareDB
     from hwdb.catalog import CatalogEntry
+    from search_spaces import Workload
 
 __all__ = [
     "ROOFLINE_SOURCE",
@@ -141,12 +142,13 @@ def reference_strings(space: str) -> list[str]:
 
 
 def adapt_zero_shot(
-    model: LatencyPredictor, space: str, dm: DeviceModel
+    model: LatencyPredictor, space: str, dm: DeviceModel, workload: Workload | None = None
 ) -> tuple[LatencyPredictor, np.ndarray]:
-    """Adapt a meta-trained predictor to roofline estimates of the reference archs."""
+    """Adapt a meta-trained predictor to roofline estimates of the reference archs under
+    ``workload`` (None: the space's default)."""
     refs = reference_strings(space)
-    ref_ms = roofline_latency_ms(space, refs, dm)
-    return model.adapt(refs, ref_ms, hw_embedding_ms=ref_ms), ref_ms
+    ref_ms = roofline_latency_ms(space, refs, dm, workload=workload)
+    return model.adapt(refs, ref_ms, hw_embedding_ms=ref_ms, workload=workload), ref_ms
 
 
 def zero_shot_model(

@@ -107,6 +107,33 @@ def test_latency_table_and_records(db_url: str) -> None:
         assert db.list_spaces() == [SPACE]
 
 
+def test_latency_table_keeps_one_workload_per_device(db_url: str) -> None:
+    """A column never mixes input shapes: the workload with most rows wins, ties the newest."""
+    archs = nb201_archs(8)
+    small, large = {"batch_size": 1, "resolution": 160}, {"resolution": 224, "batch_size": 1}
+
+    def rows(chosen: list[str], workload: dict[str, int], median: float) -> list[MeasurementIn]:
+        tag = f"@r{workload['resolution']}"
+        return [
+            MeasurementIn("d", SPACE, a, median=median, protocol=tag, workload=workload)
+            for a in chosen
+        ]
+
+    with HardwareDB(db_url) as db:
+        db.upsert_device(DeviceSpec("d"))
+        db.upsert_device(DeviceSpec("e"))
+        db.add_measurements(rows(archs[:5], small, 1.0))
+        db.add_measurements(rows(archs[3:6], large, 2.0))  # newer, but fewer
+        db.add_measurements([MeasurementIn("e", SPACE, archs[0], median=3.0)])
+        table = db.latency_table(SPACE)
+        assert table["d"].dropna().to_dict() == {a: 1.0 for a in archs[:5]}
+        assert table.attrs["workload"] == {"d": small, "e": {}}
+        db.add_measurements(rows(archs[6:8], large, 2.0))  # 5 against 5: the newest wins
+        table = db.latency_table(SPACE, devices=["d"])
+        assert table["d"].dropna().to_dict() == {a: 2.0 for a in archs[3:8]}
+        assert table.attrs["workload"] == {"d": large}
+
+
 def test_accuracies(db_url: str) -> None:
     archs = nb201_archs(3)
     with HardwareDB(db_url) as db:

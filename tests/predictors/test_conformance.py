@@ -19,6 +19,7 @@ from predictors import (
     make_tasks,
     sample_support,
 )
+from search_spaces import Workload
 
 # Tiny budgets: the suite checks the contract, not accuracy.
 FAST: dict[str, dict[str, Any]] = {
@@ -122,3 +123,11 @@ def test_bad_support_raises_value_error(fitted: LatencyPredictor) -> None:
         fitted.adapt(["a"], [-1.0], hw_embedding_ms=np.ones(10))
     with pytest.raises(ValueError, match="support_archs"):
         fitted.adapt([], [], hw_embedding_ms=np.ones(10))
+
+
+def test_workload_is_checked_and_kept(fitted: LatencyPredictor, nb201_table: pd.DataFrame) -> None:
+    archs, lat, emb = _support(nb201_table)
+    with pytest.raises(ValueError, match="workload"):
+        fitted.adapt(archs, lat, hw_embedding_ms=emb, workload={"batch_size": 8})  # type: ignore[arg-type]
+    adapted = fitted.adapt(archs, lat, hw_embedding_ms=emb, workload=Workload(batch_size=8))
+    assert adapted.workload_ == Workload(batch_size=8) and fitted.workload_ is None
