@@ -98,6 +98,15 @@ class BulkImport:
     rows: list[MeasurementIn] = field(default_factory=list)
 
     @property
+    def n_archs(self) -> int:
+        """Distinct ``(space, arch)`` pairs the import names, however it names them."""
+        keys = {(space, a) for space, archs in self.archs.items() for a in archs}
+        keys.update((m.space, a) for m in self.measurements for a in m.archs)
+        keys.update((c.space, a) for c in self.accuracies for a in c.archs)
+        keys.update((r.space, r.arch) for r in self.rows)
+        return len(keys)
+
+    @property
     def n_rows(self) -> int:
         """Number of measurement plus accuracy rows."""
         series = sum(len(s.values) for s in self.measurements)

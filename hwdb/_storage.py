@@ -359,13 +359,13 @@ class HardwareDB:
         kept (re-importing changes nothing).
 
         Returns:
-            Counts: ``devices`` and ``architectures`` given, ``measurements`` and
+            Counts: ``devices`` and distinct ``architectures`` given, ``measurements`` and
             ``accuracies`` newly inserted.
         """
         inserted = self._write(lambda s: _queries.apply_bulk(s, data, progress))
         return {
             "devices": len(data.devices),
-            "architectures": sum(len(v) for v in data.archs.values()),
+            "architectures": data.n_archs,
             **inserted,
         }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -33,3 +34,13 @@ def test_init_on_empty_db_loads_three_spaces(capsys: pytest.CaptureFixture[str])
     with pytest.raises(SystemExit):
         main(["hwdb", "stats", "--json"])
     assert json.loads(capsys.readouterr().out) == stats
+
+
+def test_import_counts_the_architectures_it_names(tmp_path: Path) -> None:
+    from hwdb import HardwareDB
+    from hwdb.importers.parquet import load_parquet
+
+    path = next(p for p in bundled_datasets() if p.name == "mnasnet.parquet")
+    with HardwareDB(f"sqlite:///{tmp_path / 'db.sqlite'}") as db:
+        counts = db.bulk_import(load_parquet(path))
+        assert counts["architectures"] == db.stats()["spaces"]["mnasnet"]["architectures"] == 409
