@@ -95,7 +95,7 @@ class PredictorCache:
 
         Blocking: call it from a worker thread.
         """
-        from predictors import get_adapted_predictor
+        from predictors import get_adapted_predictor, latency_metric
 
         key = self.key(db, space, device, predictor)
         model = self.fresh(key)
@@ -105,7 +105,7 @@ class PredictorCache:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
             n = db.count_measurements(
-                space=space, device=device, metric="latency_ms", distinct_archs=True
+                space=space, device=device, metric=latency_metric(space), distinct_archs=True
             )
             entry = self._entries.get(key)
             if entry is not None and entry.n_measurements == n:

@@ -41,6 +41,7 @@ __all__ = [
     "DeviceSplit",
     "device_split",
     "device_workload",
+    "latency_metric",
     "make_tasks",
     "reference_archs",
     "sample_support",
@@ -103,6 +104,17 @@ def _ordered_pools(table: pd.DataFrame, space: str, split_seed: int) -> tuple[li
     perm = [ordered[i] for i in rng.permutation(len(ordered))]
     n_train = min(4000, len(perm) // 2)
     return perm[:n_train], perm[n_train : n_train + QUERY_POOL]
+
+
+def latency_metric(space: str) -> str:
+    """The hwdb metric that is ``space``'s latency (``SearchSpace.latency_metric``:
+    ``"e2e_ms"`` for language models, else ``"latency_ms"``, also for unregistered spaces)."""
+    try:
+        import search_spaces
+
+        return str(search_spaces.get_space(space).latency_metric)
+    except Exception:  # noqa: BLE001 - an imported benchmark space without a registration
+        return "latency_ms"
 
 
 def device_workload(table: pd.DataFrame, space: str, device: str) -> Workload | None:

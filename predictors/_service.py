@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from predictors._base import FORMAT_VERSION, LatencyPredictor, get_predictor, load_predictor
-from predictors._data import device_workload, make_tasks, reference_archs
+from predictors._data import device_workload, latency_metric, make_tasks, reference_archs
 from predictors._errors import NotEnoughDataError, PredictorError
 
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ def get_default_predictor(
     from hwdb import NotFoundError
 
     name = predictor or DEFAULT_PREDICTOR
-    table = db.latency_table(space) if table is None else table
+    table = db.latency_table(space, metric=latency_metric(space)) if table is None else table
     sources = _sources(table, space, exclude_device)
     if not sources:
         raise NotEnoughDataError(
@@ -208,7 +208,7 @@ def get_adapted_predictor(
         NotEnoughDataError: naming the command that measures the device.
         PredictorError: when ``workload`` differs from the measured one.
     """
-    table = db.latency_table(space)
+    table = db.latency_table(space, metric=latency_metric(space))
     fix = f"measure it with `nas measure --space {space} --device-name {device} --reference-set`"
     if device not in table.columns:
         raise NotEnoughDataError(f"device {device!r} has no measurements in {space!r}; {fix}")

@@ -39,6 +39,9 @@ class SearchSpace(ABC, Generic[ArchT]):
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
+    #: The hwdb metric that is this space's latency: what predictors learn and a search
+    #: minimises (``"latency_ms"``: one forward pass).
+    latency_metric: ClassVar[str] = "latency_ms"
 
     # ----------------------------------------------------------------- sampling grid
     @abstractmethod

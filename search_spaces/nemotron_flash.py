@@ -75,6 +75,9 @@ class NemotronFlashSpace(SearchSpace[NemotronFlashArch]):
     """
 
     name = "nemotron_flash"
+    #: End to end: the prefill plus every decoded token of the workload, what a user waits for
+    #: (``nas measure`` also stores ``prefill_ms`` and ``decode_ms_per_token``).
+    latency_metric = "e2e_ms"
     description = "Nemotron-Flash hybrid SLM: attn/SWA/Mamba2/DeltaNet/GDN + FFN in 3 stages"
 
     def __init__(

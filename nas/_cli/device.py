@@ -84,10 +84,11 @@ def add_catalog_device(
 def _measure_fn(db: HardwareDB, space: str, device: str) -> Any:
     """``archs -> ms`` measuring on this machine with :mod:`nas.measure` (stored in ``db``)."""
     from nas.measure import measure_architectures
+    from predictors import latency_metric
 
     def measure(archs: list[str]) -> list[float]:
         measure_architectures(db, space=space, device=device, archs=archs)
-        col = db.latency_table(space, devices=[device])[device]
+        col = db.latency_table(space, devices=[device], metric=latency_metric(space))[device]
         return [float(col.loc[a]) for a in archs]
 
     return measure

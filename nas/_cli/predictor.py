@@ -59,7 +59,13 @@ def train(
     ] = None,
 ) -> None:
     """Meta-train a predictor and store it in the database as an artifact."""
-    from predictors import DEFAULT_PREDICTOR, FORMAT_VERSION, HELP_DEVICES, meta_train_for
+    from predictors import (
+        DEFAULT_PREDICTOR,
+        FORMAT_VERSION,
+        HELP_DEVICES,
+        latency_metric,
+        meta_train_for,
+    )
 
     if protocol is not None and protocol != "help":
         _usage(f"--protocol must be 'help', got {protocol!r}")
@@ -68,7 +74,7 @@ def train(
     name = predictor or DEFAULT_PREDICTOR
     params: dict[str, Any] = {"episodes": episodes} if episodes and name in ("help", "maml") else {}
     with _open() as db:
-        table = db.latency_table(space)
+        table = db.latency_table(space, metric=latency_metric(space))
         if protocol == "help":
             if space not in HELP_DEVICES:
                 _usage(f"--protocol help is defined for {', '.join(HELP_DEVICES)}, not {space!r}")
@@ -195,6 +201,7 @@ def evaluate(
         DEFAULT_PREDICTOR,
         device_datasheet,
         evaluate_adapted,
+        latency_metric,
         meta_train_for,
         source_devices,
     )
@@ -206,7 +213,7 @@ def evaluate(
     name = predictor or DEFAULT_PREDICTOR
     params: dict[str, Any] = {"episodes": episodes} if episodes and name in ("help", "maml") else {}
     with _open() as db:
-        table = db.latency_table(space)
+        table = db.latency_table(space, metric=latency_metric(space))
         datasheet = device_datasheet(db, device, catalog=catalog)
     if device not in table.columns:
         from predictors import NotEnoughDataError

@@ -99,7 +99,9 @@ def _counts(db: HardwareDB, space: str) -> dict[str, int]:
     devices = [d.name for d in db.list_devices(space=space)]
     if not devices:
         return {}
-    table = db.latency_table(space, devices=devices)
+    from predictors import latency_metric
+
+    table = db.latency_table(space, devices=devices, metric=latency_metric(space))
     return {d: int(table[d].notna().sum()) if d in table.columns else 0 for d in devices}
 
 

@@ -79,8 +79,8 @@ class MeasuredLatencyModel:
     def from_db(
         cls, db: HardwareDB, *, space: SearchSpace[Any], device: str, k: int = 5
     ) -> MeasuredLatencyModel:
-        """Build from ``db.latency_table(space, devices=[device])``."""
-        table = db.latency_table(space.name, devices=[device])
+        """Build from the device's column of ``db.latency_table`` (the space's metric)."""
+        table = db.latency_table(space.name, devices=[device], metric=space.latency_metric)
         col = table[device].dropna() if device in table.columns else table.iloc[:0, 0]
         return cls(space, device, {str(a): float(v) for a, v in col.items()}, k=k)
 

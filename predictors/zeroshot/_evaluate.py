@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from predictors._base import DeviceTask, get_predictor
-from predictors._data import device_split, device_workload, make_tasks
+from predictors._data import device_split, device_workload, latency_metric, make_tasks
 from predictors._evaluate import latency_metrics, source_devices
 from predictors._service import DEFAULT_PREDICTOR
 from predictors.zeroshot._classes import device_model
@@ -112,7 +112,7 @@ def evaluate_zero_shot(
     entry = catalog_entry if isinstance(catalog_entry, CatalogEntry) else get_entry(catalog_entry)
     target = db.get_device(device)
     dm = device_model(entry, precision=precision or target.precision, runtime=target.runtime)
-    table = db.latency_table(space)
+    table = db.latency_table(space, metric=latency_metric(space))
     split = device_split(table, space, device)
     true = table[device].loc[split.query].to_numpy(float)
     workload = device_workload(table, space, device)

@@ -140,3 +140,29 @@ def test_cli_adapt_says_which_workload_it_predicts(
     assert exc.value.code == 0
     out = json.loads(capsys.readouterr().out)
     assert out["workload"] == Workload(batch_size=8, resolution=160).to_dict()
+
+
+def test_language_models_use_their_end_to_end_latency(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """nemotron_flash rows are stored as prefill / decode / end-to-end times, not latency_ms."""
+    from hwdb import HardwareDB
+    from hwdb.importers.parquet import bundled_datasets, import_parquet
+    from nas.search import resolve_device
+    from predictors import latency_metric
+
+    assert latency_metric("nemotron_flash") == "e2e_ms"
+    assert latency_metric("mnasnet") == latency_metric("ofa") == "latency_ms"
+    url = f"sqlite:///{tmp_path_factory.mktemp('lm') / 'hwdb.sqlite'}"
+    with HardwareDB(url) as db:
+        path = next(p for p in bundled_datasets() if p.name == "nemotron_flash.parquet")
+        import_parquet(db, path)
+        match = resolve_device(db, "cpu-torch-fp32-t1", space="nemotron_flash")
+        assert (match.device, match.n_measurements) == ("cpu-torch-fp32-t1", 410)
+        model = get_adapted_predictor(
+            db, space="nemotron_flash", device="cpu-torch-fp32-t1", predictor="flops"
+        )
+        assert model.n_measurements == 410 and model.workload == SHORT_PROMPT
+        e2e = db.latency_table("nemotron_flash", metric="e2e_ms")["cpu-torch-fp32-t1"]
+        pred = model.predict(list(e2e.index[:50])).mean_ms
+        assert np.corrcoef(np.log(pred), np.log(e2e.to_numpy()[:50]))[0, 1] > 0.5
