@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nas.search._errors import SearchError
+from nas.search._memory import MemoryGuard
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -76,6 +77,21 @@ class TableAccuracy:
         return np.array([self._values.get(a, math.nan) for a in archs], dtype=float)
 
 
+#: Peak bytes per parameter of each proxy's evaluation, measured on this project's models
+#: (``nemotron_flash`` at ``hidden`` 512, 122M parameters: SynFlow 28.5 B including the
+#: process): weights, gradients and the copies a proxy makes (SynFlow: float64 weights, their
+#: signs and gradients).
+PROXY_BYTES_PER_PARAM = {
+    "synflow": 28.0,
+    "snip": 16.0,
+    "grad_norm": 16.0,
+    "jacob_cov": 12.0,
+    "naswot": 8.0,
+    "params": 8.0,
+    "flops": 8.0,
+}
+
+
 class ProxyAccuracy:
     """A zero-cost proxy as the accuracy objective (see :mod:`nas.search._proxies`).
 
@@ -107,7 +123,7 @@ class ProxyAccuracy:
         resolution: int | None = None,
         device: str = "cpu",
     ) -> None:
-        from nas.search._proxies import PROXIES
+        from nas.search._proxies import PROXIES, VOTE_MEMBERS
 
         if proxy not in PROXIES:
             raise ValueError(f"`proxy` must be one of {', '.join(PROXIES)}, got {proxy!r}.")
@@ -122,11 +138,16 @@ class ProxyAccuracy:
         )
         self.calibration = calibration
         self._calib: dict[str, np.ndarray] | None = None
+        members = VOTE_MEMBERS if proxy == "vote" else (proxy,)
+        need = max(PROXY_BYTES_PER_PARAM.get(m, 16.0) for m in members)
+        self.memory = MemoryGuard(space, bytes_per_param=need, what=self.name, device=device)
 
     def raw(self, arch: str, names: Sequence[str]) -> dict[str, float]:
-        """Raw base-proxy values of one architecture."""
+        """Raw base-proxy values of one architecture (NaN when it does not fit in memory)."""
         from nas.search._proxies import compute_proxies, make_batch
 
+        if not self.memory.fits(arch):
+            return dict.fromkeys(names, math.nan)
         obj = self.space.from_string(arch)
         return compute_proxies(
             lambda: self.space.build(obj),
@@ -229,6 +250,8 @@ class ShortTrainAccuracy:
         self.seed, self.device = seed, device
         self._build = build or (lambda a: space.build(space.from_string(a)))
         self._data: np.ndarray | None = None
+        # fp32 weights, gradients and AdamW's two moments (16 B) plus temporaries
+        self.memory = MemoryGuard(space, bytes_per_param=20.0, what=self.name, device=device)
 
     def _batch(self, gen: torch.Generator, lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor]:
         import torch
@@ -254,14 +277,14 @@ class ShortTrainAccuracy:
         loss = F.cross_entropy(flat, target.reshape(-1))
         return loss, (flat.argmax(-1) == target.reshape(-1)).float().mean()
 
-    def _train_one(self, arch: str) -> float:
+    def _train_one(self, arch: str, data: np.ndarray) -> float:
         import torch
 
         gen = torch.Generator().manual_seed(self.seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             model = self._build(arch).to(self.device).train()
-        split = int(len(self._data) * 0.9) if self._data is not None else 0
+        split = int(len(data) * 0.9)
         opt = torch.optim.AdamW(model.parameters(), lr=self.lr)
         for _ in range(self.steps):
             loss, _ = self._loss_acc(model, *self._batch(gen, 0, split))
@@ -270,21 +293,22 @@ class ShortTrainAccuracy:
             opt.step()
         model.eval()
         with torch.no_grad():
-            accs = [
-                self._loss_acc(model, *self._batch(gen, split, len(self._data or [])))[1]
-                for _ in range(8)
-            ]
+            accs = [self._loss_acc(model, *self._batch(gen, split, len(data)))[1] for _ in range(8)]
         return float(torch.stack(accs).mean()) * 100.0
 
     def evaluate(self, archs: Sequence[str]) -> np.ndarray:
-        """Validation next-character accuracy (%) of each architecture."""
+        """Validation next-character accuracy (%) of each architecture (NaN when it does not
+        fit in memory)."""
         if self._data is None:
             self._data = np.frombuffer(stdlib_corpus(), dtype=np.uint8).astype(np.int64)
         out = []
         for arch in archs:
+            if not self.memory.fits(arch):
+                out.append(math.nan)
+                continue
             try:
-                out.append(self._train_one(arch))
-            except RuntimeError:  # e.g. out of memory for this arch
+                out.append(self._train_one(arch, self._data))
+            except RuntimeError:  # e.g. a failed allocation on a GPU
                 out.append(math.nan)
         return np.array(out, dtype=float)
 
@@ -312,11 +336,17 @@ class UserFunctionAccuracy:
         if not callable(func):
             raise SearchError(f"accuracy function {spec!r} is not callable")
         self.space, self.name, self._func = space, spec, func
+        # the built fp32 model and a copy; what the function itself allocates is unknown
+        self.memory = MemoryGuard(space, bytes_per_param=8.0, what=self.name)
 
     def evaluate(self, archs: Sequence[str]) -> np.ndarray:
-        """``f(space.build(arch), arch)`` for each architecture (non-finite -> NaN)."""
+        """``f(space.build(arch), arch)`` for each architecture (non-finite, or too large for
+        the free memory -> NaN)."""
         out = []
         for arch in archs:
+            if not self.memory.fits(arch):
+                out.append(math.nan)
+                continue
             value = float(self._func(self.space.build(self.space.from_string(arch)), arch))
             out.append(value if math.isfinite(value) else math.nan)
         return np.array(out, dtype=float)

@@ -1,0 +1,72 @@
+"""Accuracy objectives that build real models: short training and the memory guard."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from search_spaces import get_space
+
+
+def _tiny_lm() -> tuple[object, list[str]]:
+    sp = get_space("nemotron_flash").smoke_variant()  # type: ignore[attr-defined]
+    return sp, [sp.to_string(sp.random(i)) for i in (0, 1)]
+
+
+def test_short_train_scores_held_out_text() -> None:
+    from nas.search import ShortTrainAccuracy
+
+    sp, archs = _tiny_lm()
+    obj = ShortTrainAccuracy(sp, steps=30, seq_len=16, batch_size=4, lr=3e-3)  # type: ignore[arg-type]
+    first = obj.evaluate(archs)
+    assert first.shape == (2,) and np.all((first > 0) & (first <= 100))
+    np.testing.assert_array_equal(obj.evaluate(archs), first)  # seeded batches and init
+    untrained = ShortTrainAccuracy(sp, steps=1, seq_len=16, batch_size=4)  # type: ignore[arg-type]
+    assert first.mean() > untrained.evaluate(archs).mean()  # 30 steps learn the characters
+
+
+@pytest.fixture
+def little_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pretend 100 MB are free: a 256-wide tiny LM (~2M parameters) still fits at 8 B/param,
+    a full-width random nemotron_flash model (~1B parameters) fits at no rate."""
+    monkeypatch.setattr("nas.search._memory.available_memory_bytes", lambda device="cpu": 10**8)
+
+
+def test_archs_too_large_for_memory_are_skipped_not_built(little_memory: None) -> None:
+    from nas.search import ProxyAccuracy, ShortTrainAccuracy
+
+    full = get_space("nemotron_flash")
+    huge = full.to_string(full.random(0))
+
+    def never_build(arch: str) -> object:
+        raise AssertionError(f"built {arch}")
+
+    short = ShortTrainAccuracy(full, steps=1, build=never_build)
+    with pytest.warns(UserWarning, match=r"short-train:1: skipping .* needs ~\d+\.\d GB"):
+        assert math.isnan(short.evaluate([huge])[0])
+    proxy = ProxyAccuracy(full, "synflow")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert np.isnan(proxy.evaluate([huge, huge])).all()
+    assert len(seen) == 1 and proxy.memory.skipped == 2  # one warning per objective
+
+
+def test_small_archs_still_evaluate_under_the_guard(little_memory: None) -> None:
+    from nas.search import ProxyAccuracy
+
+    sp = get_space("nasbench201")
+    arch = sp.to_string(sp.random(3))
+    assert ProxyAccuracy(sp, "params").memory.fits(arch)
+    assert np.isfinite(ProxyAccuracy(sp, "snip", batch_size=4, resolution=8).evaluate([arch]))
+
+
+def test_available_memory_is_known_here() -> None:
+    from nas.search._memory import MemoryGuard, available_memory_bytes
+
+    free = available_memory_bytes()
+    assert free is not None and free > 0
+    with pytest.raises(ValueError, match="bytes_per_param"):
+        MemoryGuard(get_space("nasbench201"), bytes_per_param=0, what="x")
