@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import warnings
 from typing import Annotated, Any
 
 import typer
@@ -88,13 +89,21 @@ def _click_exceptions() -> Any:
         return importlib.import_module("click.exceptions")
 
 
+def _show_warning(message: Warning | str, *_: Any, **__: Any) -> None:
+    """Print a warning as one ``warning: ...`` line on stderr (no source file and line)."""
+    text = str(message).strip()
+    err_console.print(f"warning: {text.splitlines()[0] if text else 'warning'}", markup=False)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; exit 0 on success, 1 on failure, 2 on usage errors."""
     from nas import CLIUsageError
 
     exc_mod = _click_exceptions()
     try:
-        rc = app(args=argv, prog_name="nas", standalone_mode=False)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            rc = app(args=argv, prog_name="nas", standalone_mode=False)
     except typer.Abort:
         err_console.print("error: aborted", markup=False)
         sys.exit(130)

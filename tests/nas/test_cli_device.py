@@ -66,3 +66,21 @@ def test_errors_are_one_line(
     rc, _, err = _run(argv, capsys)
     assert rc == code
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_warnings_print_as_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import warnings
+
+    from nas._cli import device
+    from nas._cli.main import main
+
+    def noisy(as_json: bool) -> None:
+        warnings.warn("the catalog is old\nsecond line", UserWarning, stacklevel=1)
+
+    monkeypatch.setattr(device, "_catalog", noisy)
+    with pytest.raises(SystemExit) as exc:
+        main(["device", "catalog"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().err.strip() == "warning: the catalog is old"
