@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
+import sys
 import sysconfig
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -313,6 +315,20 @@ class ShortTrainAccuracy:
         return np.array(out, dtype=float)
 
 
+def _import_user_module(name: str) -> Any:
+    """Import ``name``, also from the current directory (as ``uvicorn main:app`` does): a
+    console script's ``sys.path`` does not hold it, so ``nas search --accuracy myacc:score``
+    next to ``myacc.py`` would otherwise not find it."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        cwd = os.getcwd()
+        if exc.name != name.partition(".")[0] or cwd in sys.path:
+            raise
+        sys.path.insert(0, cwd)
+        return importlib.import_module(name)
+
+
 class UserFunctionAccuracy:
     """A user function ``f(model, arch) -> float`` named as ``"module:function"``.
 
@@ -330,7 +346,7 @@ class UserFunctionAccuracy:
                 f"`accuracy` must be table, proxy, short-train or MODULE:FUNC, got {spec!r}."
             )
         try:
-            func = getattr(importlib.import_module(module_name), func_name)
+            func = getattr(_import_user_module(module_name), func_name)
         except (ImportError, AttributeError) as exc:
             raise SearchError(f"cannot load accuracy function {spec!r}: {exc}") from exc
         if not callable(func):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -70,3 +71,24 @@ def test_available_memory_is_known_here() -> None:
     assert free is not None and free > 0
     with pytest.raises(ValueError, match="bytes_per_param"):
         MemoryGuard(get_space("nasbench201"), bytes_per_param=0, what="x")
+
+
+def test_user_function_is_found_in_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from nas.search import SearchError, make_accuracy_objective
+
+    folder = tmp_path
+    (folder / "myacc_here.py").write_text(
+        "def score(model, arch):\n    return float(sum(p.numel() for p in model.parameters()))\n"
+    )
+    monkeypatch.chdir(folder)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".", str(folder))])
+    sp = get_space("nasbench201")
+    arch = sp.to_string(sp.random(0))
+    obj = make_accuracy_objective("myacc_here:score", space=sp)
+    assert obj.evaluate([arch])[0] == sum(p.numel() for p in sp.build(sp.random(0)).parameters())
+    with pytest.raises(SearchError, match="no_such_module"):
+        make_accuracy_objective("no_such_module:score", space=sp)
