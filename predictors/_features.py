@@ -30,6 +30,7 @@ model is linear in: one cost per operation choice at each position.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Sequence
@@ -62,11 +63,20 @@ NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3
 NB201_EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
 FBNET_OPS = ("k3_e1", "k3_e1_g2", "k3_e3", "k3_e6", "k5_e1", "k5_e1_g2", "k5_e3", "k5_e6", "skip")
 _FBNET_RE = re.compile(r"k[35]_e[136](?:_g2)?|skip")
+# The canonical string, matched in one call; anything else takes the lenient token parser.
+_NB201_CANON = re.compile(r"\|(\w+)~0\|\+\|(\w+)~0\|(\w+)~1\|\+\|(\w+)~0\|(\w+)~1\|(\w+)~2\|")
+_NB201_INDEX = {op: i for i, op in enumerate(NB201_OPS)}
 
 
 @lru_cache(maxsize=131072)
 def parse_nb201(arch: str) -> tuple[int, ...]:
     """Op indices (into :data:`NB201_OPS`) of the six edges of a NAS-Bench-201 string."""
+    m = _NB201_CANON.fullmatch(arch)
+    if m is not None:
+        try:
+            return tuple(map(_NB201_INDEX.__getitem__, m.groups()))
+        except KeyError:
+            pass  # an unknown operation: the token parser below names it
     tokens = re.findall(r"([a-z_0-9]+)~(\d)", arch)
     if len(tokens) != 6:
         raise PredictorError(f"not a NAS-Bench-201 arch string: {arch!r}")
@@ -170,6 +180,32 @@ def _graph_one(arch: str) -> tuple[np.ndarray, np.ndarray]:
     return _nb201_graph(parse_nb201(arch))
 
 
+def _nb201_ops(archs: Sequence[str]) -> np.ndarray:
+    """``(n, 6)`` op indices of NAS-Bench-201 strings (the batch form of :func:`parse_nb201`)."""
+    flat = itertools.chain.from_iterable(map(parse_nb201, archs))
+    return np.fromiter(flat, dtype=np.intp, count=6 * len(archs)).reshape(len(archs), 6)
+
+
+def _nb201_onehot(ops: np.ndarray) -> np.ndarray:
+    """``(n, 6, 5)`` one-hot of edge operations."""
+    return np.asarray(ops[:, :, None] == np.arange(len(NB201_OPS)), dtype=np.float64)
+
+
+def _nb201_live(ops: np.ndarray) -> np.ndarray:
+    """``(n, 6)`` :func:`nb201_live_edges` of every row, vectorised. Node 1 is reached from
+    the input by edge 0, node 2 by edge 1 or through node 1 (edge 2); node 2 reaches the
+    output by edge 5, node 1 by edge 4 or through node 2 (edge 2)."""
+    nz = ops != 0
+    on = np.ones(len(ops), bool)
+    fwd1 = nz[:, 0]
+    fwd = np.stack([on, fwd1, nz[:, 1] | (nz[:, 2] & fwd1)], axis=1)  # nodes 0, 1, 2
+    bwd2 = nz[:, 5]
+    bwd = np.stack([on, nz[:, 4] | (nz[:, 2] & bwd2), bwd2, on], axis=1)  # nodes 0..3
+    frm = [f for _, f in NB201_EDGES]
+    to = [t for t, _ in NB201_EDGES]
+    return np.asarray(nz & fwd[:, frm] & bwd[:, to])
+
+
 def graph_features(archs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """HELP op-graph node features ``(n, 9, 8)`` and adjacency ``(n, 9, 9)`` (NAS-Bench-201)."""
     pairs = [_graph_one(a) for a in archs]
@@ -192,10 +228,6 @@ def _ofa_vector(cfg: dict[str, list[int]]) -> np.ndarray:
 
 @lru_cache(maxsize=131072)
 def _encode_one(space: str, arch: str, workload: Workload | None = None) -> np.ndarray:
-    if space == "nasbench201":
-        vec = np.zeros((6, 5), np.float32)
-        vec[np.arange(6), parse_nb201(arch)] = 1.0
-        return vec.ravel()
     if space == "fbnet":
         obj = _space_obj(space)
         if obj is not None and hasattr(obj, "help_encoding"):
@@ -213,6 +245,8 @@ def _encode_one(space: str, arch: str, workload: Workload | None = None) -> np.n
 
 def encode(space: str, archs: Sequence[str], workload: Workload | None = None) -> np.ndarray:
     """Flat float32 feature matrix ``(n, d)`` of ``archs`` in ``space`` under ``workload``."""
+    if space == "nasbench201":
+        return _nb201_onehot(_nb201_ops(archs)).reshape(len(archs), -1).astype(np.float32)
     return np.stack([_encode_one(space, a, workload) for a in archs]).astype(np.float32)
 
 
@@ -286,12 +320,6 @@ def nb201_live_edges(ops: Sequence[int]) -> list[bool]:
 def _additive_one(
     space: str, arch: str, runtime: str, workload: Workload | None = None
 ) -> tuple[float, ...]:
-    if space == "nasbench201":
-        ops = parse_nb201(arch)
-        if runtime == "pruned":
-            ops = tuple(op for op, keep in zip(ops, nb201_live_edges(ops), strict=True) if keep)
-            return tuple(float(c) for c in np.bincount(ops, minlength=len(NB201_OPS))[1:])
-        return tuple(float(c) for c in np.bincount(ops, minlength=len(NB201_OPS)))
     if space == "fbnet":
         return tuple(float(c) for c in np.bincount(parse_fbnet(arch), minlength=len(FBNET_OPS)))
     if space == "ofa":
@@ -334,25 +362,17 @@ def additive_features(
     """
     if runtime not in additive_runtimes(space):
         raise ValueError(f"`runtime` must be one of {additive_runtimes(space)}, got {runtime!r}.")
+    if space == "nasbench201":
+        ops = _nb201_ops(archs)
+        onehot = _nb201_onehot(ops)
+        if runtime == "pruned":
+            return np.asarray((onehot * _nb201_live(ops)[:, :, None]).sum(axis=1)[:, 1:])
+        return np.asarray(onehot.sum(axis=1))
     return np.asarray([_additive_one(space, a, runtime, workload) for a in archs], np.float64)
 
 
 # The four input-to-output paths of a NAS-Bench-201 cell, as indices into NB201_EDGES.
 _NB201_PATHS = ((3,), (0, 4), (1, 5), (0, 2, 5))
-
-
-@lru_cache(maxsize=131072)
-def _nb201_paths(arch: str) -> np.ndarray:
-    """``(4, 4)`` operation counts (skip, conv 1x1, conv 3x3, pool) along each input-to-output
-    path of the cell; a path through a ``none`` edge is NaN."""
-    ops = parse_nb201(arch)
-    out = np.full((len(_NB201_PATHS), len(NB201_OPS) - 1), np.nan)
-    for i, path in enumerate(_NB201_PATHS):
-        chosen = [ops[e] for e in path]
-        if all(op != 0 for op in chosen):
-            out[i] = np.bincount(chosen, minlength=len(NB201_OPS))[1:]
-    out.setflags(write=False)
-    return out
 
 
 def nb201_path_features(
@@ -378,7 +398,10 @@ def nb201_path_features(
     if not len(archs):
         return np.zeros((0, 2 * (len(NB201_OPS) - 1)))
     live = additive_features("nasbench201", archs, "pruned")
-    paths = np.stack([_nb201_paths(a) for a in archs])  # (n, 4 paths, 4 ops)
+    onehot = _nb201_onehot(_nb201_ops(archs))[:, :, 1:]  # (n, 6 edges, 4 ops)
+    paths = np.stack([onehot[:, list(p)].sum(axis=1) for p in _NB201_PATHS], axis=1)
+    cut = np.stack([(onehot[:, list(p)].sum(axis=2) == 0).any(axis=1) for p in _NB201_PATHS], 1)
+    paths[cut] = np.nan  # (n, 4 paths, 4 ops); a path through a ``none`` edge is NaN
     total = np.where(np.isnan(paths[..., 0]), -np.inf, np.nan_to_num(paths) @ costs[1:])
     best = np.nan_to_num(paths[np.arange(len(archs)), np.argmax(total, axis=1)])
     return np.concatenate([best, live], axis=1)
@@ -386,13 +409,6 @@ def nb201_path_features(
 
 @lru_cache(maxsize=131072)
 def _lut_one(space: str, arch: str, workload: Workload | None = None) -> tuple[float, ...]:
-    if space == "nasbench201":
-        ops = parse_nb201(arch)
-        vec = np.zeros((2, len(ops), len(NB201_OPS)))
-        vec[0, np.arange(len(ops)), ops] = 1.0
-        for i, (op, keep) in enumerate(zip(ops, nb201_live_edges(ops), strict=True)):
-            vec[1, i, op] = float(keep)
-        return tuple(vec.ravel().tolist())
     if space == "fbnet":
         ops = parse_fbnet(arch)
         vec = np.zeros((len(ops), len(FBNET_OPS)))
@@ -409,4 +425,9 @@ def lut_features(space: str, archs: Sequence[str], workload: Workload | None = N
     FBNet: the 22x9 one-hot of layer operations. Other spaces: :func:`encode` (one-hots of
     each decision plus analytic terms, under ``workload``).
     """
+    if space == "nasbench201":
+        ops = _nb201_ops(archs)
+        onehot = _nb201_onehot(ops)
+        live = onehot * _nb201_live(ops)[:, :, None]
+        return np.concatenate([onehot.reshape(len(ops), -1), live.reshape(len(ops), -1)], axis=1)
     return np.asarray([_lut_one(space, a, workload) for a in archs], np.float64)
