@@ -147,8 +147,10 @@ def search(
         return
     console.print(front_table(result))
     hv = f", hypervolume {result.history[-1]['hypervolume']:.4f}" if result.history else ""
+    failed = result.n_trials - len(result.trials)  # no accuracy: undefined proxy, too large
+    new = f"{result.n_new_trials} new" + (f", {failed} failed" if failed else "")
     console.print(
-        f"{result.n_trials} trials ({result.n_new_trials} new, {result.trials_per_s:.0f}/s){hv}; "
+        f"{result.n_trials} trials ({new}, {result.trials_per_s:.0f}/s){hv}; "
         f"study {result.study_name!r} in {result.storage}; outputs in {out_dir}",
         markup=False,
     )

@@ -92,3 +92,25 @@ def test_user_function_is_found_in_the_current_directory(
     assert obj.evaluate([arch])[0] == sum(p.numel() for p in sp.build(sp.random(0)).parameters())
     with pytest.raises(SearchError, match="no_such_module"):
         make_accuracy_objective("no_such_module:score", space=sp)
+
+
+def test_cli_counts_failed_trials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    from nas._cli.main import main
+
+    (tmp_path / "pool_free.py").write_text(
+        "import math\n\ndef score(model, arch):\n    return math.nan if 'pool' in arch else 1.0\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".", str(tmp_path))])
+    args = ["--db", f"sqlite:///{tmp_path / 'db.sqlite'}", "search", "--space", "nasbench201"]
+    args += ["--device", "jetson", "--accuracy", "pool_free:score", "--trials", "12"]
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--population", "6", "--seed", "0", "-o", str(tmp_path / "out")])
+    assert exc.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    failed = int(out.split(" failed")[0].rsplit(" ", 1)[1])
+    assert out.count("12 trials (12 new, ") == 1 and 0 < failed < 12
