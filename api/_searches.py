@@ -164,10 +164,12 @@ class SearchManager:
 
     def _search(self, job: SearchJob, db: HardwareDB, cache: PredictorCache) -> SearchResult:
         from nas.search import make_accuracy_objective, run_search
-        from search_spaces import get_space
+        from search_spaces import get_space, restrict_space
 
         req = job.request
         space = get_space(req.space)
+        if req.choices:
+            space = restrict_space(space, req.choices)
         models = {
             d: cache.get(db, space=space.name, device=d, predictor=req.predictor)
             for d in req.devices

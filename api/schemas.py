@@ -298,6 +298,15 @@ class SearchCreate(BaseModel):
     local_search: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = LOCAL_SEARCH_DEFAULT
     budget_ms: PositiveMs | dict[Name, PositiveMs] | None = None
     budget_z: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False)] = 0.0
+    #: Restrict decision variables to some of their choices (``search_spaces.restrict_space``),
+    #: e.g. ``{"hidden": ["512", "768"]}``.
+    choices: (
+        dict[
+            Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=_NO_NUL)],
+            Annotated[list[Annotated[str, StringConstraints(max_length=100)]], Field(min_length=1)],
+        ]
+        | None
+    ) = None
     predictor: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
 

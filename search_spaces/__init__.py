@@ -8,6 +8,7 @@ from __future__ import annotations
 from search_spaces._base import SearchSpace
 from search_spaces._errors import InvalidArchError, SearchSpaceError, UnknownSpaceError
 from search_spaces._registry import get_space, list_spaces, register_space
+from search_spaces._restrict import restrict_space
 from search_spaces._workload import Profile, Workload
 
 # Family modules register themselves at import.
@@ -27,4 +28,5 @@ __all__ = [
     "get_space",
     "list_spaces",
     "register_space",
+    "restrict_space",
 ]

@@ -39,6 +39,13 @@ def _check(body: SearchCreate, db: DbDep, max_trials: int) -> None:
             db.get_device(device)
         except NotFoundError as exc:
             raise ApiError(422, ["body", "devices", i], str(exc), type="unknown_device") from exc
+    if body.choices:
+        from search_spaces import get_space, restrict_space
+
+        try:
+            restrict_space(get_space(body.space), body.choices)
+        except ValueError as exc:
+            raise ApiError(422, ["body", "choices"], str(exc), type="bad_choices") from exc
     if isinstance(body.budget_ms, dict):
         extra = sorted(set(body.budget_ms) - set(body.devices))
         if extra:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Annotated
@@ -36,9 +37,30 @@ def _budgets(values: list[float], devices: list[str]) -> dict[str, float] | None
     return dict(zip(devices, values, strict=True))
 
 
+def _choices(values: list[str]) -> dict[str, list[str]]:
+    """``--choices NAME=V1,V2`` options as ``{NAME: [V1, V2]}``."""
+    from nas import CLIUsageError
+
+    out: dict[str, list[str]] = {}
+    for text in values:
+        name, sep, rest = text.partition("=")
+        items = [v.strip() for v in rest.split(",") if v.strip()]
+        if not sep or not name.strip() or not items:
+            raise CLIUsageError(f"--choices must look like NAME=V1,V2, got {text!r}")
+        out.setdefault(name.strip(), []).extend(items)
+    return out
+
+
 def search(
     device: Annotated[list[str], typer.Option("--device", "-d", help=_DEVICE_HELP)],
     space: Annotated[str, typer.Option(help="Search space.")] = "mnasnet",
+    choices: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--choices",
+            help="Restrict a decision variable, NAME=V1,V2 (repeatable), e.g. hidden=512,768.",
+        ),
+    ] = None,
     latency_budget: Annotated[
         list[float] | None,
         typer.Option("--latency-budget", help="Budget in ms (one, or per device)."),
@@ -97,9 +119,12 @@ def search(
         resolve_devices,
         run_search,
     )
-    from search_spaces import get_space
+    from search_spaces import get_space, restrict_space
 
     sp = get_space(space)
+    restricted = _choices(list(choices or []))
+    if restricted:
+        sp = restrict_space(sp, restricted)
     with HardwareDB(os.environ.get("NAS_DATABASE_URL")) as db:
         matches = resolve_devices(db, list(device), space=sp.name)
         for m in matches:
@@ -125,6 +150,9 @@ def search(
             markup=False,
         )
     study_name = study or f"{sp.name}-{'+'.join(names)}-{objective.name}".replace(":", "-")
+    if restricted and not study:  # another grid is another study
+        grid = sorted(getattr(sp, "restricted_choices", {}).items())
+        study_name += "-" + hashlib.sha1(repr(grid).encode()).hexdigest()[:8]
     out_dir = out or Path("nas-search") / study_name
     result = run_search(
         space=sp,

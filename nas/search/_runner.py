@@ -132,6 +132,8 @@ def _study_attrs(cfg: _Config) -> dict[str, Any]:
         "nas_accuracy": cfg.accuracy.name,
         "nas_budget_ms": cfg.budget,
         "nas_budget_quantile_z": cfg.z,
+        # search_spaces.restrict_space; None (also absent: studies before it) is the full grid
+        "nas_choices": getattr(cfg.space, "restricted_choices", None),
     }
 
 
@@ -404,7 +406,8 @@ def run_search(
     processes sharing one RDB storage and study cooperate.
 
     Args:
-        space: Search-space name or object.
+        space: Search-space name or object (e.g. :func:`search_spaces.restrict_space` of one,
+            to search a subset of its choices).
         devices: Device names, one latency objective each.
         accuracy: The accuracy objective (see :func:`nas.search.make_accuracy_objective`).
         latency_models: Per device, an object whose ``predict(archs)`` returns ``mean_ms`` and

@@ -46,6 +46,15 @@ def test_search_runs_to_a_pareto_front(
     np.testing.assert_allclose(lat, model.predict([p["arch"] for p in front]).mean_ms, rtol=1e-6)
 
 
+def test_search_choices_confine_the_front(client: TestClient, auth: dict[str, str]) -> None:
+    body = _search(trials=12, population=4, choices={"edge_0_1": ["skip_connect"]})
+    created = client.post("/v1/searches", json=body, headers=auth)
+    assert created.status_code == 202, created.text
+    done = _wait(client, created.json()["id"])
+    assert done["status"] == "completed", done["error"]
+    assert done["front"] and all(p["arch"].startswith("|skip_connect~0|") for p in done["front"])
+
+
 def test_cancel_stops_a_running_search(client: TestClient, auth: dict[str, str]) -> None:
     sid = client.post(
         "/v1/searches", json=_search(trials=20_000, population=2), headers=auth
@@ -68,6 +77,9 @@ def test_bad_search_requests_name_the_field(client: TestClient, auth: dict[str, 
         (_search(budget_ms=-1.0), ["body", "budget_ms"]),
         (_search(space="nope"), ["body", "space"]),
         (_search(local_search=1.5), ["body", "local_search"]),
+        (_search(choices={"edge_9_9": ["none"]}), ["body", "choices"]),
+        (_search(choices={"edge_0_1": ["conv9"]}), ["body", "choices"]),
+        (_search(choices={"edge_0_1": []}), ["body", "choices"]),
     ]
     for body, loc in cases:
         response = client.post("/v1/searches", json=body, headers=auth)

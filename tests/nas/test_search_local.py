@@ -80,3 +80,30 @@ def test_search_with_local_search_evaluates_front_neighbours(db_url: str) -> Non
 def test_local_search_share_is_checked(db_url: str, share: object, tmp_path: Path) -> None:  # noqa: F811
     with pytest.raises(ValueError, match="local_search"):
         _counted_search(db_url, local_search=share)
+
+
+def test_restricted_search_samples_inside_and_records_the_grid(
+    db_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from nas.search import StudyMismatchError, run_search
+    from search_spaces import get_space, restrict_space
+    from tests.nas.test_search import _setup
+
+    sp = get_space("nasbench201")
+    edges = list(sp.search_parameters())[:2]
+    small = restrict_space(sp, {e: ["nor_conv_3x3", "skip_connect"] for e in edges})
+    acc, models = _setup(db_url)
+    kwargs = {"devices": [DEVICE], "accuracy": acc, "latency_models": models, "seed": 0}
+    res = run_search(space=small, trials=40, population=10, out_dir=tmp_path, **kwargs)
+    assert len(res.trials) == 40
+    for trial in res.trials:
+        params = dict(zip(sp.search_parameters(), _edge_ops(trial["arch"]), strict=True))
+        assert all(params[e] in ("nor_conv_3x3", "skip_connect") for e in edges)
+    with pytest.raises(StudyMismatchError, match="choices"):  # same study, full grid
+        run_search(space=sp, trials=50, population=10, out_dir=tmp_path, **kwargs)
+
+
+def _edge_ops(text: str) -> list[str]:
+    """The six edge operations of a NAS-Bench-201 string, in parameter order."""
+    return [tok.split("~")[0] for tok in text.replace("+", "").split("|") if tok]
