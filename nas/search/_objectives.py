@@ -79,10 +79,10 @@ class TableAccuracy:
         return np.array([self._values.get(a, math.nan) for a in archs], dtype=float)
 
 
-#: Peak bytes per parameter of each proxy's evaluation, measured on this project's models
-#: (``nemotron_flash`` at ``hidden`` 512, 122M parameters: SynFlow 28.5 B including the
-#: process): weights, gradients and the copies a proxy makes (SynFlow: float64 weights, their
-#: signs and gradients).
+#: Peak bytes per parameter of each proxy's evaluation: SynFlow measured (28.5 B with the
+#: process, ``nemotron_flash`` at ``hidden`` 512, 122M parameters: float64 weights, their signs
+#: and gradients); the others counted from what they allocate (fp32 weights, gradients, one
+#: product) with some headroom.
 PROXY_BYTES_PER_PARAM = {
     "synflow": 28.0,
     "snip": 16.0,
@@ -228,6 +228,7 @@ class ShortTrainAccuracy:
         seed: Seed of batches and weight init.
         device: Torch device.
         build: Optional model builder ``f(arch_string) -> nn.Module`` (default ``space.build``).
+            The memory guard still sizes an architecture by ``space.profile``.
     """
 
     def __init__(
