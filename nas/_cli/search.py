@@ -111,6 +111,7 @@ def search(
     one PostgreSQL --storage and --study cooperate.
     """
     from hwdb import HardwareDB
+    from nas import CLIUsageError
     from nas.search import (
         TableAccuracy,
         front_table,
@@ -124,7 +125,10 @@ def search(
     sp = get_space(space)
     restricted = _choices(list(choices or []))
     if restricted:
-        sp = restrict_space(sp, restricted)
+        try:
+            sp = restrict_space(sp, restricted)
+        except ValueError as exc:  # a name or value the space does not have: a usage error
+            raise CLIUsageError(str(exc).replace("`choices`", "--choices")) from exc
     with HardwareDB(os.environ.get("NAS_DATABASE_URL")) as db:
         matches = resolve_devices(db, list(device), space=sp.name)
         for m in matches:

@@ -103,8 +103,8 @@ class MemoryGuard:
         if self.skipped == 0:
             warnings.warn(
                 f"{self.what}: skipping architectures too large for this machine's free memory "
-                f"(they become failed trials); e.g. {arch[:48]} needs ~{need / 1e9:.1f} GB, "
-                f"{free / 1e9:.1f} GB is free",
+                f"(they become failed trials; narrow the grid with --choices); e.g. "
+                f"{arch[:48]} needs ~{need / 1e9:.1f} GB, {free / 1e9:.1f} GB is free",
                 stacklevel=2,
             )
         self.skipped += 1
