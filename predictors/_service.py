@@ -78,7 +78,11 @@ class AdaptedLatencyModel:
         self.version = version
         self.n_measurements = n_measurements
         self.source = source
-        self.workload: Workload | None = model.workload_
+
+    @property
+    def workload(self) -> Workload | None:
+        """The workload the predictions are for (the adapted model's; None: the default)."""
+        return self.model.workload_
 
     def predict(self, archs: Sequence[str]) -> LatencyPrediction:
         """Predict canonical arch strings in one batch."""

@@ -256,14 +256,13 @@ class ShortTrainAccuracy:
         # fp32 weights, gradients and AdamW's two moments (16 B) plus temporaries
         self.memory = MemoryGuard(space, bytes_per_param=20.0, what=self.name, device=device)
 
-    def _batch(self, gen: torch.Generator, lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _batch(
+        self, gen: torch.Generator, text: torch.Tensor, lo: int, hi: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         import torch
 
-        assert self._data is not None  # noqa: S101 - set in evaluate
-        data = torch.from_numpy(self._data)
         starts = torch.randint(lo, hi - self.seq_len - 1, (self.batch_size,), generator=gen)
-        idx = starts[:, None] + torch.arange(self.seq_len + 1)
-        seq = data[idx]
+        seq = text[starts[:, None] + torch.arange(self.seq_len + 1)]
         return seq[:, :-1].to(self.device), seq[:, 1:].to(self.device)
 
     @staticmethod
@@ -288,15 +287,17 @@ class ShortTrainAccuracy:
             torch.manual_seed(self.seed)
             model = self._build(arch).to(self.device).train()
         split = int(len(data) * 0.9)
+        text = torch.from_numpy(data)
         opt = torch.optim.AdamW(model.parameters(), lr=self.lr)
         for _ in range(self.steps):
-            loss, _ = self._loss_acc(model, *self._batch(gen, 0, split))
+            loss, _ = self._loss_acc(model, *self._batch(gen, text, 0, split))
             opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call,unused-ignore]
             opt.step()
         model.eval()
         with torch.no_grad():
-            accs = [self._loss_acc(model, *self._batch(gen, split, len(data)))[1] for _ in range(8)]
+            held_out = [self._batch(gen, text, split, len(data)) for _ in range(8)]
+            accs = [self._loss_acc(model, *batch)[1] for batch in held_out]
         return float(torch.stack(accs).mean()) * 100.0
 
     def evaluate(self, archs: Sequence[str]) -> np.ndarray:
