@@ -289,3 +289,46 @@ def test_datasheet_is_ignored_without_traced_archs(nb201_table: pd.DataFrame) ->
     np.testing.assert_allclose(
         with_ds.predict(split.query[:20])[0], model.adapt(archs, lat).predict(split.query[:20])[0]
     )
+
+
+def test_path_residuals_refit_per_fold_beyond_few_shot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Few-shot: exact leave-one-out (one refit per point); a fully measured device: a fixed
+    number of cross-validation folds, so adaptation stays linear in its measurements (it used
+    to refit 15,625 times on a HELP device and never finished)."""
+    import predictors._helpplus as hp
+    from search_spaces import get_space
+
+    space = get_space("nasbench201")
+    rng = np.random.default_rng(0)
+    archs = [space.to_string(space.random(rng)) for _ in range(300)]
+    lat = 1.0 + hp.nb201_path_features(archs, [0.0, 0.05, 0.6, 2.2, 1.8]) @ np.full(8, 0.3)
+    calls = []
+    real = hp._fit_critical_path
+    monkeypatch.setattr(hp, "_fit_critical_path", lambda a, y: calls.append(len(a)) or real(a, y))
+    few = hp._path_cv_residuals(archs[:20], lat[:20])
+    assert calls == [19] * 20 and few.shape == (20,)
+    calls.clear()
+    many = hp._path_cv_residuals(archs, lat)
+    assert len(calls) == hp._CV_FOLDS and many.shape == (300,) and np.isfinite(many).all()
+    assert np.sqrt(np.mean(many**2)) < 0.2 * lat.std()  # held-out folds are predicted
+
+
+def test_ridge_on_a_tall_design_matches_the_direct_svd() -> None:
+    """Tall designs are reduced by QR before the SVD; the fit is the same."""
+    from predictors._linear import _thin_svd, fit_ridge_loo
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3000, 8))
+    x[:, 7] = x[:, 6] + 1e-9 * rng.normal(size=3000)  # ill-conditioned, as path features are
+    y = x @ rng.normal(size=8) + rng.normal(size=3000)
+    u, s, vt = _thin_svd(x)
+    assert u.shape == (3000, 8) and np.allclose((u * s) @ vt, x)
+    assert np.allclose(s, np.linalg.svd(x, compute_uv=False))
+    fit = fit_ridge_loo(x, y)
+    xs = (x - fit.x_mean) / fit.x_scale
+    direct = np.linalg.lstsq(
+        np.vstack([xs, np.sqrt(fit.alpha) * np.eye(8)]),
+        np.concatenate([y - y.mean(), np.zeros(8)]),
+        rcond=None,
+    )[0]
+    assert np.allclose(fit.coef, direct, atol=1e-8)
