@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from nas.search._errors import SearchError
 
 __all__ = ["EXPORT_FORMATS", "export_model", "load_exported"]
 
@@ -27,6 +33,8 @@ def export_model(arch: str, *, space: str, format: str, path: str | os.PathLike[
     Raises:
         ValueError: If ``format`` is unknown.
         search_spaces.InvalidArchError: If ``arch`` is not in the space.
+        SearchError: If the file cannot be written or the exporter fails (nemotron_flash's
+            mixers use operators that ONNX export does not support).
     """
     import torch
 
@@ -38,6 +46,8 @@ def export_model(arch: str, *, space: str, format: str, path: str | os.PathLike[
     obj = sp.resolve(arch)
     model = sp.build(obj).eval()
     out = Path(path)
+    if out.is_dir():
+        raise SearchError(f"cannot write {out}: it is a folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     if format == "torch":
         payload = {
@@ -46,16 +56,59 @@ def export_model(arch: str, *, space: str, format: str, path: str | os.PathLike[
             "state_dict": model.state_dict(),
             "format_version": 1,
         }
-        torch.save(payload, out)
+        try:
+            torch.save(payload, out)
+        except RuntimeError as exc:  # torch's writer reports OS errors as RuntimeError
+            raise SearchError(f"cannot write {out}: {_first_line(exc)}") from exc
         return out
-    import onnx
-
-    inputs = sp.example_inputs(sp.default_workload())
-    torch.onnx.export(
-        model, inputs, str(out), input_names=["input"], output_names=["output"], dynamo=False
-    )
-    onnx.checker.check_model(str(out))
+    _export_onnx(model, sp.example_inputs(sp.default_workload()), out, sp.name)
     return out
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def _quiet_fds() -> Iterator[None]:
+    """Send file descriptors 1 and 2 to ``os.devnull`` (the TorchScript exporter prints whole
+    graphs from C++ when it fails, which ``contextlib.redirect_stdout`` cannot catch)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = (os.dup(1), os.dup(2))
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+
+
+def _export_onnx(model: Any, inputs: Any, out: Path, space: str) -> None:
+    """``torch.onnx.export`` + ``onnx.checker``; any failure is one :class:`SearchError` and
+    leaves no partial file (the exporters raise many unrelated types, with graph dumps)."""
+    import onnx
+    import torch
+
+    try:
+        with _quiet_fds(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the legacy exporter's notices and tracer warnings
+            torch.onnx.export(
+                model, inputs, str(out), input_names=["input"], output_names=["output"],
+                dynamo=False,
+            )  # fmt: skip
+        onnx.checker.check_model(str(out))
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        out.unlink(missing_ok=True)
+        raise SearchError(
+            f"ONNX export of this {space} architecture failed ({_first_line(exc)}); "
+            "`--format torch` writes a checkpoint"
+        ) from exc
 
 
 def load_exported(path: str | os.PathLike[str]) -> Any:

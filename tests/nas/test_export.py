@@ -35,3 +35,29 @@ def test_export_cli(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["export", arch, "--space", "nasbench201", "-o", str(tmp_path / "m.pt")])
     assert exc.value.code == 0 and (tmp_path / "m.pt").stat().st_size > 0
+
+
+def test_export_failures_are_one_line_and_leave_no_file(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A folder as output, and an ONNX export the exporter cannot do (nemotron_flash's
+    attention and state-space mixers), end in one error line: no traceback, no graph dump
+    on stdout, no partial file."""
+    from nas._cli.main import main
+
+    def run(argv: list[str]) -> tuple[int, str, str]:
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        out, err = capfd.readouterr()
+        return int(exc.value.code or 0), out, err
+
+    code, _, err = run(["export", "mnasnet-a1", "-o", str(tmp_path)])
+    assert code == 1 and err.strip() == f"error: cannot write {tmp_path}: it is a folder"
+    arch = "d128_r3_n128_mt256:a-f-m2-f-d-f-gdn-f"
+    target = tmp_path / "lm.onnx"
+    code, out, err = run(
+        ["export", arch, "--space", "nemotron_flash", "-f", "onnx", "-o", str(target)]
+    )
+    assert code == 1 and out == "" and len(err.strip().splitlines()) == 1
+    assert err.startswith("error: ONNX export of this nemotron_flash architecture failed")
+    assert not target.exists()
