@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from nas._cli._common import console, print_json
-from nas._errors import CLIUsageError
+from nas._errors import CLIUsageError, NasError
 
 if TYPE_CHECKING:
     from hwdb import HardwareDB
@@ -49,8 +49,18 @@ def add_catalog_device(
     precision: str = "fp32",
     batch: int = 1,
     runtime: str = "unknown",
+    replace: bool = False,
 ) -> dict[str, Any]:
-    """Register ``name`` as a catalog-backed device (no measurements); returns its record."""
+    """Register ``name`` as a catalog-backed device (no measurements); returns its record.
+
+    Registering the same device again with the same settings changes nothing. An existing
+    device is never rewritten when it has measurements (an imported or measured device keeps
+    its record); a catalog device without measurements is re-registered only with
+    ``replace``.
+
+    Raises:
+        NasError: If ``name`` exists with other settings (see above).
+    """
     from hwdb import DeviceSpec
     from hwdb.catalog import get_entry
 
@@ -62,6 +72,9 @@ def add_catalog_device(
     if not _RUNTIME_RE.fullmatch(runtime):
         raise CLIUsageError("--runtime must be a runtime name such as torch, tensorrt or unknown")
     entry = get_entry(catalog)
+    existing = _existing_record(db, name, entry.name, precision, batch, runtime, replace)
+    if existing is not None:
+        return existing
     cite = "; ".join(f"{c.document} <{c.url}>" for c in entry.citations)
     dev = db.upsert_device(
         DeviceSpec(
@@ -76,9 +89,45 @@ def add_catalog_device(
             attributes={"catalog": entry.name},
         )
     )
-    return {"name": dev.name, "catalog": entry.name, "precision": dev.precision,
+    return _record(dev, entry.name)
+
+
+def _record(dev: Any, catalog: str | None) -> dict[str, Any]:
+    return {"name": dev.name, "catalog": catalog, "precision": dev.precision,
             "batch_size": dev.batch_size, "family": dev.family,
             "runtime": dev.runtime}  # fmt: skip
+
+
+def _existing_record(
+    db: HardwareDB, name: str, catalog: str, precision: str, batch: int, runtime: str,
+    replace: bool,
+) -> dict[str, Any] | None:  # fmt: skip
+    """The record of ``name`` when it is already registered with these settings; None when it
+    does not exist or may be replaced; raises when it exists otherwise."""
+    from hwdb import NotFoundError
+
+    try:
+        dev = db.get_device(name)
+    except NotFoundError:
+        return None
+    rec = _record(dev, (dev.attributes or {}).get("catalog"))
+    if rec["catalog"] == catalog and (dev.precision, dev.batch_size, dev.runtime) == (
+        precision, batch, runtime
+    ):  # fmt: skip
+        return rec
+    n = db.count_measurements(device=name)
+    if n:
+        raise NasError(
+            f"device {name!r} already exists with {n:,} measurements ({dev.provenance}); "
+            "its record is kept: choose another name"
+        )
+    if not replace:
+        was = f"catalog entry {rec['catalog']!r}" if rec["catalog"] else dev.provenance
+        raise NasError(
+            f"device {name!r} is already registered ({was}, {dev.precision}, batch "
+            f"{dev.batch_size}, runtime {dev.runtime}); pass --replace to re-register it"
+        )
+    return None
 
 
 def _measure_fn(db: HardwareDB, space: str, device: str) -> Any:
@@ -154,6 +203,12 @@ def register(app: typer.Typer) -> None:
                 "optimised graph; unknown = both estimates averaged).",
             ),
         ] = "unknown",
+        replace: Annotated[
+            bool,
+            typer.Option(
+                "--replace", help="Re-register a catalog device that has no measurements yet."
+            ),
+        ] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Register a device known only by its catalog entry (zero-shot predictions)."""
@@ -161,8 +216,9 @@ def register(app: typer.Typer) -> None:
 
         with HardwareDB() as db:
             rec = add_catalog_device(
-                db, name, catalog=catalog, precision=precision, batch=batch, runtime=runtime
-            )
+                db, name, catalog=catalog, precision=precision, batch=batch, runtime=runtime,
+                replace=replace,
+            )  # fmt: skip
         if as_json:
             print_json(rec)
         else:

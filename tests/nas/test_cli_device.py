@@ -84,3 +84,34 @@ def test_warnings_print_as_one_line(
         main(["device", "catalog"])
     assert exc.value.code == 0
     assert capsys.readouterr().err.strip() == "warning: the catalog is old"
+
+
+def test_add_never_rewrites_an_existing_device(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hwdb import DeviceSpec, MeasurementIn
+
+    db = f"sqlite:///{tmp_path / 'd.sqlite'}"
+    spec = DeviceSpec(
+        name="pi", family="cpu", hardware="Raspberry Pi 4 (imported)", provenance="imported",
+        source="HELP", attributes={"dataset": "HELP"},
+    )  # fmt: skip
+    arch = "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_1x1~2|"
+    with HardwareDB(db) as h:
+        h.upsert_device(spec)
+        h.add_measurements([MeasurementIn(device="pi", space="nasbench201", arch=arch, median=3.0)])
+    code, _, err = _run(["--db", db, "device", "add", "pi", "--catalog", "raspberry-pi-4"], capsys)
+    assert code == 1 and "already exists with 1 measurements (imported)" in err
+    with HardwareDB(db) as h:
+        kept = h.get_device("pi")
+    assert (kept.hardware, kept.provenance, kept.attributes) == (
+        "Raspberry Pi 4 (imported)", "imported", {"dataset": "HELP"}
+    )  # fmt: skip
+    add = ["--db", db, "device", "add", "jet", "--catalog", "jetson-nano", "--json"]
+    assert _run(add, capsys)[0] == 0
+    assert _run(add, capsys)[0] == 0  # the same registration again: unchanged
+    other = ["--db", db, "device", "add", "jet", "--catalog", "h100-sxm"]
+    code, _, err = _run(other, capsys)
+    assert code == 1 and "catalog entry 'jetson-nano'" in err and "--replace" in err
+    code, out, _ = _run([*other, "--replace", "--json"], capsys)
+    assert code == 0 and json.loads(out)["catalog"] == "h100-sxm"
