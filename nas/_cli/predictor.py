@@ -148,7 +148,7 @@ def predict(
 
     if (arch is None) == (archs is None):
         _usage("give exactly one of --arch and --archs")
-    items = [arch] if arch is not None else _read_archs(archs)  # type: ignore[arg-type]
+    items = [arch] if arch is not None else _read_archs(archs, space)  # type: ignore[arg-type]
     with _open() as db:
         pred = predict_latency(db, space=space, device=device, archs=items, predictor=predictor)
     rows = [
@@ -162,11 +162,23 @@ def predict(
         console.print(f"{r['mean_ms']:.3f} ms ± {r['std_ms']:.3f}  {r['arch']}", markup=False)
 
 
-def _read_archs(path: Path) -> list[str]:
-    lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+def _read_archs(path: Path, space: str) -> list[str]:
+    """The non-blank lines of ``path``; a line that is not an architecture of ``space`` (when
+    it is a registered space) is an error naming the file and line."""
+    from search_spaces import SearchSpaceError, get_space, list_spaces
+
+    numbered = [(i, ln.strip()) for i, ln in enumerate(path.read_text().splitlines(), 1)]
+    lines = [(i, ln) for i, ln in numbered if ln]
     if not lines:
         _usage(f"--archs file {path} holds no architecture")
-    return lines
+    if space in list_spaces():
+        sp = get_space(space)
+        for i, line in lines:
+            try:
+                sp.from_string(line)
+            except SearchSpaceError as exc:
+                raise SearchSpaceError(f"--archs {path} line {i}: {exc}") from exc
+    return [ln for _, ln in lines]
 
 
 @predictor_app.command("evaluate")

@@ -51,6 +51,9 @@ def test_predict_and_errors(
     f.write_text(arch + "\n" + arch + "\n")
     assert _run([*base, "--device", "pixel3", "--archs", str(f), "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["predictions"]) == 2
+    f.write_text(arch + "\n\n|bogus~0|\n")
+    assert _run([*base, "--device", "pixel3", "--archs", str(f)]) == 1
+    assert capsys.readouterr().err.startswith(f"error: --archs {f} line 3: ")
     assert _run([*base, "--device", "pixel3"]) == 2  # neither --arch nor --archs
     assert _run([*base, "--device", "nope", "--arch", arch]) == 1
     assert "nas measure" in capsys.readouterr().err
