@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from pathlib import Path
 from typing import Annotated
@@ -30,6 +31,8 @@ def _budgets(values: list[float], devices: list[str]) -> dict[str, float] | None
 
     if not values:
         return None
+    if not all(v > 0 and math.isfinite(v) for v in values):
+        raise CLIUsageError(f"--latency-budget must be positive milliseconds, got {values}")
     if len(values) == 1:
         return dict.fromkeys(devices, values[0])
     if len(values) != len(devices):
@@ -66,15 +69,16 @@ def search(
         typer.Option("--latency-budget", help="Budget in ms (one, or per device)."),
     ] = None,
     budget_z: Annotated[
-        float, typer.Option("--budget-z", help="Constrain mean + z*std (1.645: 95% quantile).")
+        float,
+        typer.Option("--budget-z", min=0.0, help="Constrain mean + z*std (1.645: 95% quantile)."),
     ] = 0.0,
     trials: Annotated[
         int | None,
-        typer.Option(help="Total trials in the study [default: 1000 with table, else 200]."),
+        typer.Option(min=1, help="Total trials in the study (default: 1000 with table, else 200)."),
     ] = None,
     population: Annotated[
         int | None,
-        typer.Option(help="NSGA-II population size [default: 50 with table, else 20]."),
+        typer.Option(min=2, help="NSGA-II population size (default: 50 with table, else 20)."),
     ] = None,
     local_search: Annotated[
         float,
@@ -120,9 +124,15 @@ def search(
         resolve_devices,
         run_search,
     )
-    from search_spaces import get_space, restrict_space
+    from search_spaces import SearchSpaceError, get_space, restrict_space
 
-    sp = get_space(space)
+    try:
+        sp = get_space(space)
+    except SearchSpaceError as exc:  # an unknown --space
+        raise CLIUsageError(str(exc)) from exc
+    if out is not None and out.exists() and not out.is_dir():
+        raise CLIUsageError(f"--out {out} is a file, not a folder")
+    _budgets(list(latency_budget or []), list(device))  # usage errors before any loading
     restricted = _choices(list(choices or []))
     if restricted:
         try:
@@ -135,9 +145,14 @@ def search(
             err_console.print(m.describe(), markup=False)
         names = [m.device for m in matches]
         budgets = _budgets(list(latency_budget or []), names)
-        objective = make_accuracy_objective(
-            accuracy, space=sp, db=db, dataset=dataset, seed=seed or 0
-        )
+        try:
+            objective = make_accuracy_objective(
+                accuracy, space=sp, db=db, dataset=dataset, seed=seed or 0
+            )
+        except ValueError as exc:  # an unknown objective or proxy name
+            text = str(exc).replace("`accuracy`", "--accuracy")
+            text = text.replace("`proxy`", "the proxy of --accuracy proxy:NAME")
+            raise CLIUsageError(text) from exc
         zero_shot = {m.device: m.catalog for m in matches if m.catalog is not None}
         models, note = load_latency_models(
             db, space=sp, devices=names, predictor=predictor, zero_shot=zero_shot
@@ -174,6 +189,15 @@ def search(
         out_dir=out_dir,
         progress=not as_json,
     )
+    if budgets and not result.front and result.trials:
+        fastest = ", ".join(
+            f"{d} {min(t['latency_ms'][d] for t in result.trials):.3g} ms" for d in names
+        )
+        err_console.print(
+            f"warning: no architecture met --latency-budget in {len(result.trials)} evaluated "
+            f"trials (fastest predicted: {fastest}); the front is empty",
+            markup=False,
+        )
     if as_json:
         print_json(result.front)
         return

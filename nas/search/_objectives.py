@@ -7,6 +7,7 @@ import math
 import os
 import sys
 import sysconfig
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,7 +64,12 @@ class TableAccuracy:
         cls, db: HardwareDB, *, space: str, dataset: str, metric: str = "test_accuracy"
     ) -> TableAccuracy:
         """Load ``db.accuracy_table(space, dataset=dataset, metric=metric)``."""
-        table = db.accuracy_table(space, dataset=dataset, metric=metric)
+        from hwdb import NotFoundError
+
+        try:
+            table = db.accuracy_table(space, dataset=dataset, metric=metric)
+        except NotFoundError:  # the space has no rows at all in this database
+            table = []
         if len(table) == 0:
             raise SearchError(
                 f"no {metric} for dataset {dataset!r} in space {space!r}; import it first "
@@ -354,20 +360,57 @@ class UserFunctionAccuracy:
         if not callable(func):
             raise SearchError(f"accuracy function {spec!r} is not callable")
         self.space, self.name, self._func = space, spec, func
+        self._scored = 0  # finite values returned so far
+        self._first_error: str | None = None
         # the built fp32 model and a copy; what the function itself allocates is unknown
         self.memory = MemoryGuard(space, bytes_per_param=8.0, what=self.name)
 
     def evaluate(self, archs: Sequence[str]) -> np.ndarray:
-        """``f(space.build(arch), arch)`` for each architecture (non-finite, or too large for
-        the free memory -> NaN)."""
-        out = []
-        for arch in archs:
-            if not self.memory.fits(arch):
-                out.append(math.nan)
-                continue
-            value = float(self._func(self.space.build(self.space.from_string(arch)), arch))
-            out.append(value if math.isfinite(value) else math.nan)
+        """``f(space.build(arch), arch)`` for each architecture.
+
+        A value that is not a finite number, an exception raised by the function, or an
+        architecture too large for the free memory gives NaN (a failed trial); the first
+        exception is reported once as a warning.
+
+        Raises:
+            SearchError: If the function has not returned a finite number for any
+                architecture so far (a whole first batch): the function is broken, and a
+                search of failed trials would end with an empty front.
+        """
+        out = [self._value(arch) for arch in archs]
+        self._scored += sum(math.isfinite(v) for v in out)
+        if archs and self._scored == 0:
+            why = self._first_error or "returned no finite number"
+            raise SearchError(
+                f"accuracy function {self.name!r} failed on all {len(archs)} architectures of "
+                f"the first batch ({why})"
+            )
         return np.array(out, dtype=float)
+
+    def _value(self, arch: str) -> float:
+        if not self.memory.fits(arch):
+            return math.nan
+        try:
+            raw = self._func(self.space.build(self.space.from_string(arch)), arch)
+        except Exception as exc:  # noqa: BLE001 - a user function may raise anything
+            return self._failed(arch, f"raised {type(exc).__name__}: {exc}")
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            return self._failed(arch, f"returned {type(raw).__name__} {raw!r:.60}, not a number")
+        return value if math.isfinite(value) else math.nan
+
+    def _failed(self, arch: str, reason: str) -> float:
+        """NaN for a failed architecture; the first failure is reported once."""
+        if self._first_error is None:
+            self._first_error = f"{reason.splitlines()[0] if reason else reason} on {arch}"
+            warnings.warn(
+                f"accuracy function {self.name!r} {self._first_error}; architectures it "
+                "fails on become failed trials",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return math.nan
 
 
 #: Proxy used by ``auto`` when the DB has no accuracy table: synflow is data-free (one forward

@@ -38,6 +38,12 @@ def pareto_mask(objectives: Sequence[Sequence[float]] | np.ndarray) -> np.ndarra
     return mask
 
 
+def _csv_fields(devices: Sequence[str]) -> list[str]:
+    """Columns of ``pareto.csv`` (the same for an empty front)."""
+    per_device = [f"{k}[{d}]" for d in devices for k in ("latency_ms", "latency_std_ms")]
+    return ["arch", "accuracy", *per_device, "params", "macs", "feasible", "trial"]
+
+
 def _flatten(entry: dict[str, Any], devices: Sequence[str]) -> dict[str, Any]:
     row: dict[str, Any] = {"arch": entry["arch"], "accuracy": entry["accuracy"]}
     for dev in devices:
@@ -72,7 +78,8 @@ def _plot(result: SearchResult, path: Path) -> None:
     ax.set_xlabel(f"predicted latency on {dev} (ms)")
     ax.set_ylabel(f"accuracy ({result.accuracy})")
     ax.set_title(f"{result.space}: {result.study_name}")
-    ax.legend(loc="lower right", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -99,8 +106,7 @@ def write_outputs(result: SearchResult, out_dir: str | os.PathLike[str]) -> dict
     paths["json"].write_text(json.dumps(result.front, indent=2) + "\n")
     rows = [_flatten(e, result.devices) for e in result.front]
     with paths["csv"].open("w", newline="") as fh:
-        fields = list(rows[0]) if rows else ["arch", "accuracy"]
-        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer = csv.DictWriter(fh, fieldnames=_csv_fields(result.devices))
         writer.writeheader()
         writer.writerows(rows)
     history = {
