@@ -32,6 +32,8 @@ _COMMAND_MODULES = (
     "serve",
 )
 
+_INTERRUPTED = 130  # exit code of a command stopped by Ctrl-C (128 + SIGINT)
+
 app = typer.Typer(
     name="nas",
     help="Hardware-aware NAS: measure devices, predict latency, search Pareto-optimal models.",
@@ -106,10 +108,10 @@ def main(argv: list[str] | None = None) -> None:
             rc = app(args=argv, prog_name="nas", standalone_mode=False)
     except typer.Abort:
         err_console.print("error: aborted", markup=False)
-        sys.exit(130)
+        sys.exit(_INTERRUPTED)
     except KeyboardInterrupt:
         err_console.print("error: interrupted; everything finished so far is saved", markup=False)
-        sys.exit(130)
+        sys.exit(_INTERRUPTED)
     except exc_mod.NoArgsIsHelpError:
         sys.exit(0)  # the help text was already printed
     except exc_mod.UsageError as exc:
@@ -125,4 +127,6 @@ def main(argv: list[str] | None = None) -> None:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         err_console.print(f"error: {message}", markup=False)
         sys.exit(1)
+    if rc == _INTERRUPTED:  # typer turns KeyboardInterrupt into this exit code, silently
+        err_console.print("error: interrupted; everything finished so far is saved", markup=False)
     sys.exit(rc if isinstance(rc, int) else 0)
