@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import Table, and_, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from hwdb._errors import DuplicateError, StorageError
+from hwdb._errors import DuplicateError, ImportDataError, StorageError
 from hwdb._models import (
     ArchitectureModel,
     DeviceModel,
@@ -34,6 +35,7 @@ __all__ = [
     "BulkImport",
     "MeasurementSeries",
     "arch_hash",
+    "check_values",
     "ensure_archs",
     "ensure_devices",
     "ensure_spaces",
@@ -319,7 +321,12 @@ def series_params(
     arch_ids: Mapping[str, int],
     now: datetime,
 ) -> list[tuple[Any, ...]]:
-    """DBAPI parameter tuples of one series (constants serialised once)."""
+    """DBAPI parameter tuples of one series (constants serialised once).
+
+    Raises:
+        ImportDataError: if a value is not a finite number > 0 (nothing of it is written).
+    """
+    check_values(f"{series.device} ({series.space})", series.archs, series.values, positive=True)
     env = _db_value(dialect, "environment", series.environment)
     work = _db_value(dialect, "workload", series.workload)
     ts = _db_value(dialect, "created_at", now)
@@ -332,6 +339,17 @@ def series_params(
     ]
     rows.sort(key=lambda row: row[1])  # index locality
     return rows
+
+
+def check_values(
+    what: str, archs: Sequence[str], values: Sequence[float], *, positive: bool
+) -> None:
+    """Raise :class:`ImportDataError` naming the first value that is not finite (or not > 0)."""
+    for arch, value in zip(archs, values, strict=True):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok or not math.isfinite(value) or (positive and value <= 0):
+            need = "finite and > 0" if positive else "finite"
+            raise ImportDataError(f"{what}: arch {arch!r}: value must be {need}, got {value!r}")
 
 
 def insert_measurements(

@@ -27,6 +27,7 @@ __all__ = [
     "head_revision",
     "make_engine",
     "redact",
+    "sqlite_file",
     "upgrade_schema",
 ]
 
@@ -61,6 +62,19 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any, *, memory: bool) -> None:
 def _sqlite_begin(conn: Connection) -> None:
     mode = "IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "DEFERRED"
     conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite file URL, else ``None`` (memory database, other backend, bad URL)."""
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - make_engine reports bad URLs
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    if str(parsed.database).startswith("file:"):  # URI filenames: let SQLite decide
+        return None
+    return Path(str(parsed.database)).expanduser()
 
 
 def make_engine(url: str) -> Engine:

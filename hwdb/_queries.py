@@ -140,6 +140,17 @@ def measured_archs(space: str, device: str, metric: str, protocol: str | None) -
     return q.distinct()
 
 
+def measured_workloads(space: str, device: str) -> Select[str]:
+    q = (
+        select(cast(M.workload, String))
+        .join(A, A.id == M.architecture_id)
+        .join(S, S.id == A.space_id)
+        .join(D, D.id == M.device_id)
+        .where(S.name == space, D.name == device)
+    )
+    return q.distinct()
+
+
 def _one_workload_per_device(long: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
     """Keep each device's rows of one workload: the one it has most rows of (ties: the one
     measured last). Latencies at different input shapes are different quantities, so a column
@@ -314,6 +325,8 @@ def apply_bulk(
             progress(len(data.rows))
     n_acc = 0
     for acc in data.accuracies:
+        _bulk.check_values(f"{acc.dataset} {acc.metric} ({acc.space})", acc.archs, acc.values,
+                           positive=False)  # fmt: skip
         rows_a = [
             {
                 "architecture_id": arch_ids[(acc.space, a)],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -13,8 +14,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlch
 from sqlalchemy.orm import Session, sessionmaker
 
 from hwdb import _apikeys, _bulk, _queries
-from hwdb._engine import WRITE_OPTION, check_schema, make_engine, redact
-from hwdb._errors import DuplicateError, NotFoundError, StorageError
+from hwdb._engine import WRITE_OPTION, check_schema, make_engine, redact, sqlite_file
+from hwdb._errors import DuplicateError, NotFoundError, SchemaOutdatedError, StorageError
 from hwdb._models import (
     ArchitectureModel,
     DeviceModel,
@@ -78,8 +79,9 @@ class HardwareDB:
 
     Args:
         url: SQLAlchemy URL; ``None`` -> :func:`hwdb.default_database_url`.
-        create: Create the schema in an empty database. An existing database at another
-            revision always raises :class:`~hwdb.SchemaOutdatedError`.
+        create: Create the schema in an empty database (and a missing SQLite file). Without
+            it a missing SQLite file raises :class:`~hwdb.SchemaOutdatedError` and is not
+            created. An existing database at another revision always raises it.
 
     Raises:
         SchemaOutdatedError: the schema needs ``nas hwdb upgrade`` (or ``nas hwdb init``).
@@ -88,6 +90,12 @@ class HardwareDB:
 
     def __init__(self, url: str | None = None, *, create: bool = True) -> None:
         self.url = url if url is not None else default_database_url()
+        file = sqlite_file(self.url)
+        if not create and file is not None and not file.exists():
+            raise SchemaOutdatedError(
+                f"database {file} does not exist: run `nas hwdb init` to create it "
+                "(or check --db / NAS_DATABASE_URL)"
+            )
         self._engine = make_engine(self.url)
         self._read_maker = sessionmaker(bind=self._engine, expire_on_commit=False)
         self._write_maker = sessionmaker(
@@ -228,6 +236,17 @@ class HardwareDB:
         q = _queries.measured_archs(space, device, metric, protocol)
         return self._read(lambda s: set(s.execute(q).scalars()))
 
+    def measured_workloads(self, *, space: str, device: str) -> list[dict[str, Any]]:
+        """Distinct workload dicts of the rows of ``device`` in ``space`` (``{}``: default)."""
+        q = _queries.measured_workloads(space, device)
+        texts = self._read(lambda s: sorted(set(s.execute(q).scalars())))
+        out: list[dict[str, Any]] = []
+        for text_ in texts:
+            value = json.loads(text_) if text_ else {}
+            if value not in out:
+                out.append(value)
+        return out
+
     def latency_table(
         self, space: str, *, metric: str = "latency_ms", devices: Sequence[str] | None = None
     ) -> pd.DataFrame:
@@ -364,7 +383,7 @@ class HardwareDB:
         """
         inserted = self._write(lambda s: _queries.apply_bulk(s, data, progress))
         return {
-            "devices": len(data.devices),
+            "devices": len({d.name for d in data.devices}),
             "architectures": data.n_archs,
             **inserted,
         }

@@ -74,7 +74,8 @@ def load_csv(path: str | Path) -> BulkImport:
     """
     file = Path(path)
     data = BulkImport()
-    devices: dict[str, DeviceSpec] = {}
+    devices: dict[str, tuple[int, DeviceSpec]] = {}
+    seen: dict[tuple[str, str, str, str], tuple[int, float]] = {}
     for i, row in enumerate(_read(file)):
         where = f"row {i + 1}"
         for col in ("space", "device"):
@@ -84,20 +85,32 @@ def load_csv(path: str | Path) -> BulkImport:
         arch = canonical_arch(space, row["arch"], file, where)
         latency = check_latency(row["latency_ms"], file, where, "latency_ms")
         spec = _device(file, where, row["device"], row)
-        known = devices.setdefault(spec.name, spec)
+        first, known = devices.setdefault(spec.name, (i, spec))
         if known != spec:
-            raise bad(file, where, "device", f"{spec.name!r} described differently on another row")
+            raise bad(
+                file, where, "device", f"{spec.name!r} described differently on row {first + 1}"
+            )
+        metric = row.get("metric") or "latency_ms"
+        prev, value = seen.setdefault((spec.name, space, arch, metric), (i, latency))
+        if prev != i:
+            if value != latency:
+                raise bad(
+                    file, where, "latency_ms",
+                    f"{latency!r} conflicts with {value!r} on row {prev + 1} "
+                    "(same space, arch, device and metric)",
+                )  # fmt: skip
+            continue  # an exact duplicate: keep one
         data.rows.append(
             MeasurementIn(
                 device=spec.name,
                 space=space,
                 arch=arch,
-                metric=row.get("metric") or "latency_ms",
+                metric=metric,
                 median=latency,
                 source=f"csv {file.name}",
             )
         )
-    data.devices = list(devices.values())
+    data.devices = [spec for _, spec in devices.values()]
     return data
 
 

@@ -14,6 +14,7 @@ numpy's scalar/dtype reconstructors; anything else fails the import.
 from __future__ import annotations
 
 import io
+import math
 import pickle
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -101,14 +102,23 @@ def load_latbench(paths: Sequence[str | Path]) -> BulkImport:
         raise ValueError("`paths` must name at least one LatBench pickle.")
     data = BulkImport()
     archs: dict[str, int | None] = {}
+    files: dict[str, Path] = {}
     for raw in paths:
         path = Path(raw)
+        other = files.setdefault(path.stem, path)
+        if other is not path:
+            if other.resolve() == path.resolve():
+                continue  # the same file given twice
+            raise bad(path, "file", "path", f"device {path.stem!r} is also given by {other}")
         table = _load(path)
         names: list[str] = []
         values: list[float] = []
         for key, seconds in table.items():
             arch = _key_arch(path, key)
-            ms = check_latency(seconds, path, f"key {key!r}", "latency_s") * 1000.0
+            where = f"key {key!r}"
+            ms = check_latency(seconds, path, where, "latency_s") * 1000.0
+            if not math.isfinite(ms):
+                raise bad(path, where, "latency_s", f"{seconds!r} s is not finite in milliseconds")
             names.append(arch)
             values.append(ms)
             archs.setdefault(arch, None)

@@ -12,6 +12,9 @@ strings) plus ``device_family``, ``device_hardware``, ``device_runtime``, ``devi
 from __future__ import annotations
 
 import json
+import math
+import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -80,26 +83,62 @@ def bundled_datasets() -> list[Path]:
     return sorted((Path(__file__).resolve().parents[1] / "data").glob("*.parquet"))
 
 
+def _cell(kind: str, value: Any) -> Any:
+    """A frame value as the parquet column wants it: missing numbers (NaN, NA) become null."""
+    if kind == _STR or value is None:
+        return value
+    try:
+        if math.isnan(value):
+            return None
+    except TypeError:  # pandas.NA and friends
+        return None
+    return int(value) if kind == _I else float(value)
+
+
+def _check_out(out: Path) -> None:
+    if out.is_dir():
+        raise ValueError(f"cannot write {out}: it is a directory (give a .parquet file name)")
+    if not out.parent.is_dir():
+        raise ValueError(f"cannot write {out}: folder {out.parent} does not exist")
+
+
 def export_parquet(
     db: HardwareDB, path: str | Path, *, space: str | None = None, device: str | None = None
 ) -> int:
     """Write the measurements (optionally of one space / device) to a parquet file.
 
+    Integer columns are nullable (a device without a thread count exports null, not NaN). The
+    file is written next to ``path`` and renamed into place, so a failed export leaves no
+    half-written file.
+
     Returns:
         Number of rows written.
+
+    Raises:
+        ValueError: if ``path`` is a directory or its folder does not exist.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    frame = db.measurement_frame(space=space, device=device)
-    records: list[dict[str, Any]] = frame.to_dict("records")
-    for rec in records:
-        for col in _JSON:
-            rec[col] = json.dumps(rec[col] or {}, sort_keys=True, default=str)
-    table = pa.Table.from_pylist(records, schema=_schema())
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, out)
+    _check_out(out)
+    frame = db.measurement_frame(space=space, device=device)
+    kinds = {**COLUMNS, **DEVICE_COLUMNS}
+    records: list[dict[str, Any]] = []
+    for raw in frame.to_dict("records"):
+        rec = {c: _cell(kinds[c], raw[c]) for c in kinds}
+        for col in _JSON:
+            rec[col] = json.dumps(raw[col] or {}, sort_keys=True, default=str)
+        records.append(rec)
+    table = pa.Table.from_pylist(records, schema=_schema())
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return len(records)
 
 
@@ -156,12 +195,28 @@ def load_parquet(path: str | Path) -> BulkImport:
     if missing:
         raise bad(file, "schema", missing[0], "missing column")
     data = BulkImport()
-    devices: dict[str, DeviceSpec] = {}
+    devices: dict[str, tuple[int, DeviceSpec]] = {}
+    seen: dict[tuple[str, str, str, str, str], tuple[int, MeasurementIn]] = {}
     for i, rec in enumerate(table.to_pylist()):
         spec, meas = _row(file, i, rec)
-        devices.setdefault(spec.name, spec)
+        where = f"row {i + 1}"
+        first, known = devices.setdefault(spec.name, (i, spec))
+        if known != spec:
+            raise bad(
+                file, where, "device", f"{spec.name!r} described differently on row {first + 1}"
+            )
+        key = (meas.device, meas.space, meas.arch, meas.metric, meas.protocol)
+        prev = seen.setdefault(key, (i, meas))
+        if prev[1] is not meas:
+            if prev[1] != meas:
+                raise bad(
+                    file, where, "median",
+                    f"conflicts with row {prev[0] + 1} (same device, space, arch, metric and "
+                    "protocol, different values)",
+                )  # fmt: skip
+            continue  # an exact duplicate: keep one
         data.rows.append(meas)
-    data.devices = list(devices.values())
+    data.devices = [spec for _, spec in devices.values()]
     return data
 
 

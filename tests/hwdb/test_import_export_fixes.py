@@ -1,0 +1,136 @@
+"""Regression tests: nullable export, conflicting duplicates, non-finite LatBench, devices count."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from hwdb import HardwareDB, ImportDataError
+from hwdb._bulk import BulkImport, MeasurementSeries
+from hwdb._types import DeviceSpec
+from hwdb.importers.csvfile import load_csv
+from hwdb.importers.latbench import load_latbench
+from hwdb.importers.parquet import bundled_datasets, export_parquet, load_parquet
+from tests.hwdb._helpers import NB201_0, nb201_archs
+
+_KEY = ["device", "space", "arch", "metric", "protocol"]
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(_KEY).reset_index(drop=True)
+
+
+def test_export_with_missing_threads_round_trips(tmp_path: Path) -> None:
+    with HardwareDB(f"sqlite:///{tmp_path / 'a.sqlite'}") as db:
+        for path in bundled_datasets():
+            db.bulk_import(load_parquet(path))
+        before = db.measurement_frame()
+        assert before["device_threads"].isna().any() and before["device_threads"].notna().any()
+        out = tmp_path / "all.parquet"
+        assert export_parquet(db, out) == len(before)
+    schema = pq.read_schema(out)
+    assert str(schema.field("device_threads").type) == "int64"
+    assert str(schema.field("benchmark_index").type) == "int64"
+    with HardwareDB(f"sqlite:///{tmp_path / 'b.sqlite'}") as db2:
+        counts = db2.bulk_import(load_parquet(out))
+        after = db2.measurement_frame()
+    assert counts["measurements"] == len(before)
+    pd.testing.assert_frame_equal(_sorted(before), _sorted(after))
+
+
+def test_export_refuses_directory_and_missing_folder(tmp_path: Path) -> None:
+    with HardwareDB(f"sqlite:///{tmp_path / 'a.sqlite'}") as db:
+        with pytest.raises(ValueError, match="is a directory"):
+            export_parquet(db, tmp_path)
+        with pytest.raises(ValueError, match="does not exist"):
+            export_parquet(db, tmp_path / "nope" / "x.parquet")
+    assert not (tmp_path / "nope").exists()
+
+
+def _csv(tmp_path: Path, *rows: str) -> Path:
+    path = tmp_path / "m.csv"
+    path.write_text("space,arch,device,latency_ms,batch_size\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_csv_conflicting_duplicate_is_an_error(tmp_path: Path) -> None:
+    path = _csv(tmp_path, f"nasbench201,{NB201_0},d1,1.5,1", f"nasbench201,{NB201_0},d1,9.5,1")
+    with pytest.raises(ImportDataError, match=r"row 2.*row 1"):
+        load_csv(path)
+
+
+def test_csv_exact_duplicate_is_kept_once(tmp_path: Path) -> None:
+    path = _csv(tmp_path, f"nasbench201,{NB201_0},d1,1.5,1", f"nasbench201,{NB201_0},d1,1.5,1")
+    assert len(load_csv(path).rows) == 1
+
+
+def _parquet_with(tmp_path: Path, edit: dict[str, object]) -> Path:
+    src = tmp_path / "one.parquet"
+    with HardwareDB(f"sqlite:///{tmp_path / 'src.sqlite'}") as db:
+        csv = _csv(tmp_path, f"nasbench201,{NB201_0},d1,1.5,1")
+        db.bulk_import(load_csv(csv))
+        export_parquet(db, src)
+    frame = pq.read_table(src).to_pandas()
+    second = frame.iloc[[0]].copy()
+    for col, value in edit.items():
+        second[col] = value
+    out = tmp_path / "two.parquet"
+    import pyarrow as pa
+
+    pq.write_table(pa.Table.from_pandas(pd.concat([frame, second]), preserve_index=False), out)
+    return out
+
+
+def test_parquet_conflicting_duplicate_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ImportDataError, match=r"row 2.*conflicts with row 1"):
+        load_parquet(_parquet_with(tmp_path, {"median": 9.5}))
+
+
+def test_parquet_device_described_differently_is_an_error(tmp_path: Path) -> None:
+    path = _parquet_with(tmp_path, {"device_batch_size": 7, "arch": nb201_archs(1)[0]})
+    with pytest.raises(ImportDataError, match=r"row 2.*described differently on row 1"):
+        load_parquet(path)
+
+
+def test_parquet_exact_duplicate_is_kept_once(tmp_path: Path) -> None:
+    assert len(load_parquet(_parquet_with(tmp_path, {})).rows) == 1
+
+
+def _pickle(path: Path, table: dict[tuple[int, ...], float]) -> Path:
+    path.write_bytes(pickle.dumps(table))
+    return path
+
+
+def test_latbench_overflowing_latency_is_refused(tmp_path: Path) -> None:
+    path = _pickle(tmp_path / "desktop-cpu-x-fp32.pickle", {(0, 1, 2, 3, 4, 0): 1e306})
+    with pytest.raises(ImportDataError, match="not finite"):
+        load_latbench([path])
+
+
+def test_latbench_same_file_twice_counts_one_device(tmp_path: Path) -> None:
+    path = _pickle(tmp_path / "desktop-cpu-x-fp32.pickle", {(0, 1, 2, 3, 4, 0): 0.01})
+    data = load_latbench([path, tmp_path / "." / path.name])
+    with HardwareDB(f"sqlite:///{tmp_path / 'a.sqlite'}") as db:
+        counts = db.bulk_import(data)
+    assert counts["devices"] == 1 and counts["measurements"] == 1
+
+
+def test_bulk_insert_rejects_non_finite_values(tmp_path: Path) -> None:
+    archs = nb201_archs(2)
+    data = BulkImport(
+        devices=[DeviceSpec(name="d1", provenance="imported")],
+        archs={"nasbench201": dict.fromkeys(archs)},
+        measurements=[
+            MeasurementSeries(
+                device="d1", space="nasbench201", archs=archs, values=[1.0, float("inf")]
+            )
+        ],
+    )
+    with HardwareDB(f"sqlite:///{tmp_path / 'a.sqlite'}") as db:
+        with pytest.raises(ImportDataError, match="finite"):
+            db.bulk_import(data)
+        assert db.stats() == {"spaces": {}, "devices": 0}  # nothing written
