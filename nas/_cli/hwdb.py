@@ -37,6 +37,18 @@ def _open(*, create: bool = True) -> HardwareDB:
     return HardwareDB(create=create)
 
 
+def _check_space(db: HardwareDB, space: str | None) -> None:
+    """Usage error (exit 2) for a space that is neither registered nor in the database."""
+    if space is None:
+        return
+    from nas import CLIUsageError
+    from search_spaces import list_spaces
+
+    known = set(list_spaces()) | set(db.list_spaces())
+    if space not in known:
+        raise CLIUsageError(f"unknown search space {space!r} (known: {', '.join(sorted(known))})")
+
+
 @contextmanager
 def _bar(label: str, total: int) -> Iterator[Callable[[int], None]]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -151,6 +163,7 @@ def devices(space: SpaceOpt = None, as_json: JsonOpt = False) -> None:
     from rich.table import Table
 
     with _open(create=False) as db:
+        _check_space(db, space)
         rows = db.list_devices(space=space)
     if as_json:
         print_json([asdict(d) for d in rows])
@@ -174,8 +187,12 @@ def export(
     """Export measurements to the parquet dataset format."""
     from hwdb import export_parquet
 
-    with _open(create=False) as db, console.status("exporting ..."):
-        n = export_parquet(db, out, space=space, device=device)
+    with _open(create=False) as db:
+        _check_space(db, space)
+        if device is not None:
+            db.get_device(device)  # NotFoundError: one line, exit 1
+        with console.status("exporting ..."):
+            n = export_parquet(db, out, space=space, device=device)
     console.print(f"wrote {n} measurements to {out}")
 
 

@@ -169,6 +169,8 @@ def measure(
         raise CLIUsageError("--server and --api-key go together")
     if server is not None and retest:
         raise CLIUsageError("--retest stores nothing, so it cannot be combined with --server")
+    if server is not None:
+        _check_server(server)
     from hwdb import HardwareDB
     from nas import measure as lib
     from search_spaces import get_space
@@ -204,18 +206,45 @@ def measure(
         console.print(f"uploaded to {server}: {uploaded}")
 
 
-def _upload(db: Any, report: Any, server: str, api_key: str) -> dict[str, Any]:
-    """Post this run's stored rows (same device and protocol) to a ``nas serve`` server."""
-    from api.client import upload_measurements
+def _check_server(url: str) -> None:
+    """Usage error unless ``url`` is an http(s) URL with a host (checked before measuring)."""
+    from urllib.parse import urlsplit
 
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        _ = parts.port  # ValueError on a malformed port
+    except ValueError:
+        ok = False
+    if not ok:
+        raise CLIUsageError(
+            f"--server must be an http:// or https:// URL with a host, e.g. "
+            f"http://127.0.0.1:8000, got {url!r}"
+        )
+
+
+def _upload(db: Any, report: Any, server: str, api_key: str) -> dict[str, Any]:
+    """Post the stored rows of the selected archs (this device and protocol) to a server.
+
+    Skipped (already stored) architectures are uploaded too, so rerunning after a failed
+    upload sends what the server lacks; the server keeps rows it already has (idempotent).
+    """
+    from api.client import ApiClientError, upload_measurements
+
+    selected = set(report.measured) | set(report.skipped)
     rows = [
         r
         for r in db.measurements(space=report.space, device=report.device, limit=10**9)
-        if r["protocol"] == report.protocol and r["arch"] in report.measured
+        if r["protocol"] == report.protocol and r["arch"] in selected
     ]
-    result: dict[str, Any] = upload_measurements(
-        server, api_key, db.get_device(report.device), rows
-    )
+    try:
+        result: dict[str, Any] = upload_measurements(
+            server, api_key, db.get_device(report.device), rows
+        )
+    except ApiClientError as exc:
+        raise ApiClientError(
+            f"{exc} (the measurements are stored locally: rerun the same command to upload them)"
+        ) from exc
     return result
 
 

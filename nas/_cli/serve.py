@@ -72,7 +72,7 @@ def list_keys(
 
     from hwdb import HardwareDB
 
-    with HardwareDB(os.environ.get("NAS_DATABASE_URL")) as db:
+    with HardwareDB(os.environ.get("NAS_DATABASE_URL"), create=False) as db:
         keys = db.list_api_keys()
     rows = [
         {"name": k.name, "created_at": k.created_at, "revoked_at": k.revoked_at, "active": k.active}
@@ -92,7 +92,7 @@ def revoke(name: Annotated[str, typer.Argument(help="Key name.")]) -> None:
     """Revoke a key (requests with it get 401 from now on)."""
     from hwdb import HardwareDB
 
-    with HardwareDB(os.environ.get("NAS_DATABASE_URL")) as db:
+    with HardwareDB(os.environ.get("NAS_DATABASE_URL"), create=False) as db:
         key = db.revoke_api_key(name)
     console.print(f"API key {key.name!r} revoked at {key.revoked_at}", markup=False)
 

@@ -260,6 +260,29 @@ def _rows(
     return rows
 
 
+_SHAPE_KEYS = ("resolution", "prompt_len", "meta_tokens", "decode_len")
+
+
+def _check_workload(db: HardwareDB, cfg: ResolvedConfig, name: str, space: str) -> None:
+    """Refuse input shapes that differ from those already stored for ``name`` in ``space``.
+
+    Latencies at different shapes are different quantities and a device keeps one workload
+    per space (``HardwareDB.latency_table``), so a new shape needs a new device name.
+    """
+    new = cfg.workload.to_dict()
+    for old in db.measured_workloads(space=space, device=name):
+        diff = [
+            f"{k}={old[k]!r}"
+            for k in _SHAPE_KEYS
+            if old.get(k) is not None and new.get(k) is not None and old[k] != new[k]
+        ]
+        if diff:
+            raise NasError(
+                f"device {name!r} already has {space} measurements with {', '.join(diff)}; "
+                "use another --device-name for this configuration"
+            )
+
+
 def _check_device(db: HardwareDB, cfg: ResolvedConfig, name: str, source: str) -> None:
     from hwdb import NotFoundError
 
@@ -319,6 +342,7 @@ def measure_architectures(
     cfg = (config or MeasureConfig()).resolve(sp)
     texts = _unique(sp.to_string(sp.resolve(a)) for a in archs)
     _check_device(db, cfg, device, source)
+    _check_workload(db, cfg, device, sp.name)
     report = MeasureReport(sp.name, device, cfg.protocol, cfg.workload.to_dict())
     if not force:
         done = set(texts)

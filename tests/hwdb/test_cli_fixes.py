@@ -1,0 +1,73 @@
+"""Regression tests of `nas hwdb` / `nas api-key`: export after init, unknown names, no new DBs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hwdb import HardwareDB
+from nas._cli.main import main
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    out, err = capsys.readouterr()
+    return int(info.value.code or 0), out, err
+
+
+def _one_line(err: str) -> bool:
+    return err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err
+
+
+def test_export_after_init(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = f"sqlite:///{tmp_path / 'x.sqlite'}"
+    assert _run(["--db", db, "hwdb", "init"], capsys)[0] == 0
+    for extra in ([], ["--space", "mnasnet"]):
+        out = tmp_path / f"out{len(extra)}.parquet"
+        code, _, err = _run(["--db", db, "hwdb", "export", "--out", str(out), *extra], capsys)
+        assert code == 0, err
+        assert out.is_file()
+
+    code, _, err = _run(["--db", db, "hwdb", "export", "--out", str(tmp_path)], capsys)
+    assert code == 1 and _one_line(err) and "directory" in err
+    missing = tmp_path / "no" / "x.parquet"
+    code, _, err = _run(["--db", db, "hwdb", "export", "--out", str(missing)], capsys)
+    assert code == 1 and _one_line(err) and "does not exist" in err
+    assert not missing.parent.exists()
+
+    out = tmp_path / "none.parquet"
+    code, _, err = _run(["--db", db, "hwdb", "export", "--out", str(out), "--space", "nosuch"],
+                        capsys)  # fmt: skip
+    assert code == 2 and _one_line(err) and "nosuch" in err and not out.exists()
+    code, _, err = _run(["--db", db, "hwdb", "export", "--out", str(out), "--device", "nosuch"],
+                        capsys)  # fmt: skip
+    assert code == 1 and _one_line(err) and "nosuch" in err and not out.exists()
+    code, _, err = _run(["--db", db, "hwdb", "devices", "--space", "nosuch"], capsys)
+    assert code == 2 and _one_line(err) and "nosuch" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["api-key", "list"], ["api-key", "revoke", "k"], ["hwdb", "stats"], ["hwdb", "devices"],
+     ["hwdb", "export", "--out", "x.parquet"]],
+)  # fmt: skip
+def test_read_commands_do_not_create_a_database(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "typo" / "hwdb.sqlite"
+    if argv[0] == "hwdb" and argv[1] == "export":
+        argv = [*argv[:-1], str(tmp_path / "x.parquet")]
+    code, _, err = _run(["--db", f"sqlite:///{path}", *argv], capsys)
+    assert code == 1 and _one_line(err) and "nas hwdb init" in err
+    assert not path.parent.exists()
+
+
+def test_api_key_list_on_initialised_db(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'k.sqlite'}"
+    assert _run(["--db", url, "hwdb", "upgrade"], capsys)[0] == 0
+    with HardwareDB(url, create=False) as db:
+        db.create_api_key("ci")
+    code, out, _ = _run(["--db", url, "api-key", "list", "--json"], capsys)
+    assert code == 0 and '"ci"' in out

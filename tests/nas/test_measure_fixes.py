@@ -1,0 +1,83 @@
+"""Regression tests of `nas measure`: upload retry, --server validation, workload guard."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hwdb import HardwareDB
+from nas._cli.main import main
+
+FAST = ["--rounds", "2", "--repeats", "1", "--warmup", "1", "--threads", "1",
+        "--prime", "0", "--prime-seconds", "0"]  # fmt: skip
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out, err = capsys.readouterr()
+    return int(exc.value.code or 0), out, err
+
+
+def test_failed_upload_is_retried_by_a_rerun(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import api.client
+    from api.client import ApiClientError
+
+    sent: list[list[dict[str, Any]]] = []
+
+    def refuse(*_: Any, **__: Any) -> dict[str, Any]:
+        raise ApiClientError("cannot reach http://127.0.0.1:1/v1/devices: connection refused")
+
+    def accept(
+        server: str, key: str, device: Any, rows: Sequence[dict[str, Any]]
+    ) -> dict[str, Any]:
+        sent.append(list(rows))
+        return {"device": device.name, "received": len(rows), "inserted": len(rows)}
+
+    argv = ["--db", sqlite_url, "measure", "--space", "nasbench201", "--device-name", "d1",
+            "--n", "1", "--resolution", "16", "--server", "http://127.0.0.1:1", "--api-key", "K",
+            "--json", *FAST]  # fmt: skip
+    monkeypatch.setattr(api.client, "upload_measurements", refuse)
+    code, _, err = _run(argv, capsys)
+    assert code == 1 and err.count("\n") == 1 and "rerun" in err
+    with HardwareDB(sqlite_url) as db:
+        assert len(db.measurements(device="d1")) == 1  # stored locally
+    monkeypatch.setattr(api.client, "upload_measurements", accept)
+    code, out, _ = _run(argv, capsys)
+    result = json.loads(out)
+    assert code == 0 and result["rows_written"] == 0 and len(result["skipped"]) == 1
+    assert len(sent) == 1 and [r["arch"] for r in sent[0]] == result["skipped"]
+    assert result["upload"]["received"] == 1
+
+
+@pytest.mark.parametrize("url", ["notaurl", "ftp://host", "http://", "http://h:notaport"])
+def test_bad_server_url_is_refused_before_measuring(
+    url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "never.sqlite"
+    argv = ["--db", f"sqlite:///{path}", "measure", "--space", "nasbench201", "--device-name",
+            "d1", "--n", "1", "--server", url, "--api-key", "K", *FAST]  # fmt: skip
+    code, out, err = _run(argv, capsys)
+    assert code == 2 and err.count("\n") == 1 and "--server" in err and "measured" not in out
+    assert not path.exists()
+
+
+def test_other_resolution_on_existing_device_is_refused(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["--db", sqlite_url, "measure", "--space", "nasbench201", "--device-name", "d1",
+            "--n", "1", "--json", *FAST]  # fmt: skip
+    assert _run([*base, "--resolution", "16"], capsys)[0] == 0
+    code, _, err = _run([*base, "--resolution", "24", "--seed", "1"], capsys)
+    assert code == 1 and err.count("\n") == 1 and "resolution=16" in err
+    assert "another --device-name" in err
+    with HardwareDB(sqlite_url) as db:
+        assert db.measured_workloads(space="nasbench201", device="d1")[0]["resolution"] == 16
+        assert len(db.measured_workloads(space="nasbench201", device="d1")) == 1
+    assert _run([*base, "--resolution", "16", "--seed", "1"], capsys)[0] == 0  # same: fine
