@@ -1,9 +1,10 @@
 """Replay of upload responses for ``Idempotency-Key`` / ``client_key``.
 
-The same key with the same body returns the first response (concurrent retries wait for it);
-the same key with another body is a 422. Records live in memory (bounded, oldest evicted);
-hwdb's own idempotency on (device, space, arch, metric, protocol) guarantees that a retry
-after a restart still stores nothing twice.
+The same key with the same body returns the first successful response (concurrent retries
+wait for it); the same key with another body is a 422. A request that fails (a 4xx, say)
+leaves no record, so the key can be reused with a corrected body. Records live in memory
+(bounded, oldest evicted); hwdb's own idempotency on (device, space, arch, metric, protocol)
+guarantees that a retry after a restart still stores nothing twice.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ class _Record:
     fingerprint: str
     lock: threading.Lock = field(default_factory=threading.Lock)
     response: dict[str, Any] | None = None
+    #: Set when the call holding the claim failed and the record left the map.
+    released: bool = False
 
 
 class IdempotencyStore:
@@ -62,22 +65,37 @@ class IdempotencyStore:
     ) -> tuple[dict[str, Any], bool]:
         """Return (response, replayed): the stored response, or ``fn()`` stored under ``key``.
 
-        A failing ``fn`` stores nothing, so the client may retry with the same key.
+        A failing ``fn`` stores nothing and releases the key, so the client may retry with
+        the same key (and a corrected body).
 
         Raises:
             ApiError: 422 at ``loc`` if ``key`` was used with another body.
         """
-        record = self._claim(key, fingerprint)
-        if record.fingerprint != fingerprint:
-            raise ApiError(
-                422,
-                loc,
-                "this idempotency key was already used with a different request body",
-                type="idempotency_key_reused",
-            )
-        with record.lock:
-            if record.response is not None:
-                return record.response, True
-            response = fn()
-            record.response = response
-            return response, False
+        while True:
+            record = self._claim(key, fingerprint)
+            if record.fingerprint != fingerprint:
+                raise ApiError(
+                    422,
+                    loc,
+                    "this idempotency key was already used with a different request body",
+                    type="idempotency_key_reused",
+                )
+            with record.lock:
+                if record.response is not None:
+                    return record.response, True
+                if record.released:  # a concurrent first try failed: claim the key afresh
+                    continue
+                try:
+                    response = fn()
+                except BaseException:
+                    self._release(key, record)
+                    raise
+                record.response = response
+                return response, False
+
+    def _release(self, key: str, record: _Record) -> None:
+        """Forget ``record`` (its call failed), so the key may be used again, with any body."""
+        record.released = True
+        with self._lock:
+            if self._records.get(key) is record:
+                del self._records[key]

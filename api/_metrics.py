@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -22,6 +23,18 @@ def _fmt(labels: Labels, extra: tuple[str, str] | None = None) -> str:
     if not items:
         return ""
     return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in items) + "}"
+
+
+def _num(value: float) -> str:
+    """A sample value: integers exactly (``1240013``, not ``1.24001e+06``), other floats
+    with full precision, and Prometheus' spelling of the special values."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if float(value).is_integer() and abs(value) < 2**63:
+        return str(int(value))
+    return repr(float(value))
 
 
 class Metrics:
@@ -77,14 +90,14 @@ class Metrics:
             lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
             if kind == "counter":
                 for labels, value in sorted(counters.get(name, {}).items()):
-                    lines.append(f"{name}{_fmt(labels)} {value:g}")
+                    lines.append(f"{name}{_fmt(labels)} {_num(value)}")
             elif kind == "histogram":
                 for labels, row in sorted(hists.get(name, {}).items()):
                     for bound, n in zip(self._buckets, row, strict=False):
-                        lines.append(f"{name}_bucket{_fmt(labels, ('le', f'{bound:g}'))} {n:g}")
-                    lines.append(f"{name}_bucket{_fmt(labels, ('le', '+Inf'))} {row[-1]:g}")
-                    lines.append(f"{name}_sum{_fmt(labels)} {row[-2]:.6f}")
-                    lines.append(f"{name}_count{_fmt(labels)} {row[-1]:g}")
+                        lines.append(f"{name}_bucket{_fmt(labels, ('le', f'{bound:g}'))} {_num(n)}")
+                    lines.append(f"{name}_bucket{_fmt(labels, ('le', '+Inf'))} {_num(row[-1])}")
+                    lines.append(f"{name}_sum{_fmt(labels)} {_num(row[-2])}")
+                    lines.append(f"{name}_count{_fmt(labels)} {_num(row[-1])}")
             elif kind == "gauge" and name in self._gauges:
-                lines.append(f"{name} {float(self._gauges[name]()):g}")
+                lines.append(f"{name} {_num(float(self._gauges[name]()))}")
         return "\n".join(lines) + "\n"

@@ -49,11 +49,12 @@ class SearchJob:
     cancel_event: threading.Event = field(default_factory=threading.Event)
     future: Future[None] | None = None
 
-    def public(self) -> dict[str, Any]:
-        """Fields of :class:`api.schemas.SearchPublic`."""
+    def public(self, *, front: bool = True) -> dict[str, Any]:
+        """Fields of :class:`api.schemas.SearchPublic` (``front=False``: of
+        :class:`api.schemas.SearchSummaryPublic`, without the Pareto front)."""
         res = self.result
         hv = res.history[-1]["hypervolume"] if res is not None and res.history else None
-        return {
+        out: dict[str, Any] = {
             "id": self.id,
             "status": self.status,
             "created_at": self.created_at,
@@ -61,11 +62,14 @@ class SearchJob:
             "finished_at": self.finished_at,
             "progress": {"done": self.done, "total": self.request.trials},
             "request": self.request,
-            "front": list(res.front) if res is not None else None,
             "n_trials": res.n_trials if res is not None else None,
             "hypervolume": float(hv) if hv is not None else None,
             "error": self.error,
+            "front_size": len(res.front) if res is not None else None,
         }
+        if front:
+            out["front"] = list(res.front) if res is not None else None
+        return out
 
 
 class SearchManager:
@@ -97,6 +101,17 @@ class SearchManager:
         """The job ``job_id``, if known."""
         with self._lock:
             return self._jobs.get(job_id)
+
+    def recent(self, *, limit: int, status: str | None = None) -> tuple[list[SearchJob], int]:
+        """The ``limit`` most recent jobs (newest first), optionally only those in ``status``.
+
+        Returns:
+            The jobs and how many match in all.
+        """
+        with self._lock:
+            jobs = [j for j in reversed(self._jobs.values()) if status in (None, j.status)]
+        jobs.sort(key=lambda j: j.created_at, reverse=True)  # stable: ties stay newest first
+        return jobs[:limit], len(jobs)
 
     def submit(
         self, request: SearchCreate, *, db: HardwareDB, cache: PredictorCache

@@ -2,7 +2,11 @@
 
 Every error body has FastAPI's validation shape, so clients parse one format:
 ``{"detail": [{"loc": ["body", "archs", 3], "msg": "...", "type": "invalid_arch"}]}`` --
-``loc`` names the offending field (``path``/``query``/``header``/``body`` first).
+``loc`` names the offending field (``path``/``query``/``header``/``body`` first). Framework
+errors use it too: an unknown route is a 404 at ``["path"]`` (``not_found``), a wrong method a
+405 at ``["path"]`` (``method_not_allowed``, with ``Allow``), an unreadable body a 400 at
+``["body"]`` (``invalid_body``); an unexpected failure is a 500 at ``["server"]``
+(``internal_error``).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
 if TYPE_CHECKING:
@@ -152,10 +157,44 @@ async def _library_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(err.body(), status_code=err.status_code)
 
 
+#: (loc, type) of the HTTP errors Starlette/FastAPI raise themselves, by status.
+_HTTP_ERRORS: dict[int, tuple[list[str | int], str]] = {
+    400: (["body"], "invalid_body"),
+    404: (["path"], "not_found"),
+    405: (["path"], "method_not_allowed"),
+}
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    """Starlette/FastAPI ``HTTPException`` (unknown route, wrong method, unreadable body) in
+    the documented shape, keeping its status and headers (e.g. ``Allow`` of a 405)."""
+    if not isinstance(exc, StarletteHTTPException):  # pragma: no cover
+        raise exc
+    detail: Any = exc.detail
+    if isinstance(detail, list) and all(
+        isinstance(d, dict) and {"loc", "msg", "type"} <= set(d) for d in detail
+    ):
+        body: dict[str, Any] = {"detail": detail}
+    else:
+        loc, kind = _HTTP_ERRORS.get(exc.status_code, (["body"], "http_error"))
+        body = ApiError(exc.status_code, loc, str(detail), type=kind).body()
+    if exc.status_code in (204, 304):  # pragma: no cover - no body allowed
+        return JSONResponse(None, status_code=exc.status_code, headers=exc.headers)
+    return JSONResponse(jsonable_encoder(body), status_code=exc.status_code, headers=exc.headers)
+
+
+async def _server_error(_request: Request, _exc: Exception) -> JSONResponse:
+    """Unexpected exceptions: a JSON 500 in the documented shape (the traceback is logged)."""
+    body = ApiError(500, ["server"], "internal server error", type="internal_error").body()
+    return JSONResponse(body, status_code=500)
+
+
 def install_handlers(app: FastAPI) -> None:
     """Register the exception handlers on ``app``."""
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _server_error)
     seen: set[type[Exception]] = set()
     for cls, _status, _kind in _library_table():
         if cls not in seen and cls is not ValueError:

@@ -15,7 +15,7 @@ from fastapi import APIRouter, FastAPI
 from api.config import Settings
 from api.deps import Services, load_settings
 from api.errors import install_handlers
-from api.middleware import BodyLimitMiddleware, MetricsMiddleware
+from api.middleware import BodyLimitMiddleware, HeadMiddleware, MetricsMiddleware
 from api.routes import devices, health, measurements, predictions, searches, spaces
 
 if TYPE_CHECKING:
@@ -78,6 +78,8 @@ def create_app(settings: Settings | None = None, *, db: HardwareDB | None = None
     install_handlers(app)
     app.include_router(health.router)
     app.include_router(_api_router())
-    app.add_middleware(MetricsMiddleware, metrics=services.metrics)
+    # last added is outermost: metrics see every response, the 413s of the body limit too
+    app.add_middleware(HeadMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=cfg.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=services.metrics)
     return app

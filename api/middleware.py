@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from api._metrics import Metrics
 
-__all__ = ["BodyLimitMiddleware", "MetricsMiddleware"]
+__all__ = ["UNMATCHED", "BodyLimitMiddleware", "HeadMiddleware", "MetricsMiddleware"]
 
 
 class _TooLarge(Exception):
@@ -45,7 +45,12 @@ async def _send_413(send: Send, limit: int) -> None:
 
 
 class BodyLimitMiddleware:
-    """Answer 413 to bodies over ``max_bytes`` (by Content-Length, or while streaming)."""
+    """Answer 413 to bodies over ``max_bytes`` (by Content-Length, or while streaming).
+
+    A chunked body is only known to be too large while the app reads it; the app then fails
+    (FastAPI turns any error of its body reader into a 400), so whatever response it starts
+    is replaced by the 413.
+    """
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
@@ -65,38 +70,92 @@ class BodyLimitMiddleware:
                     await _send_413(send, self.max_bytes)
                     return
         received = 0
+        exceeded = False
         started = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
+            if exceeded:
+                raise _TooLarge
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    exceeded = True
                     raise _TooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
             nonlocal started
+            if exceeded:  # the app answers a body it could not read: answer 413 instead
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await _send_413(send, self.max_bytes)
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, guarded_send)
         except _TooLarge:
             if not started:
+                started = True
+                await _send_413(send, self.max_bytes)
+        except Exception:
+            if not exceeded:
+                raise
+            if not started:  # the app failed on the truncated body: still a 413
+                started = True
                 await _send_413(send, self.max_bytes)
 
 
+class HeadMiddleware:
+    """Answer ``HEAD`` like ``GET`` without the body (load balancers probe with HEAD).
+
+    The app sees a copy of the scope with method ``GET``; the server's own scope keeps
+    ``HEAD`` (uvicorn reads it to send no body), and gets the matched route back for metrics.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        inner = {**scope, "method": "GET"}
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        try:
+            await self.app(inner, receive, headers_only)
+        finally:
+            for key in ("route", "path_params", "endpoint", "fastapi"):
+                if key in inner:
+                    scope[key] = inner[key]
+
+
+#: Route label of requests that matched no route (a fixed value: clients cannot mint series).
+UNMATCHED = "unmatched"
+
+
 def _route_label(scope: Scope) -> str:
-    """The matched path template (``/v1/devices/{name}``), or ``unmatched``."""
-    if scope.get("route") is None:
-        return "unmatched"
-    params: dict[str, Any] = scope.get("path_params") or {}
-    values = {str(v): k for k, v in params.items()}
-    parts = str(scope.get("path", "")).split("/")
-    return "/".join("{" + values[p] + "}" if p in values else p for p in parts)
+    """The matched route's path template (``/v1/devices/{name}``), or :data:`UNMATCHED`.
+
+    Routing leaves the matched route in the scope. FastAPI >= 0.16x includes routers lazily:
+    ``scope["route"]`` is then the router's own route (``/devices/{name}``, no ``/v1``) and
+    the full template is in ``scope["fastapi"]["effective_route_context"].path``.
+    """
+    extra = scope.get("fastapi")
+    context = extra.get("effective_route_context") if isinstance(extra, dict) else None
+    path = getattr(context, "path", None)
+    if not isinstance(path, str) or not path:
+        path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) and path else UNMATCHED
 
 
 class MetricsMiddleware:
@@ -115,6 +174,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         status = 500
+        method = str(scope.get("method", ""))
         t0 = time.perf_counter()
 
         async def tracking_send(message: Message) -> None:
@@ -127,7 +187,6 @@ class MetricsMiddleware:
             await self.app(scope, receive, tracking_send)
         finally:
             path = _route_label(scope)
-            method = str(scope.get("method", ""))
             elapsed = time.perf_counter() - t0
             self.metrics.inc(
                 "nas_api_requests_total",

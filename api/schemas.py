@@ -7,6 +7,7 @@ must be finite, latencies positive; NUL characters are rejected in free text.
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -15,7 +16,9 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainValidator,
     StringConstraints,
+    TypeAdapter,
     field_validator,
 )
 
@@ -43,14 +46,14 @@ __all__ = [
     "SearchCreate",
     "SearchProgress",
     "SearchPublic",
+    "SearchSummaryPublic",
+    "SearchesPublic",
     "SpacePublic",
     "SpaceSummaryPublic",
     "SpacesPublic",
     "UploadPublic",
 ]
 
-MAX_ARCHS = 10_000
-MAX_BATCH = 10_000
 INT32 = 2**31 - 1
 _NO_NUL = r"^[^\x00]*$"
 
@@ -71,13 +74,55 @@ def _text(max_length: int) -> Any:
     return Annotated[str, StringConstraints(max_length=max_length, pattern=_NO_NUL)]
 
 
-def _small_json(value: dict[str, Any]) -> dict[str, Any]:
+#: Deepest nesting of objects/arrays accepted in a free-form JSON field.
+MAX_JSON_DEPTH = 32
+MAX_JSON_BYTES = 65_536
+
+
+def _check_text(text: str, what: str) -> None:
+    if "\x00" in text:
+        raise ValueError(f"{what} must not contain NUL characters")
     try:
-        size = len(json.dumps(value, allow_nan=False))
-    except ValueError as exc:
-        raise ValueError("must be JSON without NaN or infinity") from exc
-    if size > 65_536 or "\\u0000" in json.dumps(value):
-        raise ValueError("must be at most 64 KiB of JSON without NUL characters")
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{what} must be valid Unicode (no lone UTF-16 surrogates such as \\ud800)"
+        ) from exc
+
+
+def _check_json_tree(value: dict[str, Any]) -> None:
+    """Walk ``value`` without recursion: bounded depth, UTF-8-encodable strings, finite numbers.
+
+    Raises:
+        ValueError: naming the first problem found.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise ValueError(f"must be nested at most {MAX_JSON_DEPTH} levels deep")
+            if isinstance(node, dict):
+                for key, item in node.items():
+                    if not isinstance(key, str):
+                        raise ValueError("object keys must be strings")
+                    _check_text(key, "keys")
+                    stack.append((item, depth + 1))
+            else:
+                stack.extend((item, depth + 1) for item in node)
+        elif isinstance(node, str):
+            _check_text(node, "strings")
+        elif isinstance(node, float) and not math.isfinite(node):
+            raise ValueError("must be JSON without NaN or infinity")
+        elif node is not None and not isinstance(node, bool | int | float):
+            raise ValueError(f"must be plain JSON, got a {type(node).__name__}")
+
+
+def _small_json(value: dict[str, Any]) -> dict[str, Any]:
+    """Free-form JSON objects: at most 64 KiB, 32 levels deep, no NUL, surrogates or NaN."""
+    _check_json_tree(value)
+    if len(json.dumps(value, allow_nan=False)) > MAX_JSON_BYTES:
+        raise ValueError("must be at most 64 KiB of JSON")
     return value
 
 
@@ -181,7 +226,15 @@ class MeasurementsCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    measurements: Annotated[list[MeasurementCreate], Field(min_length=1, max_length=MAX_BATCH)]
+    #: The cap is ``Settings.max_batch`` (``NAS_API_MAX_BATCH``), checked by the route (413).
+    measurements: Annotated[
+        list[MeasurementCreate],
+        Field(
+            min_length=1,
+            description="At most `NAS_API_MAX_BATCH` (default 10000) rows; more: 413 "
+            "`batch_too_large`.",
+        ),
+    ]
     client_key: (
         Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
         | None
@@ -231,7 +284,16 @@ class PredictCreate(BaseModel):
 
     space: SpaceName
     device: Name
-    archs: Annotated[list[ArchText], Field(min_length=1, max_length=MAX_ARCHS)]
+    #: The cap is ``Settings.max_predict_archs`` (``NAS_API_MAX_PREDICT_ARCHS``), checked by
+    #: the route (413).
+    archs: Annotated[
+        list[ArchText],
+        Field(
+            min_length=1,
+            description="At most `NAS_API_MAX_PREDICT_ARCHS` (default 10000) architectures; "
+            "more: 413 `batch_too_large`.",
+        ),
+    ]
     predictor: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
 
 
@@ -280,6 +342,27 @@ class AdaptPublic(BaseModel):
 
 
 # ----------------------------------------------------------------------------- searches
+_ONE_BUDGET: TypeAdapter[float] = TypeAdapter(PositiveMs)
+_BUDGETS: TypeAdapter[dict[str, float]] = TypeAdapter(dict[Name, PositiveMs])
+
+
+def _budget(value: Any) -> float | dict[str, float] | None:
+    """Validate one branch of the budget union, picked by the input's JSON type, so that error
+    locations name the field (and device) instead of pydantic's union-member labels."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return _BUDGETS.validate_python(value)
+    return _ONE_BUDGET.validate_python(value)
+
+
+#: One latency budget (ms) for every device, or one per device name.
+Budget = Annotated[
+    PositiveMs | dict[Name, PositiveMs] | None,
+    PlainValidator(_budget, json_schema_input_type=PositiveMs | dict[Name, PositiveMs] | None),
+]
+
+
 class SearchCreate(BaseModel):
     """Body of ``POST /v1/searches`` (see :func:`nas.search.run_search`)."""
 
@@ -296,7 +379,7 @@ class SearchCreate(BaseModel):
     trials: Annotated[int, Field(ge=1, le=1_000_000)] = 200
     population: Annotated[int, Field(ge=2, le=1000)] = 50
     local_search: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = LOCAL_SEARCH_DEFAULT
-    budget_ms: PositiveMs | dict[Name, PositiveMs] | None = None
+    budget_ms: Budget = None
     budget_z: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False)] = 0.0
     #: Restrict decision variables to some of their choices (``search_spaces.restrict_space``),
     #: e.g. ``{"hidden": ["512", "768"]}``.
@@ -338,8 +421,8 @@ class ParetoPointPublic(BaseModel):
     macs: int | None = None
 
 
-class SearchPublic(BaseModel):
-    """A search job: its state, progress and (when finished) its Pareto front."""
+class SearchSummaryPublic(BaseModel):
+    """A search job without its Pareto front (items of ``GET /v1/searches``)."""
 
     id: str
     status: Literal["queued", "running", "completed", "failed", "cancelled"]
@@ -348,10 +431,25 @@ class SearchPublic(BaseModel):
     finished_at: datetime | None
     progress: SearchProgress
     request: SearchCreate
-    front: list[ParetoPointPublic] | None
     n_trials: int | None
     hypervolume: float | None
     error: str | None
+    #: Points on the Pareto front (``None`` until the search completes).
+    front_size: int | None = None
+
+
+class SearchPublic(SearchSummaryPublic):
+    """A search job: its state, progress and (when finished) its Pareto front."""
+
+    front: list[ParetoPointPublic] | None
+
+
+class SearchesPublic(BaseModel):
+    """The most recent searches first; ``count`` is how many are remembered in all."""
+
+    data: list[SearchSummaryPublic]
+    count: int
+    limit: int
 
 
 # ----------------------------------------------------------------------------- spaces, health

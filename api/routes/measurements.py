@@ -47,6 +47,23 @@ IdemHeader = Annotated[
 ]
 
 
+def _check_workload(space: str, workload: dict[str, Any], row: int) -> None:
+    """Reject a workload the predictors could not read back: they merge the stored fields
+    over the space's default workload (``predictors`` ``device_workload``)."""
+    if not workload:
+        return
+    from search_spaces import get_space
+
+    default = get_space(space).default_workload()
+    try:
+        type(default).from_dict({**default.to_dict(), **workload})
+    except (TypeError, ValueError) as exc:
+        raise ApiError(
+            422, ["body", "measurements", row, "workload"],
+            f"invalid workload: {exc}", type="invalid_workload",
+        ) from exc  # fmt: skip
+
+
 def _rows(name: str, body: MeasurementsCreate) -> list[MeasurementIn]:
     from hwdb import MeasurementIn
     from search_spaces import list_spaces
@@ -85,6 +102,7 @@ def _rows(name: str, body: MeasurementsCreate) -> list[MeasurementIn]:
                 type="duplicate_in_batch",
             )
         seen[key] = i
+        _check_workload(m.space, m.workload, i)
         with field_errors("body", "measurements", i):
             rows.append(MeasurementIn(device=name, **{**m.model_dump(), "arch": archs[i]}))
     return rows

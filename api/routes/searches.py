@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 
 from api.deps import DbDep, ReadAccess, ServicesDep, SettingsDep, WriteKey
 from api.errors import ApiError
 from api.routes.predictions import _check_names
-from api.schemas import ErrorPublic, SearchCreate, SearchPublic
+from api.schemas import ErrorPublic, SearchCreate, SearchesPublic, SearchPublic
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/searches", tags=["searches"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {s: {"model": ErrorPublic} for s in (401, 404, 422, 429)}
+_TABLE_METRIC = "test_accuracy"  # what nas.search.TableAccuracy.from_db reads
 
 
 def _check(body: SearchCreate, db: DbDep, max_trials: int) -> None:
@@ -39,6 +40,7 @@ def _check(body: SearchCreate, db: DbDep, max_trials: int) -> None:
             db.get_device(device)
         except NotFoundError as exc:
             raise ApiError(422, ["body", "devices", i], str(exc), type="unknown_device") from exc
+    _check_data(body, db, kind)
     if body.choices:
         from search_spaces import get_space, restrict_space
 
@@ -53,6 +55,39 @@ def _check(body: SearchCreate, db: DbDep, max_trials: int) -> None:
                 422, ["body", "budget_ms", extra[0]], "names a device that is not searched",
                 type="unknown_device",
             )  # fmt: skip
+
+
+def _check_data(body: SearchCreate, db: DbDep, kind: str) -> None:
+    """What the background search would fail on, checked up front from the database."""
+    from hwdb import NotFoundError
+
+    if body.space not in db.list_spaces():
+        raise ApiError(
+            422, ["body", "space"],
+            f"search space {body.space!r} has no architectures in the database; upload "
+            "measurements (or `nas hwdb import`) first",
+            type="no_data",
+        )  # fmt: skip
+    default_dataset = SearchCreate.model_fields["dataset"].default
+    if kind == "table":
+        try:
+            n = len(db.accuracy_table(body.space, dataset=body.dataset, metric=_TABLE_METRIC))
+        except NotFoundError:
+            n = 0
+        if n == 0:
+            raise ApiError(
+                422, ["body", "accuracy"],
+                f"no {_TABLE_METRIC} for dataset {body.dataset!r} in space {body.space!r}; "
+                "import it first (`nas hwdb import ...`) or use accuracy 'proxy'",
+                type="no_accuracy_table",
+            )  # fmt: skip
+    elif body.dataset != default_dataset:
+        raise ApiError(
+            422, ["body", "dataset"],
+            f"only accuracy 'table' reads a dataset ({body.accuracy!r} does not); "
+            "leave it out",
+            type="unused_dataset",
+        )  # fmt: skip
 
 
 @router.post(
@@ -70,6 +105,22 @@ def create_search(
             type="too_many_searches", headers={"Retry-After": "30"},
         )  # fmt: skip
     return job.public()
+
+
+@router.get("", response_model=SearchesPublic)
+def read_searches(
+    services: ServicesDep,
+    _access: ReadAccess,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    state: Annotated[
+        Literal["queued", "running", "completed", "failed", "cancelled"] | None,
+        Query(alias="status", description="Only searches in this state."),
+    ] = None,
+) -> dict[str, Any]:
+    """Searches this server remembers, most recent first, without their Pareto fronts
+    (``front_size`` says how many points ``GET /v1/searches/{id}`` returns)."""
+    jobs, total = services.searches.recent(limit=limit, status=state)
+    return {"data": [j.public(front=False) for j in jobs], "count": total, "limit": limit}
 
 
 @router.get("/{search_id}", response_model=SearchPublic, responses={404: {"model": ErrorPublic}})

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -84,3 +86,53 @@ def test_reads_can_require_a_key(db: HardwareDB, api_key: str) -> None:
         assert c.get("/v1/devices").status_code == 401
         assert c.get("/v1/devices", headers={"X-API-Key": api_key}).status_code == 200
         assert c.get("/healthz").status_code == 200
+
+
+def _post_raw(client: TestClient, auth: dict[str, str], body: dict[str, Any] | str) -> Any:
+    """POST a device with the JSON text as given (json.dumps escapes lone surrogates)."""
+    raw = body if isinstance(body, str) else json.dumps(body)
+    headers = {**auth, "Content-Type": "application/json"}
+    return client.post("/v1/devices", content=raw.encode(), headers=headers)
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        {"k": "\ud800x"},
+        {"\udfff": 1},
+        {"a": [{"b": ["ok", "\udc00"]}]},
+        {"nested": {"\ud83d": "lone high surrogate as a key"}},
+    ],
+)
+def test_lone_surrogate_in_attributes_is_422_and_not_stored(
+    client: TestClient, auth: dict[str, str], db: HardwareDB, attributes: dict[str, Any]
+) -> None:
+    response = _post_raw(client, auth, {"name": "qa-sur", "attributes": attributes})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "attributes"]
+    assert "qa-sur" not in {d.name for d in db.list_devices()}
+    assert client.get("/v1/devices").status_code == 200
+
+
+def test_valid_non_ascii_attributes_round_trip(client: TestClient, auth: dict[str, str]) -> None:
+    attributes = {"emoji": "\U0001f680", "clé": ["naïve", {"深": 1}]}
+    assert _post_raw(client, auth, {"name": "qa-utf8", "attributes": attributes}).status_code == 201
+    assert client.get("/v1/devices/qa-utf8").json()["attributes"] == attributes
+
+
+def test_deeply_nested_attributes_are_422_not_500(
+    client: TestClient, auth: dict[str, str], db: HardwareDB
+) -> None:
+    from api.schemas import MAX_JSON_DEPTH
+
+    deep = '{"name": "qa-deep", "attributes": {"k": ' + "[" * 500 + "]" * 500 + "}}"
+    response = _post_raw(client, auth, deep)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "attributes"]
+    assert "qa-deep" not in {d.name for d in db.list_devices()}
+    # the object itself is level 1: MAX_JSON_DEPTH - 1 nested lists are still accepted
+    n = MAX_JSON_DEPTH - 1
+    at_limit = '{"name": "qa-deep", "attributes": {"k": ' + "[" * n + "]" * n + "}}"
+    assert _post_raw(client, auth, at_limit).status_code == 201
+    over = '{"name": "qa-deep2", "attributes": {"k": ' + "[" * (n + 1) + "]" * (n + 1) + "}}"
+    assert _post_raw(client, auth, over).status_code == 422

@@ -16,6 +16,7 @@ from tests.api._helpers import SPACE
 from tests.api.conftest import make_app
 
 DEVICE = "upload-dev"
+_ROW2 = ["body", "measurements", 2]
 
 
 def _archs(n: int, seed: int = 0) -> list[str]:
@@ -113,6 +114,11 @@ def test_same_key_other_body_is_422(client: TestClient, auth: dict[str, str], de
         ({"n_runs": 0}, ["body", "measurements", 2, "n_runs"]),
         ({"benchmark_index": 2**40}, ["body", "measurements", 2, "benchmark_index"]),
         ({"protocol": "p" * 201}, ["body", "measurements", 2, "protocol"]),
+        ({"workload": {"resolution": "abc"}}, ["body", "measurements", 2, "workload"]),
+        ({"workload": {"foo": 1}}, ["body", "measurements", 2, "workload"]),
+        ({"workload": {"resolution": -5}}, ["body", "measurements", 2, "workload"]),
+        ({"workload": {"batch_size": 2.5}}, ["body", "measurements", 2, "workload"]),
+        ({"environment": {"k": json.loads("[" * 40 + "]" * 40)}}, [*_ROW2, "environment"]),
     ],
 )
 def test_bad_row_is_422_and_nothing_is_written(
@@ -174,4 +180,90 @@ def test_batch_and_body_limits(db: HardwareDB, auth: dict[str, str]) -> None:
         huge["measurements"][1]["environment"] = {"blob": "x" * 2000}
         too_large = c.post(url, json=huge, headers=auth)
         assert too_large.status_code == 413 and too_large.json()["detail"][0]["loc"] == ["body"]
+    assert _count(db) == 0
+
+
+def test_valid_workload_is_stored_and_predictable(
+    client: TestClient, auth: dict[str, str], device: str
+) -> None:
+    body = _body(3)
+    for row in body["measurements"]:
+        row["workload"] = {"batch_size": 2}
+    response = client.post(f"/v1/devices/{device}/measurements", json=body, headers=auth)
+    assert response.status_code == 200 and response.json()["inserted"] == 3, response.text
+    predicted = client.post(
+        "/v1/predict", json={"space": SPACE, "device": device, "archs": _archs(1, seed=50)}
+    )
+    assert predicted.status_code == 200, predicted.text
+    assert predicted.json()["workload"]["batch_size"] == 2
+
+
+@pytest.mark.parametrize("field", ["environment", "workload"])
+def test_lone_surrogate_in_a_row_is_422_and_listing_still_works(
+    client: TestClient, auth: dict[str, str], device: str, db: HardwareDB, field: str
+) -> None:
+    body = _body(3)
+    body["measurements"][1][field] = {"os": "linux\ud800"}
+    raw = json.dumps(body).encode()  # ASCII escapes: the server sees a lone surrogate
+    headers = {**auth, "Content-Type": "application/json"}
+    response = client.post(f"/v1/devices/{device}/measurements", content=raw, headers=headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "measurements", 1, field]
+    assert _count(db) == 0
+    assert client.get(f"/v1/devices/{device}/measurements").status_code == 200
+
+
+def test_a_failed_upload_does_not_lock_its_idempotency_key(
+    client: TestClient, auth: dict[str, str], device: str, db: HardwareDB
+) -> None:
+    url = f"/v1/devices/{device}/measurements"
+    headers = {**auth, "Idempotency-Key": "k2"}
+    bad = _body(2)
+    bad["measurements"][1]["arch"] = "bad"
+    failed = client.post(url, json=bad, headers=headers)
+    assert failed.status_code == 422 and failed.json()["detail"][0]["type"] == "invalid_arch"
+    again = client.post(url, json=bad, headers=headers)  # the same failing body: same 422
+    assert again.status_code == 422 and again.json()["detail"][0]["type"] == "invalid_arch"
+    fixed = client.post(url, json=_body(2), headers=headers)
+    assert fixed.status_code == 200, fixed.text
+    assert fixed.json()["inserted"] == 2 and fixed.headers["Idempotent-Replayed"] == "false"
+    replay = client.post(url, json=_body(2), headers=headers)
+    assert replay.headers["Idempotent-Replayed"] == "true" and replay.json() == fixed.json()
+    assert client.post(url, json=bad, headers=headers).json()["detail"][0]["type"] == (
+        "idempotency_key_reused"
+    )
+    assert _count(db) == 2
+
+
+def test_idempotency_store_releases_a_failed_claim() -> None:
+    from api._idempotency import IdempotencyStore
+
+    store = IdempotencyStore(capacity=4)
+
+    def boom() -> dict[str, Any]:
+        raise ValueError("no")
+
+    with pytest.raises(ValueError, match="no"):
+        store.run("k", "fp-1", boom, loc=["body"])
+    assert len(store) == 0
+    assert store.run("k", "fp-2", lambda: {"ok": 1}, loc=["body"]) == ({"ok": 1}, False)
+    assert store.run("k", "fp-2", lambda: {"ok": 2}, loc=["body"]) == ({"ok": 1}, True)
+
+
+def test_batch_limit_is_a_413_above_the_default_and_settable_beyond_it(
+    client: TestClient, db: HardwareDB, auth: dict[str, str], device: str
+) -> None:
+    url = f"/v1/devices/{device}/measurements"
+    row = {"space": SPACE, "arch": "bad", "median": 1.0}
+    over = client.post(url, json={"measurements": [row] * 10_001}, headers=auth)
+    assert over.status_code == 413, over.text[:300]
+    assert over.json()["detail"][0] == {
+        "loc": ["body", "measurements"],
+        "msg": "at most 10000 measurements per request, got 10001",
+        "type": "batch_too_large",
+    }
+    with TestClient(make_app(db, dataclasses.replace(Settings(), max_batch=10_001))) as c:
+        allowed = c.post(url, json={"measurements": [row] * 10_001}, headers=auth)
+        # past the size check: the (bad) archs are validated
+        assert allowed.status_code == 422 and allowed.json()["detail"][0]["type"] == "invalid_arch"
     assert _count(db) == 0

@@ -124,3 +124,18 @@ def test_adapt_endpoint(client: TestClient, auth: dict[str, str]) -> None:
     )
     missing = client.post("/v1/devices/ghost/adapt", json={"space": SPACE}, headers=auth)
     assert missing.status_code == 404
+
+
+def test_archs_limit_is_413_by_default_and_settable_above_ten_thousand(db: HardwareDB) -> None:
+    body = {"space": SPACE, "device": TARGET, "archs": ["bad"] * 10_001}
+    with TestClient(make_app(db, Settings())) as c:
+        response = c.post("/v1/predict", json=body)
+        assert response.status_code == 413, response.text[:300]
+        assert response.json()["detail"][0]["type"] == "batch_too_large"
+        assert response.json()["detail"][0]["loc"] == ["body", "archs"]
+    with TestClient(make_app(db, dataclasses.replace(Settings(), max_predict_archs=10_001))) as c:
+        response = c.post("/v1/predict", json=body)
+        # past the size check: the (bad) archs themselves are validated
+        assert response.status_code == 422 and response.json()["detail"][0]["type"] == (
+            "invalid_arch"
+        )

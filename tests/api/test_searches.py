@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 
 from api.config import Settings
@@ -75,6 +76,9 @@ def test_bad_search_requests_name_the_field(client: TestClient, auth: dict[str, 
         (_search(trials=10**9), ["body", "trials"]),
         (_search(budget_ms={"other": 3.0}), ["body", "budget_ms", "other"]),
         (_search(budget_ms=-1.0), ["body", "budget_ms"]),
+        (_search(budget_ms={TARGET: -1.0}), ["body", "budget_ms", TARGET]),
+        (_search(budget_ms={"a/b": 1.0}), ["body", "budget_ms", "a/b"]),
+        (_search(budget_ms="fast"), ["body", "budget_ms"]),
         (_search(space="nope"), ["body", "space"]),
         (_search(local_search=1.5), ["body", "local_search"]),
         (_search(choices={"edge_9_9": ["none"]}), ["body", "choices"]),
@@ -100,3 +104,73 @@ def test_too_many_active_searches_is_429(db: HardwareDB, auth: dict[str, str]) -
         assert second.status_code == 429
         c.delete(f"/v1/searches/{first.json()['id']}", headers=auth)
         assert _wait(c, first.json()["id"])["status"] == "cancelled"
+
+
+def test_budget_errors_name_the_field_not_union_members(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    for budget, loc in [
+        (-1, ["body", "budget_ms"]),
+        ({TARGET: -1}, ["body", "budget_ms", TARGET]),
+    ]:
+        response = client.post("/v1/searches", json=_search(budget_ms=budget), headers=auth)
+        assert response.status_code == 422
+        assert [e["loc"] for e in response.json()["detail"]] == [loc], response.json()
+
+
+def test_accepted_budgets_are_echoed(client: TestClient, auth: dict[str, str]) -> None:
+    for budget in (2.5, {TARGET: 3.0}):
+        body = _search(trials=4, population=2, budget_ms=budget)
+        created = client.post("/v1/searches", json=body, headers=auth)
+        assert created.status_code == 202, created.text
+        assert created.json()["request"]["budget_ms"] == budget
+        _wait(client, created.json()["id"])
+
+
+def test_list_searches_newest_first(client: TestClient, auth: dict[str, str]) -> None:
+    assert client.get("/v1/searches").json() == {"data": [], "count": 0, "limit": 100}
+    ids = []
+    for seed in range(3):
+        body = _search(trials=4, population=2, seed=seed)
+        ids.append(client.post("/v1/searches", json=body, headers=auth).json()["id"])
+    for sid in ids:
+        assert _wait(client, sid)["status"] == "completed"
+    listing = client.get("/v1/searches").json()
+    assert [s["id"] for s in listing["data"]] == ids[::-1] and listing["count"] == 3
+    first = listing["data"][0]
+    assert "front" not in first and first["front_size"] >= 1
+    assert first["request"]["seed"] == 2 and first["progress"] == {"done": 4, "total": 4}
+    full = client.get(f"/v1/searches/{ids[-1]}").json()
+    assert len(full["front"]) == first["front_size"]
+    assert {k: v for k, v in full.items() if k != "front"} == first
+    page = client.get("/v1/searches", params={"limit": 2}).json()
+    assert [s["id"] for s in page["data"]] == ids[:0:-1] and page["count"] == 3
+    assert page["limit"] == 2
+    done = client.get("/v1/searches", params={"status": "completed"}).json()
+    assert done["count"] == 3
+    assert client.get("/v1/searches", params={"status": "running"}).json()["count"] == 0
+    bad = client.get("/v1/searches", params={"limit": 0})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "limit"]
+    bad = client.get("/v1/searches", params={"status": "nope"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "status"]
+
+
+@pytest.mark.parametrize(
+    ("patch", "loc", "kind"),
+    [
+        ({"space": "fbnet"}, ["body", "space"], "no_data"),  # registered, no rows in the DB
+        ({"accuracy": "table"}, ["body", "accuracy"], "no_accuracy_table"),  # none imported
+        ({"dataset": "imagenet"}, ["body", "dataset"], "unused_dataset"),  # proxies ignore it
+        ({"accuracy": "short-train", "dataset": "x"}, ["body", "dataset"], "unused_dataset"),
+    ],
+)
+def test_search_the_database_cannot_serve_is_rejected_up_front(
+    client: TestClient, auth: dict[str, str], patch: dict[str, Any], loc: list[str], kind: str
+) -> None:
+    response = client.post(
+        "/v1/searches", json=_search(trials=4, population=2, **patch), headers=auth
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == loc
+    assert response.json()["detail"][0]["type"] == kind
+    assert client.app.state.services.searches.active() == 0  # type: ignore[attr-defined]
