@@ -54,7 +54,7 @@ def create(
     """Create a key and print its token (shown only this once)."""
     from hwdb import HardwareDB
 
-    with HardwareDB(os.environ.get("NAS_DATABASE_URL")) as db:
+    with HardwareDB(os.environ.get("NAS_DATABASE_URL"), create=False) as db:
         key, token = db.create_api_key(name)
     if as_json:
         print_json({"name": key.name, "token": token, "created_at": key.created_at})

@@ -48,6 +48,9 @@ def test_api_key_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     url = f"sqlite:///{tmp_path / 'keys.sqlite'}"
     monkeypatch.setenv("NAS_DATABASE_URL", url)
     runner = CliRunner()
+    missing = runner.invoke(cli, ["api-key", "create", "ci", "--json"])
+    assert missing.exit_code != 0 and not (tmp_path / "keys.sqlite").exists()  # a typo'd --db
+    HardwareDB(url).close()  # what `nas hwdb init` creates
     created = runner.invoke(cli, ["api-key", "create", "ci", "--json"])
     assert created.exit_code == 0, created.output
     token = json.loads(created.output)["token"]
