@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from hwdb._errors import ImportDataError
 
+if TYPE_CHECKING:
+    from hwdb._types import DeviceSpec
+
 __all__ = [
     "FBNET_OPS",
+    "RowChecker",
     "NB201_OPS",
     "bad",
     "canonical_arch",
@@ -43,6 +48,39 @@ OFA_MAX_DEPTH = 4
 def bad(path: Path | str, where: str, field: str, message: str) -> ImportDataError:
     """An :class:`ImportDataError` naming the file, the row/key and the field."""
     return ImportDataError(f"{path}: {where}: field {field!r}: {message}")
+
+
+class RowChecker:
+    """Consistency of a file's rows: each device described one way, one value per key.
+
+    An exact duplicate row is kept once; a row that gives its key another value, or describes
+    its device differently, is an :class:`ImportDataError` naming both rows.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = path
+        self._devices: dict[str, tuple[int, DeviceSpec]] = {}
+        self._values: dict[Hashable, tuple[int, Any]] = {}
+
+    def new_row(self, i: int, spec: DeviceSpec, key: Hashable, value: Any, field: str) -> bool:
+        """Check row ``i`` (0-based); False for an exact duplicate of an earlier row."""
+        where = f"row {i + 1}"
+        first, known = self._devices.setdefault(spec.name, (i, spec))
+        if known != spec:
+            message = f"{spec.name!r} described differently on row {first + 1}"
+            raise bad(self.path, where, "device", message)
+        prev, seen = self._values.setdefault(key, (i, value))
+        if prev == i:
+            return True
+        if seen != value:
+            what = "same device, space, arch and metric"
+            raise bad(self.path, where, field, f"conflicts with row {prev + 1} ({what})")
+        return False
+
+    @property
+    def devices(self) -> list[DeviceSpec]:
+        """The devices of the rows, in order of first appearance."""
+        return [spec for _, spec in self._devices.values()]
 
 
 def check_latency(value: object, path: Path | str, where: str, field: str) -> float:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from hwdb._bulk import BulkImport
 from hwdb._types import FAMILIES, DeviceSpec, MeasurementIn
-from hwdb.importers._common import bad, canonical_arch, check_latency
+from hwdb.importers._common import RowChecker, bad, canonical_arch, check_latency
 
 if TYPE_CHECKING:
     from hwdb._storage import HardwareDB
@@ -74,8 +74,7 @@ def load_csv(path: str | Path) -> BulkImport:
     """
     file = Path(path)
     data = BulkImport()
-    devices: dict[str, tuple[int, DeviceSpec]] = {}
-    seen: dict[tuple[str, str, str, str], tuple[int, float]] = {}
+    rows = RowChecker(file)
     for i, row in enumerate(_read(file)):
         where = f"row {i + 1}"
         for col in ("space", "device"):
@@ -85,20 +84,8 @@ def load_csv(path: str | Path) -> BulkImport:
         arch = canonical_arch(space, row["arch"], file, where)
         latency = check_latency(row["latency_ms"], file, where, "latency_ms")
         spec = _device(file, where, row["device"], row)
-        first, known = devices.setdefault(spec.name, (i, spec))
-        if known != spec:
-            raise bad(
-                file, where, "device", f"{spec.name!r} described differently on row {first + 1}"
-            )
         metric = row.get("metric") or "latency_ms"
-        prev, value = seen.setdefault((spec.name, space, arch, metric), (i, latency))
-        if prev != i:
-            if value != latency:
-                raise bad(
-                    file, where, "latency_ms",
-                    f"{latency!r} conflicts with {value!r} on row {prev + 1} "
-                    "(same space, arch, device and metric)",
-                )  # fmt: skip
+        if not rows.new_row(i, spec, (spec.name, space, arch, metric), latency, "latency_ms"):
             continue  # an exact duplicate: keep one
         data.rows.append(
             MeasurementIn(
@@ -110,7 +97,7 @@ def load_csv(path: str | Path) -> BulkImport:
                 source=f"csv {file.name}",
             )
         )
-    data.devices = [spec for _, spec in devices.values()]
+    data.devices = rows.devices
     return data
 
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from hwdb._bulk import BulkImport
 from hwdb._errors import ImportDataError
 from hwdb._types import DeviceSpec, MeasurementIn
-from hwdb.importers._common import bad, canonical_arch
+from hwdb.importers._common import RowChecker, bad, canonical_arch
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -195,28 +195,14 @@ def load_parquet(path: str | Path) -> BulkImport:
     if missing:
         raise bad(file, "schema", missing[0], "missing column")
     data = BulkImport()
-    devices: dict[str, tuple[int, DeviceSpec]] = {}
-    seen: dict[tuple[str, str, str, str, str], tuple[int, MeasurementIn]] = {}
+    rows = RowChecker(file)
     for i, rec in enumerate(table.to_pylist()):
         spec, meas = _row(file, i, rec)
-        where = f"row {i + 1}"
-        first, known = devices.setdefault(spec.name, (i, spec))
-        if known != spec:
-            raise bad(
-                file, where, "device", f"{spec.name!r} described differently on row {first + 1}"
-            )
         key = (meas.device, meas.space, meas.arch, meas.metric, meas.protocol)
-        prev = seen.setdefault(key, (i, meas))
-        if prev[1] is not meas:
-            if prev[1] != meas:
-                raise bad(
-                    file, where, "median",
-                    f"conflicts with row {prev[0] + 1} (same device, space, arch, metric and "
-                    "protocol, different values)",
-                )  # fmt: skip
+        if not rows.new_row(i, spec, key, meas, "median"):
             continue  # an exact duplicate: keep one
         data.rows.append(meas)
-    data.devices = [spec for _, spec in devices.values()]
+    data.devices = rows.devices
     return data
 
 
