@@ -150,7 +150,7 @@ def test_cli_exit_codes(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert code("--db", db_url, "search", "--device", "nonexistent", "--space", "nasbench201") == 1
     args = ("--db", db_url, "search", "--device", "jetson", "--space", "nasbench201")
     assert code(*args, "--latency-budget", "1", "--latency-budget", "2") == 2
-    assert code(*args, "--accuracy", "notamodule") == 1
+    assert code(*args, "--accuracy", "notamodule") == 2  # not table, proxy or MODULE:FUNC
     assert code(*args, "--local-search", "1.5") == 2
     assert (
         code("export", "x", "--space", "nasbench201", "-o", str(tmp_path / "m"), "--format", "tf")
