@@ -130,6 +130,26 @@ def _existing_record(
     return None
 
 
+def _register_for_onboarding(db: HardwareDB, name: str, catalog: str) -> None:
+    """Register ``name`` from ``catalog`` unless it exists; an existing device must already
+    name that entry (a rerun resumes; its runtime and threads were set by its first
+    measurement)."""
+    from hwdb import NotFoundError
+    from hwdb.catalog import get_entry
+
+    try:
+        dev = db.get_device(name)
+    except NotFoundError:
+        add_catalog_device(db, name, catalog=catalog)
+        return
+    entry = get_entry(catalog).name
+    if (dev.attributes or {}).get("catalog") != entry:
+        raise NasError(
+            f"device {name!r} already exists ({dev.provenance}) without catalog entry "
+            f"{entry!r}; onboard it without --catalog or choose another name"
+        )
+
+
 def _measure_fn(db: HardwareDB, space: str, device: str) -> Any:
     """``archs -> ms`` measuring on this machine with :mod:`nas.measure` (stored in ``db``)."""
     from nas.measure import measure_architectures
@@ -157,7 +177,7 @@ def _onboard(
     rng_archs = {sp.to_string(sp.random(i)) for i in range(candidates)}
     with HardwareDB() as db:
         if catalog is not None:
-            add_catalog_device(db, name, catalog=catalog)
+            _register_for_onboarding(db, name, catalog)
         model, _ = get_default_predictor(db, space=sp.name, exclude_device=name)
         result = onboard_device(
             model, space=sp.name, device=name, measure_fn=_measure_fn(db, sp.name, name),

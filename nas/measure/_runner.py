@@ -6,7 +6,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -293,13 +293,28 @@ def _check_device(db: HardwareDB, cfg: ResolvedConfig, name: str, source: str) -
     except NotFoundError:
         db.upsert_device(spec)
         return
+    # A device registered from the datasheet catalog (`nas device add`, `nas device onboard
+    # --catalog`) leaves its runtime and threads open until its first measurement.
+    unset = {"runtime": "unknown", "threads": None}
+    fill = {}
+    if old.provenance == "catalog" and db.count_measurements(device=name) == 0:
+        fill = {k: getattr(spec, k) for k, v in unset.items() if getattr(old, k) == v}
     keys = ("runtime", "precision", "batch_size", "threads")
-    diff = [f"{k}={getattr(old, k)!r}" for k in keys if getattr(old, k) != getattr(spec, k)]
+    diff = [
+        f"{k}={getattr(old, k)!r}"
+        for k in keys
+        if k not in fill and getattr(old, k) != getattr(spec, k)
+    ]
     if diff:
         raise NasError(
             f"device {name!r} already exists with {', '.join(diff)}; "
             "use another --device-name for this configuration"
         )
+    if fill:
+        from hwdb import DeviceSpec
+
+        kept = {f.name: getattr(old, f.name) for f in fields(DeviceSpec)}
+        db.upsert_device(DeviceSpec(**{**kept, **fill}))
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:

@@ -86,6 +86,30 @@ def test_device_configuration_mismatch(sqlite_url: str) -> None:
             )
 
 
+def test_a_catalog_device_takes_the_configuration_of_its_first_measurement(
+    sqlite_url: str,
+) -> None:
+    """`nas device add/onboard --catalog` registers runtime 'unknown' and no thread count;
+    measuring it fills them in and keeps the catalog entry (it used to refuse, so onboarding
+    with --catalog never measured anything)."""
+    from nas._cli.device import add_catalog_device
+
+    archs = _archs(1)
+    with HardwareDB(sqlite_url) as db:
+        add_catalog_device(db, "board", catalog="jetson-orin-nano", precision="fp16")
+        with pytest.raises(NasError, match="precision='fp16'"):  # a real mismatch still fails
+            measure_architectures(db, space=SPACE, device="board", archs=archs, config=_config())
+        add_catalog_device(db, "board", catalog="jetson-orin-nano", replace=True)
+        measure_architectures(db, space=SPACE, device="board", archs=archs, config=_config())
+        dev = db.get_device("board")
+        assert (dev.runtime, dev.threads, dev.provenance) == ("torch", 1, "catalog")
+        assert dev.attributes["catalog"] == "jetson-orin-nano"
+        with pytest.raises(NasError, match="threads=1"):  # now it has a configuration
+            measure_architectures(
+                db, space=SPACE, device="board", archs=archs, config=_config(threads=2)
+            )
+
+
 def _check_onnx_agrees(exporter: str) -> None:
     sp = get_space(SPACE)
     arch = sp.from_string(_archs(1)[0])
