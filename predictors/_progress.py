@@ -10,10 +10,12 @@ __all__ = ["progress_bar"]
 
 @contextmanager
 def progress_bar(enabled: bool, description: str, total: int) -> Iterator[Callable[[], None]]:
-    """Yield an ``advance()`` callable driving a rich progress bar (or nothing)."""
+    """Yield an ``advance()`` callable driving a rich progress bar on stderr (or nothing), so
+    standard output stays clean for ``--json``."""
     if not enabled:
         yield lambda: None
         return
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -29,6 +31,7 @@ def progress_bar(enabled: bool, description: str, total: int) -> Iterator[Callab
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
+        console=Console(stderr=True),
         transient=False,
     ) as bar:
         task = bar.add_task(description, total=total)

@@ -109,8 +109,12 @@ def _sources(table: pd.DataFrame, space: str, exclude: str | None) -> list[str]:
     return out
 
 
-def _version(name: str, sources: Sequence[str]) -> str:
-    digest = hashlib.sha1(",".join(sorted(sources)).encode()).hexdigest()[:12]
+def _version(name: str, sources: Sequence[str], params: dict[str, Any] | None = None) -> str:
+    """Artifact version of ``name`` meta-trained on ``sources`` with non-default ``params``."""
+    key = ",".join(sorted(sources))
+    if params:  # e.g. fewer HELP episodes: another model, never the stored default
+        key += "|" + ",".join(f"{k}={params[k]!r}" for k in sorted(params))
+    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
     revision = get_predictor(name).revision
     tag = f"{name}-r{revision}" if revision > 1 else name  # revision 1: the original stamps
     return f"{tag}@{FORMAT_VERSION}:{digest}"
@@ -144,7 +148,7 @@ def get_default_predictor(
             f"no source device with enough measurements in {space!r} to meta-train on; "
             "import some with `nas hwdb import help DIR`"
         )
-    version = _version(name, sources)
+    version = _version(name, sources, params)
     try:
         art = db.load_artifact(kind=ARTIFACT_KIND, space=space, version=version)
         return load_predictor(art.payload), version
@@ -152,15 +156,35 @@ def get_default_predictor(
         pass
     model = get_predictor(name, **(params or {}))
     model.fit(make_tasks(table, space, sources), progress=progress)
-    db.save_artifact(
-        kind=ARTIFACT_KIND,
-        space=space,
-        version=version,
-        payload=model.to_bytes(),
-        summary={"predictor": name, "sources": sources, "format": FORMAT_VERSION},
-        metrics={},
-    )
+    store_predictor(db, model, space=space, version=version, sources=sources)
     return model, version
+
+
+def store_predictor(
+    db: HardwareDB,
+    model: LatencyPredictor,
+    *,
+    space: str,
+    version: str,
+    sources: Sequence[str],
+) -> bool:
+    """Store a meta-trained ``model`` as artifact ``version``; False when another process
+    stored that version first (workers starting together on one database both train it:
+    the same data and seed give the same model, so the first one stored is kept)."""
+    from hwdb import DuplicateError
+
+    try:
+        db.save_artifact(
+            kind=ARTIFACT_KIND,
+            space=space,
+            version=version,
+            payload=model.to_bytes(),
+            summary={"predictor": model.name, "sources": list(sources), "format": FORMAT_VERSION},
+            metrics={},
+        )
+    except DuplicateError:
+        return False
+    return True
 
 
 def device_datasheet(

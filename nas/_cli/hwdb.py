@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from nas._cli._common import console, print_json
+from nas._cli._common import console, err_console, print_json
 
 if TYPE_CHECKING:
     from hwdb import HardwareDB
@@ -54,7 +54,7 @@ def _bar(label: str, total: int) -> Iterator[Callable[[int], None]]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     columns = (BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress("[progress.description]{task.description}", *columns, console=console) as bar:
+    with Progress("[progress.description]{task.description}", *columns, console=err_console) as bar:
         task = bar.add_task(label, total=total)
         yield lambda n: bar.advance(task, n)
 

@@ -61,7 +61,6 @@ def train(
     """Meta-train a predictor and store it in the database as an artifact."""
     from predictors import (
         DEFAULT_PREDICTOR,
-        FORMAT_VERSION,
         HELP_DEVICES,
         latency_metric,
         meta_train_for,
@@ -85,18 +84,19 @@ def train(
             from predictors._service import _sources
 
             train_devs, valid = _sources(table, space, None), []
-        model = meta_train_for(name, table, space, train_devs, valid, params=params, progress=True)
-        from predictors._service import ARTIFACT_KIND, _version
+        from hwdb import NotFoundError
+        from predictors._service import ARTIFACT_KIND, _version, store_predictor
 
-        version = _version(name, [*train_devs, *valid])
-        db.save_artifact(
-            kind=ARTIFACT_KIND,
-            space=space,
-            version=version,
-            payload=model.to_bytes(),
-            summary={"predictor": name, "sources": [*train_devs, *valid], "format": FORMAT_VERSION},
-            metrics={},
-        )
+        version = _version(name, [*train_devs, *valid], params)
+        try:
+            db.load_artifact(kind=ARTIFACT_KIND, space=space, version=version)
+        except NotFoundError:
+            pass
+        else:  # the same predictor, sources and settings give the same model
+            console.print(f"{name} for {space} is already stored as artifact {version}")
+            return
+        model = meta_train_for(name, table, space, train_devs, valid, params=params, progress=True)
+        store_predictor(db, model, space=space, version=version, sources=[*train_devs, *valid])
     console.print(f"stored {name} for {space} as artifact {version}")
 
 
@@ -110,7 +110,7 @@ def adapt(
 
     with _open() as db:
         model = get_adapted_predictor(
-            db, space=space, device=device, predictor=predictor, progress=True
+            db, space=space, device=device, predictor=predictor, progress=not json_
         )
     workload = (model.workload or get_space(space).default_workload()).to_dict()
     info = {

@@ -13,6 +13,7 @@ added to the real source devices during meta-training (``simulated=N``).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -120,10 +121,13 @@ def evaluate_zero_shot(
     train, valid = source_devices(table, space, device)
     tasks = make_tasks(table, space, [d for d in (*train, *valid) if d != device])
     name = predictor or DEFAULT_PREDICTOR
+    # deterministic baselines (FLOPs regression, from scratch) take no seed
+    seeded = "seed" in inspect.signature(type(get_predictor(name))).parameters
     per_seed = []
     for seed in seeds:
         extra = simulated_tasks(space, tasks[0].archs, simulated, seed=seed) if simulated else []
-        model = get_predictor(name, seed=int(seed)).fit([*tasks, *extra])
+        params = {"seed": int(seed)} if seeded else {}
+        model = get_predictor(name, **params).fit([*tasks, *extra])
         adapted, _ = adapt_zero_shot(model, space, dm, workload)
         mean, _ = adapted.predict(split.query)
         per_seed.append({"seed": int(seed), **latency_metrics(mean, true)})

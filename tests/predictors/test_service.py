@@ -72,3 +72,30 @@ def test_catalog_backed_device_adapts_with_its_datasheet(db_url: str, tmp_path: 
         assert model.model.datasheet_lut_ is not None  # type: ignore[attr-defined]
         pred = model.predict(list(db.latency_table("nasbench201").index[:20]))
         assert np.all(pred.mean_ms > 0) and pred.source == "adapted (datasheet prior)"
+
+
+def test_a_predictor_stored_first_by_another_worker_is_kept(tmp_path: Path) -> None:
+    """Workers starting together both meta-train; the second store is not an error."""
+    from hwdb import HardwareDB
+    from predictors import get_predictor
+    from predictors._service import store_predictor
+
+    model = get_predictor("flops")
+    model.to_bytes = lambda: b"payload"  # type: ignore[method-assign]  # storing, not fitting
+    with HardwareDB(f"sqlite:///{tmp_path / 'a.sqlite'}") as db:
+        kw = {"space": "nasbench201", "version": "flops@1:abc", "sources": ["a", "b"]}
+        assert store_predictor(db, model, **kw) is True  # type: ignore[arg-type]
+        assert store_predictor(db, model, **kw) is False  # type: ignore[arg-type]
+        art = db.load_artifact(kind=ARTIFACT_KIND, space="nasbench201", version="flops@1:abc")
+    assert art.summary["sources"] == ["a", "b"] and art.summary["predictor"] == "flops"
+
+
+def test_progress_bars_write_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--json` commands keep stdout for JSON; meta-training progress goes to stderr."""
+    from predictors._progress import progress_bar
+
+    with progress_bar(True, "meta-training", 3) as advance:
+        for _ in range(3):
+            advance()
+    out, err = capsys.readouterr()
+    assert out == "" and "meta-training" in err

@@ -135,3 +135,14 @@ def test_onboarding_rejects_bad_input(
     with pytest.raises(ValueError, match="measure_fn"):
         onboard_device(model, measure_fn=lambda a: [-1.0] * len(a), **kwargs)  # type: ignore[arg-type]
     assert get_entry("xeon-gold-6226").device_class == "cpu"
+
+
+@pytest.mark.parametrize("predictor", ["flops", "scratch"])
+def test_evaluate_zero_shot_with_a_seedless_baseline(zs_db_url: str, predictor: str) -> None:
+    """The FLOPs and from-scratch baselines take no seed (it was a TypeError traceback)."""
+    with HardwareDB(zs_db_url) as db:
+        res = evaluate_zero_shot(
+            db, space=SPACE, device="gold_6226", catalog_entry="xeon-gold-6226", seeds=[0, 1],
+            predictor=predictor,
+        )  # fmt: skip
+    assert len(res["per_seed"]) == 2 and -1 <= res["spearman"] <= 1
