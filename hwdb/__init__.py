@@ -7,6 +7,7 @@ Alembic migrations ship inside the package (``nas hwdb upgrade``).
 from __future__ import annotations
 
 from hwdb._apikeys import ApiKey
+from hwdb._engine import redact as redact_url
 from hwdb._errors import (
     DuplicateError,
     HwdbError,
@@ -45,5 +46,6 @@ __all__ = [
     "export_parquet",
     "head_revision",
     "import_parquet",
+    "redact_url",
     "upgrade_database",
 ]

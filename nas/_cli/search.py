@@ -74,7 +74,11 @@ def search(
     ] = 0.0,
     trials: Annotated[
         int | None,
-        typer.Option(min=1, help="Total trials in the study (default: 1000 with table, else 200)."),
+        typer.Option(
+            min=1,
+            help="Total trials in the study (default: 1000 with table, else 200); workers "
+            "sharing a study may each finish the generation they started.",
+        ),
     ] = None,
     population: Annotated[
         int | None,
@@ -206,7 +210,7 @@ def search(
     failed = result.n_trials - len(result.trials)  # no accuracy: undefined proxy, too large
     new = f"{result.n_new_trials} new" + (f", {failed} failed" if failed else "")
     console.print(
-        f"{result.n_trials} trials ({new}, {result.trials_per_s:.0f}/s){hv}; "
+        f"{result.n_trials} trials ({new}, {result.trials_per_s:.3g}/s){hv}; "
         f"study {result.study_name!r} in {result.storage}; outputs in {out_dir}",
         markup=False,
     )

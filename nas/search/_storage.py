@@ -25,6 +25,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.storages.journal import BaseJournalBackend, JournalStorage
 
+from hwdb import redact_url
 from nas.search._errors import SearchError
 
 __all__ = ["BatchedJournalFileBackend", "StudyStorage", "open_storage"]
@@ -160,7 +161,7 @@ def open_storage(storage: str | None, *, out_dir: str | os.PathLike[str] | None)
         storage = str(Path(out_dir) / "study.journal")
     text = storage.strip()
     if text.lower().startswith(_RDB_PREFIXES):
-        return StudyStorage(_open_rdb(text), text)
+        return StudyStorage(_open_rdb(text), redact_url(text))
     path = Path(text.removeprefix("journal:")).expanduser()
     backend = BatchedJournalFileBackend(path)
     return StudyStorage(JournalStorage(backend), str(path), backend)
@@ -179,6 +180,8 @@ def _open_rdb(url: str, *, attempts: int = 5) -> optuna.storages.RDBStorage:
             return optuna.storages.RDBStorage(url, skip_compatibility_check=False)
         except Exception as exc:  # noqa: BLE001 - any driver/connect error becomes one line
             if attempt == attempts - 1:
-                raise SearchError(f"cannot open storage {url!r}: {exc}") from exc
+                shown = redact_url(url)
+                reason = str(exc).replace(url, shown)
+                raise SearchError(f"cannot open storage {shown!r}: {reason}") from exc
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")  # pragma: no cover

@@ -112,3 +112,13 @@ def test_table_accuracy_without_the_space_names_the_missing_table(
     assert _run(_base(tmp_path, "--accuracy", "table")) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error: no test_accuracy for dataset 'cifar10' in space 'nasbench201'")
+
+
+def test_storage_errors_and_results_hide_the_password() -> None:
+    from nas.search import SearchError
+    from nas.search._storage import _open_rdb
+
+    url = "postgresql+psycopg://nas:s3cret@127.0.0.1:1/nowhere"
+    with pytest.raises(SearchError) as exc:
+        _open_rdb(url, attempts=1)
+    assert "s3cret" not in str(exc.value) and "nas:***@127.0.0.1:1" in str(exc.value)
