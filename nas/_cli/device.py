@@ -250,18 +250,39 @@ def register(app: typer.Typer) -> None:
     def onboard_cmd(
         name: Annotated[str, typer.Argument(help="Device name (this machine).")],
         space: Annotated[str, typer.Option("--space", help="Search space.")],
-        catalog: Annotated[str | None, typer.Option("--catalog")] = None,
-        k: Annotated[int, typer.Option("--k", help="Random archs measured first.")] = 10,
-        target_mape: Annotated[float, typer.Option("--target-mape")] = 0.10,
-        max_rounds: Annotated[int, typer.Option("--max-rounds")] = 5,
-        batch: Annotated[int, typer.Option("--batch", help="Archs per round.")] = 5,
-        candidates: Annotated[int, typer.Option("--candidates")] = 500,
+        catalog: Annotated[
+            str | None,
+            typer.Option(
+                "--catalog",
+                help="Catalog entry of this board (`nas device catalog`): its datasheet is the "
+                "prior until measurements take over.",
+            ),
+        ] = None,
+        k: Annotated[
+            int, typer.Option("--k", help="Random archs measured with the reference set.")
+        ] = 10,
+        target_mape: Annotated[
+            float,
+            typer.Option(
+                "--target-mape", help="Stop when the predicted error of new archs is below it."
+            ),
+        ] = 0.10,
+        max_rounds: Annotated[
+            int, typer.Option("--max-rounds", help="Rounds of uncertainty-picked archs at most.")
+        ] = 5,
+        batch: Annotated[
+            int, typer.Option("--batch", help="Archs measured per round (not an input batch).")
+        ] = 5,
+        candidates: Annotated[
+            int,
+            typer.Option("--candidates", help="Random archs the rounds pick from by uncertainty."),
+        ] = 500,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Measure the reference set + K archs here, then measure by uncertainty to a target."""
         if k < 0 or batch < 1 or max_rounds < 0 or not target_mape > 0 or candidates < 1:
-            raise CLIUsageError("--k, --batch, --max-rounds, --target-mape and --candidates "
-                                "must be positive")  # fmt: skip
+            raise CLIUsageError("--batch, --target-mape and --candidates must be positive, "
+                                "--k and --max-rounds non-negative")  # fmt: skip
         _onboard(name, space, catalog, k, target_mape, max_rounds, batch, candidates, as_json)
 
     app.add_typer(group, name="device")

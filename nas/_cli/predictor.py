@@ -212,6 +212,7 @@ def evaluate(
     from predictors import (
         DEFAULT_PREDICTOR,
         device_datasheet,
+        device_split,
         evaluate_adapted,
         latency_metric,
         meta_train_for,
@@ -231,6 +232,9 @@ def evaluate(
         from predictors import NotEnoughDataError
 
         raise NotEnoughDataError(f"device {device!r} has no measurements in space {space!r}")
+    pool = device_split(table, space, device).train_pool  # its data errors before training
+    if shots > len(pool):
+        _usage(f"--shots {shots} exceeds the training pool of {device!r} ({len(pool)} archs)")
     train_devs, valid = source_devices(table, space, device)
     model = meta_train_for(name, table, space, train_devs, valid, params=params, progress=not json_)
     result = evaluate_adapted(

@@ -58,6 +58,9 @@ def test_predict_and_errors(
     assert _run([*base, "--device", "nope", "--arch", arch]) == 1
     assert "nas measure" in capsys.readouterr().err
     assert _run(["--db", db_url, "predictor", "evaluate", "--space", "nasbench201"]) == 2
+    evaluate = ["--db", db_url, "predictor", "evaluate", "--space", "nasbench201"]
+    assert _run([*evaluate, "--device", "pixel3", "--shots", "100000"]) == 2  # before training
+    assert "exceeds the training pool of 'pixel3'" in capsys.readouterr().err
     train = ["--db", db_url, "predictor", "train", "--space", "nasbench201", "--predictor", "flops"]
     assert _run(train) == 0 and "stored flops" in capsys.readouterr().out
     assert _run(train) == 0 and "already stored" in capsys.readouterr().out  # no retraining
