@@ -31,7 +31,12 @@ _DEVICE_FIELDS = (
 
 
 class ApiClientError(NasError):
-    """The server rejected a request, or could not be reached."""
+    """The server rejected a request (``status``: its HTTP status), or could not be reached
+    (``status`` None)."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def _row(row: MeasurementIn | Mapping[str, Any]) -> dict[str, Any]:
@@ -39,7 +44,17 @@ def _row(row: MeasurementIn | Mapping[str, Any]) -> dict[str, Any]:
     return {k: data[k] for k in _FIELDS if k in data and data[k] is not None}
 
 
-def _send(client: Any, method: str, url: str, *, retries: int, **kwargs: Any) -> dict[str, Any]:
+def _send(
+    client: Any,
+    method: str,
+    url: str,
+    *,
+    retries: int,
+    replayed: list[bool] | None = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """The JSON answer of ``method url`` with retries; ``replayed`` receives whether the server
+    replayed an earlier answer (``Idempotent-Replayed``)."""
     import httpx
 
     delay = 0.5
@@ -63,7 +78,12 @@ def _send(client: Any, method: str, url: str, *, retries: int, **kwargs: Any) ->
             text = f"{where}: {detail['msg']}"
         except (ValueError, KeyError, IndexError, TypeError):
             text = response.text[:200]
-        raise ApiClientError(f"{method} {url} failed with HTTP {response.status_code}: {text}")
+        raise ApiClientError(
+            f"{method} {url} failed with HTTP {response.status_code}: {text}",
+            status=response.status_code,
+        )
+    if replayed is not None:
+        replayed.append(response.headers.get("Idempotent-Replayed") == "true")
     result: dict[str, Any] = response.json()
     return result
 
@@ -117,12 +137,17 @@ def upload_measurements(
             body = {"measurements": payload[start : start + chunk_size], "replace": replace}
             raw = json.dumps(body, sort_keys=True, default=str)
             key = hashlib.sha256(f"{name}\x00{raw}".encode()).hexdigest()
+            replayed: list[bool] = []
             out = _send(
                 client, "POST", f"{base}/v1/devices/{name}/measurements", retries=retries,
-                content=raw.encode(),
+                content=raw.encode(), replayed=replayed,
                 headers={"Idempotency-Key": key, "Content-Type": "application/json"},
             )  # fmt: skip
-            for k in ("received", "inserted", "existing"):
-                total[k] += int(out[k])
+            total["received"] += int(out["received"])
+            if replayed and replayed[0]:  # the server's answer to the first identical upload:
+                total["existing"] += int(out["received"])  # its rows are stored by now
+            else:
+                total["inserted"] += int(out["inserted"])
+                total["existing"] += int(out["existing"])
             total["requests"] += 1
     return total

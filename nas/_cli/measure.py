@@ -165,6 +165,8 @@ def measure(
 ) -> None:
     """Time architectures with the interleaved protocol; results are committed as they finish."""
     opts = dict(locals())
+    if api_key is not None and not api_key.strip():
+        raise CLIUsageError("--api-key is empty (an unset variable?)")
     if (server is None) != (api_key is None):
         raise CLIUsageError("--server and --api-key go together")
     if server is not None and retest:
@@ -242,8 +244,11 @@ def _upload(db: Any, report: Any, server: str, api_key: str) -> dict[str, Any]:
             server, api_key, db.get_device(report.device), rows
         )
     except ApiClientError as exc:
+        if exc.status is not None and 400 <= exc.status < 500:
+            raise  # rejected (a revoked key, a bad row): rerunning the same command cannot help
         raise ApiClientError(
-            f"{exc} (the measurements are stored locally: rerun the same command to upload them)"
+            f"{exc} (the measurements are stored locally: rerun the same command to upload them)",
+            status=exc.status,
         ) from exc
     return result
 

@@ -68,6 +68,32 @@ def test_bad_server_url_is_refused_before_measuring(
     assert not path.exists()
 
 
+def test_empty_api_key_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--api-key "$TOKEN"` with TOKEN unset used to measure and silently skip the upload."""
+    argv = ["--db", f"sqlite:///{tmp_path / 'x.sqlite'}", "measure", "--space", "nasbench201",
+            "--device-name", "d1", "--n", "1", "--server", "http://127.0.0.1:1", "--api-key", "",
+            *FAST]  # fmt: skip
+    code, _, err = _run(argv, capsys)
+    assert code == 2 and "--api-key is empty" in err
+
+
+def test_a_rejected_upload_gives_no_rerun_hint(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import api.client
+    from api.client import ApiClientError
+
+    def revoked(*_: Any, **__: Any) -> dict[str, Any]:
+        raise ApiClientError("POST /v1/devices failed with HTTP 401: revoked", status=401)
+
+    monkeypatch.setattr(api.client, "upload_measurements", revoked)
+    argv = ["--db", sqlite_url, "measure", "--space", "nasbench201", "--device-name", "d2",
+            "--n", "1", "--resolution", "16", "--server", "http://127.0.0.1:1", "--api-key", "K",
+            *FAST]  # fmt: skip
+    code, _, err = _run(argv, capsys)
+    assert code == 1 and "HTTP 401" in err and "rerun" not in err
+
+
 def test_other_resolution_on_existing_device_is_refused(
     sqlite_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
