@@ -216,7 +216,10 @@ def load_help(root: str | Path, *, spaces: tuple[str, ...] = SPACES) -> BulkImpo
             )
             data.measurements.append(series)
     if not data.measurements:
-        raise bad(base, "directory", "latency", "no <space>/latency/*.pt files found")
+        hint = ""
+        if any((base / "data").glob("*/latency/*.pt")):
+            hint = f"; the release's files are in {base / 'data'}: import that folder"
+        raise bad(base, "directory", "latency", f"no <space>/latency/*.pt files found{hint}")
     data.devices = list(devices.values())
     return data
 

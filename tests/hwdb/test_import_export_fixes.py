@@ -134,3 +134,14 @@ def test_bulk_insert_rejects_non_finite_values(tmp_path: Path) -> None:
         with pytest.raises(ImportDataError, match="finite"):
             db.bulk_import(data)
         assert db.stats() == {"spaces": {}, "devices": 0}  # nothing written
+
+
+def test_help_import_of_the_release_root_points_to_its_data_folder(tmp_path: Path) -> None:
+    from hwdb import ImportDataError
+    from hwdb.importers.help import load_help
+
+    (tmp_path / "data" / "nasbench201" / "latency").mkdir(parents=True)
+    (tmp_path / "data" / "nasbench201" / "latency" / "pixel3.pt").write_bytes(b"")
+    with pytest.raises(ImportDataError, match="import that folder") as exc:
+        load_help(tmp_path)
+    assert str(tmp_path / "data") in str(exc.value)
