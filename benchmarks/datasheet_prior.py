@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from typing import Any
 
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                        datasheet=prior)  # fmt: skip
                 row[f"{label}_{k}"] = round(res["spearman"], 4)
         out["devices"][device] = row
-        print(f"# {device}: {row}", flush=True)
+        print(f"# {device}: {row}", file=sys.stderr, flush=True)
     for key in next(iter(out["devices"].values())):
         out[f"mean_{key}"] = round(float(np.mean([r[key] for r in out["devices"].values()])), 4)
     return out

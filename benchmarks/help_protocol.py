@@ -10,14 +10,16 @@ Example::
     python benchmarks/help_protocol.py --spaces nasbench201 fbnet ofa --seeds 5 \
         --predictors help maml flops scratch transfer help+ --cache /tmp/help-cache
 
-Prints one JSON document, then a markdown table (mean +- std over seeds of the per-seed mean
-over test devices). Also reports adaptation and prediction timings of each predictor.
+Prints one JSON document on stdout; progress lines and a markdown table (mean +- std over seeds
+of the per-seed mean over test devices) go to stderr. Also reports adaptation and prediction
+timings of each predictor.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -117,7 +119,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 summary[metric] = {"mean": float(np.mean(by_seed)), "std": float(np.std(by_seed))}
             summary["devices"] = {d: round(r["spearman"], 4) for d, r in per_dev.items()}
             out[space][name] = summary
-            print(f"# {space} {name}: {summary['spearman']}", flush=True)
+            print(f"# {space} {name}: {summary['spearman']}", file=sys.stderr, flush=True)
     return out
 
 
@@ -159,7 +161,7 @@ def main() -> None:
     args = parser.parse_args()
     results = run(args)
     print(json.dumps(results, indent=2))
-    print(markdown(results))
+    print(markdown(results), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -97,7 +97,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="share of each generation given to neighbours of the front (0: plain NSGA-II)",
     )
-    ap.add_argument("--db", default=None, help="hwdb URL with source devices (adapted)")
+    ap.add_argument(
+        "--db",
+        default=None,
+        help="hwdb URL with source devices (adapted); the target's 10 + 10 visible measurements "
+        "are stored there as a device of that name (search_ceiling.py reads them back)",
+    )
     ap.add_argument(
         "--catalog",
         default=None,

@@ -346,6 +346,17 @@ def plot_rank_correlation(corr: pd.DataFrame, *, ax: Axes, title: str = "") -> A
     return ax
 
 
+def _plain_log_ticks(ax: Axes) -> None:
+    """Label log axes at 1, 2 and 5 per decade in plain numbers (matplotlib labels every minor
+    tick of a range under a decade as ``3x10^0``, and the labels overlap)."""
+    from matplotlib.ticker import FormatStrFormatter, LogLocator
+
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(FormatStrFormatter("%g"))
+        axis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+        axis.set_minor_formatter(FormatStrFormatter("%g"))
+
+
 def plot_predicted_vs_measured(pred: pd.DataFrame, *, ax: Axes, title: str = "") -> Axes:
     """Log-log scatter of predicted vs measured latency with the ``+-10%`` band."""
     true, mean = pred["measured_ms"].to_numpy(float), pred["mean_ms"].to_numpy(float)
@@ -355,6 +366,7 @@ def plot_predicted_vs_measured(pred: pd.DataFrame, *, ax: Axes, title: str = "")
     ax.plot(grid, grid, color="k", lw=0.8)
     ax.scatter(true, mean, s=5, alpha=0.5)
     ax.set(xscale="log", yscale="log", xlabel="measured (ms)", ylabel="predicted (ms)")
+    _plain_log_ticks(ax)
     ax.set_title(title)
     ax.legend(loc="upper left")
     return ax
