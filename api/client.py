@@ -44,17 +44,8 @@ def _row(row: MeasurementIn | Mapping[str, Any]) -> dict[str, Any]:
     return {k: data[k] for k in _FIELDS if k in data and data[k] is not None}
 
 
-def _send(
-    client: Any,
-    method: str,
-    url: str,
-    *,
-    retries: int,
-    replayed: list[bool] | None = None,
-    **kwargs: Any,
-) -> dict[str, Any]:
-    """The JSON answer of ``method url`` with retries; ``replayed`` receives whether the server
-    replayed an earlier answer (``Idempotent-Replayed``)."""
+def _send(client: Any, method: str, url: str, *, retries: int, **kwargs: Any) -> Any:
+    """The successful ``httpx.Response`` of ``method url``, with retries."""
     import httpx
 
     delay = 0.5
@@ -82,10 +73,7 @@ def _send(
             f"{method} {url} failed with HTTP {response.status_code}: {text}",
             status=response.status_code,
         )
-    if replayed is not None:
-        replayed.append(response.headers.get("Idempotent-Replayed") == "true")
-    result: dict[str, Any] = response.json()
-    return result
+    return response
 
 
 def upload_measurements(
@@ -137,15 +125,16 @@ def upload_measurements(
             body = {"measurements": payload[start : start + chunk_size], "replace": replace}
             raw = json.dumps(body, sort_keys=True, default=str)
             key = hashlib.sha256(f"{name}\x00{raw}".encode()).hexdigest()
-            replayed: list[bool] = []
-            out = _send(
+            response = _send(
                 client, "POST", f"{base}/v1/devices/{name}/measurements", retries=retries,
-                content=raw.encode(), replayed=replayed,
+                content=raw.encode(),
                 headers={"Idempotency-Key": key, "Content-Type": "application/json"},
             )  # fmt: skip
+            out = response.json()
             total["received"] += int(out["received"])
-            if replayed and replayed[0]:  # the server's answer to the first identical upload:
-                total["existing"] += int(out["received"])  # its rows are stored by now
+            if response.headers.get("Idempotent-Replayed") == "true":
+                # the server's answer to the first identical upload: its rows are stored by now
+                total["existing"] += int(out["received"])
             else:
                 total["inserted"] += int(out["inserted"])
                 total["existing"] += int(out["existing"])

@@ -100,7 +100,9 @@ def make_engine(url: str) -> Engine:
     if memory:
         kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
     else:
-        Path(str(parsed.database)).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        file = sqlite_file(url)
+        if file is not None:  # not for SQLite URI filenames (``file:...``)
+            file.parent.mkdir(parents=True, exist_ok=True)
         kwargs = {"connect_args": {"timeout": _BUSY_TIMEOUT_MS / 1000}}
     engine = create_engine(parsed, **kwargs)
     event.listen(engine, "connect", lambda c, r: _sqlite_pragmas(c, r, memory=memory))

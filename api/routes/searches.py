@@ -16,7 +16,6 @@ __all__ = ["router"]
 router = APIRouter(prefix="/searches", tags=["searches"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {s: {"model": ErrorPublic} for s in (401, 404, 422, 429)}
-_TABLE_METRIC = "test_accuracy"  # what nas.search.TableAccuracy.from_db reads
 
 
 def _check(body: SearchCreate, db: DbDep, max_trials: int) -> None:
@@ -59,7 +58,7 @@ def _check(body: SearchCreate, db: DbDep, max_trials: int) -> None:
 
 def _check_data(body: SearchCreate, db: DbDep, kind: str) -> None:
     """What the background search would fail on, checked up front from the database."""
-    from hwdb import NotFoundError
+    from nas.search import has_accuracy_table
 
     if body.space not in db.list_spaces():
         raise ApiError(
@@ -70,14 +69,10 @@ def _check_data(body: SearchCreate, db: DbDep, kind: str) -> None:
         )  # fmt: skip
     default_dataset = SearchCreate.model_fields["dataset"].default
     if kind == "table":
-        try:
-            n = len(db.accuracy_table(body.space, dataset=body.dataset, metric=_TABLE_METRIC))
-        except NotFoundError:
-            n = 0
-        if n == 0:
+        if not has_accuracy_table(db, space=body.space, dataset=body.dataset):
             raise ApiError(
                 422, ["body", "accuracy"],
-                f"no {_TABLE_METRIC} for dataset {body.dataset!r} in space {body.space!r}; "
+                f"no test_accuracy for dataset {body.dataset!r} in space {body.space!r}; "
                 "import it first (`nas hwdb import ...`) or use accuracy 'proxy'",
                 type="no_accuracy_table",
             )  # fmt: skip

@@ -136,7 +136,7 @@ def search(
         raise CLIUsageError(str(exc)) from exc
     if out is not None and out.exists() and not out.is_dir():
         raise CLIUsageError(f"--out {out} is a file, not a folder")
-    _budgets(list(latency_budget or []), list(device))  # usage errors before any loading
+    budgets = _budgets(list(latency_budget or []), list(device))  # before any loading
     restricted = _choices(list(choices or []))
     if restricted:
         try:
@@ -148,7 +148,8 @@ def search(
         for m in matches:
             err_console.print(m.describe(), markup=False)
         names = [m.device for m in matches]
-        budgets = _budgets(list(latency_budget or []), names)
+        if budgets is not None:  # one match per --device, in order: key them by device name
+            budgets = dict(zip(names, budgets.values(), strict=True))
         try:
             objective = make_accuracy_objective(
                 accuracy, space=sp, db=db, dataset=dataset, seed=seed or 0

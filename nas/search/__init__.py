@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         ShortTrainAccuracy,
         TableAccuracy,
         UserFunctionAccuracy,
+        has_accuracy_table,
         make_accuracy_objective,
     )
     from nas.search._pareto import front_table, pareto_mask, write_outputs
@@ -54,6 +55,7 @@ _LAZY = {
     "ShortTrainAccuracy": "nas.search._objectives",
     "TableAccuracy": "nas.search._objectives",
     "UserFunctionAccuracy": "nas.search._objectives",
+    "has_accuracy_table": "nas.search._objectives",
     "make_accuracy_objective": "nas.search._objectives",
     "front_table": "nas.search._pareto",
     "pareto_mask": "nas.search._pareto",
@@ -91,6 +93,7 @@ __all__ = [
     "compute_proxies",
     "export_model",
     "front_table",
+    "has_accuracy_table",
     "hypervolume",
     "load_exported",
     "load_latency_models",
