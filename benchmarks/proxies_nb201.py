@@ -111,4 +111,6 @@ def _report(saved: dict[str, object], args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from _script import run as run_script
+
+    run_script(main)

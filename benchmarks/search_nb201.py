@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(12345)
     visible = [sp.to_string(a) for a in sp.hardware_embedding_archs()]
     visible += [str(a) for a in rng.choice(np.asarray(both), 10, replace=False)]
-    with HardwareDB(db_url) as db:
+    with HardwareDB(db_url, create=args.db is None) as db:  # --db must exist
         db.upsert_device(
             DeviceSpec(
                 name=dev,
@@ -224,4 +224,6 @@ def _front_hv_true(front: np.ndarray, ideal: np.ndarray, nadir: np.ndarray) -> f
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from _script import run as run_script
+
+    run_script(main)
