@@ -29,7 +29,12 @@ from predictors._data import (
     reference_archs,
     sample_support,
 )
-from predictors._errors import NotEnoughDataError, NotFittedError, PredictorError
+from predictors._errors import (
+    NoSourceDevicesError,
+    NotEnoughDataError,
+    NotFittedError,
+    PredictorError,
+)
 from predictors._evaluate import evaluate_adapted, latency_metrics, meta_train_for, source_devices
 from predictors._help import HELPPredictor, MAMLPredictor
 from predictors._helpplus import HELPPlusPredictor
@@ -57,6 +62,7 @@ __all__ = [
     "LatencyPrediction",
     "LatencyPredictor",
     "MAMLPredictor",
+    "NoSourceDevicesError",
     "NotEnoughDataError",
     "NotFittedError",
     "PredictorError",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["NotEnoughDataError", "NotFittedError", "PredictorError"]
+__all__ = ["NoSourceDevicesError", "NotEnoughDataError", "NotFittedError", "PredictorError"]
 
 
 class PredictorError(Exception):
@@ -15,3 +15,8 @@ class NotFittedError(PredictorError):
 
 class NotEnoughDataError(PredictorError):
     """Too few devices or measurements to train, adapt or evaluate."""
+
+
+class NoSourceDevicesError(NotEnoughDataError):
+    """No device of the space has enough measurements to meta-train on: a property of the
+    space's data, not of the target device (the API reports it at ``space``)."""

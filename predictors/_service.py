@@ -18,7 +18,7 @@ import pandas as pd
 
 from predictors._base import FORMAT_VERSION, LatencyPredictor, get_predictor, load_predictor
 from predictors._data import device_workload, latency_metric, make_tasks, reference_archs
-from predictors._errors import NotEnoughDataError, PredictorError
+from predictors._errors import NoSourceDevicesError, NotEnoughDataError, PredictorError
 
 if TYPE_CHECKING:
     from hwdb import HardwareDB
@@ -136,7 +136,7 @@ def get_default_predictor(
         (predictor, artifact version).
 
     Raises:
-        NotEnoughDataError: when no source device has enough measurements.
+        NoSourceDevicesError: when no source device has enough measurements.
     """
     from hwdb import NotFoundError
 
@@ -144,7 +144,7 @@ def get_default_predictor(
     table = db.latency_table(space, metric=latency_metric(space)) if table is None else table
     sources = _sources(table, space, exclude_device)
     if not sources:
-        raise NotEnoughDataError(
+        raise NoSourceDevicesError(
             f"no source device with enough measurements in {space!r} to meta-train on; "
             "import some with `nas hwdb import help DIR`"
         )

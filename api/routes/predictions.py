@@ -55,10 +55,26 @@ def _adapted(services: Services, db: HardwareDB, body: PredictCreate) -> Adapted
         db.get_device(body.device)
     except NotFoundError as exc:
         raise ApiError(422, ["body", "device"], str(exc), type="unknown_device") from exc
-    with field_errors("body", "device"):
-        return services.cache.get(
-            db, space=body.space, device=body.device, predictor=body.predictor
-        )
+    return _cached(services, db, body.space, body.device, body.predictor, ("body", "device"))
+
+
+def _cached(
+    services: Services,
+    db: HardwareDB,
+    space: str,
+    device: str,
+    predictor: str | None,
+    device_loc: tuple[str, ...],
+) -> AdaptedLatencyModel:
+    """The adapted model from the cache; library errors at ``device_loc``, except that a
+    space without source devices to meta-train on is reported at ``body.space``."""
+    from predictors import NoSourceDevicesError
+
+    with field_errors(*device_loc):
+        try:
+            return services.cache.get(db, space=space, device=device, predictor=predictor)
+        except NoSourceDevicesError as exc:  # the space's data is missing, not the device's
+            raise ApiError(409, ["body", "space"], str(exc), type="not_enough_data") from exc
 
 
 def _workload(model: AdaptedLatencyModel, space: str) -> dict[str, int]:
@@ -139,8 +155,7 @@ def adapt(
     _check_names(body.space, body.predictor)
     t0 = time.perf_counter()
     services.cache.invalidate(db.url, name)
-    with field_errors("path", "name"):
-        model = services.cache.get(db, space=body.space, device=name, predictor=body.predictor)
+    model = _cached(services, db, body.space, name, body.predictor, ("path", "name"))
     return AdaptPublic(
         space=body.space,
         device=name,

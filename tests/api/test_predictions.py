@@ -116,6 +116,31 @@ def test_device_without_measurements_is_409(client: TestClient, auth: dict[str, 
     assert "nas measure" in response.json()["detail"][0]["msg"]
 
 
+def test_space_without_source_devices_is_409_at_space(
+    client: TestClient, auth: dict[str, str], db: HardwareDB
+) -> None:
+    """The only device measured in a space has nothing to meta-train on: the space's data is
+    what is missing, so the error points at ``space``, not at the device."""
+    from hwdb import DeviceSpec, MeasurementIn
+
+    space = get_space("mnasnet")
+    db.upsert_device(DeviceSpec(name="solo"))
+    archs = [space.to_string(space.random(i)) for i in range(25)]
+    db.add_measurements(
+        [MeasurementIn(device="solo", space="mnasnet", arch=a, median=1.0 + i) for i, a in
+         enumerate(archs)]
+    )  # fmt: skip
+    body = {"space": "mnasnet", "device": "solo", "archs": archs[:1]}
+    for response in (
+        client.post("/v1/predict", json=body),
+        client.post("/v1/devices/solo/adapt", json={"space": "mnasnet"}, headers=auth),
+    ):
+        assert response.status_code == 409, response.text
+        detail = response.json()["detail"][0]
+        assert detail["loc"] == ["body", "space"] and detail["type"] == "not_enough_data"
+        assert "no source device" in detail["msg"]
+
+
 def test_adapt_endpoint(client: TestClient, auth: dict[str, str]) -> None:
     assert client.post(f"/v1/devices/{TARGET}/adapt", json={"space": SPACE}).status_code == 401
     body = client.post(f"/v1/devices/{TARGET}/adapt", json={"space": SPACE}, headers=auth).json()
