@@ -8,6 +8,7 @@ is a bug and keeps its traceback. Ctrl-C exits 130 with one line.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,12 +16,25 @@ from typing import NoReturn
 
 
 def _library_errors() -> tuple[type[BaseException], ...]:
-    from hwdb import HwdbError
-    from nas import NasError
-    from predictors import PredictorError
-    from search_spaces import SearchSpaceError
+    """The root exceptions of the packages that import here.
 
-    return (HwdbError, NasError, PredictorError, SearchSpaceError)
+    A package that cannot be imported (the GPU machine of ``gpu_dataset.py measure`` has torch
+    but not SQLAlchemy) cannot have raised its error, so it is skipped rather than turning the
+    report of the real error into an ImportError.
+    """
+    roots = (
+        ("hwdb", "HwdbError"),
+        ("nas", "NasError"),
+        ("predictors", "PredictorError"),
+        ("search_spaces", "SearchSpaceError"),
+    )
+    found: list[type[BaseException]] = []
+    for module, name in roots:
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except ImportError:
+            continue
+    return tuple(found)
 
 
 def run(main: Callable[[], int | None]) -> NoReturn:

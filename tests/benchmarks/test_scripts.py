@@ -29,3 +29,28 @@ def test_missing_database_is_one_error_line(script: str, tmp_path: Path, shared_
     assert len(lines) == 1 and lines[0].startswith(f"{script}: error: "), proc.stderr
     assert "does not exist" in lines[0]
     assert not missing.parent.exists()  # nothing created at a mistyped path
+
+
+def test_gpu_script_reports_errors_without_the_database_stack(tmp_path: Path) -> None:
+    # The GPU machine has torch but not SQLAlchemy: hwdb cannot be imported there, and the
+    # error report must not turn into an ImportError traceback.
+    script = BENCHMARKS / "gpu_dataset.py"
+    argv = ["gpu_dataset.py", "measure", "--out", str(tmp_path), "--spaces", "nope"]
+    argv += ["--device-type", "cpu"]
+    code = (
+        "import runpy, sys\n"
+        "sys.modules['sqlalchemy'] = None\n"
+        f"sys.argv = {argv!r}\n"
+        f"runpy.run_path({str(script)!r}, run_name='__main__')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines == ["gpu_dataset.py: error: unknown search space 'nope' (known: fbnet, mnasnet, "
+                     "mobilevig, nasbench201, nemotron_flash)"], proc.stderr  # fmt: skip
