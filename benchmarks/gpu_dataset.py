@@ -11,6 +11,8 @@ Two steps, because the GPU machine has torch but not the database stack:
 Configurations (issue 4): fp32 and fp16 (autocast), batch 1 and 32, for ``mnasnet`` and
 ``mobilevig`` at 224x224; ``nemotron_flash`` at fp32/fp16 batch 1 (prompt 128, decode 16).
 The architectures are the same ones ``benchmarks/build_dataset.py`` measures on the CPU.
+The protocol has the drift anchor (``nas.measure``): on the lent H200, whole groups ran up to
+1.7x slower than their neighbours, which no within-group interleaving can see.
 Rows are appended as each group finishes, so a run cut short still returns what it measured.
 """
 
@@ -52,7 +54,7 @@ def measure(
     import torch
     from build_dataset import _archs
 
-    from nas.measure import environment, measure_pass
+    from nas.measure import DriftAnchor, environment, measure_pass
     from search_spaces import get_space
 
     start = time.perf_counter()
@@ -69,12 +71,16 @@ def measure(
             for tag, config in _configs(space_name, device_type).items():
                 cfg = config.resolve(space)
                 env = environment(threads=cfg.threads, runtime="torch", device_type=cfg.device_type)
+                # one anchor per configuration: its first group is the level of all the others
+                anchor = DriftAnchor.for_space(space) if config.protocol.anchor else None
                 for lo in range(0, len(archs), config.chunk_size):
                     if time.perf_counter() - start > budget_s:
                         summary["complete"] = False
                         return summary
                     group = archs[lo : lo + config.chunk_size]
-                    stats = measure_pass(space, group, cfg, seed=0, tick=lambda _w: None)
+                    stats = measure_pass(
+                        space, group, cfg, seed=0, tick=lambda _w: None, anchor=anchor
+                    )
                     for arch, per_metric in zip(group, stats, strict=True):
                         for metric, s in per_metric.items():
                             row = {
@@ -119,7 +125,8 @@ def load(rows_file: Path, db_url: str, parquet: Path | None) -> dict[str, Any]:
                     device=r["device"], space=r["space"], arch=r["arch"], metric=r["metric"],
                     median=s["median"], mean=s["mean"], std=s["std"], min=s["min"],
                     p90=s["p90"], n_runs=s["n_runs"], warmup=r["warmup"],
-                    protocol=r["protocol"], environment=r["environment"], source=source,
+                    protocol=r["protocol"], source=source,
+                    environment={**r["environment"], "drift_factor": s.get("drift_factor", 1.0)},
                     workload=r["workload"],
                 )
             )  # fmt: skip

@@ -7,15 +7,54 @@ system allocator's defaults, and interleaved with the retained heap (the default
 each. Example::
 
     python benchmarks/measure_retest.py --space mnasnet --n 30 --threads 1
+
+With ``--chunk-size`` below ``--n`` the archs are timed in several groups, and the default
+protocol is also run without its drift anchor (``interleaved_no_anchor``). ``--neighbour-period
+S`` adds a noisy neighbour: a process on the measuring CPU that spins for S seconds and then
+sleeps for S seconds, so whole groups run at two machine speeds, as seen on the lent H200::
+
+    python benchmarks/measure_retest.py --n 30 --chunk-size 5 --neighbour-period 15
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
+
+_SPIN = """
+import os, sys, time
+os.sched_setaffinity(0, {int(sys.argv[1])})
+while True:
+    end = time.monotonic() + float(sys.argv[2])
+    while time.monotonic() < end:
+        pass
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+@contextmanager
+def _noisy_neighbour(period: float | None) -> Iterator[None]:
+    """Pin this process to one CPU and run a spin/sleep process of ``period`` seconds beside it."""
+    if not period:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    cpu = min(before)
+    os.sched_setaffinity(0, {cpu})
+    proc = subprocess.Popen([sys.executable, "-c", _SPIN, str(cpu), str(period)])
+    try:
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
+        os.sched_setaffinity(0, before)
 
 
 def _run(
@@ -23,6 +62,7 @@ def _run(
     kind: Literal["interleaved", "sequential"],
     *,
     retain_heap: bool = True,
+    anchor: bool = True,
 ) -> dict[str, Any]:
     from dataclasses import replace
 
@@ -32,7 +72,12 @@ def _run(
     space = get_space(args.space)
     archs = select_architectures(space, n=args.n, seed=args.seed)
     protocol = TimingProtocol(
-        kind=kind, rounds=args.rounds, repeats=args.repeats, warmup=5, retain_heap=retain_heap
+        kind=kind,
+        rounds=args.rounds,
+        repeats=args.repeats,
+        warmup=5,
+        retain_heap=retain_heap,
+        anchor=anchor,
     )
     config = MeasureConfig(threads=args.threads, protocol=protocol, chunk_size=args.chunk_size)
     if args.resolution:
@@ -40,7 +85,8 @@ def _run(
             config, workload=replace(config.resolve(space).workload, resolution=args.resolution)
         )
     start = time.perf_counter()
-    result = retest(space=args.space, archs=archs, config=config)
+    with _noisy_neighbour(args.neighbour_period):
+        result = retest(space=args.space, archs=archs, config=config)
     return {
         "protocol": protocol.name,
         **result.summary(),
@@ -59,20 +105,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-size", type=int, default=30)
     parser.add_argument("--resolution", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--neighbour-period", type=float, default=None, metavar="S")
+    parser.add_argument(
+        "--protocols", nargs="+", default=None, help="subset of the output's protocol keys"
+    )
     args = parser.parse_args(argv)
-    import os
-
-    out = {
+    if args.neighbour_period is not None and not args.neighbour_period > 0:
+        parser.error("--neighbour-period must be greater than 0")
+    runs: dict[str, Callable[[], dict[str, Any]]] = {
+        # first: the retained heap is process-wide and cannot be undone
+        "interleaved_system_heap": lambda: _run(args, "interleaved", retain_heap=False),
+        "sequential": lambda: _run(args, "sequential"),
+        "interleaved": lambda: _run(args, "interleaved"),
+    }
+    if args.chunk_size < args.n:
+        runs["interleaved_no_anchor"] = lambda: _run(args, "interleaved", anchor=False)
+    unknown = set(args.protocols or ()) - set(runs)
+    if unknown:
+        parser.error(f"--protocols: unknown {sorted(unknown)}; choose from {sorted(runs)}")
+    out: dict[str, Any] = {
         "space": args.space,
         "n": args.n,
         "threads": args.threads,
+        "chunk_size": args.chunk_size,
+        "neighbour_period": args.neighbour_period,
         "loadavg_start": [round(x, 2) for x in os.getloadavg()],
-        # first: the retained heap is process-wide and cannot be undone
-        "interleaved_system_heap": _run(args, "interleaved", retain_heap=False),
-        "sequential": _run(args, "sequential"),
-        "interleaved": _run(args, "interleaved"),
-        "loadavg_end": [round(x, 2) for x in os.getloadavg()],
     }
+    for key, run in runs.items():
+        if args.protocols is None or key in args.protocols:
+            out[key] = run()
+    out["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     sys.stdout.write(json.dumps(out, indent=2) + "\n")
     return 0
 

@@ -103,7 +103,10 @@ def _config(opts: dict[str, Any], space: SearchSpace[Any]) -> MeasureConfig:
         threads=opts["threads"],
         device_type=_choice("--device-type", opts["device_type"], _DEVICE_TYPES),
         protocol=TimingProtocol(
-            rounds=opts["rounds"], repeats=opts["repeats"], warmup=opts["warmup"]
+            rounds=opts["rounds"],
+            repeats=opts["repeats"],
+            warmup=opts["warmup"],
+            anchor=opts["anchor"],
         ),
         chunk_size=opts["chunk_size"] or 10,
         prime=opts["prime"],
@@ -143,6 +146,13 @@ def measure(
         int | None,
         typer.Option("--chunk-size", min=1, help="Models per group (default 10; retest: all)."),
     ] = None,
+    anchor: Annotated[
+        bool,
+        typer.Option(
+            "--anchor/--no-anchor",
+            help="Time a fixed arch in every group; divide out speed changes between groups.",
+        ),
+    ] = True,
     prime: Annotated[
         int,
         typer.Option("--prime", min=0, help="Untimed random archs run first to warm the process."),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from nas.measure._config import LM_MEASURE_WORKLOAD, MeasureConfig, ResolvedConfig
 from nas.measure._environment import cpu_model, environment
 from nas.measure._runner import (
+    DriftAnchor,
     MeasureReport,
     ProgressCallback,
     RetestResult,
@@ -24,6 +25,7 @@ from nas.measure._timing import Sampler, TimingProtocol, round_robin_schedule, r
 
 __all__ = [
     "LM_MEASURE_WORKLOAD",
+    "DriftAnchor",
     "LanguageModelSampler",
     "MeasureConfig",
     "MeasureReport",

@@ -168,8 +168,8 @@ class ResolvedConfig:
     def protocol(self) -> str:
         """Protocol string stored with each row: timing protocol plus input shape.
 
-        E.g. ``"interleaved-rr10x3-w5-rh@r224"`` (vision, resolution 224) or
-        ``"interleaved-rr10x3-w5-rh@p128d16"`` (language model: prompt 128, decode 16). The batch
+        E.g. ``"interleaved-rr10x3-w5-rh-an@r224"`` (vision, resolution 224) or
+        ``"interleaved-rr10x3-w5-rh-an@p128d16"`` (language model: prompt 128, decode 16). The batch
         size belongs to the device, not to the protocol.
         """
         wl = self.workload

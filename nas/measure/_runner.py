@@ -1,4 +1,16 @@
-"""Orchestration: choose architectures, time them in groups, commit each group, resume, retest."""
+"""Orchestration: choose architectures, time them in groups, commit each group, resume, retest.
+
+Groups are timed one after another, and the interleaved protocol only protects the models
+*within* a group from changes in machine speed. Between groups the machine can change state: on
+this project's lent H200, whole groups of 25 eager mobilevig models ran up to 1.7x slower than
+their neighbours, and two passes over the same 375 archs agreed at Spearman 0.60 (0.88 within a
+group). A protocol with ``anchor`` therefore times one fixed architecture, the
+*drift anchor* (the space's first hardware-embedding arch), in every group, and divides each
+group's times by the anchor's median in that group over its median in the reference group (the
+first group of the run, or the anchor's stored row when a run resumes). This is the control
+sample of a measurement series: it turns a machine-state change between groups, which hits
+every model of a group alike, into a known factor, stored with each row as ``drift_factor``.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +36,7 @@ if TYPE_CHECKING:
     from search_spaces import SearchSpace
 
 __all__ = [
+    "DriftAnchor",
     "MeasureReport",
     "ProgressCallback",
     "RetestResult",
@@ -86,6 +99,39 @@ class RetestResult:
     def summary(self) -> dict[str, Any]:
         """``{"spearman", "mape", "n"}`` rounded for printing."""
         return {"spearman": round(self.spearman, 4), "mape": round(self.mape, 3), "n": self.n}
+
+
+@dataclass
+class DriftAnchor:
+    """The drift anchor of one measurement series (see the module docstring).
+
+    Attributes:
+        arch: Canonical string of the anchor architecture.
+        reference: Metric -> the anchor's median in the reference group; ``None`` until the
+            first group is timed (or set from a stored row to continue a series).
+    """
+
+    arch: str
+    reference: dict[str, float] | None = None
+
+    @classmethod
+    def for_space(cls, space: SearchSpace[Any]) -> DriftAnchor:
+        """The anchor of ``space``: its first hardware-embedding architecture."""
+        return cls(space.to_string(space.hardware_embedding_archs()[0]))
+
+    def factors(self, anchor_stats: dict[str, SampleStats]) -> dict[str, float]:
+        """Metric -> how much slower the anchor ran in this group than in the reference group.
+
+        The first group seen becomes the reference (factor 1).
+        """
+        if self.reference is None:
+            self.reference = {m: s.median for m, s in anchor_stats.items()}
+        out = {}
+        for metric, s in anchor_stats.items():
+            ref = self.reference.get(metric, 0.0)
+            factor = s.median / ref if ref > 0 else 1.0
+            out[metric] = factor if math.isfinite(factor) and factor > 0 else 1.0
+        return out
 
 
 def select_architectures(
@@ -183,19 +229,46 @@ def _time_group(
     *,
     rng: np.random.Generator,
     tick: Callable[[str], None],
+    anchor: DriftAnchor | None = None,
 ) -> list[dict[str, SampleStats]]:
-    """Build ``archs``, time them together under the protocol, return per-arch statistics."""
-    samplers = _build(space, archs, cfg, tick, "built")
+    """Build ``archs`` (and the anchor), time them together, return per-arch statistics.
+
+    With an ``anchor``, every statistic is divided by the group's drift factor.
+    """
+    timed = _with_anchor(archs, anchor)
+    samplers = _build(space, timed, cfg, tick, "built")
     protocol = cfg.base.protocol
     try:
         raw = run_protocol(samplers, protocol, rng=rng, on_step=lambda: tick("timing"))
     except RuntimeError as exc:
         raise NasError(f"timing failed in group starting with {archs[0]!r}: {exc}") from exc
     _last_timed["at"] = time.monotonic()
-    return [
+    stats = [
         {m: summarize(samples[m], threshold=protocol.outlier_threshold) for m in cfg.metrics}
         for samples in raw
     ]
+    if anchor is None:
+        return stats
+    factors = anchor.factors(stats[timed.index(anchor.arch)])
+    corrected = [{m: s.corrected(factors[m]) for m, s in per.items()} for per in stats]
+    return corrected[len(timed) - len(archs) :]
+
+
+def _with_anchor(archs: Sequence[str], anchor: DriftAnchor | None) -> list[str]:
+    """``archs``, preceded by the anchor when it is not among them."""
+    if anchor is None or anchor.arch in archs:
+        return list(archs)
+    return [anchor.arch, *archs]
+
+
+def _anchor(space: SearchSpace[Any], cfg: ResolvedConfig) -> DriftAnchor | None:
+    return DriftAnchor.for_space(space) if cfg.base.protocol.anchor else None
+
+
+def _steps(groups: Sequence[Sequence[str]], cfg: ResolvedConfig, anchor: DriftAnchor | None) -> int:
+    """Progress steps of timing ``groups``: a build, a warm-up and one per round, per model."""
+    per_model = cfg.base.protocol.rounds + 2
+    return sum(len(_with_anchor(g, anchor)) * per_model for g in groups)
 
 
 _STILL_WARM_S = 30.0
@@ -253,11 +326,18 @@ def _rows(
                     device=device, space=space, arch=arch, metric=metric,
                     median=s.median, mean=s.mean, std=s.std, min=s.min, p90=s.p90,
                     n_runs=s.n_runs, warmup=cfg.base.protocol.warmup, protocol=cfg.protocol,
-                    environment={**env, "outliers_rejected": s.n_rejected},
+                    environment=_row_environment(env, s, cfg),
                     source=source, workload=cfg.workload.to_dict(),
                 )
             )  # fmt: skip
     return rows
+
+
+def _row_environment(env: dict[str, Any], s: SampleStats, cfg: ResolvedConfig) -> dict[str, Any]:
+    out = {**env, "outliers_rejected": s.n_rejected}
+    if cfg.base.protocol.anchor:
+        out["drift_factor"] = round(s.drift_factor, 4)
+    return out
 
 
 _SHAPE_KEYS = ("resolution", "prompt_len", "meta_tokens", "decode_len")
@@ -322,6 +402,18 @@ def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
         yield items[start : start + size]
 
 
+def _stored_anchor(
+    db: HardwareDB, space: str, device: str, cfg: ResolvedConfig, arch: str
+) -> dict[str, float] | None:
+    """The anchor's stored medians under this protocol (all metrics), or ``None``."""
+    frame = db.measurement_frame(space=space, device=device)
+    if frame.empty:
+        return None
+    rows = frame[(frame["arch"] == arch) & (frame["protocol"] == cfg.protocol)]
+    found = {str(r.metric): float(r.median) for r in rows.itertuples()}
+    return found if set(cfg.metrics) <= set(found) else None
+
+
 def measure_architectures(
     db: HardwareDB,
     *,
@@ -338,7 +430,10 @@ def measure_architectures(
     Architectures are timed in groups of ``config.chunk_size`` under the interleaved protocol;
     each group is committed in one transaction as soon as it finishes, so an interruption loses
     at most the group in flight. Architectures already stored for this device and protocol (all
-    metrics) are skipped unless ``force`` (then their rows are replaced).
+    metrics) are skipped unless ``force`` (then their rows are replaced). With the protocol's
+    drift anchor (the default), the anchor architecture is timed in every group but stored only
+    when it is among ``archs`` (it is in ``--reference-set``); a run that finds it stored under
+    this protocol takes that row as its reference, so resumed series keep one level.
 
     Args:
         db: The hardware database.
@@ -367,7 +462,11 @@ def measure_architectures(
             )
         report.skipped = [t for t in texts if t in done]
         texts = [t for t in texts if t not in done]
-    total = len(texts) * (cfg.base.protocol.rounds + 2) + _priming_steps(cfg, len(texts))
+    anchor = _anchor(sp, cfg)
+    if anchor is not None and texts and not force:
+        anchor.reference = _stored_anchor(db, sp.name, device, cfg, anchor.arch)
+    groups = list(_chunks(texts, cfg.base.chunk_size))
+    total = _steps(groups, cfg, anchor) + _priming_steps(cfg, len(texts))
     completed = 0
 
     def tick(what: str) -> None:
@@ -379,14 +478,14 @@ def measure_architectures(
     rng = np.random.default_rng(cfg.base.seed)
     with _torch_threads(cfg.threads):
         _prime(sp, cfg, texts, tick)
-        for group in _chunks(texts, cfg.base.chunk_size):
+        for group in groups:
             env = environment(
                 threads=cfg.threads,
                 runtime=cfg.base.runtime,
                 device_type=cfg.device_type,
                 retain_heap=cfg.base.protocol.retain_heap,
             )
-            stats = _time_group(sp, group, cfg, rng=rng, tick=tick)
+            stats = _time_group(sp, group, cfg, rng=rng, tick=tick, anchor=anchor)
             rows = _rows(sp.name, device, group, stats, cfg, env, source)
             report.rows_written += db.add_measurements(rows, replace=force)
             for arch, per_metric in zip(group, stats, strict=True):
@@ -401,13 +500,26 @@ def measure_pass(
     *,
     seed: int | None,
     tick: Callable[[str], None],
+    anchor: DriftAnchor | None = None,
 ) -> list[dict[str, SampleStats]]:
-    """One full pass over ``archs`` without touching a database (used by :func:`retest`)."""
+    """One full pass over ``archs`` without touching a database (used by :func:`retest`).
+
+    Args:
+        space: The search space.
+        archs: Canonical architecture strings.
+        cfg: The resolved configuration.
+        seed: Seed of the per-round order.
+        tick: Progress callback, one call per step.
+        anchor: Drift anchor to continue a series across calls (its reference is kept); a new
+            one per call when ``None`` and the protocol has an anchor.
+    """
     rng = np.random.default_rng(seed)
+    if anchor is None:
+        anchor = _anchor(space, cfg)
     out: list[dict[str, SampleStats]] = []
     with _torch_threads(cfg.threads):
         for group in _chunks(archs, cfg.base.chunk_size):
-            out.extend(_time_group(space, group, cfg, rng=rng, tick=tick))
+            out.extend(_time_group(space, group, cfg, rng=rng, tick=tick, anchor=anchor))
     return out
 
 
@@ -439,7 +551,8 @@ def retest(
         raise ValueError(
             f"`archs` must contain at least 2 distinct architectures, got {len(texts)}."
         )
-    total = 2 * len(texts) * (cfg.base.protocol.rounds + 2) + _priming_steps(cfg, len(texts))
+    groups = list(_chunks(texts, cfg.base.chunk_size))
+    total = 2 * _steps(groups, cfg, _anchor(sp, cfg)) + _priming_steps(cfg, len(texts))
     completed = 0
 
     def tick(what: str) -> None:

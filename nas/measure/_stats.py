@@ -8,7 +8,7 @@ an outlier when ``0.6745 * |x - median| / MAD > threshold`` (3.5 recommended).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,9 @@ class SampleStats:
         p90: 90th percentile (linear interpolation) of the kept samples.
         n_runs: Number of kept samples.
         n_rejected: Number of samples rejected as outliers.
+        drift_factor: How much slower the machine ran this model's group than the reference
+            group, by the drift anchor; the times above are already divided by it (1.0: no
+            anchor, or no drift).
     """
 
     median: float
@@ -46,10 +49,29 @@ class SampleStats:
     p90: float
     n_runs: int
     n_rejected: int
+    drift_factor: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
         return asdict(self)
+
+    def corrected(self, factor: float) -> SampleStats:
+        """These statistics with every time divided by ``factor`` (> 0), recorded as the drift.
+
+        Raises:
+            ValueError: If ``factor`` is not a positive finite number.
+        """
+        if not (np.isfinite(factor) and factor > 0):
+            raise ValueError(f"`factor` must be a positive finite number, got {factor!r}.")
+        return replace(
+            self,
+            median=self.median / factor,
+            mean=self.mean / factor,
+            std=self.std / factor,
+            min=self.min / factor,
+            p90=self.p90 / factor,
+            drift_factor=self.drift_factor * factor,
+        )
 
 
 def _as_samples(samples: Sequence[float] | np.ndarray, name: str = "samples") -> np.ndarray:

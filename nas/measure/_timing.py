@@ -53,6 +53,9 @@ class TimingProtocol:
         outlier_threshold: Modified z-score above which a sample is dropped.
         retain_heap: Keep freed memory in the process while timing (see
             :mod:`nas.measure._allocator`); adds ``-rh`` to :attr:`name`.
+        anchor: Time one fixed architecture, the drift anchor, in every group and divide the
+            group's times by how much slower it ran than in the reference group (see
+            :mod:`nas.measure._runner`); adds ``-an`` to :attr:`name`.
     """
 
     kind: ProtocolKind = "interleaved"
@@ -61,6 +64,7 @@ class TimingProtocol:
     warmup: int = 5
     outlier_threshold: float = 3.5
     retain_heap: bool = True
+    anchor: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in ("interleaved", "sequential"):
@@ -83,8 +87,8 @@ class TimingProtocol:
 
     @property
     def name(self) -> str:
-        """Protocol string, e.g. ``"interleaved-rr10x3-w5-rh"`` or ``"sequential-n30-w5-rh"``."""
-        suffix = "-rh" if self.retain_heap else ""
+        """Protocol string, e.g. ``"interleaved-rr10x3-w5-rh-an"`` or ``"sequential-n30-w5"``."""
+        suffix = ("-rh" if self.retain_heap else "") + ("-an" if self.anchor else "")
         if self.kind == "interleaved":
             return f"interleaved-rr{self.rounds}x{self.repeats}-w{self.warmup}{suffix}"
         return f"sequential-n{self.n_samples}-w{self.warmup}{suffix}"

@@ -27,7 +27,7 @@ def test_measure_json_and_resume(sqlite_url: str, capsys: pytest.CaptureFixture[
     assert code == 0
     first = json.loads(out)
     assert first["rows_written"] == 2 and len(first["measured"]) == 2
-    assert first["protocol"] == "interleaved-rr2x1-w1-rh@r16"
+    assert first["protocol"] == "interleaved-rr2x1-w1-rh-an@r16"
     code, out, _ = _run(argv, capsys)
     second = json.loads(out)
     assert code == 0 and second["rows_written"] == 0 and len(second["skipped"]) == 2

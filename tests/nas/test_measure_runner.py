@@ -57,7 +57,7 @@ def test_measure_resume_and_force(sqlite_url: str) -> None:
         table = db.latency_table(SPACE, devices=["cpu-t1"])
         assert table["cpu-t1"].notna().sum() == 3 and (table["cpu-t1"] > 0).all()
         row = db.measurements(space=SPACE, device="cpu-t1")[0]
-        assert row["protocol"] == "interleaved-rr2x1-w1-rh@r16"
+        assert row["protocol"] == "interleaved-rr2x1-w1-rh-an@r16"
         assert row["environment"]["threads"] == 1 and row["environment"]["cpu_model"]
         assert row["workload"]["resolution"] == 16
         device = db.get_device("cpu-t1")

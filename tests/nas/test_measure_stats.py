@@ -115,9 +115,10 @@ def test_sequential_protocol_order_and_names() -> None:
     protocol = TimingProtocol(kind="sequential", rounds=2, repeats=3, warmup=1)
     run_protocol(samplers, protocol)
     assert log == [0] * 7 + [1] * 7
-    assert protocol.name == "sequential-n6-w1-rh"
-    assert TimingProtocol().name == "interleaved-rr10x3-w5-rh"
-    assert TimingProtocol(retain_heap=False).name == "interleaved-rr10x3-w5"
+    assert protocol.name == "sequential-n6-w1-rh-an"
+    assert TimingProtocol().name == "interleaved-rr10x3-w5-rh-an"
+    assert TimingProtocol(retain_heap=False).name == "interleaved-rr10x3-w5-an"
+    assert TimingProtocol(retain_heap=False, anchor=False).name == "interleaved-rr10x3-w5"
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,117 @@
+"""The drift anchor: a change of machine speed between groups does not reach the numbers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from hwdb import HardwareDB
+from nas.measure import (
+    DriftAnchor,
+    MeasureConfig,
+    SampleStats,
+    TimingProtocol,
+    measure_architectures,
+    measure_pass,
+    select_architectures,
+)
+from nas.measure import _runner as runner
+from search_spaces import get_space
+
+SPACE = "nasbench201"
+CHUNK = 4
+
+
+class _Machine:
+    """Fake samplers: each arch's true latency times the machine's speed in its group."""
+
+    def __init__(self, true_ms: dict[str, float], slowdown: list[float]) -> None:
+        self.true_ms = true_ms
+        self.slowdown = iter(slowdown)
+        self.built: list[list[str]] = []
+
+    def build(self, space: Any, archs: Any, cfg: Any, tick: Any, label: str) -> list[Any]:
+        self.built.append(list(archs))
+        factor = next(self.slowdown)  # one machine state per group, as seen on the H200
+        return [_Fixed(self.true_ms[a] * factor) for a in archs]
+
+
+class _Fixed:
+    def __init__(self, ms: float) -> None:
+        self.ms = ms
+
+    def sample(self) -> dict[str, float]:
+        return {"latency_ms": self.ms}
+
+
+@pytest.fixture
+def setup() -> Iterator[tuple[Any, list[str], dict[str, float], DriftAnchor]]:
+    space = get_space(SPACE)
+    archs = select_architectures(space, n=3 * CHUNK, seed=0)
+    anchor = DriftAnchor.for_space(space)
+    assert anchor.arch not in archs
+    true_ms = {a: 1.0 + i for i, a in enumerate(archs)} | {anchor.arch: 6.5}
+    yield space, archs, true_ms, anchor
+
+
+def _config(anchor: bool = True) -> MeasureConfig:
+    protocol = TimingProtocol(rounds=2, repeats=1, warmup=0, anchor=anchor)
+    return MeasureConfig(protocol=protocol, chunk_size=CHUNK, device_type="cpu", prime=0)
+
+
+def test_factors_are_relative_to_the_first_group() -> None:
+    anchor = DriftAnchor("a")
+    stats = SampleStats(2.0, 2.0, 0.0, 2.0, 2.0, 3, 0)
+    assert anchor.factors({"latency_ms": stats}) == {"latency_ms": 1.0}
+    slower = SampleStats(3.0, 3.0, 0.0, 3.0, 3.0, 3, 0)
+    assert anchor.factors({"latency_ms": slower}) == {"latency_ms": 1.5}
+    assert anchor.reference == {"latency_ms": 2.0}
+    assert slower.corrected(1.5).median == 2.0 and slower.corrected(1.5).drift_factor == 1.5
+    with pytest.raises(ValueError, match="factor"):
+        slower.corrected(0.0)
+
+
+def test_anchor_removes_a_speed_change_between_groups(
+    monkeypatch: pytest.MonkeyPatch, setup: tuple[Any, list[str], dict[str, float], DriftAnchor]
+) -> None:
+    space, archs, true_ms, anchor = setup
+    slowdown = [1.0, 1.7, 0.8]
+    machine = _Machine(true_ms, slowdown)
+    monkeypatch.setattr(runner, "_build", machine.build)
+    cfg = _config().resolve(space)
+    stats = measure_pass(space, archs, cfg, seed=0, tick=lambda _w: None)
+    assert [s["latency_ms"].median for s in stats] == pytest.approx([true_ms[a] for a in archs])
+    drift = [s["latency_ms"].drift_factor for s in stats]
+    assert drift == pytest.approx([f for f in slowdown for _ in range(CHUNK)])
+    assert all(group[0] == anchor.arch for group in machine.built)  # timed in every group
+
+    # Without the anchor the machine's states stay in the numbers.
+    monkeypatch.setattr(runner, "_build", _Machine(true_ms, slowdown).build)
+    off = _config(anchor=False).resolve(space)
+    plain = measure_pass(space, archs, off, seed=0, tick=lambda _w: None)
+    assert plain[CHUNK]["latency_ms"].median == pytest.approx(1.7 * true_ms[archs[CHUNK]])
+
+
+def test_a_resumed_series_keeps_the_level_of_the_stored_anchor(
+    monkeypatch: pytest.MonkeyPatch,
+    sqlite_url: str,
+    setup: tuple[Any, list[str], dict[str, float], DriftAnchor],
+) -> None:
+    space, archs, true_ms, anchor = setup
+    with HardwareDB(sqlite_url) as db:
+        # First run: the reference set (anchor included) at normal speed.
+        monkeypatch.setattr(runner, "_build", _Machine(true_ms, [1.0]).build)
+        first = [anchor.arch, *archs[:2]]
+        measure_architectures(db, space=SPACE, device="d", archs=first, config=_config())
+        # Later, on a machine running twice as slow, the rest of the archs.
+        monkeypatch.setattr(runner, "_build", _Machine(true_ms, [2.0, 2.0, 2.0]).build)
+        report = measure_architectures(db, space=SPACE, device="d", archs=archs, config=_config())
+        assert sorted(report.skipped) == sorted(archs[:2])
+        table = db.latency_table(SPACE, devices=["d"])["d"]
+        assert table[archs].tolist() == pytest.approx([true_ms[a] for a in archs])
+        rows = db.measurements(space=SPACE, device="d")
+        later = [r for r in rows if r["arch"] == archs[-1]][0]
+        assert later["environment"]["drift_factor"] == pytest.approx(2.0)
+        assert anchor.arch in table.dropna().index  # stored once, as asked
