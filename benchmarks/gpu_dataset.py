@@ -101,9 +101,11 @@ def measure(
 
 def load(rows_file: Path, db_url: str, parquet: Path | None) -> dict[str, Any]:
     """Store the rows of ``measure`` in hwdb (one device per configuration)."""
+    from gpu_drift import read_rows
+
     from hwdb import DeviceSpec, HardwareDB, MeasurementIn, export_parquet
 
-    rows = [json.loads(line) for line in rows_file.read_text().splitlines() if line.strip()]
+    rows = read_rows(rows_file)
     source = "benchmarks/gpu_dataset.py"
     with HardwareDB(db_url) as db:
         for name in sorted({r["device"] for r in rows}):
