@@ -511,10 +511,13 @@ def measure_pass(
         seed: Seed of the per-round order.
         tick: Progress callback, one call per step.
         anchor: Drift anchor to continue a series across calls (its reference is kept); a new
-            one per call when ``None`` and the protocol has an anchor.
+            one per call when ``None``. Ignored when the protocol has no anchor, so that the
+            rows' protocol string always says whether they were corrected.
     """
     rng = np.random.default_rng(seed)
-    if anchor is None:
+    if not cfg.base.protocol.anchor:
+        anchor = None
+    elif anchor is None:
         anchor = _anchor(space, cfg)
     out: list[dict[str, SampleStats]] = []
     with _torch_threads(cfg.threads):

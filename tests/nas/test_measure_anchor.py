@@ -92,6 +92,10 @@ def test_anchor_removes_a_speed_change_between_groups(
     off = _config(anchor=False).resolve(space)
     plain = measure_pass(space, archs, off, seed=0, tick=lambda _w: None)
     assert plain[CHUNK]["latency_ms"].median == pytest.approx(1.7 * true_ms[archs[CHUNK]])
+    # ... also when handed an anchor: the protocol string must say whether rows are corrected.
+    monkeypatch.setattr(runner, "_build", _Machine(true_ms, slowdown).build)
+    handed = measure_pass(space, archs, off, seed=0, tick=lambda _w: None, anchor=anchor)
+    assert handed[CHUNK]["latency_ms"].drift_factor == 1.0
 
 
 def test_a_resumed_series_keeps_the_level_of_the_stored_anchor(
