@@ -99,6 +99,13 @@ def measure(
     return summary
 
 
+def _environment(env: dict[str, Any], stats: dict[str, Any]) -> dict[str, Any]:
+    """The row's environment, with the drift factor of rows measured with the anchor."""
+    if "drift_factor" not in stats:  # measured before the anchor existed
+        return env
+    return {**env, "drift_factor": round(stats["drift_factor"], 4)}
+
+
 def load(rows_file: Path, db_url: str, parquet: Path | None) -> dict[str, Any]:
     """Store the rows of ``measure`` in hwdb (one device per configuration)."""
     from gpu_drift import read_rows
@@ -128,7 +135,7 @@ def load(rows_file: Path, db_url: str, parquet: Path | None) -> dict[str, Any]:
                     median=s["median"], mean=s["mean"], std=s["std"], min=s["min"],
                     p90=s["p90"], n_runs=s["n_runs"], warmup=r["warmup"],
                     protocol=r["protocol"], source=source,
-                    environment={**r["environment"], "drift_factor": s.get("drift_factor", 1.0)},
+                    environment=_environment(r["environment"], s),
                     workload=r["workload"],
                 )
             )  # fmt: skip
