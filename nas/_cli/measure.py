@@ -83,6 +83,37 @@ def _print_report(report: MeasureReport) -> None:
         f"{report.rows_written} rows written",
         markup=False,
     )
+    drift = _drift_line(report)
+    if drift:
+        console.print(drift, markup=False)
+
+
+#: Median drift factor outside this range: the reference group ran unlike most groups.
+_LEVEL_OK = (0.8, 1.25)
+
+
+def _drift_line(report: MeasureReport) -> str | None:
+    """One line on how the drift anchor saw the machine's speed change between groups."""
+    from statistics import median
+
+    primary = [
+        per.get("e2e_ms") or per.get("latency_ms") or next(iter(per.values()))
+        for per in report.measured.values()
+    ]
+    factors = sorted(float(stats["drift_factor"]) for stats in primary)
+    if all(f == 1.0 for f in factors):  # no anchor, one group, or no drift at all
+        return None
+    med = median(factors)
+    line = (
+        f"drift anchor: groups ran at {factors[0]:.2f}-{factors[-1]:.2f}x the first group's "
+        f"time (median {med:.2f}); the times above are scaled to the first group"
+    )
+    if not _LEVEL_OK[0] <= med <= _LEVEL_OK[1]:
+        line += (
+            f". The first group ran unlike most ({1 / med:.2f}x their time): rankings hold, but "
+            "absolute times carry its speed; measure again with --force and the priming on"
+        )
+    return line
 
 
 def _print_retest(result: RetestResult) -> None:

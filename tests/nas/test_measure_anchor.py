@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 
 from hwdb import HardwareDB
+from nas._cli.measure import _drift_line
 from nas.measure import (
     DriftAnchor,
     MeasureConfig,
+    MeasureReport,
     SampleStats,
     TimingProtocol,
     measure_architectures,
@@ -119,3 +121,18 @@ def test_a_resumed_series_keeps_the_level_of_the_stored_anchor(
         later = [r for r in rows if r["arch"] == archs[-1]][0]
         assert later["environment"]["drift_factor"] == pytest.approx(2.0)
         assert anchor.arch in table.dropna().index  # stored once, as asked
+
+
+def _report(factors: list[float]) -> MeasureReport:
+    measured = {
+        f"a{i}": {"latency_ms": {"median": 1.0, "drift_factor": f}} for i, f in enumerate(factors)
+    }
+    return MeasureReport("nasbench201", "d", "interleaved-rr2x1-w0-rh-an@r32", {}, measured)
+
+
+def test_the_cli_report_says_how_the_machine_drifted() -> None:
+    assert _drift_line(_report([1.0, 1.0, 1.0])) is None  # one group, or no anchor
+    line = _drift_line(_report([1.0, 1.0, 1.5, 1.5]))
+    assert line is not None and "1.00-1.50x" in line and "unlike most" not in line
+    cold = _drift_line(_report([1.0, 0.3, 0.3, 0.3]))  # a cold first group set the level
+    assert cold is not None and "unlike most (3.33x their time)" in cold
