@@ -114,14 +114,21 @@ def _spearman(a: Iterable[float], b: Iterable[float]) -> float:
     return round(float(spearmanr(list(a), list(b))[0]), 3)
 
 
-def retest() -> dict[str, Any]:
-    """The 375 twice-measured mobilevig archs: raw, within groups, group offsets divided out."""
-    first = series(read_rows(SESSION13[0]))[("h200-torch-fp32-b1", "mobilevig")]
-    second = series(read_rows(SESSION13[1]))[("h200-torch-fp32-b1", "mobilevig")][: len(first)]
+def retest_pairs() -> tuple[np.ndarray, np.ndarray]:
+    """Medians (ms) of the 375 twice-measured mobilevig fp32 batch-1 archs: pass 1, pass 2."""
+    key = ("h200-torch-fp32-b1", "mobilevig")
+    first = series(read_rows(SESSION13[0]))[key]
+    second = series(read_rows(SESSION13[1]))[key][: len(first)]
     if [r["arch"] for r in first] != [r["arch"] for r in second]:
-        raise SystemExit("gpu_drift.py: error: the two passes time different archs")
+        raise ValueError("the two passes of the retest time different archs")
     a = np.array([r["stats"]["median"] for r in first])
     b = np.array([r["stats"]["median"] for r in second])
+    return a, b
+
+
+def retest() -> dict[str, Any]:
+    """The 375 twice-measured mobilevig archs: raw, within groups, group offsets divided out."""
+    a, b = retest_pairs()
     group = np.arange(a.size) // GROUP
     within = [_spearman(a[group == g], b[group == g]) for g in np.unique(group)]
     ratio = np.log(a / b)
