@@ -30,6 +30,7 @@ __all__ = [
     "DeviceBase",
     "DeviceCreate",
     "DevicePublic",
+    "DeviceUpdate",
     "DevicesPublic",
     "ErrorDetail",
     "ErrorPublic",
@@ -166,11 +167,19 @@ class DeviceBase(BaseModel):
 
 
 class DeviceCreate(DeviceBase):
-    """Body of ``POST /v1/devices`` (insert, or update the device of that name)."""
+    """Body of ``POST /v1/devices``: insert, or update the device of that name (fields left
+    out keep their stored values)."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: Name
+
+
+class DeviceUpdate(DeviceBase):
+    """Body of ``PATCH /v1/devices/{name}``: the fields to change; those left out keep their
+    stored values (the defaults shown apply only to ``POST`` of a new device)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class DevicePublic(DeviceBase):

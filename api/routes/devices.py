@@ -1,14 +1,22 @@
-"""``GET/POST /v1/devices`` and ``GET /v1/devices/{name}``."""
+"""``GET/POST /v1/devices`` and ``GET/PATCH /v1/devices/{name}``."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
 
 from api.deps import DbDep, ReadAccess, ServicesDep, WriteKey
 from api.errors import ApiError, field_errors
-from api.schemas import DeviceCreate, DevicePublic, DevicesPublic, ErrorPublic, SpaceName
+from api.schemas import (
+    DeviceCreate,
+    DevicePublic,
+    DevicesPublic,
+    DeviceUpdate,
+    ErrorPublic,
+    SpaceName,
+)
 
 __all__ = ["router"]
 
@@ -43,17 +51,46 @@ def read_devices(
 def create_device(
     body: DeviceCreate, db: DbDep, services: ServicesDep, _key: WriteKey, response: Response
 ) -> DevicePublic:
-    """Register a device, or update the device of that name (200)."""
-    from hwdb import DeviceSpec, NotFoundError
+    """Register a device (201), or update the device of that name (200): the fields sent
+    replace the stored ones, and those left out keep their stored values."""
+    from hwdb import NotFoundError
 
+    fields = body.model_dump(exclude_unset=True)
     try:
-        db.get_device(body.name)
-        response.status_code = status.HTTP_200_OK
+        stored = db.get_device(body.name)
     except NotFoundError:
-        pass
+        fields = body.model_dump()
+    else:
+        response.status_code = status.HTTP_200_OK
+        fields = {**_fields_of(stored), **fields}
+    return _store(db, services, fields)
+
+
+@router.patch(
+    "/{name}",
+    response_model=DevicePublic,
+    responses={404: {"model": ErrorPublic}, **_ERRORS},
+)
+def update_device(
+    name: str, body: DeviceUpdate, db: DbDep, services: ServicesDep, _key: WriteKey
+) -> DevicePublic:
+    """Change some fields of a registered device; those left out keep their stored values."""
+    stored = get_device_or_404(db, name)
+    return _store(db, services, {**_fields_of(stored), **body.model_dump(exclude_unset=True)})
+
+
+def _fields_of(device: object) -> dict[str, Any]:
+    """The :class:`hwdb.DeviceSpec` fields of a stored device."""
+    from hwdb import DeviceSpec
+
+    return {f.name: getattr(device, f.name) for f in dataclasses.fields(DeviceSpec)}
+
+
+def _store(db: DbDep, services: ServicesDep, fields: dict[str, Any]) -> DevicePublic:
+    from hwdb import DeviceSpec
+
     with field_errors("body"):
-        spec = DeviceSpec(**body.model_dump())
-        device = db.upsert_device(spec)
+        device = db.upsert_device(DeviceSpec(**fields))
     services.cache.invalidate(db.url, device.name)
     return DevicePublic.model_validate(device)
 

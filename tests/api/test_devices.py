@@ -35,6 +35,59 @@ def test_create_then_update_device(
     assert client.get("/v1/devices/jetson-x").json()["hardware"] == "Orin NX"
 
 
+def test_update_keeps_the_fields_left_out(
+    client: TestClient, auth: dict[str, str], db: HardwareDB
+) -> None:
+    spec = {"name": "jetson-y", "family": "jetson", "runtime": "tensorrt", "threads": 4,
+            "attributes": {"board": "devkit"}}  # fmt: skip
+    assert client.post("/v1/devices", json=spec, headers=auth).status_code == 201
+    again = client.post("/v1/devices", json={"name": "jetson-y", "hardware": "Orin"}, headers=auth)
+    assert again.status_code == 200
+    stored = db.get_device("jetson-y")
+    got = (stored.family, stored.runtime, stored.threads, stored.hardware)
+    assert got == ("jetson", "tensorrt", 4, "Orin")
+    assert stored.attributes == {"board": "devkit"}
+
+
+def test_patch_changes_only_the_fields_sent(
+    client: TestClient, auth: dict[str, str], db: HardwareDB
+) -> None:
+    spec = {"name": "pi-5", "family": "cpu", "hardware": "Pi 5", "threads": 4}
+    created = client.post("/v1/devices", json=spec, headers=auth).json()
+    patched = client.patch("/v1/devices/pi-5", json={"threads": None, "runtime": "tflite"},
+                           headers=auth)  # fmt: skip
+    assert patched.status_code == 200, patched.text
+    body = patched.json()
+    got = (body["id"], body["hardware"], body["threads"], body["runtime"])
+    assert got == (created["id"], "Pi 5", None, "tflite")
+    assert db.get_device("pi-5").runtime == "tflite"
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "code", "loc"),
+    [
+        ("nope", {"threads": 2}, 404, ["path", "name"]),
+        ("pi-6", {"name": "other"}, 422, ["body", "name"]),
+        ("pi-6", {"batch_size": 0}, 422, ["body", "batch_size"]),
+        ("pi-6", {"family": None}, 422, ["body", "family"]),
+    ],
+)
+def test_bad_patch_names_the_field_and_changes_nothing(
+    client: TestClient, auth: dict[str, str], db: HardwareDB,
+    name: str, body: dict[str, object], code: int, loc: list[str],
+) -> None:  # fmt: skip
+    client.post("/v1/devices", json={"name": "pi-6", "threads": 4}, headers=auth)
+    response = client.patch(f"/v1/devices/{name}", json=body, headers=auth)
+    assert response.status_code == code
+    assert response.json()["detail"][0]["loc"] == loc
+    assert db.get_device("pi-6").threads == 4
+
+
+def test_patch_needs_a_key(client: TestClient, auth: dict[str, str]) -> None:
+    client.post("/v1/devices", json={"name": "pi-7"}, headers=auth)
+    assert client.patch("/v1/devices/pi-7", json={"threads": 2}).status_code == 401
+
+
 def test_bearer_token_and_revocation(client: TestClient, db: HardwareDB, api_key: str) -> None:
     headers = {"Authorization": f"Bearer {api_key}"}
     assert client.post("/v1/devices", json={"name": "b1"}, headers=headers).status_code == 201
