@@ -40,6 +40,7 @@ class SearchJob:
     id: str
     request: SearchCreate
     created_at: datetime
+    owner: str | None = None
     status: str = "queued"
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -57,6 +58,7 @@ class SearchJob:
         out: dict[str, Any] = {
             "id": self.id,
             "status": self.status,
+            "owner": self.owner,
             "created_at": self.created_at,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
@@ -102,25 +104,37 @@ class SearchManager:
         with self._lock:
             return self._jobs.get(job_id)
 
-    def recent(self, *, limit: int, status: str | None = None) -> tuple[list[SearchJob], int]:
-        """The ``limit`` most recent jobs (newest first), optionally only those in ``status``.
+    def recent(
+        self, *, limit: int, status: str | None = None, owner: str | None = None
+    ) -> tuple[list[SearchJob], int]:
+        """The ``limit`` most recent jobs (newest first), optionally only those in ``status``
+        and only those submitted with the API key named ``owner``.
 
         Returns:
             The jobs and how many match in all.
         """
         with self._lock:
-            jobs = [j for j in reversed(self._jobs.values()) if status in (None, j.status)]
+            jobs = [
+                j for j in reversed(self._jobs.values())
+                if status in (None, j.status) and owner in (None, j.owner)
+            ]  # fmt: skip
         jobs.sort(key=lambda j: j.created_at, reverse=True)  # stable: ties stay newest first
         return jobs[:limit], len(jobs)
 
     def submit(
-        self, request: SearchCreate, *, db: HardwareDB, cache: PredictorCache
+        self,
+        request: SearchCreate,
+        *,
+        db: HardwareDB,
+        cache: PredictorCache,
+        owner: str | None = None,
     ) -> SearchJob | None:
-        """Queue a search; ``None`` when ``max_active`` searches are already active."""
+        """Queue a search submitted with the API key named ``owner``; ``None`` when
+        ``max_active`` searches are already active."""
         with self._lock:
             if sum(j.status in _ACTIVE for j in self._jobs.values()) >= self.max_active:
                 return None
-            job = SearchJob(id=uuid.uuid4().hex, request=request, created_at=utcnow())
+            job = SearchJob(id=uuid.uuid4().hex, request=request, created_at=utcnow(), owner=owner)
             self._jobs[job.id] = job
             self._forget_old()
         job.future = self._pool.submit(self._run, job, db, cache)

@@ -435,6 +435,8 @@ class SearchSummaryPublic(BaseModel):
 
     id: str
     status: Literal["queued", "running", "completed", "failed", "cancelled"]
+    #: Name of the API key that submitted it (only that key can cancel it).
+    owner: str | None = None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

@@ -15,7 +15,9 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/searches", tags=["searches"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {s: {"model": ErrorPublic} for s in (401, 404, 422, 429)}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    s: {"model": ErrorPublic} for s in (401, 403, 404, 422, 429)
+}
 
 
 def _check(body: SearchCreate, db: DbDep, max_trials: int) -> None:
@@ -89,11 +91,11 @@ def _check_data(body: SearchCreate, db: DbDep, kind: str) -> None:
     "", response_model=SearchPublic, status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS
 )
 def create_search(
-    body: SearchCreate, db: DbDep, services: ServicesDep, settings: SettingsDep, _key: WriteKey
+    body: SearchCreate, db: DbDep, services: ServicesDep, settings: SettingsDep, key: WriteKey
 ) -> dict[str, Any]:
     """Queue a search; poll ``GET /v1/searches/{id}`` for progress and the Pareto front."""
     _check(body, db, settings.max_search_trials)
-    job = services.searches.submit(body, db=db, cache=services.cache)
+    job = services.searches.submit(body, db=db, cache=services.cache, owner=key.name)
     if job is None:
         raise ApiError(
             429, ["body"], f"{settings.max_active_searches} searches are already queued or running",
@@ -111,10 +113,14 @@ def read_searches(
         Literal["queued", "running", "completed", "failed", "cancelled"] | None,
         Query(alias="status", description="Only searches in this state."),
     ] = None,
+    owner: Annotated[
+        str | None,
+        Query(max_length=200, description="Only searches submitted with the API key of this name."),
+    ] = None,
 ) -> dict[str, Any]:
     """Searches this server remembers, most recent first, without their Pareto fronts
     (``front_size`` says how many points ``GET /v1/searches/{id}`` returns)."""
-    jobs, total = services.searches.recent(limit=limit, status=state)
+    jobs, total = services.searches.recent(limit=limit, status=state, owner=owner)
     return {"data": [j.public(front=False) for j in jobs], "count": total, "limit": limit}
 
 
@@ -130,11 +136,20 @@ def read_search(search_id: str, services: ServicesDep, _access: ReadAccess) -> d
 
 
 @router.delete("/{search_id}", response_model=SearchPublic, responses=_ERRORS)
-def cancel_search(search_id: str, services: ServicesDep, _key: WriteKey) -> dict[str, Any]:
-    """Cancel a queued or running search (it stops after its current generation)."""
-    job = services.searches.cancel(search_id)
+def cancel_search(search_id: str, services: ServicesDep, key: WriteKey) -> dict[str, Any]:
+    """Cancel a queued or running search (it stops after its current generation); only the
+    API key that submitted it may."""
+    job = services.searches.get(search_id)
     if job is None:
         raise ApiError(
             404, ["path", "search_id"], f"search {search_id!r} not found", type="not_found"
         )
+    if job.owner is not None and job.owner != key.name:
+        raise ApiError(
+            403, ["header", "X-API-Key"],
+            f"search {search_id!r} was submitted with another API key; only that key can "
+            "cancel it",
+            type="not_owner",
+        )  # fmt: skip
+    services.searches.cancel(search_id)
     return job.public()

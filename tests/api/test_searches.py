@@ -67,6 +67,25 @@ def test_cancel_stops_a_running_search(client: TestClient, auth: dict[str, str])
     assert body["status"] == "cancelled" and body["progress"]["done"] < 20_000
 
 
+def test_only_the_submitting_key_cancels(
+    client: TestClient, auth: dict[str, str], db: HardwareDB
+) -> None:
+    sid = client.post(
+        "/v1/searches", json=_search(trials=20_000, population=2), headers=auth
+    ).json()["id"]
+    other = {"X-API-Key": db.create_api_key("someone-else")[1]}
+    refused = client.delete(f"/v1/searches/{sid}", headers=other)
+    assert refused.status_code == 403
+    assert refused.json()["detail"][0]["loc"] == ["header", "X-API-Key"]
+    assert client.get(f"/v1/searches/{sid}").json()["status"] in ("queued", "running")
+    mine = client.get("/v1/searches", params={"owner": "tests"}).json()
+    theirs = client.get("/v1/searches", params={"owner": "someone-else"}).json()
+    assert [s["id"] for s in mine["data"]] == [sid] and mine["data"][0]["owner"] == "tests"
+    assert theirs == {"data": [], "count": 0, "limit": 100}
+    assert client.delete(f"/v1/searches/{sid}", headers=auth).status_code == 200
+    assert _wait(client, sid)["status"] == "cancelled"
+
+
 def test_bad_search_requests_name_the_field(client: TestClient, auth: dict[str, str]) -> None:
     cases = [
         (_search(devices=["ghost"]), ["body", "devices", 0]),
