@@ -76,8 +76,8 @@ def search(
         int | None,
         typer.Option(
             min=1,
-            help="Total trials in the study (default: 1000 with table, else 200); workers "
-            "sharing a study may each finish the generation they started.",
+            help="Total trials in the study (default: 1000 with table, else 200), shared by "
+            "the workers of one --storage study.",
         ),
     ] = None,
     population: Annotated[

@@ -18,6 +18,7 @@ import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,6 +41,8 @@ __all__ = ["run_search"]
 ProgressFn = Callable[[int, int], None]
 _FINISHED = (TrialState.COMPLETE, TrialState.FAIL)
 _MAX_REPLACEMENTS = 8  # asks per child before a revisit is kept (other workers may race us)
+_STALE_AFTER_S = 60.0  # a shared study's RUNNING trial older than this belongs to a dead worker
+_POLL_S = 0.5  # wait between looks at a shared study whose last trials other workers hold
 
 
 @dataclass(frozen=True)
@@ -329,6 +332,50 @@ def _enqueue_neighbours(
         study.enqueue_trial(params, user_attrs={"local_search": True})
 
 
+@dataclass(frozen=True)
+class _Claims:
+    """Who holds the trial budget of a shared study.
+
+    ``order`` lists the numbers of the trials that count towards ``trials``: finished ones and
+    those other workers are evaluating (``RUNNING`` and started within ``stale_s``; older ones
+    belong to a worker that died), in the order Optuna numbered them.
+    """
+
+    finished: int
+    running: int
+    order: list[int]
+
+    @classmethod
+    def of(cls, study: optuna.Study, stale_s: float | None) -> _Claims:
+        """The claims on ``study``; ``stale_s=None`` (a storage only this process writes)
+        counts no ``RUNNING`` trial but this worker's own."""
+        states = (*_FINISHED, TrialState.RUNNING)
+        trials = study.get_trials(deepcopy=False, states=states)
+        oldest = datetime.now() - timedelta(seconds=stale_s or 0.0)
+        fresh = [
+            t for t in trials
+            if t.state == TrialState.RUNNING and stale_s is not None
+            and t.datetime_start is not None and t.datetime_start >= oldest
+        ]  # fmt: skip
+        done = [t for t in trials if t.state != TrialState.RUNNING]
+        return cls(len(done), len(fresh), sorted(t.number for t in [*done, *fresh]))
+
+
+def _drop_surplus(
+    study: optuna.Study, batch: list[optuna.Trial], trials: int, stale_s: float | None
+) -> list[optuna.Trial]:
+    """Tell ``PRUNED`` (tagged ``surplus``) the trials of ``batch`` beyond the study's first
+    ``trials`` claims: workers that asked at the same moment keep the earliest-numbered."""
+    if stale_s is None:
+        return batch
+    allowed = set(_Claims.of(study, stale_s).order[:trials])
+    for trial in batch:
+        if trial.number not in allowed:
+            trial.set_user_attr("surplus", True)
+            study.tell(trial, state=TrialState.PRUNED)
+    return [t for t in batch if t.number in allowed]
+
+
 def _generation(
     cfg: _Config,
     study: optuna.Study,
@@ -336,10 +383,16 @@ def _generation(
     cache: dict[str, _Evaluation],
     params_of: dict[str, dict[str, Any]],
     rng: np.random.Generator,
-) -> int:
+    stale_s: float | None = None,
+) -> tuple[int, int]:
+    """Ask, evaluate and tell up to ``k`` trials.
+
+    Returns:
+        How many architectures were evaluated (not in ``cache``) and how many trials told.
+    """
     if cache:
         _enqueue_neighbours(cfg, study, k, cache, params_of, rng)
-    batch = [study.ask() for _ in range(k)]
+    batch = _drop_surplus(study, [study.ask() for _ in range(k)], cfg.trials, stale_s)
     archs = [cfg.space.to_string(cfg.space.sample(t)) for t in batch]
     if cfg.unique or cfg.prune:
         batch, archs = _replace_children(cfg, study, batch, archs, set(cache), rng)
@@ -348,7 +401,7 @@ def _generation(
     for trial, arch in zip(batch, archs, strict=True):
         _tell(cfg, study, trial, arch, cache[arch])
         params_of.setdefault(arch, dict(trial.params))
-    return len(new)
+    return len(new), len(batch)
 
 
 def _make_progress(
@@ -403,7 +456,12 @@ def run_search(
 
     The study is resumed when ``storage`` already holds ``study_name`` (after a crash, rerun
     the same call); ``trials`` is the total wanted in the study, not per call. Several
-    processes sharing one RDB storage and study cooperate.
+    processes sharing one RDB storage and study cooperate: each asks only for trials that
+    nobody holds (workers asking at the same moment keep the earliest-numbered, the rest are
+    told ``PRUNED`` with the tag ``surplus``), and a worker with nothing left to ask waits for
+    the others' last trials, so the study ends with exactly ``trials`` and every worker's
+    result holds all of them. A ``RUNNING`` trial older than 60 s, or than three of the
+    worker's slowest generations, is taken for a dead worker's and no longer counted.
 
     Args:
         space: Search-space name or object (e.g. :func:`search_spaces.restrict_space` of one,
@@ -469,19 +527,28 @@ def run_search(
             if isinstance(t.user_attrs.get("arch"), str)
         }
         finished = len(study.get_trials(deepcopy=False, states=_FINISHED))
-        own, n_eval = 0, 0
+        own, n_eval, slowest = 0, 0, 0.0
         rng = np.random.default_rng(None if seed is None else [seed, finished])
         report, stop = _make_progress(progress, cfg.trials)
         t0 = time.perf_counter()
         try:
-            while finished < cfg.trials:
-                k = min(cfg.population, cfg.trials - finished)
-                n_eval += _generation(cfg, study, k, cache, params_of, rng)
-                own += k
-                store.checkpoint()
-                finished = len(study.get_trials(deepcopy=False, states=_FINISHED))
+            while True:
+                stale_s = max(_STALE_AFTER_S, 3 * slowest) if store.is_rdb else None
+                claims = _Claims.of(study, stale_s)
                 if report is not None:
-                    report(min(finished, cfg.trials), cfg.trials)
+                    report(min(claims.finished, cfg.trials), cfg.trials)
+                if claims.finished >= cfg.trials:
+                    break
+                k = min(cfg.population, cfg.trials - claims.finished - claims.running)
+                if k < 1:  # other workers are evaluating the rest: wait for their results
+                    time.sleep(_POLL_S)
+                    continue
+                start = time.perf_counter()
+                n_new, n_told = _generation(cfg, study, k, cache, params_of, rng, stale_s)
+                slowest = max(slowest, time.perf_counter() - start)
+                n_eval += n_new
+                own += n_told
+                store.checkpoint()
         finally:
             store.checkpoint()
             stop()

@@ -1,0 +1,105 @@
+"""Several workers on one RDB study: ``trials`` is a total, never overshot by a generation."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from tests.nas.test_search import DEVICE, _setup, build_db
+
+
+@pytest.fixture(scope="module")
+def db_url(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('workers') / 'hwdb.sqlite'}"
+    build_db(url, shared_data, n_measured=40)
+    return url
+
+
+def _search(db_url: str, storage: str, trials: int, **kwargs: Any) -> Any:
+    from nas.search import run_search
+
+    acc, models = _setup(db_url)
+    return run_search(
+        space="nasbench201", devices=[DEVICE], accuracy=acc, latency_models=models,
+        trials=trials, population=10, seed=0, storage=storage, study_name="s", **kwargs,
+    )  # fmt: skip
+
+
+def _states(storage: str) -> dict[TrialState, int]:
+    """Trials per state, without the ``PRUNED`` ones (revisits replaced by novel children)."""
+    study = optuna.load_study(study_name="s", storage=storage)
+    out: dict[TrialState, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        if t.state != TrialState.PRUNED:
+            out[t.state] = out.get(t.state, 0) + 1
+    return out
+
+
+def _other_worker_claims(storage: str, n: int) -> tuple[optuna.Study, list[optuna.Trial]]:
+    """``n`` trials asked (``RUNNING``) by another worker of the study."""
+    study = optuna.load_study(study_name="s", storage=storage)
+    return study, [study.ask() for _ in range(n)]
+
+
+def test_a_worker_leaves_the_trials_others_hold_and_waits_for_them(
+    db_url: str, tmp_path: Path
+) -> None:
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    _search(db_url, storage, 30)
+    other, held = _other_worker_claims(storage, 10)
+
+    def finish() -> None:
+        for trial in held:
+            other.tell(trial, state=TrialState.FAIL)
+
+    timer = threading.Timer(1.5, finish)
+    timer.start()
+    try:
+        res = _search(db_url, storage, 40)
+    finally:
+        timer.join()
+    assert res.n_new_trials == 0  # the last 10 were the other worker's
+    assert _states(storage) == {TrialState.COMPLETE: 30, TrialState.FAIL: 10}
+
+
+def test_trials_of_a_dead_worker_are_taken_over(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nas.search._runner as runner
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    _search(db_url, storage, 20)
+    _other_worker_claims(storage, 10)  # never told: the worker died
+    monkeypatch.setattr(runner, "_STALE_AFTER_S", 0.0)
+    res = _search(db_url, storage, 30)
+    assert res.n_new_trials == 10
+    assert _states(storage) == {TrialState.COMPLETE: 30, TrialState.RUNNING: 10}
+
+
+def test_workers_asking_at_once_keep_the_earliest_claims(tmp_path: Path) -> None:
+    from nas.search._runner import _drop_surplus
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="s", storage=storage)
+    for _ in range(5):
+        study.tell(study.ask(), 1.0)
+    _, theirs = _other_worker_claims(storage, 3)
+    mine = [study.ask() for _ in range(4)]
+    kept = _drop_surplus(study, mine, 10, 60.0)
+    assert [t.number for t in kept] == [t.number for t in mine[:2]]
+    dropped = study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+    assert [t.number for t in dropped] == [t.number for t in mine[2:]]
+    assert all(t.user_attrs["surplus"] for t in dropped)
+    assert all(t.state == TrialState.RUNNING for t in _other_worker_claims(storage, 0)[0].trials
+               if t.number in {x.number for x in theirs})  # fmt: skip
+
+
+def test_a_single_writer_storage_needs_no_claims(db_url: str, tmp_path: Path) -> None:
+    journal = str(tmp_path / "study.journal")
+    res = _search(db_url, journal, 25)
+    assert res.n_trials == 25 and res.n_new_trials == 25
