@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -119,11 +120,29 @@ def write_outputs(result: SearchResult, out_dir: str | os.PathLike[str]) -> dict
     return paths
 
 
+def wrap_arch(arch: str, width: int = 40) -> str:
+    """``arch`` on lines of at most ``width`` characters, broken only after its separators
+    (``-``, ``+``), so that joining the lines gives the string back (a part longer than
+    ``width`` stays whole)."""
+    lines: list[str] = []
+    for part in re.split(r"(?<=[-+])", arch):
+        if lines and len(lines[-1]) + len(part) <= width:
+            lines[-1] += part
+        else:
+            lines.append(part)
+    return "\n".join(lines)
+
+
 def front_table(result: SearchResult) -> Table:
-    """A rich table of the Pareto front, sorted by latency on the first device."""
+    """A rich table of the Pareto front, sorted by latency on the first device; architecture
+    strings are wrapped after their separators (:func:`wrap_arch`)."""
     from rich.table import Table
 
-    table = Table(title=f"Pareto front: {result.space}, {len(result.front)} architectures")
+    table = Table(
+        title=f"Pareto front: {result.space}, {len(result.front)} architectures",
+        caption="arch lines join without spaces; pareto.csv and --json give each on one line",
+    )
+    archs = [wrap_arch(e["arch"]) for e in result.front]
     table.add_column("#", justify="right")
     table.add_column("arch", overflow="fold")
     table.add_column(f"accuracy ({result.accuracy})", justify="right")
@@ -131,9 +150,9 @@ def front_table(result: SearchResult) -> Table:
         table.add_column(f"{dev} ms (±std)", justify="right")
     table.add_column("params", justify="right")
     table.add_column("MMACs", justify="right")
-    for i, e in enumerate(result.front, 1):
+    for i, (e, arch) in enumerate(zip(result.front, archs, strict=True), 1):
         lat = [f"{e['latency_ms'][d]:.3f} ±{e['latency_std_ms'][d]:.3f}" for d in result.devices]
         params = "" if e.get("params") is None else f"{e['params']:,}"
         macs = "" if e.get("macs") is None else f"{e['macs'] / 1e6:.1f}"
-        table.add_row(str(i), e["arch"], f"{e['accuracy']:.4g}", *lat, params, macs)
+        table.add_row(str(i), arch, f"{e['accuracy']:.4g}", *lat, params, macs)
     return table

@@ -198,3 +198,17 @@ def test_json_output_matches_file(db_url: str, tmp_path: Path) -> None:
     )
     assert json.loads((tmp_path / "pareto.json").read_text()) == json.loads(json.dumps(res.front))
     assert front_table(res).row_count == len(res.front)
+
+
+@pytest.mark.parametrize("space", ["mnasnet", "fbnet", "nemotron_flash", "nasbench201"])
+def test_long_arch_strings_wrap_only_after_separators(space: str) -> None:
+    from nas.search._pareto import wrap_arch
+    from search_spaces import get_space
+
+    sp = get_space(space)
+    for seed in range(5):
+        arch = sp.to_string(sp.random(np.random.default_rng(seed)))
+        lines = wrap_arch(arch, width=40).split("\n")
+        assert "".join(lines) == arch
+        assert all(line[-1] in "-+" for line in lines[:-1])
+        assert all(len(a) + len(b) > 40 for a, b in zip(lines, lines[1:], strict=False))
