@@ -69,9 +69,7 @@ def meta_train_for(
     kwargs = dict(params or {})
     if name in ("help", "maml") and valid:
         kwargs.setdefault("validation_devices", list(valid))
-    devices = list(train) + list(valid)
-    if name not in ("help", "maml"):
-        devices = list(train) + list(valid)  # plain sources; no selection step
+    devices = list(train) + list(valid)  # other predictors use them as plain sources
     model = get_predictor(name, **kwargs)
     return model.fit(make_tasks(table, space, devices), progress=progress)
 

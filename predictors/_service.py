@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from predictors._base import FORMAT_VERSION, LatencyPredictor, get_predictor, load_predictor
-from predictors._data import device_workload, latency_metric, make_tasks, reference_archs
+from predictors._data import device_workload, latency_metric, reference_archs
 from predictors._errors import NoSourceDevicesError, NotEnoughDataError, PredictorError
 
 if TYPE_CHECKING:
@@ -138,7 +138,6 @@ def get_default_predictor(
     Raises:
         NoSourceDevicesError: when no source device has enough measurements.
     """
-    from hwdb import NotFoundError
 
     name = predictor or DEFAULT_PREDICTOR
     table = db.latency_table(space, metric=latency_metric(space)) if table is None else table
@@ -148,16 +147,45 @@ def get_default_predictor(
             f"no source device with enough measurements in {space!r} to meta-train on; "
             "import some with `nas hwdb import help DIR`"
         )
-    version = _version(name, sources, params)
+    model, version, _ = stored_or_trained(
+        db, space=space, predictor=name, sources=sources, params=params, progress=progress,
+        table=table,
+    )  # fmt: skip
+    return model, version
+
+
+def stored_or_trained(
+    db: HardwareDB,
+    *,
+    space: str,
+    predictor: str,
+    sources: Sequence[str],
+    valid: Sequence[str] = (),
+    params: dict[str, Any] | None = None,
+    progress: bool = False,
+    table: pd.DataFrame | None = None,
+) -> tuple[LatencyPredictor, str, bool]:
+    """The stored artifact of ``predictor`` meta-trained on ``sources`` (+ ``valid`` for
+    checkpoint selection) with ``params``, or meta-train and store it.
+
+    Returns:
+        (predictor, artifact version, whether it was meta-trained by this call).
+    """
+    from hwdb import NotFoundError
+    from predictors._evaluate import meta_train_for
+
+    version = _version(predictor, [*sources, *valid], params)
     try:
         art = db.load_artifact(kind=ARTIFACT_KIND, space=space, version=version)
-        return load_predictor(art.payload), version
+        return load_predictor(art.payload), version, False
     except NotFoundError:
         pass
-    model = get_predictor(name, **(params or {}))
-    model.fit(make_tasks(table, space, sources), progress=progress)
-    store_predictor(db, model, space=space, version=version, sources=sources)
-    return model, version
+    table = db.latency_table(space, metric=latency_metric(space)) if table is None else table
+    model = meta_train_for(
+        predictor, table, space, sources, valid, params=params, progress=progress
+    )
+    store_predictor(db, model, space=space, version=version, sources=[*sources, *valid])
+    return model, version, True
 
 
 def store_predictor(

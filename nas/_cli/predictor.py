@@ -59,12 +59,7 @@ def train(
     ] = None,
 ) -> None:
     """Meta-train a predictor and store it in the database as an artifact."""
-    from predictors import (
-        DEFAULT_PREDICTOR,
-        HELP_DEVICES,
-        latency_metric,
-        meta_train_for,
-    )
+    from predictors import DEFAULT_PREDICTOR, HELP_DEVICES, latency_metric
 
     if protocol is not None and protocol != "help":
         _usage(f"--protocol must be 'help', got {protocol!r}")
@@ -84,19 +79,15 @@ def train(
             from predictors._service import _sources
 
             train_devs, valid = _sources(table, space, None), []
-        from hwdb import NotFoundError
-        from predictors._service import ARTIFACT_KIND, _version, store_predictor
+        from predictors._service import stored_or_trained
 
-        version = _version(name, [*train_devs, *valid], params)
-        try:
-            db.load_artifact(kind=ARTIFACT_KIND, space=space, version=version)
-        except NotFoundError:
-            pass
-        else:  # the same predictor, sources and settings give the same model
-            console.print(f"{name} for {space} is already stored as artifact {version}")
-            return
-        model = meta_train_for(name, table, space, train_devs, valid, params=params, progress=True)
-        store_predictor(db, model, space=space, version=version, sources=[*train_devs, *valid])
+        _, version, trained = stored_or_trained(
+            db, space=space, predictor=name, sources=train_devs, valid=valid, params=params,
+            progress=True, table=table,
+        )  # fmt: skip
+    if not trained:  # the same predictor, sources and settings give the same model
+        console.print(f"{name} for {space} is already stored as artifact {version}")
+        return
     console.print(f"stored {name} for {space} as artifact {version}")
 
 
