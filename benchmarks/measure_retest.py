@@ -87,11 +87,15 @@ def _run(
     start = time.perf_counter()
     with _noisy_neighbour(args.neighbour_period):
         result = retest(space=args.space, archs=archs, config=config)
-    return {
-        "protocol": protocol.name,
-        **result.summary(),
-        "seconds": round(time.perf_counter() - start, 1),
-    }
+    out = {"protocol": protocol.name, **result.summary()}
+    if result.relevelled != (1.0, 1.0):  # the same passes at their first groups' level
+        from nas.measure import mape
+
+        first = [x * result.relevelled[0] for x in result.first]
+        second = [x * result.relevelled[1] for x in result.second]
+        out["mape_first_group_level"] = round(mape(first, second), 3)
+        out["relevelled"] = [round(f, 4) for f in result.relevelled]
+    return {**out, "seconds": round(time.perf_counter() - start, 1)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -88,7 +88,7 @@ def _print_report(report: MeasureReport) -> None:
         console.print(drift, markup=False)
 
 
-#: Median drift factor outside this range: the reference group ran unlike most groups.
+#: Median drift factor outside this range: a resumed run ran unlike its stored series.
 _LEVEL_OK = (0.8, 1.25)
 
 
@@ -103,15 +103,16 @@ def _drift_line(report: MeasureReport) -> str | None:
     factors = sorted(float(stats["drift_factor"]) for stats in primary)
     if all(f == 1.0 for f in factors):  # no anchor, one group, or no drift at all
         return None
+    level = report.anchor_level or "first group"
     med = median(factors)
     line = (
-        f"drift anchor: groups ran at {factors[0]:.2f}-{factors[-1]:.2f}x the first group's "
-        f"time (median {med:.2f}); the times above are scaled to the first group"
+        f"drift anchor: groups ran at {factors[0]:.2f}-{factors[-1]:.2f}x the time of the "
+        f"{level} (median {med:.2f}); the times above are scaled to it"
     )
-    if not _LEVEL_OK[0] <= med <= _LEVEL_OK[1]:
+    if level == "stored anchor row" and not _LEVEL_OK[0] <= med <= _LEVEL_OK[1]:
         line += (
-            f". The first group ran unlike most ({1 / med:.2f}x their time): rankings hold, but "
-            "absolute times carry its speed; measure again with --force and the priming on"
+            f". This run ran unlike the stored series ({med:.2f}x its time): rankings hold "
+            "within the series, but check the machine's state (clocks, load, thermals)"
         )
     return line
 

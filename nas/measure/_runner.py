@@ -10,6 +10,10 @@ group's times by the anchor's median in that group over its median in the refere
 first group of the run, or the anchor's stored row when a run resumes). This is the control
 sample of a measurement series: it turns a machine-state change between groups, which hits
 every model of a group alike, into a known factor, stored with each row as ``drift_factor``.
+Once a series that took its reference from its own first group ends, its level moves to the
+anchor's median over all its groups (:meth:`DriftAnchor.relevel`), so that one unusual first
+group does not set the absolute times of the whole series; its rows are rewritten in one
+transaction. Interrupted before that, they keep the first group's level.
 """
 
 from __future__ import annotations
@@ -49,6 +53,10 @@ __all__ = [
 ProgressCallback = Callable[[int, int, str], None]
 
 
+#: A run's committed groups: archs, their drift-corrected statistics, the environment stored.
+_Series = list[tuple[Sequence[str], list[dict[str, SampleStats]], dict[str, Any]]]
+
+
 @dataclass
 class MeasureReport:
     """What one :func:`measure_architectures` call did.
@@ -61,6 +69,9 @@ class MeasureReport:
         measured: Per measured arch, metric -> :class:`SampleStats` as a dict.
         skipped: Archs already in the database under this protocol (not re-measured).
         rows_written: Rows inserted or replaced.
+        anchor_level: What the drift-corrected times are scaled to: ``"median group"`` (the
+            anchor's median over this run's groups), ``"stored anchor row"`` (a resumed
+            series), ``"first group"`` (one group), or ``None`` without an anchor.
     """
 
     space: str
@@ -70,6 +81,7 @@ class MeasureReport:
     measured: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     rows_written: int = 0
+    anchor_level: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -87,6 +99,9 @@ class RetestResult:
         metric: The compared metric.
         first: Pass-1 medians (ms), in arch order.
         second: Pass-2 medians (ms), in arch order.
+        relevelled: Per pass, the factor its drift-corrected times were divided by when its
+            level moved from its first group to its median group (1.0: not moved, or no
+            anchor); times at the first group's level are ``first * relevelled[0]``.
     """
 
     spearman: float
@@ -95,6 +110,7 @@ class RetestResult:
     metric: str
     first: list[float]
     second: list[float]
+    relevelled: tuple[float, float] = (1.0, 1.0)
 
     def summary(self) -> dict[str, Any]:
         """``{"spearman", "mape", "n"}`` rounded for printing."""
@@ -113,6 +129,8 @@ class DriftAnchor:
 
     arch: str
     reference: dict[str, float] | None = None
+    medians: dict[str, list[float]] = field(default_factory=dict)
+    own_reference: bool = False
 
     @classmethod
     def for_space(cls, space: SearchSpace[Any]) -> DriftAnchor:
@@ -122,15 +140,41 @@ class DriftAnchor:
     def factors(self, anchor_stats: dict[str, SampleStats]) -> dict[str, float]:
         """Metric -> how much slower the anchor ran in this group than in the reference group.
 
-        The first group seen becomes the reference (factor 1).
+        The first group seen becomes the reference (factor 1) unless one was set.
         """
         if self.reference is None:
             self.reference = {m: s.median for m, s in anchor_stats.items()}
+            self.own_reference = True
+        for metric, s in anchor_stats.items():
+            self.medians.setdefault(metric, []).append(s.median)
         out = {}
         for metric, s in anchor_stats.items():
             ref = self.reference.get(metric, 0.0)
             factor = s.median / ref if ref > 0 else 1.0
             out[metric] = factor if math.isfinite(factor) and factor > 0 else 1.0
+        return out
+
+    def relevel(self) -> dict[str, float]:
+        """Move the level of a finished series from its first group to its median group.
+
+        Applies once, to a series whose reference is its own first group (not a stored row)
+        and that timed at least two groups; the reference becomes the anchor's median over
+        the groups, so that later groups of the series continue at that level.
+
+        Returns:
+            Metric -> the factor to divide the series' corrected statistics by
+            (:meth:`SampleStats.corrected`); empty when the level stays.
+        """
+        if not self.own_reference or self.reference is None:
+            return {}
+        self.own_reference = False
+        out = {}
+        for metric, ref in self.reference.items():
+            seen = self.medians.get(metric, [])
+            level = float(np.median(seen)) if len(seen) >= 2 else ref
+            if ref > 0 and level > 0 and math.isfinite(level) and level != ref:
+                out[metric] = ref / level
+                self.reference[metric] = level
         return out
 
 
@@ -433,7 +477,9 @@ def measure_architectures(
     metrics) are skipped unless ``force`` (then their rows are replaced). With the protocol's
     drift anchor (the default), the anchor architecture is timed in every group but stored only
     when it is among ``archs`` (it is in ``--reference-set``); a run that finds it stored under
-    this protocol takes that row as its reference, so resumed series keep one level.
+    this protocol takes that row as its reference, so resumed series keep one level. Otherwise
+    the level is the anchor's median over the run's groups: when the last group is committed,
+    the run's rows are rescaled to it in one transaction (see :meth:`DriftAnchor.relevel`).
 
     Args:
         db: The hardware database.
@@ -476,6 +522,7 @@ def measure_architectures(
             progress(completed, total, what)
 
     rng = np.random.default_rng(cfg.base.seed)
+    series: _Series = []
     with _torch_threads(cfg.threads):
         _prime(sp, cfg, texts, tick)
         for group in groups:
@@ -488,9 +535,47 @@ def measure_architectures(
             stats = _time_group(sp, group, cfg, rng=rng, tick=tick, anchor=anchor)
             rows = _rows(sp.name, device, group, stats, cfg, env, source)
             report.rows_written += db.add_measurements(rows, replace=force)
-            for arch, per_metric in zip(group, stats, strict=True):
-                report.measured[arch] = {m: s.to_dict() for m, s in per_metric.items()}
+            series.append((group, stats, env))
+    if anchor is not None and series:
+        series = _relevel(db, anchor, series, report, cfg, source)
+    for group, stats, _ in series:
+        for arch, per_metric in zip(group, stats, strict=True):
+            report.measured[arch] = {m: s.to_dict() for m, s in per_metric.items()}
     return report
+
+
+def _relevel(
+    db: HardwareDB,
+    anchor: DriftAnchor,
+    series: _Series,
+    report: MeasureReport,
+    cfg: ResolvedConfig,
+    source: str,
+) -> _Series:
+    """Re-level a finished run to its median group (:meth:`DriftAnchor.relevel`) and rewrite
+    its rows in one transaction; records the level in ``report.anchor_level``."""
+    report.anchor_level = "first group" if anchor.own_reference else "stored anchor row"
+    factors = anchor.relevel()
+    if not factors:
+        return series
+    report.anchor_level = "median group"
+    series = [(group, _corrected(stats, factors), env) for group, stats, env in series]
+    rows = [
+        row
+        for group, stats, env in series
+        for row in _rows(report.space, report.device, group, stats, cfg, env, source)
+    ]
+    db.add_measurements(rows, replace=True)  # one transaction: all rows or none re-levelled
+    return series
+
+
+def _corrected(
+    stats: list[dict[str, SampleStats]], factors: dict[str, float]
+) -> list[dict[str, SampleStats]]:
+    """``stats`` with each metric divided by its factor (metrics without one unchanged)."""
+    return [
+        {m: s.corrected(factors[m]) if m in factors else s for m, s in per.items()} for per in stats
+    ]
 
 
 def measure_pass(
@@ -510,9 +595,11 @@ def measure_pass(
         cfg: The resolved configuration.
         seed: Seed of the per-round order.
         tick: Progress callback, one call per step.
-        anchor: Drift anchor to continue a series across calls (its reference is kept); a new
-            one per call when ``None``. Ignored when the protocol has no anchor, so that the
-            rows' protocol string always says whether they were corrected.
+        anchor: Drift anchor to continue a series across calls (its reference is kept, and
+            the first call that sets it re-levels its pass to its median group, see
+            :meth:`DriftAnchor.relevel`); a new one per call when ``None``. Ignored when the
+            protocol has no anchor, so that the rows' protocol string always says whether
+            they were corrected.
     """
     rng = np.random.default_rng(seed)
     if not cfg.base.protocol.anchor:
@@ -523,7 +610,8 @@ def measure_pass(
     with _torch_threads(cfg.threads):
         for group in _chunks(archs, cfg.base.chunk_size):
             out.extend(_time_group(space, group, cfg, rng=rng, tick=tick, anchor=anchor))
-    return out
+    factors = anchor.relevel() if anchor is not None else {}
+    return _corrected(out, factors) if factors else out
 
 
 def retest(
@@ -567,9 +655,20 @@ def retest(
     seed = cfg.base.seed
     with _torch_threads(cfg.threads):
         _prime(sp, cfg, texts, tick)
-    first = measure_pass(sp, texts, cfg, seed=seed, tick=tick)
-    second = measure_pass(sp, texts, cfg, seed=None if seed is None else seed + 1, tick=tick)
     metric = cfg.primary_metric
-    a = [s[metric].median for s in first]
-    b = [s[metric].median for s in second]
-    return RetestResult(spearman(a, b), mape(a, b), len(texts), metric, a, b)
+    passes, moved = [], []
+    for k in range(2):
+        anchor = _anchor(sp, cfg)
+        pass_seed = None if seed is None else seed + k
+        stats = measure_pass(sp, texts, cfg, seed=pass_seed, tick=tick, anchor=anchor)
+        passes.append([s[metric].median for s in stats])
+        moved.append(_moved(anchor, metric))
+    a, b = passes
+    return RetestResult(spearman(a, b), mape(a, b), len(texts), metric, a, b, (moved[0], moved[1]))
+
+
+def _moved(anchor: DriftAnchor | None, metric: str) -> float:
+    """The factor :meth:`DriftAnchor.relevel` divided a finished pass by (1.0: none)."""
+    if anchor is None or anchor.reference is None or not anchor.medians.get(metric):
+        return 1.0
+    return anchor.medians[metric][0] / anchor.reference[metric]

@@ -17,6 +17,7 @@ from nas.measure import (
     TimingProtocol,
     measure_architectures,
     measure_pass,
+    retest,
     select_architectures,
 )
 from nas.measure import _runner as runner
@@ -123,16 +124,67 @@ def test_a_resumed_series_keeps_the_level_of_the_stored_anchor(
         assert anchor.arch in table.dropna().index  # stored once, as asked
 
 
-def _report(factors: list[float]) -> MeasureReport:
+def test_a_finished_series_takes_the_level_of_its_median_group(
+    monkeypatch: pytest.MonkeyPatch,
+    sqlite_url: str,
+    setup: tuple[Any, list[str], dict[str, float], DriftAnchor],
+) -> None:
+    space, archs, true_ms, _ = setup
+    slowdown = [0.5, 1.0, 1.0]  # an unusual (fast) first group, then the machine's usual speed
+    monkeypatch.setattr(runner, "_build", _Machine(true_ms, slowdown).build)
+    cfg = _config().resolve(space)
+    stats = measure_pass(space, archs, cfg, seed=0, tick=lambda _w: None)
+    assert [s["latency_ms"].median for s in stats] == pytest.approx([true_ms[a] for a in archs])
+    drift = [s["latency_ms"].drift_factor for s in stats]
+    assert drift == pytest.approx([f for f in slowdown for _ in range(CHUNK)])
+    with HardwareDB(sqlite_url) as db:
+        monkeypatch.setattr(runner, "_build", _Machine(true_ms, slowdown).build)
+        report = measure_architectures(db, space=SPACE, device="d", archs=archs, config=_config())
+        assert report.anchor_level == "median group" and report.rows_written == len(archs)
+        table = db.latency_table(SPACE, devices=["d"])["d"]
+        assert table[archs].tolist() == pytest.approx([true_ms[a] for a in archs])
+        first = [r for r in db.measurements(space=SPACE, device="d") if r["arch"] == archs[0]]
+        assert first[0]["environment"]["drift_factor"] == pytest.approx(0.5)
+        assert report.measured[archs[0]]["latency_ms"]["median"] == pytest.approx(1.0)
+
+
+def test_a_series_continued_across_passes_is_levelled_once(
+    monkeypatch: pytest.MonkeyPatch, setup: tuple[Any, list[str], dict[str, float], DriftAnchor]
+) -> None:
+    space, archs, true_ms, anchor = setup
+    cfg = _config().resolve(space)
+    monkeypatch.setattr(runner, "_build", _Machine(true_ms, [2.0, 1.0, 1.0]).build)
+    measure_pass(space, archs, cfg, seed=0, tick=lambda _w: None, anchor=anchor)
+    assert anchor.reference == {"latency_ms": pytest.approx(6.5)}  # the median group's level
+    monkeypatch.setattr(runner, "_build", _Machine(true_ms, [3.0, 3.0, 3.0]).build)
+    later = measure_pass(space, archs, cfg, seed=1, tick=lambda _w: None, anchor=anchor)
+    assert [s["latency_ms"].median for s in later] == pytest.approx([true_ms[a] for a in archs])
+    assert anchor.relevel() == {}
+
+
+def test_retest_reports_how_far_each_pass_was_relevelled(
+    monkeypatch: pytest.MonkeyPatch, setup: tuple[Any, list[str], dict[str, float], DriftAnchor]
+) -> None:
+    space, archs, true_ms, _ = setup
+    monkeypatch.setattr(runner, "_build", _Machine(true_ms, [0.5, 1.0, 1.0, 1.0, 1.0, 1.0]).build)
+    result = retest(space=space, archs=archs, config=_config())
+    assert result.first == pytest.approx(result.second) and result.mape == pytest.approx(0.0)
+    assert result.relevelled == pytest.approx((0.5, 1.0))
+
+
+def _report(factors: list[float], level: str | None = "median group") -> MeasureReport:
     measured = {
         f"a{i}": {"latency_ms": {"median": 1.0, "drift_factor": f}} for i, f in enumerate(factors)
     }
-    return MeasureReport("nasbench201", "d", "interleaved-rr2x1-w0-rh-an@r32", {}, measured)
+    report = MeasureReport("nasbench201", "d", "interleaved-rr2x1-w0-rh-an@r32", {}, measured)
+    report.anchor_level = level
+    return report
 
 
 def test_the_cli_report_says_how_the_machine_drifted() -> None:
     assert _drift_line(_report([1.0, 1.0, 1.0])) is None  # one group, or no anchor
-    line = _drift_line(_report([1.0, 1.0, 1.5, 1.5]))
-    assert line is not None and "1.00-1.50x" in line and "unlike most" not in line
-    cold = _drift_line(_report([1.0, 0.3, 0.3, 0.3]))  # a cold first group set the level
-    assert cold is not None and "unlike most (3.33x their time)" in cold
+    line = _drift_line(_report([0.8, 1.0, 1.0, 1.5]))
+    assert line is not None and "0.80-1.50x the time of the median group" in line
+    assert "unlike" not in line
+    resumed = _drift_line(_report([0.3, 0.3, 0.3], "stored anchor row"))
+    assert resumed is not None and "unlike the stored series (0.30x its time)" in resumed
