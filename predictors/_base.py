@@ -122,6 +122,9 @@ class LatencyPredictor(ABC):
     revision: int = 1
     #: The datasheet roofline given to :meth:`adapt` (None: none, or not adapted).
     datasheet_: DeviceModel | None = None
+    #: Whether the last :meth:`adapt` used ``datasheet_`` as a prior (predictors that have no
+    #: use for it, or cannot price it under the device's workload, leave it False).
+    datasheet_used_: bool = False
     #: The workload most source devices were measured under (set by :meth:`fit`; None: the
     #: space's default). Meta-learned architecture features are computed under it.
     fit_workload_: Workload | None = None
@@ -181,6 +184,7 @@ class LatencyPredictor(ABC):
                 raise ValueError("`hw_embedding_ms` must be finite and greater than 0.")
         adapted = copy.copy(self)
         adapted.datasheet_ = datasheet
+        adapted.datasheet_used_ = False
         adapted.workload_ = workload
         adapted._adapt(archs, lat, emb)
         adapted.is_adapted_ = True

@@ -446,6 +446,7 @@ class HELPPlusPredictor(LatencyPredictor):
             raise NotEnoughDataError("help+ needs at least 3 measurements of the device to adapt")
         y = self._to_target(latency_ms)
         self.datasheet_lut_ = self._datasheet_lut()
+        self.datasheet_used_ = self.datasheet_lut_ is not None
         self.ridge_: RidgeFit = fit_ridge_loo(self._design(archs), y)
         self.additive_: tuple[RidgeFit, float, float, float, str] | None = None
         if not getattr(self, "additive", True) or self.ridge_.loo_residuals is None:
@@ -475,11 +476,13 @@ class HELPPlusPredictor(LatencyPredictor):
         into a lookup table: for each runtime mode (simplified graph, eager), a ridge of the
         roofline milliseconds of the archs traced in meta-training on
         :func:`~predictors._features.lut_features`. Returns ``((d, 2) weights, (2,) offsets,
-        floor)``, or None without a datasheet or traced archs. Pricing stored operator tables
-        takes milliseconds; tracing new archs at prediction time would take 0.1 s each."""
+        floor)``, or None without a datasheet or traced archs, or when the device was measured
+        under another workload than the one the tables were traced under (their shapes would
+        price the wrong input). Pricing stored operator tables takes milliseconds; tracing new
+        archs at prediction time would take 0.1 s each."""
         device: DeviceModel | None = getattr(self, "datasheet_", None)
         tables = getattr(self, "datasheet_tables_", None)
-        if device is None or tables is None:
+        if device is None or tables is None or not self._traced_under_own_workload():
             return None
         from predictors.zeroshot import estimate_latency_ms
 
@@ -494,6 +497,13 @@ class HELPPlusPredictor(LatencyPredictor):
         )  # fmt: skip
         w, offsets = zip(*(_linear_table(feats, ms[:, j]) for j in range(ms.shape[1])), strict=True)
         return np.stack(w, axis=1), np.asarray(offsets), 0.5 * float(ms.min())
+
+    def _traced_under_own_workload(self) -> bool:
+        """Whether the device's workload is the one meta-training traced its tables under."""
+        from search_spaces import get_space
+
+        default = get_space(self.space_).default_workload()
+        return (self.workload_ or default) == (self.fit_workload_ or default)
 
     def _datasheet_ms(self, archs: list[str]) -> np.ndarray:
         """``(n, 2)`` datasheet roofline milliseconds (graph, eager) from the compiled table."""

@@ -294,7 +294,7 @@ def get_adapted_predictor(
     )  # fmt: skip
     return AdaptedLatencyModel(
         space=space, device=device, model=adapted, version=version, n_measurements=len(col),
-        source="adapted" if datasheet is None else DATASHEET_PRIOR_SOURCE,
+        source=DATASHEET_PRIOR_SOURCE if adapted.datasheet_used_ else "adapted",
     )  # fmt: skip
 
 

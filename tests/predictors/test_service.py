@@ -54,6 +54,7 @@ def test_catalog_backed_device_adapts_with_its_datasheet(db_url: str, tmp_path: 
 
     from hwdb import DeviceSpec, HardwareDB, NotFoundError
     from predictors import device_datasheet
+    from search_spaces import Workload
 
     copy = tmp_path / "copy.sqlite"
     shutil.copy(db_url.removeprefix("sqlite:///"), copy)
@@ -72,6 +73,14 @@ def test_catalog_backed_device_adapts_with_its_datasheet(db_url: str, tmp_path: 
         assert model.model.datasheet_lut_ is not None  # type: ignore[attr-defined]
         pred = model.predict(list(db.latency_table("nasbench201").index[:20]))
         assert np.all(pred.mean_ms > 0) and pred.source == "adapted (datasheet prior)"
+        # Measured under another input, the tables traced in meta-training price the wrong
+        # shapes: the datasheet is not used, and the prediction does not claim it.
+        archs = list(db.latency_table("nasbench201")["gold_6226"].dropna().index[:20])
+        lat = db.latency_table("nasbench201").loc[archs, "gold_6226"].to_numpy(float)
+        other = model.model.adapt(archs, lat, datasheet=ds, workload=Workload(resolution=64))
+        assert other.datasheet_lut_ is None and not other.datasheet_used_  # type: ignore[attr-defined]
+        same = model.model.adapt(archs, lat, datasheet=ds)
+        assert same.datasheet_used_
 
 
 def test_a_predictor_stored_first_by_another_worker_is_kept(tmp_path: Path) -> None:
