@@ -138,7 +138,6 @@ def get_default_predictor(
     Raises:
         NoSourceDevicesError: when no source device has enough measurements.
     """
-
     name = predictor or DEFAULT_PREDICTOR
     table = db.latency_table(space, metric=latency_metric(space)) if table is None else table
     sources = _sources(table, space, exclude_device)
