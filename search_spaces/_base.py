@@ -42,6 +42,9 @@ class SearchSpace(ABC, Generic[ArchT]):
     #: The hwdb metric that is this space's latency: what predictors learn and a search
     #: minimises (``"latency_ms"``: one forward pass).
     latency_metric: ClassVar[str] = "latency_ms"
+    #: The :class:`Workload` fields this space's models read (vision: batch and resolution);
+    #: the others keep their defaults and are left out of what users are shown.
+    workload_fields: ClassVar[tuple[str, ...]] = ("batch_size", "resolution")
 
     # ----------------------------------------------------------------- sampling grid
     @abstractmethod
@@ -110,6 +113,11 @@ class SearchSpace(ABC, Generic[ArchT]):
     def smoke_workload(self) -> Workload:
         """A small workload for quick CPU forward passes in tests (override per space)."""
         return self.default_workload()
+
+    def workload_dict(self, workload: Workload | None = None) -> dict[str, int]:
+        """The :attr:`workload_fields` of ``workload`` (default: :meth:`default_workload`)."""
+        full = (workload or self.default_workload()).to_dict()
+        return {k: full[k] for k in self.workload_fields}
 
     @abstractmethod
     def build(self, arch: ArchT) -> nn.Module:

@@ -82,8 +82,7 @@ def _workload(model: AdaptedLatencyModel, space: str) -> dict[str, int]:
     measurements, or none stored) the space's default."""
     from search_spaces import get_space
 
-    workload = getattr(model, "workload", None) or get_space(space).default_workload()
-    return workload.to_dict()
+    return get_space(space).workload_dict(getattr(model, "workload", None))
 
 
 def _answer(model: AdaptedLatencyModel, body: PredictCreate) -> dict[str, Any]:

@@ -27,7 +27,7 @@ def _static(name: str) -> dict[str, Any]:
         "parameters": {k: list(v) for k, v in space.search_parameters().items()},
         "reference_archs": {k: space.to_string(a) for k, a in space.reference_archs().items()},
         "hardware_embedding_archs": [space.to_string(a) for a in space.hardware_embedding_archs()],
-        "default_workload": space.default_workload().to_dict(),
+        "default_workload": space.workload_dict(),
         "encoding_length": space.encoding_length,
     }
 

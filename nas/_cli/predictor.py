@@ -103,7 +103,7 @@ def adapt(
         model = get_adapted_predictor(
             db, space=space, device=device, predictor=predictor, progress=not json_
         )
-    workload = (model.workload or get_space(space).default_workload()).to_dict()
+    workload = get_space(space).workload_dict(model.workload)
     info = {
         "space": space,
         "device": device,

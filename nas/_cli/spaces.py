@@ -135,7 +135,7 @@ def show_command(
     if as_json:
         print_json(report)
     else:
-        workload = ", ".join(f"{k}={v}" for k, v in space.default_workload().to_dict().items())
+        workload = ", ".join(f"{k}={v}" for k, v in space.workload_dict().items())
         _print_arch(report, workload)
 
 

@@ -33,7 +33,8 @@ def test_predict_matches_the_library(client: TestClient, db: HardwareDB) -> None
     assert all(d["std_ms"] >= 0 for d in data["data"])
     assert data["predictor"] == expected.predictor and data["version"] == expected.version
     assert data["n_measurements"] == db.count_measurements(device=TARGET, distinct_archs=True)
-    assert data["workload"] == get_space(SPACE).default_workload().to_dict()  # imported: default
+    assert data["workload"] == get_space(SPACE).workload_dict()  # imported: default
+    assert set(data["workload"]) == {"batch_size", "resolution"}  # what a CNN reads
 
 
 def test_single_arch_uses_the_warm_cache(client: TestClient) -> None:

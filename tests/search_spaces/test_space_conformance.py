@@ -119,3 +119,21 @@ def test_prune_params_is_a_valid_idempotent_assignment(name: str) -> None:
         assert set(pruned) == set(params) and all(pruned[k] in grid[k] for k in grid)
         assert space.prune_params(pruned) == pruned
         space.from_params(pruned)  # a buildable architecture
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_workload_fields_left_out_do_not_change_the_inputs(name: str) -> None:
+    """``workload_fields`` are what users are shown; the others must not reach the model."""
+    from dataclasses import fields, replace
+
+    from search_spaces import Workload
+
+    space = get_space(name)
+    base = space.smoke_workload()
+    shapes = [tuple(t.shape) for t in space.example_inputs(base)]
+    names = {f.name for f in fields(Workload)}
+    assert set(space.workload_fields) <= names and "batch_size" in space.workload_fields
+    for field in sorted(names - set(space.workload_fields)):
+        other = replace(base, **{field: getattr(base, field) + 7})
+        assert [tuple(t.shape) for t in space.example_inputs(other)] == shapes, field
+    assert set(space.workload_dict(base)) == set(space.workload_fields)
