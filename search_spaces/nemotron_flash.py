@@ -78,7 +78,8 @@ class NemotronFlashSpace(SearchSpace[NemotronFlashArch]):
     #: End to end: the prefill plus every decoded token of the workload, what a user waits for
     #: (``nas measure`` also stores ``prefill_ms`` and ``decode_ms_per_token``).
     latency_metric = "e2e_ms"
-    workload_fields = ("batch_size", "prompt_len", "meta_tokens", "decode_len")
+    #: The meta tokens are a choice of the architecture (``mt``), not of the workload.
+    workload_fields = ("batch_size", "prompt_len", "decode_len")
     description = "Nemotron-Flash hybrid SLM: attn/SWA/Mamba2/DeltaNet/GDN + FFN in 3 stages"
 
     def __init__(
