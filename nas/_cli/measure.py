@@ -65,6 +65,8 @@ def _progress(enabled: bool, label: str) -> Iterator[Callable[[int, int, str], N
 def _print_report(report: MeasureReport) -> None:
     from rich.table import Table
 
+    from nas.search import wrap_arch
+
     table = Table(title=f"{report.space} on {report.device} ({report.protocol})")
     table.add_column("arch", overflow="fold", max_width=60)
     table.add_column("metric")
@@ -73,7 +75,7 @@ def _print_report(report: MeasureReport) -> None:
     for arch, per_metric in report.measured.items():
         for metric, s in per_metric.items():
             table.add_row(
-                arch, metric, f"{s['median']:.3f}", f"{s['p90']:.3f}", f"{s['std']:.3f}",
+                wrap_arch(arch), metric, f"{s['median']:.3f}", f"{s['p90']:.3f}", f"{s['std']:.3f}",
                 str(s["n_runs"]),
             )  # fmt: skip
     if report.measured:

@@ -554,11 +554,13 @@ def _relevel(
 ) -> _Series:
     """Re-level a finished run to its median group (:meth:`DriftAnchor.relevel`) and rewrite
     its rows in one transaction; records the level in ``report.anchor_level``."""
-    report.anchor_level = "first group" if anchor.own_reference else "stored anchor row"
+    if not anchor.own_reference:
+        report.anchor_level = "stored anchor row"
+    else:
+        report.anchor_level = "median group" if len(series) > 1 else "first group"
     factors = anchor.relevel()
-    if not factors:
+    if not factors:  # one group, or the first group is the median one
         return series
-    report.anchor_level = "median group"
     series = [(group, _corrected(stats, factors), env) for group, stats, env in series]
     rows = [
         row

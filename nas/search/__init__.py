@@ -28,7 +28,7 @@ if TYPE_CHECKING:
         has_accuracy_table,
         make_accuracy_objective,
     )
-    from nas.search._pareto import front_table, pareto_mask, write_outputs
+    from nas.search._pareto import front_table, pareto_mask, wrap_arch, write_outputs
     from nas.search._proxies import PROXIES, compute_proxies, make_batch, rank_ensemble
     from nas.search._runner import run_search
     from nas.search._storage import BatchedJournalFileBackend, open_storage
@@ -58,6 +58,7 @@ _LAZY = {
     "has_accuracy_table": "nas.search._objectives",
     "make_accuracy_objective": "nas.search._objectives",
     "front_table": "nas.search._pareto",
+    "wrap_arch": "nas.search._pareto",
     "pareto_mask": "nas.search._pareto",
     "write_outputs": "nas.search._pareto",
     "PROXIES": "nas.search._proxies",
@@ -107,6 +108,7 @@ __all__ = [
     "resolve_device",
     "resolve_devices",
     "run_search",
+    "wrap_arch",
     "write_outputs",
 ]
 

@@ -116,6 +116,7 @@ def test_a_resumed_series_keeps_the_level_of_the_stored_anchor(
         monkeypatch.setattr(runner, "_build", _Machine(true_ms, [2.0, 2.0, 2.0]).build)
         report = measure_architectures(db, space=SPACE, device="d", archs=archs, config=_config())
         assert sorted(report.skipped) == sorted(archs[:2])
+        assert report.anchor_level == "stored anchor row"
         table = db.latency_table(SPACE, devices=["d"])["d"]
         assert table[archs].tolist() == pytest.approx([true_ms[a] for a in archs])
         rows = db.measurements(space=SPACE, device="d")
@@ -146,6 +147,20 @@ def test_a_finished_series_takes_the_level_of_its_median_group(
         first = [r for r in db.measurements(space=SPACE, device="d") if r["arch"] == archs[0]]
         assert first[0]["environment"]["drift_factor"] == pytest.approx(0.5)
         assert report.measured[archs[0]]["latency_ms"]["median"] == pytest.approx(1.0)
+
+
+def test_a_first_group_that_is_the_median_one_is_the_level(
+    monkeypatch: pytest.MonkeyPatch,
+    sqlite_url: str,
+    setup: tuple[Any, list[str], dict[str, float], DriftAnchor],
+) -> None:
+    space, archs, true_ms, _ = setup
+    monkeypatch.setattr(runner, "_build", _Machine(true_ms, [1.0, 1.7, 0.8]).build)
+    with HardwareDB(sqlite_url) as db:
+        report = measure_architectures(db, space=SPACE, device="d", archs=archs, config=_config())
+        assert report.anchor_level == "median group"
+        table = db.latency_table(SPACE, devices=["d"])["d"]
+        assert table[archs].tolist() == pytest.approx([true_ms[a] for a in archs])
 
 
 def test_a_series_continued_across_passes_is_levelled_once(
