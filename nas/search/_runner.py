@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -43,6 +44,7 @@ _FINISHED = (TrialState.COMPLETE, TrialState.FAIL)
 _MAX_REPLACEMENTS = 8  # asks per child before a revisit is kept (other workers may race us)
 _STALE_AFTER_S = 60.0  # a shared study's RUNNING trial older than this belongs to a dead worker
 _POLL_S = 0.5  # wait between looks at a shared study whose last trials other workers hold
+_WORKER_ATTR = "worker"
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class _Config:
     unique: bool = True
     prune: bool = False
     local: float = 0.0
+    worker: str | None = None  # "host:pid" tag of this worker's trials on a shared storage
 
 
 def _check_budget(
@@ -259,8 +262,38 @@ def _swap(
     trial.set_user_attr(tag, True)
     study.tell(trial, state=TrialState.PRUNED)
     study.enqueue_trial(params)
-    trial = study.ask()
+    trial = _ask(cfg, study)
     return trial, cfg.space.to_string(cfg.space.sample(trial))
+
+
+def _pause() -> None:
+    """Wait before looking at a shared study again."""
+    time.sleep(_POLL_S)
+
+
+def _ask(cfg: _Config, study: optuna.Study) -> optuna.Trial:
+    """A new trial, tagged with ``cfg.worker`` on a shared storage (see :func:`_dead_worker`)."""
+    trial = study.ask()
+    if cfg.worker is not None:
+        trial.set_user_attr(_WORKER_ATTR, cfg.worker)
+    return trial
+
+
+def _dead_worker(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether ``trial`` was asked by a process of this host that no longer runs."""
+    tag = trial.user_attrs.get(_WORKER_ATTR)
+    if not isinstance(tag, str) or ":" not in tag:
+        return False
+    host, _, pid = tag.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # e.g. another user's live process
+        return False
+    return False
 
 
 def _replace_children(
@@ -356,6 +389,7 @@ class _Claims:
             t for t in trials
             if t.state == TrialState.RUNNING and stale_s is not None
             and t.datetime_start is not None and t.datetime_start >= oldest
+            and not _dead_worker(t)
         ]  # fmt: skip
         done = [t for t in trials if t.state != TrialState.RUNNING]
         return cls(len(done), len(fresh), sorted(t.number for t in [*done, *fresh]))
@@ -392,7 +426,7 @@ def _generation(
     """
     if cache:
         _enqueue_neighbours(cfg, study, k, cache, params_of, rng)
-    batch = _drop_surplus(study, [study.ask() for _ in range(k)], cfg.trials, stale_s)
+    batch = _drop_surplus(study, [_ask(cfg, study) for _ in range(k)], cfg.trials, stale_s)
     archs = [cfg.space.to_string(cfg.space.sample(t)) for t in batch]
     if cfg.unique or cfg.prune:
         batch, archs = _replace_children(cfg, study, batch, archs, set(cache), rng)
@@ -460,8 +494,9 @@ def run_search(
     nobody holds (workers asking at the same moment keep the earliest-numbered, the rest are
     told ``PRUNED`` with the tag ``surplus``), and a worker with nothing left to ask waits for
     the others' last trials, so the study ends with exactly ``trials`` and every worker's
-    result holds all of them. A ``RUNNING`` trial older than 60 s, or than three of the
-    worker's slowest generations, is taken for a dead worker's and no longer counted.
+    result holds all of them. A ``RUNNING`` trial is taken for a dead worker's and no longer
+    counted when it is older than 60 s (or than three of the worker's slowest generations),
+    or at once when its ``worker`` tag names a process of this host that has exited.
 
     Args:
         space: Search-space name or object (e.g. :func:`search_spaces.restrict_space` of one,
@@ -516,6 +551,8 @@ def run_search(
     )
     name = study_name or f"{cfg.space.name}-{'+'.join(cfg.devices)}-{cfg.accuracy.name}"
     store = open_storage(storage, out_dir=out_dir)
+    if store.is_rdb:
+        cfg = replace(cfg, worker=f"{socket.gethostname()}:{os.getpid()}")
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
@@ -541,7 +578,7 @@ def run_search(
                     break
                 k = min(cfg.population, cfg.trials - claims.finished - claims.running)
                 if k < 1:  # other workers are evaluating the rest: wait for their results
-                    time.sleep(_POLL_S)
+                    _pause()
                     continue
                 start = time.perf_counter()
                 n_new, n_told = _generation(cfg, study, k, cache, params_of, rng, stale_s)

@@ -81,6 +81,36 @@ def test_trials_of_a_dead_worker_are_taken_over(
     assert _states(storage) == {TrialState.COMPLETE: 30, TrialState.RUNNING: 10}
 
 
+def test_trials_of_an_exited_process_on_this_host_are_taken_over_at_once(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import nas.search._runner as runner
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    _search(db_url, storage, 20)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    _, held = _other_worker_claims(storage, 10)  # asked by a worker that was then killed
+    for trial in held:
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{gone.stdout.strip()}")
+
+    def no_wait() -> None:
+        raise AssertionError("waited for the trials of an exited process")
+
+    monkeypatch.setattr(runner, "_pause", no_wait)  # the 60 s rule alone would wait here
+    res = _search(db_url, storage, 30)
+    assert res.n_new_trials == 10
+    assert _states(storage) == {TrialState.COMPLETE: 30, TrialState.RUNNING: 10}
+    study = optuna.load_study(study_name="s", storage=storage)
+    mine = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert {t.user_attrs["worker"] for t in mine} == {f"{socket.gethostname()}:{os.getpid()}"}
+
+
 def test_workers_asking_at_once_keep_the_earliest_claims(tmp_path: Path) -> None:
     from nas.search._runner import _drop_surplus
 
