@@ -370,8 +370,9 @@ class _Claims:
     """Who holds the trial budget of a shared study.
 
     ``order`` lists the numbers of the trials that count towards ``trials``: finished ones and
-    those other workers are evaluating (``RUNNING`` and started within ``stale_s``; older ones
-    belong to a worker that died), in the order Optuna numbered them.
+    those other workers are evaluating (``RUNNING``, started within ``stale_s`` and not tagged
+    by an exited process of this host; the others belong to a worker that died), in the order
+    Optuna numbered them.
     """
 
     finished: int
