@@ -40,6 +40,13 @@ def _states(storage: str) -> dict[TrialState, int]:
     return out
 
 
+def _study_left_by_a_dead_worker(db_url: str, tmp_path: Path) -> tuple[str, list[optuna.Trial]]:
+    """A study of 20 finished trials plus 10 that a worker asked and never told."""
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    _search(db_url, storage, 20)
+    return storage, _other_worker_claims(storage, 10)[1]
+
+
 def _other_worker_claims(storage: str, n: int) -> tuple[optuna.Study, list[optuna.Trial]]:
     """``n`` trials asked (``RUNNING``) by another worker of the study."""
     study = optuna.load_study(study_name="s", storage=storage)
@@ -72,9 +79,7 @@ def test_trials_of_a_dead_worker_are_taken_over(
 ) -> None:
     import nas.search._runner as runner
 
-    storage = f"sqlite:///{tmp_path / 'study.db'}"
-    _search(db_url, storage, 20)
-    _other_worker_claims(storage, 10)  # never told: the worker died
+    storage, _ = _study_left_by_a_dead_worker(db_url, tmp_path)
     monkeypatch.setattr(runner, "_STALE_AFTER_S", 0.0)
     res = _search(db_url, storage, 30)
     assert res.n_new_trials == 10
@@ -91,12 +96,10 @@ def test_trials_of_an_exited_process_on_this_host_are_taken_over_at_once(
 
     import nas.search._runner as runner
 
-    storage = f"sqlite:///{tmp_path / 'study.db'}"
-    _search(db_url, storage, 20)
+    storage, held = _study_left_by_a_dead_worker(db_url, tmp_path)
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)  # fmt: skip
-    _, held = _other_worker_claims(storage, 10)  # asked by a worker that was then killed
-    for trial in held:
+    for trial in held:  # asked by a process that has exited since
         trial.set_user_attr("worker", f"{socket.gethostname()}:{gone.stdout.strip()}")
 
     def no_wait() -> None:
