@@ -34,17 +34,26 @@ def _down(size: int, stride: int) -> int:
 class CostTally:
     """Running totals for one image; ``peak`` is in elements (input + output of one leaf);
     ``ops`` counts the operators an eager runtime dispatches one at a time (aten calls other
-    than views: each conv, BN, activation, pool, product, sum and the classifier)."""
+    than views: each conv, BN, activation, pool, product, sum and the classifier);
+    ``traffic`` the activation elements those operators read plus write (weights excluded),
+    the memory term of a roofline of the eager forward."""
 
     params: int = 0
     macs: int = 0
     peak: int = 0
     ops: int = 0
+    traffic: int = 0
 
     def leaf(self, in_elems: int, out_elems: int, *, ops: int = 1) -> None:
         """Record one leaf module's input and output sizes and its dispatched operators."""
         self.peak = max(self.peak, in_elems + out_elems)
+        if ops:
+            self.op(in_elems, out_elems, ops=ops)
+
+    def op(self, in_elems: int, out_elems: int, *, ops: int = 1) -> None:
+        """Record dispatched operators outside leaf modules (products, sums) and their traffic."""
         self.ops += ops
+        self.traffic += in_elems + out_elems
 
     def conv_bn(
         self,
@@ -78,7 +87,7 @@ class CostTally:
         self.leaf(squeeze, squeeze)  # ReLU
         self.leaf(squeeze, ch)  # expand
         self.leaf(ch, ch)  # sigmoid
-        self.ops += 1  # the gated product
+        self.op(ch * hw * hw + ch, ch * hw * hw)  # the gated product
 
 
 def _layer(
@@ -111,7 +120,8 @@ def _shortcut(t: CostTally, in_ch: int, out_ch: int, stride: int, hw: int) -> No
 
 
 def analytic_costs(arch: MnasNetArch, resolution: int) -> CostTally:
-    """Parameters, MACs and peak leaf activation elements of one image at ``resolution``.
+    """Parameters, MACs, peak leaf activation elements, dispatched operators and activation
+    traffic of one image at ``resolution``.
 
     Args:
         arch: The architecture.
@@ -123,9 +133,10 @@ def analytic_costs(arch: MnasNetArch, resolution: int) -> CostTally:
         kind = shortcut_kind(block.skip, in_ch, block.out_ch, stride)
         if kind == "pool":
             _shortcut(t, in_ch, block.out_ch, stride, hw)
-        t.ops += kind is not None  # the residual sum
         spec = (in_ch, block.out_ch, stride, hw)
         hw = _layer(t, block.op, block.expansion, block.kernel, block.se, spec)
+        if kind is not None:  # the residual sum
+            t.op(2 * block.out_ch * hw * hw, block.out_ch * hw * hw)
     last = arch.blocks[-1].out_ch
     hw = t.conv_bn(last, HEAD_CH, 1, 1, hw)
     t.leaf(HEAD_CH * hw * hw, HEAD_CH)  # global average pool

@@ -44,7 +44,9 @@ class CostTally:
 
     ``peak_elems`` mirrors :func:`search_spaces._profiling.peak_activation_bytes`: the largest
     input + output element count of any single leaf module. ``ops`` counts the operators an
-    eager runtime dispatches one at a time (aten calls other than views).
+    eager runtime dispatches one at a time (aten calls other than views); ``traffic_elems``
+    the activation elements those operators read plus write (weights excluded), the memory
+    term of a roofline of the eager forward.
     """
 
     params: int = 0
@@ -52,11 +54,18 @@ class CostTally:
     peak_elems: int = 0
     shift_passes: int = 0
     ops: int = 0
+    traffic_elems: int = 0
 
     def leaf(self, in_elems: int, out_elems: int, *, ops: int = 1) -> None:
         """Record one leaf module call (``ops``: the operators it dispatches)."""
         self.peak_elems = max(self.peak_elems, in_elems + out_elems)
+        if ops:
+            self.op(in_elems, out_elems, ops=ops)
+
+    def op(self, in_elems: int, out_elems: int, *, ops: int = 1) -> None:
+        """Record dispatched operators outside leaf modules (products, sums) and their traffic."""
         self.ops += ops
+        self.traffic_elems += in_elems + out_elems
 
     def conv(
         self,
@@ -277,7 +286,9 @@ def _ir_cost(cfg: MobileViGBlockCfg, hw: tuple[int, int], tally: CostTally) -> N
     tally.conv_bn(hidden, hidden, hw, k=3, groups=hidden, act=True)
     tally.conv_bn(hidden, cfg.c, hw)
     tally.params += cfg.c  # layer scale
-    tally.ops += 2  # the layer-scale product and the residual sum
+    n = cfg.c * hw[0] * hw[1]
+    tally.op(n, n)  # the layer-scale product (its scale is a weight)
+    tally.op(2 * n, n)  # the residual sum
 
 
 def _svga_cost(cfg: MobileViGBlockCfg, hw: tuple[int, int], tally: CostTally) -> None:
@@ -286,14 +297,21 @@ def _svga_cost(cfg: MobileViGBlockCfg, hw: tuple[int, int], tally: CostTally) ->
     hop = effective_hop(cfg.k, min(hw))
     passes = len(graph_shifts(hop, hw[0])) + len(graph_shifts(hop, hw[1]))
     tally.shift_passes += passes
-    # zeros, then roll / subtract / maximum per pass, the concatenation, two residual sums
-    tally.ops += 1 + 3 * passes + 1 + 2
+    u = c * hw[0] * hw[1]
+    tally.op(u, u)  # zeros (the trace counts the input it reads the shape of)
+    for _ in range(passes):
+        tally.op(u, u)  # roll
+        tally.op(2 * u, u)  # subtract
+        tally.op(2 * u, u)  # maximum
+    tally.op(2 * u, 2 * u)  # the concatenation
     tally.conv_bn(2 * c, 2 * c, hw, act=True)
     tally.conv_bn(2 * c, c, hw)
+    tally.op(2 * u, u)  # the grapher's residual sum
     tally.conv_bn(c, cfg.ffn_ratio * c, hw)
     n = cfg.ffn_ratio * c * hw[0] * hw[1]
     tally.leaf(n, n)  # FFN activation
     tally.conv_bn(cfg.ffn_ratio * c, c, hw)
+    tally.op(2 * u, u)  # the FFN's residual sum
 
 
 register_block("ir", lambda cfg: InvertedResidual(cfg.c, cfg.expansion), _ir_cost)

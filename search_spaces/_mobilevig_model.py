@@ -120,7 +120,9 @@ def _tally(cfg: MobileViGModelCfg, resolution: int) -> CostTally:
     tally.leaf(cfg.emb, cfg.emb, ops=0)  # dropout (the identity at inference)
     for _ in range(2 if cfg.distillation else 1):
         tally.conv(cfg.emb, cfg.num_classes, (1, 1))
-    tally.ops += 2 if cfg.distillation else 0  # mean of the two heads: sum, halving
+    if cfg.distillation:  # mean of the two heads: sum, halving
+        tally.op(2 * cfg.num_classes, cfg.num_classes)
+        tally.op(cfg.num_classes, cfg.num_classes)
     return tally
 
 
@@ -130,9 +132,9 @@ def _arch_cfg(arch: MobileViGArch) -> MobileViGModelCfg:
 
 
 @lru_cache(maxsize=4096)
-def _cached_tally(cfg: MobileViGModelCfg, resolution: int) -> tuple[int, int, int, int, int]:
-    tally = _tally(cfg, resolution)
-    return tally.params, tally.macs, tally.peak_elems, tally.shift_passes, tally.ops
+def _cached_tally(cfg: MobileViGModelCfg, resolution: int) -> tuple[int, int, int, int, int, int]:
+    t = _tally(cfg, resolution)
+    return t.params, t.macs, t.peak_elems, t.shift_passes, t.ops, t.traffic_elems
 
 
 def analytic_profile(
@@ -144,15 +146,20 @@ def analytic_profile(
     ``torch.utils.flop_counter`` counts them, and the memory term is the largest input + output
     footprint of one leaf module. ``extra["graph_shift_passes"]`` counts the roll/subtract/max
     passes of all MRConvs, which are memory-bound and carry no MACs (spec 2.6);
-    ``extra["dispatched_ops"]`` the operators an eager runtime dispatches one by one. Cached per
+    ``extra["dispatched_ops"]`` the operators an eager runtime dispatches one by one and
+    ``extra["activation_traffic_bytes"]`` the activation bytes they read and write. Cached per
     architecture, so repeated calls cost microseconds.
     """
     cfg = _arch_cfg(arch) if isinstance(arch, MobileViGArch) else arch
-    params, macs, peak, shifts, ops = _cached_tally(cfg, resolution)
+    params, macs, peak, shifts, ops, traffic = _cached_tally(cfg, resolution)
     return Profile(
         params=params,
         macs=macs * batch_size,
         flops=2 * macs * batch_size,
         memory_bytes=peak * batch_size * BYTES_PER_ELEMENT,
-        extra={"graph_shift_passes": float(shifts), "dispatched_ops": float(ops)},
+        extra={
+            "graph_shift_passes": float(shifts),
+            "dispatched_ops": float(ops),
+            "activation_traffic_bytes": float(traffic * batch_size * BYTES_PER_ELEMENT),
+        },
     )

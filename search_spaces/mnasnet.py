@@ -139,9 +139,12 @@ def _uniform_params(op: str, k: int, se: float, skip: str, width: float, d: int)
 
 # ------------------------------------------------------------------ cached analytics
 @lru_cache(maxsize=1 << 16)
-def _profile_cached(arch: MnasNetArch, batch: int, resolution: int) -> tuple[int, int, int, int]:
-    tally = analytic_costs(arch, resolution)
-    return tally.params, tally.macs * batch, tally.peak * batch * FP32_BYTES, tally.ops
+def _profile_cached(
+    arch: MnasNetArch, batch: int, resolution: int
+) -> tuple[int, int, int, int, int]:
+    t = analytic_costs(arch, resolution)
+    traffic = t.traffic * batch * FP32_BYTES
+    return t.params, t.macs * batch, t.peak * batch * FP32_BYTES, t.ops, traffic
 
 
 @lru_cache(maxsize=1 << 16)
@@ -254,20 +257,21 @@ class MnasNetSpace(SearchSpace[MnasNetArch]):
 
     def profile(self, arch: MnasNetArch, workload: Workload | None = None) -> Profile:
         """Analytic params, MACs, FLOPs (``2 x MACs``), peak leaf activation bytes (fp32) and,
-        in ``extra["dispatched_ops"]``, the operators an eager runtime dispatches one by one.
+        in ``extra["dispatched_ops"]``, the operators an eager runtime dispatches one by one and,
+        in ``extra["activation_traffic_bytes"]``, the fp32 activation bytes they read and write.
 
         Equal to what ``search_spaces._profiling`` measures on the built model; cached per
         ``(arch, workload)``.
         """
         wl = workload or self.default_workload()
-        params, macs, peak, ops = _profile_cached(arch, wl.batch_size, wl.resolution)
-        extra = {"dispatched_ops": float(ops)}
+        params, macs, peak, ops, traffic = _profile_cached(arch, wl.batch_size, wl.resolution)
+        extra = {"dispatched_ops": float(ops), "activation_traffic_bytes": float(traffic)}
         return Profile(params=params, macs=macs, flops=2 * macs, memory_bytes=peak, extra=extra)
 
     def encode(self, arch: MnasNetArch, workload: Workload | None = None) -> np.ndarray:
         """The 82 values of spec 1.7: 77 per-block, 2 workload, 3 analytic (log10)."""
         wl = workload or self.default_workload()
-        params, macs, peak, _ = _profile_cached(arch, wl.batch_size, wl.resolution)
+        params, macs, peak, _, _ = _profile_cached(arch, wl.batch_size, wl.resolution)
         tail = (
             wl.resolution / 224,
             math.log2(wl.batch_size) / 8,

@@ -1,13 +1,17 @@
 """``Profile.extra["dispatched_ops"]``: the analytic count of operators an eager runtime
-dispatches one at a time equals the aten calls (views excluded) of the real module's forward."""
+dispatches one at a time equals the aten calls (views excluded) of the real module's forward;
+``Profile.extra["activation_traffic_bytes"]``: the activation bytes those calls read and write
+(weights excluded) equal what the calls of the real module's CPU forward see."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from predictors.zeroshot._trace import _VIEW_OPS, trace_module
 from search_spaces import get_space
@@ -20,22 +24,33 @@ _ALLOCATIONS = {"empty", "empty_like", "empty_strided"}
 
 
 class _DispatchCounter(TorchDispatchMode):
-    """Counts every aten call other than views and bare allocations.
+    """Counts every aten call other than views and bare allocations (``ops``) and the elements
+    of their tensor inputs and outputs other than the tensors of ``state`` (``elems``; an
+    in-place op reads and writes its tensor).
 
     Unlike ``trace_module``, which drops calls that read no traced activation (it treats them
     as weight preprocessing a deployed graph folds away), this also counts calls on constants
     only: eager PyTorch dispatches them at every call (an SLM's RoPE tables and masks).
+
+    Args:
+        state: The module's parameters and buffers, left out of ``elems``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, state: Sequence[torch.Tensor] = ()) -> None:
         super().__init__()
+        self.state = {t.untyped_storage().data_ptr() for t in state}
         self.ops = 0
+        self.elems = 0
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        name = func.overloadpacket.__name__
-        if name not in _VIEW_OPS and name not in _ALLOCATIONS:
-            self.ops += 1
-        return func(*args, **(kwargs or {}))
+        out = func(*args, **(kwargs or {}))
+        if func.overloadpacket.__name__ in _VIEW_OPS | _ALLOCATIONS:
+            return out
+        self.ops += 1
+        for t in tree_leaves((args, kwargs, out)):
+            if isinstance(t, torch.Tensor) and t.untyped_storage().data_ptr() not in self.state:
+                self.elems += t.numel()
+        return out
 
 
 @pytest.mark.parametrize("space_name", ["mnasnet", "mobilevig"])
@@ -67,6 +82,35 @@ def test_dispatch_counter_agrees_with_the_trace_on_vision_models(space_name: str
     with torch.no_grad(), counter:
         model(*inputs)
     assert counter.ops == len(trace_module(model, inputs, simplify=False))
+
+
+def _counted_traffic_bytes(space_name: str, arch: Any, workload: Workload) -> int:
+    """fp32 activation bytes the real module's CPU forward reads and writes."""
+    space = get_space(space_name)
+    model = space.build(arch).eval()
+    counter = _DispatchCounter([*model.parameters(), *model.buffers()])
+    inputs = space.example_inputs(workload)
+    with torch.no_grad(), counter:
+        model(*inputs)
+    return counter.elems * 4
+
+
+@pytest.mark.parametrize("space_name", ["mnasnet", "mobilevig"])
+def test_activation_traffic_matches_the_dispatched_tensors(space_name: str) -> None:
+    space = get_space(space_name)
+    one = space.smoke_workload()
+    two = Workload(batch_size=2, resolution=one.resolution)
+    values = set()
+    for seed in range(3):
+        arch = space.random(seed)
+        expected = space.profile(arch, one).extra["activation_traffic_bytes"]
+        assert expected == _counted_traffic_bytes(space_name, arch, one)
+        values.add(expected)
+    assert len(values) > 1  # the traffic depends on the architecture
+    arch = space.random(0)
+    batched = space.profile(arch, two).extra["activation_traffic_bytes"]
+    assert batched == 2 * space.profile(arch, one).extra["activation_traffic_bytes"]
+    assert batched == _counted_traffic_bytes(space_name, arch, two)
 
 
 def _measured_run_ops(space: NemotronFlashSpace, arch: NemotronFlashArch, wl: Workload) -> int:
