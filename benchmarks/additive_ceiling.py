@@ -87,12 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spaces", nargs="+", default=["mnasnet", "mobilevig"])
     args = parser.parse_args(argv)
     from hwdb import HardwareDB
+    from predictors import latency_metric
 
     url = args.db or _bundled_db()
     out: dict[str, Any] = {}
     for space in args.spaces:
         with HardwareDB(url, create=False) as db:
-            table = db.latency_table(space)
+            table = db.latency_table(space, metric=latency_metric(space))
         rows = {d: evaluate_device(table, space, d) for d in table.columns}
         out[space] = {d: r for d, r in rows.items() if r is not None}
         print(f"# {space}: {len(out[space])} devices", file=sys.stderr, flush=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,7 +13,9 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
-@pytest.mark.parametrize("script", ["help_protocol.py", "search_nb201.py", "zero_shot.py"])
+@pytest.mark.parametrize(
+    "script", ["help_protocol.py", "search_nb201.py", "zero_shot.py", "additive_ceiling.py"]
+)
 def test_missing_database_is_one_error_line(script: str, tmp_path: Path, shared_data: Path) -> None:
     missing = tmp_path / "typo" / "hwdb.sqlite"
     proc = subprocess.run(
@@ -54,3 +57,22 @@ def test_gpu_script_reports_errors_without_the_database_stack(tmp_path: Path) ->
     lines = proc.stderr.strip().splitlines()
     assert lines == ["gpu_dataset.py: error: unknown search space 'nope' (known: fbnet, mnasnet, "
                      "mobilevig, nasbench201, nemotron_flash)"], proc.stderr  # fmt: skip
+
+
+def test_additive_ceiling_scores_each_feature_of_the_bundled_data(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "additive_ceiling.py"), "--spaces", "mnasnet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)["mnasnet"]
+    assert "cpu-torch-fp32-t1" in rows
+    for row in rows.values():
+        assert row["archs"] >= 50
+        assert set(row["without"]) >= {"macs", "dispatched_ops", "activation_traffic_bytes"}
+    # eager PyTorch on a CPU moves every activation through memory once per operator
+    eager = rows["cpu-torch-fp32-t2"]
+    assert eager["all"] > eager["without"]["activation_traffic_bytes"] + 0.03
