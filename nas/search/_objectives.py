@@ -357,6 +357,9 @@ class UserFunctionAccuracy:
             func = getattr(_import_user_module(module_name), func_name)
         except (ImportError, AttributeError) as exc:
             raise SearchError(f"cannot load accuracy function {spec!r}: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - the user's module failed while importing
+            reason = f"{type(exc).__name__}: {exc}"
+            raise SearchError(f"cannot load accuracy function {spec!r}: {reason}") from exc
         if not callable(func):
             raise SearchError(f"accuracy function {spec!r} is not callable")
         self.space, self.name, self._func = space, spec, func

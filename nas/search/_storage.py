@@ -46,6 +46,7 @@ class BatchedJournalFileBackend(BaseJournalBackend):
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        _check_journal(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock_fh: IO[str] | None = open(f"{self.path}.lock", "w")  # noqa: SIM115
         try:
@@ -67,16 +68,19 @@ class BatchedJournalFileBackend(BaseJournalBackend):
             return
         good = 0
         with self.path.open("rb") as fh:
-            for line in fh:
-                if not line.endswith(b"\n"):
-                    break
-                try:
-                    self._logs.append(json.loads(line))
-                except json.JSONDecodeError:
-                    break
-                good += len(line)
-        if good != self.path.stat().st_size:  # torn tail from a killed writer
-            with self.path.open("r+b") as fh:
+            data = fh.read()
+        for line in data.splitlines(keepends=True):
+            log = _journal_log(line) if line.endswith(b"\n") else None
+            if log is None:
+                break
+            self._logs.append(log)
+            good += len(line)
+        if good != len(data):
+            if b"\n" in data[good:]:  # a bad complete line: not a tail a killed writer tore
+                self.close()
+                where = f"bad line after byte {good}"
+                raise SearchError(f"{self.path} is not a study journal ({where})")
+            with self.path.open("r+b") as fh:  # torn tail from a killed writer
                 fh.truncate(good)
 
     def read_logs(self, log_number_from: int) -> Iterable[dict[str, Any]]:
@@ -106,6 +110,39 @@ class BatchedJournalFileBackend(BaseJournalBackend):
             fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
             self._lock_fh.close()
             self._lock_fh = None
+
+
+def _journal_log(line: bytes) -> dict[str, Any] | None:
+    """The journal record on ``line`` (a JSON object with an ``op_code``), else None."""
+    try:
+        log = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return log if isinstance(log, dict) and "op_code" in log else None
+
+
+def _check_journal(path: Path) -> None:
+    """Refuse a path that is not a study journal before anything is written next to it.
+
+    A file whose first line is not a journal record (a database, a CSV, an RDB URL given
+    without its ``sqlite:///`` prefix) would otherwise be cut to nothing as a torn tail.
+
+    Raises:
+        SearchError: for a folder, or a non-empty file that does not start with a record.
+    """
+    if path.is_dir():
+        raise SearchError(f"--storage {path} is a folder; give a journal file or an RDB URL")
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with path.open("rb") as fh:
+        first = fh.readline(1 << 20)
+    if first.endswith(b"\n") and _journal_log(first) is None:
+        raise SearchError(
+            f"--storage {path} exists and is not a study journal; give a new file, a journal "
+            "of an earlier search or an RDB URL (sqlite:///FILE, postgresql://...)"
+        )
+    if not first.endswith(b"\n") and not first.startswith(b"{"):
+        raise SearchError(f"--storage {path} exists and is not a study journal")
 
 
 @dataclass
@@ -162,6 +199,12 @@ def open_storage(storage: str | None, *, out_dir: str | os.PathLike[str] | None)
     text = storage.strip()
     if text.lower().startswith(_RDB_PREFIXES):
         return StudyStorage(_open_rdb(text), redact_url(text))
+    scheme = text.split("://", 1)[0] if "://" in text else None
+    if scheme is not None and "/" not in scheme:
+        raise SearchError(
+            f"--storage {redact_url(text)!r}: unknown URL scheme {scheme!r} (use sqlite:///FILE, "
+            "postgresql://..., mysql://... or a journal file path)"
+        )
     path = Path(text.removeprefix("journal:")).expanduser()
     backend = BatchedJournalFileBackend(path)
     return StudyStorage(JournalStorage(backend), str(path), backend)

@@ -92,6 +92,13 @@ def test_user_function_is_found_in_the_current_directory(
     assert obj.evaluate([arch])[0] == sum(p.numel() for p in sp.build(sp.random(0)).parameters())
     with pytest.raises(SearchError, match="no_such_module"):
         make_accuracy_objective("no_such_module:score", space=sp)
+    # a module that fails while importing is one error, not the user's traceback
+    (folder / "broken_syntax.py").write_text("def score(model, arch)\n    return 1.0\n")
+    (folder / "raises_on_import.py").write_text("raise RuntimeError('no GPU here')\n")
+    with pytest.raises(SearchError, match=r"SyntaxError: .*broken_syntax\.py, line 1"):
+        make_accuracy_objective("broken_syntax:score", space=sp)
+    with pytest.raises(SearchError, match="RuntimeError: no GPU here"):
+        make_accuracy_objective("raises_on_import:score", space=sp)
 
 
 def test_cli_counts_failed_trials(

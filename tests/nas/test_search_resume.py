@@ -104,6 +104,38 @@ def test_torn_journal_tail_is_cut(tmp_path: Path) -> None:
     assert path.read_bytes() == b'{"op_code":0}\n{"op_code":1}\n'
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"SQLite format 3\x00\x10\x00\x01\x01\x00@  \n\x00\x00", "not a study journal"),
+        (b"device,arch,median\ncpu,a,1.0\n", "not a study journal"),
+        (b"SQLite format 3\x00 no newline", "not a study journal"),
+        (b'{"op_code":0}\n{"not": "a record"}\n{"op_code":1}\n', "bad line after byte 14"),
+    ],
+)
+def test_storage_that_is_not_a_journal_is_refused_untouched(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    # e.g. `--storage study.sqlite` without the sqlite:/// prefix: the file must survive
+    from nas.search import SearchError, open_storage
+
+    path = tmp_path / "study.sqlite"
+    path.write_bytes(content)
+    with pytest.raises(SearchError, match=message):
+        open_storage(str(path), out_dir=None)
+    assert path.read_bytes() == content
+
+
+def test_storage_folder_and_unknown_scheme_are_refused(tmp_path: Path) -> None:
+    from nas.search import SearchError, open_storage
+
+    with pytest.raises(SearchError, match="is a folder"):
+        open_storage(str(tmp_path), out_dir=None)
+    with pytest.raises(SearchError, match="unknown URL scheme 'bogus'"):
+        open_storage("bogus://x", out_dir=None)
+    assert not (tmp_path / "bogus:").exists()
+
+
 @pytest.mark.postgres
 def test_two_workers_share_a_postgres_study(db_url: str, tmp_path: Path, postgres_url: str) -> None:
     import optuna
