@@ -8,6 +8,18 @@ from typing import Any
 __all__ = ["Profile", "Workload"]
 
 
+#: Inclusive bounds of every workload field. The upper ones are far beyond any input a model
+#: of these spaces is run on, and keep a typo (or a hostile upload) from reaching the cost
+#: models, whose shapes must fit a 64-bit index.
+WORKLOAD_LIMITS: dict[str, tuple[int, int]] = {
+    "batch_size": (1, 65_536),
+    "resolution": (1, 16_384),
+    "prompt_len": (1, 1_048_576),
+    "meta_tokens": (0, 65_536),
+    "decode_len": (1, 1_048_576),
+}
+
+
 @dataclass(frozen=True)
 class Workload:
     """The input a latency is measured or predicted for.
@@ -31,14 +43,13 @@ class Workload:
     decode_len: int = 64
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "resolution", "prompt_len", "decode_len"):
+        for name, (low, high) in WORKLOAD_LIMITS.items():
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-        if not isinstance(self.meta_tokens, int) or self.meta_tokens < 0:
-            raise ValueError(
-                f"`meta_tokens` must be a non-negative integer, got {self.meta_tokens!r}."
-            )
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                kind = "a positive" if low == 1 else "a non-negative"
+                raise ValueError(f"`{name}` must be {kind} integer, got {value!r}.")
+            if value > high:
+                raise ValueError(f"`{name}` must be at most {high:,}, got {value:,}.")
 
     def to_dict(self) -> dict[str, int]:
         """JSON-ready dict of all fields."""

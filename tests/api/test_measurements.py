@@ -118,6 +118,8 @@ def test_same_key_other_body_is_422(client: TestClient, auth: dict[str, str], de
         ({"workload": {"foo": 1}}, ["body", "measurements", 2, "workload"]),
         ({"workload": {"resolution": -5}}, ["body", "measurements", 2, "workload"]),
         ({"workload": {"batch_size": 2.5}}, ["body", "measurements", 2, "workload"]),
+        # beyond any real input: the cost models would overflow on it at prediction time
+        ({"workload": {"resolution": 10**30}}, ["body", "measurements", 2, "workload"]),
         ({"environment": {"k": json.loads("[" * 40 + "]" * 40)}}, [*_ROW2, "environment"]),
     ],
 )
