@@ -179,6 +179,26 @@ class HardwareDB:
 
         return self._write(run)
 
+    def delete_unmeasured_device(self, name: str) -> bool:
+        """Delete the device called ``name`` if it has no measurements (e.g. one a failed
+        ``nas measure`` registered before its first group was stored).
+
+        Returns:
+            Whether a device was deleted (False: none of that name, or it has measurements).
+        """
+
+        def run(session: Session) -> bool:
+            row = session.execute(_queries.device_by_name(name)).scalar_one_or_none()
+            if row is None:
+                return False
+            count = select(func.count()).where(MeasurementModel.device_id == row.id)
+            if session.execute(count).scalar_one():
+                return False
+            session.delete(row)
+            return True
+
+        return self._write(run)
+
     def get_device(self, name: str) -> Device:
         """The device called ``name``.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -108,9 +109,9 @@ class MeasureConfig:
                 raise ValueError(f"`{name}` must be greater than or equal to 1, got {value!r}.")
         if not isinstance(self.prime, int) or isinstance(self.prime, bool) or self.prime < 0:
             raise ValueError(f"`prime` must be greater than or equal to 0, got {self.prime!r}.")
-        if not self.prime_seconds >= 0:
+        if not 0 <= self.prime_seconds < math.inf:
             raise ValueError(
-                f"`prime_seconds` must be greater than or equal to 0, got {self.prime_seconds!r}."
+                f"`prime_seconds` must be a finite number >= 0, got {self.prime_seconds!r}."
             )
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise ValueError(f"`threads` must be greater than or equal to 1, got {self.threads!r}.")

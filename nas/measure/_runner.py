@@ -205,7 +205,10 @@ def select_architectures(
     if archs_file is not None:
         lines = Path(archs_file).read_text(encoding="utf-8").splitlines()
         texts = [ln.split("#", 1)[0].strip() for ln in lines]
-        return _unique(space.to_string(space.resolve(t)) for t in texts if t)
+        archs = _unique(space.to_string(space.resolve(t)) for t in texts if t)
+        if not archs:
+            raise ValueError(f"`archs_file` {str(archs_file)!r} holds no architecture.")
+        return archs
     if reference_set:
         archs = [*space.hardware_embedding_archs(), *space.reference_archs().values()]
         return _unique(space.to_string(a) for a in archs)
@@ -407,7 +410,8 @@ def _check_workload(db: HardwareDB, cfg: ResolvedConfig, name: str, space: str) 
             )
 
 
-def _check_device(db: HardwareDB, cfg: ResolvedConfig, name: str, source: str) -> None:
+def _check_device(db: HardwareDB, cfg: ResolvedConfig, name: str, source: str) -> bool:
+    """Register the device or check its stored configuration; True when it was created."""
     from hwdb import NotFoundError
 
     hardware = cpu_model() if cfg.device_type == "cpu" else ""
@@ -416,7 +420,7 @@ def _check_device(db: HardwareDB, cfg: ResolvedConfig, name: str, source: str) -
         old = db.get_device(name)
     except NotFoundError:
         db.upsert_device(spec)
-        return
+        return True
     # A device registered from the datasheet catalog (`nas device add`, `nas device onboard
     # --catalog`) leaves its runtime and threads open until its first measurement.
     unset = {"runtime": "unknown", "threads": None}
@@ -439,6 +443,7 @@ def _check_device(db: HardwareDB, cfg: ResolvedConfig, name: str, source: str) -
 
         kept = {f.name: getattr(old, f.name) for f in fields(DeviceSpec)}
         db.upsert_device(DeviceSpec(**{**kept, **fill}))
+    return False
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
@@ -497,7 +502,27 @@ def measure_architectures(
     sp = _space(space)
     cfg = (config or MeasureConfig()).resolve(sp)
     texts = _unique(sp.to_string(sp.resolve(a)) for a in archs)
-    _check_device(db, cfg, device, source)
+    created = _check_device(db, cfg, device, source)
+    try:
+        return _measure(db, sp, cfg, device, texts, force=force, progress=progress, source=source)
+    except BaseException:
+        if created:  # a run that stored nothing leaves no empty device behind
+            db.delete_unmeasured_device(device)
+        raise
+
+
+def _measure(
+    db: HardwareDB,
+    sp: SearchSpace[Any],
+    cfg: ResolvedConfig,
+    device: str,
+    texts: list[str],
+    *,
+    force: bool,
+    progress: ProgressCallback | None,
+    source: str,
+) -> MeasureReport:
+    """The body of :func:`measure_architectures` once the device is registered."""
     _check_workload(db, cfg, device, sp.name)
     report = MeasureReport(sp.name, device, cfg.protocol, cfg.workload.to_dict())
     if not force:

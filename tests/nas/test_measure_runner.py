@@ -86,6 +86,29 @@ def test_device_configuration_mismatch(sqlite_url: str) -> None:
             )
 
 
+def test_a_failed_first_run_leaves_no_empty_device(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nas.measure._runner as runner
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise MemoryError("cannot allocate the input")
+
+    monkeypatch.setattr(runner, "_time_group", fail)
+    with HardwareDB(sqlite_url) as db:
+        with pytest.raises(MemoryError):
+            measure_architectures(db, space=SPACE, device="new", archs=_archs(2), config=_config())
+        assert "new" not in {d.name for d in db.list_devices()}
+        monkeypatch.undo()
+        measure_architectures(db, space=SPACE, device="kept", archs=_archs(2), config=_config())
+        monkeypatch.setattr(runner, "_time_group", fail)
+        with pytest.raises(MemoryError):  # a device with measurements stays
+            measure_architectures(
+                db, space=SPACE, device="kept", archs=_archs(4), config=_config(), force=True
+            )
+        assert db.count_measurements(device="kept") > 0
+
+
 def test_a_catalog_device_takes_the_configuration_of_its_first_measurement(
     sqlite_url: str,
 ) -> None:
@@ -184,6 +207,9 @@ def test_select_architectures(tmp_path: Path) -> None:
         select_architectures(sp, n=3, reference_set=True)
     with pytest.raises(ValueError, match="`n`"):
         select_architectures(sp, n=0)
+    (tmp_path / "empty.txt").write_text("# nothing yet\n\n")
+    with pytest.raises(ValueError, match="holds no architecture"):
+        select_architectures(sp, archs_file=tmp_path / "empty.txt")
 
 
 @pytest.mark.parametrize(
@@ -192,7 +218,9 @@ def test_select_architectures(tmp_path: Path) -> None:
      ({"runtime": "onnxruntime", "precision": "bf16"}, "precision"),
      ({"batch_size": 0}, "batch_size"), ({"threads": 0}, "threads"),
      ({"chunk_size": 0}, "chunk_size"), ({"device_type": "tpu"}, "device_type"),
-     ({"prime": -1}, "prime"), ({"prime_seconds": -1.0}, "prime_seconds")],
+     ({"prime": -1}, "prime"), ({"prime_seconds": -1.0}, "prime_seconds"),
+     ({"prime_seconds": float("inf")}, "prime_seconds"),
+     ({"prime_seconds": float("nan")}, "prime_seconds")],
 )  # fmt: skip
 def test_config_validation(kwargs: dict[str, object], name: str) -> None:
     with pytest.raises(ValueError, match=f"`{name}`"):
