@@ -102,12 +102,26 @@ def make_engine(url: str) -> Engine:
     else:
         file = sqlite_file(url)
         if file is not None:  # not for SQLite URI filenames (``file:...``)
-            file.parent.mkdir(parents=True, exist_ok=True)
+            _check_folder(file, url)
         kwargs = {"connect_args": {"timeout": _BUSY_TIMEOUT_MS / 1000}}
     engine = create_engine(parsed, **kwargs)
     event.listen(engine, "connect", lambda c, r: _sqlite_pragmas(c, r, memory=memory))
     event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def _check_folder(file: Path, url: str) -> None:
+    """Create the user data folder of the default database; any other folder must exist, so
+    a mistyped ``--db`` path is an error instead of a new tree of folders."""
+    import platformdirs
+
+    default = Path(platformdirs.user_data_dir("nas"))
+    if file.parent.resolve() == default.resolve():
+        file.parent.mkdir(parents=True, exist_ok=True)
+    elif not file.parent.is_dir():
+        raise StorageError(
+            f"cannot open database {redact(url)}: folder {file.parent} does not exist"
+        )
 
 
 def _alembic_config(connection: Connection | None = None) -> Config:

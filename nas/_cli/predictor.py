@@ -33,9 +33,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _open() -> HardwareDB:
+    """The database, which must exist: every predictor command reads measurements."""
     from hwdb import HardwareDB
 
-    return HardwareDB()
+    return HardwareDB(create=False)
 
 
 def _usage(message: str) -> None:

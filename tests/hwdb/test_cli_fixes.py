@@ -71,3 +71,19 @@ def test_api_key_list_on_initialised_db(tmp_path: Path, capsys: pytest.CaptureFi
         db.create_api_key("ci")
     code, out, _ = _run(["--db", url, "api-key", "list", "--json"], capsys)
     assert code == 0 and '"ci"' in out
+
+
+def test_a_mistyped_db_path_creates_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a missing folder is an error for every command; predictor commands also need the file
+    deep = tmp_path / "typo" / "dir" / "x.sqlite"
+    argv = ["--db", f"sqlite:///{deep}", "search", "--device", "jetson-nano", "--trials", "4"]
+    code, _, err = _run(argv, capsys)
+    assert code == 1 and _one_line(err) and "folder" in err and "does not exist" in err
+    assert not (tmp_path / "typo").exists()
+    typo = tmp_path / "typo.sqlite"
+    argv = ["--db", f"sqlite:///{typo}", "predictor", "predict", "--space", "mnasnet"]
+    code, _, err = _run([*argv, "--device", "d", "--arch", "mnasnet-a1"], capsys)
+    assert code == 1 and _one_line(err) and "nas hwdb init" in err
+    assert not typo.exists()
