@@ -69,6 +69,7 @@ def _check_data(body: SearchCreate, db: DbDep, kind: str) -> None:
             "measurements (or `nas hwdb import`) first",
             type="no_data",
         )  # fmt: skip
+    _check_devices(body, db)
     default_dataset = SearchCreate.model_fields["dataset"].default
     if kind == "table":
         if not has_accuracy_table(db, space=body.space, dataset=body.dataset):
@@ -85,6 +86,26 @@ def _check_data(body: SearchCreate, db: DbDep, kind: str) -> None:
             "leave it out",
             type="unused_dataset",
         )  # fmt: skip
+
+
+def _check_devices(body: SearchCreate, db: DbDep) -> None:
+    """Every (known) device must have the measurements its predictor adapts to."""
+    from predictors import latency_metric
+
+    table = db.latency_table(body.space, metric=latency_metric(body.space))
+    for i, device in enumerate(body.devices):
+        n = int(table[device].notna().sum()) if device in table.columns else 0
+        if n < _MIN_MEASUREMENTS:
+            raise ApiError(
+                409, ["body", "devices", i],
+                f"device {device!r} has {n} measurements in {body.space!r}; a search adapts "
+                f"its predictor to at least {_MIN_MEASUREMENTS} (upload measurements first)",
+                type="not_enough_data",
+            )  # fmt: skip
+
+
+#: What ``predictors.get_adapted_predictor`` needs of a device.
+_MIN_MEASUREMENTS = 3
 
 
 @router.post(

@@ -193,3 +193,21 @@ def test_search_the_database_cannot_serve_is_rejected_up_front(
     assert response.json()["detail"][0]["loc"] == loc
     assert response.json()["detail"][0]["type"] == kind
     assert client.app.state.services.searches.active() == 0  # type: ignore[attr-defined]
+
+
+def test_a_device_without_measurements_is_rejected_up_front(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    fresh = {"name": "bare-board", "family": "cpu"}
+    assert client.post("/v1/devices", json=fresh, headers=auth).status_code in (200, 201)
+    for devices, status, kind in (
+        (["bare-board"], 409, "not_enough_data"),
+        ([TARGET, "no-such-board"], 422, "unknown_device"),
+    ):
+        body = _search(trials=4, population=2, devices=devices)
+        response = client.post("/v1/searches", json=body, headers=auth)
+        assert response.status_code == status, response.text
+        detail = response.json()["detail"][0]
+        assert detail["loc"] == ["body", "devices", len(devices) - 1]
+        assert detail["type"] == kind
+    assert client.app.state.services.searches.active() == 0  # type: ignore[attr-defined]
