@@ -70,6 +70,13 @@ def _cached(
     space without source devices to meta-train on is reported at ``body.space``."""
     from predictors import NoSourceDevicesError
 
+    if space not in db.list_spaces():
+        raise ApiError(
+            409, ["body", "space"],
+            f"search space {space!r} has no architectures in the database; upload "
+            "measurements (or `nas hwdb import`) first",
+            type="not_enough_data",
+        )  # fmt: skip
     with field_errors(*device_loc):
         try:
             return services.cache.get(db, space=space, device=device, predictor=predictor)

@@ -142,6 +142,21 @@ def test_space_without_source_devices_is_409_at_space(
         assert "no source device" in detail["msg"]
 
 
+def test_space_with_no_data_in_the_database_is_409_at_space(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    fbnet = get_space("fbnet")
+    body = {"space": "fbnet", "device": TARGET, "archs": [fbnet.to_string(fbnet.random(0))]}
+    for response in (
+        client.post("/v1/predict", json=body),
+        client.post(f"/v1/devices/{TARGET}/adapt", json={"space": "fbnet"}, headers=auth),
+    ):
+        assert response.status_code == 409, response.text
+        detail = response.json()["detail"][0]
+        assert detail["loc"] == ["body", "space"] and detail["type"] == "not_enough_data"
+        assert "no architectures" in detail["msg"]
+
+
 def test_adapt_endpoint(client: TestClient, auth: dict[str, str]) -> None:
     assert client.post(f"/v1/devices/{TARGET}/adapt", json={"space": SPACE}).status_code == 401
     body = client.post(f"/v1/devices/{TARGET}/adapt", json={"space": SPACE}, headers=auth).json()
