@@ -151,6 +151,13 @@ def _config(opts: dict[str, Any], space: SearchSpace[Any]) -> MeasureConfig:
     overrides = {k: opts[k] for k in ("resolution", "prompt_len", "decode_len") if opts[k]}
     if not overrides:
         return config
+    unread = [k for k in overrides if k not in space.workload_fields]
+    if unread:
+        flag = "--" + unread[0].replace("_", "-")
+        raise CLIUsageError(
+            f"{flag} does not apply to {space.name} (its workload reads "
+            f"{', '.join(space.workload_fields)}; --batch sets batch_size)"
+        )
     default = config.resolve(space).workload  # the space's measurement workload
     return replace(config, workload=replace(default, **overrides))
 

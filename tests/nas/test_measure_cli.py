@@ -63,6 +63,10 @@ def test_retest_prints_agreement(capsys: pytest.CaptureFixture[str]) -> None:
          "archs.txt"),
         (["--space", "nasbench201", "--device-name", "x", "--n", "2", "--precision", "bf16",
           "--runtime", "onnxruntime"], 1, "precision"),
+        (["--space", "mnasnet", "--device-name", "x", "--n", "2", "--prompt-len", "7"], 2,
+         "--prompt-len does not apply to mnasnet"),
+        (["--space", "mnasnet", "--device-name", "x", "--n", "2", "--prime-seconds", "inf"], 1,
+         "prime_seconds"),
     ],
 )  # fmt: skip
 def test_bad_input_one_line_on_stderr(
