@@ -10,7 +10,7 @@ import pandas as pd
 from sqlalchemy import Select, String, cast, distinct, func, select
 
 from hwdb import _bulk
-from hwdb._errors import NotFoundError
+from hwdb._errors import DuplicateError, NotFoundError
 from hwdb._models import (
     AccuracyModel,
     ArchitectureModel,
@@ -89,8 +89,14 @@ def _arch_map(items: Sequence[tuple[str, str, int | None]]) -> dict[str, dict[st
     out: dict[str, dict[str, int | None]] = {}
     for space, arch, index in items:
         current = out.setdefault(space, {})
-        if current.get(arch) is None:
+        known = current.get(arch)
+        if known is None:
             current[arch] = index
+        elif index is not None and index != known:
+            raise DuplicateError(
+                f"architecture {arch!r} of space {space!r} is given benchmark indices {known} "
+                f"and {index} in one batch"
+            )
     return out
 
 

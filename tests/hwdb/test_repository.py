@@ -90,6 +90,13 @@ def test_latency_table_and_records(db_url: str) -> None:
         assert list(table.columns) == ["a", "b"] and table.index.name == "arch"
         assert table.loc[archs[0], "b"] == 9.5 and math.isnan(table.loc[archs[1], "b"])
         assert table.attrs["benchmark_index"][archs[0]] == 123
+        conflicting = [  # one arch, two indices in one batch: refused whole, nothing stored
+            MeasurementIn("b", SPACE, archs[1], median=1.0, benchmark_index=7),
+            MeasurementIn("b", SPACE, archs[1], median=1.0, metric="e2e_ms", benchmark_index=8),
+        ]
+        with pytest.raises(DuplicateError, match="benchmark indices 7 and 8"):
+            db.add_measurements(conflicting)
+        assert db.count_measurements(device="b") == 1
         only_b = db.latency_table(SPACE, devices=["b"])
         assert list(only_b.columns) == ["b"]
         with pytest.raises(NotFoundError):
