@@ -58,6 +58,17 @@ def _adapted(services: Services, db: HardwareDB, body: PredictCreate) -> Adapted
     return _cached(services, db, body.space, body.device, body.predictor, ("body", "device"))
 
 
+def require_space_data(db: HardwareDB, space: str, *, status: int, kind: str) -> None:
+    """An error at ``body.space`` unless the database has architectures of ``space``."""
+    if space not in db.list_spaces():
+        raise ApiError(
+            status, ["body", "space"],
+            f"search space {space!r} has no architectures in the database; upload "
+            "measurements (or `nas hwdb import`) first",
+            type=kind,
+        )  # fmt: skip
+
+
 def _cached(
     services: Services,
     db: HardwareDB,
@@ -70,13 +81,7 @@ def _cached(
     space without source devices to meta-train on is reported at ``body.space``."""
     from predictors import NoSourceDevicesError
 
-    if space not in db.list_spaces():
-        raise ApiError(
-            409, ["body", "space"],
-            f"search space {space!r} has no architectures in the database; upload "
-            "measurements (or `nas hwdb import`) first",
-            type="not_enough_data",
-        )  # fmt: skip
+    require_space_data(db, space, status=409, kind="not_enough_data")
     with field_errors(*device_loc):
         try:
             return services.cache.get(db, space=space, device=device, predictor=predictor)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, status
 
 from api.deps import DbDep, ReadAccess, ServicesDep, SettingsDep, WriteKey
 from api.errors import ApiError
-from api.routes.predictions import _check_names
+from api.routes.predictions import _check_names, require_space_data
 from api.schemas import ErrorPublic, SearchCreate, SearchesPublic, SearchPublic
 
 __all__ = ["router"]
@@ -62,13 +62,7 @@ def _check_data(body: SearchCreate, db: DbDep, kind: str) -> None:
     """What the background search would fail on, checked up front from the database."""
     from nas.search import has_accuracy_table
 
-    if body.space not in db.list_spaces():
-        raise ApiError(
-            422, ["body", "space"],
-            f"search space {body.space!r} has no architectures in the database; upload "
-            "measurements (or `nas hwdb import`) first",
-            type="no_data",
-        )  # fmt: skip
+    require_space_data(db, body.space, status=422, kind="no_data")
     _check_devices(body, db)
     default_dataset = SearchCreate.model_fields["dataset"].default
     if kind == "table":
