@@ -1,4 +1,4 @@
-"""Adapted-predictor cache and architecture-string validation for the service.
+"""Latency-model cache and architecture-string validation for the service.
 
 An adapted model is cached per (database, space, device, predictor) together with the
 device's measurement count; after ``revalidate_s`` the count is read again and the model
@@ -19,6 +19,11 @@ from api.errors import ApiError
 if TYPE_CHECKING:
     from hwdb import HardwareDB
     from predictors import AdaptedLatencyModel
+    from predictors.zeroshot import RooflineLatencyModel
+
+    #: What the service predicts with: a model adapted to the device's measurements, or the
+    #: datasheet roofline of a catalog device not measured in the space yet.
+    ServedModel = AdaptedLatencyModel | RooflineLatencyModel
 
 __all__ = ["PredictorCache", "canonical_arch", "canonical_archs"]
 
@@ -53,7 +58,7 @@ def canonical_archs(space: str, archs: Sequence[str], loc: Sequence[str | int]) 
 
 @dataclass
 class _Entry:
-    model: AdaptedLatencyModel
+    model: ServedModel
     n_measurements: int
     checked: float
 
@@ -81,7 +86,7 @@ class PredictorCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def fresh(self, key: Key) -> AdaptedLatencyModel | None:
+    def fresh(self, key: Key) -> ServedModel | None:
         """The cached model if it needs no revalidation now (no I/O; safe in the event loop)."""
         entry = self._entries.get(key)
         if entry is not None and time.monotonic() - entry.checked < self.revalidate_s:
@@ -90,12 +95,13 @@ class PredictorCache:
 
     def get(
         self, db: HardwareDB, *, space: str, device: str, predictor: str | None = None
-    ) -> AdaptedLatencyModel:
-        """The adapted model of ``device`` (adapting, or meta-training, on first need).
+    ) -> ServedModel:
+        """The model of ``device`` (``predictors.latency_model``: adapting, or meta-training,
+        on first need; the datasheet roofline of a catalog device without measurements).
 
         Blocking: call it from a worker thread.
         """
-        from predictors import get_adapted_predictor, latency_metric
+        from predictors import latency_metric, latency_model
 
         key = self.key(db, space, device, predictor)
         model = self.fresh(key)
@@ -111,9 +117,9 @@ class PredictorCache:
             if entry is not None and entry.n_measurements == n:
                 entry.checked = time.monotonic()
                 return entry.model
-            adapted = get_adapted_predictor(db, space=space, device=device, predictor=predictor)
-            self._entries[key] = _Entry(adapted, n, time.monotonic())
-            return adapted
+            model = latency_model(db, space=space, device=device, predictor=predictor)
+            self._entries[key] = _Entry(model, n, time.monotonic())
+            return model
 
     def invalidate(self, db_url: str, device: str) -> None:
         """Forget every model of ``device`` in the database at ``db_url``."""

@@ -42,9 +42,11 @@ from predictors._service import (
     DEFAULT_PREDICTOR,
     AdaptedLatencyModel,
     LatencyPrediction,
+    catalog_only,
     device_datasheet,
     get_adapted_predictor,
     get_default_predictor,
+    latency_model,
     predict_latency,
 )
 
@@ -68,6 +70,7 @@ __all__ = [
     "PredictorError",
     "ScratchPredictor",
     "TransferPredictor",
+    "catalog_only",
     "device_datasheet",
     "device_split",
     "device_workload",
@@ -77,6 +80,7 @@ __all__ = [
     "get_default_predictor",
     "get_predictor",
     "latency_metrics",
+    "latency_model",
     "list_predictors",
     "load_predictor",
     "make_tasks",

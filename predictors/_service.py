@@ -22,7 +22,7 @@ from predictors._errors import NoSourceDevicesError, NotEnoughDataError, Predict
 
 if TYPE_CHECKING:
     from hwdb import HardwareDB
-    from predictors.zeroshot import DeviceModel
+    from predictors.zeroshot import DeviceModel, RooflineLatencyModel
     from search_spaces import Workload
 
 __all__ = [
@@ -30,9 +30,11 @@ __all__ = [
     "DEFAULT_PREDICTOR",
     "AdaptedLatencyModel",
     "LatencyPrediction",
+    "catalog_only",
     "device_datasheet",
     "get_adapted_predictor",
     "get_default_predictor",
+    "latency_model",
     "predict_latency",
 ]
 
@@ -266,7 +268,10 @@ def get_adapted_predictor(
     table = db.latency_table(space, metric=latency_metric(space))
     fix = f"measure it with `nas measure --space {space} --device-name {device} --reference-set`"
     if device not in table.columns:
-        raise NotEnoughDataError(f"device {device!r} has no measurements in {space!r}; {fix}")
+        raise NotEnoughDataError(
+            f"device {device!r} has no measurements in {space!r}; {fix} (or register it with "
+            "`nas device add NAME --catalog ENTRY` for zero-shot predictions)"
+        )
     col = table[device].dropna()
     if len(col) < 3:
         raise NotEnoughDataError(f"device {device!r} has {len(col)} measurements; {fix}")
@@ -303,6 +308,47 @@ def _resolved(space: str, workload: Workload | None) -> Workload:
     return workload or get_space(space).default_workload()
 
 
+def catalog_only(db: HardwareDB, *, space: str, device: str) -> bool:
+    """Whether ``device`` was registered with a catalog entry (``nas device add NAME --catalog
+    ENTRY``) and has no measurement in ``space``: a device predicted zero-shot there."""
+    from hwdb import NotFoundError
+
+    try:
+        dev = db.get_device(device)
+    except NotFoundError:
+        return False
+    if not dev.attributes.get("catalog"):
+        return False
+    metric = latency_metric(space)
+    return db.count_measurements(space=space, device=device, metric=metric) == 0
+
+
+def latency_model(
+    db: HardwareDB,
+    *,
+    space: str,
+    device: str,
+    predictor: str | None = None,
+) -> AdaptedLatencyModel | RooflineLatencyModel:
+    """The latency model that prediction requests and searches use for ``device``.
+
+    A device with measurements in ``space`` gets :func:`get_adapted_predictor`. A device
+    registered with ``nas device add NAME --catalog ENTRY`` and not measured in ``space`` yet
+    gets its datasheet roofline (``predictors.zeroshot.zero_shot_model``), whose predictions
+    say ``source == "zero-shot (datasheet)"``, as ``nas search`` does for it.
+
+    Raises:
+        NotEnoughDataError: for a device with neither enough measurements nor a catalog entry.
+    """
+    if catalog_only(db, space=space, device=device):
+        from predictors.zeroshot import zero_shot_model
+
+        model = zero_shot_model(db, space=space, device_or_entry=device, predictor=predictor)
+        assert not isinstance(model, AdaptedLatencyModel)  # meta=False: the roofline itself
+        return model
+    return get_adapted_predictor(db, space=space, device=device, predictor=predictor)
+
+
 def predict_latency(
     db: HardwareDB,
     *,
@@ -311,5 +357,5 @@ def predict_latency(
     archs: Sequence[str],
     predictor: str | None = None,
 ) -> LatencyPrediction:
-    """Convenience: adapt, then predict ``archs``."""
-    return get_adapted_predictor(db, space=space, device=device, predictor=predictor).predict(archs)
+    """Convenience: :func:`latency_model`, then predict ``archs``."""
+    return latency_model(db, space=space, device=device, predictor=predictor).predict(archs)

@@ -17,8 +17,8 @@ from api.routes.devices import get_device_or_404
 from api.schemas import AdaptCreate, AdaptPublic, ErrorPublic, PredictCreate, PredictionsPublic
 
 if TYPE_CHECKING:
+    from api._predictors import ServedModel
     from hwdb import HardwareDB
-    from predictors import AdaptedLatencyModel
 
 __all__ = ["router"]
 
@@ -48,7 +48,7 @@ def _check_names(space: str, predictor: str | None) -> None:
         )  # fmt: skip
 
 
-def _adapted(services: Services, db: HardwareDB, body: PredictCreate) -> AdaptedLatencyModel:
+def _served(services: Services, db: HardwareDB, body: PredictCreate) -> ServedModel:
     from hwdb import NotFoundError
 
     try:
@@ -76,7 +76,7 @@ def _cached(
     device: str,
     predictor: str | None,
     device_loc: tuple[str, ...],
-) -> AdaptedLatencyModel:
+) -> ServedModel:
     """The adapted model from the cache; library errors at ``device_loc``, except that a
     space without source devices to meta-train on is reported at ``body.space``."""
     from predictors import NoSourceDevicesError
@@ -89,7 +89,7 @@ def _cached(
             raise ApiError(409, ["body", "space"], str(exc), type="not_enough_data") from exc
 
 
-def _workload(model: AdaptedLatencyModel, space: str) -> dict[str, int]:
+def _workload(model: ServedModel, space: str) -> dict[str, int]:
     """The input shapes the predictions are for: the device's measured workload, else (no
     measurements, or none stored) the space's default."""
     from search_spaces import get_space
@@ -97,7 +97,7 @@ def _workload(model: AdaptedLatencyModel, space: str) -> dict[str, int]:
     return get_space(space).workload_dict(getattr(model, "workload", None))
 
 
-def _answer(model: AdaptedLatencyModel, body: PredictCreate) -> dict[str, Any]:
+def _answer(model: ServedModel, body: PredictCreate) -> dict[str, Any]:
     archs = canonical_archs(body.space, body.archs, ["body", "archs"])
     with field_errors("body", "archs"):
         pred = model.predict(archs)
@@ -132,7 +132,9 @@ async def predict(
     """Predicted latency (ms) and uncertainty of each architecture on ``device``.
 
     Uses the space's default (or the named) predictor adapted to the device's measurements;
-    the response says which predictor/version and how many measurements back it.
+    a device registered with a catalog entry and not measured in the space yet is predicted
+    zero-shot by its datasheet roofline (``source``: ``zero-shot (datasheet)``). The response
+    says which predictor/version and how many measurements back it.
     """
     if len(body.archs) > settings.max_predict_archs:
         raise ApiError(
@@ -141,13 +143,16 @@ async def predict(
             type="batch_too_large",
         )  # fmt: skip
     _check_names(body.space, body.predictor)
+    from predictors import AdaptedLatencyModel
+
     model = services.cache.fresh(services.cache.key(db, body.space, body.device, body.predictor))
-    if model is not None and len(body.archs) <= _INLINE_ARCHS:
+    # an adapted model predicts small batches in microseconds; a roofline traces each arch
+    if isinstance(model, AdaptedLatencyModel) and len(body.archs) <= _INLINE_ARCHS:
         content = _answer(model, body)
     else:
 
         def work() -> dict[str, Any]:
-            return _answer(_adapted(services, db, body), body)
+            return _answer(_served(services, db, body), body)
 
         content = await anyio.to_thread.run_sync(work)
     services.metrics.inc("nas_api_predicted_archs_total", (), float(len(body.archs)))
@@ -162,11 +167,20 @@ def adapt(
 
     Meta-trains the space's predictor first when no stored one exists (slow once).
     """
+    from predictors import AdaptedLatencyModel
+
     get_device_or_404(db, name)
     _check_names(body.space, body.predictor)
     t0 = time.perf_counter()
     services.cache.invalidate(db.url, name)
     model = _cached(services, db, body.space, name, body.predictor, ("path", "name"))
+    if not isinstance(model, AdaptedLatencyModel):
+        raise ApiError(
+            409, ["path", "name"],
+            f"device {name!r} has no measurements in {body.space!r} to adapt to (it is "
+            "predicted zero-shot from its catalog entry); upload measurements first",
+            type="not_enough_data",
+        )  # fmt: skip
     return AdaptPublic(
         space=body.space,
         device=name,

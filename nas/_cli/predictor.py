@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from nas._cli._common import console, print_json
+from nas._cli._common import console, err_console, print_json
 
 if TYPE_CHECKING:
     from hwdb import HardwareDB
@@ -135,7 +135,11 @@ def predict(
     predictor: PredOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Predict the latency of architectures on a device."""
+    """Predict the latency of architectures on a device.
+
+    A device added with ``nas device add NAME --catalog ENTRY`` and not measured in the space
+    is predicted zero-shot from its datasheet (as ``nas search`` does), and says so.
+    """
     from predictors import predict_latency
 
     if (arch is None) == (archs is None):
@@ -148,10 +152,21 @@ def predict(
         for a, m, s in zip(pred.archs, pred.mean_ms, pred.std_ms, strict=True)
     ]
     if json_:
-        print_json({"predictor": pred.predictor, "version": pred.version, "predictions": rows})
+        print_json(
+            {"predictor": pred.predictor, "version": pred.version, "source": pred.source,
+             "n_measurements": int(pred.n_measurements), "predictions": rows}
+        )  # fmt: skip
         return
+    if pred.n_measurements == 0:
+        err_console.print(
+            f"note: {pred.source} prediction ({pred.predictor} {pred.version}); measure the "
+            f"device to calibrate (`nas device onboard {device} --space {space}`)",
+            markup=False,
+        )
     for r in rows:
-        console.print(f"{r['mean_ms']:.3f} ms ± {r['std_ms']:.3f}  {r['arch']}", markup=False)
+        console.print(
+            f"{r['mean_ms']:.3f} ms ± {r['std_ms']:.3f}  {r['arch']}", markup=False, soft_wrap=True
+        )
 
 
 def _read_archs(path: Path, space: str) -> list[str]:

@@ -180,3 +180,39 @@ def test_archs_limit_is_413_by_default_and_settable_above_ten_thousand(db: Hardw
         assert response.status_code == 422 and response.json()["detail"][0]["type"] == (
             "invalid_arch"
         )
+
+
+def test_catalog_device_is_predicted_zero_shot(client: TestClient, auth: dict[str, str]) -> None:
+    """A device created with ``attributes.catalog`` and no measurements in the space gets its
+    datasheet roofline (as ``nas search`` and ``nas predictor predict`` do); it cannot be
+    adapted until it has measurements; an unknown catalog entry is a 422 at the field."""
+    from predictors.zeroshot import ZERO_SHOT_SOURCE
+
+    bad = {"name": "orin", "attributes": {"catalog": "no-such-chip"}}
+    response = client.post("/v1/devices", json=bad, headers=auth)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "attributes"]
+    assert "catalog" in response.json()["detail"][0]["msg"]
+    good = {"name": "orin", "family": "jetson", "attributes": {"catalog": "Orin Nano"}}
+    created = client.post("/v1/devices", json=good, headers=auth)
+    assert created.status_code in (200, 201), created.text
+    assert created.json()["attributes"]["catalog"] == "jetson-orin-nano"  # stored by its name
+    archs = _random_archs(3)
+    body = client.post("/v1/predict", json={"space": SPACE, "device": "orin", "archs": archs})
+    assert body.status_code == 200, body.text
+    data = body.json()
+    assert data["source"] == ZERO_SHOT_SOURCE and data["n_measurements"] == 0
+    assert data["predictor"] == "roofline" and all(d["latency_ms"] > 0 for d in data["data"])
+    adapt = client.post("/v1/devices/orin/adapt", json={"space": SPACE}, headers=auth)
+    assert adapt.status_code == 409
+    assert adapt.json()["detail"][0]["loc"] == ["path", "name"]
+
+
+def test_catalog_lists_the_datasheet_entries(client: TestClient) -> None:
+    from hwdb.catalog import load_catalog
+
+    body = client.get("/v1/catalog").json()
+    names = [e["name"] for e in body["data"]]
+    assert names == [e.name for e in load_catalog()] and body["count"] == len(names)
+    nano = body["data"][names.index("jetson-nano")]
+    assert nano["peak_tflops"]["fp32"] > 0 and nano["citations"][0]["url"].startswith("https://")

@@ -37,3 +37,34 @@ def test_negative_shots_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> 
     with pytest.raises(SystemExit) as exc:
         main(["predictor", "evaluate", "--space", "nasbench201", "--device", "x", "--shots", "-1"])
     assert exc.value.code == 2
+
+
+def test_predict_a_catalog_device_zero_shot(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`nas predictor predict` serves a catalog device with no measurements from its datasheet
+    (as `nas search` does) and says so: `source` in JSON, a note on stderr otherwise."""
+    import json
+
+    from hwdb import HardwareDB
+
+    db = f"sqlite:///{tmp_path / 'z.sqlite'}"
+    HardwareDB(db).close()  # an empty database
+    with pytest.raises(SystemExit) as exc:
+        main(["--db", db, "device", "add", "orin", "--catalog", "jetson-orin-nano"])
+    assert exc.value.code == 0
+    capsys.readouterr()
+    predict = ["--db", db, "predictor", "predict", "--space", "nasbench201", "--device", "orin",
+               "--arch", NB201]  # fmt: skip
+    with pytest.raises(SystemExit) as exc:
+        main([*predict, "--json"])
+    assert exc.value.code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["source"] == "zero-shot (datasheet)" and out["n_measurements"] == 0
+    assert out["predictions"][0]["arch"] == NB201 and out["predictions"][0]["mean_ms"] > 0
+    with pytest.raises(SystemExit) as exc:
+        main(predict)
+    assert exc.value.code == 0
+    captured = capsys.readouterr()
+    assert "zero-shot" in captured.err and "nas device onboard orin" in captured.err
+    assert NB201 in captured.out

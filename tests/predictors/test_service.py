@@ -47,6 +47,38 @@ def test_unknown_device_names_the_fix(db_url: str, tmp_path: Path) -> None:
         get_adapted_predictor(db, space="nasbench201", device="raspi4")
 
 
+def test_catalog_device_without_measurements_is_predicted_zero_shot(tmp_path: Path) -> None:
+    """``latency_model`` (what ``nas predictor predict`` and the API serve) gives a catalog
+    device with no measurements in the space its datasheet roofline, as ``nas search`` does;
+    a device with neither measurements nor a catalog entry is an error naming both fixes."""
+    from hwdb import DeviceSpec, HardwareDB, MeasurementIn
+    from predictors import catalog_only, latency_model
+    from predictors.zeroshot import ZERO_SHOT_SOURCE, roofline_latency_ms
+    from search_spaces import get_space
+
+    space = get_space("nasbench201")
+    archs = [space.to_string(space.random(i)) for i in range(2)]
+    with HardwareDB(f"sqlite:///{tmp_path / 'z.sqlite'}") as db:
+        db.upsert_device(DeviceSpec(name="orin", attributes={"catalog": "jetson-orin-nano"}))
+        db.upsert_device(DeviceSpec(name="bare"))
+        db.upsert_device(DeviceSpec(name="unmeasured"))
+        db.add_measurements([MeasurementIn("bare", "nasbench201", archs[0], median=1.0)])
+        assert catalog_only(db, space="nasbench201", device="orin")
+        assert not catalog_only(db, space="nasbench201", device="bare")
+        assert not catalog_only(db, space="nasbench201", device="ghost")
+        model = latency_model(db, space="nasbench201", device="orin")
+        pred = model.predict(archs)
+        assert pred.source == ZERO_SHOT_SOURCE and pred.n_measurements == 0
+        ds = model.model  # type: ignore[union-attr]
+        np.testing.assert_allclose(pred.mean_ms, roofline_latency_ms("nasbench201", archs, ds))
+        again = predict_latency(db, space="nasbench201", device="orin", archs=archs)
+        np.testing.assert_allclose(again.mean_ms, pred.mean_ms)
+        with pytest.raises(NotEnoughDataError, match="has 1 measurements; measure it"):
+            latency_model(db, space="nasbench201", device="bare")
+        with pytest.raises(NotEnoughDataError, match="nas measure.*--catalog"):
+            latency_model(db, space="nasbench201", device="unmeasured")
+
+
 def test_catalog_backed_device_adapts_with_its_datasheet(db_url: str, tmp_path: Path) -> None:
     """A device registered with a catalog entry (``nas device add --catalog``) adapts with its
     datasheet roofline as a prior; an imported device without one does not."""
