@@ -16,7 +16,7 @@ from api.config import Settings
 from api.deps import Services, load_settings
 from api.errors import install_handlers
 from api.middleware import BodyLimitMiddleware, HeadMiddleware, MetricsMiddleware
-from api.routes import devices, health, measurements, predictions, searches, spaces
+from api.routes import catalog, devices, health, measurements, predictions, searches, spaces
 
 if TYPE_CHECKING:
     from hwdb import HardwareDB
@@ -28,7 +28,7 @@ API_PREFIX = "/v1"
 
 def _api_router() -> APIRouter:
     router = APIRouter(prefix=API_PREFIX)
-    for module in (spaces, devices, measurements, predictions, searches):
+    for module in (spaces, catalog, devices, measurements, predictions, searches):
         router.include_router(module.router)
     return router
 

@@ -1,7 +1,8 @@
 """Pydantic v2 request/response schemas (the template's XBase/XCreate/XPublic/XsPublic families).
 
 Field limits mirror the hwdb columns (so PostgreSQL never sees an oversized value), numbers
-must be finite, latencies positive; NUL characters are rejected in free text.
+must be finite, latencies positive; NUL characters are rejected in free text. Request bodies
+are strict: a JSON string or boolean is not read as a number (`"budget_ms": true` is a 422).
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from pydantic import (
     field_validator,
 )
 
+from hwdb.catalog import CatalogEntry
 from nas.search import LOCAL_SEARCH_DEFAULT
 
 __all__ = [
     "AdaptCreate",
     "AdaptPublic",
+    "CatalogPublic",
     "DeviceBase",
     "DeviceCreate",
     "DevicePublic",
@@ -165,12 +168,34 @@ class DeviceBase(BaseModel):
     source: _text(2000) = ""  # type: ignore[valid-type]
     attributes: JsonObject = Field(default_factory=dict)
 
+    @field_validator("attributes")
+    @classmethod
+    def _known_catalog_entry(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """``attributes.catalog`` (what ``nas device add --catalog`` sets, and what zero-shot
+        prediction prices) must name a datasheet catalog entry; it is stored by its name."""
+        if "catalog" not in value:
+            return value
+        from hwdb import NotFoundError
+        from hwdb.catalog import get_entry
+
+        entry = value["catalog"]
+        try:
+            name = get_entry(entry).name if isinstance(entry, str) else None
+        except (NotFoundError, ValueError):
+            name = None
+        if name is None:
+            raise ValueError(
+                f"attributes.catalog {entry!r} is not a datasheet catalog entry "
+                "(`GET /v1/catalog` lists them)"
+            )
+        return {**value, "catalog": name}
+
 
 class DeviceCreate(DeviceBase):
     """Body of ``POST /v1/devices``: insert, or update the device of that name (fields left
     out keep their stored values)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: Name
 
@@ -179,7 +204,7 @@ class DeviceUpdate(DeviceBase):
     """Body of ``PATCH /v1/devices/{name}``: the fields to change; those left out keep their
     stored values (the defaults shown apply only to ``POST`` of a new device)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class DevicePublic(DeviceBase):
@@ -223,7 +248,7 @@ class MeasurementBase(BaseModel):
 class MeasurementCreate(MeasurementBase):
     """One measurement of an upload."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class MeasurementsCreate(BaseModel):
@@ -233,7 +258,7 @@ class MeasurementsCreate(BaseModel):
     the same body returns the first response and writes nothing more.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     #: The cap is ``Settings.max_batch`` (``NAS_API_MAX_BATCH``), checked by the route (413).
     measurements: Annotated[
@@ -289,7 +314,7 @@ class UploadPublic(BaseModel):
 class PredictCreate(BaseModel):
     """Body of ``POST /v1/predict``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     space: SpaceName
     device: Name
@@ -332,7 +357,7 @@ class PredictionsPublic(BaseModel):
 class AdaptCreate(BaseModel):
     """Body of ``POST /v1/devices/{name}/adapt``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     space: SpaceName
     predictor: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
@@ -361,8 +386,8 @@ def _budget(value: Any) -> float | dict[str, float] | None:
     if value is None:
         return None
     if isinstance(value, dict):
-        return _BUDGETS.validate_python(value)
-    return _ONE_BUDGET.validate_python(value)
+        return _BUDGETS.validate_python(value, strict=True)
+    return _ONE_BUDGET.validate_python(value, strict=True)
 
 
 #: One latency budget (ms) for every device, or one per device name.
@@ -375,7 +400,7 @@ Budget = Annotated[
 class SearchCreate(BaseModel):
     """Body of ``POST /v1/searches`` (see :func:`nas.search.run_search`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     space: SpaceName
     devices: Annotated[list[Name], Field(min_length=1, max_length=8)]
@@ -472,6 +497,14 @@ class SpaceSummaryPublic(BaseModel):
     n_architectures: int
     n_devices: int
     n_measurements: int
+
+
+class CatalogPublic(BaseModel):
+    """The datasheet catalog (:class:`hwdb.catalog.CatalogEntry` each): devices that can be
+    predicted zero-shot."""
+
+    data: list[CatalogEntry]
+    count: int
 
 
 class SpacesPublic(BaseModel):

@@ -52,6 +52,18 @@ def _check_positive_float(name: str, value: object, *, allow_zero: bool = False)
     raise ValueError(f"`{name}` must be {bound}, got {value!r}.")
 
 
+def _check_order(median: float, mean: float | None, low: float | None, p90: float | None) -> None:
+    """Statistics of one set of timed runs: ``min <= median <= p90`` and ``min <= mean``
+    (to a relative 1e-9, for floating-point sums of equal samples)."""
+    tol = 1e-9 * median
+    if low is not None and low > median + tol:
+        raise ValueError(f"`min` ({low!r}) must not exceed `median` ({median!r}).")
+    if p90 is not None and p90 < median - tol:
+        raise ValueError(f"`p90` ({p90!r}) must not be below `median` ({median!r}).")
+    if low is not None and mean is not None and mean < low - tol:
+        raise ValueError(f"`mean` ({mean!r}) must not be below `min` ({low!r}).")
+
+
 @dataclass(frozen=True)
 class DeviceSpec:
     """A device as described by its owner (the unique key is ``name``).
@@ -118,8 +130,8 @@ class MeasurementIn:
         median: Median in milliseconds; finite and > 0.
         mean: Mean in milliseconds.
         std: Standard deviation in milliseconds (>= 0).
-        min: Minimum in milliseconds.
-        p90: 90th percentile in milliseconds.
+        min: Minimum in milliseconds (not above ``median`` or ``mean``).
+        p90: 90th percentile in milliseconds (not below ``median``).
         n_runs: Number of timed runs (>= 1).
         warmup: Number of warm-up runs (>= 0).
         protocol: Measurement protocol tag (part of the idempotency key).
@@ -155,6 +167,7 @@ class MeasurementIn:
                 _check_positive_float(name, getattr(self, name))
         if self.std is not None:
             _check_positive_float("std", self.std, allow_zero=True)
+        _check_order(self.median, self.mean, self.min, self.p90)
         if not isinstance(self.n_runs, int) or self.n_runs < 1:
             raise ValueError(f"`n_runs` must be greater than or equal to 1, got {self.n_runs!r}.")
         if not isinstance(self.warmup, int) or self.warmup < 0:

@@ -65,7 +65,6 @@ def _check_workload(space: str, workload: dict[str, Any], row: int) -> None:
 
 
 def _rows(name: str, body: MeasurementsCreate) -> list[MeasurementIn]:
-    from hwdb import MeasurementIn
     from search_spaces import list_spaces
 
     known = set(list_spaces())
@@ -104,8 +103,24 @@ def _rows(name: str, body: MeasurementsCreate) -> list[MeasurementIn]:
         seen[key] = i
         _check_workload(m.space, m.workload, i)
         with field_errors("body", "measurements", i):
-            rows.append(MeasurementIn(device=name, **{**m.model_dump(), "arch": archs[i]}))
+            rows.append(_measurement(name, m.model_dump(), archs[i], i))
     return rows
+
+
+def _measurement(device: str, fields: dict[str, Any], arch: str, i: int) -> MeasurementIn:
+    """The row as :class:`hwdb.MeasurementIn`; a value it rejects (e.g. ``min`` above
+    ``median``) is a 422 at the field its message names in backticks."""
+    from hwdb import MeasurementIn
+
+    try:
+        return MeasurementIn(device=device, **{**fields, "arch": arch})
+    except ValueError as exc:
+        text = str(exc)
+        field = text.split("`")[1] if text.count("`") >= 2 else None
+        loc: list[str | int] = ["body", "measurements", i]
+        if field in fields:
+            loc.append(str(field))
+        raise ApiError(422, loc, text, type="value_error") from exc
 
 
 def _store(db: HardwareDB, name: str, body: MeasurementsCreate, key: str | None) -> dict[str, Any]:

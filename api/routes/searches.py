@@ -83,13 +83,14 @@ def _check_data(body: SearchCreate, db: DbDep, kind: str) -> None:
 
 
 def _check_devices(body: SearchCreate, db: DbDep) -> None:
-    """Every (known) device must have the measurements its predictor adapts to."""
-    from predictors import latency_metric
+    """Every (known) device must have the measurements its predictor adapts to, or be a
+    catalog device not measured in the space (searched zero-shot, as the CLI does)."""
+    from predictors import catalog_only, latency_metric
 
     table = db.latency_table(body.space, metric=latency_metric(body.space))
     for i, device in enumerate(body.devices):
         n = int(table[device].notna().sum()) if device in table.columns else 0
-        if n < _MIN_MEASUREMENTS:
+        if n < _MIN_MEASUREMENTS and not catalog_only(db, space=body.space, device=device):
             raise ApiError(
                 409, ["body", "devices", i],
                 f"device {device!r} has {n} measurements in {body.space!r}; a search adapts "

@@ -121,6 +121,12 @@ def test_same_key_other_body_is_422(client: TestClient, auth: dict[str, str], de
         # beyond any real input: the cost models would overflow on it at prediction time
         ({"workload": {"resolution": 10**30}}, ["body", "measurements", 2, "workload"]),
         ({"environment": {"k": json.loads("[" * 40 + "]" * 40)}}, [*_ROW2, "environment"]),
+        # statistics of one set of runs that contradict each other
+        ({"median": 2.0, "min": 3.0}, [*_ROW2, "min"]),
+        ({"median": 2.0, "p90": 1.5}, [*_ROW2, "p90"]),
+        ({"median": 2.0, "min": 1.5, "mean": 1.0}, [*_ROW2, "mean"]),
+        ({"n_runs": True}, [*_ROW2, "n_runs"]),  # strict bodies: no bool, str or 2.0 for an int
+        ({"n_runs": "5"}, [*_ROW2, "n_runs"]),
     ],
 )
 def test_bad_row_is_422_and_nothing_is_written(

@@ -131,6 +131,8 @@ def test_budget_errors_name_the_field_not_union_members(
     for budget, loc in [
         (-1, ["body", "budget_ms"]),
         ({TARGET: -1}, ["body", "budget_ms", TARGET]),
+        (True, ["body", "budget_ms"]),  # strict bodies: a boolean is not a number
+        ("2.5", ["body", "budget_ms"]),
     ]:
         response = client.post("/v1/searches", json=_search(budget_ms=budget), headers=auth)
         assert response.status_code == 422
@@ -211,3 +213,16 @@ def test_a_device_without_measurements_is_rejected_up_front(
         assert detail["loc"] == ["body", "devices", len(devices) - 1]
         assert detail["type"] == kind
     assert client.app.state.services.searches.active() == 0  # type: ignore[attr-defined]
+
+
+def test_a_catalog_device_is_searched_zero_shot(client: TestClient, auth: dict[str, str]) -> None:
+    """A catalog device with no measurements is searched with its datasheet roofline, as the
+    CLI's `nas search` does, instead of being refused."""
+    device = {"name": "orin", "family": "jetson", "attributes": {"catalog": "jetson-orin-nano"}}
+    assert client.post("/v1/devices", json=device, headers=auth).status_code in (200, 201)
+    body = _search(trials=4, population=2, devices=["orin"])
+    created = client.post("/v1/searches", json=body, headers=auth)
+    assert created.status_code == 202, created.text
+    done = _wait(client, created.json()["id"])
+    assert done["status"] == "completed", done["error"]
+    assert done["front"] and all(p["latency_ms"]["orin"] > 0 for p in done["front"])

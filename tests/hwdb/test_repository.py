@@ -183,11 +183,24 @@ def test_artifacts(db_url: str) -> None:
         ({"median": 1.0, "n_runs": 0}, "n_runs"),
         ({"median": 1.0, "std": -1.0}, "std"),
         ({"median": 1.0, "warmup": -1}, "warmup"),
+        ({"median": 1.0, "min": 1.5}, "min"),
+        ({"median": 1.0, "p90": 0.9}, "p90"),
+        ({"median": 1.0, "min": 0.8, "mean": 0.7}, "mean"),
     ],
 )
 def test_measurement_in_rejects_bad_values(kwargs: dict[str, float], name: str) -> None:
-    with pytest.raises(ValueError, match=f"`{name}`"):
+    with pytest.raises(ValueError, match=f"^`{name}`"):
         MeasurementIn("d", SPACE, "x", **kwargs)  # type: ignore[arg-type]
+
+
+def test_statistics_of_equal_samples_are_consistent() -> None:
+    """The mean of equal samples can fall an ulp below their minimum; that is not a
+    contradiction."""
+    import numpy as np
+
+    samples = np.full(7, 0.1)
+    mean = float(np.mean(samples))
+    MeasurementIn("d", SPACE, "x", median=0.1, mean=mean, min=0.1, p90=0.1)
 
 
 @pytest.mark.parametrize(
