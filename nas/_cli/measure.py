@@ -179,7 +179,7 @@ def measure(
     batch: Annotated[int, typer.Option("--batch", min=1)] = 1,
     runtime: Annotated[str, typer.Option("--runtime", help="torch or onnxruntime.")] = "torch",
     device_type: Annotated[str, typer.Option("--device-type", help="auto, cpu, cuda.")] = "auto",
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the arch sample (>= 0).")] = 0,
     rounds: Annotated[int, typer.Option("--rounds", min=1, help="Interleaved rounds.")] = 10,
     repeats: Annotated[int, typer.Option("--repeats", min=1, help="Runs per round.")] = 3,
     warmup: Annotated[int, typer.Option("--warmup", min=0)] = 5,

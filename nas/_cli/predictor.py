@@ -6,7 +6,7 @@ Thin layer over :mod:`predictors`; the database comes from ``--db`` / ``NAS_DATA
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -39,7 +39,7 @@ def _open() -> HardwareDB:
     return HardwareDB(create=False)
 
 
-def _usage(message: str) -> None:
+def _usage(message: str) -> NoReturn:
     from nas import CLIUsageError
 
     raise CLIUsageError(message)
@@ -174,7 +174,13 @@ def _read_archs(path: Path, space: str) -> list[str]:
     it is a registered space) is an error naming the file and line."""
     from search_spaces import SearchSpaceError, get_space, list_spaces
 
-    numbered = [(i, ln.strip()) for i, ln in enumerate(path.read_text().splitlines(), 1)]
+    try:
+        text = path.read_text()
+    except OSError as exc:  # missing, a folder, unreadable
+        _usage(f"--archs {path}: {exc.strerror or exc}")
+    except UnicodeDecodeError:
+        _usage(f"--archs {path} is not a text file")
+    numbered = [(i, ln.strip()) for i, ln in enumerate(text.splitlines(), 1)]
     lines = [(i, ln) for i, ln in numbered if ln]
     if not lines:
         _usage(f"--archs file {path} holds no architecture")

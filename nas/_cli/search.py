@@ -109,7 +109,7 @@ def search(
         str | None, typer.Option(help="RDB URL or journal file (default OUT/study.journal).")
     ] = None,
     study: Annotated[str | None, typer.Option("--study", help="Study name.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="Random seed (>= 0).")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the front as JSON.")] = False,
 ) -> None:
@@ -134,6 +134,8 @@ def search(
         sp = get_space(space)
     except SearchSpaceError as exc:  # an unknown --space
         raise CLIUsageError(str(exc)) from exc
+    if any(not d.strip() for d in device):
+        raise CLIUsageError("--device must be a device name, pattern or catalog entry, got ''")
     if out is not None and out.exists() and not out.is_dir():
         raise CLIUsageError(f"--out {out} is a file, not a folder")
     budgets = _budgets(list(latency_budget or []), list(device))  # before any loading

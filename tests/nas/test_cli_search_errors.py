@@ -48,6 +48,8 @@ def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
         (["--accuracy", "bogus"], "--accuracy must be table, proxy"),
         (["--space", "nosuch"], "nosuch"),
         (["--budget-z", "-1"], "--budget-z"),
+        (["--seed", "-3"], "--seed"),  # numpy's own message came after the models loaded
+        (["--device", " "], "--device must be a device name"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(

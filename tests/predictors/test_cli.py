@@ -55,6 +55,10 @@ def test_predict_and_errors(
     assert _run([*base, "--device", "pixel3", "--archs", str(f)]) == 1
     assert capsys.readouterr().err.startswith(f"error: --archs {f} line 3: ")
     assert _run([*base, "--device", "pixel3"]) == 2  # neither --arch nor --archs
+    capsys.readouterr()
+    for missing in (tmp_path / "missing.txt", tmp_path):  # no file; a folder
+        assert _run([*base, "--device", "pixel3", "--archs", str(missing)]) == 2
+        assert capsys.readouterr().err.startswith(f"error: --archs {missing}: ")
     assert _run([*base, "--device", "nope", "--arch", arch]) == 1
     assert "nas measure" in capsys.readouterr().err
     assert _run(["--db", db_url, "predictor", "evaluate", "--space", "nasbench201"]) == 2
