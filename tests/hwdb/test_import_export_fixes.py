@@ -145,3 +145,9 @@ def test_help_import_of_the_release_root_points_to_its_data_folder(tmp_path: Pat
     with pytest.raises(ImportDataError, match="import that folder") as exc:
         load_help(tmp_path)
     assert str(tmp_path / "data") in str(exc.value)
+
+
+def test_parquet_contradictory_statistics_name_the_column(tmp_path: Path) -> None:
+    path = _parquet_with(tmp_path, {"min": 3.0, "arch": nb201_archs(1)[0]})  # median 1.5
+    with pytest.raises(ImportDataError, match=r"row 2.*'min'.*must not exceed `median`"):
+        load_parquet(path)
