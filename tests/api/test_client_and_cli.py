@@ -48,18 +48,20 @@ def test_api_key_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     url = f"sqlite:///{tmp_path / 'keys.sqlite'}"
     monkeypatch.setenv("NAS_DATABASE_URL", url)
     runner = CliRunner()
-    missing = runner.invoke(cli, ["api-key", "create", "ci", "--json"])
+    # long enough that a random token never contains it by chance ("ci" did, ~1% of runs)
+    name = "ci-deploy-bot"
+    missing = runner.invoke(cli, ["api-key", "create", name, "--json"])
     assert missing.exit_code != 0 and not (tmp_path / "keys.sqlite").exists()  # a typo'd --db
     HardwareDB(url).close()  # what `nas hwdb init` creates
-    created = runner.invoke(cli, ["api-key", "create", "ci", "--json"])
+    created = runner.invoke(cli, ["api-key", "create", name, "--json"])
     assert created.exit_code == 0, created.output
     token = json.loads(created.output)["token"]
     with HardwareDB(url) as db:
         assert db.verify_api_key(token) is not None
-        assert "ci" not in token and token not in str(db.list_api_keys())
+        assert name not in token and token not in str(db.list_api_keys())
     listed = json.loads(runner.invoke(cli, ["api-key", "list", "--json"]).output)
-    assert [k["name"] for k in listed] == ["ci"] and listed[0]["active"] is True
-    assert runner.invoke(cli, ["api-key", "revoke", "ci"]).exit_code == 0
+    assert [k["name"] for k in listed] == [name] and listed[0]["active"] is True
+    assert runner.invoke(cli, ["api-key", "revoke", name]).exit_code == 0
     with HardwareDB(url) as db:
         assert db.verify_api_key(token) is None
     help_text = runner.invoke(cli, ["serve", "--help"]).output
