@@ -192,7 +192,7 @@ class SearchManager:
             self._finish(job, "completed")
 
     def _search(self, job: SearchJob, db: HardwareDB, cache: PredictorCache) -> SearchResult:
-        from nas.search import make_accuracy_objective, run_search
+        from nas.search import make_accuracy_objective, measured_first, run_search
         from search_spaces import get_space, restrict_space
 
         req = job.request
@@ -200,9 +200,12 @@ class SearchManager:
         if req.choices:
             space = restrict_space(space, req.choices)
         models = {
-            d: cache.get(db, space=space.name, device=d, predictor=req.predictor)
+            d: measured_first(
+                db, space=space, device=d,
+                model=cache.get(db, space=space.name, device=d, predictor=req.predictor),
+            )
             for d in req.devices
-        }
+        }  # fmt: skip
         objective = make_accuracy_objective(
             req.accuracy, space=space, db=db, dataset=req.dataset, seed=req.seed or 0
         )

@@ -61,15 +61,17 @@ def _front_hv(
 
 def _latency_model(kind: str, db_url: str, device: str) -> object:
     from hwdb import HardwareDB
-    from nas.search import MeasuredLatencyModel
+    from nas.search import MeasuredLatencyModel, measured_first
     from search_spaces import get_space
 
+    space = get_space("nasbench201")
     with HardwareDB(db_url) as db:
         if kind == "knn":
-            return MeasuredLatencyModel.from_db(db, space=get_space("nasbench201"), device=device)
+            return MeasuredLatencyModel.from_db(db, space=space, device=device)
         from predictors import get_adapted_predictor
 
-        return get_adapted_predictor(db, space="nasbench201", device=device)
+        adapted = get_adapted_predictor(db, space="nasbench201", device=device)
+        return measured_first(db, space=space, device=device, model=adapted)  # as `nas search`
 
 
 def main(argv: list[str] | None = None) -> int:

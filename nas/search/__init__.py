@@ -18,7 +18,13 @@ if TYPE_CHECKING:
     from nas.search._errors import DeviceResolutionError, SearchError, StudyMismatchError
     from nas.search._export import EXPORT_FORMATS, export_model, load_exported
     from nas.search._hypervolume import hypervolume, normalized_hypervolume
-    from nas.search._latency import MeasuredLatencyModel, load_latency_models
+    from nas.search._latency import (
+        MeasuredFirstModel,
+        MeasuredLatencyModel,
+        MeasuredPrediction,
+        load_latency_models,
+        measured_first,
+    )
     from nas.search._local import LOCAL_SEARCH_DEFAULT, neighbour_params
     from nas.search._objectives import (
         ProxyAccuracy,
@@ -47,8 +53,11 @@ _LAZY = {
     "load_exported": "nas.search._export",
     "hypervolume": "nas.search._hypervolume",
     "normalized_hypervolume": "nas.search._hypervolume",
+    "MeasuredFirstModel": "nas.search._latency",
     "MeasuredLatencyModel": "nas.search._latency",
+    "MeasuredPrediction": "nas.search._latency",
     "load_latency_models": "nas.search._latency",
+    "measured_first": "nas.search._latency",
     "LOCAL_SEARCH_DEFAULT": "nas.search._local",
     "neighbour_params": "nas.search._local",
     "ProxyAccuracy": "nas.search._objectives",
@@ -83,7 +92,9 @@ __all__ = [
     "DeviceMatch",
     "DeviceResolutionError",
     "LatencyModel",
+    "MeasuredFirstModel",
     "MeasuredLatencyModel",
+    "MeasuredPrediction",
     "ProxyAccuracy",
     "SearchError",
     "SearchResult",
@@ -98,6 +109,7 @@ __all__ = [
     "hypervolume",
     "load_exported",
     "load_latency_models",
+    "measured_first",
     "make_accuracy_objective",
     "make_batch",
     "neighbour_params",

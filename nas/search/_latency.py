@@ -10,6 +10,12 @@ every space, unlike ``SearchSpace.encode`` which profiles a model).
 Devices nobody has measured (zero-shot matches of :mod:`nas.search._devices`) get
 ``predictors.zeroshot.zero_shot_model``: the datasheet roofline of their catalog entry
 (Williams et al., CACM 2009), labelled ``"zero-shot (datasheet)"``.
+
+Measured beats predicted: :class:`MeasuredFirstModel` (:func:`measured_first`) gives an
+architecture measured on the device its measured median (uncertainty 0) and predicts the rest.
+A predictor is a smoothed fit: on the LatBench Jetson Nano with all 15,284 archs measured, the
+adapted predictor (Spearman 0.992, 4 % mean error) scored a search front at 0.963 of the true
+hypervolume where the measurements themselves give 0.987.
 """
 
 from __future__ import annotations
@@ -28,7 +34,13 @@ if TYPE_CHECKING:
     from nas.search._types import LatencyModel
     from search_spaces import SearchSpace
 
-__all__ = ["MeasuredLatencyModel", "MeasuredPrediction", "load_latency_models"]
+__all__ = [
+    "MeasuredFirstModel",
+    "MeasuredLatencyModel",
+    "MeasuredPrediction",
+    "load_latency_models",
+    "measured_first",
+]
 
 _SPLIT = re.compile(r"[|+~:_,\-\s]+")
 
@@ -121,6 +133,50 @@ class MeasuredLatencyModel:
         )
 
 
+class MeasuredFirstModel:
+    """The device's measured median for each measured architecture, ``model`` for the rest.
+
+    Args:
+        model: The latency model of the device (e.g. the adapted predictor).
+        measured: Measured median latency (ms) by canonical architecture string.
+    """
+
+    def __init__(self, model: LatencyModel, measured: Mapping[str, float]) -> None:
+        self.model = model
+        self.measured = {a: float(v) for a, v in measured.items() if np.isfinite(v) and v > 0}
+        self.source = getattr(model, "source", "predicted")
+
+    def predict(self, archs: Sequence[str]) -> Any:
+        """``model``'s prediction with measured archs replaced by their medians (std 0)."""
+        pred = self.model.predict(archs)
+        hits = [i for i, a in enumerate(archs) if a in self.measured]
+        if not hits:
+            return pred
+        mean = np.array(pred.mean_ms, dtype=float, copy=True).reshape(-1)
+        std = np.array(getattr(pred, "std_ms", np.zeros_like(mean)), dtype=float, copy=True)
+        mean[hits] = [self.measured[archs[i]] for i in hits]
+        std.reshape(-1)[hits] = 0.0
+        return MeasuredPrediction(
+            list(archs), mean, std.reshape(-1), str(getattr(pred, "predictor", "")),
+            str(getattr(pred, "version", "")), int(getattr(pred, "n_measurements", 0)),
+            f"{getattr(pred, 'source', 'predicted')}; measured where measured",
+        )  # fmt: skip
+
+
+def measured_first(
+    db: HardwareDB, *, space: SearchSpace[Any], device: str, model: LatencyModel
+) -> LatencyModel:
+    """``model`` behind the device's measurements in ``space`` (:class:`MeasuredFirstModel`);
+    ``model`` itself when the device has none (a zero-shot catalog device)."""
+    table = db.latency_table(space.name, devices=[device], metric=space.latency_metric)
+    if device not in table.columns:
+        return model
+    col = table[device].dropna()
+    if col.empty:
+        return model
+    return MeasuredFirstModel(model, {str(a): float(v) for a, v in col.items()})
+
+
 def load_latency_models(
     db: HardwareDB,
     *,
@@ -131,8 +187,9 @@ def load_latency_models(
 ) -> tuple[dict[str, LatencyModel], str]:
     """The latency model of every device, and a note saying which kind was used.
 
-    Uses ``predictors.get_adapted_predictor`` (adapted to each device's measurements) when the
-    predictor package provides it, else :class:`MeasuredLatencyModel`. Devices in
+    Uses ``predictors.get_adapted_predictor`` (adapted to each device's measurements, behind
+    the measurements themselves: :func:`measured_first`) when the predictor package provides
+    it, else :class:`MeasuredLatencyModel`. Devices in
     ``zero_shot`` (device name -> catalog entry) have no measurements and get
     ``predictors.zeroshot.zero_shot_model`` instead.
 
@@ -162,10 +219,12 @@ def load_latency_models(
             notes.append("measured-data kNN (predictors.get_adapted_predictor unavailable)")
         else:
             for d in measured:
-                models[d] = get_adapted_predictor(
-                    db, space=space.name, device=d, predictor=predictor
-                )
-            notes.append("adapted predictor (predictors.get_adapted_predictor)")
+                adapted = get_adapted_predictor(db, space=space.name, device=d, predictor=predictor)
+                models[d] = measured_first(db, space=space, device=d, model=adapted)
+            notes.append(
+                "adapted predictor (predictors.get_adapted_predictor), measured medians for "
+                "measured archs"
+            )
     if zs:
         from predictors.zeroshot import zero_shot_model
 

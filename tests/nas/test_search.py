@@ -260,6 +260,38 @@ def test_device_resolution(db_url: str) -> None:
             resolve_device(db, " ", space="nasbench201")
 
 
+def test_measured_archs_get_their_measurements(db_url: str) -> None:
+    """`measured_first` (what `nas search` and API searches use): a measured arch gets its
+    measured median with no uncertainty, the others the wrapped model's prediction; a device
+    with no measurement in the space keeps the model itself."""
+    from hwdb import HardwareDB
+    from nas.search import MeasuredFirstModel, MeasuredPrediction, measured_first
+    from search_spaces import get_space
+
+    class Constant:
+        def predict(self, archs: Sequence[str]) -> MeasuredPrediction:
+            n = len(archs)
+            return MeasuredPrediction(
+                list(archs), np.full(n, 99.0), np.full(n, 9.0), "const", "1", 0, "test"
+            )
+
+    sp = get_space("nasbench201")
+    with HardwareDB(db_url) as db:
+        table = db.latency_table("nasbench201", devices=[DEVICE])[DEVICE].dropna()
+        model = measured_first(db, space=sp, device=DEVICE, model=Constant())
+        bare = Constant()
+        assert measured_first(db, space=sp, device="jetson-orin-unmeasured", model=bare) is bare
+    assert isinstance(model, MeasuredFirstModel)
+    known = list(table.index[:3])
+    other = [a for a in (sp.to_string(sp.random(i)) for i in range(10)) if a not in table.index]
+    pred = model.predict([known[0], other[0], known[1], other[1], known[2]])
+    np.testing.assert_allclose(pred.mean_ms[[0, 2, 4]], table.loc[known].to_numpy())
+    np.testing.assert_allclose(pred.mean_ms[[1, 3]], 99.0)
+    np.testing.assert_allclose(pred.std_ms, [0.0, 9.0, 0.0, 9.0, 0.0])
+    assert pred.predictor == "const" and "measured" in pred.source
+    assert model.predict(other[:2]).source == "test"  # nothing measured: the model's answer
+
+
 def test_measured_latency_model_lookup_and_knn(db_url: str) -> None:
     from hwdb import HardwareDB
     from nas.search import MeasuredLatencyModel
