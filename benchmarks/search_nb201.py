@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -57,6 +58,14 @@ def _front_hv(
     archs = [a for a in dict.fromkeys(archs) if a in lat.index]
     pts = np.array([[100.0 - acc[a], lat[a]] for a in archs]).reshape(-1, 2)
     return normalized_hypervolume(pts, ideal=ideal, nadir=nadir)
+
+
+def _measured(db: Any, device: str) -> set[str]:
+    """Archs of ``device`` measured in the database (none for an unknown device)."""
+    if device not in {d.name for d in db.list_devices()}:
+        return set()
+    table = db.latency_table("nasbench201", devices=[device])
+    return set(table[device].dropna().index) if device in table.columns else set()
 
 
 def _latency_model(kind: str, db_url: str, device: str) -> object:
@@ -111,6 +120,12 @@ def main(argv: list[str] | None = None) -> int:
         help="register the device with this catalog entry (its datasheet is then a prior of "
         "the adapted predictor, as for `nas device add NAME --catalog ENTRY`)",
     )
+    ap.add_argument(
+        "--keep-measured",
+        action="store_true",
+        help="allow a --db that already holds the device's measurements (e.g. the LatBench "
+        "import: all of them); the model then sees those too, which is not this benchmark",
+    )
     ap.add_argument("--shared-data", default=os.environ.get("NAS_SHARED_DATA", "../shared/data"))
     args = ap.parse_args(argv)
 
@@ -131,6 +146,13 @@ def main(argv: list[str] | None = None) -> int:
     visible = [sp.to_string(a) for a in sp.hardware_embedding_archs()]
     visible += [str(a) for a in rng.choice(np.asarray(both), 10, replace=False)]
     with HardwareDB(db_url, create=args.db is None) as db:  # --db must exist
+        held = _measured(db, dev) - set(visible)  # a rerun on the same --db holds the 20
+        if held and not args.keep_measured:
+            raise SystemExit(
+                f"error: --db already holds {len(held)} other measurements of {dev} (a LatBench "
+                "import?); the benchmark shows the model only 20: use a database without them "
+                "(`nas hwdb import help` only) or pass --keep-measured"
+            )
         db.upsert_device(
             DeviceSpec(
                 name=dev,
@@ -206,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         "latency_model": args.latency,
         "catalog": args.catalog,
         "visible_archs": len(visible),
+        "keep_measured": args.keep_measured,
         "trials": args.trials,
         "population": args.population,
         "budget_ms": args.budget,
