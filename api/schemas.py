@@ -168,27 +168,32 @@ class DeviceBase(BaseModel):
     source: _text(2000) = ""  # type: ignore[valid-type]
     attributes: JsonObject = Field(default_factory=dict)
 
-    @field_validator("attributes")
-    @classmethod
-    def _known_catalog_entry(cls, value: dict[str, Any]) -> dict[str, Any]:
-        """``attributes.catalog`` (what ``nas device add --catalog`` sets, and what zero-shot
-        prediction prices) must name a datasheet catalog entry; it is stored by its name."""
-        if "catalog" not in value:
-            return value
-        from hwdb import NotFoundError
-        from hwdb.catalog import get_entry
 
-        entry = value["catalog"]
-        try:
-            name = get_entry(entry).name if isinstance(entry, str) else None
-        except (NotFoundError, ValueError):
-            name = None
-        if name is None:
-            raise ValueError(
-                f"attributes.catalog {entry!r} is not a datasheet catalog entry "
-                "(`GET /v1/catalog` lists them)"
-            )
-        return {**value, "catalog": name}
+def _known_catalog_entry(value: dict[str, Any]) -> dict[str, Any]:
+    """``attributes.catalog`` (what ``nas device add --catalog`` sets, and what zero-shot
+    prediction prices) must name a datasheet catalog entry; it is stored by its name. Checked
+    on requests only, so a stored device with an entry that has since left the catalog can
+    still be read."""
+    if "catalog" not in value:
+        return value
+    from hwdb import NotFoundError
+    from hwdb.catalog import get_entry
+
+    entry = value["catalog"]
+    try:
+        name = get_entry(entry).name if isinstance(entry, str) else None
+    except (NotFoundError, ValueError):
+        name = None
+    if name is None:
+        raise ValueError(
+            f"attributes.catalog {entry!r} is not a datasheet catalog entry "
+            "(`GET /v1/catalog` lists them)"
+        )
+    return {**value, "catalog": name}
+
+
+#: Device attributes of a request: a small JSON object whose ``catalog`` names an entry.
+RequestAttributes = Annotated[JsonObject, AfterValidator(_known_catalog_entry)]
 
 
 class DeviceCreate(DeviceBase):
@@ -198,6 +203,7 @@ class DeviceCreate(DeviceBase):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     name: Name
+    attributes: RequestAttributes = Field(default_factory=dict)
 
 
 class DeviceUpdate(DeviceBase):
@@ -205,6 +211,8 @@ class DeviceUpdate(DeviceBase):
     stored values (the defaults shown apply only to ``POST`` of a new device)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
+    attributes: RequestAttributes = Field(default_factory=dict)
 
 
 class DevicePublic(DeviceBase):

@@ -152,14 +152,14 @@ class MeasuredFirstModel:
         hits = [i for i, a in enumerate(archs) if a in self.measured]
         if not hits:
             return pred
-        mean = np.array(pred.mean_ms, dtype=float, copy=True).reshape(-1)
-        std = np.array(getattr(pred, "std_ms", np.zeros_like(mean)), dtype=float, copy=True)
+        mean = np.array(pred.mean_ms, dtype=float).reshape(-1)  # copies
+        std = np.array(getattr(pred, "std_ms", np.zeros_like(mean)), dtype=float).reshape(-1)
         mean[hits] = [self.measured[archs[i]] for i in hits]
-        std.reshape(-1)[hits] = 0.0
+        std[hits] = 0.0
         return MeasuredPrediction(
-            list(archs), mean, std.reshape(-1), str(getattr(pred, "predictor", "")),
+            list(archs), mean, std, str(getattr(pred, "predictor", "")),
             str(getattr(pred, "version", "")), int(getattr(pred, "n_measurements", 0)),
-            f"{getattr(pred, 'source', 'predicted')}; measured where measured",
+            f"measured where measured, else {getattr(pred, 'source', 'predicted')}",
         )  # fmt: skip
 
 

@@ -189,3 +189,24 @@ def test_deeply_nested_attributes_are_422_not_500(
     assert _post_raw(client, auth, at_limit).status_code == 201
     over = '{"name": "qa-deep2", "attributes": {"k": ' + "[" * (n + 1) + "]" * (n + 1) + "}}"
     assert _post_raw(client, auth, over).status_code == 422
+
+
+def test_catalog_attribute_is_checked_on_writes_only(
+    client: TestClient, auth: dict[str, str], db: HardwareDB
+) -> None:
+    """A request naming an unknown catalog entry is a 422 (POST and PATCH); a device stored
+    with one (an import, or an entry since renamed) still reads back."""
+    from hwdb import DeviceSpec
+
+    db.upsert_device(DeviceSpec(name="old-board", attributes={"catalog": "retired-chip"}))
+    got = client.get("/v1/devices/old-board")
+    assert got.status_code == 200 and got.json()["attributes"]["catalog"] == "retired-chip"
+    assert client.get("/v1/devices").status_code == 200
+    patch = client.patch(
+        "/v1/devices/old-board", json={"attributes": {"catalog": "nope"}}, headers=auth
+    )
+    assert patch.status_code == 422 and patch.json()["detail"][0]["loc"] == ["body", "attributes"]
+    fixed = client.patch(
+        "/v1/devices/old-board", json={"attributes": {"catalog": "jetson nano"}}, headers=auth
+    )
+    assert fixed.status_code == 200 and fixed.json()["attributes"]["catalog"] == "jetson-nano"
