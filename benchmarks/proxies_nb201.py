@@ -14,6 +14,7 @@ data; ``--scores-in F`` then correlates them with the accuracies.)
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     for text in archs:
         arch = sp.from_string(text)
         vals = compute_proxies(
-            lambda a=arch: sp.build(a),
+            functools.partial(sp.build, arch),
             lambda m: make_batch(
                 sp, m, batch_size=args.batch_size, seed=args.seed, device=args.device
             ),
@@ -86,8 +87,10 @@ def _report(saved: dict[str, object], args: argparse.Namespace) -> int:
             strict=True,
         )
     )
-    acc = np.array([by_arch[a] for a in saved["archs"]], dtype=float)  # type: ignore[attr-defined]
-    arrays = {k: np.asarray(v, dtype=float) for k, v in saved["scores"].items()}  # type: ignore[attr-defined]
+    names: list[str] = list(saved["archs"])  # type: ignore[call-overload]
+    scores: dict[str, list[float]] = dict(saved["scores"])  # type: ignore[call-overload]
+    acc = np.asarray([float(by_arch[a]) for a in names], dtype=np.float64)
+    arrays = {k: np.asarray(v, dtype=np.float64) for k, v in scores.items()}
     arrays["vote"] = rank_ensemble(arrays)
     rho = {}
     for k, v in arrays.items():

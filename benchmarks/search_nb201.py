@@ -26,10 +26,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from nas.search import LatencyModel
 
 DEVICE = "embedded-gpu-jetson-nano-fp32"
 
@@ -68,7 +71,7 @@ def _measured(db: Any, device: str) -> set[str]:
     return set(table[device].dropna().index) if device in table.columns else set()
 
 
-def _latency_model(kind: str, db_url: str, device: str) -> object:
+def _latency_model(kind: str, db_url: str, device: str) -> LatencyModel:
     from hwdb import HardwareDB
     from nas.search import MeasuredLatencyModel, measured_first
     from search_spaces import get_space
@@ -178,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.latency == "oracle":
         from nas.search import MeasuredLatencyModel
 
-        model: object = MeasuredLatencyModel(sp, dev, lat.to_dict())
+        model: LatencyModel = MeasuredLatencyModel(sp, dev, lat.to_dict())
     else:
         model = _latency_model(args.latency, db_url, dev)
     table = TableAccuracy(acc, name="table:cifar10")
@@ -202,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         front = [e["arch"] for e in res.front]
         rgen = np.random.default_rng(10_000 + seed)
         rs = [sp.to_string(sp.random(rgen)) for _ in range(args.trials)]
-        row = {
+        row: dict[str, float | None] = {
             "seed": seed,
             "front_size": len(front),
             "distinct_archs": res.n_evaluated,

@@ -88,8 +88,8 @@ def hypervolume(
 def normalized_hypervolume(
     points: Sequence[Sequence[float]] | np.ndarray,
     *,
-    ideal: Sequence[float],
-    nadir: Sequence[float],
+    ideal: Sequence[float] | np.ndarray,
+    nadir: Sequence[float] | np.ndarray,
     reference: float = 1.1,
 ) -> float:
     """Hypervolume after mapping ``ideal -> 0`` and ``nadir -> 1`` on every objective.
