@@ -457,6 +457,10 @@ class ParetoPointPublic(BaseModel):
     accuracy: float
     latency_ms: dict[str, float]
     latency_std_ms: dict[str, float] = Field(default_factory=dict)
+    measured_on: list[str] = Field(
+        default_factory=list,
+        description="Devices whose latency_ms is the measured median, not a prediction.",
+    )
     feasible: bool = True
     trial: int | None = None
     params: int | None = None

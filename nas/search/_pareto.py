@@ -42,7 +42,7 @@ def pareto_mask(objectives: Sequence[Sequence[float]] | np.ndarray) -> np.ndarra
 def _csv_fields(devices: Sequence[str]) -> list[str]:
     """Columns of ``pareto.csv`` (the same for an empty front)."""
     per_device = [f"{k}[{d}]" for d in devices for k in ("latency_ms", "latency_std_ms")]
-    return ["arch", "accuracy", *per_device, "params", "macs", "feasible", "trial"]
+    return ["arch", "accuracy", *per_device, "measured_on", "params", "macs", "feasible", "trial"]
 
 
 def _flatten(entry: dict[str, Any], devices: Sequence[str]) -> dict[str, Any]:
@@ -50,6 +50,7 @@ def _flatten(entry: dict[str, Any], devices: Sequence[str]) -> dict[str, Any]:
     for dev in devices:
         row[f"latency_ms[{dev}]"] = entry["latency_ms"][dev]
         row[f"latency_std_ms[{dev}]"] = entry["latency_std_ms"][dev]
+    row["measured_on"] = ";".join(entry.get("measured_on", ()))
     row.update(
         {k: entry.get(k) for k in ("params", "macs", "feasible", "trial")},
     )
@@ -151,7 +152,12 @@ def front_table(result: SearchResult) -> Table:
     table.add_column("params", justify="right")
     table.add_column("MMACs", justify="right")
     for i, (e, arch) in enumerate(zip(result.front, archs, strict=True), 1):
-        lat = [f"{e['latency_ms'][d]:.3f} ±{e['latency_std_ms'][d]:.3f}" for d in result.devices]
+        lat = [
+            f"{e['latency_ms'][d]:.3f} measured"
+            if d in e.get("measured_on", ())
+            else f"{e['latency_ms'][d]:.3f} ±{e['latency_std_ms'][d]:.3f}"
+            for d in result.devices
+        ]
         params = "" if e.get("params") is None else f"{e['params']:,}"
         macs = "" if e.get("macs") is None else f"{e['macs'] / 1e6:.1f}"
         table.add_row(str(i), arch, f"{e['accuracy']:.4g}", *lat, params, macs)

@@ -36,6 +36,7 @@ def _row(t: FrozenTrial, devices: list[str]) -> dict[str, Any]:
         "latency_std_ms": {
             d: float(t.user_attrs.get("latency_std_ms", {}).get(d, 0.0)) for d in devices
         },
+        "measured_on": [d for d in devices if d in t.user_attrs.get("measured_on", ())],
         "feasible": feasible,
         "trial": t.number,
     }

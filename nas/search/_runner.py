@@ -52,6 +52,7 @@ class _Evaluation:
     accuracy: float
     mean: dict[str, float]
     std: dict[str, float]
+    measured_on: tuple[str, ...] = ()  # devices whose latency is a measurement, not a prediction
 
     @property
     def ok(self) -> bool:
@@ -195,8 +196,9 @@ def _cache_from_study(study: optuna.Study, devices: list[str]) -> dict[str, _Eva
         std = t.user_attrs.get("latency_std_ms", {})
         mean = dict(zip(devices, map(float, t.values[1:]), strict=True))
         cache[arch] = _Evaluation(
-            float(t.values[0]), mean, {d: float(std.get(d, 0.0)) for d in devices}
-        )
+            float(t.values[0]), mean, {d: float(std.get(d, 0.0)) for d in devices},
+            tuple(t.user_attrs.get("measured_on", ())),
+        )  # fmt: skip
     return cache
 
 
@@ -227,10 +229,12 @@ def _evaluate(cfg: _Config, archs: list[str]) -> dict[str, _Evaluation]:
     ok = [i for i in range(len(archs)) if math.isfinite(acc[i])]
     out = {a: _Evaluation(math.nan, {}, {}) for a in archs}
     lat = {d: _predict(cfg.models[d], [archs[i] for i in ok], d) for d in cfg.devices} if ok else {}
+    known = {d: getattr(cfg.models[d], "measured", None) or {} for d in cfg.devices}
     for j, i in enumerate(ok):
         mean = {d: float(lat[d][0][j]) for d in cfg.devices}
         std = {d: float(lat[d][1][j]) for d in cfg.devices}
-        out[archs[i]] = _Evaluation(float(acc[i]), mean, std)
+        measured = tuple(d for d in cfg.devices if archs[i] in known[d])
+        out[archs[i]] = _Evaluation(float(acc[i]), mean, std, measured)
     return out
 
 
@@ -247,6 +251,8 @@ def _tell(
         study.tell(trial, state=TrialState.FAIL)
         return
     trial.set_user_attr("latency_std_ms", ev.std)
+    if ev.measured_on:
+        trial.set_user_attr("measured_on", list(ev.measured_on))
     for dev, budget in cfg.budget.items():
         trial.set_constraint(dev, _violation(cfg, ev, dev, budget))
     study.tell(trial, [ev.accuracy] + [ev.mean[d] for d in cfg.devices])

@@ -53,7 +53,8 @@ class SearchResult:
         accuracy: Name of the accuracy objective.
         budget_ms: Latency budget per device (empty: unconstrained).
         front: Pareto-optimal architectures (dicts with ``arch``, ``accuracy``,
-            ``latency_ms``, ``latency_std_ms``, ``params``, ``macs``, ``feasible``, ``trial``).
+            ``latency_ms``, ``latency_std_ms``, ``measured_on`` (devices whose latency is a
+            measurement), ``params``, ``macs``, ``feasible``, ``trial``).
         trials: Every finished trial as ``{"arch", "accuracy", "latency_ms", "feasible"}``.
         history: Per generation ``{"generation", "trials", "hypervolume"}``.
         hypervolume_convention: How ``history`` was normalised.

@@ -292,6 +292,37 @@ def test_measured_archs_get_their_measurements(db_url: str) -> None:
     assert model.predict(other[:2]).source == "test"  # nothing measured: the model's answer
 
 
+def test_front_says_which_latencies_were_measured(db_url: str, tmp_path: Path) -> None:
+    """A trial whose arch the device has measured records it (`measured_on`), with std 0; the
+    others are predictions. pareto.json/csv carry the field."""
+    import csv
+
+    from nas.search import MeasuredFirstModel, run_search
+    from search_spaces import get_space
+
+    acc, models = _setup(db_url)
+    sp = get_space("nasbench201")
+    half = list(dict.fromkeys(sp.to_string(sp.random(i)) for i in range(6000)))  # ~1/3
+    inner = models[DEVICE]
+    measured = dict(zip(half, inner.predict(half).mean_ms, strict=True))  # type: ignore[attr-defined]
+    wrapped = MeasuredFirstModel(inner, measured)  # type: ignore[arg-type]
+    res = run_search(
+        space=sp, devices=[DEVICE], accuracy=acc, latency_models={DEVICE: wrapped},  # type: ignore[arg-type]
+        trials=60, population=20, seed=0, out_dir=tmp_path / "out",
+    )  # fmt: skip
+    flags = {t["arch"]: t["measured_on"] for t in res.trials}
+    assert any(flags.values()) and not all(flags.values())
+    for t in res.trials:
+        assert t["measured_on"] == ([DEVICE] if t["arch"] in measured else [])
+        if t["measured_on"]:
+            assert t["latency_std_ms"][DEVICE] == 0.0
+    with (tmp_path / "out" / "pareto.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["measured_on"] for r in rows] == [";".join(e["measured_on"]) for e in res.front]
+    data = json.loads((tmp_path / "out" / "pareto.json").read_text())
+    assert [d["measured_on"] for d in data] == [e["measured_on"] for e in res.front]
+
+
 def test_measured_latency_model_lookup_and_knn(db_url: str) -> None:
     from hwdb import HardwareDB
     from nas.search import MeasuredLatencyModel
