@@ -37,7 +37,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from predictors._errors import PredictorError
-from predictors.zeroshot._trace import KINDS, OpRecord, OpTable, trace_module_modes
+from predictors.zeroshot._trace import (
+    KINDS,
+    OpRecord,
+    OpTable,
+    meta_device,
+    trace_module_modes,
+)
 
 if TYPE_CHECKING:
     from search_spaces import SearchSpace, Workload
@@ -184,7 +190,7 @@ def _trace(
 
     with torch_threads(1), torch.no_grad():
         try:
-            with torch.device("meta"):
+            with meta_device():
                 module = space.build(space.from_string(arch))
             inputs = [_to_meta(t) for t in space.example_inputs(workload)]
             return _tables(trace_module_modes(module, inputs, modes))

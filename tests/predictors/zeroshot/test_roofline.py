@@ -170,3 +170,42 @@ def test_unknown_runtime_traces_each_arch_once(monkeypatch: pytest.MonkeyPatch) 
     first = roofline_latency_ms("nasbench201", [arch], dm)
     again = roofline_latency_ms("nasbench201", [arch], dm)
     assert calls == [(True, False)] and first[0] == again[0]
+
+
+@pytest.mark.parametrize("space", ["mnasnet", "nasbench201", "mobilevig"])
+def test_memoised_meta_calls_give_the_plain_trace(
+    space: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Meta kernels are memoised by input metadata and the module is built without weight
+    initialisation: the records of every mode must equal a plain trace's, including a second
+    trace that hits the memo."""
+    from predictors.zeroshot import _trace
+    from search_spaces import get_space
+
+    sp = get_space(space)
+    rng = np.random.default_rng(3)
+    archs = [sp.random(rng) for _ in range(2)]
+    inputs = [t.to("meta") for t in sp.example_inputs(sp.default_workload())]
+
+    def trace(arch: object, meta: object) -> list[list[object]]:
+        with torch.no_grad(), meta:  # type: ignore[attr-defined]
+            module = sp.build(arch)
+        return _trace.trace_module_modes(module, inputs, (True, False))  # type: ignore[return-value]
+
+    fast = [trace(a, _trace.meta_device()) for a in archs + archs]
+    monkeypatch.setattr(_trace, "_meta_call", lambda f, a, k: f(*a, **k))
+    plain = [trace(a, torch.device("meta")) for a in archs]
+    assert fast == plain + plain
+
+
+def test_meta_device_skips_initialisation_of_meta_tensors_only() -> None:
+    from predictors.zeroshot._trace import meta_device
+
+    with meta_device():
+        conv = nn.Conv2d(3, 4, 3)
+        nn.init.normal_(conv.weight, 0.0, 1.0)
+        real = torch.zeros(3, device="cpu")
+        real.add_(1.0)
+        nn.init.normal_(tensor=torch.zeros(4, device="cpu"))
+    assert conv.weight.is_meta and conv.weight.shape == (4, 3, 3, 3)
+    assert real.tolist() == [1.0, 1.0, 1.0]  # in-place ops on real tensors still run
