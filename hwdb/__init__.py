@@ -16,6 +16,7 @@ from hwdb._errors import (
     SchemaOutdatedError,
     StorageError,
 )
+from hwdb._frozen import FrozenMap
 from hwdb._schema import head_revision, upgrade_database
 from hwdb._storage import HardwareDB
 from hwdb._types import (
@@ -35,6 +36,7 @@ __all__ = [
     "Device",
     "DeviceSpec",
     "DuplicateError",
+    "FrozenMap",
     "HardwareDB",
     "HwdbError",
     "ImportDataError",

@@ -11,6 +11,7 @@ from sqlalchemy import Select, String, cast, distinct, func, select
 
 from hwdb import _bulk
 from hwdb._errors import DuplicateError, NotFoundError
+from hwdb._frozen import FrozenMap
 from hwdb._models import (
     AccuracyModel,
     ArchitectureModel,
@@ -200,8 +201,10 @@ def latency_frame(
     table.columns.name = None
     index_rows = session.execute(select(A.arch, A.benchmark_index).where(A.space_id == sid))
     bench = {a: b for a, b in index_rows}
-    table.attrs["benchmark_index"] = {a: bench.get(a) for a in table.index}
-    table.attrs["workload"] = {str(d): workloads.get(str(d), {}) for d in table.columns}
+    table.attrs["benchmark_index"] = FrozenMap((a, bench.get(a)) for a in table.index)
+    table.attrs["workload"] = FrozenMap(
+        (str(d), FrozenMap(workloads.get(str(d), {}))) for d in table.columns
+    )
     return table
 
 

@@ -277,7 +277,9 @@ class HardwareDB:
         it has most measurements of (ties: the newest), since latencies at different shapes
         are different quantities. ``df.attrs["benchmark_index"]`` maps arch -> benchmark index
         (or None); ``df.attrs["workload"]`` maps device -> the workload dict of its column
-        (``{}`` when stored without one: the space's default workload).
+        (``{}`` when stored without one: the space's default workload). Both are read-only
+        :class:`FrozenMap` s, which pandas shares between derived frames instead of
+        deep-copying them after every operation.
 
         Raises:
             NotFoundError: unknown space or device.

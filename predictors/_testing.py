@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hwdb import FrozenMap
+
 __all__ = ["help_data_dir", "help_latency_table"]
 
 
@@ -65,5 +67,5 @@ def help_latency_table(space: str, devices: list[str] | None = None) -> pd.DataF
     df = _table(space, str(help_data_dir())).copy()
     if devices is not None:
         df = df[devices]
-    df.attrs["benchmark_index"] = {a: i for i, a in enumerate(df.index)}
+    df.attrs["benchmark_index"] = FrozenMap((a, i) for i, a in enumerate(df.index))
     return df
