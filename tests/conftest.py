@@ -63,3 +63,17 @@ def _isolated_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Never touch the user's real database from tests."""
     monkeypatch.setenv("NAS_DATABASE_URL", f"sqlite:///{tmp_path / 'default-hwdb.sqlite'}")
     monkeypatch.setenv("NAS_HOME", str(tmp_path / "nas-home"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run every test that touches the one PostgreSQL test database on one xdist worker.
+
+    Those tests reset the database's schema, so two of them must never overlap; under
+    ``pytest -n N --dist loadgroup`` they share the group ``postgres`` (without xdist the
+    marker does nothing).
+    """
+    for item in items:
+        if item.get_closest_marker("postgres") or "postgres_url" in getattr(
+            item, "fixturenames", ()
+        ):
+            item.add_marker(pytest.mark.xdist_group("postgres"))

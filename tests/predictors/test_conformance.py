@@ -40,6 +40,10 @@ def _make(name: str) -> LatencyPredictor:
     return get_predictor(name, **params)
 
 
+# one xdist worker fits each predictor once (the module-scoped fixture), instead of each worker
+pytestmark = pytest.mark.xdist_group("predictor-conformance")
+
+
 @pytest.fixture(scope="module", params=list_predictors())
 def fitted(request: pytest.FixtureRequest, nb201_table: pd.DataFrame) -> LatencyPredictor:
     tasks = make_tasks(nb201_table, "nasbench201", SOURCES + VALID)
