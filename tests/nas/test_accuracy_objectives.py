@@ -14,7 +14,8 @@ from search_spaces import get_space
 
 def _tiny_lm() -> tuple[object, list[str]]:
     """Two small samples of the smoke space: 1.6M / 2.3M parameters in 15 / 16 layers (Mamba2,
-    full attention, FFNs). Seeds 0 and 1 draw 17M / 6M in 36 / 48 layers, 4x slower to train."""
+    DeltaNet, full attention, FFNs). Seeds 0 and 1 draw 17M / 6M in 36 / 48 layers, which
+    train 4x slower."""
     sp = get_space("nemotron_flash").smoke_variant()  # type: ignore[attr-defined]
     return sp, [sp.to_string(sp.random(i)) for i in (49, 23)]
 
