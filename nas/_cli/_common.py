@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any, NoReturn
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 
-__all__ = ["console", "err_console", "fail", "print_json"]
+__all__ = ["console", "err_console", "fail", "print_json", "print_table"]
 
 console = Console()
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -24,3 +25,21 @@ def print_json(obj: Any) -> None:
     """Write ``obj`` as JSON to stdout (no rich markup, no wrapping)."""
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
     sys.stdout.flush()
+
+
+_MAX_LOG_WIDTH = 400  # a table wider than this still wraps in a log
+
+
+def print_table(table: RenderableType) -> None:
+    """Print a rich table on stdout, at its natural width when stdout is not a terminal.
+
+    rich lays out for 80 columns when stdout is a pipe or a file (a CI log, ``| tee``), which
+    folds long cells such as MnasNet architecture strings over a dozen lines; a log has no
+    width limit, so the table gets the width it needs there. ``COLUMNS`` still wins.
+    """
+    if console.is_terminal or "COLUMNS" in os.environ:
+        console.print(table)
+        return
+    natural = console.measure(table, options=console.options.update_width(_MAX_LOG_WIDTH))
+    wide = Console(file=console.file, width=max(console.width, natural.maximum))
+    wide.print(table)  # Console.print(width=...) cannot exceed the console's own width

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from nas._cli._common import console, print_json
+from nas._cli._common import console, print_json, print_table
 from nas._errors import CLIUsageError, NasError
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def _catalog(as_json: bool) -> None:
             e.name, e.display_name, e.family, f"{t['fp32']:g}", f"{t['fp16']:g}",
             f"{t['int8']:g}", f"{e.memory_bandwidth_gbs:g}", f"{e.memory_gb:g}",
         )  # fmt: skip
-    console.print(table)
+    print_table(table)
 
 
 def add_catalog_device(

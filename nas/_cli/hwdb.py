@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from nas._cli._common import console, err_console, print_json
+from nas._cli._common import console, err_console, print_json, print_table
 
 if TYPE_CHECKING:
     from hwdb import HardwareDB
@@ -152,7 +152,7 @@ def stats(as_json: JsonOpt = False) -> None:
         table.add_column(col, justify="left" if col == "space" else "right")
     for space, row in result["spaces"].items():
         table.add_row(space, *(f"{row[k]:,}" for k in ("devices", "architectures", "measurements")))
-    console.print(table)
+    print_table(table)
 
 
 @hwdb_app.command("devices")
@@ -175,7 +175,7 @@ def devices(space: SpaceOpt = None, as_json: JsonOpt = False) -> None:
         table.add_row(
             d.name, d.family, d.hardware, d.runtime, d.precision, str(d.batch_size), d.provenance
         )
-    console.print(table)
+    print_table(table)
 
 
 @hwdb_app.command("export")

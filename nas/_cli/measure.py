@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from nas._cli._common import console, err_console, print_json
+from nas._cli._common import console, err_console, print_json, print_table
 from nas._errors import CLIUsageError
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def _print_report(report: MeasureReport) -> None:
                 str(s["n_runs"]),
             )  # fmt: skip
     if report.measured:
-        console.print(table)
+        print_table(table)
     console.print(
         f"measured {len(report.measured)}, skipped {len(report.skipped)} already stored, "
         f"{report.rows_written} rows written",

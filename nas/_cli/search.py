@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from nas._cli._common import console, err_console, print_json
+from nas._cli._common import console, err_console, print_json, print_table
 from nas.search import LOCAL_SEARCH_DEFAULT
 
 __all__ = ["register"]
@@ -208,7 +208,7 @@ def search(
     if as_json:
         print_json(result.front)
         return
-    console.print(front_table(result))
+    print_table(front_table(result))
     hv = f", hypervolume {result.history[-1]['hypervolume']:.4f}" if result.history else ""
     failed = result.n_trials - len(result.trials)  # no accuracy: undefined proxy, too large
     new = f"{result.n_new_trials} new" + (f", {failed} failed" if failed else "")

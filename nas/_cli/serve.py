@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from nas._cli._common import console, err_console, print_json
+from nas._cli._common import console, err_console, print_json, print_table
 
 __all__ = ["register"]
 
@@ -84,7 +84,7 @@ def list_keys(
     table = Table("name", "created", "revoked")
     for k in keys:
         table.add_row(k.name, f"{k.created_at:%Y-%m-%d %H:%M}", f"{k.revoked_at or '-'}")
-    console.print(table)
+    print_table(table)
 
 
 @api_key_app.command("revoke")

@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from nas._cli._common import console, print_json
+from nas._cli._common import console, print_json, print_table
 
 if TYPE_CHECKING:
     from search_spaces import SearchSpace
@@ -53,7 +53,7 @@ def list_command() -> None:
             str(len(space.search_parameters())),
             str(space.encoding_length),
         )
-    console.print(table)
+    print_table(table)
 
 
 def _arch_report(space: SearchSpace[Any], arch_text: str) -> dict[str, Any]:
@@ -81,7 +81,7 @@ def _print_arch(report: dict[str, Any], workload: str) -> None:
     table.add_row("FLOPs", _human(report["flops"]))
     table.add_row("memory", _bytes(report["memory_bytes"]))
     table.add_row("encoding length", str(report["encoding_length"]))
-    console.print(table)
+    print_table(table)
 
 
 def _print_space(space: SearchSpace[Any]) -> None:
@@ -91,13 +91,13 @@ def _print_space(space: SearchSpace[Any]) -> None:
     params.add_column("choices", overflow="fold")
     for name, choices in space.search_parameters().items():
         params.add_row(name, ", ".join(str(c) for c in choices))
-    console.print(params)
+    print_table(params)
     refs = Table(title="Reference architectures")
     refs.add_column("name")
     refs.add_column("architecture", overflow="fold")
     for name, arch in space.reference_archs().items():
         refs.add_row(name, space.to_string(arch))
-    console.print(refs)
+    print_table(refs)
 
 
 def _space_summary(space: SearchSpace[Any]) -> dict[str, Any]:

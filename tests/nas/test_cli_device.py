@@ -28,6 +28,19 @@ def test_catalog_json_and_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and "jetson-orin-nano" in out
 
 
+def test_tables_keep_their_width_when_stdout_is_not_a_terminal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # rich would lay a pipe or log out for 80 columns and fold every long cell
+    monkeypatch.delenv("COLUMNS", raising=False)
+    _, out, _ = _run(["device", "catalog"], capsys)
+    rows = [line for line in out.splitlines() if "jetson-nano " in line]
+    assert len(rows) == 1 and "NVIDIA Jetson Nano 4GB" in rows[0] and len(rows[0]) > 80
+    monkeypatch.setenv("COLUMNS", "80")  # asked for: kept
+    _, out, _ = _run(["device", "catalog"], capsys)
+    assert max(len(line) for line in out.splitlines()) <= 80
+
+
 def test_add_from_catalog(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = f"sqlite:///{tmp_path / 'd.sqlite'}"
     argv = ["--db", db, "device", "add", "nano1", "--catalog", "Jetson Nano", "--precision",
