@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
 import textwrap
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -140,8 +141,19 @@ def test_storage_folder_and_unknown_scheme_are_refused(tmp_path: Path) -> None:
 def test_two_workers_share_a_postgres_study(db_url: str, tmp_path: Path, postgres_url: str) -> None:
     import optuna
 
-    name = f"s-{os.getpid()}"
+    # unique per run: a run killed mid-test leaves its study behind, and pids are reused
+    name = f"s-{uuid.uuid4().hex[:12]}"
     script = _SCRIPT.replace('study_name="s"', f'study_name="{name}"')
+    try:
+        _two_workers(script, db_url, tmp_path, postgres_url, name)
+    finally:
+        with contextlib.suppress(KeyError):
+            optuna.delete_study(study_name=name, storage=postgres_url)
+
+
+def _two_workers(script: str, db_url: str, tmp_path: Path, postgres_url: str, name: str) -> None:
+    import optuna
+
     procs = [
         subprocess.Popen(
             [
@@ -167,7 +179,6 @@ def test_two_workers_share_a_postgres_study(db_url: str, tmp_path: Path, postgre
     study = optuna.load_study(study_name=name, storage=postgres_url)
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(done) == 80 and sum(news) == len(done)  # a total, not overshot by a generation
-    optuna.delete_study(study_name=name, storage=postgres_url)
 
 
 def test_cli_exit_codes(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
