@@ -271,7 +271,10 @@ class HELPPlusPredictor(LatencyPredictor):
         for j, t in enumerate(tasks):
             y[[pos[a] for a in t.archs], j] = self._to_target(t.latency_ms)
         self.n_sources_ = len(tasks)
-        sim_y, sim = self._simulated_targets(archs)
+        from predictors.zeroshot import persistent_traces
+
+        with persistent_traces():  # the same training archs in every process
+            sim_y, sim = self._simulated_targets(archs)
         y = np.concatenate([y, sim_y], axis=1)
         self.y_mean_ = np.nanmean(y, axis=0)
         self.y_std_ = np.maximum(np.nanstd(y, axis=0), 1e-6)

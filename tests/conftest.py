@@ -58,11 +58,20 @@ def _one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
+@pytest.fixture(scope="session")
+def trace_store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One store of traced operator tables per test run, shared by the xdist workers (their
+    base temp folders are siblings), never the user's own."""
+    base = tmp_path_factory.getbasetemp()
+    return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "trace-store"
+
+
 @pytest.fixture(autouse=True)
-def _isolated_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Never touch the user's real database from tests."""
+def _isolated_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trace_store_dir: Path) -> None:
+    """Never touch the user's real database or trace store from tests."""
     monkeypatch.setenv("NAS_DATABASE_URL", f"sqlite:///{tmp_path / 'default-hwdb.sqlite'}")
     monkeypatch.setenv("NAS_HOME", str(tmp_path / "nas-home"))
+    monkeypatch.setenv("NAS_TRACE_CACHE", str(trace_store_dir))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 
 from rich.console import Console, RenderableType
 
-__all__ = ["console", "err_console", "fail", "print_json", "print_table"]
+__all__ = ["console", "err_console", "fail", "human_bytes", "print_json", "print_table"]
 
 console = Console()
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -19,6 +19,14 @@ def fail(message: str, *, code: int = 1) -> NoReturn:
     """Print one line to stderr and exit with ``code`` (1 failure, 2 usage)."""
     err_console.print(f"error: {message}", markup=False)
     sys.exit(code)
+
+
+def human_bytes(value: int) -> str:
+    """``1536 -> '1.50 KiB'`` (binary units)."""
+    for factor, suffix in ((1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
+        if value >= factor:
+            return f"{value / factor:.2f} {suffix}"
+    return f"{value} B"
 
 
 def print_json(obj: Any) -> None:

@@ -30,6 +30,7 @@ _COMMAND_MODULES = (
     "export",
     "device",
     "serve",
+    "cache",
 )
 
 _INTERRUPTED = 130  # exit code of a command stopped by Ctrl-C (128 + SIGINT)

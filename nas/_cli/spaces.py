@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from nas._cli._common import console, print_json, print_table
+from nas._cli._common import console, human_bytes, print_json, print_table
 
 if TYPE_CHECKING:
     from search_spaces import SearchSpace
@@ -29,13 +29,6 @@ def _human(value: float, unit: str = "") -> str:
             digits = 2 if scaled < 10 else 1 if scaled < 100 else 0
             return f"{scaled:.{digits}f}{suffix}{unit}"
     return f"{value:g}{unit}"
-
-
-def _bytes(value: int) -> str:
-    for factor, suffix in ((1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
-        if value >= factor:
-            return f"{value / factor:.2f} {suffix}"
-    return f"{value} B"
 
 
 def list_command() -> None:
@@ -79,7 +72,7 @@ def _print_arch(report: dict[str, Any], workload: str) -> None:
     table.add_row("params", _human(report["params"]))
     table.add_row("MACs", _human(report["macs"]))
     table.add_row("FLOPs", _human(report["flops"]))
-    table.add_row("memory", _bytes(report["memory_bytes"]))
+    table.add_row("memory", human_bytes(report["memory_bytes"]))
     table.add_row("encoding length", str(report["encoding_length"]))
     print_table(table)
 

@@ -27,6 +27,12 @@ from predictors.zeroshot._roofline import (
     runtime_mode,
 )
 from predictors.zeroshot._trace import OpRecord, OpTable, trace_module
+from predictors.zeroshot._tracecache import (
+    TraceStoreInfo,
+    clear_trace_store,
+    persistent_traces,
+    trace_store_info,
+)
 from predictors.zeroshot._zeroshot import (
     ROOFLINE_SOURCE,
     ZERO_SHOT_SOURCE,
@@ -48,17 +54,21 @@ __all__ = [
     "OpRecord",
     "OpTable",
     "RooflineLatencyModel",
+    "TraceStoreInfo",
     "ZeroShotLatencyModel",
+    "clear_trace_store",
     "device_model",
     "estimate_latency_ms",
     "evaluate_zero_shot",
     "onboard_device",
     "op_table",
+    "persistent_traces",
     "resolve_catalog_device",
     "roofline_latency_ms",
     "runtime_mode",
     "simulated_device_models",
     "simulated_tasks",
     "trace_module",
+    "trace_store_info",
     "zero_shot_model",
 ]

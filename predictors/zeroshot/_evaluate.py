@@ -25,6 +25,7 @@ from predictors._evaluate import latency_metrics, source_devices
 from predictors._service import DEFAULT_PREDICTOR
 from predictors.zeroshot._classes import device_model
 from predictors.zeroshot._roofline import DeviceModel, roofline_latency_ms
+from predictors.zeroshot._tracecache import persistent_traces
 from predictors.zeroshot._zeroshot import adapt_zero_shot, reference_strings
 
 if TYPE_CHECKING:
@@ -68,8 +69,9 @@ def simulated_tasks(
     refs = reference_strings(space)
     tasks = []
     for dm in simulated_device_models(n, seed):
-        lat = roofline_latency_ms(space, list(archs), dm)
-        ref = roofline_latency_ms(space, refs, dm)
+        with persistent_traces():  # a fixed set, traced again by every process
+            lat = roofline_latency_ms(space, list(archs), dm)
+            ref = roofline_latency_ms(space, refs, dm)
         tasks.append(DeviceTask(space, dm.name, tuple(archs), lat, ref))
     return tasks
 
@@ -117,7 +119,8 @@ def evaluate_zero_shot(
     split = device_split(table, space, device)
     true = table[device].loc[split.query].to_numpy(float)
     workload = device_workload(table, space, device)
-    roofline = roofline_latency_ms(space, split.query, dm, workload=workload)
+    with persistent_traces():  # the device's fixed query pool
+        roofline = roofline_latency_ms(space, split.query, dm, workload=workload)
     train, valid = source_devices(table, space, device)
     tasks = make_tasks(table, space, [d for d in (*train, *valid) if d != device])
     name = predictor or DEFAULT_PREDICTOR

@@ -44,6 +44,7 @@ from predictors.zeroshot._trace import (
     meta_device,
     trace_module_modes,
 )
+from predictors.zeroshot._tracecache import TraceStore, persisting, trace_store
 
 if TYPE_CHECKING:
     from search_spaces import SearchSpace, Workload
@@ -168,12 +169,24 @@ def _cached_table(space_name: str, arch: str, workload_json: str, simplify: bool
             if simplify or hit[1] is not None:
                 return hit[0] if simplify else hit[1]  # type: ignore[return-value]
     space = get_space(space_name)
-    tables = _trace(space, arch, Workload.from_dict(json.loads(workload_json)), not simplify)
+    store = _store_for(space)
+    tables = store.get(space_name, arch, workload_json) if store is not None else None
+    if tables is None or (not simplify and tables[1] is None):
+        tables = _trace(space, arch, Workload.from_dict(json.loads(workload_json)), not simplify)
+        if store is not None:
+            store.put(space_name, arch, workload_json, tables)
     with _TABLES_LOCK:
         _TABLES[key] = tables
         while len(_TABLES) > _CACHE_SIZE:
             _TABLES.popitem(last=False)
     return tables[0] if simplify else tables[1]  # type: ignore[return-value]
+
+
+def _store_for(space: SearchSpace[Any]) -> TraceStore | None:
+    """The on-disk store, inside :func:`persistent_traces` and for built-in spaces only."""
+    if not persisting() or not type(space).__module__.startswith("search_spaces."):
+        return None
+    return trace_store()
 
 
 def _trace(

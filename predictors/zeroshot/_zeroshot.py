@@ -21,6 +21,7 @@ from predictors._errors import NotEnoughDataError
 from predictors._service import AdaptedLatencyModel, LatencyPrediction
 from predictors.zeroshot._classes import device_model
 from predictors.zeroshot._roofline import DeviceModel, roofline_latency_ms
+from predictors.zeroshot._tracecache import persistent_traces
 
 if TYPE_CHECKING:
     from hwdb import HardwareDB
@@ -147,7 +148,8 @@ def adapt_zero_shot(
     """Adapt a meta-trained predictor to roofline estimates of the reference archs under
     ``workload`` (None: the space's default)."""
     refs = reference_strings(space)
-    ref_ms = roofline_latency_ms(space, refs, dm, workload=workload)
+    with persistent_traces():  # the same 10 archs in every process
+        ref_ms = roofline_latency_ms(space, refs, dm, workload=workload)
     return model.adapt(refs, ref_ms, hw_embedding_ms=ref_ms, workload=workload), ref_ms
 
 
