@@ -274,7 +274,7 @@ class HELPPlusPredictor(LatencyPredictor):
         from predictors.zeroshot import persistent_traces
 
         with persistent_traces():  # the same training archs in every process
-            sim_y, sim = self._simulated_targets(archs)
+            sim_y, sim = self._simulated_targets(archs, progress)
         y = np.concatenate([y, sim_y], axis=1)
         self.y_mean_ = np.nanmean(y, axis=0)
         self.y_std_ = np.maximum(np.nanstd(y, axis=0), 1e-6)
@@ -316,7 +316,7 @@ class HELPPlusPredictor(LatencyPredictor):
         return np.stack(cols, axis=1), np.asarray(offsets)
 
     def _simulated_targets(
-        self, archs: list[str]
+        self, archs: list[str], progress: bool = False
     ) -> tuple[np.ndarray, tuple[list[str], np.ndarray] | None]:
         """``(len(archs), sim_devices)`` simulated (log-)latencies, NaN for untraced archs, and
         the traced archs with their simulated milliseconds (None without a prior).
@@ -339,21 +339,29 @@ class HELPPlusPredictor(LatencyPredictor):
         graph: list[OpTable] = []
         eager: list[OpTable] = []
         try:
-            for i in order:  # traces are memoised; stop when the budget is spent
-                # the eager trace records the simplified table too, which is then a cache hit
-                eager.append(op_table(self.space_, archs[i], self.fit_workload_, simplify=False))
-                graph.append(op_table(self.space_, archs[i], self.fit_workload_))
-                records += len(graph[-1].ops)
-                rows.append(int(i))
-                if len(rows) == 2 and records / 2 * _MIN_SIM_ARCHS > self.sim_ops:
-                    warnings.warn(
-                        f"help+: no roofline prior for {self.space_!r}: {_MIN_SIM_ARCHS} archs "
-                        f"of ~{records // 2} operator records exceed sim_ops={self.sim_ops}",
-                        stacklevel=3,
+            with progress_bar(
+                progress, "tracing archs for the roofline prior", self.sim_ops
+            ) as advance:
+                for i in order:  # traces are memoised; stop when the budget is spent
+                    # the eager trace records the simplified table too, then a cache hit
+                    eager.append(
+                        op_table(self.space_, archs[i], self.fit_workload_, simplify=False)
                     )
-                    return out[:, :0], None
-                if records >= self.sim_ops:
-                    break
+                    graph.append(op_table(self.space_, archs[i], self.fit_workload_))
+                    n_ops = len(graph[-1].ops)
+                    advance(min(n_ops, max(self.sim_ops - records, 0)))  # the bar ends at 100 %
+                    records += n_ops
+                    rows.append(int(i))
+                    if len(rows) == 2 and records / 2 * _MIN_SIM_ARCHS > self.sim_ops:
+                        warnings.warn(
+                            f"help+: no roofline prior for {self.space_!r}: {_MIN_SIM_ARCHS} "
+                            f"archs of ~{records // 2} operator records exceed "
+                            f"sim_ops={self.sim_ops}",
+                            stacklevel=3,
+                        )
+                        return out[:, :0], None
+                    if records >= self.sim_ops:
+                        break
             traced = [archs[i] for i in rows]
             self.sim_traced_ = len(traced)
             self.datasheet_tables_ = (

@@ -9,11 +9,11 @@ __all__ = ["progress_bar"]
 
 
 @contextmanager
-def progress_bar(enabled: bool, description: str, total: int) -> Iterator[Callable[[], None]]:
-    """Yield an ``advance()`` callable driving a rich progress bar on stderr (or nothing), so
-    standard output stays clean for ``--json``."""
+def progress_bar(enabled: bool, description: str, total: int) -> Iterator[Callable[..., None]]:
+    """Yield an ``advance(step=1)`` callable driving a rich progress bar on stderr (or
+    nothing), so standard output stays clean for ``--json``."""
     if not enabled:
-        yield lambda: None
+        yield lambda step=1: None
         return
     from rich.console import Console
     from rich.progress import (
@@ -35,7 +35,7 @@ def progress_bar(enabled: bool, description: str, total: int) -> Iterator[Callab
         transient=False,
     ) as bar:
         task = bar.add_task(description, total=total)
-        yield lambda: bar.advance(task)
+        yield lambda step=1: bar.advance(task, step)
 
 
 @contextmanager

@@ -279,7 +279,7 @@ def _evaluate_zero_shot(
             )
         result = evaluate_zero_shot(
             db, space=space, device=device, catalog_entry=str(entry), seeds=range(seeds),
-            predictor=predictor,
+            predictor=predictor, progress=not json_,
         )  # fmt: skip
     if json_:
         print_json(result)

@@ -22,6 +22,7 @@ import numpy as np
 from predictors._base import DeviceTask, get_predictor
 from predictors._data import device_split, device_workload, latency_metric, make_tasks
 from predictors._evaluate import latency_metrics, source_devices
+from predictors._progress import progress_bar
 from predictors._service import DEFAULT_PREDICTOR
 from predictors.zeroshot._classes import device_model
 from predictors.zeroshot._roofline import DeviceModel, roofline_latency_ms
@@ -86,6 +87,7 @@ def evaluate_zero_shot(
     predictor: str | None = None,
     precision: str | None = None,
     simulated: int = 0,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Score zero-shot predictions for ``device`` against its measurements in ``db``.
 
@@ -103,6 +105,7 @@ def evaluate_zero_shot(
         predictor: Registered predictor (default: the service default).
         precision: Precision of the roofline (default: the device's).
         simulated: Simulated devices added to meta-training.
+        progress: Progress bars on stderr (tracing the query pool, meta-training).
 
     Returns:
         ``{"spearman", "kendall", "mape", "within_10pct", "per_seed", "roofline", "source",
@@ -119,8 +122,15 @@ def evaluate_zero_shot(
     split = device_split(table, space, device)
     true = table[device].loc[split.query].to_numpy(float)
     workload = device_workload(table, space, device)
-    with persistent_traces():  # the device's fixed query pool
-        roofline = roofline_latency_ms(space, split.query, dm, workload=workload)
+    query = list(split.query)
+    with (
+        persistent_traces(),  # the device's fixed query pool
+        progress_bar(progress, "roofline of the query pool", len(query)) as advance,
+    ):
+        roofline = np.empty(len(query))
+        for i, arch in enumerate(query):
+            roofline[i] = roofline_latency_ms(space, [arch], dm, workload=workload)[0]
+            advance()
     train, valid = source_devices(table, space, device)
     tasks = make_tasks(table, space, [d for d in (*train, *valid) if d != device])
     name = predictor or DEFAULT_PREDICTOR
@@ -130,7 +140,7 @@ def evaluate_zero_shot(
     for seed in seeds:
         extra = simulated_tasks(space, tasks[0].archs, simulated, seed=seed) if simulated else []
         params = {"seed": int(seed)} if seeded else {}
-        model = get_predictor(name, **params).fit([*tasks, *extra])
+        model = get_predictor(name, **params).fit([*tasks, *extra], progress=progress)
         adapted, _ = adapt_zero_shot(model, space, dm, workload)
         mean, _ = adapted.predict(split.query)
         per_seed.append({"seed": int(seed), **latency_metrics(mean, true)})

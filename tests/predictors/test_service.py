@@ -140,3 +140,11 @@ def test_progress_bars_write_to_stderr(capsys: pytest.CaptureFixture[str]) -> No
             advance()
     out, err = capsys.readouterr()
     assert out == "" and "meta-training" in err
+    with progress_bar(True, "tracing", 20_000) as advance:  # steps of any size (records)
+        advance(12_000)
+        advance(8_000)
+    out, err = capsys.readouterr()
+    assert out == "" and "20000/20000" in err
+    with progress_bar(False, "quiet", 3) as advance:
+        advance(2)
+    assert capsys.readouterr() == ("", "")
