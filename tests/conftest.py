@@ -66,12 +66,20 @@ def trace_store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "trace-store"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_trace_store(trace_store_dir: Path) -> Iterator[None]:
+    """Never touch the user's trace store from tests. Session-scoped, so it is in place before
+    module-scoped fixtures run (some of them meta-train predictors, which trace)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NAS_TRACE_CACHE", str(trace_store_dir))
+        yield
+
+
 @pytest.fixture(autouse=True)
-def _isolated_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trace_store_dir: Path) -> None:
-    """Never touch the user's real database or trace store from tests."""
+def _isolated_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never touch the user's real database from tests."""
     monkeypatch.setenv("NAS_DATABASE_URL", f"sqlite:///{tmp_path / 'default-hwdb.sqlite'}")
     monkeypatch.setenv("NAS_HOME", str(tmp_path / "nas-home"))
-    monkeypatch.setenv("NAS_TRACE_CACHE", str(trace_store_dir))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -216,3 +216,18 @@ def test_helpplus_meta_training_reads_its_traces_back(
     b = get_predictor("help+", **kwargs).fit(tasks)
     assert len(traces) == traced
     np.testing.assert_array_equal(a.sim_pca_[1], b.sim_pca_[1])  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def store_seen_by_module_fixtures() -> str | None:
+    """What a module-scoped fixture (e.g. one that meta-trains a predictor) sees."""
+    import os
+
+    return os.environ.get("NAS_TRACE_CACHE")
+
+
+def test_module_fixtures_already_use_the_tests_own_store(
+    store_seen_by_module_fixtures: str | None, trace_store_dir: Path
+) -> None:
+    """Fixtures wider than a test must not write to the user's store either."""
+    assert store_seen_by_module_fixtures == str(trace_store_dir)
