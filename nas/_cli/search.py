@@ -110,6 +110,14 @@ def search(
     ] = None,
     study: Annotated[str | None, typer.Option("--study", help="Study name.")] = None,
     seed: Annotated[int | None, typer.Option(min=0, help="Random seed (>= 0).")] = None,
+    threads: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Torch threads of proxies / short training (1: robust on a shared machine; "
+            "more can help on an idle one).",
+        ),
+    ] = 1,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the front as JSON.")] = False,
 ) -> None:
@@ -154,7 +162,7 @@ def search(
             budgets = dict(zip(names, budgets.values(), strict=True))
         try:
             objective = make_accuracy_objective(
-                accuracy, space=sp, db=db, dataset=dataset, seed=seed or 0
+                accuracy, space=sp, db=db, dataset=dataset, seed=seed or 0, threads=threads
             )
         except ValueError as exc:  # an unknown objective or proxy name
             text = str(exc).replace("`accuracy`", "--accuracy")

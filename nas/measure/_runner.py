@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nas._errors import NasError
+from nas._threads import torch_threads
 from nas.measure._allocator import retain_freed_memory
 from nas.measure._config import MeasureConfig, ResolvedConfig
 from nas.measure._environment import cpu_model, environment
@@ -235,18 +235,6 @@ def _space(space: str | SearchSpace[Any]) -> SearchSpace[Any]:
 
 def _unique(items: Iterator[str] | Sequence[str]) -> list[str]:
     return list(dict.fromkeys(items))
-
-
-@contextmanager
-def _torch_threads(threads: int) -> Iterator[None]:
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _build(
@@ -548,7 +536,7 @@ def _measure(
 
     rng = np.random.default_rng(cfg.base.seed)
     series: _Series = []
-    with _torch_threads(cfg.threads):
+    with torch_threads(cfg.threads):
         _prime(sp, cfg, texts, tick)
         for group in groups:
             env = environment(
@@ -634,7 +622,7 @@ def measure_pass(
     elif anchor is None:
         anchor = _anchor(space, cfg)
     out: list[dict[str, SampleStats]] = []
-    with _torch_threads(cfg.threads):
+    with torch_threads(cfg.threads):
         for group in _chunks(archs, cfg.base.chunk_size):
             out.extend(_time_group(space, group, cfg, rng=rng, tick=tick, anchor=anchor))
     factors = anchor.relevel() if anchor is not None else {}
@@ -680,7 +668,7 @@ def retest(
             progress(completed, total, what)
 
     seed = cfg.base.seed
-    with _torch_threads(cfg.threads):
+    with torch_threads(cfg.threads):
         _prime(sp, cfg, texts, tick)
     metric = cfg.primary_metric
     passes, moved = [], []

@@ -124,3 +124,41 @@ def test_cli_counts_failed_trials(
     out = " ".join(capsys.readouterr().out.split())
     failed = int(out.split(" failed")[0].rsplit(" ", 1)[1])
     assert out.count("12 trials (12 new, ") == 1 and 0 < failed < 12
+
+
+@pytest.mark.parametrize("threads", [1, 2, None])
+def test_objectives_pin_torch_threads_while_scoring(
+    monkeypatch: pytest.MonkeyPatch, threads: int | None
+) -> None:
+    """Proxies and short training score under ``threads`` intra-op threads (1 by default:
+    on a shared 2-core machine two threads made SynFlow 15x slower) and restore the
+    caller's setting; ``None`` leaves it alone."""
+    import torch
+
+    from nas.search import ProxyAccuracy, ShortTrainAccuracy, make_accuracy_objective
+
+    seen: list[int] = []
+    monkeypatch.setattr(
+        ProxyAccuracy, "_score", lambda self, a: seen.append(torch.get_num_threads()) or 0.0
+    )
+    monkeypatch.setattr(
+        ShortTrainAccuracy,
+        "_train_one",
+        lambda self, a, d: seen.append(torch.get_num_threads()) or 0.0,
+    )
+    nb201 = get_space("nasbench201")
+    arch = nb201.to_string(nb201.random(0))
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        proxy = make_accuracy_objective("proxy:params", space=nb201, threads=threads)
+        lm, lm_archs = _tiny_lm()
+        short = make_accuracy_objective("short-train", space=lm, threads=threads)  # type: ignore[arg-type]
+        proxy.evaluate([arch])
+        short.evaluate(lm_archs[:1])
+        assert seen == [3 if threads is None else threads] * 2
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="`threads`"):
+        make_accuracy_objective("proxy", space=nb201, threads=0)

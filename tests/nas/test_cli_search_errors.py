@@ -48,6 +48,7 @@ def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
         (["--accuracy", "bogus"], "--accuracy must be table, proxy"),
         (["--space", "nosuch"], "nosuch"),
         (["--budget-z", "-1"], "--budget-z"),
+        (["--threads", "0"], "--threads"),
         (["--seed", "-3"], "--seed"),  # numpy's own message came after the models loaded
         (["--device", " "], "--device must be a device name"),
     ],
