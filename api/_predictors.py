@@ -32,14 +32,22 @@ Key = tuple[str, str, str, str]
 
 @lru_cache(maxsize=131_072)
 def canonical_arch(space: str, text: str) -> str:
-    """Canonical form of ``text`` in the registered space ``space`` (cached).
+    """Canonical form of ``text`` in the registered space ``space``; a reference-model name
+    (``mnasnet-a1``, as ``nas spaces show`` and ``nas export`` take) is its canonical string.
 
     Raises:
-        InvalidArchError: if ``text`` is not an architecture of the space.
+        InvalidArchError: if ``text`` is neither an architecture nor a reference model.
     """
     from search_spaces import get_space
 
-    return get_space(space).canonicalize(text)
+    sp = get_space(space)
+    try:
+        return sp.canonicalize(text)
+    except Exception:
+        ref = sp.reference_archs().get(text.strip().lower()) if isinstance(text, str) else None
+        if ref is None:
+            raise
+        return sp.to_string(ref)
 
 
 def canonical_archs(space: str, archs: Sequence[str], loc: Sequence[str | int]) -> list[str]:

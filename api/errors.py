@@ -157,6 +157,9 @@ async def _library_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(err.body(), status_code=err.status_code)
 
 
+#: Methods the app's routes may serve (HEAD is answered wherever GET is).
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
 #: (loc, type) of the HTTP errors Starlette/FastAPI raise themselves, by status.
 _HTTP_ERRORS: dict[int, tuple[list[str | int], str]] = {
     400: (["body"], "invalid_body"),
@@ -165,11 +168,32 @@ _HTTP_ERRORS: dict[int, tuple[list[str | int], str]] = {
 }
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str | None:
+    """Every method some route of the app serves at the request's path (Starlette's 405
+    names only the first route that matches the path, e.g. ``GET`` of ``/v1/devices``).
+    Each method is tried against the app's routes as they match requests, so included
+    routers are searched as the router itself would search them."""
+    from starlette.routing import Match
+
+    methods = set()
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            methods.add(method)
+    if "GET" in methods:  # ``HeadMiddleware`` answers HEAD wherever GET is served
+        methods.add("HEAD")
+    return ", ".join(sorted(methods)) or None
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     """Starlette/FastAPI ``HTTPException`` (unknown route, wrong method, unreadable body) in
-    the documented shape, keeping its status and headers (e.g. ``Allow`` of a 405)."""
+    the documented shape, keeping its status and headers (e.g. ``Allow`` of a 405, listing
+    every method of the path)."""
     if not isinstance(exc, StarletteHTTPException):  # pragma: no cover
         raise exc
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
     detail: Any = exc.detail
     if isinstance(detail, list) and all(
         isinstance(d, dict) and {"loc", "msg", "type"} <= set(d) for d in detail
@@ -179,8 +203,8 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
         loc, kind = _HTTP_ERRORS.get(exc.status_code, (["body"], "http_error"))
         body = ApiError(exc.status_code, loc, str(detail), type=kind).body()
     if exc.status_code in (204, 304):  # pragma: no cover - no body allowed
-        return JSONResponse(None, status_code=exc.status_code, headers=exc.headers)
-    return JSONResponse(jsonable_encoder(body), status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse(None, status_code=exc.status_code, headers=headers)
+    return JSONResponse(jsonable_encoder(body), status_code=exc.status_code, headers=headers)
 
 
 async def _server_error(_request: Request, _exc: Exception) -> JSONResponse:

@@ -72,6 +72,9 @@ def create_app(settings: Settings | None = None, *, db: HardwareDB | None = None
         docs_url="/docs",
         openapi_url="/openapi.json",
         lifespan=lifespan,
+        # a trailing slash is a 404 like any unknown path: Starlette's 307 carried no body
+        # and built its Location from the client's Host header
+        redirect_slashes=False,
     )
     app.state.services = services
     _describe_metrics(services)

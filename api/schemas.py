@@ -254,9 +254,12 @@ class MeasurementBase(BaseModel):
 
 
 class MeasurementCreate(MeasurementBase):
-    """One measurement of an upload."""
+    """One measurement of an upload. ``metric`` defaults to the space's latency metric
+    (``e2e_ms`` for ``nemotron_flash``, else ``latency_ms``), the one its predictor reads."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
+    metric: Metric | None = None  # type: ignore[assignment]
 
 
 class MeasurementsCreate(BaseModel):

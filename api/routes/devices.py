@@ -86,9 +86,26 @@ def _fields_of(device: object) -> dict[str, Any]:
     return {f.name: getattr(device, f.name) for f in dataclasses.fields(DeviceSpec)}
 
 
+def _check_catalog_precision(fields: dict[str, Any]) -> None:
+    """A device with a datasheet entry is priced at its precision, so the entry must list
+    it (checked on the merged record: a ``PATCH`` may change either field)."""
+    from hwdb.catalog import get_entry
+
+    entry = (fields.get("attributes") or {}).get("catalog")
+    if not isinstance(entry, str):
+        return
+    try:
+        get_entry(entry).peak_flops(fields.get("precision", "fp32"))
+    except ValueError as exc:
+        raise ApiError(422, ["body", "precision"], str(exc), type="unknown_precision") from exc
+    except LookupError:  # an entry that has left the catalog: stored devices stay readable
+        return
+
+
 def _store(db: DbDep, services: ServicesDep, fields: dict[str, Any]) -> DevicePublic:
     from hwdb import DeviceSpec
 
+    _check_catalog_precision(fields)
     with field_errors("body"):
         device = db.upsert_device(DeviceSpec(**fields))
     services.cache.invalidate(db.url, device.name)

@@ -91,8 +91,11 @@ def _rows(name: str, body: MeasurementsCreate) -> list[MeasurementIn]:
         archs.update(zip(idx, canon, strict=True))
     rows: list[MeasurementIn] = []
     seen: dict[tuple[str, str, str, str], int] = {}
+    from predictors import latency_metric
+
     for i, m in enumerate(body.measurements):
-        key = (m.space, archs[i], m.metric, m.protocol)
+        metric = m.metric or latency_metric(m.space)
+        key = (m.space, archs[i], metric, m.protocol)
         if key in seen:
             raise ApiError(
                 422,
@@ -103,7 +106,7 @@ def _rows(name: str, body: MeasurementsCreate) -> list[MeasurementIn]:
         seen[key] = i
         _check_workload(m.space, m.workload, i)
         with field_errors("body", "measurements", i):
-            rows.append(_measurement(name, m.model_dump(), archs[i], i))
+            rows.append(_measurement(name, {**m.model_dump(), "metric": metric}, archs[i], i))
     return rows
 
 

@@ -78,10 +78,12 @@ def _cached(
     device_loc: tuple[str, ...],
 ) -> ServedModel:
     """The adapted model from the cache; library errors at ``device_loc``, except that a
-    space without source devices to meta-train on is reported at ``body.space``."""
-    from predictors import NoSourceDevicesError
+    space without source devices to meta-train on is reported at ``body.space``. A catalog
+    device not measured in the space needs no data of the space (zero-shot)."""
+    from predictors import NoSourceDevicesError, catalog_only
 
-    require_space_data(db, space, status=409, kind="not_enough_data")
+    if not catalog_only(db, space=space, device=device):
+        require_space_data(db, space, status=409, kind="not_enough_data")
     with field_errors(*device_loc):
         try:
             return services.cache.get(db, space=space, device=device, predictor=predictor)

@@ -62,10 +62,10 @@ def _check_data(body: SearchCreate, db: DbDep, kind: str) -> None:
     """What the background search would fail on, checked up front from the database."""
     from nas.search import has_accuracy_table
 
-    require_space_data(db, body.space, status=422, kind="no_data")
     _check_devices(body, db)
     default_dataset = SearchCreate.model_fields["dataset"].default
     if kind == "table":
+        require_space_data(db, body.space, status=422, kind="no_data")
         if not has_accuracy_table(db, space=body.space, dataset=body.dataset):
             raise ApiError(
                 422, ["body", "accuracy"],
@@ -84,13 +84,19 @@ def _check_data(body: SearchCreate, db: DbDep, kind: str) -> None:
 
 def _check_devices(body: SearchCreate, db: DbDep) -> None:
     """Every (known) device must have the measurements its predictor adapts to, or be a
-    catalog device not measured in the space (searched zero-shot, as the CLI does)."""
+    catalog device not measured in the space (searched zero-shot, as the CLI does); a
+    measured device also needs the space's data to meta-train on."""
     from predictors import catalog_only, latency_metric
 
-    table = db.latency_table(body.space, metric=latency_metric(body.space))
+    metric = latency_metric(body.space)
     for i, device in enumerate(body.devices):
-        n = int(table[device].notna().sum()) if device in table.columns else 0
-        if n < _MIN_MEASUREMENTS and not catalog_only(db, space=body.space, device=device):
+        if catalog_only(db, space=body.space, device=device):
+            continue
+        require_space_data(db, body.space, status=422, kind="no_data")
+        n = db.count_measurements(
+            space=body.space, device=device, metric=metric, distinct_archs=True
+        )
+        if n < _MIN_MEASUREMENTS:
             raise ApiError(
                 409, ["body", "devices", i],
                 f"device {device!r} has {n} measurements in {body.space!r}; a search adapts "

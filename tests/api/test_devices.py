@@ -210,3 +210,26 @@ def test_catalog_attribute_is_checked_on_writes_only(
         "/v1/devices/old-board", json={"attributes": {"catalog": "jetson nano"}}, headers=auth
     )
     assert fixed.status_code == 200 and fixed.json()["attributes"]["catalog"] == "jetson-nano"
+
+
+def test_catalog_device_precision_must_be_priced_by_its_entry(
+    client: TestClient, auth: dict[str, str], db: HardwareDB
+) -> None:
+    """A catalog device is priced at its precision: one the datasheet does not list is a 422
+    at ``precision`` when written (POST or PATCH, either field), not a failure later."""
+    bad = {"name": "nano-x", "precision": "weird", "attributes": {"catalog": "jetson-nano"}}
+    response = client.post("/v1/devices", json=bad, headers=auth)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "precision"]
+    assert "nano-x" not in {d.name for d in db.list_devices()}
+    good = {**bad, "precision": "fp16"}
+    assert client.post("/v1/devices", json=good, headers=auth).status_code == 201
+    patch = client.patch("/v1/devices/nano-x", json={"precision": "fp4"}, headers=auth)
+    assert patch.status_code == 422 and patch.json()["detail"][0]["loc"] == ["body", "precision"]
+    assert db.get_device("nano-x").precision == "fp16"
+    plain = {"name": "plain-x", "precision": "fp64"}  # no datasheet: any label is stored
+    assert client.post("/v1/devices", json=plain, headers=auth).status_code == 201
+    adding = client.patch(
+        "/v1/devices/plain-x", json={"attributes": {"catalog": "jetson-nano"}}, headers=auth
+    )
+    assert adding.status_code == 422 and adding.json()["detail"][0]["loc"] == ["body", "precision"]

@@ -72,7 +72,7 @@ def test_framework_errors_have_the_documented_shape(client: TestClient) -> None:
     assert missing.json()["detail"][0]["type"] == "not_found"
     wrong = client.delete("/healthz")
     assert wrong.status_code == 405 and _shape_ok(wrong.json()), wrong.text
-    assert wrong.headers["allow"] == "GET"
+    assert wrong.headers["allow"] == "GET, HEAD"
     unreadable = client.post(
         "/v1/predict",
         content=b'{"space": "\xff\xfe"}',
@@ -146,3 +146,33 @@ def test_head_answers_like_get_without_a_body(client: TestClient, path: str) -> 
 def test_head_of_unknown_paths_and_post_routes(client: TestClient) -> None:
     assert client.head("/v1/nope").status_code == 404
     assert client.head("/v1/predict").status_code == 405
+
+
+def test_405_allow_lists_every_method_of_the_path(client: TestClient) -> None:
+    """Starlette names only the first route matching a path; ``Allow`` must name them all."""
+    for method, path, expected in (
+        ("OPTIONS", "/v1/devices", {"GET", "HEAD", "POST"}),
+        ("POST", "/v1/devices/some-board", {"GET", "HEAD", "PATCH"}),
+        ("DELETE", "/v1/searches", {"GET", "HEAD", "POST"}),
+    ):
+        response = client.request(method, path)
+        assert response.status_code == 405, (method, path, response.text)
+        allowed = {m.strip() for m in response.headers["allow"].split(",")}
+        assert expected <= allowed and method not in allowed, (path, allowed)
+
+
+def test_unknown_methods_share_one_metrics_label(client: TestClient) -> None:
+    """Any client may send any method token; each must not become a new time series."""
+    for method in ("FOO1", "FOO2", "BREW"):
+        client.request(method, "/healthz")
+    text = client.get("/metrics").text
+    assert "FOO" not in text and "BREW" not in text
+    assert 'nas_api_requests_total{method="other",route="/healthz",status="405"} 3' in text
+
+
+def test_a_trailing_slash_is_a_404_not_a_redirect(client: TestClient) -> None:
+    response = client.post(
+        "/v1/devices/raspi4/", json={}, headers={"Host": "evil.example"}, follow_redirects=False
+    )
+    assert response.status_code == 404 and "location" not in response.headers
+    assert response.json()["detail"][0]["type"] == "not_found"

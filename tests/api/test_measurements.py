@@ -275,3 +275,23 @@ def test_batch_limit_is_a_413_above_the_default_and_settable_beyond_it(
         # past the size check: the (bad) archs are validated
         assert allowed.status_code == 422 and allowed.json()["detail"][0]["type"] == "invalid_arch"
     assert _count(db) == 0
+
+
+def test_metric_defaults_to_the_space_latency_metric(
+    client: TestClient, auth: dict[str, str], device: str, db: HardwareDB
+) -> None:
+    """A language model's latency is ``e2e_ms`` (what its predictor reads); an upload that
+    leaves ``metric`` out is stored under it, not under ``latency_ms`` where nothing reads it."""
+    lm = get_space("nemotron_flash")
+    rows = [
+        {"space": "nemotron_flash", "arch": lm.to_string(lm.random(0)), "median": 40.0},
+        {"space": SPACE, "arch": _archs(1)[0], "median": 2.0},
+        {"space": "nemotron_flash", "arch": lm.to_string(lm.random(1)), "median": 9.0,
+         "metric": "prefill_ms"},
+    ]  # fmt: skip
+    response = client.post(f"/v1/devices/{device}/measurements", json={"measurements": rows},
+                           headers=auth)  # fmt: skip
+    assert response.status_code == 200, response.text
+    stored = {(m["space"], m["metric"]) for m in db.measurements(device=device)}
+    assert stored == {("nemotron_flash", "e2e_ms"), (SPACE, "latency_ms"),
+                      ("nemotron_flash", "prefill_ms")}  # fmt: skip

@@ -216,3 +216,20 @@ def test_catalog_lists_the_datasheet_entries(client: TestClient) -> None:
     assert names == [e.name for e in load_catalog()] and body["count"] == len(names)
     nano = body["data"][names.index("jetson-nano")]
     assert nano["peak_tflops"]["fp32"] > 0 and nano["citations"][0]["url"].startswith("https://")
+
+
+def test_catalog_device_needs_no_data_of_the_space(
+    client: TestClient, auth: dict[str, str], db: HardwareDB
+) -> None:
+    """Zero-shot prediction prices the datasheet only, so a space without a single row in the
+    database (mnasnet here) is no reason to refuse it, as the CLI does not."""
+    from predictors.zeroshot import ZERO_SHOT_SOURCE
+
+    assert "mnasnet" not in db.list_spaces()
+    device = {"name": "orin", "family": "jetson", "attributes": {"catalog": "jetson-orin-nano"}}
+    assert client.post("/v1/devices", json=device, headers=auth).status_code in (200, 201)
+    body = {"space": "mnasnet", "device": "orin", "archs": ["mnasnet-a1"]}
+    response = client.post("/v1/predict", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["source"] == ZERO_SHOT_SOURCE
+    assert response.json()["data"][0]["latency_ms"] > 0

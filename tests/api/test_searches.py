@@ -231,3 +231,20 @@ def test_a_catalog_device_is_searched_zero_shot(client: TestClient, auth: dict[s
     done = _wait(client, created.json()["id"])
     assert done["status"] == "completed", done["error"]
     assert done["front"] and all(p["latency_ms"]["orin"] > 0 for p in done["front"])
+
+
+def test_a_catalog_device_needs_no_data_of_the_space(
+    client: TestClient, auth: dict[str, str], db: HardwareDB
+) -> None:
+    """The up-front checks let a zero-shot device through in a space the database has no row
+    of (mnasnet here), as `nas search` does; the first later check (choices) then answers."""
+    assert "mnasnet" not in db.list_spaces()
+    device = {"name": "orin", "family": "jetson", "attributes": {"catalog": "jetson-orin-nano"}}
+    assert client.post("/v1/devices", json=device, headers=auth).status_code in (200, 201)
+    body = _search(space="mnasnet", devices=["orin"], choices={"no_such_variable": ["x"]})
+    response = client.post("/v1/searches", json=body, headers=auth)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "choices"]
+    measured = _search(space="mnasnet", devices=[TARGET])  # a measured device still needs data
+    response = client.post("/v1/searches", json=measured, headers=auth)
+    assert response.status_code == 422 and response.json()["detail"][0]["type"] == "no_data"
