@@ -1,6 +1,7 @@
 """Importer of hand-written CSV files: ``space,arch,device,latency_ms`` per row.
 
-Optional columns: ``metric`` (default ``latency_ms``), ``batch_size``, ``precision``,
+Optional columns: ``metric`` (default: the space's latency metric, ``e2e_ms`` for
+``nemotron_flash``, else ``latency_ms``), ``batch_size``, ``precision``,
 ``runtime``, ``family``; they describe devices that are not in the database yet (existing
 devices are kept as they are). Architecture strings are canonicalised through the registered
 search space (``search_spaces.get_space(space).canonicalize``).
@@ -24,6 +25,13 @@ __all__ = ["OPTIONAL", "REQUIRED", "import_csv", "load_csv"]
 REQUIRED = ("space", "arch", "device", "latency_ms")
 OPTIONAL = ("metric", "batch_size", "precision", "runtime", "family")
 _DEVICE_FIELDS = ("batch_size", "precision", "runtime", "family")
+
+
+def _latency_metric(space: str) -> str:
+    """The metric ``space``'s latency is stored under (``SearchSpace.latency_metric``)."""
+    from search_spaces import get_space, list_spaces
+
+    return str(get_space(space).latency_metric) if space in list_spaces() else "latency_ms"
 
 
 def _device(file: Path, where: str, name: str, row: dict[str, str]) -> DeviceSpec:
@@ -84,7 +92,7 @@ def load_csv(path: str | Path) -> BulkImport:
         arch = canonical_arch(space, row["arch"], file, where)
         latency = check_latency(row["latency_ms"], file, where, "latency_ms")
         spec = _device(file, where, row["device"], row)
-        metric = row.get("metric") or "latency_ms"
+        metric = row.get("metric") or _latency_metric(space)
         if not rows.new_row(i, spec, (spec.name, space, arch, metric), latency, "latency_ms"):
             continue  # an exact duplicate: keep one
         data.rows.append(

@@ -142,6 +142,22 @@ def test_csv_good_file_and_optional_columns(small_db: HardwareDB, tmp_path: Path
     assert small_db.measured_archs(space="nasbench201", device="jn", metric="e2e_ms") == {NB201_0}
 
 
+def test_csv_metric_defaults_to_the_space_latency_metric(
+    small_db: HardwareDB, tmp_path: Path
+) -> None:
+    """A language model's latency is its ``e2e_ms`` (what its predictor reads)."""
+    from search_spaces import get_space
+
+    lm = get_space("nemotron_flash")
+    arch = lm.to_string(lm.random(0))
+    path = tmp_path / "lm.csv"
+    path.write_text(f"space,arch,device,latency_ms\nnemotron_flash,{arch},lm-board,41.5\n")
+    assert import_csv(small_db, path)["measurements"] == 1
+    assert small_db.measured_archs(space="nemotron_flash", device="lm-board", metric="e2e_ms") == {
+        arch
+    }
+
+
 @pytest.mark.parametrize(
     ("body", "match"),
     [
