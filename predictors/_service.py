@@ -323,6 +323,22 @@ def catalog_only(db: HardwareDB, *, space: str, device: str) -> bool:
     return db.count_measurements(space=space, device=device, metric=metric) == 0
 
 
+def _catalog_name(db: HardwareDB, name: str) -> bool:
+    """Whether ``name`` is no device of ``db`` but names a datasheet catalog entry."""
+    from hwdb import NotFoundError
+    from hwdb.catalog import get_entry
+
+    try:
+        db.get_device(name)
+    except NotFoundError:
+        try:
+            get_entry(name)
+        except (NotFoundError, ValueError):
+            return False
+        return True
+    return False
+
+
 def latency_model(
     db: HardwareDB,
     *,
@@ -335,12 +351,14 @@ def latency_model(
     A device with measurements in ``space`` gets :func:`get_adapted_predictor`. A device
     registered with ``nas device add NAME --catalog ENTRY`` and not measured in ``space`` yet
     gets its datasheet roofline (``predictors.zeroshot.zero_shot_model``), whose predictions
-    say ``source == "zero-shot (datasheet)"``, as ``nas search`` does for it.
+    say ``source == "zero-shot (datasheet)"``, as ``nas search`` does for it. So does a name
+    that is not a device in ``db`` but a catalog entry or alias (``jetson``, as
+    ``nas search --device jetson`` resolves it).
 
     Raises:
         NotEnoughDataError: for a device with neither enough measurements nor a catalog entry.
     """
-    if catalog_only(db, space=space, device=device):
+    if catalog_only(db, space=space, device=device) or _catalog_name(db, device):
         from predictors.zeroshot import zero_shot_model
 
         model = zero_shot_model(db, space=space, device_or_entry=device, predictor=predictor)

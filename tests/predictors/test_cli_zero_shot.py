@@ -68,3 +68,29 @@ def test_predict_a_catalog_device_zero_shot(
     captured = capsys.readouterr()
     assert "zero-shot" in captured.err and "nas device onboard orin" in captured.err
     assert NB201 in captured.out
+
+
+def test_predict_resolves_devices_and_reference_names_as_search_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--device jetson` names no device but a catalog alias, as `nas search --device jetson`
+    resolves it; the match is printed. `--arch mnasnet-a1` is a reference-model name, as
+    `nas spaces show` and `nas export` take it."""
+    import json
+
+    from hwdb import HardwareDB
+    from search_spaces import get_space
+
+    db = f"sqlite:///{tmp_path / 'z.sqlite'}"
+    HardwareDB(db).close()  # an empty database
+    argv = ["--db", db, "predictor", "predict", "--space", "mnasnet", "--device", "jetson",
+            "--arch", "MnasNet-A1", "--json"]  # fmt: skip
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    sp = get_space("mnasnet")
+    assert out["predictions"][0]["arch"] == sp.to_string(sp.reference_archs()["mnasnet-a1"])
+    assert out["source"] == "zero-shot (datasheet)" and out["predictions"][0]["mean_ms"] > 0
+    assert "'jetson' -> jetson-orin-nano" in captured.err
