@@ -51,11 +51,16 @@ def pareto_mask(objectives: Sequence[Sequence[float]] | np.ndarray) -> np.ndarra
 def _csv_fields(devices: Sequence[str]) -> list[str]:
     """Columns of ``pareto.csv`` (the same for an empty front)."""
     per_device = [f"{k}[{d}]" for d in devices for k in ("latency_ms", "latency_std_ms")]
-    return ["arch", "accuracy", *per_device, "measured_on", "params", "macs", "feasible", "trial"]
+    return [
+        "arch", "accuracy", "objective", *per_device, "measured_on", "params", "macs", "feasible",
+        "trial",
+    ]  # fmt: skip
 
 
 def _flatten(entry: dict[str, Any], devices: Sequence[str]) -> dict[str, Any]:
-    row: dict[str, Any] = {"arch": entry["arch"], "accuracy": entry["accuracy"]}
+    row: dict[str, Any] = {
+        "arch": entry["arch"], "accuracy": entry["accuracy"], "objective": entry.get("objective"),
+    }  # fmt: skip
     for dev in devices:
         row[f"latency_ms[{dev}]"] = entry["latency_ms"][dev]
         row[f"latency_std_ms[{dev}]"] = entry["latency_std_ms"][dev]

@@ -108,7 +108,8 @@ def collect_result(
     """Build the result of ``study`` and write the output files when ``out_dir`` is given."""
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     rows = [_row(t, devices) for t in trials if "arch" in t.user_attrs]
-    front = [_add_profile(space, e) for e in front_of(rows, devices)]
+    # the objective's name travels with each point: "accuracy" may be a proxy score
+    front = [{**_add_profile(space, e), "objective": accuracy} for e in front_of(rows, devices)]
     n_finished = len(
         study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
     )

@@ -321,6 +321,8 @@ def test_front_says_which_latencies_were_measured(db_url: str, tmp_path: Path) -
     assert [r["measured_on"] for r in rows] == [";".join(e["measured_on"]) for e in res.front]
     data = json.loads((tmp_path / "out" / "pareto.json").read_text())
     assert [d["measured_on"] for d in data] == [e["measured_on"] for e in res.front]
+    # the objective is named with every point: "accuracy" may be a proxy score
+    assert {d["objective"] for d in data} == {r["objective"] for r in rows} == {res.accuracy}
 
 
 def test_measured_latency_model_lookup_and_knn(db_url: str) -> None:
