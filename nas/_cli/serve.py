@@ -33,17 +33,41 @@ def serve(
 
     from api.config import Settings
     from api.main import create_app
+    from hwdb import HardwareDB
 
     settings = Settings.from_env()
     if require_key_for_reads:
         settings = dataclasses.replace(settings, require_key_for_reads=True)
+    # fail now, in one line, on a database that is missing (as every other command does:
+    # `nas hwdb init` creates it) or cannot be opened, and on an address that cannot be bound
+    HardwareDB(settings.database_url, create=False).close()
+    _check_bind(host, port)
     if host not in ("127.0.0.1", "localhost", "::1"):
         err_console.print(
             f"warning: binding {host}: the API is reachable from other machines", markup=False
         )
     app = create_app(settings)
-    app.state.services.db()  # fail now (one line) if the database cannot be opened
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+
+
+def _check_bind(host: str, port: int) -> None:
+    """Raise ``NasError`` (one line) when ``host:port`` cannot be bound: uvicorn would log
+    its error among its start-up lines and exit 3."""
+    import socket
+
+    from nas import NasError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise NasError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise NasError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
 
 
 @api_key_app.command("create")
