@@ -224,12 +224,26 @@ def trace_store_info() -> TraceStoreInfo:
 
 
 def clear_trace_store() -> int:
-    """Delete the stored tables of every fingerprint; returns how many files were removed."""
+    """Delete the stored tables of every fingerprint; returns how many files were removed.
+
+    Raises:
+        OSError: when a folder of the store cannot be deleted (a read-only file system,
+            another user's files); what could be deleted is.
+    """
     root = store_root()
     if root is None:
         return 0
-    removed = 0
+    removed, failed = 0, []
     for folder in _fingerprint_folders(root):
-        removed += sum(1 for f in folder.rglob("*.npz") if f.is_file())
+        before = sum(1 for f in folder.rglob("*.npz") if f.is_file())
         shutil.rmtree(folder, ignore_errors=True)
+        left = sum(1 for f in folder.rglob("*.npz") if f.is_file()) if folder.exists() else 0
+        removed += before - left
+        if folder.exists():
+            failed.append(folder)
+    if failed:
+        raise OSError(
+            f"could not delete {len(failed)} folder(s) of the trace store, e.g. {failed[0]} "
+            f"({removed} tables removed)"
+        )
     return removed

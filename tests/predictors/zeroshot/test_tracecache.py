@@ -231,3 +231,23 @@ def test_module_fixtures_already_use_the_tests_own_store(
 ) -> None:
     """Fixtures wider than a test must not write to the user's store either."""
     assert store_seen_by_module_fixtures == str(trace_store_dir)
+
+
+def test_clear_that_cannot_delete_says_so(
+    store: Path, traces: list[tuple[str, bool]], monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """A store on a read-only file system: `nas cache clear` must not report removals."""
+    from nas._cli.main import main
+
+    with persistent_traces():
+        op_table("nasbench201", ARCH)
+    monkeypatch.setattr("predictors.zeroshot._tracecache.shutil.rmtree", lambda *a, **k: None)
+    with pytest.raises(OSError, match="could not delete 1 folder"):
+        clear_trace_store()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["cache", "clear"])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "0 tables removed" in err[0]
+    assert trace_store_info().files == 1
