@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from nas.search._types import SearchResult
 
-__all__ = ["front_table", "pareto_mask", "write_outputs"]
+__all__ = ["check_output_dir", "front_table", "pareto_mask", "write_outputs"]
 
 
 def pareto_mask(objectives: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
@@ -101,8 +101,41 @@ def _plot(result: SearchResult, path: Path) -> None:
     plt.close(fig)
 
 
+_OUTPUTS = {
+    "json": "pareto.json",
+    "csv": "pareto.csv",
+    "png": "pareto.png",
+    "history": "history.json",
+}
+
+
+def check_output_dir(out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """The output paths of a search writing to ``out_dir``, checked before it runs: the
+    folder must be (or be creatable as) a folder, and no output path may be a folder.
+
+    Raises:
+        SearchError: naming the first path in the way.
+    """
+    from nas.search._errors import SearchError
+
+    out = Path(out_dir)
+    for parent in (out, *out.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise SearchError(f"output folder {out} cannot be created: {parent} is a file")
+            break
+    paths = {kind: out / name for kind, name in _OUTPUTS.items()}
+    for path in paths.values():
+        if path.exists() and not path.is_file():
+            raise SearchError(f"output {path} exists and is not a file")
+    return paths
+
+
 def write_outputs(result: SearchResult, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """Write ``pareto.json``, ``pareto.csv``, ``pareto.png`` and ``history.json``.
+
+    All four are rendered to temporary files first and then moved into place, so a failure
+    while rendering (e.g. a full disk) leaves the previous outputs, not a mix.
 
     Args:
         result: A finished search.
@@ -110,15 +143,25 @@ def write_outputs(result: SearchResult, out_dir: str | os.PathLike[str]) -> dict
 
     Returns:
         The written paths by kind.
+
+    Raises:
+        SearchError: when an output path is a folder (see :func:`check_output_dir`).
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "json": out / "pareto.json",
-        "csv": out / "pareto.csv",
-        "png": out / "pareto.png",
-        "history": out / "history.json",
-    }
+    paths = check_output_dir(out_dir)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    # hidden temporaries that keep their suffix (matplotlib picks the format by it)
+    temps = {k: p.with_name(f".{p.stem}.{os.getpid()}.tmp{p.suffix}") for k, p in paths.items()}
+    try:
+        _render(result, temps)
+        for kind, tmp in temps.items():
+            os.replace(tmp, paths[kind])
+    finally:
+        for tmp in temps.values():
+            tmp.unlink(missing_ok=True)
+    return paths
+
+
+def _render(result: SearchResult, paths: dict[str, Path]) -> None:
     paths["json"].write_text(json.dumps(result.front, indent=2) + "\n")
     rows = [_flatten(e, result.devices) for e in result.front]
     with paths["csv"].open("w", newline="") as fh:
@@ -132,7 +175,6 @@ def write_outputs(result: SearchResult, out_dir: str | os.PathLike[str]) -> dict
     }
     paths["history"].write_text(json.dumps(history, indent=2) + "\n")
     _plot(result, paths["png"])
-    return paths
 
 
 def wrap_arch(arch: str, width: int = 40) -> str:

@@ -544,6 +544,7 @@ def run_search(
         StudyMismatchError: If the stored study was created with other settings.
         SearchError: If an objective or latency model misbehaves.
     """
+    from nas.search._pareto import check_output_dir
     from nas.search._results import collect_result
 
     cfg = _check_args(
@@ -557,6 +558,8 @@ def run_search(
         cfg, unique=bool(eliminate_duplicates), prune=bool(prune_dead_ops), local=local_search
     )
     name = study_name or f"{cfg.space.name}-{'+'.join(cfg.devices)}-{cfg.accuracy.name}"
+    if out_dir is not None:
+        check_output_dir(out_dir)  # before the search, not after it
     store = open_storage(storage, out_dir=out_dir)
     if store.is_rdb:
         cfg = replace(cfg, worker=f"{socket.gethostname()}:{os.getpid()}")

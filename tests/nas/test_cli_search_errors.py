@@ -70,6 +70,19 @@ def test_out_that_is_a_file_is_a_usage_error(
     assert "is a file, not a folder" in capsys.readouterr().err
 
 
+def test_an_output_path_in_the_way_fails_before_the_search(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found after the search, a folder named pareto.png left pareto.json and pareto.csv
+    written and the png missing; now nothing runs and nothing is written."""
+    out = tmp_path / "out"
+    (out / "pareto.png").mkdir(parents=True)
+    assert _run([*_base(tmp_path), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "pareto.png exists and is not a file" in err and "Traceback" not in err
+    assert sorted(p.name for p in out.iterdir()) == ["pareto.png"]
+
+
 @pytest.mark.parametrize(
     ("func", "message"),
     [("boom", "raised RuntimeError: boom from user fn"), ("none", "returned NoneType None")],
