@@ -44,8 +44,15 @@ def _check_text(name: str, value: object) -> None:
         raise ValueError(f"`{name}` must be a non-empty string, got {value!r}.")
 
 
+#: Largest latency a measurement may hold (ms, about 28 hours): beyond it a number is a unit or
+#: typing error, and squared in a least-squares fit it would overflow predictors' arithmetic.
+MAX_LATENCY_MS = 1e8
+
+
 def _check_positive_float(name: str, value: object, *, allow_zero: bool = False) -> None:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        if value > MAX_LATENCY_MS:
+            raise ValueError(f"`{name}` must be at most {MAX_LATENCY_MS:g} ms, got {value!r}.")
         if value > 0 or (allow_zero and value == 0):
             return
     bound = "greater than or equal to 0" if allow_zero else "finite and greater than 0"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hwdb._errors import ImportDataError
+from hwdb._types import MAX_LATENCY_MS
 
 if TYPE_CHECKING:
     from hwdb._types import DeviceSpec
@@ -84,7 +85,8 @@ class RowChecker:
 
 
 def check_latency(value: object, path: Path | str, where: str, field: str) -> float:
-    """``value`` as a float that is finite and > 0, else an ImportDataError."""
+    """``value`` as a float that is finite, > 0 and at most :data:`MAX_LATENCY_MS`, else an
+    ImportDataError."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         try:
             number = float(value)  # type: ignore[arg-type]
@@ -94,6 +96,9 @@ def check_latency(value: object, path: Path | str, where: str, field: str) -> fl
         number = float(value)
     if not math.isfinite(number) or number <= 0:
         raise bad(path, where, field, f"latency must be finite and > 0, got {value!r}")
+    if number > MAX_LATENCY_MS:
+        limit = f"at most {MAX_LATENCY_MS:g} ms"
+        raise bad(path, where, field, f"latency must be {limit}, got {value!r}")
     return number
 
 

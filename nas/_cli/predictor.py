@@ -5,6 +5,7 @@ Thin layer over :mod:`predictors`; the database comes from ``--db`` / ``NAS_DATA
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -146,7 +147,7 @@ def predict(
     datasheet, and says so.
     """
     from nas.search import resolve_device
-    from predictors import predict_latency
+    from predictors import PredictorError, predict_latency
 
     if (arch is None) == (archs is None):
         _usage("give exactly one of --arch and --archs")
@@ -162,6 +163,14 @@ def predict(
         {"arch": a, "mean_ms": float(m), "std_ms": float(s)}
         for a, m, s in zip(pred.archs, pred.mean_ms, pred.std_ms, strict=True)
     ]
+    bad = [
+        a for a, m in zip(pred.archs, pred.mean_ms, strict=True) if not (math.isfinite(m) and m > 0)
+    ]
+    if bad:  # never print NaN (not JSON) with a success code
+        raise PredictorError(
+            f"the {pred.predictor} predictor returned a non-finite or non-positive latency for "
+            f"{len(bad)} of {len(rows)} archs (e.g. {bad[0]}); check the device's measurements"
+        )
     if json_:
         print_json(
             {"predictor": pred.predictor, "version": pred.version, "source": pred.source,

@@ -107,7 +107,7 @@ def _pickle(path: Path, table: dict[tuple[int, ...], float]) -> Path:
 
 def test_latbench_overflowing_latency_is_refused(tmp_path: Path) -> None:
     path = _pickle(tmp_path / "desktop-cpu-x-fp32.pickle", {(0, 1, 2, 3, 4, 0): 1e306})
-    with pytest.raises(ImportDataError, match="not finite"):
+    with pytest.raises(ImportDataError, match="not finite|at most"):
         load_latbench([path])
 
 
@@ -151,3 +151,32 @@ def test_parquet_contradictory_statistics_name_the_column(tmp_path: Path) -> Non
     path = _parquet_with(tmp_path, {"min": 3.0, "arch": nb201_archs(1)[0]})  # median 1.5
     with pytest.raises(ImportDataError, match=r"row 2.*'min'.*must not exceed `median`"):
         load_parquet(path)
+
+
+def test_export_respects_the_umask(tmp_path: Path) -> None:
+    """An export is meant to be shared: not mkstemp's 0600."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        with HardwareDB(f"sqlite:///{tmp_path / 'a.sqlite'}") as db:
+            db.bulk_import(load_parquet(bundled_datasets()[0]))
+            out = tmp_path / "shared.parquet"
+            export_parquet(db, out)
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == 0o644
+
+
+def test_implausible_latencies_are_refused(tmp_path: Path) -> None:
+    """1e308 ms passed "finite and > 0", then overflowed a predictor's least squares."""
+    from hwdb import MeasurementIn
+
+    with pytest.raises(ValueError, match="`median` must be at most"):
+        MeasurementIn(device="d", space="nasbench201", arch=NB201_0, median=1e9)
+    with pytest.raises(ValueError, match="`p90` must be at most"):
+        MeasurementIn(device="d", space="nasbench201", arch=NB201_0, median=5.0, p90=1e300)
+    csv = tmp_path / "huge.csv"
+    csv.write_text(f"space,arch,device,latency_ms\nnasbench201,{NB201_0},d,1e308\n")
+    with pytest.raises(ImportDataError, match="at most"):
+        load_csv(csv)
