@@ -76,3 +76,26 @@ def test_additive_ceiling_scores_each_feature_of_the_bundled_data(tmp_path: Path
     # eager PyTorch on a CPU moves every activation through memory once per operator
     eager = rows["cpu-torch-fp32-t2"]
     assert eager["all"] > eager["without"]["activation_traffic_bytes"] + 0.03
+
+
+def test_proxy_threads_times_each_thread_count(tmp_path: Path) -> None:
+    argv = ["--space", "nasbench201", "--archs", "2", "--repeats", "1", "--threads", "1", "2"]
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "proxy_threads.py"), *argv, "--busy", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["busy_processes"] == 1 and set(out["seconds_per_arch"]) == {"1", "2"}
+    assert all(v > 0 for v in out["seconds_per_arch"].values())
+    bad = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "proxy_threads.py"), "--threads", "0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert bad.returncode == 2 and "--threads" in bad.stderr
