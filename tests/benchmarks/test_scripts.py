@@ -13,6 +13,17 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
+def _script(cwd: Path, name: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    """Run ``benchmarks/NAME argv...`` in ``cwd``, capturing its text output."""
+    return subprocess.run(
+        [sys.executable, str(BENCHMARKS / name), *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+    )
+
+
 @pytest.mark.parametrize(
     "script", ["help_protocol.py", "search_nb201.py", "zero_shot.py", "additive_ceiling.py"]
 )
@@ -60,13 +71,7 @@ def test_gpu_script_reports_errors_without_the_database_stack(tmp_path: Path) ->
 
 
 def test_additive_ceiling_scores_each_feature_of_the_bundled_data(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "additive_ceiling.py"), "--spaces", "mnasnet"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-    )
+    proc = _script(tmp_path, "additive_ceiling.py", "--spaces", "mnasnet")
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)["mnasnet"]
     assert "cpu-torch-fp32-t1" in rows
@@ -80,22 +85,10 @@ def test_additive_ceiling_scores_each_feature_of_the_bundled_data(tmp_path: Path
 
 def test_proxy_threads_times_each_thread_count(tmp_path: Path) -> None:
     argv = ["--space", "nasbench201", "--archs", "2", "--repeats", "1", "--threads", "1", "2"]
-    proc = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "proxy_threads.py"), *argv, "--busy", "1"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-    )
+    proc = _script(tmp_path, "proxy_threads.py", *argv, "--busy", "1")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["busy_processes"] == 1 and set(out["seconds_per_arch"]) == {"1", "2"}
     assert all(v > 0 for v in out["seconds_per_arch"].values())
-    bad = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "proxy_threads.py"), "--threads", "0"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-    )
+    bad = _script(tmp_path, "proxy_threads.py", "--threads", "0")
     assert bad.returncode == 2 and "--threads" in bad.stderr
