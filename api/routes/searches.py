@@ -89,10 +89,11 @@ def _check_devices(body: SearchCreate, db: DbDep) -> None:
     from predictors import catalog_only, latency_metric
 
     metric = latency_metric(body.space)
-    for i, device in enumerate(body.devices):
-        if catalog_only(db, space=body.space, device=device):
-            continue
+    zero_shot = {d for d in body.devices if catalog_only(db, space=body.space, device=d)}
+    measured = [(i, d) for i, d in enumerate(body.devices) if d not in zero_shot]
+    if measured:
         require_space_data(db, body.space, status=422, kind="no_data")
+    for i, device in measured:
         n = db.count_measurements(
             space=body.space, device=device, metric=metric, distinct_archs=True
         )
