@@ -40,9 +40,11 @@ from predictors._help import HELPPredictor, MAMLPredictor
 from predictors._helpplus import HELPPlusPredictor
 from predictors._service import (
     DEFAULT_PREDICTOR,
+    MIN_ADAPT_MEASUREMENTS,
     AdaptedLatencyModel,
     LatencyPrediction,
     catalog_only,
+    datasheet_model,
     device_datasheet,
     get_adapted_predictor,
     get_default_predictor,
@@ -55,6 +57,7 @@ __all__ = [
     "FORMAT_VERSION",
     "HELP_DEVICES",
     "HELP_REFERENCE_INDICES",
+    "MIN_ADAPT_MEASUREMENTS",
     "AdaptedLatencyModel",
     "DeviceSplit",
     "DeviceTask",
@@ -71,6 +74,7 @@ __all__ = [
     "ScratchPredictor",
     "TransferPredictor",
     "catalog_only",
+    "datasheet_model",
     "device_datasheet",
     "device_split",
     "device_workload",

@@ -28,9 +28,11 @@ if TYPE_CHECKING:
 __all__ = [
     "ARTIFACT_KIND",
     "DEFAULT_PREDICTOR",
+    "MIN_ADAPT_MEASUREMENTS",
     "AdaptedLatencyModel",
     "LatencyPrediction",
     "catalog_only",
+    "datasheet_model",
     "device_datasheet",
     "get_adapted_predictor",
     "get_default_predictor",
@@ -42,6 +44,9 @@ DEFAULT_PREDICTOR = "help+"
 #: ``source`` of predictions adapted to measurements with the device's datasheet as a prior.
 DATASHEET_PRIOR_SOURCE = "adapted (datasheet prior)"
 ARTIFACT_KIND = "latency_predictor"
+#: Distinct measured archs a device needs before a predictor is adapted to it. With fewer, a
+#: catalog-backed device stays zero-shot, its datasheet roofline scaled to them.
+MIN_ADAPT_MEASUREMENTS = 3
 
 
 @dataclass(frozen=True)
@@ -273,8 +278,11 @@ def get_adapted_predictor(
             "`nas device add NAME --catalog ENTRY` for zero-shot predictions)"
         )
     col = table[device].dropna()
-    if len(col) < 3:
-        raise NotEnoughDataError(f"device {device!r} has {len(col)} measurements; {fix}")
+    if len(col) < MIN_ADAPT_MEASUREMENTS:
+        raise NotEnoughDataError(
+            f"device {device!r} has {len(col)} measurements in {space!r}, a predictor adapts "
+            f"to at least {MIN_ADAPT_MEASUREMENTS}; {fix}"
+        )
     model, version = get_default_predictor(
         db, space=space, predictor=predictor, exclude_device=device, progress=progress, table=table
     )
@@ -310,7 +318,8 @@ def _resolved(space: str, workload: Workload | None) -> Workload:
 
 def catalog_only(db: HardwareDB, *, space: str, device: str) -> bool:
     """Whether ``device`` was registered with a catalog entry (``nas device add NAME --catalog
-    ENTRY``) and has no measurement in ``space``: a device predicted zero-shot there."""
+    ENTRY``) and has fewer than :data:`MIN_ADAPT_MEASUREMENTS` measured archs in ``space``: a
+    device predicted zero-shot there (:func:`latency_model`)."""
     from hwdb import NotFoundError
 
     try:
@@ -319,8 +328,10 @@ def catalog_only(db: HardwareDB, *, space: str, device: str) -> bool:
         return False
     if not dev.attributes.get("catalog"):
         return False
-    metric = latency_metric(space)
-    return db.count_measurements(space=space, device=device, metric=metric) == 0
+    n = db.count_measurements(
+        space=space, device=device, metric=latency_metric(space), distinct_archs=True
+    )
+    return n < MIN_ADAPT_MEASUREMENTS
 
 
 def _catalog_name(db: HardwareDB, name: str) -> bool:
@@ -353,18 +364,42 @@ def latency_model(
     gets its datasheet roofline (``predictors.zeroshot.zero_shot_model``), whose predictions
     say ``source == "zero-shot (datasheet)"``, as ``nas search`` does for it. So does a name
     that is not a device in ``db`` but a catalog entry or alias (``jetson``, as
-    ``nas search --device jetson`` resolves it).
+    ``nas search --device jetson`` resolves it). A catalog device with one or two measured
+    archs (fewer than :data:`MIN_ADAPT_MEASUREMENTS`) stays zero-shot, its roofline scaled to
+    them and priced at the workload they were measured under.
 
     Raises:
         NotEnoughDataError: for a device with neither enough measurements nor a catalog entry.
     """
-    if catalog_only(db, space=space, device=device) or _catalog_name(db, device):
-        from predictors.zeroshot import zero_shot_model
-
-        model = zero_shot_model(db, space=space, device_or_entry=device, predictor=predictor)
-        assert not isinstance(model, AdaptedLatencyModel)  # meta=False: the roofline itself
-        return model
+    if _catalog_name(db, device) or catalog_only(db, space=space, device=device):
+        return datasheet_model(db, space=space, device=device)
     return get_adapted_predictor(db, space=space, device=device, predictor=predictor)
+
+
+def datasheet_model(db: HardwareDB, *, space: str, device: str) -> RooflineLatencyModel:
+    """The datasheet roofline (``predictors.zeroshot``) of a catalog entry or alias, or of a
+    device registered with ``nas device add NAME --catalog ENTRY``.
+
+    A registered device with one or two measured archs in ``space`` (fewer than
+    :data:`MIN_ADAPT_MEASUREMENTS`) gets the roofline priced at the workload they were
+    measured under and scaled to them (``RooflineLatencyModel.scaled_to``): its latencies are
+    in the device's own milliseconds while the ranking stays the datasheet's.
+    """
+    from predictors.zeroshot import RooflineLatencyModel, zero_shot_model
+
+    model = zero_shot_model(db, space=space, device_or_entry=device)
+    assert isinstance(model, RooflineLatencyModel)  # meta=False: the roofline itself
+    metric = latency_metric(space)
+    if _catalog_name(db, device) or not (
+        0
+        < db.count_measurements(space=space, device=device, metric=metric, distinct_archs=True)
+        < MIN_ADAPT_MEASUREMENTS
+    ):
+        return model
+    table = db.latency_table(space, devices=[device], metric=metric)
+    col = table[device].dropna()
+    model.workload = device_workload(table, space, device)
+    return model.scaled_to(list(col.index), col.to_numpy(float))
 
 
 def predict_latency(

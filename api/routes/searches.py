@@ -86,7 +86,7 @@ def _check_devices(body: SearchCreate, db: DbDep) -> None:
     """Every (known) device must have the measurements its predictor adapts to, or be a
     catalog device not measured in the space (searched zero-shot, as the CLI does); a
     measured device also needs the space's data to meta-train on."""
-    from predictors import catalog_only, latency_metric
+    from predictors import MIN_ADAPT_MEASUREMENTS, catalog_only, latency_metric
 
     metric = latency_metric(body.space)
     zero_shot = {d for d in body.devices if catalog_only(db, space=body.space, device=d)}
@@ -97,17 +97,13 @@ def _check_devices(body: SearchCreate, db: DbDep) -> None:
         n = db.count_measurements(
             space=body.space, device=device, metric=metric, distinct_archs=True
         )
-        if n < _MIN_MEASUREMENTS:
+        if n < MIN_ADAPT_MEASUREMENTS:
             raise ApiError(
                 409, ["body", "devices", i],
                 f"device {device!r} has {n} measurements in {body.space!r}; a search adapts "
-                f"its predictor to at least {_MIN_MEASUREMENTS} (upload measurements first)",
+                f"its predictor to at least {MIN_ADAPT_MEASUREMENTS} (upload measurements first)",
                 type="not_enough_data",
             )  # fmt: skip
-
-
-#: What ``predictors.get_adapted_predictor`` needs of a device.
-_MIN_MEASUREMENTS = 3
 
 
 @router.post(

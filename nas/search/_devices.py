@@ -15,7 +15,7 @@ is searched zero-shot with the datasheet roofline (Williams et al., CACM 2009).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from nas.search._errors import DeviceResolutionError
@@ -58,10 +58,16 @@ class DeviceMatch:
         """One line for the terminal."""
         if self.catalog is not None:
             space = self.space or "SPACE"
+            n = self.n_measurements
+            have, how = (
+                (f"{n} measured arch{'s' if n > 1 else ''} in {space!r} (too few to adapt to)",
+                 f"scaled to {'them' if n > 1 else 'it'}")
+                if n else (f"no measurements in {space!r}", "uncalibrated")
+            )  # fmt: skip
             return (
-                f"device {self.query!r} -> {self.device}: no measurements in {space!r}, "
+                f"device {self.query!r} -> {self.device}: {have}, "
                 f"ZERO-SHOT from catalog entry {self.catalog!r} (datasheet roofline, "
-                f"uncalibrated); calibrate with `nas device onboard NAME --space {space} "
+                f"{how}); calibrate with `nas device onboard NAME --space {space} "
                 f"--catalog {self.catalog}` or `nas measure --device-name NAME --space {space}`"
             )
         text = (
@@ -95,6 +101,18 @@ def catalog_match(db: HardwareDB, query: str, space: str) -> DeviceMatch | None:
     return DeviceMatch(query, label, "zero-shot", 0, catalog=entry.name, space=space)
 
 
+def _few_shot(db: HardwareDB, query: str, device: str, space: str, n: int) -> DeviceMatch | None:
+    """The zero-shot match (for ``query``) of a catalog-backed ``device`` with ``n`` measured
+    archs, too few for a predictor to adapt to (``predictors.MIN_ADAPT_MEASUREMENTS``); else
+    ``None``."""
+    from predictors import MIN_ADAPT_MEASUREMENTS
+
+    if n >= MIN_ADAPT_MEASUREMENTS or not db.get_device(device).attributes.get("catalog"):
+        return None
+    match = catalog_match(db, device, space)
+    return None if match is None else replace(match, query=query, n_measurements=n)
+
+
 def _counts(db: HardwareDB, space: str) -> dict[str, int]:
     """Architectures with a latency in ``space``, per device (one count query each: building
     the space's latency table took 14 s for 30 NAS-Bench-201 devices, the counts 0.7 s)."""
@@ -122,7 +140,7 @@ def resolve_device(db: HardwareDB, query: str, *, space: str) -> DeviceMatch:
         raise ValueError("`device` must be a non-empty device name or pattern.")
     counts = {d: c for d, c in _counts(db, space).items() if c > 0}
     if q in counts:
-        return DeviceMatch(q, q, "name", counts[q])
+        return _few_shot(db, q, q, space, counts[q]) or DeviceMatch(q, q, "name", counts[q])
     low = q.lower()
     all_devices = db.list_devices()
     by_name = [d.name for d in all_devices if low in d.name.lower()]
@@ -130,7 +148,8 @@ def resolve_device(db: HardwareDB, query: str, *, space: str) -> DeviceMatch:
     for rule, names in (("substring", by_name), ("family", by_family)):
         hits = sorted(((n, counts[n]) for n in names if n in counts), key=lambda x: (-x[1], x[0]))
         if hits:
-            return DeviceMatch(q, hits[0][0], rule, hits[0][1], hits[1:])
+            few = _few_shot(db, q, hits[0][0], space, hits[0][1])
+            return few or DeviceMatch(q, hits[0][0], rule, hits[0][1], hits[1:])
     for resolver in ZERO_SHOT_RESOLVERS:
         match = resolver(db, q, space)
         if match is not None:

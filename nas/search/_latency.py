@@ -190,8 +190,8 @@ def load_latency_models(
     Uses ``predictors.get_adapted_predictor`` (adapted to each device's measurements, behind
     the measurements themselves: :func:`measured_first`) when the predictor package provides
     it, else :class:`MeasuredLatencyModel`. Devices in
-    ``zero_shot`` (device name -> catalog entry) have no measurements and get
-    ``predictors.zeroshot.zero_shot_model`` instead.
+    ``zero_shot`` (device name -> catalog entry) get their datasheet roofline instead
+    (``predictors.datasheet_model``: scaled to their measurements if they have one or two).
 
     Args:
         db: The hardware database.
@@ -226,14 +226,13 @@ def load_latency_models(
                 "measured archs"
             )
     if zs:
-        from predictors.zeroshot import zero_shot_model
+        from predictors import datasheet_model
 
         for d in zs:
             # A device added with `--catalog` resolves through its DB record (keeping its
-            # precision); any other name is the catalog entry's own.
-            models[d] = zero_shot_model(
-                db, space=space.name, device_or_entry=d, predictor=predictor
-            )
+            # precision; scaled to its measurements if it has one or two); any other name is
+            # the catalog entry's own.
+            models[d] = datasheet_model(db, space=space.name, device=d)
         listed = ", ".join(f"{d} <- catalog {e}" for d, e in zs.items())
-        notes.append(f"zero-shot datasheet roofline, no measurements ({listed})")
+        notes.append(f"zero-shot datasheet roofline ({listed})")
     return {d: models[d] for d in devices}, "latency: " + "; ".join(notes)

@@ -88,22 +88,71 @@ def _runtime_of(db: HardwareDB, name: str) -> str:
 
 
 class RooflineLatencyModel:
-    """The datasheet roofline as a latency model (the zero-shot baseline)."""
+    """The datasheet roofline as a latency model (the zero-shot baseline).
 
-    def __init__(self, *, space: str, device: str, model: DeviceModel) -> None:
+    Args:
+        space: Search-space name.
+        device: Device (or catalog entry) name.
+        model: The device's roofline parameters.
+        workload: Input shapes to price (None: the space's default).
+        scale: Factor on every latency (:meth:`scaled_to` fits it to a few measurements).
+        n_measurements: Measurements behind ``scale`` (0: the datasheet alone).
+    """
+
+    def __init__(
+        self,
+        *,
+        space: str,
+        device: str,
+        model: DeviceModel,
+        workload: Workload | None = None,
+        scale: float = 1.0,
+        n_measurements: int = 0,
+    ) -> None:
+        if not (np.isfinite(scale) and scale > 0):
+            raise ValueError(f"`scale` must be a positive finite number, got {scale!r}.")
         self.space = space
         self.device = device
         self.model = model
+        self.workload = workload
+        self.scale = float(scale)
+        self.n_measurements = int(n_measurements)
         self.source = ZERO_SHOT_SOURCE
 
     def predict(self, archs: Sequence[str]) -> LatencyPrediction:
         """Roofline latency of canonical arch strings."""
         arch_list = [str(a) for a in archs]
-        mean = roofline_latency_ms(self.space, arch_list, self.model)
+        mean = self.scale * roofline_latency_ms(
+            self.space, arch_list, self.model, workload=self.workload
+        )
         std = mean * np.sqrt(np.expm1(DATASHEET_LOG_SIGMA**2))
         return LatencyPrediction(
-            arch_list, mean, std, ROOFLINE_SOURCE, self.model.name, 0, self.source
+            arch_list, mean, std, ROOFLINE_SOURCE, self.model.name, self.n_measurements,
+            self.source,
+        )  # fmt: skip
+
+    def scaled_to(self, archs: Sequence[str], latency_ms: Sequence[float]) -> RooflineLatencyModel:
+        """This roofline times the geometric mean of ``latency_ms`` over its own estimates
+        of ``archs``: a device with too few measurements to adapt a predictor to still gets
+        latencies in its own milliseconds (the ranking stays the datasheet's).
+
+        Raises:
+            ValueError: naming ``latency_ms`` when it is empty, of another length than
+                ``archs``, or not all positive and finite.
+        """
+        y = np.asarray(latency_ms, dtype=float).reshape(-1)
+        if len(y) == 0 or len(y) != len(archs) or not np.all(np.isfinite(y) & (y > 0)):
+            raise ValueError(
+                "`latency_ms` must hold one positive finite latency per arch of `archs`."
+            )
+        est = self.scale * roofline_latency_ms(
+            self.space, [str(a) for a in archs], self.model, workload=self.workload
         )
+        factor = float(np.exp(np.mean(np.log(y) - np.log(est))))
+        return RooflineLatencyModel(
+            space=self.space, device=self.device, model=self.model, workload=self.workload,
+            scale=self.scale * factor, n_measurements=len(y),
+        )  # fmt: skip
 
 
 class ZeroShotLatencyModel(AdaptedLatencyModel):

@@ -206,6 +206,19 @@ def test_catalog_device_is_predicted_zero_shot(client: TestClient, auth: dict[st
     adapt = client.post("/v1/devices/orin/adapt", json={"space": SPACE}, headers=auth)
     assert adapt.status_code == 409
     assert adapt.json()["detail"][0]["loc"] == ["path", "name"]
+    # one measurement (fewer than a predictor adapts to): still zero-shot, in the device's ms
+    first = data["data"][0]["latency_ms"]
+    row = {"space": SPACE, "arch": archs[0], "median": 3.0 * first, "protocol": "t", "n_runs": 5}
+    upload = client.post(
+        "/v1/devices/orin/measurements", json={"measurements": [row]}, headers=auth
+    )
+    assert upload.status_code == 200, upload.text
+    body = client.post("/v1/predict", json={"space": SPACE, "device": "orin", "archs": archs})
+    assert body.status_code == 200, body.text
+    scaled = body.json()
+    assert scaled["source"] == ZERO_SHOT_SOURCE and scaled["n_measurements"] == 1
+    for old, new in zip(data["data"], scaled["data"], strict=True):
+        assert new["latency_ms"] == pytest.approx(3.0 * old["latency_ms"], rel=1e-6)
 
 
 def test_catalog_lists_the_datasheet_entries(client: TestClient) -> None:

@@ -25,6 +25,41 @@ def test_resolve_device_falls_back_to_catalog(sqlite_url: str) -> None:
     assert "nas device onboard NAME --space nasbench201 --catalog jetson-orin-nano" in line
 
 
+def test_a_catalog_device_with_one_or_two_measurements_resolves_zero_shot(
+    sqlite_url: str,
+) -> None:
+    """Too few measured archs to adapt to: the search prices the datasheet, scaled to them,
+    and says so; the third measured arch makes it a measured device."""
+    from hwdb import DeviceSpec, HardwareDB, MeasurementIn
+    from nas.search import load_latency_models, resolve_device
+    from search_spaces import get_space
+
+    sp = get_space("nasbench201")
+    archs = [sp.to_string(sp.random(i)) for i in range(3)]
+    with HardwareDB(sqlite_url) as db:
+        db.upsert_device(
+            DeviceSpec(name="my-orin", family="jetson", attributes={"catalog": "jetson-orin-nano"})
+        )
+        db.add_measurements(
+            [MeasurementIn("my-orin", "nasbench201", a, median=2.0) for a in archs[:2]]
+        )
+        match = resolve_device(db, "my-orin", space="nasbench201")
+        by_part = resolve_device(db, "my-or", space="nasbench201")
+        models, _ = load_latency_models(
+            db, space=sp, devices=["my-orin"], zero_shot={"my-orin": "jetson-orin-nano"}
+        )
+        db.add_measurements([MeasurementIn("my-orin", "nasbench201", archs[2], median=2.0)])
+        measured = resolve_device(db, "my-orin", space="nasbench201")
+    assert (match.rule, match.catalog, match.n_measurements) == ("zero-shot", "jetson-orin-nano", 2)
+    assert (by_part.query, by_part.device, by_part.rule) == ("my-or", "my-orin", "zero-shot")
+    assert "2 measured archs in 'nasbench201' (too few to adapt to)" in match.describe()
+    assert "scaled to them" in match.describe()
+    pred = models["my-orin"].predict(archs[:2])
+    assert pred.n_measurements == 2
+    assert np.exp(np.mean(np.log(pred.mean_ms))) == pytest.approx(2.0)
+    assert (measured.rule, measured.catalog, measured.n_measurements) == ("name", None, 3)
+
+
 def test_unknown_device_is_a_clear_error(sqlite_url: str) -> None:
     from hwdb import HardwareDB
     from nas.search import DeviceResolutionError, resolve_device

@@ -73,10 +73,61 @@ def test_catalog_device_without_measurements_is_predicted_zero_shot(tmp_path: Pa
         np.testing.assert_allclose(pred.mean_ms, roofline_latency_ms("nasbench201", archs, ds))
         again = predict_latency(db, space="nasbench201", device="orin", archs=archs)
         np.testing.assert_allclose(again.mean_ms, pred.mean_ms)
-        with pytest.raises(NotEnoughDataError, match="has 1 measurements; measure it"):
+        with pytest.raises(NotEnoughDataError, match="has 1 measurements .* at least 3; measure"):
             latency_model(db, space="nasbench201", device="bare")
         with pytest.raises(NotEnoughDataError, match="nas measure.*--catalog"):
             latency_model(db, space="nasbench201", device="unmeasured")
+
+
+def test_catalog_device_with_too_few_measurements_stays_zero_shot_in_its_own_ms(
+    tmp_path: Path,
+) -> None:
+    """A catalog device given one or two measurements (fewer than a predictor adapts to) is
+    not left without predictions: it stays zero-shot, its roofline scaled to them (the
+    geometric mean of measured / estimated) and priced at their workload; from the third
+    measured arch on it is adapted."""
+    from hwdb import DeviceSpec, HardwareDB, MeasurementIn
+    from predictors import MIN_ADAPT_MEASUREMENTS, catalog_only, datasheet_model, latency_model
+    from predictors.zeroshot import ZERO_SHOT_SOURCE, RooflineLatencyModel, roofline_latency_ms
+    from search_spaces import get_space
+
+    assert MIN_ADAPT_MEASUREMENTS == 3
+    space = get_space("nasbench201")
+    archs = [space.to_string(space.random(i)) for i in range(6)]
+    with HardwareDB(f"sqlite:///{tmp_path / 'z.sqlite'}") as db:
+        db.upsert_device(DeviceSpec(name="orin", attributes={"catalog": "jetson-orin-nano"}))
+        bare = latency_model(db, space="nasbench201", device="orin")
+        assert isinstance(bare, RooflineLatencyModel)
+        est = bare.predict(archs).mean_ms
+        measured = [4.0 * est[0], 9.0 * est[1]]  # geometric mean of the ratios: 6
+        db.add_measurements(
+            [
+                MeasurementIn("orin", "nasbench201", a, median=m)
+                for a, m in zip(archs[:2], measured, strict=True)
+            ]
+        )
+        assert catalog_only(db, space="nasbench201", device="orin")
+        model = latency_model(db, space="nasbench201", device="orin")
+        pred = model.predict(archs)
+        assert pred.source == ZERO_SHOT_SOURCE and pred.n_measurements == 2
+        np.testing.assert_allclose(pred.mean_ms, 6.0 * est, rtol=1e-9)
+        np.testing.assert_allclose(
+            datasheet_model(db, space="nasbench201", device="orin").predict(archs).mean_ms,
+            pred.mean_ms,
+        )
+        db.add_measurements([MeasurementIn("orin", "nasbench201", archs[2], median=1.0)])
+        assert not catalog_only(db, space="nasbench201", device="orin")
+    with pytest.raises(ValueError, match="latency_ms"):
+        bare.scaled_to(archs[:2], [1.0, -1.0])
+    with pytest.raises(ValueError, match="scale"):
+        RooflineLatencyModel(space="nasbench201", device="x", model=bare.model, scale=0.0)
+    wl = space.default_workload()
+    big = type(wl).from_dict({**wl.to_dict(), "batch_size": 8})
+    on_big = RooflineLatencyModel(space="nasbench201", device="x", model=bare.model, workload=big)
+    np.testing.assert_allclose(
+        on_big.predict(archs[:2]).mean_ms,
+        roofline_latency_ms("nasbench201", archs[:2], bare.model, workload=big),
+    )
 
 
 def test_catalog_backed_device_adapts_with_its_datasheet(db_url: str, tmp_path: Path) -> None:
