@@ -68,6 +68,7 @@ class SearchJob:
             "hypervolume": float(hv) if hv is not None else None,
             "error": self.error,
             "front_size": len(res.front) if res is not None else None,
+            "warnings": res.warnings if res is not None else [],
         }
         if front:
             out["front"] = list(res.front) if res is not None else None

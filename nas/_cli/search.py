@@ -204,15 +204,8 @@ def search(
         out_dir=out_dir,
         progress=not as_json,
     )
-    if budgets and not result.front and result.trials:
-        fastest = ", ".join(
-            f"{d} {min(t['latency_ms'][d] for t in result.trials):.3g} ms" for d in names
-        )
-        err_console.print(
-            f"warning: no architecture met --latency-budget in {len(result.trials)} evaluated "
-            f"trials (fastest predicted: {fastest}); the front is empty",
-            markup=False,
-        )
+    for warning in result.warnings:
+        err_console.print(f"warning: {warning}", markup=False)
     if as_json:
         print_json(result.front)
         return

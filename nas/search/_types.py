@@ -87,10 +87,26 @@ class SearchResult:
         """Trials finished by this call per second of search loop."""
         return self.n_new_trials / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
+    @property
+    def warnings(self) -> list[str]:
+        """What a user should know about this result (one sentence each): so far, that no
+        evaluated architecture met the latency budget, which leaves the front empty."""
+        if not (self.budget_ms and self.trials and not self.front):
+            return []
+        fastest = ", ".join(
+            f"{d} {min(t['latency_ms'][d] for t in self.trials):.3g} ms" for d in self.devices
+        )
+        budget = ", ".join(f"{d} {b:.3g} ms" for d, b in self.budget_ms.items())
+        return [
+            f"no architecture met the latency budget ({budget}) in {len(self.trials)} evaluated "
+            f"trials (fastest predicted: {fastest}); the front is empty"
+        ]
+
     def to_dict(self, *, include_trials: bool = False) -> dict[str, Any]:
         """JSON-ready dict (``trials`` left out unless asked for)."""
         data = asdict(self)
         if not include_trials:
             data.pop("trials")
         data["trials_per_s"] = self.trials_per_s
+        data["warnings"] = self.warnings
         return data

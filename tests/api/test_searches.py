@@ -50,6 +50,24 @@ def test_search_runs_to_a_pareto_front(
         if p["arch"] in measured.index:
             expected[i] = measured[p["arch"]]
     np.testing.assert_allclose(lat, expected, rtol=1e-6)
+    assert body["warnings"] == []
+
+
+def test_a_budget_nothing_meets_completes_with_a_warning(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    """As the CLI says on stderr, the API says in ``warnings`` why the front is empty."""
+    body = _search(trials=8, population=4, budget_ms=1e-6)
+    created = client.post("/v1/searches", json=body, headers=auth)
+    assert created.status_code == 202, created.text
+    done = _wait(client, created.json()["id"])
+    assert done["status"] == "completed", done["error"]
+    assert done["front"] == [] and done["front_size"] == 0
+    assert len(done["warnings"]) == 1
+    assert done["warnings"][0].startswith("no architecture met the latency budget")
+    assert "fastest predicted: " in done["warnings"][0]
+    listed = client.get("/v1/searches").json()["data"]
+    assert [s["warnings"] for s in listed if s["id"] == done["id"]] == [done["warnings"]]
 
 
 def test_search_choices_confine_the_front(client: TestClient, auth: dict[str, str]) -> None:
