@@ -1,7 +1,8 @@
 """Background searches: a bounded thread pool running :func:`nas.search.run_search`.
 
 Jobs live in memory (their outputs optionally under ``search_out_dir/<id>``). Cancelling sets
-an event that the search's progress callback checks after every generation.
+an event that the search checks before every architecture it scores (a proxy or short-train
+generation can take minutes) and after every generation.
 """
 
 from __future__ import annotations
@@ -9,11 +10,14 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from hwdb._models import utcnow
 
@@ -21,7 +25,7 @@ if TYPE_CHECKING:
     from api._predictors import PredictorCache
     from api.schemas import SearchCreate
     from hwdb import HardwareDB
-    from nas.search import SearchResult
+    from nas.search import AccuracyObjective, SearchResult
 
 __all__ = ["SearchJob", "SearchManager"]
 
@@ -30,7 +34,25 @@ _ACTIVE = ("queued", "running")
 
 
 class _Cancelled(Exception):
-    """Raised from the progress callback to stop a cancelled search."""
+    """Raised from the progress callback or the objective to stop a cancelled search."""
+
+
+class _CancellableAccuracy:
+    """An accuracy objective scored one architecture at a time, checking ``event`` before
+    each, so a cancelled search stops within one architecture's evaluation."""
+
+    def __init__(self, inner: Any, event: threading.Event) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.event = event
+
+    def evaluate(self, archs: Sequence[str]) -> np.ndarray:
+        out = []
+        for arch in archs:
+            if self.event.is_set():
+                raise _Cancelled
+            out.append(np.asarray(self.inner.evaluate([arch]), dtype=float).reshape(-1))
+        return np.concatenate(out) if out else np.zeros(0)
 
 
 @dataclass
@@ -193,7 +215,7 @@ class SearchManager:
             self._finish(job, "completed")
 
     def _search(self, job: SearchJob, db: HardwareDB, cache: PredictorCache) -> SearchResult:
-        from nas.search import make_accuracy_objective, measured_first, run_search
+        from nas.search import TableAccuracy, make_accuracy_objective, measured_first, run_search
         from search_spaces import get_space, restrict_space
 
         req = job.request
@@ -207,9 +229,11 @@ class SearchManager:
             )
             for d in req.devices
         }  # fmt: skip
-        objective = make_accuracy_objective(
+        objective: AccuracyObjective = make_accuracy_objective(
             req.accuracy, space=space, db=db, dataset=req.dataset, seed=req.seed or 0
         )
+        if not isinstance(objective, TableAccuracy):  # a table lookup is instant
+            objective = _CancellableAccuracy(objective, job.cancel_event)
 
         def progress(done: int, _total: int) -> None:
             job.done = done

@@ -70,6 +70,23 @@ def test_a_budget_nothing_meets_completes_with_a_warning(
     assert [s["warnings"] for s in listed if s["id"] == done["id"]] == [done["warnings"]]
 
 
+def test_cancel_stops_a_proxy_search_within_its_first_generation(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    """A proxy generation builds and scores a model per architecture; cancelling takes effect
+    before the next architecture, not after the whole generation."""
+    body = _search(trials=400, population=200, accuracy="proxy:synflow")
+    sid = client.post("/v1/searches", json=body, headers=auth).json()["id"]
+    deadline = time.monotonic() + 60
+    while client.get(f"/v1/searches/{sid}").json()["status"] == "queued":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert client.delete(f"/v1/searches/{sid}", headers=auth).status_code == 200
+    done = _wait(client, sid)
+    assert done["status"] == "cancelled" and done["progress"]["done"] == 0
+
+
 def test_search_choices_confine_the_front(client: TestClient, auth: dict[str, str]) -> None:
     body = _search(trials=12, population=4, choices={"edge_0_1": ["skip_connect"]})
     created = client.post("/v1/searches", json=body, headers=auth)
