@@ -312,7 +312,11 @@ def space_stats(session: Session) -> dict[str, dict[str, int]]:
 
 
 def apply_bulk(
-    session: Session, data: _bulk.BulkImport, progress: Callable[[int], None] | None
+    session: Session,
+    data: _bulk.BulkImport,
+    progress: Callable[[int], None] | None,
+    *,
+    replace: bool = False,
 ) -> dict[str, int]:
     now = utcnow()
     dialect = session.get_bind().dialect.name
@@ -327,9 +331,9 @@ def apply_bulk(
     for series in data.measurements:
         ids = {a: arch_ids[(series.space, a)] for a in series.archs}
         params = _bulk.series_params(dialect, series, dev_ids[series.device], ids, now)
-        n_meas += _bulk.insert_measurements(session, params, replace=False, progress=progress)
+        n_meas += _bulk.insert_measurements(session, params, replace=replace, progress=progress)
     if data.rows:
-        n_meas += add_measurements(session, data.rows, replace=False)
+        n_meas += add_measurements(session, data.rows, replace=replace)
         if progress is not None:
             progress(len(data.rows))
     n_acc = 0

@@ -392,22 +392,32 @@ class HardwareDB:
 
     # ----------------------------------------------------------------- bulk paths
     def bulk_import(
-        self, data: _bulk.BulkImport, *, progress: Callable[[int], None] | None = None
+        self,
+        data: _bulk.BulkImport,
+        *,
+        progress: Callable[[int], None] | None = None,
+        replace: bool = False,
     ) -> dict[str, int]:
         """Apply one importer's data in ONE transaction (used by :mod:`hwdb.importers`).
 
-        Devices that exist are kept as they are; existing measurements and accuracies are
-        kept (re-importing changes nothing).
+        Devices that exist are kept as they are, and so are existing accuracies. A
+        measurement already stored (same device, space, arch, metric and protocol) is kept
+        unless ``replace`` (re-importing changes nothing); with ``replace`` the import's row
+        overwrites it, e.g. to correct a wrong value.
 
         Returns:
             Counts: ``devices`` and distinct ``architectures`` given, ``measurements`` and
-            ``accuracies`` newly inserted.
+            ``accuracies`` newly inserted (measurements: or replaced), and
+            ``measurements_kept``: measurement rows given that were not written because
+            that measurement is already stored (or the import repeats it).
         """
-        inserted = self._write(lambda s: _queries.apply_bulk(s, data, progress))
+        written = self._write(lambda s: _queries.apply_bulk(s, data, progress, replace=replace))
+        given = sum(len(m.values) for m in data.measurements) + len(data.rows)
         return {
             "devices": len({d.name for d in data.devices}),
             "architectures": data.n_archs,
-            **inserted,
+            **written,
+            "measurements_kept": max(given - written["measurements"], 0),
         }
 
     def measurement_frame(

@@ -59,15 +59,24 @@ def _bar(label: str, total: int) -> Iterator[Callable[[int], None]]:
         yield lambda n: bar.advance(task, n)
 
 
-def _apply(label: str, load: Callable[[], BulkImport]) -> None:
+def _apply(label: str, load: Callable[[], BulkImport], replace: bool | None = None) -> None:
+    """Import what ``load`` reads; ``replace`` None: the command has no ``--replace``."""
     with console.status(f"reading {label} ..."):
         data = load()
     with _open() as db, _bar(f"importing {label}", data.n_rows) as advance:
-        counts = db.bulk_import(data, progress=advance)
+        counts = db.bulk_import(data, progress=advance, replace=bool(replace))
+    new = "new or replaced" if replace else "new"
     console.print(
         f"{label}: {counts['devices']} devices, {counts['architectures']} architectures, "
-        f"{counts['measurements']} new measurements, {counts['accuracies']} new accuracies"
+        f"{counts['measurements']} {new} measurements, {counts['accuracies']} new accuracies"
     )
+    kept = counts["measurements_kept"]
+    if kept and replace is False:  # a user's own data, which may correct stored values
+        err_console.print(
+            f"note: {kept} measurements were already stored and were kept as they are; "
+            "--replace overwrites them",
+            markup=False,
+        )
 
 
 @hwdb_app.command("init")
@@ -119,22 +128,36 @@ def import_nats(file: Annotated[Path, typer.Argument(help="NATS-Bench accuracy C
     _apply("NATS-Bench accuracy", lambda: load_nats_accuracy(file))
 
 
+ReplaceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--replace",
+        help="Overwrite measurements already stored (same device, space, arch, metric and "
+        "protocol) instead of keeping them, e.g. to correct wrong values.",
+    ),
+]
+
+
 @import_app.command("csv")
 def import_csv(
     file: Annotated[Path, typer.Argument(help="CSV: space,arch,device,latency_ms.")],
+    replace: ReplaceOpt = False,
 ) -> None:
     """Import a hand-written measurement CSV."""
     from hwdb.importers.csvfile import load_csv
 
-    _apply(file.name, lambda: load_csv(file))
+    _apply(file.name, lambda: load_csv(file), replace)
 
 
 @import_app.command("parquet")
-def import_parquet(file: Annotated[Path, typer.Argument(help="Parquet dataset file.")]) -> None:
+def import_parquet(
+    file: Annotated[Path, typer.Argument(help="Parquet dataset file.")],
+    replace: ReplaceOpt = False,
+) -> None:
     """Import a parquet dataset written by `nas hwdb export`."""
     from hwdb.importers.parquet import load_parquet
 
-    _apply(file.name, lambda: load_parquet(file))
+    _apply(file.name, lambda: load_parquet(file), replace)
 
 
 @hwdb_app.command("stats")

@@ -87,3 +87,38 @@ def test_a_mistyped_db_path_creates_nothing(
     code, _, err = _run([*argv, "--device", "d", "--arch", "mnasnet-a1"], capsys)
     assert code == 1 and _one_line(err) and "nas hwdb init" in err
     assert not typo.exists()
+
+
+def test_reimport_keeps_stored_values_says_so_and_replace_overwrites(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A CSV that corrects a stored value used to be a silent no-op; now the import says how
+    many rows it kept, and ``--replace`` writes the new values (parquet the same)."""
+    from tests.hwdb._helpers import NB201_0
+
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    csv = tmp_path / "m.csv"
+    csv.write_text(f"space,arch,device,latency_ms\nnasbench201,{NB201_0},pi4,12.5\n")
+    code, out, err = _run(["--db", db, "hwdb", "import", "csv", str(csv)], capsys)
+    assert code == 0 and "1 new measurements" in out and "note:" not in err
+    csv.write_text(f"space,arch,device,latency_ms\nnasbench201,{NB201_0},pi4,20.0\n")
+    code, out, err = _run(["--db", db, "hwdb", "import", "csv", str(csv)], capsys)
+    assert code == 0 and "0 new measurements" in out
+    assert "note: 1 measurements were already stored and were kept as they are; --replace" in err
+    with HardwareDB(db) as hw:
+        assert hw.latency_table("nasbench201")["pi4"].tolist() == [12.5]
+    code, out, err = _run(["--db", db, "hwdb", "import", "csv", str(csv), "--replace"], capsys)
+    assert code == 0 and "1 new or replaced measurements" in out and "note:" not in err
+    with HardwareDB(db) as hw:
+        assert hw.latency_table("nasbench201")["pi4"].tolist() == [20.0]
+    parquet = tmp_path / "m.parquet"
+    assert _run(["--db", db, "hwdb", "export", "--out", str(parquet)], capsys)[0] == 0
+    csv.write_text(f"space,arch,device,latency_ms\nnasbench201,{NB201_0},pi4,30.0\n")
+    assert _run(["--db", db, "hwdb", "import", "csv", str(csv), "--replace"], capsys)[0] == 0
+    code, _, err = _run(["--db", db, "hwdb", "import", "parquet", str(parquet)], capsys)
+    assert code == 0 and "note: 1 measurements were already stored" in err
+    assert (
+        _run(["--db", db, "hwdb", "import", "parquet", str(parquet), "--replace"], capsys)[0] == 0
+    )
+    with HardwareDB(db) as hw:
+        assert hw.latency_table("nasbench201")["pi4"].tolist() == [20.0]
