@@ -5,20 +5,61 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from rich.console import Console, RenderableType
 
-__all__ = ["console", "err_console", "fail", "human_bytes", "print_json", "print_table"]
+if TYPE_CHECKING:
+    from hwdb import HardwareDB
+
+__all__ = [
+    "check_space",
+    "console",
+    "err_console",
+    "fail",
+    "human_bytes",
+    "interrupt_note",
+    "print_json",
+    "print_table",
+    "set_interrupt_note",
+]
 
 console = Console()
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+_DEFAULT_INTERRUPT_NOTE = "everything finished so far is saved"
+_interrupt_note = [_DEFAULT_INTERRUPT_NOTE]
+
+
+def set_interrupt_note(note: str | None) -> None:
+    """What ``nas`` says after ``error: interrupted;`` if Ctrl-C stops the running command
+    (None: the default, that finished work is saved; true of searches and measurements)."""
+    _interrupt_note[0] = note or _DEFAULT_INTERRUPT_NOTE
+
+
+def interrupt_note() -> str:
+    """The note :func:`set_interrupt_note` set (the default if none)."""
+    return _interrupt_note[0]
 
 
 def fail(message: str, *, code: int = 1) -> NoReturn:
     """Print one line to stderr and exit with ``code`` (1 failure, 2 usage)."""
     err_console.print(f"error: {message}", markup=False)
     sys.exit(code)
+
+
+def check_space(db: HardwareDB, space: str | None) -> None:
+    """Usage error (exit 2) for a ``--space`` that is neither registered nor in the database
+    (e.g. HELP's ``ofa``, imported but not a registered space)."""
+    if space is None:
+        return
+    from nas import CLIUsageError
+    from search_spaces import list_spaces
+
+    known = set(list_spaces()) | set(db.list_spaces())
+    if space not in known:
+        raise CLIUsageError(f"unknown search space {space!r} (known: {', '.join(sorted(known))})")
 
 
 def human_bytes(value: int) -> str:

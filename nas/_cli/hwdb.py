@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from nas._cli._common import console, err_console, print_json, print_table
+from nas._cli._common import (
+    check_space,
+    console,
+    err_console,
+    print_json,
+    print_table,
+    set_interrupt_note,
+)
 
 if TYPE_CHECKING:
     from hwdb import HardwareDB
@@ -37,18 +44,6 @@ def _open(*, create: bool = True) -> HardwareDB:
     return HardwareDB(create=create)
 
 
-def _check_space(db: HardwareDB, space: str | None) -> None:
-    """Usage error (exit 2) for a space that is neither registered nor in the database."""
-    if space is None:
-        return
-    from nas import CLIUsageError
-    from search_spaces import list_spaces
-
-    known = set(list_spaces()) | set(db.list_spaces())
-    if space not in known:
-        raise CLIUsageError(f"unknown search space {space!r} (known: {', '.join(sorted(known))})")
-
-
 @contextmanager
 def _bar(label: str, total: int) -> Iterator[Callable[[int], None]]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -63,8 +58,10 @@ def _apply(label: str, load: Callable[[], BulkImport], replace: bool | None = No
     """Import what ``load`` reads; ``replace`` None: the command has no ``--replace``."""
     with console.status(f"reading {label} ..."):
         data = load()
+    set_interrupt_note(f"nothing of {label} was stored (an import is one transaction)")
     with _open() as db, _bar(f"importing {label}", data.n_rows) as advance:
         counts = db.bulk_import(data, progress=advance, replace=bool(replace))
+    set_interrupt_note(None)
     new = "new or replaced" if replace else "new"
     console.print(
         f"{label}: {counts['devices']} devices, {counts['architectures']} architectures, "
@@ -186,7 +183,7 @@ def devices(space: SpaceOpt = None, as_json: JsonOpt = False) -> None:
     from rich.table import Table
 
     with _open(create=False) as db:
-        _check_space(db, space)
+        check_space(db, space)
         rows = db.list_devices(space=space)
     if as_json:
         print_json([asdict(d) for d in rows])
@@ -211,7 +208,7 @@ def export(
     from hwdb import export_parquet
 
     with _open(create=False) as db:
-        _check_space(db, space)
+        check_space(db, space)
         if device is not None:
             db.get_device(device)  # NotFoundError: one line, exit 1
         with console.status("exporting ..."):

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from nas import __version__
-from nas._cli._common import err_console
+from nas._cli._common import err_console, interrupt_note
 
 __all__ = ["app", "main"]
 
@@ -84,6 +84,12 @@ def _library_errors() -> tuple[type[BaseException], ...]:
     return (HwdbError, NasError, PredictorError, SearchSpaceError, ValueError, OSError)
 
 
+def _unknown_space_error() -> type[BaseException]:
+    from search_spaces import UnknownSpaceError
+
+    return UnknownSpaceError
+
+
 def _click_exceptions() -> Any:
     """Typer >= 0.25 vendors click as ``typer._click``; older releases use ``click``."""
     try:
@@ -111,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print("error: aborted", markup=False)
         sys.exit(_INTERRUPTED)
     except KeyboardInterrupt:
-        err_console.print("error: interrupted; everything finished so far is saved", markup=False)
+        err_console.print(f"error: interrupted; {interrupt_note()}", markup=False)
         sys.exit(_INTERRUPTED)
     except exc_mod.NoArgsIsHelpError:
         sys.exit(0)  # the help text was already printed
@@ -124,10 +130,13 @@ def main(argv: list[str] | None = None) -> None:
     except CLIUsageError as exc:
         err_console.print(f"error: {exc}", markup=False)
         sys.exit(2)
+    except _unknown_space_error() as exc:  # a --space that names no space: a usage error
+        err_console.print(f"error: {str(exc).strip(chr(39) + chr(34))}", markup=False)
+        sys.exit(2)
     except _library_errors() as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         err_console.print(f"error: {message}", markup=False)
         sys.exit(1)
     if rc == _INTERRUPTED:  # typer turns KeyboardInterrupt into this exit code, silently
-        err_console.print("error: interrupted; everything finished so far is saved", markup=False)
+        err_console.print(f"error: interrupted; {interrupt_note()}", markup=False)
     sys.exit(rc if isinstance(rc, int) else 0)

@@ -6,12 +6,14 @@ Thin layer over :mod:`predictors`; the database comes from ``--db`` / ``NAS_DATA
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from nas._cli._common import console, err_console, print_json
+from nas._cli._common import check_space, console, err_console, print_json
 
 if TYPE_CHECKING:
     from hwdb import HardwareDB
@@ -33,11 +35,15 @@ PredOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-def _open() -> HardwareDB:
-    """The database, which must exist: every predictor command reads measurements."""
+@contextmanager
+def _open(space: str) -> Iterator[HardwareDB]:
+    """The database, which must exist (every predictor command reads measurements), and in
+    which ``space`` must be registered or stored (else a usage error, exit 2)."""
     from hwdb import HardwareDB
 
-    return HardwareDB(create=False)
+    with HardwareDB(create=False) as db:
+        check_space(db, space)
+        yield db
 
 
 def _usage(message: str) -> NoReturn:
@@ -69,7 +75,7 @@ def train(
         _usage("give either --protocol or --devices, not both")
     name = predictor or DEFAULT_PREDICTOR
     params: dict[str, Any] = {"episodes": episodes} if episodes and name in ("help", "maml") else {}
-    with _open() as db:
+    with _open(space) as db:
         table = db.latency_table(space, metric=latency_metric(space))
         if protocol == "help":
             if space not in HELP_DEVICES:
@@ -101,7 +107,7 @@ def adapt(
     from predictors import get_adapted_predictor
     from search_spaces import get_space
 
-    with _open() as db:
+    with _open(space) as db:
         model = get_adapted_predictor(
             db, space=space, device=device, predictor=predictor, progress=not json_
         )
@@ -152,7 +158,7 @@ def predict(
     if (arch is None) == (archs is None):
         _usage("give exactly one of --arch and --archs")
     items = _canonical([arch], space) if arch is not None else _read_archs(archs, space)  # type: ignore[arg-type]
-    with _open() as db:
+    with _open(space) as db:
         match = resolve_device(db, device, space=space)
         renamed = match.device != device
         if renamed:  # a pattern or a catalog alias: say what it matched
@@ -271,7 +277,7 @@ def evaluate(
 
     name = predictor or DEFAULT_PREDICTOR
     params: dict[str, Any] = {"episodes": episodes} if episodes and name in ("help", "maml") else {}
-    with _open() as db:
+    with _open(space) as db:
         table = db.latency_table(space, metric=latency_metric(space))
         datasheet = device_datasheet(db, device, catalog=catalog)
     if device not in table.columns:
@@ -303,7 +309,7 @@ def _evaluate_zero_shot(
     from predictors import NotEnoughDataError
     from predictors.zeroshot import evaluate_zero_shot
 
-    with _open() as db:
+    with _open(space) as db:
         entry = catalog or db.get_device(device).attributes.get("catalog")
         if not entry:
             raise NotEnoughDataError(

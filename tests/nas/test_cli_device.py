@@ -69,7 +69,7 @@ def test_add_from_catalog(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         (["device", "add", "x", "--catalog", "jetson", "--runtime", "tensor rt"], 2, "--runtime"),
         (["device", "add", "x"], 2, "--catalog"),
         (["device", "onboard", "x", "--space", "nasbench201", "--k", "-1"], 2, "--k"),
-        (["device", "onboard", "x", "--space", "nope"], 1, "unknown search space"),
+        (["device", "onboard", "x", "--space", "nope"], 2, "unknown search space"),
         (["device", "onboard", "x", "--space", "nasbench201"], 1, "not in the database"),
     ],
 )

@@ -1,8 +1,10 @@
-"""The `nas` entry point: Ctrl-C is reported, not silent."""
+"""The `nas` entry point: Ctrl-C is reported, not silent; usage errors exit 2."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,3 +34,58 @@ def test_ctrl_c_exits_130_with_one_line(
     assert capsys.readouterr().err.strip() == (
         "error: interrupted; everything finished so far is saved"
     )
+
+
+def test_ctrl_c_during_an_import_says_nothing_of_it_was_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An import is one transaction: "everything finished so far is saved" would be wrong."""
+    from hwdb import HardwareDB
+    from tests.hwdb._helpers import NB201_0
+
+    def interrupted(*_: Any, **__: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(HardwareDB, "bulk_import", interrupted)
+    csv = tmp_path / "m.csv"
+    csv.write_text(f"space,arch,device,latency_ms\nnasbench201,{NB201_0},pi4,1.5\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["--db", f"sqlite:///{tmp_path / 'i.sqlite'}", "hwdb", "import", "csv", str(csv)])
+    assert exc.value.code == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        err[-1] == "error: interrupted; nothing of m.csv was stored (an import is one transaction)"
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["spaces", "show", "bogus"],
+        ["hwdb", "devices", "--space", "bogus"],
+        ["predictor", "train", "--space", "bogus"],
+        ["predictor", "adapt", "--space", "bogus", "--device", "x"],
+        ["predictor", "predict", "--space", "bogus", "--device", "x", "--arch", "a"],
+        ["predictor", "evaluate", "--space", "bogus", "--device", "x"],
+        ["predictor", "evaluate", "--space", "bogus", "--device", "x", "--shots", "0"],
+        ["search", "--space", "bogus", "--device", "jetson"],
+        ["measure", "--space", "bogus", "--device-name", "x", "--n", "1"],
+        ["device", "onboard", "x", "--space", "bogus"],
+        ["export", "a", "--space", "bogus", "--format", "torch", "-o", "a.pt"],
+    ],
+)
+def test_an_unknown_space_is_a_usage_error_everywhere(
+    argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """Every command exits 2 (usage) with the same line for a --space that names no space."""
+    from hwdb import HardwareDB
+
+    url = f"sqlite:///{tmp_path / 's.sqlite'}"
+    HardwareDB(url).close()  # the predictor commands need an existing database
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(["--db", url, *argv])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert err.count("\n") == 1 and err.startswith("error: unknown search space 'bogus' (known: ")

@@ -85,7 +85,7 @@ def test_list_shows_every_registered_space(capsys: pytest.CaptureFixture[str]) -
 @pytest.mark.parametrize(
     ("argv", "code", "fragment"),
     [
-        (("spaces", "show", "no-such-space"), 1, "unknown search space 'no-such-space'"),
+        (("spaces", "show", "no-such-space"), 2, "unknown search space 'no-such-space'"),
         (("spaces", "show", "mnasnet", "--arch", "ds_r1"), 1, "missing token(s)"),
         (("spaces", "show", "mnasnet", "--arch", "mnasnet-z9"), 1, "'mnasnet'"),
         (("spaces", "show"), 2, "SPACE"),

@@ -47,7 +47,7 @@ def test_retest_prints_agreement(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(
     ("args", "code", "needle"),
     [
-        (["--space", "nope", "--device-name", "x", "--n", "2"], 1, "unknown search space"),
+        (["--space", "nope", "--device-name", "x", "--n", "2"], 2, "unknown search space"),
         (["--space", "nasbench201", "--device-name", "x", "--n", "0"], 2, "--n"),
         (["--space", "nasbench201", "--device-name", "x", "--n", "2", "--precision", "fp8"], 2,
          "--precision"),
