@@ -17,7 +17,10 @@ figure shows is reachable by ``tests/nas/test_notebook_helpers.py``.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +49,7 @@ __all__ = [
     "rank_correlation",
     "shared_data_dir",
     "true_front",
+    "work_dir",
 ]
 
 _REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -55,6 +59,15 @@ def shared_data_dir() -> Path:
     """The public data folder: ``NAS_SHARED_DATA``, else ``../shared/data`` beside the repo."""
     raw = os.environ.get("NAS_SHARED_DATA", "").strip()
     return Path(raw or _REPO_ROOT.parent / "shared" / "data").resolve()
+
+
+def work_dir(prefix: str = "nas-notebook-") -> Path:
+    """A new temporary folder for a notebook's database and files, removed when the kernel
+    (the Python process) exits. Each notebook's database is 50-130 MB; folders made with a
+    bare ``tempfile.mkdtemp`` were never removed, and a day of test runs left gigabytes."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def fast_mode() -> bool:

@@ -26,9 +26,16 @@ def test_notebooks_exist() -> None:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs(path: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_notebook_runs(
+    path: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Every cell runs, a figure is drawn, and the kernel leaves no temporary folder behind
+    (each notebook's database is 50-130 MB)."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
+    kernel_tmp = tmp_path / "tmp"
+    kernel_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(kernel_tmp))
     monkeypatch.setenv("NAS_NOTEBOOK_FAST", "1")
     monkeypatch.setenv("NAS_SHARED_DATA", str(shared_data))
     monkeypatch.setenv(
@@ -54,3 +61,5 @@ def test_notebook_runs(path: Path, shared_data: Path, monkeypatch: pytest.Monkey
         for out in cell.get("outputs", [])
     )
     assert images >= 1, f"{path.name} drew no figure"
+    left = [p.name for p in kernel_tmp.iterdir() if p.name.startswith("nas-notebook-")]
+    assert not left, f"{path.name} left {left} in the temporary folder"
