@@ -45,6 +45,29 @@ _MAX_ATTEMPTS = 12
 _RETRY_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock
 
 
+_RowT = TypeVar("_RowT", MeasurementIn, AccuracyIn)
+
+
+def _canonical_rows(rows: Sequence[_RowT]) -> list[_RowT]:
+    """``rows`` with each architecture in its space's canonical form.
+
+    Raises:
+        ValueError: naming ``rows[i].space`` (unknown space) or ``rows[i].arch``.
+    """
+    from dataclasses import replace
+
+    from hwdb.importers._common import ArchFieldError, canonical_text
+
+    out = []
+    for i, row in enumerate(rows):
+        try:
+            arch = canonical_text(row.space, row.arch)
+        except ArchFieldError as exc:
+            raise ValueError(f"`rows[{i}].{exc.field}`: {exc}") from None
+        out.append(row if arch == row.arch else replace(row, arch=arch))
+    return out
+
+
 def _retryable(exc: BaseException | None) -> bool:
     if isinstance(exc, OperationalError) and "locked" in str(exc.orig).lower():
         return True
@@ -232,6 +255,10 @@ class HardwareDB:
     def add_measurements(self, rows: Sequence[MeasurementIn], *, replace: bool = False) -> int:
         """Store measurements in one transaction (devices must exist).
 
+        Architectures are stored in their space's canonical form (a reference name such as
+        ``mnasnet-a1`` or extra whitespace is accepted); a row of an unknown space or with a
+        malformed architecture string is refused before anything is written.
+
         Args:
             rows: The measurements.
             replace: Overwrite rows with the same (device, space, arch, metric, protocol);
@@ -242,12 +269,14 @@ class HardwareDB:
 
         Raises:
             NotFoundError: if a device does not exist (nothing is written).
+            ValueError: naming ``rows[i].space`` or ``rows[i].arch`` (nothing is written).
         """
         if any(not isinstance(r, MeasurementIn) for r in rows):
             raise ValueError("`rows` must contain only MeasurementIn objects.")
         if not rows:
             return 0
-        return self._write(lambda s: _queries.add_measurements(s, rows, replace=replace))
+        canonical = _canonical_rows(rows)
+        return self._write(lambda s: _queries.add_measurements(s, canonical, replace=replace))
 
     def measured_archs(
         self, *, space: str, device: str, metric: str = "latency_ms", protocol: str | None = None
@@ -306,12 +335,19 @@ class HardwareDB:
 
     # ----------------------------------------------------------------- accuracies
     def add_accuracies(self, rows: Sequence[AccuracyIn]) -> int:
-        """Store accuracy records (existing keys are kept); returns rows inserted."""
+        """Store accuracy records (existing keys are kept); returns rows inserted.
+
+        Architectures are canonicalised and checked as :meth:`add_measurements` does.
+
+        Raises:
+            ValueError: naming ``rows[i].space`` or ``rows[i].arch`` (nothing is written).
+        """
         if any(not isinstance(r, AccuracyIn) for r in rows):
             raise ValueError("`rows` must contain only AccuracyIn objects.")
         if not rows:
             return 0
-        return self._write(lambda s: _queries.add_accuracies(s, rows))
+        canonical = _canonical_rows(rows)
+        return self._write(lambda s: _queries.add_accuracies(s, canonical))
 
     def accuracy_table(
         self, space: str, *, dataset: str, metric: str = "test_accuracy"

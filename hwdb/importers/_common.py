@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -152,24 +152,24 @@ def check_ofa(arch: str) -> bool:
 
 
 _CANONICAL: dict[tuple[str, str], str] = {}
-_REGISTERED: list[frozenset[str]] = []
-
-
-def _registered(list_spaces: Callable[[], list[str]]) -> frozenset[str]:
-    """Registered space names (read once per process: spaces register at import)."""
-    if not _REGISTERED:
-        _REGISTERED.append(frozenset(list_spaces()))
-    return _REGISTERED[0]
-
-
 _LOCAL = {"nasbench201": check_nb201, "fbnet": check_fbnet, "ofa": check_ofa}
 
 
-def canonical_arch(space: str, arch: str, path: Path | str, where: str) -> str:
-    """Canonicalise ``arch`` through the registered search space, else a local check.
+class ArchFieldError(ValueError):
+    """A bad ``space`` or ``arch`` value; ``field`` names which."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def canonical_text(space: str, arch: str) -> str:
+    """``arch`` canonicalised through the registered search space ``space`` (reference names
+    such as ``mnasnet-a1`` included), else checked by a local parser (HELP's ``ofa``).
 
     Raises:
-        ImportDataError: unknown space or malformed architecture string.
+        ArchFieldError: an unknown space (``field == "space"``) or a malformed architecture
+            string (``field == "arch"``).
     """
     from search_spaces import SearchSpaceError, get_space, list_spaces
 
@@ -177,18 +177,31 @@ def canonical_arch(space: str, arch: str, path: Path | str, where: str) -> str:
     cached = _CANONICAL.get((space, text))
     if cached is not None:
         return cached
-    if space in _registered(list_spaces):
+    if space in list_spaces():  # not cached: a space registered later counts too
         try:
-            result = get_space(space).canonicalize(text)
+            sp = get_space(space)
+            result = sp.to_string(sp.resolve(text)) if text else sp.canonicalize(text)
         except (SearchSpaceError, ValueError) as exc:
-            raise bad(path, where, "arch", f"malformed {space} architecture: {exc}") from None
+            raise ArchFieldError("arch", f"malformed {space} architecture: {exc}") from None
         if len(_CANONICAL) < 1_000_000:
             _CANONICAL[(space, text)] = result
         return result
     check = _LOCAL.get(space)
     if check is None:
         known = ", ".join(sorted(set(list_spaces()) | set(_LOCAL)))
-        raise bad(path, where, "space", f"unknown search space {space!r} (known: {known})")
+        raise ArchFieldError("space", f"unknown search space {space!r} (known: {known})")
     if not check(text):
-        raise bad(path, where, "arch", f"malformed {space} architecture string {text!r}")
+        raise ArchFieldError("arch", f"malformed {space} architecture string {text!r}")
     return text
+
+
+def canonical_arch(space: str, arch: str, path: Path | str, where: str) -> str:
+    """:func:`canonical_text`, its errors naming the file and the row.
+
+    Raises:
+        ImportDataError: unknown space or malformed architecture string.
+    """
+    try:
+        return canonical_text(space, arch)
+    except ArchFieldError as exc:
+        raise bad(path, where, exc.field, str(exc)) from None

@@ -180,3 +180,38 @@ def test_implausible_latencies_are_refused(tmp_path: Path) -> None:
     csv.write_text(f"space,arch,device,latency_ms\nnasbench201,{NB201_0},d,1e308\n")
     with pytest.raises(ImportDataError, match="at most"):
         load_csv(csv)
+
+
+def test_library_writes_check_and_canonicalise_architectures(tmp_path: Path) -> None:
+    """``add_measurements`` / ``add_accuracies`` used to store any string under any space
+    name; one bad row then broke the device's predictor and every export of the space. They
+    now refuse it (naming the row and field, writing nothing) and store canonical strings."""
+    from hwdb import AccuracyIn, MeasurementIn
+    from search_spaces import get_space
+
+    mnas = get_space("mnasnet")
+    a1 = mnas.to_string(mnas.resolve("mnasnet-a1"))
+    with HardwareDB(f"sqlite:///{tmp_path / 'c.sqlite'}") as db:
+        db.upsert_device(DeviceSpec(name="d"))
+        good = MeasurementIn("d", "nasbench201", NB201_0, median=1.0)
+        for bad, field in [
+            (MeasurementIn("d", "mnasnet", "garbage-arch", median=1.0), "arch"),
+            (MeasurementIn("d", "bogus", NB201_0, median=1.0), "space"),
+        ]:
+            with pytest.raises(ValueError, match=rf"^`rows\[1\]\.{field}`: "):
+                db.add_measurements([good, bad])
+        assert db.count_measurements() == 0 and db.list_spaces() == []
+        rows = [
+            MeasurementIn("d", "mnasnet", "mnasnet-a1", median=2.0),
+            MeasurementIn("d", "nasbench201", f"  {NB201_0} ", median=1.0),
+        ]
+        assert db.add_measurements(rows) == 2
+        assert db.measured_archs(space="mnasnet", device="d") == {a1}
+        assert db.measured_archs(space="nasbench201", device="d") == {NB201_0}
+        acc = AccuracyIn("mnasnet", " mnasnet-a1", "imagenet", "top1", 75.2)
+        assert db.add_accuracies([acc]) == 1
+        assert db.accuracy_table("mnasnet", dataset="imagenet", metric="top1").to_dict() == {
+            a1: 75.2
+        }
+        with pytest.raises(ValueError, match=r"^`rows\[0\]\.arch`: malformed nasbench201"):
+            db.add_accuracies([AccuracyIn("nasbench201", "|x~0|", "c", "top1", 1.0)])
