@@ -313,6 +313,10 @@ class HardwareDB:
         Raises:
             NotFoundError: unknown space or device.
         """
+        if isinstance(devices, str):
+            raise ValueError(
+                f"`devices` must be a list of device names, not one string: [{devices!r}]."
+            )
         return self._read(lambda s: _queries.latency_frame(s, space, metric, devices))
 
     def measurements(

@@ -31,6 +31,7 @@ __all__ = [
     "FORMAT_VERSION",
     "DeviceTask",
     "LatencyPredictor",
+    "arch_list",
     "get_predictor",
     "list_predictors",
     "load_predictor",
@@ -93,19 +94,34 @@ def check_workload(workload: object) -> None:
         )
 
 
+def arch_list(archs: Sequence[str], name: str = "archs") -> list[str]:
+    """``archs`` as a list of strings.
+
+    Raises:
+        ValueError: naming ``name`` when ``archs`` is one string (iterating it would give
+            one-character "architectures").
+    """
+    if isinstance(archs, str | bytes):
+        raise ValueError(
+            f"`{name}` must be a sequence of architecture strings, not one string "
+            "(wrap it in a list: [arch])."
+        )
+    return [str(a) for a in archs]
+
+
 def check_support(
     archs: Sequence[str], latencies_ms: Sequence[float] | np.ndarray
 ) -> tuple[list[str], np.ndarray]:
     """Validate an adaptation set; returns (archs, latencies as float64)."""
-    arch_list = [str(a) for a in archs]
+    arch_list_ = arch_list(archs, "support_archs")
     lat = np.asarray(latencies_ms, dtype=np.float64).reshape(-1)
-    if len(arch_list) != lat.shape[0]:
+    if len(arch_list_) != lat.shape[0]:
         raise ValueError("`support_latencies_ms` must have one value per support arch.")
-    if len(arch_list) == 0:
+    if len(arch_list_) == 0:
         raise ValueError("`support_archs` must not be empty.")
     if not np.all(np.isfinite(lat)) or np.any(lat <= 0):
         raise ValueError("`support_latencies_ms` must be finite and greater than 0.")
-    return arch_list, lat
+    return arch_list_, lat
 
 
 class LatencyPredictor(ABC):
@@ -199,10 +215,10 @@ class LatencyPredictor(ABC):
         self._check_fitted()
         if not getattr(self, "is_adapted_", False):
             raise NotFittedError(f"{type(self).__name__} must be adapted to a device first.")
-        arch_list = [str(a) for a in archs]
-        if not arch_list:
+        archs_ = arch_list(archs)
+        if not archs_:
             return np.zeros(0), np.zeros(0)
-        mean, std = self._predict(arch_list)
+        mean, std = self._predict(archs_)
         floor = 1e-6
         return np.maximum(np.asarray(mean, np.float64), floor), np.asarray(std, np.float64)
 

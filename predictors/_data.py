@@ -212,9 +212,12 @@ def device_split(
 
 
 def sample_support(split: DeviceSplit, k: int, seed: int | None) -> list[str]:
-    """``k`` random training-pool archs (not reference archs, never query archs)."""
-    if k < 1:
-        raise ValueError("`k` must be greater than or equal to 1.")
+    """``k`` random training-pool archs (not reference archs, never query archs); none for
+    ``k == 0`` (adaptation on the reference archs alone)."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        raise ValueError(f"`k` must be an integer greater than or equal to 0, got {k!r}.")
+    if k == 0:
+        return []
     pool = [a for a in split.train_pool if a not in set(split.reference)]
     if k > len(pool):
         raise NotEnoughDataError(f"need {k} support archs, the training pool has {len(pool)}")

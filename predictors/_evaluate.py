@@ -85,13 +85,16 @@ def evaluate_adapted(
     datasheet: DeviceModel | None = None,
 ) -> dict[str, Any]:
     """Adapt ``model`` on ``shots`` training-pool archs + the 10 reference archs of ``device``
-    (one draw per seed) and score it on the device's trimmed query pool. ``datasheet`` (the
-    device's catalog roofline) is passed to :meth:`LatencyPredictor.adapt` as a prior, and so
-    is the workload the device was measured under (:func:`~predictors.device_workload`).
+    (one draw per seed; ``shots == 0``: the reference archs alone) and score it on the
+    device's trimmed query pool. ``datasheet`` (the device's catalog roofline) is passed to
+    :meth:`LatencyPredictor.adapt` as a prior, and so is the workload the device was measured
+    under (:func:`~predictors.device_workload`).
 
     Returns:
         ``{"spearman", "kendall", "mape", "within_10pct"}`` means and ``"per_seed"`` dicts.
     """
+    if isinstance(shots, bool) or not isinstance(shots, int) or shots < 0:
+        raise ValueError(f"`shots` must be an integer greater than or equal to 0, got {shots!r}.")
     split = device_split(table, space, device)
     col = table[device]
     true = col.loc[split.query].to_numpy(float)

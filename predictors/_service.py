@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from predictors._base import FORMAT_VERSION, LatencyPredictor, get_predictor, load_predictor
+from predictors._base import (
+    FORMAT_VERSION,
+    LatencyPredictor,
+    arch_list,
+    get_predictor,
+    load_predictor,
+)
 from predictors._data import device_workload, latency_metric, reference_archs
 from predictors._errors import NoSourceDevicesError, NotEnoughDataError, PredictorError
 
@@ -92,12 +98,44 @@ class AdaptedLatencyModel:
         return self.model.workload_
 
     def predict(self, archs: Sequence[str]) -> LatencyPrediction:
-        """Predict canonical arch strings in one batch."""
-        arch_list = [str(a) for a in archs]
-        mean, std = self.model.predict(arch_list)
+        """Predict canonical arch strings (or the space's reference names, such as
+        ``mnasnet-a1``) in one batch."""
+        names = _named(self.space, arch_list(archs))
+        mean, std = self.model.predict(names)
         return LatencyPrediction(
-            arch_list, mean, std, self.model.name, self.version, self.n_measurements, self.source
+            names, mean, std, self.model.name, self.version, self.n_measurements, self.source
         )
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(space={self.space!r}, device={self.device!r}, "
+            f"predictor={self.model.name!r}, n_measurements={self.n_measurements}, "
+            f"source={self.source!r})"
+        )
+
+
+def _named(space: str, archs: list[str]) -> list[str]:
+    """``archs`` with the space's reference names (``mnasnet-a1``) replaced by their
+    canonical strings; a space that is not registered (HELP's ``ofa``) has none."""
+    from search_spaces import UnknownSpaceError, get_space
+
+    try:
+        sp = get_space(space)
+    except UnknownSpaceError:
+        return archs
+    refs = _reference_strings(sp)
+    return [refs.get(a.strip().lower(), a) for a in archs] if refs else archs
+
+
+_REFERENCE_STRINGS: dict[str, dict[str, str]] = {}
+
+
+def _reference_strings(sp: Any) -> dict[str, str]:
+    """Reference name -> canonical string of a space (computed once per space)."""
+    if sp.name not in _REFERENCE_STRINGS:
+        refs = {k.lower(): sp.to_string(v) for k, v in sp.reference_archs().items()}
+        _REFERENCE_STRINGS[sp.name] = refs
+    return _REFERENCE_STRINGS[sp.name]
 
 
 def _sources(table: pd.DataFrame, space: str, exclude: str | None) -> list[str]:

@@ -10,9 +10,10 @@ distribution, Optuna's NSGA-II crossover sees all of them in its intersection se
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
 import numpy as np
 
@@ -30,6 +31,53 @@ ArchT = TypeVar("ArchT")
 ParamValue = int | float | str | bool | None
 
 
+_ARCH_METHODS = ("to_string", "build", "encode", "profile")
+
+
+def _checking_arch(method: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """``method(self, arch, workload=None)`` that first checks ``arch`` against the space's
+    :attr:`SearchSpace.arch_type` and ``workload`` against :class:`Workload`."""
+
+    @functools.wraps(method)
+    def checked(self: SearchSpace[Any], arch: Any, *args: Any, **kwargs: Any) -> Any:
+        kind = type(self).arch_type
+        if kind is not None and not isinstance(arch, kind):
+            hint = (
+                " (parse a string with from_string or resolve first)"
+                if isinstance(arch, str)
+                else ""
+            )
+            raise InvalidArchError(
+                f"{self.name}.{name}: expected a {kind.__name__}, got {type(arch).__name__}{hint}"
+            )
+        workload = kwargs.get("workload", args[0] if args else None)
+        if workload is not None and not isinstance(workload, Workload):
+            raise ValueError(
+                f"`workload` must be a search_spaces.Workload or None, got "
+                f"{type(workload).__name__}."
+            )
+        return method(self, arch, *args, **kwargs)
+
+    checked._checks_arch = True  # type: ignore[attr-defined]
+    return checked
+
+
+def _checking_text(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``from_string(self, text)`` that refuses a non-string ``text`` by its type."""
+
+    @functools.wraps(method)
+    def checked(self: SearchSpace[Any], text: Any) -> Any:
+        if not isinstance(text, str):
+            raise InvalidArchError(
+                f"{self.name}.from_string: expected an architecture string, got "
+                f"{type(text).__name__}"
+            )
+        return method(self, text)
+
+    checked._checks_arch = True  # type: ignore[attr-defined]
+    return checked
+
+
 class SearchSpace(ABC, Generic[ArchT]):
     """Base class of all search spaces.
 
@@ -45,6 +93,24 @@ class SearchSpace(ABC, Generic[ArchT]):
     #: The :class:`Workload` fields this space's models read (vision: batch and resolution);
     #: the others keep their defaults and are left out of what users are shown.
     workload_fields: ClassVar[tuple[str, ...]] = ("batch_size", "resolution")
+    #: The class of this space's architectures (from ``SearchSpace[ArchClass]``; None: not
+    #: checked). :meth:`to_string`, :meth:`build`, :meth:`encode` and :meth:`profile` refuse
+    #: anything else, e.g. an architecture *string*, with one :class:`InvalidArchError`.
+    arch_type: ClassVar[type | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in getattr(cls, "__orig_bases__", ()):
+            args = get_args(base)
+            if get_origin(base) is SearchSpace and args and isinstance(args[0], type):
+                cls.arch_type = args[0]
+        for name in _ARCH_METHODS:
+            method = cls.__dict__.get(name)
+            if callable(method) and not getattr(method, "_checks_arch", False):
+                setattr(cls, name, _checking_arch(method, name))
+        parse = cls.__dict__.get("from_string")
+        if callable(parse) and not getattr(parse, "_checks_arch", False):
+            cls.from_string = _checking_text(parse)  # type: ignore[method-assign]
 
     # ----------------------------------------------------------------- sampling grid
     @abstractmethod

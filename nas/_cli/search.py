@@ -204,8 +204,6 @@ def search(
         out_dir=out_dir,
         progress=not as_json,
     )
-    for warning in result.warnings:
-        err_console.print(f"warning: {warning}", markup=False)
     if as_json:
         print_json(result.front)
         return

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from nas.search._proxies import PROXIES, compute_proxies, make_batch, rank_ensemble
     from nas.search._runner import run_search
     from nas.search._storage import BatchedJournalFileBackend, open_storage
-    from nas.search._types import AccuracyObjective, LatencyModel, SearchResult
+    from nas.search._types import AccuracyObjective, LatencyModel, SearchResult, SearchWarning
 
 _LAZY = {
     "ZERO_SHOT_RESOLVERS": "nas.search._devices",
@@ -80,6 +80,7 @@ _LAZY = {
     "AccuracyObjective": "nas.search._types",
     "LatencyModel": "nas.search._types",
     "SearchResult": "nas.search._types",
+    "SearchWarning": "nas.search._types",
 }
 
 __all__ = [
@@ -98,6 +99,7 @@ __all__ = [
     "ProxyAccuracy",
     "SearchError",
     "SearchResult",
+    "SearchWarning",
     "ShortTrainAccuracy",
     "StudyMismatchError",
     "TableAccuracy",

@@ -168,7 +168,12 @@ def resolve_device(db: HardwareDB, query: str, *, space: str) -> DeviceMatch:
 
 
 def resolve_devices(db: HardwareDB, queries: list[str], *, space: str) -> list[DeviceMatch]:
-    """Resolve several queries; two queries resolving to one device raise ``ValueError``."""
+    """Resolve several queries; two queries resolving to one device raise ``ValueError``
+    (so does one string instead of a list)."""
+    if isinstance(queries, str):
+        raise ValueError(
+            f"`queries` must be a list of device queries, not one string: [{queries!r}]."
+        )
     matches = [resolve_device(db, q, space=space) for q in queries]
     names = [m.device for m in matches]
     dup = sorted({n for n in names if names.count(n) > 1})

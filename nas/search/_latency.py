@@ -89,9 +89,14 @@ class MeasuredLatencyModel:
 
     @classmethod
     def from_db(
-        cls, db: HardwareDB, *, space: SearchSpace[Any], device: str, k: int = 5
+        cls, db: HardwareDB, *, space: str | SearchSpace[Any], device: str, k: int = 5
     ) -> MeasuredLatencyModel:
-        """Build from the device's column of ``db.latency_table`` (the space's metric)."""
+        """Build from the device's column of ``db.latency_table`` (the space's metric;
+        ``space``: a space object or a registered name)."""
+        if isinstance(space, str):
+            from search_spaces import get_space
+
+            space = get_space(space)
         table = db.latency_table(space.name, devices=[device], metric=space.latency_metric)
         col = table[device].dropna() if device in table.columns else table.iloc[:0, 0]
         return cls(space, device, {str(a): float(v) for a, v in col.items()}, k=k)

@@ -62,18 +62,25 @@ class TableAccuracy:
 
     @classmethod
     def from_db(
-        cls, db: HardwareDB, *, space: str, dataset: str, metric: str = "test_accuracy"
+        cls,
+        db: HardwareDB,
+        *,
+        space: str | SearchSpace[Any],
+        dataset: str,
+        metric: str = "test_accuracy",
     ) -> TableAccuracy:
-        """Load ``db.accuracy_table(space, dataset=dataset, metric=metric)``."""
+        """Load ``db.accuracy_table(space, dataset=dataset, metric=metric)`` (``space``: a
+        name or a space object)."""
         from hwdb import NotFoundError
 
+        name = space if isinstance(space, str) else space.name
         try:
-            table = db.accuracy_table(space, dataset=dataset, metric=metric)
+            table = db.accuracy_table(name, dataset=dataset, metric=metric)
         except NotFoundError:  # the space has no rows at all in this database
             table = []
         if len(table) == 0:
             raise SearchError(
-                f"no {metric} for dataset {dataset!r} in space {space!r}; import it first "
+                f"no {metric} for dataset {dataset!r} in space {name!r}; import it first "
                 "(`nas hwdb import ...`) or use --accuracy proxy"
             )
         return cls(table, name=f"table:{dataset}")

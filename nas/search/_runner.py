@@ -32,7 +32,7 @@ from nas.search._local import LOCAL_SEARCH_DEFAULT, neighbour_params
 from nas.search._novel import novel_params
 from nas.search._pareto import pareto_mask
 from nas.search._storage import StudyStorage, open_storage
-from nas.search._types import AccuracyObjective, LatencyModel, SearchResult
+from nas.search._types import AccuracyObjective, LatencyModel, SearchResult, SearchWarning
 
 if TYPE_CHECKING:
     from search_spaces import SearchSpace
@@ -103,6 +103,10 @@ def _check_args(
     from search_spaces import get_space
 
     space_obj = get_space(space) if isinstance(space, str) else space
+    if isinstance(devices, str):
+        raise ValueError(
+            f"`devices` must be a list of device names, not one string: [{devices!r}]."
+        )
     devs = list(devices)
     if not devs or not all(isinstance(d, str) and d for d in devs):
         raise ValueError("`devices` must be a non-empty list of device names.")
@@ -204,8 +208,17 @@ def _cache_from_study(study: optuna.Study, devices: list[str]) -> dict[str, _Eva
 
 def _predict(model: LatencyModel, archs: list[str], device: str) -> tuple[np.ndarray, np.ndarray]:
     pred = model.predict(archs)
-    mean = np.asarray(pred.mean_ms, dtype=float).reshape(-1)
-    std = np.asarray(getattr(pred, "std_ms", np.zeros_like(mean)), dtype=float).reshape(-1)
+    if isinstance(pred, tuple) and len(pred) == 2:  # a predictors.LatencyPredictor: (mean, std)
+        mean = np.asarray(pred[0], dtype=float).reshape(-1)
+        std = np.asarray(pred[1], dtype=float).reshape(-1)
+    elif hasattr(pred, "mean_ms"):
+        mean = np.asarray(pred.mean_ms, dtype=float).reshape(-1)
+        std = np.asarray(getattr(pred, "std_ms", np.zeros_like(mean)), dtype=float).reshape(-1)
+    else:
+        raise SearchError(
+            f"latency model of {device!r} returned a {type(pred).__name__}; predict(archs) "
+            "must return an object with mean_ms (and std_ms) or a (mean_ms, std_ms) tuple"
+        )
     if mean.shape != (len(archs),) or std.shape != (len(archs),):
         raise SearchError(
             f"latency model of {device!r} returned {mean.shape[0]} values for {len(archs)} archs"
@@ -511,8 +524,9 @@ def run_search(
         devices: Device names, one latency objective each.
         accuracy: The accuracy objective (see :func:`nas.search.make_accuracy_objective`).
         latency_models: Per device, an object whose ``predict(archs)`` returns ``mean_ms`` and
-            ``std_ms`` (e.g. ``predictors.get_adapted_predictor(...)``); a mapping by device
-            or a sequence in ``devices`` order.
+            ``std_ms`` (e.g. ``predictors.get_adapted_predictor(...)``) or a ``(mean_ms,
+            std_ms)`` tuple (an adapted ``predictors.LatencyPredictor``); a mapping by
+            device or a sequence in ``devices`` order.
         trials: Total finished trials wanted in the study.
         population: NSGA-II population size (= trials asked per batch).
         budget_ms: Latency budget (ms) for every device, or per device; a constraint
@@ -600,7 +614,7 @@ def run_search(
             store.checkpoint()
             stop()
         elapsed = time.perf_counter() - t0
-        return collect_result(
+        result = collect_result(
             study,
             cfg.space,
             cfg.devices,
@@ -613,6 +627,9 @@ def run_search(
             elapsed_s=elapsed,
             out_dir=out_dir,
         )
+        for message in result.warnings:  # also in result.warnings (the API reports those)
+            warnings.warn(message, SearchWarning, stacklevel=2)
+        return result
     finally:
         optuna.logging.set_verbosity(verbosity)
         store.close()

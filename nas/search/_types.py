@@ -8,7 +8,13 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["AccuracyObjective", "LatencyModel", "LatencyPredictionLike", "SearchResult"]
+__all__ = [
+    "AccuracyObjective",
+    "LatencyModel",
+    "LatencyPredictionLike",
+    "SearchResult",
+    "SearchWarning",
+]
 
 
 @runtime_checkable
@@ -39,6 +45,10 @@ class AccuracyObjective(Protocol):
 
     def evaluate(self, archs: Sequence[str]) -> np.ndarray:
         """Score canonical architecture strings (higher is better)."""
+
+
+class SearchWarning(UserWarning):
+    """A search finished but its result needs a look (e.g. its front is empty)."""
 
 
 @dataclass
@@ -89,9 +99,19 @@ class SearchResult:
 
     @property
     def warnings(self) -> list[str]:
-        """What a user should know about this result (one sentence each): so far, that no
-        evaluated architecture met the latency budget, which leaves the front empty."""
-        if not (self.budget_ms and self.trials and not self.front):
+        """Why the front is empty, if it is (one sentence each; :func:`run_search` also
+        issues them as :class:`SearchWarning`): no trial got a score, or no scored
+        architecture met the latency budget."""
+        if self.front:
+            return []
+        if not self.trials:
+            if self.n_trials == 0:
+                return []
+            return [
+                f"none of the {self.n_trials} trials got a score from {self.accuracy!r} (every "
+                "architecture failed or scored NaN); the front is empty"
+            ]
+        if not self.budget_ms:
             return []
         fastest = ", ".join(
             f"{d} {min(t['latency_ms'][d] for t in self.trials):.3g} ms" for d in self.devices

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from predictors._base import LatencyPredictor
+from predictors._base import arch_list as arch_list_of
 from predictors._errors import NotEnoughDataError
-from predictors._service import AdaptedLatencyModel, LatencyPrediction
+from predictors._service import AdaptedLatencyModel, LatencyPrediction, _named
 from predictors.zeroshot._classes import device_model
 from predictors.zeroshot._roofline import DeviceModel, roofline_latency_ms
 from predictors.zeroshot._tracecache import persistent_traces
@@ -120,8 +121,8 @@ class RooflineLatencyModel:
         self.source = ZERO_SHOT_SOURCE
 
     def predict(self, archs: Sequence[str]) -> LatencyPrediction:
-        """Roofline latency of canonical arch strings."""
-        arch_list = [str(a) for a in archs]
+        """Roofline latency of canonical arch strings (or the space's reference names)."""
+        arch_list = _named(self.space, arch_list_of(archs))
         mean = self.scale * roofline_latency_ms(
             self.space, arch_list, self.model, workload=self.workload
         )
@@ -130,6 +131,13 @@ class RooflineLatencyModel:
             arch_list, mean, std, ROOFLINE_SOURCE, self.model.name, self.n_measurements,
             self.source,
         )  # fmt: skip
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(space={self.space!r}, device={self.device!r}, "
+            f"datasheet={self.model.name!r}, scale={self.scale:.4g}, "
+            f"n_measurements={self.n_measurements})"
+        )
 
     def scaled_to(self, archs: Sequence[str], latency_ms: Sequence[float]) -> RooflineLatencyModel:
         """This roofline times the geometric mean of ``latency_ms`` over its own estimates

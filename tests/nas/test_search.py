@@ -50,6 +50,7 @@ def build_db(url: str, shared_data: Path, *, n_measured: int = 80, seed: int = 0
 # --------------------------------------------------------------------------------- fixtures
 import json  # noqa: E402
 import math  # noqa: E402
+import warnings  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -342,3 +343,83 @@ def test_measured_latency_model_lookup_and_knn(db_url: str) -> None:
     p2 = model.predict(other)
     lo, hi = table.min(), table.max()
     assert np.all((p2.mean_ms >= lo - 1e-9) & (p2.mean_ms <= hi + 1e-9)) and np.all(p2.std_ms >= 0)
+
+
+def test_library_calls_take_either_form_and_refuse_one_string(db_url: str) -> None:
+    """What a notebook user types: a space name or object to either loader, and a device
+    name where a list belongs (refused with the list it should be, not iterated per letter)."""
+    from hwdb import HardwareDB
+    from nas.search import MeasuredLatencyModel, TableAccuracy, resolve_devices, run_search
+    from search_spaces import get_space
+
+    sp = get_space("nasbench201")
+    with HardwareDB(db_url) as db:
+        by_name = MeasuredLatencyModel.from_db(db, space="nasbench201", device=DEVICE)
+        by_space = TableAccuracy.from_db(db, space=sp, dataset="cifar10")
+        with pytest.raises(ValueError, match=r"`queries` must be a list .*\['jetson'\]"):
+            resolve_devices(db, "jetson", space="nasbench201")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="`devices` must be a list"):
+            db.latency_table("nasbench201", devices=DEVICE)
+    assert len(by_space) > 15_000 and by_name.predict([sp.to_string(sp.random(0))]).mean_ms > 0
+    with pytest.raises(ValueError, match=r"`devices` must be a list .*one string"):
+        run_search(
+            space=sp, devices=DEVICE, accuracy=by_space,  # type: ignore[arg-type]
+            latency_models={DEVICE: by_name}, trials=4, population=2,
+        )  # fmt: skip
+
+
+def test_an_adapted_predictor_is_a_latency_model(db_url: str, shared_data: Path) -> None:
+    """The predictors contract returns ``(mean, std)``; run_search takes it as it is."""
+    from nas.search import run_search
+    from predictors import get_predictor, make_tasks, reference_archs
+    from predictors._testing import help_latency_table
+
+    nb201_table = help_latency_table("nasbench201", ["1080ti_1", "pixel3"])
+
+    acc, _ = _setup(db_url)
+    flops = get_predictor("flops").fit(make_tasks(nb201_table, "nasbench201", ["1080ti_1"]))
+    refs = reference_archs(nb201_table, "nasbench201")
+    lat = nb201_table.loc[refs, "pixel3"].to_numpy(float)
+    adapted = flops.adapt(refs, lat, hw_embedding_ms=lat)
+    res = run_search(
+        space="nasbench201", devices=[DEVICE], accuracy=acc, latency_models={DEVICE: adapted},
+        trials=8, population=4, seed=0,
+    )  # fmt: skip
+    assert res.n_trials == 8 and res.front
+    expected = adapted.predict([p["arch"] for p in res.front])[0]
+    np.testing.assert_allclose([p["latency_ms"][DEVICE] for p in res.front], expected)
+
+    class Broken:
+        def predict(self, archs: Sequence[str]) -> list[float]:
+            return [1.0] * len(archs)
+
+    with pytest.raises(Exception, match=r"returned a list; predict\(archs\) must return"):
+        run_search(
+            space="nasbench201", devices=[DEVICE], accuracy=acc,
+            latency_models={DEVICE: Broken()}, trials=4, population=2,
+        )  # fmt: skip
+
+
+def test_an_empty_front_says_why(db_url: str) -> None:
+    """No scored trial, or no trial within the budget: a SearchWarning and result.warnings."""
+    from nas.search import SearchWarning, run_search
+
+    acc, models = _setup(db_url)
+
+    class NoScore:
+        name = "nothing"
+
+        def evaluate(self, archs: Sequence[str]) -> np.ndarray:
+            return np.full(len(archs), np.nan)
+
+    base = dict(space="nasbench201", devices=[DEVICE], latency_models=models, trials=6,
+                population=3, seed=0)  # fmt: skip
+    with pytest.warns(SearchWarning, match="none of the 6 trials got a score from 'nothing'"):
+        res = run_search(accuracy=NoScore(), **base)  # type: ignore[arg-type]
+    assert res.front == [] and res.warnings and res.to_dict()["warnings"] == res.warnings
+    with pytest.warns(SearchWarning, match=r"no architecture met the latency budget \("):
+        res = run_search(accuracy=acc, budget_ms=1e-6, **base)  # type: ignore[arg-type]
+    assert res.front == [] and len(res.warnings) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SearchWarning)
+        assert run_search(accuracy=acc, **base).warnings == []  # type: ignore[arg-type]

@@ -127,6 +127,16 @@ def test_bad_support_raises_value_error(fitted: LatencyPredictor) -> None:
         fitted.adapt(["a"], [-1.0], hw_embedding_ms=np.ones(10))
     with pytest.raises(ValueError, match="support_archs"):
         fitted.adapt([], [], hw_embedding_ms=np.ones(10))
+    with pytest.raises(ValueError, match="`support_archs` must be a sequence .* not one string"):
+        fitted.adapt("ab", [1.0, 2.0], hw_embedding_ms=np.ones(10))
+
+
+def test_one_string_is_not_a_batch(fitted: LatencyPredictor, nb201_table: pd.DataFrame) -> None:
+    """``predict(arch)`` instead of ``predict([arch])`` used to predict each character."""
+    archs, lat, emb = _support(nb201_table)
+    adapted = fitted.adapt(archs, lat, hw_embedding_ms=emb)
+    with pytest.raises(ValueError, match="`archs` must be a sequence .* not one string"):
+        adapted.predict(archs[0])
 
 
 def test_workload_is_checked_and_kept(fitted: LatencyPredictor, nb201_table: pd.DataFrame) -> None:

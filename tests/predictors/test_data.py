@@ -44,8 +44,10 @@ def test_support_never_touches_query(nb201_table: pd.DataFrame) -> None:
         assert not set(sup) & set(split.reference)
         assert set(sup) <= set(split.train_pool)
     assert sample_support(split, 10, 3) == sample_support(split, 10, 3)
-    with pytest.raises(ValueError, match="`k`"):
-        sample_support(split, 0, 0)
+    assert sample_support(split, 0, 0) == []  # the reference archs alone
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="`k`"):
+            sample_support(split, bad, 0)  # type: ignore[arg-type]
 
 
 def test_tasks_hold_training_pool_only(nb201_table: pd.DataFrame) -> None:

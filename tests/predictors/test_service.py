@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from predictors import (
@@ -38,6 +39,26 @@ def test_adapted_predictor_trains_once_and_predicts(db_url: str) -> None:
         assert np.all(pred.mean_ms > 0) and np.all(np.isfinite(pred.std_ms))
         again = predict_latency(db, space="nasbench201", device="gold_6226", archs=archs)
         np.testing.assert_allclose(again.mean_ms, pred.mean_ms)
+    from search_spaces import get_space
+
+    sp = get_space("nasbench201")
+    resnet = sp.to_string(sp.resolve("resnet"))
+    named = model.predict(["ResNet", resnet])  # reference names, as the CLI and API take them
+    assert named.archs == [resnet, resnet] and named.mean_ms[0] == named.mean_ms[1]
+    assert repr(model).startswith("AdaptedLatencyModel(space='nasbench201', device='gold_6226'")
+    with pytest.raises(ValueError, match="`archs` must be a sequence"):
+        model.predict(resnet)
+
+
+def test_evaluate_adapted_takes_zero_shots_and_names_shots(nb201_table: pd.DataFrame) -> None:
+    """``shots=0`` adapts on the reference archs alone (notebook 02's first point)."""
+    from predictors import evaluate_adapted, get_predictor, make_tasks
+
+    model = get_predictor("flops").fit(make_tasks(nb201_table, "nasbench201", ["1080ti_1"]))
+    out = evaluate_adapted(model, nb201_table, "nasbench201", "gold_6226", shots=0, seeds=[0])
+    assert 0.5 < out["spearman"] <= 1.0
+    with pytest.raises(ValueError, match="`shots`"):
+        evaluate_adapted(model, nb201_table, "nasbench201", "gold_6226", shots=-1, seeds=[0])
 
 
 def test_unknown_device_names_the_fix(db_url: str, tmp_path: Path) -> None:

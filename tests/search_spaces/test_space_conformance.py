@@ -65,6 +65,25 @@ def test_invalid_strings_name_the_token(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", SPACES)
+def test_wrong_argument_types_are_one_error_in_every_space(name: str) -> None:
+    """An arch *string* where an arch object is expected (the commonest slip in a notebook),
+    a workload that is no Workload, or a non-string to parse: the same error in every space,
+    not an AttributeError from inside some of them."""
+    space = get_space(name)
+    text = space.to_string(space.random(0))
+    assert type(space).arch_type is not None and isinstance(space.random(0), type(space).arch_type)
+    for method in (space.to_string, space.encode, space.profile, space.build):
+        with pytest.raises(InvalidArchError, match=rf"^{name}\.\w+: expected a \w+, got str"):
+            method(text)  # type: ignore[operator]
+    for method in (space.encode, space.profile):
+        with pytest.raises(ValueError, match="`workload` must be a search_spaces.Workload"):
+            method(space.random(0), workload="x")  # type: ignore[operator]
+    for bad in (123, None, b"x"):
+        with pytest.raises(InvalidArchError, match="expected an architecture string"):
+            space.from_string(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", SPACES)
 def test_encoding_fixed_length_and_finite(name: str) -> None:
     space = get_space(name)
     rng = np.random.default_rng(1)
