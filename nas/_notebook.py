@@ -45,6 +45,7 @@ __all__ = [
     "plot_calibration",
     "plot_front",
     "plot_predicted_vs_measured",
+    "plain_log_ticks",
     "plot_rank_correlation",
     "rank_correlation",
     "shared_data_dir",
@@ -359,7 +360,7 @@ def plot_rank_correlation(corr: pd.DataFrame, *, ax: Axes, title: str = "") -> A
     return ax
 
 
-def _plain_log_ticks(ax: Axes) -> None:
+def plain_log_ticks(ax: Axes) -> None:
     """Label log axes at 1, 2 and 5 per decade in plain numbers (matplotlib labels every minor
     tick of a range under a decade as ``3x10^0``, and the labels overlap)."""
     from matplotlib.ticker import FormatStrFormatter, LogLocator
@@ -379,7 +380,7 @@ def plot_predicted_vs_measured(pred: pd.DataFrame, *, ax: Axes, title: str = "")
     ax.plot(grid, grid, color="k", lw=0.8)
     ax.scatter(true, mean, s=5, alpha=0.5)
     ax.set(xscale="log", yscale="log", xlabel="measured (ms)", ylabel="predicted (ms)")
-    _plain_log_ticks(ax)
+    plain_log_ticks(ax)
     ax.set_title(title)
     ax.legend(loc="upper left")
     return ax
@@ -403,8 +404,14 @@ def plot_front(
     device: str | None = None,
     reference: pd.DataFrame | None = None,
     budget_ms: float | None = None,
+    zoom: bool = True,
 ) -> Axes:
-    """All trials, the searched front and (optionally) the true front and the budget."""
+    """All trials, the searched front and (optionally) the true front and the budget.
+
+    With a ``reference`` front and ``zoom``, the accuracy axis spans the two fronts (with a
+    margin) rather than every trial: on NAS-Bench-201 the 10 % accuracy of untrainable cells
+    would otherwise squeeze both fronts into a sliver at the top.
+    """
     dev = device or result.devices[0]
     trials = pd.DataFrame(
         [(t["accuracy"], t["latency_ms"][dev]) for t in result.trials if t.get("latency_ms")],
@@ -426,6 +433,12 @@ def plot_front(
     ax.plot(found["latency_ms"], found["accuracy"], "o-", color="tab:red", ms=4, label="found")
     if budget_ms is not None:
         ax.axvline(budget_ms, color="tab:blue", ls="--", lw=1.0, label=f"budget {budget_ms} ms")
-    ax.set(xlabel=f"latency on {dev} (ms)", ylabel=f"accuracy ({result.accuracy})")
+    if reference is not None and zoom and len(found):
+        acc = np.concatenate([found["accuracy"].to_numpy(float), reference["accuracy"]])
+        lo, hi = float(acc.min()), float(acc.max())
+        pad = max(hi - lo, 1.0)
+        ax.set_ylim(lo - 0.15 * pad, hi + 0.08 * pad)
+    what = "score" if str(result.accuracy).startswith("proxy:") else "accuracy"
+    ax.set(xlabel=f"latency on {dev} (ms)", ylabel=f"{what} ({result.accuracy})")
     ax.legend()
     return ax
