@@ -87,7 +87,11 @@ def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except Exception as exc:
-        raise ValueError(f"`url` is not a valid database URL: {url!r}.") from exc
+        raise ValueError(
+            f"`url` is not a valid database URL: {url!r} (a SQLite file is "
+            "'sqlite:////absolute/path.sqlite', PostgreSQL "
+            "'postgresql+psycopg://user:password@host/db')."
+        ) from exc
     if parsed.get_backend_name() != "sqlite":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")

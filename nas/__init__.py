@@ -22,6 +22,10 @@ _SEARCH_EXPORTS = ("SearchResult", "export_model", "resolve_devices", "run_searc
 __all__ = ["CLIUsageError", "NasError", "__version__", *_SEARCH_EXPORTS]
 
 
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
 def __getattr__(name: str) -> Any:
     if name in _SEARCH_EXPORTS:
         import nas.search

@@ -106,6 +106,17 @@ def build_database(
     from hwdb.importers import load_help, load_latbench, load_nats_accuracy
 
     root = Path(data_dir) if data_dir is not None else shared_data_dir()
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"no public data folder at {root}: set NAS_SHARED_DATA (or pass `data_dir`) to the "
+            "folder holding help/, latbench/ and nb201-accuracy/ (README: where to get them)"
+        )
+    stems = {f.stem for f in (root / "latbench").glob("*.pickle")}
+    unknown = sorted(set(latbench) - stems) if not isinstance(latbench, bool) else []
+    if unknown:
+        raise ValueError(
+            f"`latbench` names no LatBench pickle in {root / 'latbench'}: {', '.join(unknown)}"
+        )
     db = HardwareDB(f"sqlite:///{Path(path)}")
     if help_spaces:
         data = load_help(root / "help" / "data", spaces=tuple(help_spaces))

@@ -38,6 +38,8 @@ __all__ = [
     "register_predictor",
 ]
 
+#: Reference archs per space, whose latencies are HELP's hardware embedding.
+N_REFERENCE = 10
 #: Version stamp written into every saved predictor; a mismatch on load warns.
 FORMAT_VERSION = "predictors-1"
 
@@ -196,6 +198,11 @@ class LatencyPredictor(ABC):
         emb = None
         if hw_embedding_ms is not None:
             emb = np.asarray(hw_embedding_ms, dtype=np.float64).reshape(-1)
+            if emb.shape[0] != N_REFERENCE:
+                raise ValueError(
+                    f"`hw_embedding_ms` must hold the latencies of the space's {N_REFERENCE} "
+                    f"reference archs, got {emb.shape[0]} values."
+                )
             if not np.all(np.isfinite(emb)) or np.any(emb <= 0):
                 raise ValueError("`hw_embedding_ms` must be finite and greater than 0.")
         adapted = copy.copy(self)

@@ -40,6 +40,8 @@ def export_model(arch: str, *, space: str, format: str, path: str | os.PathLike[
 
     from search_spaces import get_space
 
+    if isinstance(format, str):
+        format = format.strip().lower()  # "ONNX" is onnx
     if format not in EXPORT_FORMATS:
         raise ValueError(f"`format` must be one of {', '.join(EXPORT_FORMATS)}, got {format!r}.")
     sp = get_space(space)

@@ -133,7 +133,7 @@ class ProxyAccuracy:
 
     def __init__(
         self,
-        space: SearchSpace[Any],
+        space: SearchSpace[Any] | str,
         proxy: str = "vote",
         *,
         batch_size: int = 32,
@@ -149,6 +149,14 @@ class ProxyAccuracy:
             raise ValueError(f"`proxy` must be one of {', '.join(PROXIES)}, got {proxy!r}.")
         if calibration < 2:
             raise ValueError("`calibration` must be greater than or equal to 2.")
+        for arg, value, least in (("batch_size", batch_size, 1), ("resolution", resolution, 1)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                      or value < least):  # fmt: skip
+                raise ValueError(f"`{arg}` must be an integer >= {least}, got {value!r}.")
+        if isinstance(space, str):
+            from search_spaces import get_space
+
+            space = get_space(space)
         self.space, self.proxy, self.name = space, proxy, f"proxy:{proxy}"
         self.batch_size, self.seed, self.device, self.resolution = (
             batch_size,

@@ -81,9 +81,9 @@ class SearchResult:
     devices: list[str]
     accuracy: str
     budget_ms: dict[str, float]
-    front: list[dict[str, Any]]
-    trials: list[dict[str, Any]]
-    history: list[dict[str, Any]]
+    front: list[dict[str, Any]] = field(repr=False)
+    trials: list[dict[str, Any]] = field(repr=False)  # thousands of dicts: kept out of repr
+    history: list[dict[str, Any]] = field(repr=False)
     hypervolume_convention: str
     n_trials: int
     n_new_trials: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import matplotlib
@@ -172,3 +173,50 @@ def test_plots_draw_on_the_given_axes() -> None:
     assert len(axes[1].collections) >= 2
     assert len(axes[2].lines) == 2
     plt.close(fig)
+
+
+def test_build_database_names_the_missing_data(tmp_path: Path, shared_data: Path) -> None:
+    """A wrong NAS_SHARED_DATA, or a LatBench stem with a typo, is said as such (before:
+    'field path: not a directory', or the typo silently imported nothing)."""
+    with pytest.raises(FileNotFoundError, match="set NAS_SHARED_DATA"):
+        nb.build_database(tmp_path / "a.sqlite", data_dir=tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="`latbench` names no LatBench pickle .*: typo"):
+        nb.build_database(
+            tmp_path / "b.sqlite", data_dir=shared_data, help_spaces=(), latbench=["typo"]
+        )
+    assert not (tmp_path / "a.sqlite").exists() and not (tmp_path / "b.sqlite").exists()
+
+
+def test_work_dir_is_removed_at_exit(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = "from nas import _notebook as nb; d = nb.work_dir(); (d / 'x').write_text('1'); print(d)"
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
+    made = Path(out.stdout.decode().strip())
+    assert made.parent == tmp_path and not made.exists()
+
+
+def test_notebook_conveniences_of_the_library(tmp_path: Path) -> None:
+    """Small things a notebook user hits: tab completion of lazy exports, a short repr of a
+    search result, export formats in any case, proxy arguments checked up front, and a
+    database path that is no URL explained."""
+    import nas
+    import nas.search
+    from hwdb import HardwareDB
+    from nas.search import ProxyAccuracy, SearchResult, export_model
+
+    assert {"run_search", "export_model", "SearchResult"} <= set(dir(nas))
+    assert {"run_search", "SearchWarning", "TableAccuracy"} <= set(dir(nas.search))
+    res = SearchResult("s", None, "nasbench201", ["d"], "table", {}, [{"a": 1}] * 999,
+                       [{"a": 1}] * 999, [], "hv", 999, 999, 999, 1.0)  # fmt: skip
+    assert len(repr(res)) < 500 and "n_trials=999" in repr(res)
+    out = export_model("resnet", space="nasbench201", format=" ONNX", path=tmp_path / "m.onnx")
+    assert Path(out).stat().st_size > 0
+    for kwargs in ({"batch_size": 0}, {"resolution": 0}, {"batch_size": True}):
+        with pytest.raises(ValueError, match=f"`{next(iter(kwargs))}` must be an integer"):
+            ProxyAccuracy("mnasnet", "synflow", **kwargs)  # type: ignore[arg-type]
+    assert ProxyAccuracy("mnasnet", "params").space.name == "mnasnet"
+    with pytest.raises(ValueError, match="sqlite:////absolute/path.sqlite"):
+        HardwareDB(str(tmp_path / "plain.sqlite"))

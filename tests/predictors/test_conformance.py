@@ -127,6 +127,8 @@ def test_bad_support_raises_value_error(fitted: LatencyPredictor) -> None:
         fitted.adapt(["a"], [-1.0], hw_embedding_ms=np.ones(10))
     with pytest.raises(ValueError, match="support_archs"):
         fitted.adapt([], [], hw_embedding_ms=np.ones(10))
+    with pytest.raises(ValueError, match="`hw_embedding_ms` must hold the latencies of the .* 10"):
+        fitted.adapt(["a"], [1.0], hw_embedding_ms=np.ones(3))
     with pytest.raises(ValueError, match="`support_archs` must be a sequence .* not one string"):
         fitted.adapt("ab", [1.0, 2.0], hw_embedding_ms=np.ones(10))
 
