@@ -100,7 +100,7 @@ class AdaptedLatencyModel:
     def predict(self, archs: Sequence[str]) -> LatencyPrediction:
         """Predict canonical arch strings (or the space's reference names, such as
         ``mnasnet-a1``) in one batch."""
-        names = _named(self.space, arch_list(archs))
+        names = resolve_reference_names(self.space, arch_list(archs))
         mean, std = self.model.predict(names)
         return LatencyPrediction(
             names, mean, std, self.model.name, self.version, self.n_measurements, self.source
@@ -114,7 +114,7 @@ class AdaptedLatencyModel:
         )
 
 
-def _named(space: str, archs: list[str]) -> list[str]:
+def resolve_reference_names(space: str, archs: list[str]) -> list[str]:
     """``archs`` with the space's reference names (``mnasnet-a1``) replaced by their
     canonical strings; a space that is not registered (HELP's ``ofa``) has none."""
     from search_spaces import UnknownSpaceError, get_space

@@ -59,8 +59,13 @@ def _apply(label: str, load: Callable[[], BulkImport], replace: bool | None = No
     with console.status(f"reading {label} ..."):
         data = load()
     set_interrupt_note(f"nothing of {label} was stored (an import is one transaction)")
-    with _open() as db, _bar(f"importing {label}", data.n_rows) as advance:
-        counts = db.bulk_import(data, progress=advance, replace=bool(replace))
+    try:
+        with _open() as db, _bar(f"importing {label}", data.n_rows) as advance:
+            counts = db.bulk_import(data, progress=advance, replace=bool(replace))
+    except BaseException as exc:  # Ctrl-C keeps the note for the entry point to print
+        if not isinstance(exc, KeyboardInterrupt):
+            set_interrupt_note(None)
+        raise
     set_interrupt_note(None)
     new = "new or replaced" if replace else "new"
     console.print(

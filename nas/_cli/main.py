@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from nas import __version__
-from nas._cli._common import err_console, interrupt_note
+from nas._cli._common import err_console, interrupt_note, set_interrupt_note
 
 __all__ = ["app", "main"]
 
@@ -104,6 +104,12 @@ def _show_warning(message: Warning | str, *_: Any, **__: Any) -> None:
     err_console.print(f"warning: {text.splitlines()[0] if text else 'warning'}", markup=False)
 
 
+def _say_interrupted() -> None:
+    """The one line after Ctrl-C (what the command kept), then the default note again."""
+    err_console.print(f"error: interrupted; {interrupt_note()}", markup=False)
+    set_interrupt_note(None)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; exit 0 on success, 1 on failure, 2 on usage errors."""
     from nas import CLIUsageError
@@ -117,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print("error: aborted", markup=False)
         sys.exit(_INTERRUPTED)
     except KeyboardInterrupt:
-        err_console.print(f"error: interrupted; {interrupt_note()}", markup=False)
+        _say_interrupted()
         sys.exit(_INTERRUPTED)
     except exc_mod.NoArgsIsHelpError:
         sys.exit(0)  # the help text was already printed
@@ -138,5 +144,5 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print(f"error: {message}", markup=False)
         sys.exit(1)
     if rc == _INTERRUPTED:  # typer turns KeyboardInterrupt into this exit code, silently
-        err_console.print(f"error: interrupted; {interrupt_note()}", markup=False)
+        _say_interrupted()
     sys.exit(rc if isinstance(rc, int) else 0)

@@ -19,7 +19,7 @@ import numpy as np
 from predictors._base import LatencyPredictor
 from predictors._base import arch_list as arch_list_of
 from predictors._errors import NotEnoughDataError
-from predictors._service import AdaptedLatencyModel, LatencyPrediction, _named
+from predictors._service import AdaptedLatencyModel, LatencyPrediction, resolve_reference_names
 from predictors.zeroshot._classes import device_model
 from predictors.zeroshot._roofline import DeviceModel, roofline_latency_ms
 from predictors.zeroshot._tracecache import persistent_traces
@@ -122,7 +122,7 @@ class RooflineLatencyModel:
 
     def predict(self, archs: Sequence[str]) -> LatencyPrediction:
         """Roofline latency of canonical arch strings (or the space's reference names)."""
-        arch_list = _named(self.space, arch_list_of(archs))
+        arch_list = resolve_reference_names(self.space, arch_list_of(archs))
         mean = self.scale * roofline_latency_ms(
             self.space, arch_list, self.model, workload=self.workload
         )

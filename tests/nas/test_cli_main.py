@@ -89,3 +89,29 @@ def test_an_unknown_space_is_a_usage_error_everywhere(
     err = capsys.readouterr().err
     assert exc.value.code == 2
     assert err.count("\n") == 1 and err.startswith("error: unknown search space 'bogus' (known: ")
+
+
+def test_a_failed_import_does_not_leave_its_interrupt_note(
+    interrupted_command: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """The import's note is for Ctrl-C during that import only (in-process commands, as in
+    tests, share it)."""
+    from hwdb import HardwareDB, StorageError
+    from tests.hwdb._helpers import NB201_0
+
+    def failing(*_: Any, **__: Any) -> None:
+        raise StorageError("disk full")
+
+    monkeypatch.setattr(HardwareDB, "bulk_import", failing)
+    csv = tmp_path / "m.csv"
+    csv.write_text(f"space,arch,device,latency_ms\nnasbench201,{NB201_0},pi4,1.5\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["--db", f"sqlite:///{tmp_path / 'f.sqlite'}", "hwdb", "import", "csv", str(csv)])
+    assert exc.value.code == 1
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["boom"])
+    assert capsys.readouterr().err.strip() == (
+        "error: interrupted; everything finished so far is saved"
+    )
