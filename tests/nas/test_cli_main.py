@@ -36,22 +36,29 @@ def test_ctrl_c_exits_130_with_one_line(
     )
 
 
+def _import_failing_with(
+    exc: BaseException, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> int:
+    """Exit code of `nas hwdb import csv` (one valid row) when the import raises ``exc``."""
+    from hwdb import HardwareDB
+    from tests.hwdb._helpers import NB201_0
+
+    def failing(*_: Any, **__: Any) -> None:
+        raise exc
+
+    monkeypatch.setattr(HardwareDB, "bulk_import", failing)
+    csv = tmp_path / "m.csv"
+    csv.write_text(f"space,arch,device,latency_ms\nnasbench201,{NB201_0},pi4,1.5\n")
+    with pytest.raises(SystemExit) as info:
+        main(["--db", f"sqlite:///{tmp_path / 'i.sqlite'}", "hwdb", "import", "csv", str(csv)])
+    return int(info.value.code or 0)
+
+
 def test_ctrl_c_during_an_import_says_nothing_of_it_was_stored(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """An import is one transaction: "everything finished so far is saved" would be wrong."""
-    from hwdb import HardwareDB
-    from tests.hwdb._helpers import NB201_0
-
-    def interrupted(*_: Any, **__: Any) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(HardwareDB, "bulk_import", interrupted)
-    csv = tmp_path / "m.csv"
-    csv.write_text(f"space,arch,device,latency_ms\nnasbench201,{NB201_0},pi4,1.5\n")
-    with pytest.raises(SystemExit) as exc:
-        main(["--db", f"sqlite:///{tmp_path / 'i.sqlite'}", "hwdb", "import", "csv", str(csv)])
-    assert exc.value.code == 130
+    assert _import_failing_with(KeyboardInterrupt(), tmp_path, monkeypatch) == 130
     err = capsys.readouterr().err.strip().splitlines()
     assert (
         err[-1] == "error: interrupted; nothing of m.csv was stored (an import is one transaction)"
@@ -97,18 +104,9 @@ def test_a_failed_import_does_not_leave_its_interrupt_note(
 ) -> None:  # fmt: skip
     """The import's note is for Ctrl-C during that import only (in-process commands, as in
     tests, share it)."""
-    from hwdb import HardwareDB, StorageError
-    from tests.hwdb._helpers import NB201_0
+    from hwdb import StorageError
 
-    def failing(*_: Any, **__: Any) -> None:
-        raise StorageError("disk full")
-
-    monkeypatch.setattr(HardwareDB, "bulk_import", failing)
-    csv = tmp_path / "m.csv"
-    csv.write_text(f"space,arch,device,latency_ms\nnasbench201,{NB201_0},pi4,1.5\n")
-    with pytest.raises(SystemExit) as exc:
-        main(["--db", f"sqlite:///{tmp_path / 'f.sqlite'}", "hwdb", "import", "csv", str(csv)])
-    assert exc.value.code == 1
+    assert _import_failing_with(StorageError("disk full"), tmp_path, monkeypatch) == 1
     capsys.readouterr()
     with pytest.raises(SystemExit):
         main(["boom"])
