@@ -18,7 +18,7 @@ from hwdb._errors import (
 )
 from hwdb._frozen import FrozenMap
 from hwdb._schema import head_revision, upgrade_database
-from hwdb._storage import HardwareDB
+from hwdb._storage import HardwareDB, space_latency_metric
 from hwdb._types import (
     AccuracyIn,
     Artifact,
@@ -49,5 +49,6 @@ __all__ = [
     "head_revision",
     "import_parquet",
     "redact_url",
+    "space_latency_metric",
     "upgrade_database",
 ]

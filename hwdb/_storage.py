@@ -45,6 +45,17 @@ _MAX_ATTEMPTS = 12
 _RETRY_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock
 
 
+def space_latency_metric(space: str) -> str:
+    """The metric that is ``space``'s latency (``SearchSpace.latency_metric``: ``e2e_ms`` for
+    language models), ``latency_ms`` for a space that is not registered (HELP's ``ofa``)."""
+    from search_spaces import UnknownSpaceError, get_space
+
+    try:
+        return str(get_space(space).latency_metric)
+    except UnknownSpaceError:
+        return "latency_ms"
+
+
 _RowT = TypeVar("_RowT", MeasurementIn, AccuracyIn)
 
 
@@ -279,10 +290,11 @@ class HardwareDB:
         return self._write(lambda s: _queries.add_measurements(s, canonical, replace=replace))
 
     def measured_archs(
-        self, *, space: str, device: str, metric: str = "latency_ms", protocol: str | None = None
+        self, *, space: str, device: str, metric: str | None = None, protocol: str | None = None
     ) -> set[str]:
-        """Canonical strings of ``space`` measured on ``device`` for ``metric`` (and protocol)."""
-        q = _queries.measured_archs(space, device, metric, protocol)
+        """Canonical strings of ``space`` measured on ``device`` for ``metric`` (default: the
+        space's latency metric, :func:`space_latency_metric`) and ``protocol``."""
+        q = _queries.measured_archs(space, device, metric or space_latency_metric(space), protocol)
         return self._read(lambda s: set(s.execute(q).scalars()))
 
     def measured_workloads(self, *, space: str, device: str) -> list[dict[str, Any]]:
@@ -297,9 +309,11 @@ class HardwareDB:
         return out
 
     def latency_table(
-        self, space: str, *, metric: str = "latency_ms", devices: Sequence[str] | None = None
+        self, space: str, *, metric: str | None = None, devices: Sequence[str] | None = None
     ) -> pd.DataFrame:
-        """Median latencies, index ``arch``, one column per device (NaN where missing).
+        """Median latencies, index ``arch``, one column per device (NaN where missing), of
+        ``metric`` (default: the space's latency metric, :func:`space_latency_metric`:
+        ``e2e_ms`` for language models, whose rows hold no ``latency_ms``).
 
         When a device has several protocols for one architecture the newest row wins. A
         device measured under several workloads (input shapes) keeps only the rows of the one
@@ -317,6 +331,7 @@ class HardwareDB:
             raise ValueError(
                 f"`devices` must be a list of device names, not one string: [{devices!r}]."
             )
+        metric = metric or space_latency_metric(space)
         return self._read(lambda s: _queries.latency_frame(s, space, metric, devices))
 
     def measurements(

@@ -101,13 +101,19 @@ class DeviceSpec:
 
     def __post_init__(self) -> None:
         _check_text("name", self.name)
+        if self.name != self.name.strip():  # "  pi4 " would be a second device beside "pi4"
+            raise ValueError(f"`name` must not start or end with whitespace, got {self.name!r}.")
         if self.family not in FAMILIES:
             raise ValueError(f"`family` must be one of {', '.join(FAMILIES)}, got {self.family!r}.")
         if self.provenance not in PROVENANCES:
             raise ValueError(
                 f"`provenance` must be one of {', '.join(PROVENANCES)}, got {self.provenance!r}."
             )
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+        if (
+            not isinstance(self.batch_size, int)
+            or isinstance(self.batch_size, bool)
+            or (self.batch_size < 1)
+        ):
             raise ValueError(
                 f"`batch_size` must be greater than or equal to 1, got {self.batch_size!r}."
             )

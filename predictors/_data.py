@@ -108,13 +108,11 @@ def _ordered_pools(table: pd.DataFrame, space: str, split_seed: int) -> tuple[li
 
 def latency_metric(space: str) -> str:
     """The hwdb metric that is ``space``'s latency (``SearchSpace.latency_metric``:
-    ``"e2e_ms"`` for language models, else ``"latency_ms"``, also for unregistered spaces)."""
-    try:
-        import search_spaces
+    ``"e2e_ms"`` for language models, else ``"latency_ms"``, also for unregistered spaces);
+    :func:`hwdb.space_latency_metric`, which ``HardwareDB.latency_table`` defaults to."""
+    from hwdb import space_latency_metric
 
-        return str(search_spaces.get_space(space).latency_metric)
-    except Exception:  # noqa: BLE001 - an imported benchmark space without a registration
-        return "latency_ms"
+    return space_latency_metric(space)
 
 
 def device_workload(table: pd.DataFrame, space: str, device: str) -> Workload | None:

@@ -44,3 +44,24 @@ def test_import_counts_the_architectures_it_names(tmp_path: Path) -> None:
     with HardwareDB(f"sqlite:///{tmp_path / 'db.sqlite'}") as db:
         counts = db.bulk_import(load_parquet(path))
         assert counts["architectures"] == db.stats()["spaces"]["mnasnet"]["architectures"] == 409
+
+
+def test_latency_table_defaults_to_the_spaces_latency_metric(tmp_path: Path) -> None:
+    """Language models store prefill/decode/e2e, not latency_ms: the default table of
+    nemotron_flash used to be empty (0 x 0)."""
+    from hwdb import DeviceSpec, HardwareDB, space_latency_metric
+    from hwdb.importers.parquet import load_parquet
+
+    path = next(p for p in bundled_datasets() if p.name.startswith("nemotron_flash"))
+    with HardwareDB(f"sqlite:///{tmp_path / 'db.sqlite'}") as db:
+        db.bulk_import(load_parquet(path))
+        default = db.latency_table("nemotron_flash")
+        e2e = db.latency_table("nemotron_flash", metric="e2e_ms")
+        device = str(default.columns[0])
+        measured = db.measured_archs(space="nemotron_flash", device=device)
+    assert space_latency_metric("nemotron_flash") == "e2e_ms"
+    assert space_latency_metric("ofa") == space_latency_metric("mnasnet") == "latency_ms"
+    assert default.shape[0] > 0 and default.equals(e2e)
+    assert measured == set(default[device].dropna().index)
+    with pytest.raises(ValueError, match="`name` must not start or end with whitespace"):
+        DeviceSpec(name=" pi4 ")
