@@ -123,9 +123,9 @@ class SearchManager:
             return sum(j.status in _ACTIVE for j in self._jobs.values())
 
     def get(self, job_id: str) -> SearchJob | None:
-        """The job ``job_id``, if known."""
+        """The job ``job_id``, if known (ids are hex: ``ABC...`` is ``abc...``)."""
         with self._lock:
-            return self._jobs.get(job_id)
+            return self._jobs.get(job_id.strip().lower())
 
     def recent(
         self, *, limit: int, status: str | None = None, owner: str | None = None

@@ -32,6 +32,7 @@ import io
 import os
 import shutil
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -184,10 +185,29 @@ class TraceStore:
             return  # read-only or full disk: tracing still works, only slower
 
 
+_WARNED: set[Path] = set()
+
+
 def trace_store() -> TraceStore | None:
-    """The store the environment selects (None when ``NAS_TRACE_CACHE`` turns it off)."""
+    """The store the environment selects (None when ``NAS_TRACE_CACHE`` turns it off).
+
+    A root that exists but is no folder (``NAS_TRACE_CACHE`` naming a file) cannot hold the
+    store: that is said once per process, and tracing goes on without it.
+    """
     root = store_root()
-    return None if root is None else TraceStore(root)
+    if root is None:
+        return None
+    if root.exists() and not root.is_dir():
+        if root not in _WARNED:
+            _WARNED.add(root)
+            warnings.warn(
+                f"the trace store {root} is a file, not a folder: traced operator tables are "
+                "not kept (set NAS_TRACE_CACHE to a folder, or to 'off')",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return None
+    return TraceStore(root)
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,8 @@ def test_search_runs_to_a_pareto_front(
             expected[i] = measured[p["arch"]]
     np.testing.assert_allclose(lat, expected, rtol=1e-6)
     assert body["warnings"] == []
+    upper = client.get(f"/v1/searches/{created.json()['id'].upper()}")
+    assert upper.status_code == 200 and upper.json()["id"] == created.json()["id"]
 
 
 def test_a_budget_nothing_meets_completes_with_a_warning(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 
@@ -172,9 +173,13 @@ def test_unwritable_store_still_traces(
 ) -> None:
     store.parent.mkdir(parents=True, exist_ok=True)
     store.write_text("a file where the folder should be")
-    with persistent_traces():
+    with pytest.warns(RuntimeWarning, match="is a file, not a folder"), persistent_traces():
         table = op_table("nasbench201", ARCH)
     assert len(table) > 0 and traces == [(ARCH, False)]
+    with warnings.catch_warnings():  # said once per process, not at every trace
+        warnings.simplefilter("error")
+        with persistent_traces():
+            op_table("nasbench201", ARCH)
 
 
 def test_cli_cache_info_and_clear(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
