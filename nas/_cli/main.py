@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print(f"error: {exc}", markup=False)
         sys.exit(2)
     except _unknown_space_error() as exc:  # a --space that names no space: a usage error
-        err_console.print(f"error: {str(exc).strip(chr(39) + chr(34))}", markup=False)
+        message = str(exc.args[0]) if exc.args else str(exc)  # a KeyError's str() quotes it
+        err_console.print(f"error: {message}", markup=False)
         sys.exit(2)
     except _library_errors() as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
