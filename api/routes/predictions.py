@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+import numpy as np
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
 
 from api._predictors import canonical_archs
 from api.deps import DbDep, ReadAccess, Services, ServicesDep, SettingsDep, WriteKey
@@ -99,10 +103,40 @@ def _workload(model: ServedModel, space: str) -> dict[str, int]:
     return get_space(space).workload_dict(getattr(model, "workload", None))
 
 
-def _answer(model: ServedModel, body: PredictCreate) -> dict[str, Any]:
+class _ClientGone(Exception):
+    """The client disconnected: the rest of a slow prediction is not computed."""
+
+
+_CHUNK_ARCHS = 32  # a roofline prices an arch in ~0.1 s cold: check the client this often
+
+
+def _predict(model: ServedModel, archs: list[str], gone: threading.Event | None) -> Any:
+    """``model.predict(archs)``; a datasheet roofline (which traces every arch) in chunks,
+    stopping with :class:`_ClientGone` once ``gone`` is set."""
+    from predictors import AdaptedLatencyModel
+
+    if gone is None or isinstance(model, AdaptedLatencyModel):
+        return model.predict(archs)
+    parts = []
+    for start in range(0, len(archs), _CHUNK_ARCHS):
+        if gone.is_set():
+            raise _ClientGone
+        parts.append(model.predict(archs[start : start + _CHUNK_ARCHS]))
+    if not parts:
+        return model.predict(archs)
+    return replace(
+        parts[0], archs=list(archs),
+        mean_ms=np.concatenate([p.mean_ms for p in parts]),
+        std_ms=np.concatenate([p.std_ms for p in parts]),
+    )  # fmt: skip
+
+
+def _answer(
+    model: ServedModel, body: PredictCreate, gone: threading.Event | None = None
+) -> dict[str, Any]:
     archs = canonical_archs(body.space, body.archs, ["body", "archs"])
     with field_errors("body", "archs"):
-        pred = model.predict(archs)
+        pred = _predict(model, archs, gone)
     mean, std = pred.mean_ms.tolist(), pred.std_ms.tolist()
     if not all(math.isfinite(m) and math.isfinite(s) for m, s in zip(mean, std, strict=True)):
         raise ApiError(503, ["body", "archs"], "the predictor returned non-finite values",
@@ -125,12 +159,13 @@ def _answer(model: ServedModel, body: PredictCreate) -> dict[str, Any]:
 
 @router.post("/predict", response_model=PredictionsPublic, responses=_ERRORS)
 async def predict(
+    request: Request,
     body: PredictCreate,
     db: DbDep,
     services: ServicesDep,
     settings: SettingsDep,
     _access: ReadAccess,
-) -> JSONResponse:
+) -> Response:
     """Predicted latency (ms) and uncertainty of each architecture on ``device``.
 
     Uses the space's default (or the named) predictor adapted to the device's measurements;
@@ -153,12 +188,44 @@ async def predict(
         content = _answer(model, body)
     else:
 
-        def work() -> dict[str, Any]:
-            return _answer(_served(services, db, body), body)
+        def work(gone: threading.Event) -> dict[str, Any]:
+            return _answer(_served(services, db, body), body, gone)
 
-        content = await anyio.to_thread.run_sync(work)
+        try:
+            content = await _unless_disconnected(request, work)
+        except _ClientGone:  # nobody reads this; nginx's code for "client closed request"
+            return Response(status_code=499)
     services.metrics.inc("nas_api_predicted_archs_total", (), float(len(body.archs)))
     return JSONResponse(content)
+
+
+async def _unless_disconnected(
+    request: Request, work: Callable[[threading.Event], dict[str, Any]]
+) -> dict[str, Any]:
+    """``work(gone)`` in a worker thread while the event loop polls the client; ``gone`` is
+    set when it disconnects (a zero-shot batch of 10,000 archs takes many minutes)."""
+    gone, done = threading.Event(), anyio.Event()
+
+    async def watch() -> None:
+        while not done.is_set():
+            if await request.is_disconnected():
+                gone.set()
+                return
+            with anyio.move_on_after(0.5):
+                await done.wait()
+
+    failure: Exception | None = None
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(watch)
+        try:
+            content = await anyio.to_thread.run_sync(work, gone)
+        except Exception as exc:  # noqa: BLE001 - re-raised below, not as an ExceptionGroup
+            failure = exc
+        finally:
+            done.set()
+    if failure is not None:
+        raise failure
+    return content
 
 
 @router.post("/devices/{name}/adapt", response_model=AdaptPublic, responses=_ERRORS)

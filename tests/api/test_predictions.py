@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import pytest
@@ -246,3 +247,36 @@ def test_catalog_device_needs_no_data_of_the_space(
     assert response.status_code == 200, response.text
     assert response.json()["source"] == ZERO_SHOT_SOURCE
     assert response.json()["data"][0]["latency_ms"] > 0
+
+
+def test_a_zero_shot_batch_stops_when_the_client_leaves(
+    client: TestClient, auth: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A roofline traces every arch (10,000 of them take many minutes): once the client has
+    disconnected, the rest is not computed."""
+    from starlette.requests import Request
+
+    from predictors.zeroshot import RooflineLatencyModel
+
+    device = {"name": "orin", "family": "jetson", "attributes": {"catalog": "jetson-orin-nano"}}
+    assert client.post("/v1/devices", json=device, headers=auth).status_code in (200, 201)
+    priced: list[int] = []
+    original = RooflineLatencyModel.predict
+
+    def counting(self: RooflineLatencyModel, archs: Any) -> Any:
+        priced.append(len(archs))
+        return original(self, archs)
+
+    async def gone(self: Request) -> bool:
+        return True
+
+    monkeypatch.setattr(RooflineLatencyModel, "predict", counting)
+    archs = _random_archs(200)
+    body = {"space": SPACE, "device": "orin", "archs": archs}
+    assert client.post("/v1/predict", json={**body, "archs": archs[:40]}).status_code == 200
+    assert priced == [32, 8]  # chunks, while the client waits
+    priced.clear()
+    monkeypatch.setattr(Request, "is_disconnected", gone)
+    response = client.post("/v1/predict", json=body)
+    assert response.status_code == 499
+    assert sum(priced) < len(archs)
