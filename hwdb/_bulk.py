@@ -109,10 +109,14 @@ class BulkImport:
         return len(keys)
 
     @property
+    def n_measurements(self) -> int:
+        """Number of measurement rows (series values plus single rows)."""
+        return sum(len(s.values) for s in self.measurements) + len(self.rows)
+
+    @property
     def n_rows(self) -> int:
         """Number of measurement plus accuracy rows."""
-        series = sum(len(s.values) for s in self.measurements)
-        return series + sum(len(s.values) for s in self.accuracies) + len(self.rows)
+        return self.n_measurements + sum(len(s.values) for s in self.accuracies)
 
 
 def _insert(session: Session, table: Any) -> Any:

@@ -467,12 +467,11 @@ class HardwareDB:
             that measurement is already stored (or the import repeats it).
         """
         written = self._write(lambda s: _queries.apply_bulk(s, data, progress, replace=replace))
-        given = sum(len(m.values) for m in data.measurements) + len(data.rows)
         return {
             "devices": len({d.name for d in data.devices}),
             "architectures": data.n_archs,
             **written,
-            "measurements_kept": max(given - written["measurements"], 0),
+            "measurements_kept": max(data.n_measurements - written["measurements"], 0),
         }
 
     def measurement_frame(

@@ -115,15 +115,13 @@ def _predict(model: ServedModel, archs: list[str], gone: threading.Event | None)
     stopping with :class:`_ClientGone` once ``gone`` is set."""
     from predictors import AdaptedLatencyModel
 
-    if gone is None or isinstance(model, AdaptedLatencyModel):
+    if gone is None or isinstance(model, AdaptedLatencyModel) or not archs:
         return model.predict(archs)
     parts = []
     for start in range(0, len(archs), _CHUNK_ARCHS):
         if gone.is_set():
             raise _ClientGone
         parts.append(model.predict(archs[start : start + _CHUNK_ARCHS]))
-    if not parts:
-        return model.predict(archs)
     return replace(
         parts[0], archs=list(archs),
         mean_ms=np.concatenate([p.mean_ms for p in parts]),

@@ -180,7 +180,7 @@ def canonical_text(space: str, arch: str) -> str:
     if space in list_spaces():  # not cached: a space registered later counts too
         try:
             sp = get_space(space)
-            result = sp.to_string(sp.resolve(text)) if text else sp.canonicalize(text)
+            result = sp.to_string(sp.resolve(text))  # a reference name or a string
         except (SearchSpaceError, ValueError) as exc:
             raise ArchFieldError("arch", f"malformed {space} architecture: {exc}") from None
         if len(_CANONICAL) < 1_000_000:

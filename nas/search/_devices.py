@@ -105,9 +105,9 @@ def _few_shot(db: HardwareDB, query: str, device: str, space: str, n: int) -> De
     """The zero-shot match (for ``query``) of a catalog-backed ``device`` with ``n`` measured
     archs, too few for a predictor to adapt to (``predictors.MIN_ADAPT_MEASUREMENTS``); else
     ``None``."""
-    from predictors import MIN_ADAPT_MEASUREMENTS
+    from predictors import catalog_only
 
-    if n >= MIN_ADAPT_MEASUREMENTS or not db.get_device(device).attributes.get("catalog"):
+    if not catalog_only(db, space=space, device=device):
         return None
     match = catalog_match(db, device, space)
     return None if match is None else replace(match, query=query, n_measurements=n)
