@@ -60,7 +60,7 @@ one-standard-error rule applies) and its leave-one-out residuals refit the alter
 each point. Measured on LatBench's desktop CPU and GPU (TensorFlow), 10 samples + 10 references:
 0.77 / 0.80 -> 0.95 / 0.96 Spearman; serial runtimes unchanged (README).
 
-Datasheet prior (revision 4): meta-training keeps the operator tables (simplified graph and
+Datasheet prior (revision 4): meta-training keeps the operator tables (fused graph and
 eager) of the archs it traces for the roofline prior. A device adapted with its catalog
 roofline (``adapt(..., datasheet=...)``; every device added with ``nas device add --catalog``)
 gets that roofline priced on those tables and compiled into a lookup table over
@@ -331,7 +331,7 @@ class HELPPlusPredictor(LatencyPredictor):
         out = np.full((len(archs), n_dev), np.nan)
         if n_dev == 0 or self.sim_components < 1 or self.sim_archs < 2:
             return out[:, :0], None
-        from predictors.zeroshot import op_table, roofline_latency_ms, simulated_device_models
+        from predictors.zeroshot import op_tables, roofline_latency_ms, simulated_device_models
 
         order = np.random.default_rng(self.seed).permutation(len(archs))[: self.sim_archs]
         rows: list[int] = []
@@ -343,11 +343,11 @@ class HELPPlusPredictor(LatencyPredictor):
                 progress, "tracing archs for the roofline prior", self.sim_ops
             ) as advance:
                 for i in order:  # traces are memoised; stop when the budget is spent
-                    # the eager trace records the simplified table too, then a cache hit
-                    eager.append(
-                        op_table(self.space_, archs[i], self.fit_workload_, simplify=False)
+                    g, e = op_tables(
+                        self.space_, archs[i], self.fit_workload_, modes=("graph", "eager")
                     )
-                    graph.append(op_table(self.space_, archs[i], self.fit_workload_))
+                    graph.append(g)
+                    eager.append(e)
                     n_ops = len(graph[-1].ops)
                     advance(min(n_ops, max(self.sim_ops - records, 0)))  # the bar ends at 100 %
                     records += n_ops
@@ -484,7 +484,7 @@ class HELPPlusPredictor(LatencyPredictor):
 
     def _datasheet_lut(self) -> tuple[np.ndarray, np.ndarray, float] | None:
         """The device's datasheet roofline (``datasheet_``, given to :meth:`adapt`) compiled
-        into a lookup table: for each runtime mode (simplified graph, eager), a ridge of the
+        into a lookup table: for each runtime mode (fused graph, eager), a ridge of the
         roofline milliseconds of the archs traced in meta-training on
         :func:`~predictors._features.lut_features`. Returns ``((d, 2) weights, (2,) offsets,
         floor)``, or None without a datasheet or traced archs, or when the device was measured

@@ -219,8 +219,9 @@ def register(app: typer.Typer) -> None:
             str,
             typer.Option(
                 "--runtime",
-                help="Inference runtime (torch = eager; tensorrt, tflite, onnxruntime, ... = "
-                "optimised graph; unknown = both estimates averaged).",
+                help="Inference runtime (torch = eager; tensorflow = pruned graph, unfused; "
+                "tensorrt, tflite, onnxruntime, ... = fused graph; unknown = the eager and "
+                "pruned estimates averaged).",
             ),
         ] = "unknown",
         replace: Annotated[

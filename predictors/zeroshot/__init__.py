@@ -23,10 +23,11 @@ from predictors.zeroshot._roofline import (
     DeviceModel,
     estimate_latency_ms,
     op_table,
+    op_tables,
     roofline_latency_ms,
     runtime_mode,
 )
-from predictors.zeroshot._trace import OpRecord, OpTable, trace_module
+from predictors.zeroshot._trace import TRACE_MODES, OpRecord, OpTable, trace_module
 from predictors.zeroshot._tracecache import (
     TraceStoreInfo,
     clear_trace_store,
@@ -44,6 +45,7 @@ from predictors.zeroshot._zeroshot import (
 
 __all__ = [
     "RUNTIME_MODES",
+    "TRACE_MODES",
     "DEVICE_CLASSES",
     "ROOFLINE_SOURCE",
     "ZERO_SHOT_SOURCE",
@@ -62,6 +64,7 @@ __all__ = [
     "evaluate_zero_shot",
     "onboard_device",
     "op_table",
+    "op_tables",
     "persistent_traces",
     "resolve_catalog_device",
     "roofline_latency_ms",

@@ -13,13 +13,17 @@ with ``occ = min(1, output elements / parallel lanes)`` for convolutions and mat
 ``B`` and the lane count come from the catalog entry; ``eff_c``, ``eff_b``, ``overhead`` and
 ``fixed`` are device-class constants (:mod:`predictors.zeroshot._classes`).
 
-Which operators run depends on the runtime (``DeviceModel.runtime``): a graph runtime (TensorRT,
-TFLite, ONNX Runtime, TensorFlow graphs) runs the simplified graph of
-:mod:`predictors.zeroshot._trace`, eager PyTorch runs every traced operator unfused. A device
-whose runtime is unknown gets the mean of the two estimates, its expected latency when either
-is equally likely. On NAS-Bench-201 the two modes rank eager-PyTorch devices very differently:
-HELP's GTX 1080 Ti at batch 1 is ranked at 0.531 by the graph roofline and 0.978 by the eager
-one, and LatBench's TensorFlow Jetson Nano at 0.818 and 0.619 (README, issue 8).
+Which operators run depends on the runtime (``DeviceModel.runtime``; the operator lists are
+the modes of :mod:`predictors.zeroshot._trace`): a fusing graph compiler (TensorRT, TFLite, ONNX
+Runtime) runs the fused and pruned graph, TensorFlow's graph executor the pruned graph without
+fusion, eager PyTorch every traced operator. A device whose runtime is unknown gets the mean of
+the eager and the pruned estimates: every runtime but eager PyTorch prunes what cannot reach the
+output, and whether it fuses is unknown, so each kernel keeps its own dispatch cost. On
+NAS-Bench-201 the modes rank devices very differently: HELP's GTX 1080 Ti at batch 1 is ranked
+at 0.531 by the fused graph, 0.676 by the pruned one and 0.978 by the eager one; LatBench's
+TensorFlow Jetson Nano at 0.818, 0.934 and 0.619. Over 13 measured devices with a catalog
+entry the unknown-runtime mean ranks at 0.764 with the pruned graph and 0.730 with the fused
+one (``benchmarks/runtime_modes.py``, README, issue 8).
 
 Language models decode one token at a time; each step streams every weight once plus the
 KV-cache / recurrent state, so decode is memory-bound:
@@ -39,8 +43,10 @@ import numpy as np
 from predictors._errors import PredictorError
 from predictors.zeroshot._trace import (
     KINDS,
+    TRACE_MODES,
     OpRecord,
     OpTable,
+    TraceTables,
     meta_device,
     trace_module_modes,
 )
@@ -54,6 +60,7 @@ __all__ = [
     "DeviceModel",
     "estimate_latency_ms",
     "op_table",
+    "op_tables",
     "roofline_latency_ms",
     "runtime_mode",
 ]
@@ -61,10 +68,12 @@ __all__ = [
 # A model that cannot be traced on the meta device is built for real; beyond this many
 # parameters (2 GB of fp32 weights) that would exhaust a small machine's memory instead.
 _MAX_CPU_TRACE_PARAMS = 500_000_000
-#: How the runtime executes the traced module: ``"graph"`` (optimised graph), ``"eager"`` (every
-#: operator as traced) or ``"unknown"`` (the mean of both estimates).
-RUNTIME_MODES = ("graph", "eager", "unknown")
+#: How the runtime executes the traced module: ``"graph"`` (fused and pruned graph),
+#: ``"eager"`` (every operator as traced), ``"pruned"`` (pruned graph, nothing fused) or
+#: ``"unknown"`` (the mean of the eager and the pruned estimates).
+RUNTIME_MODES = ("graph", "eager", "pruned", "unknown")
 _EAGER_RUNTIMES = {"torch", "pytorch", "eager"}
+_PRUNED_RUNTIMES = {"tensorflow", "tf", "pruned"}
 _UNKNOWN_RUNTIMES = {"", "unknown"}
 _BYTES = {"fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "int8": 1.0}
 _MATRIX = (KINDS.index("conv"), KINDS.index("matmul"), KINDS.index("attention"))
@@ -120,10 +129,13 @@ class DeviceModel:
 
 def runtime_mode(runtime: str | None) -> str:
     """The :data:`RUNTIME_MODES` entry of a hardware-database runtime name (``torch`` is
-    eager, ``unknown`` or none is unknown, any other named runtime optimises a graph)."""
+    eager, ``tensorflow`` a pruned graph, ``unknown`` or none unknown, any other named
+    runtime a fused graph)."""
     name = (runtime or "").strip().lower()
     if name in _EAGER_RUNTIMES:
         return "eager"
+    if name in _PRUNED_RUNTIMES:
+        return "pruned"
     return "unknown" if name in _UNKNOWN_RUNTIMES else "graph"
 
 
@@ -149,37 +161,60 @@ def estimate_latency_ms(table: OpTable, device: DeviceModel) -> float:
 
 
 _CACHE_SIZE = 65536
-# (space, arch, workload) -> (simplified table, eager table or None when not traced yet)
-_TABLES: OrderedDict[tuple[str, str, str], tuple[OpTable, OpTable | None]] = OrderedDict()
+# (space, arch, workload) -> (graph, eager, pruned), each None until traced (see TraceTables)
+_TABLES: OrderedDict[tuple[str, str, str], TraceTables] = OrderedDict()
 _TABLES_LOCK = threading.Lock()
+_NONE: TraceTables = (None, None, None)
 
 
-def _cached_table(space_name: str, arch: str, workload_json: str, simplify: bool) -> OpTable:
-    """Memoised tables of registered spaces; the eager table is traced (together with the
-    simplified one, in one pass) only when first asked for."""
+def _missing(tables: TraceTables, modes: Sequence[str]) -> list[str]:
+    return [m for m in modes if tables[TRACE_MODES.index(m)] is None]
+
+
+def _merged(old: TraceTables, new: TraceTables) -> TraceTables:
+    """``new``'s tables, ``old``'s where ``new`` has none."""
+    graph, eager, pruned = (n if n is not None else o for o, n in zip(old, new, strict=True))
+    return graph, eager, pruned
+
+
+def _select(tables: TraceTables, modes: Sequence[str]) -> list[OpTable]:
+    out = [tables[TRACE_MODES.index(m)] for m in modes]
+    if any(t is None for t in out):
+        raise PredictorError(f"no operator table traced for modes {list(modes)}")
+    return [t for t in out if t is not None]
+
+
+def _cached_tables(
+    space_name: str, arch: str, workload_json: str, modes: Sequence[str]
+) -> list[OpTable]:
+    """Memoised tables of registered spaces; the modes not yet known are traced together,
+    in one pass."""
     import json
 
     from search_spaces import Workload, get_space
 
     key = (space_name, arch, workload_json)
     with _TABLES_LOCK:
-        hit = _TABLES.get(key)
-        if hit is not None:
+        tables = _TABLES.get(key, _NONE)
+        if key in _TABLES:
             _TABLES.move_to_end(key)
-            if simplify or hit[1] is not None:
-                return hit[0] if simplify else hit[1]  # type: ignore[return-value]
-    space = get_space(space_name)
-    store = _store_for(space)
-    tables = store.get(space_name, arch, workload_json) if store is not None else None
-    if tables is None or (not simplify and tables[1] is None):
-        tables = _trace(space, arch, Workload.from_dict(json.loads(workload_json)), not simplify)
+    if _missing(tables, modes):
+        space = get_space(space_name)
+        store = _store_for(space)
         if store is not None:
-            store.put(space_name, arch, workload_json, tables)
-    with _TABLES_LOCK:
-        _TABLES[key] = tables
-        while len(_TABLES) > _CACHE_SIZE:
-            _TABLES.popitem(last=False)
-    return tables[0] if simplify else tables[1]  # type: ignore[return-value]
+            tables = _merged(tables, store.get(space_name, arch, workload_json) or _NONE)
+        missing = _missing(tables, modes)
+        if missing:
+            workload = Workload.from_dict(json.loads(workload_json))
+            tables = _merged(tables, _trace(space, arch, workload, missing))
+            if store is not None:
+                store.put(space_name, arch, workload_json, tables)
+        with _TABLES_LOCK:  # keep what another thread traced meanwhile
+            tables = _merged(_TABLES.get(key, _NONE), tables)
+            _TABLES[key] = tables
+            while len(_TABLES) > _CACHE_SIZE:
+                _TABLES.popitem(last=False)
+    return _select(tables, modes)
 
 
 def _store_for(space: SearchSpace[Any]) -> TraceStore | None:
@@ -190,13 +225,12 @@ def _store_for(space: SearchSpace[Any]) -> TraceStore | None:
 
 
 def _trace(
-    space: SearchSpace[Any], arch: str, workload: Workload, eager: bool = True
-) -> tuple[OpTable, OpTable | None]:
-    """The simplified and (with ``eager``) the eager operator table of one trace on the
-    ``meta`` device (no weights, activations or kernels: a 250M-parameter language model
-    traces in a fraction of a second); modules that cannot be built or run there are traced
-    on the CPU."""
-    modes = (True, False) if eager else (True,)
+    space: SearchSpace[Any], arch: str, workload: Workload, modes: Sequence[str] = TRACE_MODES
+) -> TraceTables:
+    """The operator tables of ``modes`` from one trace on the ``meta`` device (no weights,
+    activations or kernels: a 250M-parameter language model traces in a fraction of a
+    second); modules that cannot be built or run there are traced on the CPU. The other
+    modes' slots are None."""
     import torch
 
     from predictors._progress import torch_threads
@@ -206,7 +240,7 @@ def _trace(
             with meta_device():
                 module = space.build(space.from_string(arch))
             inputs = [_to_meta(t) for t in space.example_inputs(workload)]
-            return _tables(trace_module_modes(module, inputs, modes))
+            return _tables(trace_module_modes(module, inputs, modes), modes)
         except (NotImplementedError, RuntimeError, TypeError, ValueError):
             pass  # an op without a meta kernel, or data-dependent control flow
         parsed = space.from_string(arch)
@@ -218,12 +252,12 @@ def _trace(
                 f"{_MAX_CPU_TRACE_PARAMS / 1e9:.1f}B)"
             )
         module = space.build(parsed)
-        return _tables(trace_module_modes(module, space.example_inputs(workload), modes))
+        return _tables(trace_module_modes(module, space.example_inputs(workload), modes), modes)
 
 
-def _tables(records: list[list[OpRecord]]) -> tuple[OpTable, OpTable | None]:
-    eager = OpTable.from_records(records[1]) if len(records) > 1 else None
-    return OpTable.from_records(records[0]), eager
+def _tables(records: list[list[OpRecord]], modes: Sequence[str]) -> TraceTables:
+    by_mode = {m: OpTable.from_records(r) for m, r in zip(modes, records, strict=True)}
+    return by_mode.get("graph"), by_mode.get("eager"), by_mode.get("pruned")
 
 
 def _to_meta(value: Any) -> Any:
@@ -237,17 +271,39 @@ def op_table(
     arch: str,
     workload: Workload | None = None,
     *,
-    simplify: bool = True,
+    mode: str = "graph",
 ) -> OpTable:
     """Deployed operators of ``arch`` (canonical string) traced from the real torch module.
 
-    ``simplify=False`` keeps every eager operator (what eager PyTorch runs). Results of
-    registered spaces are cached per ``(space, arch, workload, simplify)``.
+    ``mode`` is one of :data:`~predictors.zeroshot._trace.TRACE_MODES`: ``"graph"`` (fused and
+    pruned), ``"eager"`` (every operator eager PyTorch runs) or ``"pruned"`` (pruned, nothing
+    fused). Results of registered spaces are cached per ``(space, arch, workload)``.
+
+    Raises:
+        ValueError: for an unknown ``mode``.
+    """
+    return op_tables(space, arch, workload, modes=(mode,))[0]
+
+
+def op_tables(
+    space: SearchSpace[Any] | str,
+    arch: str,
+    workload: Workload | None = None,
+    *,
+    modes: Sequence[str] = TRACE_MODES,
+) -> list[OpTable]:
+    """:func:`op_table` of several ``modes``, traced together (one forward pass).
+
+    Raises:
+        ValueError: for an unknown mode.
     """
     import json
 
     from search_spaces import get_space
 
+    bad = [m for m in modes if m not in TRACE_MODES]
+    if bad:
+        raise ValueError(f"`mode` must be one of {', '.join(TRACE_MODES)}, got {bad[0]!r}.")
     sp = get_space(space) if isinstance(space, str) else space
     wl = workload or sp.default_workload()
     canon = sp.canonicalize(arch)
@@ -256,9 +312,8 @@ def op_table(
     except Exception:  # noqa: BLE001 - an unregistered space instance
         registered = False
     if registered:
-        return _cached_table(sp.name, canon, json.dumps(wl.to_dict(), sort_keys=True), simplify)
-    graph, eager = _trace(sp, canon, wl, not simplify)
-    return graph if simplify or eager is None else eager
+        return _cached_tables(sp.name, canon, json.dumps(wl.to_dict(), sort_keys=True), modes)
+    return _select(_trace(sp, canon, wl, modes), modes)
 
 
 def roofline_latency_ms(
@@ -269,13 +324,12 @@ def roofline_latency_ms(
     workload: Workload | None = None,
 ) -> np.ndarray:
     """Roofline latency (ms) of every arch of ``archs`` on ``device`` (its ``runtime`` picks
-    the simplified graph, the eager trace or the mean of both)."""
-    # eager first: its trace also fills the simplified table, which is then a cache hit
-    modes = {"graph": (True,), "eager": (False,), "unknown": (False, True)}[device.runtime]
+    the fused graph, the eager trace, the pruned graph or the mean of the last two)."""
+    modes = {"unknown": ("eager", "pruned")}.get(device.runtime, (device.runtime,))
     return np.array(
         [
-            np.mean([estimate_latency_ms(op_table(space, a, workload, simplify=m), device)
-                     for m in modes])
+            np.mean([estimate_latency_ms(t, device)
+                     for t in op_tables(space, a, workload, modes=modes)])
             for a in archs
         ],
         dtype=float,

@@ -12,6 +12,14 @@ constant 0 (NAS-Bench-201's ``none`` op) make known-zero tensors that additions 
 BatchNorm after a convolution folds into its weights, an activation fuses into the op that
 produced its input, identical ops on the same value are computed once (CSE), and ops that do
 not reach the output are removed. What remains is the kernel list a roofline model prices.
+
+Three modes (:data:`TRACE_MODES`) describe three kinds of runtime: ``"graph"`` applies every
+pass above (a fusing compiler: TensorRT, TFLite, ONNX Runtime); ``"eager"`` keeps every aten
+call (eager PyTorch runs all of them, ``x * 0`` and dead edges included); ``"pruned"`` folds
+zeros, removes common subexpressions and dead ops but fuses nothing, so BatchNorm and every
+activation stay kernels of their own (a graph executor without a fusing compiler, e.g.
+TensorFlow's, which prunes the graph to what the output needs but on GPUs does not fold
+BatchNorm into convolutions).
 """
 
 from __future__ import annotations
@@ -23,10 +31,21 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["KINDS", "OpRecord", "OpTable", "meta_device", "trace_module", "trace_module_modes"]
+__all__ = [
+    "KINDS",
+    "TRACE_MODES",
+    "OpRecord",
+    "OpTable",
+    "TraceTables",
+    "meta_device",
+    "trace_module",
+    "trace_module_modes",
+]
 
 #: Operator classes priced differently by the roofline.
 KINDS = ("conv", "matmul", "attention", "pool", "eltwise", "reduce", "norm", "other")
+#: Operator lists one trace can record (module docstring): fused graph, eager, pruned graph.
+TRACE_MODES = ("graph", "eager", "pruned")
 
 _VIEW_OPS = {
     "view", "_unsafe_view", "reshape", "t", "transpose", "permute", "expand", "unsqueeze",
@@ -106,6 +125,11 @@ class OpTable:
     def counts(self) -> dict[str, int]:
         """Number of deployed ops per kind."""
         return {k: int((self.kind == i).sum()) for i, k in enumerate(KINDS)}
+
+
+#: The tables of one arch in :data:`TRACE_MODES` order (fused graph, eager, pruned), each
+#: ``None`` until some caller asks for that mode.
+TraceTables = tuple[OpTable | None, OpTable | None, OpTable | None]
 
 
 def _kind(name: str) -> str:
@@ -491,7 +515,7 @@ class _Graph:
         return out
 
 
-def trace_module(module: Any, inputs: Sequence[Any], *, simplify: bool = True) -> list[OpRecord]:
+def trace_module(module: Any, inputs: Sequence[Any], *, mode: str = "graph") -> list[OpRecord]:
     """Deployed operators of ``module(*inputs)`` (see the module docstring).
 
     ``module`` and ``inputs`` may live on any device; the ``meta`` device makes the trace
@@ -500,23 +524,30 @@ def trace_module(module: Any, inputs: Sequence[Any], *, simplify: bool = True) -
     Args:
         module: A ``torch.nn.Module``.
         inputs: Positional inputs of one forward pass.
-        simplify: Apply the deployment passes (zero folding, CSE, fusion, dead-code removal);
-            ``False`` keeps every eager aten call that computes something (views excluded).
+        mode: One of :data:`TRACE_MODES`: ``"graph"`` applies the deployment passes (zero
+            folding, CSE, fusion, dead-code removal), ``"pruned"`` all but fusion, ``"eager"``
+            keeps every aten call that computes something (views excluded).
 
     Returns:
         One :class:`OpRecord` per deployed operator, in execution order.
+
+    Raises:
+        ValueError: for an unknown ``mode``.
     """
-    return trace_module_modes(module, inputs, (simplify,))[0]
+    return trace_module_modes(module, inputs, (mode,))[0]
 
 
 def trace_module_modes(
-    module: Any, inputs: Sequence[Any], modes: Sequence[bool] = (True, False)
+    module: Any, inputs: Sequence[Any], modes: Sequence[str] = ("graph", "eager")
 ) -> list[list[OpRecord]]:
-    """:func:`trace_module` for several ``simplify`` modes from one forward pass (the eager
-    and the deployed operator lists of a model cost one trace)."""
+    """:func:`trace_module` for several ``modes`` from one forward pass (the operator lists of
+    every mode of a model cost one trace)."""
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
 
+    bad = [m for m in modes if m not in TRACE_MODES]
+    if bad:
+        raise ValueError(f"`mode` must be one of {', '.join(TRACE_MODES)}, got {bad[0]!r}.")
     graphs = [_Graph() for _ in modes]
     for graph in graphs:
         for t in inputs:
@@ -529,21 +560,22 @@ def trace_module_modes(
         ) -> Any:
             kwargs = kwargs or {}
             out = _meta_call(func, args, kwargs)
-            for graph, simplify in zip(graphs, modes, strict=True):
-                if simplify:
-                    graph.record(func, args, kwargs, out)
-                else:
+            for graph, mode in zip(graphs, modes, strict=True):
+                if mode == "eager":
                     graph.record_plain(func, args, kwargs, out)
+                else:
+                    graph.record(func, args, kwargs, out)
             return out
 
     module.eval()
     with torch.no_grad(), _Recorder():  # type: ignore[no-untyped-call]
         result = module(*inputs)
     out = []
-    for graph, simplify in zip(graphs, modes, strict=True):
+    for graph, mode in zip(graphs, modes, strict=True):
         outputs = [graph.value_of[id(t)] for t in _tensors(result) if id(t) in graph.value_of]
-        if simplify:
+        if mode == "graph":
             outputs = graph.fuse(outputs)
+        if mode != "eager":
             graph.eliminate_dead(outputs)
         out.append(graph.records())
     return out

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from predictors.zeroshot._trace import OpTable
+from predictors.zeroshot._trace import TRACE_MODES, OpTable, TraceTables
 
 __all__ = [
     "TraceStore",
@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 #: Bumped when the file layout changes (part of the fingerprint).
-_FORMAT = 1
+_FORMAT = 2
 _OFF = {"off", "0", "false", "no", "none"}
 _COLUMNS = ("kind", "flops", "act_elems", "weight_elems", "out_elems")
 _PERSIST: contextvars.ContextVar[bool] = contextvars.ContextVar("nas_persist_traces", default=False)
@@ -107,9 +107,9 @@ def fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-def _pack(tables: tuple[OpTable, OpTable | None], key: str) -> bytes:
+def _pack(tables: TraceTables, key: str) -> bytes:
     arrays: dict[str, np.ndarray] = {"key": np.array(key)}
-    for label, table in zip(("graph", "eager"), tables, strict=True):
+    for label, table in zip(TRACE_MODES, tables, strict=True):
         if table is None:
             continue
         for col in _COLUMNS:
@@ -151,23 +151,22 @@ class TraceStore:
     def _path(self, space: str, key: str) -> Path:
         return self.folder / space / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.npz"
 
-    def get(
-        self, space: str, arch: str, workload_json: str
-    ) -> tuple[OpTable, OpTable | None] | None:
-        """The stored (simplified, eager-or-None) tables, or None on a miss or a bad file."""
+    def get(self, space: str, arch: str, workload_json: str) -> TraceTables | None:
+        """The stored tables (see :data:`~predictors.zeroshot._trace.TraceTables`), or None on
+        a miss or a bad file."""
         key = self._key(space, arch, workload_json)
         try:
             with np.load(self._path(space, key), allow_pickle=False) as data:
                 if str(data["key"]) != key:
                     return None  # a hash collision: not this arch
-                graph = _unpack(data, "graph")
-                return None if graph is None else (graph, _unpack(data, "eager"))
+                graph, eager, pruned = (_unpack(data, mode) for mode in TRACE_MODES)
+                if graph is None and eager is None and pruned is None:
+                    return None
+                return graph, eager, pruned
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
             return None  # missing, unreadable or truncated: trace again
 
-    def put(
-        self, space: str, arch: str, workload_json: str, tables: tuple[OpTable, OpTable | None]
-    ) -> None:
+    def put(self, space: str, arch: str, workload_json: str, tables: TraceTables) -> None:
         """Store ``tables`` atomically; a store that cannot be written is silently skipped."""
         key = self._key(space, arch, workload_json)
         path = self._path(space, key)

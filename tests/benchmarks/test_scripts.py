@@ -25,7 +25,14 @@ def _script(cwd: Path, name: str, *argv: str) -> subprocess.CompletedProcess[str
 
 
 @pytest.mark.parametrize(
-    "script", ["help_protocol.py", "search_nb201.py", "zero_shot.py", "additive_ceiling.py"]
+    "script",
+    [
+        "help_protocol.py",
+        "search_nb201.py",
+        "zero_shot.py",
+        "additive_ceiling.py",
+        "runtime_modes.py",
+    ],
 )
 def test_missing_database_is_one_error_line(script: str, tmp_path: Path, shared_data: Path) -> None:
     missing = tmp_path / "typo" / "hwdb.sqlite"

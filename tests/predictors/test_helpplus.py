@@ -168,12 +168,12 @@ def test_no_roofline_prior_when_tracing_is_too_slow(
     calls: list[str] = []
 
     def big_trace(
-        space: object, arch: str, workload: object = None, *, simplify: bool = True
-    ) -> SimpleNamespace:
+        space: object, arch: str, workload: object = None, *, modes: tuple[str, ...] = ()
+    ) -> list[SimpleNamespace]:
         calls.append(arch)
-        return SimpleNamespace(ops=("linear",) * 1000)
+        return [SimpleNamespace(ops=("linear",) * 1000) for _ in modes]
 
-    monkeypatch.setattr(zeroshot, "op_table", big_trace)
+    monkeypatch.setattr(zeroshot, "op_tables", big_trace)
     devices = list(nb201_table.columns)
     model = get_predictor("help+", steps=5, hidden=8, sim_ops=20_000, sim_archs=100)
     with pytest.warns(UserWarning, match="no roofline prior"):

@@ -63,7 +63,7 @@ def test_dispatched_ops_match_the_eager_trace(space_name: str) -> None:
         with torch.device("meta"):
             model = space.build(arch)
         inputs = [t.to("meta") for t in space.example_inputs(workload)]
-        traced = trace_module(model, inputs, simplify=False)
+        traced = trace_module(model, inputs, mode="eager")
         expected = space.profile(arch).extra["dispatched_ops"]
         assert expected == len(traced)
         counts.add(expected)
@@ -81,7 +81,7 @@ def test_dispatch_counter_agrees_with_the_trace_on_vision_models(space_name: str
     counter = _DispatchCounter()
     with torch.no_grad(), counter:
         model(*inputs)
-    assert counter.ops == len(trace_module(model, inputs, simplify=False))
+    assert counter.ops == len(trace_module(model, inputs, mode="eager"))
 
 
 def _counted_traffic_bytes(space_name: str, arch: Any, workload: Workload) -> int:

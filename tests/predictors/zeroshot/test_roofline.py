@@ -43,8 +43,27 @@ def test_trace_matches_hand_counts() -> None:
     assert fc.flops == 2 * 128 * 10
     assert fc.act_elems == 128 + 10
     assert fc.weight_elems == 128 * 10 + 10
-    raw = trace_module(_Small(), (torch.randn(1, 3, 4, 4),), simplify=False)
+    raw = trace_module(_Small(), (torch.randn(1, 3, 4, 4),), mode="eager")
     assert [r.op for r in raw] == ["convolution", "native_batch_norm", "relu", "addmm"]
+    pruned = trace_module(_Small(), (torch.randn(1, 3, 4, 4),), mode="pruned")
+    assert [r.op for r in pruned] == [r.op for r in raw]  # nothing dead, nothing fused
+    with pytest.raises(ValueError, match="mode"):
+        trace_module(_Small(), (torch.randn(1, 3, 4, 4),), mode="fused")
+
+
+def test_pruned_mode_drops_dead_ops_and_fuses_nothing() -> None:
+    """NAS-Bench-201: ``none`` edges (``x * 0``) and ops that reach the output only through
+    them are gone from the pruned list as from the fused one, but BatchNorm and ReLU stay."""
+    arch = "|nor_conv_3x3~0|+|none~0|nor_conv_1x1~1|+|skip_connect~0|none~1|none~2|"
+    counts = {m: OpTable.counts(op_table("nasbench201", arch, mode=m)) for m in
+              ("graph", "pruned", "eager")}  # fmt: skip
+    ops = {m: op_table("nasbench201", arch, mode=m).ops for m in ("graph", "pruned", "eager")}
+    assert "mul" in ops["eager"] and "mul" not in ops["pruned"]
+    assert counts["pruned"]["conv"] == counts["graph"]["conv"] < counts["eager"]["conv"]
+    assert "relu" in ops["pruned"] and "relu" not in ops["graph"]
+    assert len(ops["graph"]) < len(ops["pruned"]) < len(ops["eager"])
+    with pytest.raises(ValueError, match="mode"):
+        op_table("nasbench201", arch, mode="fused")
 
 
 def test_estimate_is_the_roofline_sum() -> None:
@@ -124,42 +143,39 @@ def test_large_model_that_fails_on_meta_is_not_built_for_real(
 
 def test_runtime_picks_the_traced_graph() -> None:
     """Eager PyTorch runs every traced op (NAS-Bench-201's ``none`` edges multiply by zero,
-    dead edges run); a graph runtime runs the simplified graph; an unknown runtime gets the
-    mean of the two estimates."""
+    dead edges run); a fusing graph runtime runs the fused graph, TensorFlow the pruned one;
+    an unknown runtime gets the mean of the eager and pruned estimates."""
     from predictors.zeroshot import runtime_mode
 
-    assert [runtime_mode(r) for r in ("torch", "unknown", None, "tflite", "onnxruntime")] == [
-        "eager",
-        "unknown",
-        "unknown",
-        "graph",
-        "graph",
-    ]
+    names = ("torch", "unknown", None, "tflite", "onnxruntime", "TensorFlow", "tensorrt")
+    assert [runtime_mode(r) for r in names] == [
+        "eager", "unknown", "unknown", "graph", "graph", "pruned", "graph",
+    ]  # fmt: skip
     entry = get_entry("gtx-1080-ti")
     arch = "|nor_conv_3x3~0|+|none~0|none~1|+|nor_conv_1x1~0|none~1|nor_conv_3x3~2|"
-    eager_ops = len(op_table("nasbench201", arch, simplify=False))
+    eager_ops = len(op_table("nasbench201", arch, mode="eager"))
     graph_ops = len(op_table("nasbench201", arch))
     assert eager_ops > graph_ops
     est = {
         r: roofline_latency_ms("nasbench201", [arch], device_model(entry, runtime=r))[0]
-        for r in ("torch", "tensorrt", "unknown")
+        for r in ("torch", "tensorrt", "tensorflow", "unknown")
     }
-    assert est["torch"] > est["tensorrt"]
-    assert est["unknown"] == pytest.approx((est["torch"] + est["tensorrt"]) / 2)
+    assert est["torch"] > est["tensorflow"] > est["tensorrt"]
+    assert est["unknown"] == pytest.approx((est["torch"] + est["tensorflow"]) / 2)
     with pytest.raises(ValueError, match="runtime"):
         DeviceModel("x", 1e9, 1e9, 1.0, 4.0, 0.5, 1e9, 0.5, 0.0, 0.0, runtime="jit")
 
 
 def test_unknown_runtime_traces_each_arch_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Both tables of an unknown-runtime estimate come from one forward pass."""
+    """The tables of an unknown-runtime estimate come from one forward pass."""
     from collections import OrderedDict
 
     from predictors.zeroshot import _roofline
 
-    calls: list[tuple[bool, ...]] = []
+    calls: list[tuple[str, ...]] = []
     real = _roofline.trace_module_modes
 
-    def counting(module: object, inputs: object, modes: tuple[bool, ...]) -> object:
+    def counting(module: object, inputs: object, modes: tuple[str, ...]) -> object:
         calls.append(tuple(modes))
         return real(module, inputs, modes)  # type: ignore[arg-type]
 
@@ -169,7 +185,7 @@ def test_unknown_runtime_traces_each_arch_once(monkeypatch: pytest.MonkeyPatch) 
     dm = device_model(get_entry("jetson-nano"), runtime="unknown")
     first = roofline_latency_ms("nasbench201", [arch], dm)
     again = roofline_latency_ms("nasbench201", [arch], dm)
-    assert calls == [(True, False)] and first[0] == again[0]
+    assert calls == [("eager", "pruned")] and first[0] == again[0]
 
 
 @pytest.mark.parametrize("space", ["mnasnet", "nasbench201", "mobilevig"])
@@ -190,7 +206,7 @@ def test_memoised_meta_calls_give_the_plain_trace(
     def trace(arch: object, meta: object) -> list[list[object]]:
         with torch.no_grad(), meta:  # type: ignore[attr-defined]
             module = sp.build(arch)
-        return _trace.trace_module_modes(module, inputs, (True, False))  # type: ignore[return-value]
+        return _trace.trace_module_modes(module, inputs, _trace.TRACE_MODES)  # type: ignore[return-value]
 
     fast = [trace(a, _trace.meta_device()) for a in archs + archs]
     monkeypatch.setattr(_trace, "_meta_call", lambda f, a, k: f(*a, **k))

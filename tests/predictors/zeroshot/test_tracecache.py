@@ -16,6 +16,7 @@ from predictors.zeroshot import (
     _tracecache,
     clear_trace_store,
     op_table,
+    op_tables,
     persistent_traces,
     trace_store_info,
 )
@@ -34,14 +35,14 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def traces(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
-    """``(arch, eager)`` of every real trace."""
-    calls: list[tuple[str, bool]] = []
+def traces(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[str, ...]]]:
+    """``(arch, modes)`` of every real trace."""
+    calls: list[tuple[str, tuple[str, ...]]] = []
     real = _roofline._trace
 
-    def counting(space: object, arch: str, workload: object, eager: bool = True) -> object:
-        calls.append((arch, eager))
-        return real(space, arch, workload, eager)  # type: ignore[arg-type]
+    def counting(space: object, arch: str, workload: object, modes: tuple[str, ...]) -> object:
+        calls.append((arch, tuple(modes)))
+        return real(space, arch, workload, modes)  # type: ignore[arg-type]
 
     monkeypatch.setattr(_roofline, "_trace", counting)
     return calls
@@ -60,21 +61,22 @@ def _same(a: OpTable, b: OpTable) -> None:
 
 
 def test_a_later_process_loads_the_same_tables_without_tracing(
-    store: Path, traces: list[tuple[str, bool]], monkeypatch: pytest.MonkeyPatch
+    store: Path, traces: list[tuple[str, tuple[str, ...]]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with persistent_traces():
-        eager = op_table("nasbench201", ARCH, simplify=False)
-        graph = op_table("nasbench201", ARCH)
-    assert traces == [(ARCH, True)] and trace_store_info().current_files == 1
+        eager, graph, pruned = op_tables("nasbench201", ARCH, modes=("eager", "graph", "pruned"))
+    assert traces == [(ARCH, ("eager", "graph", "pruned"))]
+    assert trace_store_info().current_files == 1
     _forget(monkeypatch)
     with persistent_traces():
-        _same(op_table("nasbench201", ARCH, simplify=False), eager)
+        _same(op_table("nasbench201", ARCH, mode="pruned"), pruned)
+        _same(op_table("nasbench201", ARCH, mode="eager"), eager)
         _same(op_table("nasbench201", ARCH), graph)
-    assert traces == [(ARCH, True)]  # no second trace
+    assert len(traces) == 1  # no second trace
 
 
 def test_only_traces_inside_the_block_are_stored(
-    store: Path, traces: list[tuple[str, bool]], monkeypatch: pytest.MonkeyPatch
+    store: Path, traces: list[tuple[str, tuple[str, ...]]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Search candidates (new archs every run) are not persisted; fixed sets are."""
     op_table("nasbench201", ARCH)
@@ -85,23 +87,25 @@ def test_only_traces_inside_the_block_are_stored(
     assert not store.exists() and trace_store_info().root is None
 
 
-def test_a_graph_only_entry_is_traced_again_for_the_eager_table(
-    store: Path, traces: list[tuple[str, bool]], monkeypatch: pytest.MonkeyPatch
+def test_only_the_missing_modes_are_traced_and_the_stored_ones_kept(
+    store: Path, traces: list[tuple[str, tuple[str, ...]]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with persistent_traces():
-        op_table("nasbench201", ARCH)
+        graph = op_table("nasbench201", ARCH)
     _forget(monkeypatch)
     with persistent_traces():
-        op_table("nasbench201", ARCH)  # from disk
-        op_table("nasbench201", ARCH, simplify=False)  # not stored yet: one trace of both
+        _same(op_table("nasbench201", ARCH), graph)  # from disk
+        op_tables("nasbench201", ARCH, modes=("graph", "eager", "pruned"))  # two not stored
     _forget(monkeypatch)
     with persistent_traces():
-        op_table("nasbench201", ARCH, simplify=False)
-    assert traces == [(ARCH, False), (ARCH, True)]
+        eager, again = op_tables("nasbench201", ARCH, modes=("eager", "graph"))
+    _same(again, graph)
+    assert len(eager) > len(graph)
+    assert traces == [(ARCH, ("graph",)), (ARCH, ("eager", "pruned"))]
 
 
 def test_unreadable_files_are_misses_and_get_rewritten(
-    store: Path, traces: list[tuple[str, bool]], monkeypatch: pytest.MonkeyPatch
+    store: Path, traces: list[tuple[str, tuple[str, ...]]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with persistent_traces():
         first = op_table("nasbench201", ARCH)
@@ -119,7 +123,7 @@ def test_unreadable_files_are_misses_and_get_rewritten(
 
 
 def test_another_torch_or_space_code_uses_another_folder(
-    store: Path, traces: list[tuple[str, bool]], monkeypatch: pytest.MonkeyPatch
+    store: Path, traces: list[tuple[str, tuple[str, ...]]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import torch
 
@@ -153,7 +157,7 @@ def test_user_spaces_are_not_stored(store: Path) -> None:
 
 
 def test_clear_removes_only_the_stores_own_folders(
-    store: Path, traces: list[tuple[str, bool]]
+    store: Path, traces: list[tuple[str, tuple[str, ...]]]
 ) -> None:
     """``NAS_TRACE_CACHE`` may name a folder that holds other things: they stay."""
     store.mkdir(parents=True)
@@ -169,13 +173,13 @@ def test_clear_removes_only_the_stores_own_folders(
 
 
 def test_unwritable_store_still_traces(
-    store: Path, traces: list[tuple[str, bool]], monkeypatch: pytest.MonkeyPatch
+    store: Path, traces: list[tuple[str, tuple[str, ...]]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store.parent.mkdir(parents=True, exist_ok=True)
     store.write_text("a file where the folder should be")
     with pytest.warns(RuntimeWarning, match="is a file, not a folder"), persistent_traces():
         table = op_table("nasbench201", ARCH)
-    assert len(table) > 0 and traces == [(ARCH, False)]
+    assert len(table) > 0 and traces == [(ARCH, ("graph",))]
     with warnings.catch_warnings():  # said once per process, not at every trace
         warnings.simplefilter("error")
         with persistent_traces():
@@ -206,7 +210,7 @@ def test_cli_cache_info_and_clear(store: Path, capsys: pytest.CaptureFixture[str
 def test_helpplus_meta_training_reads_its_traces_back(
     nb201_table: pd.DataFrame,
     store: Path,
-    traces: list[tuple[str, bool]],
+    traces: list[tuple[str, tuple[str, ...]]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A second meta-training in a new process traces nothing and gives the same prior."""
@@ -239,7 +243,7 @@ def test_module_fixtures_already_use_the_tests_own_store(
 
 
 def test_clear_that_cannot_delete_says_so(
-    store: Path, traces: list[tuple[str, bool]], monkeypatch: pytest.MonkeyPatch,
+    store: Path, traces: list[tuple[str, tuple[str, ...]]], monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     """A store on a read-only file system: `nas cache clear` must not report removals."""
