@@ -21,9 +21,11 @@ the eager and the pruned estimates: every runtime but eager PyTorch prunes what 
 output, and whether it fuses is unknown, so each kernel keeps its own dispatch cost. On
 NAS-Bench-201 the modes rank devices very differently: HELP's GTX 1080 Ti at batch 1 is ranked
 at 0.531 by the fused graph, 0.676 by the pruned one and 0.978 by the eager one; LatBench's
-TensorFlow Jetson Nano at 0.818, 0.934 and 0.619. Over 13 measured devices with a catalog
-entry the unknown-runtime mean ranks at 0.764 with the pruned graph and 0.730 with the fused
-one (``benchmarks/runtime_modes.py``, README, issue 8).
+TensorFlow Jetson Nano at 0.818, 0.934 and 0.619. Over 13 measured NAS-Bench-201 devices with
+a catalog entry the unknown-runtime mean ranks at 0.764 with the pruned graph and 0.730 with
+the fused one; on the project's own spaces (6 device-space pairs, nothing dead to prune, so
+pruned = eager) 0.845 against 0.871; over all 19 pairs 0.790 against 0.774
+(``benchmarks/runtime_modes.py``, README, issue 8).
 
 Language models decode one token at a time; each step streams every weight once plus the
 KV-cache / recurrent state, so decode is memory-bound:
