@@ -19,6 +19,7 @@ from predictors.zeroshot._evaluate import (
 )
 from predictors.zeroshot._onboard import OnboardResult, OnboardRound, onboard_device
 from predictors.zeroshot._roofline import (
+    RUNTIME_MODE_TEXT,
     RUNTIME_MODES,
     DeviceModel,
     estimate_latency_ms,
@@ -44,6 +45,7 @@ from predictors.zeroshot._zeroshot import (
 )
 
 __all__ = [
+    "RUNTIME_MODE_TEXT",
     "RUNTIME_MODES",
     "TRACE_MODES",
     "DEVICE_CLASSES",

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RUNTIME_MODES",
+    "RUNTIME_MODE_TEXT",
     "DeviceModel",
     "estimate_latency_ms",
     "op_table",
@@ -74,6 +75,13 @@ _MAX_CPU_TRACE_PARAMS = 500_000_000
 #: ``"eager"`` (every operator as traced), ``"pruned"`` (pruned graph, nothing fused) or
 #: ``"unknown"`` (the mean of the eager and the pruned estimates).
 RUNTIME_MODES = ("graph", "eager", "pruned", "unknown")
+#: What each runtime mode prices, in words (for the terminal).
+RUNTIME_MODE_TEXT = {
+    "graph": "fused graph",
+    "eager": "every eager op",
+    "pruned": "pruned graph, unfused",
+    "unknown": "runtime unknown: eager and pruned graph averaged",
+}
 _EAGER_RUNTIMES = {"torch", "pytorch", "eager"}
 _PRUNED_RUNTIMES = {"tensorflow", "tf", "pruned"}
 _UNKNOWN_RUNTIMES = {"", "unknown"}

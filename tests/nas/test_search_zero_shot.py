@@ -93,6 +93,34 @@ def test_zero_shot_latency_models_are_labelled(sqlite_url: str) -> None:
     assert np.all(np.asarray(pred.mean_ms) > 0)
 
 
+@pytest.mark.parametrize(
+    ("runtime", "priced", "hint"),
+    [("unknown", "runtime unknown: eager and pruned graph averaged", True),
+     ("tensorrt", "fused graph", False), ("torch", "every eager op", False),
+     ("tensorflow", "pruned graph, unfused", False)],
+)  # fmt: skip
+def test_the_latency_note_says_which_operators_the_roofline_prices(
+    sqlite_url: str, runtime: str, priced: str, hint: bool
+) -> None:
+    """The runtime decides the operator list (fused / eager / pruned, or a mean); the search
+    says which, and how to name the runtime when it is unknown."""
+    from hwdb import DeviceSpec, HardwareDB
+    from nas.search import load_latency_models
+    from search_spaces import get_space
+
+    with HardwareDB(sqlite_url) as db:
+        db.upsert_device(
+            DeviceSpec(name="my-orin", family="jetson", runtime=runtime,
+                       attributes={"catalog": "jetson-orin-nano"})
+        )  # fmt: skip
+        _, note = load_latency_models(
+            db, space=get_space("nasbench201"), devices=["my-orin"],
+            zero_shot={"my-orin": "jetson-orin-nano"},
+        )  # fmt: skip
+    assert f"my-orin <- catalog jetson-orin-nano, {priced}" in note
+    assert ("--runtime R" in note) is hint
+
+
 def test_auto_accuracy_is_a_reduced_resolution_proxy_without_tables(sqlite_url: str) -> None:
     from hwdb import HardwareDB
     from nas.search import ProxyAccuracy, make_accuracy_objective
