@@ -238,16 +238,18 @@ def load_latency_models(
             # precision; scaled to its measurements if it has one or two); any other name is
             # the catalog entry's own.
             models[d] = datasheet_model(db, space=space.name, device=d)
-        listed = "; ".join(f"{d} <- catalog {e}, {_mode_text(models[d])}" for d, e in zs.items())
+        from predictors.zeroshot import RUNTIME_MODE_TEXT
+
+        modes = {d: _roofline_mode(models[d]) for d in zs}
+        listed = "; ".join(
+            f"{d} <- catalog {e}, {RUNTIME_MODE_TEXT[modes[d]]}" for d, e in zs.items()
+        )
         notes.append(f"zero-shot datasheet roofline ({listed})")
-        if any("unknown" in _mode_text(models[d]) for d in zs):
+        if "unknown" in modes.values():
             notes.append("name the runtime with `nas device add NAME --catalog ENTRY --runtime R`")
     return {d: models[d] for d in devices}, "latency: " + "; ".join(notes)
 
 
-def _mode_text(model: object) -> str:
-    """What a datasheet model's roofline prices (its runtime mode), in words."""
-    from predictors.zeroshot import RUNTIME_MODE_TEXT
-
-    runtime = getattr(getattr(model, "model", None), "runtime", None)
-    return RUNTIME_MODE_TEXT.get(str(runtime), "runtime unknown")
+def _roofline_mode(model: object) -> str:
+    """The runtime mode (``predictors.zeroshot.RUNTIME_MODES``) a datasheet model prices."""
+    return str(getattr(getattr(model, "model", None), "runtime", "unknown"))

@@ -49,6 +49,7 @@ from predictors.zeroshot._trace import (
     OpRecord,
     OpTable,
     TraceTables,
+    check_modes,
     meta_device,
     trace_module_modes,
 )
@@ -292,6 +293,7 @@ def op_table(
     Raises:
         ValueError: for an unknown ``mode``.
     """
+    check_modes((mode,), "mode")
     return op_tables(space, arch, workload, modes=(mode,))[0]
 
 
@@ -305,15 +307,13 @@ def op_tables(
     """:func:`op_table` of several ``modes``, traced together (one forward pass).
 
     Raises:
-        ValueError: for an unknown mode.
+        ValueError: for an unknown entry of ``modes``.
     """
     import json
 
     from search_spaces import get_space
 
-    bad = [m for m in modes if m not in TRACE_MODES]
-    if bad:
-        raise ValueError(f"`mode` must be one of {', '.join(TRACE_MODES)}, got {bad[0]!r}.")
+    check_modes(modes)
     sp = get_space(space) if isinstance(space, str) else space
     wl = workload or sp.default_workload()
     canon = sp.canonicalize(arch)

@@ -37,6 +37,7 @@ __all__ = [
     "OpRecord",
     "OpTable",
     "TraceTables",
+    "check_modes",
     "meta_device",
     "trace_module",
     "trace_module_modes",
@@ -534,7 +535,16 @@ def trace_module(module: Any, inputs: Sequence[Any], *, mode: str = "graph") -> 
     Raises:
         ValueError: for an unknown ``mode``.
     """
+    check_modes((mode,), "mode")
     return trace_module_modes(module, inputs, (mode,))[0]
+
+
+def check_modes(modes: Sequence[str], name: str = "modes") -> None:
+    """Raise ``ValueError`` naming argument ``name`` unless every mode is a :data:`TRACE_MODES`
+    entry."""
+    bad = [m for m in modes if m not in TRACE_MODES]
+    if bad:
+        raise ValueError(f"`{name}`: unknown mode {bad[0]!r} (modes: {', '.join(TRACE_MODES)}).")
 
 
 def trace_module_modes(
@@ -545,9 +555,7 @@ def trace_module_modes(
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    bad = [m for m in modes if m not in TRACE_MODES]
-    if bad:
-        raise ValueError(f"`mode` must be one of {', '.join(TRACE_MODES)}, got {bad[0]!r}.")
+    check_modes(modes)
     graphs = [_Graph() for _ in modes]
     for graph in graphs:
         for t in inputs:

@@ -14,6 +14,7 @@ from predictors.zeroshot import (
     device_model,
     estimate_latency_ms,
     op_table,
+    op_tables,
     roofline_latency_ms,
     trace_module,
 )
@@ -47,7 +48,7 @@ def test_trace_matches_hand_counts() -> None:
     assert [r.op for r in raw] == ["convolution", "native_batch_norm", "relu", "addmm"]
     pruned = trace_module(_Small(), (torch.randn(1, 3, 4, 4),), mode="pruned")
     assert [r.op for r in pruned] == [r.op for r in raw]  # nothing dead, nothing fused
-    with pytest.raises(ValueError, match="mode"):
+    with pytest.raises(ValueError, match="`mode`: unknown mode 'fused'"):
         trace_module(_Small(), (torch.randn(1, 3, 4, 4),), mode="fused")
 
 
@@ -62,8 +63,10 @@ def test_pruned_mode_drops_dead_ops_and_fuses_nothing() -> None:
     assert counts["pruned"]["conv"] == counts["graph"]["conv"] < counts["eager"]["conv"]
     assert "relu" in ops["pruned"] and "relu" not in ops["graph"]
     assert len(ops["graph"]) < len(ops["pruned"]) < len(ops["eager"])
-    with pytest.raises(ValueError, match="mode"):
+    with pytest.raises(ValueError, match="`mode`: unknown mode 'fused'"):
         op_table("nasbench201", arch, mode="fused")
+    with pytest.raises(ValueError, match="`modes`: unknown mode 'fused'"):
+        op_tables("nasbench201", arch, modes=("graph", "fused"))
 
 
 def test_estimate_is_the_roofline_sum() -> None:
