@@ -243,9 +243,14 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json(rec)
         else:
+            from predictors.zeroshot import RUNTIME_MODE_TEXT, runtime_mode
+
+            priced = RUNTIME_MODE_TEXT[runtime_mode(rec["runtime"])]
             console.print(f"added {rec['name']} from catalog entry {rec['catalog']} "
-                          f"({rec['precision']}, batch {rec['batch_size']}); predictions are "
-                          "zero-shot until you run `nas device onboard`", markup=False)  # fmt: skip
+                          f"({rec['precision']}, batch {rec['batch_size']}, runtime "
+                          f"{rec['runtime']}: priced as {priced}); predictions "
+                          "are zero-shot until you run `nas device onboard`",
+                          markup=False)  # fmt: skip
 
     @group.command("onboard")
     def onboard_cmd(

@@ -242,11 +242,16 @@ def load_latency_models(
 
         modes = {d: _roofline_mode(models[d]) for d in zs}
         listed = "; ".join(
-            f"{d} <- catalog {e}, {RUNTIME_MODE_TEXT[modes[d]]}" for d, e in zs.items()
+            f"{d} <- catalog {e}, priced as {RUNTIME_MODE_TEXT[modes[d]]}"
+            + (" (runtime unknown)" if modes[d] == "unknown" else "")
+            for d, e in zs.items()
         )
         notes.append(f"zero-shot datasheet roofline ({listed})")
         if "unknown" in modes.values():
-            notes.append("name the runtime with `nas device add NAME --catalog ENTRY --runtime R`")
+            notes.append(
+                "name the runtime with `nas device add NAME --catalog ENTRY --runtime R` "
+                "(`--replace` for a device added before)"
+            )
     return {d: models[d] for d in devices}, "latency: " + "; ".join(notes)
 
 

@@ -78,10 +78,10 @@ _MAX_CPU_TRACE_PARAMS = 500_000_000
 RUNTIME_MODES = ("graph", "eager", "pruned", "unknown")
 #: What each runtime mode prices, in words (for the terminal).
 RUNTIME_MODE_TEXT = {
-    "graph": "fused graph",
+    "graph": "the fused graph",
     "eager": "every eager op",
-    "pruned": "pruned graph, unfused",
-    "unknown": "runtime unknown: eager and pruned graph averaged",
+    "pruned": "the pruned graph, unfused",
+    "unknown": "the mean of the eager and pruned estimates",
 }
 _EAGER_RUNTIMES = {"torch", "pytorch", "eager"}
 _PRUNED_RUNTIMES = {"tensorflow", "tf", "pruned"}

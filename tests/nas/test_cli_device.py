@@ -55,6 +55,14 @@ def test_add_from_catalog(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert dev.provenance == "catalog" and "DA-09366-001" in dev.source
     code, out, _ = _run(["--db", db, "device", "add", "orin", "--catalog", "jetson"], capsys)
     assert code == 0 and "jetson-orin-nano" in out
+    assert "runtime unknown: priced as the mean of the eager and pruned estimates" in " ".join(
+        out.split()
+    )
+    argv = ["--db", db, "device", "add", "tf", "--catalog", "jetson", "--runtime", "tensorflow"]
+    code, out, _ = _run(argv, capsys)
+    assert code == 0 and "runtime tensorflow: priced as the pruned graph, unfused" in " ".join(
+        out.split()
+    )
     argv = ["--db", db, "device", "add", "h1", "--catalog", "h100", "--runtime", "TORCH", "--json"]
     code, out, _ = _run(argv, capsys)
     assert code == 0 and json.loads(out)["runtime"] == "torch"

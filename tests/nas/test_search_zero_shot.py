@@ -95,9 +95,9 @@ def test_zero_shot_latency_models_are_labelled(sqlite_url: str) -> None:
 
 @pytest.mark.parametrize(
     ("runtime", "priced", "hint"),
-    [("unknown", "runtime unknown: eager and pruned graph averaged", True),
-     ("tensorrt", "fused graph", False), ("torch", "every eager op", False),
-     ("tensorflow", "pruned graph, unfused", False)],
+    [("unknown", "the mean of the eager and pruned estimates (runtime unknown)", True),
+     ("tensorrt", "the fused graph", False), ("torch", "every eager op", False),
+     ("tensorflow", "the pruned graph, unfused", False)],
 )  # fmt: skip
 def test_the_latency_note_says_which_operators_the_roofline_prices(
     sqlite_url: str, runtime: str, priced: str, hint: bool
@@ -117,7 +117,7 @@ def test_the_latency_note_says_which_operators_the_roofline_prices(
             db, space=get_space("nasbench201"), devices=["my-orin"],
             zero_shot={"my-orin": "jetson-orin-nano"},
         )  # fmt: skip
-    assert f"my-orin <- catalog jetson-orin-nano, {priced}" in note
+    assert f"my-orin <- catalog jetson-orin-nano, priced as {priced}" in note
     assert ("--runtime R" in note) is hint
 
 
