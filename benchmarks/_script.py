@@ -2,7 +2,8 @@
 
 A benchmark given a missing database, a database without the data it needs or another bad
 input raises one of the packages' root exceptions; the script then prints
-``SCRIPT: error: MESSAGE`` on stderr and exits 2, like an argparse usage error. Anything else
+``SCRIPT: error: MESSAGE`` on stderr and exits 2, like an argparse usage error. So does a
+missing input file (a wrong ``--shared-data`` or ``NAS_SHARED_DATA``). Anything else
 is a bug and keeps its traceback. Ctrl-C exits 130 with one line.
 """
 
@@ -45,6 +46,9 @@ def run(main: Callable[[], int | None]) -> NoReturn:
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
         raise SystemExit(130) from None
+    except FileNotFoundError as exc:  # a missing input file (--shared-data, NAS_SHARED_DATA)
+        print(f"{name}: error: no such file: {exc.filename}", file=sys.stderr)
+        raise SystemExit(2) from None
     except Exception as exc:
         if not isinstance(exc, _library_errors()):
             raise

@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scores-out", default=None)
     ap.add_argument("--scores-in", default=None)
     args = ap.parse_args(argv)
+    if not args.scores_out:  # fail before computing 1000 archs' proxies, not after
+        _accuracy_file(args).resolve(strict=True)
     if args.scores_in:
         saved = json.loads(Path(args.scores_in).read_text())
         return _report(saved, args)
@@ -72,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     return _report(saved, args)
 
 
+def _accuracy_file(args: argparse.Namespace) -> Path:
+    return Path(args.shared_data) / "nb201-accuracy" / "nats_bench.csv"
+
+
 def _report(saved: dict[str, object], args: argparse.Namespace) -> int:
     from scipy.stats import spearmanr
 
@@ -79,7 +85,7 @@ def _report(saved: dict[str, object], args: argparse.Namespace) -> int:
     from search_spaces import get_space
 
     sp = get_space("nasbench201")
-    table = pd.read_csv(Path(args.shared_data) / "nb201-accuracy" / "nats_bench.csv")
+    table = pd.read_csv(_accuracy_file(args))
     by_arch = dict(
         zip(
             (sp.canonicalize(a) for a in table["ArchitectureString"]),

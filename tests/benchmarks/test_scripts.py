@@ -52,6 +52,15 @@ def test_missing_database_is_one_error_line(script: str, tmp_path: Path, shared_
     assert not missing.parent.exists()  # nothing created at a mistyped path
 
 
+@pytest.mark.parametrize("script", ["search_nb201.py", "proxies_nb201.py", "search_ceiling.py"])
+def test_missing_shared_data_is_one_error_line(script: str, tmp_path: Path) -> None:
+    proc = _script(tmp_path, script, "--shared-data", str(tmp_path / "nowhere"))
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{script}: error: no such file: "), lines
+    assert str(tmp_path / "nowhere") in lines[0]
+
+
 def test_gpu_script_reports_errors_without_the_database_stack(tmp_path: Path) -> None:
     # The GPU machine has torch but not SQLAlchemy: hwdb cannot be imported there, and the
     # error report must not turn into an ImportError traceback.
