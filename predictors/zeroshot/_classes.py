@@ -74,7 +74,9 @@ def device_model(
         device_class: Class constants (default: the entry's ``device_class``).
         name: Label of the model (default: ``"<entry>-<precision>"``).
         runtime: The device's runtime as the hardware database names it (``torch``: eager;
-            ``unknown``: both modes averaged; any other: an optimised graph).
+            ``tensorflow``: the pruned graph; ``unknown``: the eager and pruned estimates
+            averaged; any other: the fused graph; see
+            :func:`~predictors.zeroshot._roofline.runtime_mode`).
 
     Raises:
         ValueError: for an unknown precision or device class.
