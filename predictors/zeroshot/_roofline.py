@@ -294,7 +294,7 @@ def op_table(
         ValueError: for an unknown ``mode``.
     """
     check_modes((mode,), "mode")
-    return op_tables(space, arch, workload, modes=(mode,))[0]
+    return _op_tables(space, arch, workload, (mode,))[0]
 
 
 def op_tables(
@@ -309,11 +309,18 @@ def op_tables(
     Raises:
         ValueError: for an unknown entry of ``modes``.
     """
+    check_modes(modes)
+    return _op_tables(space, arch, workload, modes)
+
+
+def _op_tables(
+    space: SearchSpace[Any] | str, arch: str, workload: Workload | None, modes: Sequence[str]
+) -> list[OpTable]:
+    """:func:`op_tables` for modes already checked."""
     import json
 
     from search_spaces import get_space
 
-    check_modes(modes)
     sp = get_space(space) if isinstance(space, str) else space
     wl = workload or sp.default_workload()
     canon = sp.canonicalize(arch)
@@ -339,7 +346,7 @@ def roofline_latency_ms(
     return np.array(
         [
             np.mean([estimate_latency_ms(t, device)
-                     for t in op_tables(space, a, workload, modes=modes)])
+                     for t in _op_tables(space, a, workload, modes)])
             for a in archs
         ],
         dtype=float,

@@ -536,7 +536,7 @@ def trace_module(module: Any, inputs: Sequence[Any], *, mode: str = "graph") -> 
         ValueError: for an unknown ``mode``.
     """
     check_modes((mode,), "mode")
-    return trace_module_modes(module, inputs, (mode,))[0]
+    return _trace_modes(module, inputs, (mode,))[0]
 
 
 def check_modes(modes: Sequence[str], name: str = "modes") -> None:
@@ -552,10 +552,15 @@ def trace_module_modes(
 ) -> list[list[OpRecord]]:
     """:func:`trace_module` for several ``modes`` from one forward pass (the operator lists of
     every mode of a model cost one trace)."""
+    check_modes(modes)
+    return _trace_modes(module, inputs, modes)
+
+
+def _trace_modes(module: Any, inputs: Sequence[Any], modes: Sequence[str]) -> list[list[OpRecord]]:
+    """:func:`trace_module_modes` for modes already checked."""
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    check_modes(modes)
     graphs = [_Graph() for _ in modes]
     for graph in graphs:
         for t in inputs:
