@@ -10,6 +10,7 @@ distribution, Optuna's NSGA-II crossover sees all of them in its intersection se
 
 from __future__ import annotations
 
+import difflib
 import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -212,12 +213,26 @@ class SearchSpace(ABC, Generic[ArchT]):
 
     # ----------------------------------------------------------------- helpers
     def resolve(self, name_or_string: str) -> ArchT:
-        """Accept a reference-model name or an architecture string."""
+        """Accept a reference-model name or an architecture string.
+
+        Raises:
+            InvalidArchError: If it is neither; when it is close to a reference name (a typo
+                such as ``mnasnet-a2``), the message suggests that name.
+        """
         refs = self.reference_archs()
         key = name_or_string.strip()
         if key.lower() in refs:
             return refs[key.lower()]
-        return self.from_string(key)
+        try:
+            return self.from_string(key)
+        except InvalidArchError as exc:
+            close = difflib.get_close_matches(key.lower(), list(refs), n=1, cutoff=0.8)
+            if not close:
+                raise
+            raise InvalidArchError(
+                f"{key!r} is neither an architecture of {self.name} nor a reference model "
+                f"(did you mean {close[0]!r}? `nas spaces show {self.name}` lists them)"
+            ) from exc
 
     @property
     def encoding_length(self) -> int:

@@ -95,11 +95,17 @@ def _cell(kind: str, value: Any) -> Any:
     return int(value) if kind == _I else float(value)
 
 
-def _check_out(out: Path) -> None:
+def _check_out(path: Path) -> Path:
+    """The file an export replaces: ``path`` with symbolic links resolved (a link is written
+    through), which must be a regular file or nothing, in an existing folder."""
+    out = Path(os.path.realpath(path))
     if out.is_dir():
-        raise ValueError(f"cannot write {out}: it is a directory (give a .parquet file name)")
+        raise ValueError(f"cannot write {path}: it is a directory (give a .parquet file name)")
+    if out.exists() and not out.is_file():
+        raise ValueError(f"cannot write {path}: it is not a regular file")
     if not out.parent.is_dir():
-        raise ValueError(f"cannot write {out}: folder {out.parent} does not exist")
+        raise ValueError(f"cannot write {path}: folder {path.parent} does not exist")
+    return out
 
 
 def export_parquet(
@@ -120,8 +126,7 @@ def export_parquet(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    out = Path(path)
-    _check_out(out)
+    out = _check_out(Path(path))
     frame = db.measurement_frame(space=space, device=device)
     kinds = {**COLUMNS, **DEVICE_COLUMNS}
     records: list[dict[str, Any]] = []
@@ -131,15 +136,19 @@ def export_parquet(
             rec[col] = json.dumps(raw[col] or {}, sort_keys=True, default=str)
         records.append(rec)
     table = pa.Table.from_pylist(records, schema=_schema())
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    except OSError as exc:
+        raise OSError(f"cannot write {path}: {exc.strerror}") from exc
     os.close(fd)
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would make a file meant to share private
         pq.write_table(table, tmp)
         os.replace(tmp, out)
-    except BaseException:
+    except OSError as exc:
+        raise OSError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
     return len(records)
 
 

@@ -16,15 +16,31 @@ def export(
     arch: Annotated[str, typer.Argument(help="Architecture string or reference-model name.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output file.")],
     space: Annotated[str, typer.Option(help="Search space.")] = "mnasnet",
-    format: Annotated[str, typer.Option("--format", "-f", help="torch | onnx.")] = "torch",
+    format: Annotated[
+        str | None,
+        typer.Option(
+            "--format", "-f", help="torch | onnx (default: onnx for a .onnx file, else torch)."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the weight initialisation.")] = 0,
 ) -> None:
-    """Write the (freshly initialised) model of ARCH as a PyTorch checkpoint or ONNX file."""
+    """Write the (freshly initialised) model of ARCH as a PyTorch checkpoint or ONNX file.
+
+    The file is written beside OUTPUT and renamed into place: a failed or interrupted export
+    leaves an existing OUTPUT as it was.
+    """
     from nas import CLIUsageError
+    from nas._cli._common import set_interrupt_note
     from nas.search import EXPORT_FORMATS, export_model
 
+    if format is None:
+        format = "onnx" if output.suffix.lower() == ".onnx" else "torch"
+    format = format.strip().lower()
     if format not in EXPORT_FORMATS:
         raise CLIUsageError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, got {format!r}")
-    path = export_model(arch, space=space, format=format, path=output)
+    set_interrupt_note(f"nothing was written ({output} is as it was)")
+    path = export_model(arch, space=space, format=format, path=output, seed=seed)
+    set_interrupt_note(None)
     console.print(f"wrote {path}", markup=False)
 
 

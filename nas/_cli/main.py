@@ -84,10 +84,12 @@ def _library_errors() -> tuple[type[BaseException], ...]:
     return (HwdbError, NasError, PredictorError, SearchSpaceError, ValueError, OSError)
 
 
-def _unknown_space_error() -> type[BaseException]:
-    from search_spaces import UnknownSpaceError
+def _usage_library_errors() -> tuple[type[BaseException], ...]:
+    """Library errors that mean the command line named something that does not exist: a
+    ``--space`` that is no space, an architecture (``ARCH``, ``--arch``) not in its space."""
+    from search_spaces import InvalidArchError, UnknownSpaceError
 
-    return UnknownSpaceError
+    return (UnknownSpaceError, InvalidArchError)
 
 
 def _click_exceptions() -> Any:
@@ -115,6 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     from nas import CLIUsageError
 
     exc_mod = _click_exceptions()
+    set_interrupt_note(None)  # a note left by a command that failed earlier in this process
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
@@ -136,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     except CLIUsageError as exc:
         err_console.print(f"error: {exc}", markup=False)
         sys.exit(2)
-    except _unknown_space_error() as exc:  # a --space that names no space: a usage error
+    except _usage_library_errors() as exc:  # e.g. a --space that names no space
         message = str(exc.args[0]) if exc.args else str(exc)  # a KeyError's str() quotes it
         err_console.print(f"error: {message}", markup=False)
         sys.exit(2)
