@@ -155,7 +155,7 @@ def _export_onnx(model: Any, inputs: Any, out: Path, space: str) -> None:
             warnings.simplefilter("ignore")  # the legacy exporter's notices and tracer warnings
             torch.onnx.export(
                 model, inputs, str(out), input_names=["input"], output_names=["output"],
-                dynamo=False,
+                dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, dynamo=False,
             )  # fmt: skip
         onnx.checker.check_model(str(out))
     except Exception as exc:  # noqa: BLE001 - see the docstring

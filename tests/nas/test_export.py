@@ -145,3 +145,25 @@ def test_export_format_from_suffix_seeded_weights_and_name_typos(
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
     code, _, err = _run(["export", "mnasnet-a2", "-o", str(tmp_path / "t.pt")], capfd)
     assert code == 2 and "did you mean 'mnasnet-a1'?" in err and err.count("\n") == 1
+
+
+def test_onnx_export_takes_any_batch_and_matches_the_checkpoint(tmp_path: Path) -> None:
+    """The ONNX graph has a dynamic batch axis, and with the same seed it holds the
+    checkpoint's weights (ONNX Runtime and torch agree on a batch of 3)."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from nas.search import export_model, load_exported
+    from search_spaces import get_space
+
+    sp = get_space("nasbench201")
+    onnx_path = export_model("resnet", space="nasbench201", format="onnx", path=tmp_path / "m.onnx")
+    pt_path = export_model("resnet", space="nasbench201", format="torch", path=tmp_path / "m.pt")
+    (x,) = sp.example_inputs(sp.default_workload())
+    batch = torch.randn(3, *x.shape[1:])
+    got = ort.InferenceSession(str(onnx_path)).run(None, {"input": batch.numpy()})[0]
+    with torch.no_grad():
+        want = load_exported(pt_path)(batch).numpy()
+    assert got.shape == (3, 10)
+    np.testing.assert_allclose(got, want, atol=1e-4)
