@@ -24,6 +24,7 @@ from hwdb._models import (
     DeviceModel,
     SearchSpaceModel,
 )
+from hwdb._types import check_new_device
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -31,10 +32,12 @@ if TYPE_CHECKING:
     from hwdb._types import DeviceSpec, MeasurementIn
 
 __all__ = [
+    "DEVICE_SETTINGS",
     "AccuracySeries",
     "BulkImport",
     "MeasurementSeries",
     "arch_hash",
+    "check_device_settings",
     "check_values",
     "ensure_archs",
     "ensure_devices",
@@ -86,11 +89,22 @@ class AccuracySeries:
     source: str = ""
 
 
+#: Device fields that say what a device's latencies are of: an import whose device contradicts
+#: the stored device of that name in one of them is refused (the rest, such as ``hardware`` or
+#: ``source``, only describe it).
+DEVICE_SETTINGS = ("runtime", "precision", "batch_size", "threads")
+#: Values that state nothing, so never contradict: an unknown runtime, no thread count.
+_UNSTATED: dict[str, tuple[object, ...]] = {"runtime": ("unknown", ""), "threads": (None,)}
+
+
 @dataclass
 class BulkImport:
     """Everything one importer writes, applied by ``HardwareDB.bulk_import`` in one transaction.
 
-    ``archs`` maps space -> canonical arch -> benchmark index (or None).
+    ``archs`` maps space -> canonical arch -> benchmark index (or None). ``stated`` maps a
+    device name -> setting (:data:`DEVICE_SETTINGS`) -> ``(where, field)``: the settings the
+    file states for that device, where (``"FILE: row 3"``) and under which field name; a
+    device without an entry states all of them (``where``: the device name).
     """
 
     devices: list[DeviceSpec] = field(default_factory=list)
@@ -98,6 +112,7 @@ class BulkImport:
     measurements: list[MeasurementSeries] = field(default_factory=list)
     accuracies: list[AccuracySeries] = field(default_factory=list)
     rows: list[MeasurementIn] = field(default_factory=list)
+    stated: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
 
     @property
     def n_archs(self) -> int:
@@ -154,12 +169,49 @@ def device_row(spec: DeviceSpec, now: datetime) -> dict[str, Any]:
     return row
 
 
+def check_device_settings(session: Session, data: BulkImport) -> None:
+    """Refuse an import whose device contradicts the stored device of that name in a setting
+    the file states (:data:`DEVICE_SETTINGS`; values that state nothing never conflict).
+
+    Raises:
+        ImportDataError: naming where the file states the setting, the field, both values.
+    """
+    names = sorted({d.name for d in data.devices})
+    stored: dict[str, Any] = {}
+    for part in _chunks(names, _IN_CHUNK):
+        q = select(DeviceModel).where(DeviceModel.name.in_(part))
+        stored.update({row.name: row for row in session.execute(q).scalars()})
+    for spec in data.devices:
+        row = stored.get(spec.name)
+        if row is None:
+            continue
+        stated = data.stated.get(spec.name)
+        if stated is None:
+            stated = {s: (f"device {spec.name!r}", s) for s in DEVICE_SETTINGS}
+        for setting, (where, column) in stated.items():
+            given, have = getattr(spec, setting), getattr(row, setting)
+            unstated = _UNSTATED.get(setting, ())
+            if given == have or given in unstated or have in unstated:
+                continue
+            raise ImportDataError(
+                f"{where}: field {column!r}: device {spec.name!r} is stored with {setting} "
+                f"{have!r}, not {given!r}; existing devices are kept as they are, so import "
+                "these rows under another device name"
+            )
+
+
 def ensure_devices(
     session: Session, specs: Sequence[DeviceSpec], now: datetime, *, update_existing: bool
 ) -> dict[str, int]:
-    """Insert devices (or update them when ``update_existing``); returns name -> id."""
+    """Insert devices (or update them when ``update_existing``); returns name -> id.
+
+    Raises:
+        ValueError: naming the argument of a device that :func:`check_new_device` refuses.
+    """
     if not specs:
         return {}
+    for spec in specs:
+        check_new_device(spec)
     by_name = {s.name: s for s in specs}
     rows = [device_row(by_name[n], now) for n in sorted(by_name)]
     stmt = _insert(session, DeviceModel.__table__)

@@ -25,6 +25,7 @@ __all__ = [
     "WRITE_OPTION",
     "check_schema",
     "head_revision",
+    "is_memory_url",
     "make_engine",
     "redact",
     "sqlite_file",
@@ -75,6 +76,28 @@ def sqlite_file(url: str) -> Path | None:
     if str(parsed.database).startswith("file:"):  # URI filenames: let SQLite decide
         return None
     return Path(str(parsed.database)).expanduser()
+
+
+def is_memory_url(url: str) -> bool:
+    """Whether ``url`` is an in-memory SQLite database (``sqlite://``, ``sqlite:///:memory:``,
+    a ``file:`` URI with ``mode=memory``), which is gone when its last connection closes."""
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - make_engine reports bad URLs
+        return False
+    if parsed.get_backend_name() != "sqlite":
+        return False
+    database = str(parsed.database or "")
+    if database in ("", ":memory:"):
+        return True
+    if not database.startswith("file:"):
+        return False
+    name = database[len("file:") :].split("?")[0]
+    return (
+        name in ("", ":memory:")
+        or "mode=memory" in database
+        or (parsed.query.get("mode") == "memory")
+    )
 
 
 def make_engine(url: str) -> Engine:

@@ -284,6 +284,14 @@ def accuracy_series(session: Session, space: str, dataset: str, metric: str) -> 
     return pd.Series([float(r[1]) for r in rows], index=index, name=dataset, dtype=float)
 
 
+def count_accuracies(space: str | None) -> Select[int]:
+    q = select(func.count(AccuracyModel.id))
+    if space is not None:
+        q = q.join(A, A.id == AccuracyModel.architecture_id).join(S, S.id == A.space_id)
+        q = q.where(S.name == space)
+    return q
+
+
 def artifact(kind: str, space: str, version: str | None) -> Select[PredictorArtifactModel]:
     P = PredictorArtifactModel
     q = select(P).where(P.kind == kind, P.space == space)
@@ -320,6 +328,7 @@ def apply_bulk(
 ) -> dict[str, int]:
     now = utcnow()
     dialect = session.get_bind().dialect.name
+    _bulk.check_device_settings(session, data)
     dev_ids = _bulk.ensure_devices(session, data.devices, now, update_existing=False)
     needed = {s.device for s in data.measurements} - set(dev_ids)
     dev_ids.update(_bulk.device_ids(session, sorted(needed)))

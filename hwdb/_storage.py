@@ -374,6 +374,10 @@ class HardwareDB:
         """Accuracy values of ``space`` on ``dataset``, indexed by arch (may be empty)."""
         return self._read(lambda s: _queries.accuracy_series(s, space, dataset, metric))
 
+    def count_accuracies(self, *, space: str | None = None) -> int:
+        """Number of accuracy records (of ``space``)."""
+        return int(self._read(lambda s: s.execute(_queries.count_accuracies(space)).scalar_one()))
+
     # ----------------------------------------------------------------- artifacts
     def save_artifact(
         self,
@@ -452,13 +456,23 @@ class HardwareDB:
         *,
         progress: Callable[[int], None] | None = None,
         replace: bool = False,
+        before_commit: Callable[[], None] | None = None,
     ) -> dict[str, int]:
         """Apply one importer's data in ONE transaction (used by :mod:`hwdb.importers`).
 
-        Devices that exist are kept as they are, and so are existing accuracies. A
-        measurement already stored (same device, space, arch, metric and protocol) is kept
-        unless ``replace`` (re-importing changes nothing); with ``replace`` the import's row
-        overwrites it, e.g. to correct a wrong value.
+        Devices that exist are kept as they are, and so are existing accuracies; a device
+        the import describes with other settings (``data.stated``, ``DEVICE_SETTINGS``) than
+        the stored one is an error and nothing is written. A measurement already stored
+        (same device, space, arch, metric and protocol) is kept unless ``replace``
+        (re-importing changes nothing); with ``replace`` the import's row overwrites it, e.g.
+        to correct a wrong value.
+
+        Args:
+            data: What an importer's ``load_*`` read.
+            progress: Called with the number of rows written after each chunk.
+            replace: Overwrite stored measurements of the same key.
+            before_commit: Called when every row is written, just before the commit (e.g.
+                the CLI holds Ctrl-C back from there until it has said the import is stored).
 
         Returns:
             Counts: ``devices`` and distinct ``architectures`` given, ``measurements`` and
@@ -466,7 +480,14 @@ class HardwareDB:
             ``measurements_kept``: measurement rows given that were not written because
             that measurement is already stored (or the import repeats it).
         """
-        written = self._write(lambda s: _queries.apply_bulk(s, data, progress, replace=replace))
+
+        def run(session: Session) -> dict[str, int]:
+            written = _queries.apply_bulk(session, data, progress, replace=replace)
+            if before_commit is not None:
+                before_commit()
+            return written
+
+        written = self._write(run)
         return {
             "devices": len({d.name for d in data.devices}),
             "architectures": data.n_archs,

@@ -10,18 +10,27 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "DEVICE_NAME_MAX",
     "FAMILIES",
+    "PRECISIONS",
     "PROVENANCES",
     "AccuracyIn",
     "Artifact",
     "Device",
     "DeviceSpec",
     "MeasurementIn",
+    "check_new_device",
     "default_database_url",
 ]
 
 FAMILIES = ("jetson", "gpu", "cpu", "phone", "npu", "fpga", "asic", "tpu", "dsp", "other")
 PROVENANCES = ("measured", "imported", "simulated", "catalog")
+#: Precisions the project measures and prices (``nas device add``, the zero-shot roofline);
+#: hand-written CSV imports are checked against them (the API stores any label).
+PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8")
+#: Longest device name (the ``device.name`` column); runtime and precision columns below.
+DEVICE_NAME_MAX = 200
+_TEXT_MAX = {"name": DEVICE_NAME_MAX, "runtime": 64, "precision": 16}
 
 
 def default_database_url() -> str:
@@ -50,7 +59,9 @@ MAX_LATENCY_MS = 1e8
 
 
 def _check_positive_float(name: str, value: object, *, allow_zero: bool = False) -> None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"`{name}` must be a number, got {value!r}.")
+    if math.isfinite(value):
         if value > MAX_LATENCY_MS:
             raise ValueError(f"`{name}` must be at most {MAX_LATENCY_MS:g} ms, got {value!r}.")
         if value > 0 or (allow_zero and value == 0):
@@ -101,8 +112,8 @@ class DeviceSpec:
 
     def __post_init__(self) -> None:
         _check_text("name", self.name)
-        if self.name != self.name.strip():  # "  pi4 " would be a second device beside "pi4"
-            raise ValueError(f"`name` must not start or end with whitespace, got {self.name!r}.")
+        if not isinstance(self, Device):  # a stored device is read back as it was written
+            check_new_device(self)
         if self.family not in FAMILIES:
             raise ValueError(f"`family` must be one of {', '.join(FAMILIES)}, got {self.family!r}.")
         if self.provenance not in PROVENANCES:
@@ -121,6 +132,31 @@ class DeviceSpec:
             raise ValueError(f"`threads` must be None or at least 1, got {self.threads!r}.")
         if not isinstance(self.attributes, dict):
             raise ValueError(f"`attributes` must be a dict, got {type(self.attributes).__name__}.")
+
+
+def check_new_device(spec: DeviceSpec) -> None:
+    """The rules a device must meet to be created or updated, whatever writes it (the
+    library, an importer, the CLI, the API): ``name`` without surrounding whitespace, and
+    ``name``, ``runtime`` and ``precision`` within their column sizes and free of control
+    characters (a tab or ``\\x01`` would make a name that cannot be typed back).
+
+    Raises:
+        ValueError: naming the argument.
+    """
+    if spec.name != spec.name.strip():  # "  pi4 " would be a second device beside "pi4"
+        raise ValueError(f"`name` must not start or end with whitespace, got {spec.name!r}.")
+    for name, limit in _TEXT_MAX.items():
+        value = getattr(spec, name)
+        if not isinstance(value, str):
+            raise ValueError(f"`{name}` must be a string, got {type(value).__name__}.")
+        if len(value) > limit:
+            raise ValueError(
+                f"`{name}` must be at most {limit} characters, got {len(value)} "
+                f"({value[:20]!r}...)."
+            )
+        bad = next((c for c in value if ord(c) < 32 or 127 <= ord(c) < 160), None)
+        if bad is not None:
+            raise ValueError(f"`{name}` must not contain control characters ({bad!r}): {value!r}.")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -26,8 +26,12 @@ __all__ = [
     "FBNET_OPS",
     "RowChecker",
     "NB201_OPS",
+    "LM_METRICS",
     "bad",
     "canonical_arch",
+    "check_input_file",
+    "known_metrics",
+    "value_error_field",
     "check_fbnet",
     "check_latency",
     "check_nb201",
@@ -51,6 +55,37 @@ def bad(path: Path | str, where: str, field: str, message: str) -> ImportDataErr
     return ImportDataError(f"{path}: {where}: field {field!r}: {message}")
 
 
+def check_input_file(path: Path, kind: str) -> None:
+    """Refuse a ``path`` that is missing or a directory before a reader sees it (pyarrow
+    would read a directory as a dataset of every file in it).
+
+    Raises:
+        ImportDataError: ``path`` is missing, or is not a file.
+    """
+    if not path.exists():
+        raise bad(path, "file", "path", "no such file")
+    if path.is_dir():
+        raise bad(path, "file", "path", f"is a directory, not a {kind} file")
+
+
+def value_error_field(exc: ValueError, default: str) -> str:
+    """The argument a ``ValueError`` names in backticks (``DeviceSpec``, ``MeasurementIn``)."""
+    text = str(exc)
+    return text.split("`")[1] if text.count("`") >= 2 else default
+
+
+#: Metrics of language-model spaces (``nas measure`` stores all three), in storage order.
+LM_METRICS = ("prefill_ms", "decode_ms_per_token", "e2e_ms")
+
+
+def known_metrics(space: str) -> tuple[str, ...]:
+    """The metrics ``space`` is measured in: :data:`LM_METRICS` for a language-model space
+    (latency metric ``e2e_ms``), else ``("latency_ms",)`` (also for unregistered spaces)."""
+    from hwdb._storage import space_latency_metric
+
+    return LM_METRICS if space_latency_metric(space) in LM_METRICS else ("latency_ms",)
+
+
 class RowChecker:
     """Consistency of a file's rows: each device described one way, one value per key.
 
@@ -62,6 +97,12 @@ class RowChecker:
         self.path = path
         self._devices: dict[str, tuple[int, DeviceSpec]] = {}
         self._values: dict[Hashable, tuple[int, Any]] = {}
+        self.stated: dict[str, dict[str, tuple[str, str]]] = {}
+
+    def state(self, i: int, device: str, setting: str, field: str) -> None:
+        """Row ``i`` states ``device``'s ``setting`` in ``field`` (the first row that does is
+        named when it contradicts the stored device; see ``BulkImport.stated``)."""
+        self.stated.setdefault(device, {}).setdefault(setting, (f"{self.path}: row {i + 1}", field))
 
     def new_row(self, i: int, spec: DeviceSpec, key: Hashable, value: Any, field: str) -> bool:
         """Check row ``i`` (0-based); False for an exact duplicate of an earlier row."""

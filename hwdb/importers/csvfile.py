@@ -3,7 +3,11 @@
 Optional columns: ``metric`` (default: the space's latency metric, ``e2e_ms`` for
 ``nemotron_flash``, else ``latency_ms``), ``batch_size``, ``precision``,
 ``runtime``, ``family``; they describe devices that are not in the database yet (existing
-devices are kept as they are). Architecture strings are canonicalised through the registered
+devices are kept as they are: a row whose ``batch_size``, ``precision`` or ``runtime``
+contradicts the stored device is refused, and the file imports nothing; an empty cell states
+nothing). ``metric`` must be one the space is measured in (``latency_ms``; ``prefill_ms``,
+``decode_ms_per_token`` or ``e2e_ms`` for language models) and ``precision`` one of
+:data:`hwdb._types.PRECISIONS`. Architecture strings are canonicalised through the registered
 search space (``search_spaces.get_space(space).canonicalize``).
 """
 
@@ -14,8 +18,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hwdb._bulk import BulkImport
-from hwdb._types import FAMILIES, DeviceSpec, MeasurementIn
-from hwdb.importers._common import RowChecker, bad, canonical_arch, check_latency
+from hwdb._types import FAMILIES, PRECISIONS, DeviceSpec, MeasurementIn
+from hwdb.importers._common import (
+    RowChecker,
+    bad,
+    canonical_arch,
+    check_input_file,
+    check_latency,
+    known_metrics,
+    value_error_field,
+)
 
 if TYPE_CHECKING:
     from hwdb._storage import HardwareDB
@@ -43,23 +55,38 @@ def _device(file: Path, where: str, name: str, row: dict[str, str]) -> DeviceSpe
     family = row.get("family") or "other"
     if family not in FAMILIES:
         raise bad(file, where, "family", f"must be one of {', '.join(FAMILIES)}, got {family!r}")
+    precision = row.get("precision") or "fp32"
+    if precision not in PRECISIONS:
+        known = ", ".join(PRECISIONS)
+        raise bad(file, where, "precision", f"must be one of {known}, got {precision!r}")
     try:
         return DeviceSpec(
             name=name,
             family=family,
             runtime=row.get("runtime") or "unknown",
-            precision=row.get("precision") or "fp32",
+            precision=precision,
             batch_size=batch,
             provenance="imported",
             source=f"csv {file.name}",
         )
     except ValueError as exc:
-        raise bad(file, where, "batch_size", str(exc)) from None
+        field = value_error_field(exc, "device")
+        raise bad(file, where, "device" if field == "name" else field, str(exc)) from None
+
+
+def _metric(file: Path, where: str, space: str, row: dict[str, str]) -> str:
+    known = known_metrics(space)
+    metric = row.get("metric") or _latency_metric(space)
+    if metric not in known:
+        raise bad(file, where, "metric", f"{space} is measured in {', '.join(known)}, "
+                  f"got {metric!r}")  # fmt: skip
+    return metric
 
 
 def _read(file: Path) -> list[dict[str, str]]:
     import pandas as pd
 
+    check_input_file(file, "CSV")
     try:
         frame = pd.read_csv(file, dtype=str, keep_default_na=False, skipinitialspace=True)
     except Exception as exc:  # noqa: BLE001 - pandas raises many types
@@ -92,7 +119,10 @@ def load_csv(path: str | Path) -> BulkImport:
         arch = canonical_arch(space, row["arch"], file, where)
         latency = check_latency(row["latency_ms"], file, where, "latency_ms")
         spec = _device(file, where, row["device"], row)
-        metric = row.get("metric") or _latency_metric(space)
+        metric = _metric(file, where, space, row)
+        for setting in ("batch_size", "precision", "runtime"):
+            if row.get(setting):
+                rows.state(i, spec.name, setting, setting)
         if not rows.new_row(i, spec, (spec.name, space, arch, metric), latency, "latency_ms"):
             continue  # an exact duplicate: keep one
         data.rows.append(
@@ -106,6 +136,7 @@ def load_csv(path: str | Path) -> BulkImport:
             )
         )
     data.devices = rows.devices
+    data.stated = rows.stated
     return data
 
 

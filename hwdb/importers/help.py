@@ -205,7 +205,12 @@ def load_help(root: str | Path, *, spaces: tuple[str, ...] = SPACES) -> BulkImpo
         archs = _space_archs(base, space)
         data.archs[space] = {a: i for i, a in enumerate(archs)}
         for path in files:
-            devices.setdefault(path.stem, device_spec(path.stem))
+            if path.stem not in devices:
+                devices[path.stem] = spec = device_spec(path.stem)
+                # the file name states a GPU's batch size; the rest is assumed, not stated
+                stated = spec.family == "gpu" and _BATCH.match(path.stem) is not None
+                where = {"batch_size": (f"{path}: file", "file name")} if stated else {}
+                data.stated[path.stem] = where
             series = MeasurementSeries(
                 device=path.stem,
                 space=space,

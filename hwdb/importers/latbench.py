@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from hwdb._bulk import BulkImport, MeasurementSeries
 from hwdb._types import DeviceSpec
-from hwdb.importers._common import bad, check_latency, nb201_from_ops
+from hwdb.importers._common import bad, check_input_file, check_latency, nb201_from_ops
 
 if TYPE_CHECKING:
     from hwdb._storage import HardwareDB
@@ -54,8 +54,7 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 
 def _load(path: Path) -> dict[Any, Any]:
-    if not path.is_file():
-        raise bad(path, "file", "path", "file not found")
+    check_input_file(path, "LatBench pickle")
     try:
         obj = RestrictedUnpickler(io.BytesIO(path.read_bytes())).load()
     except Exception as exc:  # noqa: BLE001 - corrupt pickles raise many types
@@ -122,7 +121,12 @@ def load_latbench(paths: Sequence[str | Path]) -> BulkImport:
             names.append(arch)
             values.append(ms)
             archs.setdefault(arch, None)
-        data.devices.append(device_spec(path.stem))
+        spec = device_spec(path.stem)
+        data.devices.append(spec)
+        if path.stem.endswith(f"-{spec.precision}"):  # what the file name states
+            data.stated[spec.name] = {"precision": (f"{path}: file", "file name")}
+        else:
+            data.stated[spec.name] = {}
         data.measurements.append(
             MeasurementSeries(
                 device=path.stem,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hwdb._bulk import AccuracySeries, BulkImport
-from hwdb.importers._common import bad, check_nb201
+from hwdb.importers._common import bad, check_input_file, check_nb201
 
 if TYPE_CHECKING:
     from hwdb._storage import HardwareDB
@@ -40,6 +40,7 @@ def load_nats_accuracy(path: str | Path) -> BulkImport:
     import pandas as pd
 
     file = Path(path)
+    check_input_file(file, "CSV")
     try:
         frame = pd.read_csv(file, dtype=str, keep_default_na=False)
     except Exception as exc:  # noqa: BLE001 - pandas raises many types

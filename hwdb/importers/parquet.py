@@ -19,10 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hwdb._bulk import BulkImport
+from hwdb._bulk import DEVICE_SETTINGS, BulkImport
 from hwdb._errors import ImportDataError
 from hwdb._types import DeviceSpec, MeasurementIn
-from hwdb.importers._common import RowChecker, bad, canonical_arch
+from hwdb.importers._common import RowChecker, bad, canonical_arch, check_input_file
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -203,6 +203,7 @@ def load_parquet(path: str | Path) -> BulkImport:
     import pyarrow.parquet as pq
 
     file = Path(path)
+    check_input_file(file, "parquet")
     try:
         table = pq.read_table(file)
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many types
@@ -214,11 +215,15 @@ def load_parquet(path: str | Path) -> BulkImport:
     rows = RowChecker(file)
     for i, rec in enumerate(table.to_pylist()):
         spec, meas = _row(file, i, rec)
+        for setting in DEVICE_SETTINGS:  # a null cell states nothing
+            if rec[f"device_{setting}"] not in (None, ""):
+                rows.state(i, spec.name, setting, f"device_{setting}")
         key = (meas.device, meas.space, meas.arch, meas.metric, meas.protocol)
         if not rows.new_row(i, spec, key, meas, "median"):
             continue  # an exact duplicate: keep one
         data.rows.append(meas)
     data.devices = rows.devices
+    data.stated = rows.stated
     return data
 
 
@@ -227,6 +232,8 @@ def import_parquet(
 ) -> int:
     """Import a parquet dataset in one transaction; returns measurements newly inserted.
 
-    Devices that already exist are kept; existing measurements are kept (idempotent).
+    Devices that already exist are kept (a file whose ``device_runtime``,
+    ``device_precision``, ``device_batch_size`` or ``device_threads`` contradicts the stored
+    device imports nothing); existing measurements are kept (idempotent).
     """
     return db.bulk_import(load_parquet(path), progress=progress)["measurements"]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -38,10 +41,57 @@ SpaceOpt = Annotated[str | None, typer.Option("--space", help="Only this search 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
+@hwdb_app.callback()
+def _check_database() -> None:
+    """Refuse an in-memory database: it would be gone when the command ends."""
+    from hwdb import default_database_url
+    from hwdb._engine import is_memory_url
+    from nas import CLIUsageError
+
+    if is_memory_url(default_database_url()):
+        raise CLIUsageError(
+            "--db / NAS_DATABASE_URL names an in-memory SQLite database, which is gone when "
+            "the command ends: give a file (sqlite:////path/hwdb.sqlite) or PostgreSQL"
+        )
+
+
 def _open(*, create: bool = True) -> HardwareDB:
     from hwdb import HardwareDB
 
     return HardwareDB(create=create)
+
+
+class _CommitGuard:
+    """Holds Ctrl-C back from just before an import commits until the CLI has said that it is
+    stored, so the note ``nas`` prints after Ctrl-C is true at every moment; a second Ctrl-C
+    while held stops at once."""
+
+    def __init__(self, unsure: str) -> None:
+        self.pending = False
+        self._unsure = unsure  # the note when a second Ctrl-C stops the commit itself
+        self._previous: Any = None
+
+    def hold(self) -> None:
+        if self._previous is not None or threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            return  # Ctrl-C is ignored (a background job): nothing to hold back
+        self._previous = signal.signal(signal.SIGINT, self._record)
+
+    def _record(self, signum: int, frame: FrameType | None) -> None:
+        if self.pending:
+            set_interrupt_note(self._unsure)
+            raise KeyboardInterrupt
+        self.pending = True
+
+    def release(self) -> None:
+        """Restore Ctrl-C; raise the ``KeyboardInterrupt`` it held back, if any."""
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
 
 
 @contextmanager
@@ -54,14 +104,28 @@ def _bar(label: str, total: int) -> Iterator[Callable[[int], None]]:
         yield lambda n: bar.advance(task, n)
 
 
-def _apply(label: str, load: Callable[[], BulkImport], replace: bool | None = None) -> None:
-    """Import what ``load`` reads; ``replace`` None: the command has no ``--replace``."""
+def _apply(
+    label: str, load: Callable[[], BulkImport], replace: bool | None = None, *, done: str = ""
+) -> None:
+    """Import what ``load`` reads; ``replace`` None: the command has no ``--replace``;
+    ``done``: what earlier imports of the same command stored (for the Ctrl-C note)."""
+    set_interrupt_note(f"{done}nothing of {label} was stored (it was being read)")
     with console.status(f"reading {label} ..."):
         data = load()
-    set_interrupt_note(f"nothing of {label} was stored (an import is one transaction)")
+    set_interrupt_note(f"{done}nothing of {label} was stored (an import is one transaction)")
+    guard = _CommitGuard(
+        f"{done}{label} may or may not have been stored (stopped while committing); "
+        "import it again: what is stored already is kept"
+    )
     try:
         with _open() as db, _bar(f"importing {label}", data.n_rows) as advance:
-            counts = db.bulk_import(data, progress=advance, replace=bool(replace))
+            try:
+                counts = db.bulk_import(
+                    data, progress=advance, replace=bool(replace), before_commit=guard.hold
+                )
+                set_interrupt_note(f"{done}{label} was stored (its import had finished)")
+            finally:
+                guard.release()  # a Ctrl-C held back during the commit is raised here
     except BaseException as exc:  # Ctrl-C keeps the note for the entry point to print
         if not isinstance(exc, KeyboardInterrupt):
             set_interrupt_note(None)
@@ -89,8 +153,11 @@ def init() -> None:
 
     before, after = upgrade_database()
     console.print(f"schema: {before or 'empty'} -> {after}")
+    stored: list[str] = []
     for path in bundled_datasets():
-        _apply(path.name, lambda p=path: load_parquet(p))  # type: ignore[misc]
+        done = f"{', '.join(stored)} stored; " if stored else ""
+        _apply(path.name, lambda p=path: load_parquet(p), done=done)  # type: ignore[misc]
+        stored.append(path.name)
 
 
 @hwdb_app.command("upgrade")
@@ -203,13 +270,22 @@ def devices(space: SpaceOpt = None, as_json: JsonOpt = False) -> None:
     print_table(table)
 
 
-@hwdb_app.command("export")
+_NOT_EXPORTED = (
+    "not exported: accuracies, devices without measurements (e.g. `nas device add` catalog "
+    "devices), predictor artifacts and API keys"
+)
+
+
+@hwdb_app.command("export", epilog=_NOT_EXPORTED.capitalize() + "; re-import accuracies from "
+                  "their source (`nas hwdb import nats-accuracy FILE`) and re-add devices "
+                  "with `nas device add`.")  # fmt: skip
 def export(
     out: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
     space: SpaceOpt = None,
     device: Annotated[str | None, typer.Option("--device", help="Only this device.")] = None,
 ) -> None:
-    """Export measurements to the parquet dataset format."""
+    """Export measurements, each with its device, to the parquet dataset format (what
+    `nas hwdb import parquet` reads)."""
     from hwdb import export_parquet
 
     with _open(create=False) as db:
@@ -218,7 +294,33 @@ def export(
             db.get_device(device)  # NotFoundError: one line, exit 1
         with console.status("exporting ..."):
             n = export_parquet(db, out, space=space, device=device)
-    console.print(f"wrote {n} measurements to {out}")
+        left = _left_out(db, space, device)
+    console.print(f"wrote {n} measurements (with their devices) to {out}")
+    if left:
+        err_console.print(
+            f"note: not exported: {', '.join(left)}; re-import accuracies from their source "
+            "(e.g. `nas hwdb import nats-accuracy FILE`), re-add devices with `nas device add`",
+            markup=False,
+        )
+
+
+def _left_out(db: HardwareDB, space: str | None, device: str | None) -> list[str]:
+    """What the database holds (in the export's scope) that an export does not carry."""
+    left: list[str] = []
+    n_acc = 0 if device is not None else db.count_accuracies(space=space)
+    if n_acc:
+        left.append(f"{n_acc:,} accuracies")
+    if device is None and space is None:
+        measured = {d.name for s in db.stats()["spaces"] for d in db.list_devices(space=s)}
+        idle = [d.name for d in db.list_devices() if d.name not in measured]
+        if idle:
+            left.append(f"{len(idle)} devices without measurements ({_names(idle)})")
+    return left
+
+
+def _names(names: list[str], most: int = 3) -> str:
+    shown = ", ".join(names[:most])
+    return shown if len(names) <= most else f"{shown}, ... {len(names) - most} more"
 
 
 def register(app: typer.Typer) -> None:

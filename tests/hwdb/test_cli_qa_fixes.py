@@ -1,0 +1,155 @@
+"""Regression tests of `nas hwdb` (QA findings 1-5): the Ctrl-C note after a commit, imports
+that contradict stored devices, device names, what an export leaves out, in-memory URLs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hwdb import AccuracyIn, DeviceSpec, HardwareDB, MeasurementIn
+from nas._cli import hwdb as cli_hwdb
+from nas._cli.main import main
+from tests.hwdb._helpers import NB201_0
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    out, err = capsys.readouterr()
+    return int(info.value.code or 0), out, err
+
+
+def _error_line(err: str) -> str:
+    """The one ``error:`` line of ``err`` (progress bars may precede it), else fail."""
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def _csv(tmp_path: Path) -> Path:
+    path = tmp_path / "m.csv"
+    path.write_text(f"space,arch,device,latency_ms\nnasbench201,{NB201_0},dev,5.0\n")
+    return path
+
+
+def test_ctrl_c_after_the_commit_says_the_import_was_stored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'a.sqlite'}"
+    close = HardwareDB.close
+
+    def interrupted_close(self: HardwareDB) -> None:  # Ctrl-C while the command wraps up
+        close(self)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(HardwareDB, "close", interrupted_close)
+    code, _, err = _run(["--db", url, "hwdb", "import", "csv", str(_csv(tmp_path))], capsys)
+    monkeypatch.undo()
+    assert code == 130
+    line = _error_line(err)
+    assert "m.csv was stored" in line and "nothing" not in line
+    with HardwareDB(url, create=False) as db:
+        assert db.count_measurements() == 1
+
+
+def test_ctrl_c_during_the_commit_is_held_until_the_note_is_true(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'a.sqlite'}"
+    hold = cli_hwdb._CommitGuard.hold
+
+    def hold_then_ctrl_c(self: cli_hwdb._CommitGuard) -> None:
+        hold(self)
+        self._record(2, None)  # what the handler does when SIGINT arrives before the commit
+
+    monkeypatch.setattr(cli_hwdb._CommitGuard, "hold", hold_then_ctrl_c)
+    code, _, err = _run(["--db", url, "hwdb", "import", "csv", str(_csv(tmp_path))], capsys)
+    assert code == 130 and "m.csv was stored" in _error_line(err)
+    with HardwareDB(url, create=False) as db:
+        assert db.count_measurements() == 1
+
+
+def test_ctrl_c_during_init_names_what_was_stored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hwdb.importers.parquet as parquet
+
+    load = parquet.load_parquet
+
+    def load_until_mnasnet(path: Path) -> object:
+        if Path(path).name == "mnasnet.parquet":
+            raise KeyboardInterrupt
+        return load(path)
+
+    monkeypatch.setattr(parquet, "load_parquet", load_until_mnasnet)
+    code, _, err = _run(["--db", f"sqlite:///{tmp_path / 'a.sqlite'}", "hwdb", "init"], capsys)
+    line = _error_line(err)
+    assert code == 130 and "gpu_h200.parquet stored; nothing of mnasnet.parquet" in line
+
+
+def test_init_refuses_bundled_rows_for_a_device_measured_otherwise(
+    db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`nas measure --device-name cpu-torch-fp32-t1 --threads 2 --precision bf16` first."""
+    assert _run(["--db", db_url, "hwdb", "upgrade"], capsys)[0] == 0
+    mine = DeviceSpec("cpu-torch-fp32-t1", runtime="torch", precision="bf16", threads=2)
+    with HardwareDB(db_url, create=False) as db:
+        db.upsert_device(mine)
+        db.add_measurements([MeasurementIn(mine.name, "nasbench201", NB201_0, median=1.0)])
+    code, _, err = _run(["--db", db_url, "hwdb", "init"], capsys)
+    line = _error_line(err)
+    assert code == 1 and "mnasnet.parquet: row " in line
+    assert "field 'device_precision'" in line and "'cpu-torch-fp32-t1'" in line
+    with HardwareDB(db_url, create=False) as db:
+        assert db.count_measurements(device=mine.name) == 1
+        assert db.get_device(mine.name).precision == "bf16"
+
+
+@pytest.mark.parametrize("name", ["x" * 500, "a\tb", "a\x01b"])
+def test_device_add_refuses_bad_names_in_one_line(
+    name: str, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--db", db_url, "device", "add", name, "--catalog", "jetson-nano"]
+    code, _, err = _run(argv, capsys)
+    line = _error_line(err)
+    assert code == 1 and line.startswith("error: `name` must ") and "psycopg" not in line
+    with HardwareDB(db_url, create=False) as db:
+        assert db.list_devices() == []
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "sqlite:///file::memory:"])
+@pytest.mark.parametrize("argv", [["hwdb", "init"], ["hwdb", "stats"], ["hwdb", "upgrade"]])
+def test_in_memory_databases_are_refused(
+    url: str, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run(["--db", url, *argv], capsys)
+    assert code == 2 and "in-memory" in _error_line(err) and out == ""
+
+
+def test_import_messages_for_missing_file_and_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'a.sqlite'}"
+    (tmp_path / "fbnet.onnx").write_bytes(b"x")
+    for kind in ("parquet", "csv"):
+        code, _, err = _run(["--db", url, "hwdb", "import", kind, str(tmp_path / "no")], capsys)
+        assert code == 1 and "no such file" in _error_line(err)
+        code, _, err = _run(["--db", url, "hwdb", "import", kind, str(tmp_path)], capsys)
+        line = _error_line(err)
+        assert code == 1 and "is a directory" in line and "fbnet.onnx" not in line
+
+
+def test_export_says_what_it_leaves_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'a.sqlite'}"
+    with HardwareDB(url) as db:
+        db.upsert_device(DeviceSpec("measured"))
+        db.upsert_device(DeviceSpec("nano", provenance="catalog", attributes={"catalog": "x"}))
+        db.add_measurements([MeasurementIn("measured", "nasbench201", NB201_0, median=1.0)])
+        db.add_accuracies([AccuracyIn("nasbench201", NB201_0, "cifar10", "test_accuracy", 90.0)])
+    out = tmp_path / "x.parquet"
+    code, stdout, err = _run(["--db", url, "hwdb", "export", "--out", str(out)], capsys)
+    assert code == 0 and "wrote 1 measurements" in stdout
+    assert "not exported: 1 accuracies" in err and "nano" in err and "nats-accuracy" in err
+    code, stdout, err = _run(["--db", url, "hwdb", "export", "--help"], capsys)
+    assert code == 0 and "accuracies" in stdout and "without measurements" in stdout
