@@ -60,6 +60,7 @@ __all__ = [
 
 INT32 = 2**31 - 1
 _NO_NUL = r"^[^\x00]*$"
+_NO_CONTROL = r"^[^\x00-\x1f\x7f-\x9f]*$"  # what hwdb refuses in device names, runtimes, precisions
 
 Name = Annotated[
     str,
@@ -156,12 +157,12 @@ class DeviceBase(BaseModel):
         "jetson", "gpu", "cpu", "phone", "npu", "fpga", "asic", "tpu", "dsp", "other"
     ] = "cpu"
     hardware: _text(2000) = ""  # type: ignore[valid-type]
-    runtime: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_NO_NUL)] = (
+    runtime: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_NO_CONTROL)] = (
         "torch"
     )
-    precision: Annotated[str, StringConstraints(min_length=1, max_length=16, pattern=_NO_NUL)] = (
-        "fp32"
-    )
+    precision: Annotated[
+        str, StringConstraints(min_length=1, max_length=16, pattern=_NO_CONTROL)
+    ] = "fp32"
     batch_size: Annotated[int, Field(ge=1, le=INT32)] = 1
     threads: Annotated[int, Field(ge=1, le=INT32)] | None = None
     provenance: Literal["measured", "imported", "simulated", "catalog"] = "measured"

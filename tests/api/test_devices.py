@@ -115,6 +115,8 @@ def test_list_filters(client: TestClient, auth: dict[str, str]) -> None:
         ({"name": "a/b"}, "name"),
         ({"name": "x", "threads": 2**40}, "threads"),
         ({"name": "x", "unknown_field": 1}, "unknown_field"),
+        ({"name": "x", "runtime": "tf\tlite"}, "runtime"),  # hwdb refuses control characters
+        ({"name": "x", "precision": "fp\x0132"}, "precision"),
     ],
 )
 def test_bad_device_is_422_naming_the_field(
