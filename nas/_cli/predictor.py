@@ -52,6 +52,33 @@ def _usage(message: str) -> NoReturn:
     raise CLIUsageError(message)
 
 
+def _predictor_name(predictor: str | None) -> str:
+    """``--predictor`` (default: the default predictor), which must be registered."""
+    from predictors import DEFAULT_PREDICTOR, list_predictors
+
+    name = predictor or DEFAULT_PREDICTOR
+    if name not in list_predictors():
+        _usage(f"--predictor must be one of {', '.join(list_predictors())}, got {name!r}")
+    return name
+
+
+def _measured_device(db: HardwareDB, device: str, space: str) -> str:
+    """``--device`` matched among the devices measured in ``space`` as ``nas search`` matches
+    it (exact name, then substring, then family), saying what a pattern matched; a query
+    that matches no measured device is returned as given (the command's error names it)."""
+    from nas.search import DeviceResolutionError, resolve_device
+
+    try:
+        match = resolve_device(db, device, space=space)
+    except DeviceResolutionError:
+        return device
+    if match.catalog is not None or match.n_measurements == 0:
+        return device  # zero-shot: nothing to adapt to or evaluate on
+    if match.device != device:
+        err_console.print(match.describe(), markup=False)
+    return match.device
+
+
 @predictor_app.command("train")
 def train(
     space: SpaceOpt,
@@ -66,23 +93,32 @@ def train(
         int | None, typer.Option("--episodes", min=1, help="Episodes (help/maml).")
     ] = None,
 ) -> None:
-    """Meta-train a predictor and store it in the database as an artifact."""
-    from predictors import DEFAULT_PREDICTOR, HELP_DEVICES, latency_metric
+    """Meta-train a predictor and store it in the database as an artifact.
+
+    `adapt`, `predict` and `nas search` use the predictor meta-trained on every measured
+    device other than the target: without --protocol or --devices this command stores that
+    one for a device not yet measured. --protocol and --devices store other artifacts
+    (experiments; `evaluate` meta-trains its own on the devices other than the one it scores).
+    """
+    from predictors import HELP_DEVICES, latency_metric
 
     if protocol is not None and protocol != "help":
         _usage(f"--protocol must be 'help', got {protocol!r}")
     if protocol and devices:
         _usage("give either --protocol or --devices, not both")
-    name = predictor or DEFAULT_PREDICTOR
+    name = _predictor_name(predictor)
     params: dict[str, Any] = {"episodes": episodes} if episodes and name in ("help", "maml") else {}
+    named = [d.strip() for d in devices.split(",") if d.strip()] if devices is not None else None
+    if named == []:
+        _usage(f"--devices must name at least one device, got {devices!r}")
     with _open(space) as db:
         table = db.latency_table(space, metric=latency_metric(space))
         if protocol == "help":
             if space not in HELP_DEVICES:
                 _usage(f"--protocol help is defined for {', '.join(HELP_DEVICES)}, not {space!r}")
             train_devs, valid = HELP_DEVICES[space]["train"], HELP_DEVICES[space]["valid"]
-        elif devices:
-            train_devs, valid = [d.strip() for d in devices.split(",") if d.strip()], []
+        elif named:
+            train_devs, valid = named, []
         else:
             from predictors._service import _sources
 
@@ -107,7 +143,9 @@ def adapt(
     from predictors import get_adapted_predictor
     from search_spaces import get_space
 
+    predictor = _predictor_name(predictor)
     with _open(space) as db:
+        device = _measured_device(db, device, space)
         model = get_adapted_predictor(
             db, space=space, device=device, predictor=predictor, progress=not json_
         )
@@ -157,6 +195,8 @@ def predict(
 
     if (arch is None) == (archs is None):
         _usage("give exactly one of --arch and --archs")
+    if predictor is not None:
+        _predictor_name(predictor)
     items = _canonical([arch], space) if arch is not None else _read_archs(archs, space)  # type: ignore[arg-type]
     with _open(space) as db:
         match = resolve_device(db, device, space=space)
@@ -262,7 +302,6 @@ def evaluate(
     is described only by its datasheet catalog entry (``nas device add --catalog``).
     """
     from predictors import (
-        DEFAULT_PREDICTOR,
         device_datasheet,
         device_split,
         evaluate_adapted,
@@ -271,13 +310,16 @@ def evaluate(
         source_devices,
     )
 
+    name = _predictor_name(predictor)
+    if catalog is not None:
+        _check_catalog(catalog)
     if shots == 0:
         _evaluate_zero_shot(space, device, catalog, seeds, predictor, json_)
         return
 
-    name = predictor or DEFAULT_PREDICTOR
     params: dict[str, Any] = {"episodes": episodes} if episodes and name in ("help", "maml") else {}
     with _open(space) as db:
+        device = _measured_device(db, device, space)
         table = db.latency_table(space, metric=latency_metric(space))
         datasheet = device_datasheet(db, device, catalog=catalog)
     if device not in table.columns:
@@ -303,6 +345,17 @@ def evaluate(
     )
 
 
+def _check_catalog(entry: str) -> None:
+    """``--catalog`` must name a datasheet catalog entry (usage error, exit 2)."""
+    from hwdb import NotFoundError
+    from hwdb.catalog import get_entry
+
+    try:
+        get_entry(entry)
+    except (NotFoundError, ValueError) as exc:
+        _usage(f"--catalog: {exc}")
+
+
 def _evaluate_zero_shot(
     space: str, device: str, catalog: str | None, seeds: int, predictor: str | None, json_: bool
 ) -> None:
@@ -310,6 +363,7 @@ def _evaluate_zero_shot(
     from predictors.zeroshot import evaluate_zero_shot
 
     with _open(space) as db:
+        device = _measured_device(db, device, space)
         entry = catalog or db.get_device(device).attributes.get("catalog")
         if not entry:
             raise NotEnoughDataError(
@@ -323,10 +377,17 @@ def _evaluate_zero_shot(
     if json_:
         print_json(result)
         return
+    roof = result["roofline"]
+    name = _predictor_name(predictor)
     console.print(
-        f"zero-shot ({entry}) on {device} ({seeds} seeds): Spearman {result['spearman']:.3f}, "
-        f"Kendall {result['kendall']:.3f}, MAPE {result['mape']:.3f}, "
-        f"within ±10% {result['within_10pct']:.2f}"
+        f"zero-shot ({entry}) on {device}:\n"
+        f"  datasheet roofline (what `predict` and `nas search` use): "
+        f"Spearman {roof['spearman']:.3f}, Kendall {roof['kendall']:.3f}, "
+        f"MAPE {roof['mape']:.3f}, within ±10% {roof['within_10pct']:.2f}\n"
+        f"  {name} adapted to the datasheet ({seeds} meta-training seeds): "
+        f"Spearman {result['spearman']:.3f}, Kendall {result['kendall']:.3f}, "
+        f"MAPE {result['mape']:.3f}, within ±10% {result['within_10pct']:.2f}",
+        markup=False,
     )
 
 

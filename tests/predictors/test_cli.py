@@ -72,3 +72,70 @@ def test_predict_and_errors(
         _run(["--db", db_url, "predictor", "train", "--space", "nasbench201", "--protocol", "x"])
         == 2
     )
+
+
+def test_bad_option_values_are_usage_errors(
+    db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unknown --predictor or --catalog and an empty --devices list exit 2 with one line
+    naming the option, before any meta-training."""
+    space = ["--space", "nasbench201"]
+    cases = [
+        (["predictor", "train", *space, "--predictor", "nosuch"], "--predictor"),
+        (
+            ["predictor", "adapt", *space, "--device", "pixel3", "--predictor", "nosuch"],
+            "--predictor",
+        ),
+        (
+            [
+                "predictor",
+                "predict",
+                *space,
+                "--device",
+                "pixel3",
+                "--arch",
+                ARCH,
+                "--predictor",
+                "nosuch",
+            ],
+            "--predictor",
+        ),  # fmt: skip
+        (
+            ["predictor", "evaluate", *space, "--device", "pixel3", "--predictor", "nosuch"],
+            "--predictor",
+        ),
+        (
+            [
+                "predictor",
+                "evaluate",
+                *space,
+                "--device",
+                "pixel3",
+                "--shots",
+                "0",
+                "--catalog",
+                "nosuch",
+            ],
+            "--catalog",
+        ),  # fmt: skip
+        (["predictor", "train", *space, "--devices", ","], "--devices"),
+    ]
+    for argv, option in cases:
+        assert _run(["--db", db_url, *argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"error: {option}"), err
+
+
+def test_adapt_and_evaluate_match_devices_as_search_does(
+    db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`adapt` and `evaluate` match --device like `predict` and `nas search` (here a
+    substring, `gold` -> gold_6226) and say what it matched."""
+    space = ["--space", "nasbench201"]
+    assert _run(["--db", db_url, "predictor", "adapt", *space, "--device", "gold",
+                 "--predictor", "flops", "--json"]) == 0  # fmt: skip
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["device"] == "gold_6226" and "gold_6226" in captured.err
+    assert _run(["--db", db_url, "predictor", "evaluate", *space, "--device", "gold",
+                 "--predictor", "flops", "--seeds", "1", "--json"]) == 0  # fmt: skip
+    assert "gold_6226" in capsys.readouterr().err
