@@ -12,6 +12,8 @@ from nas._errors import CLIUsageError, NasError
 
 if TYPE_CHECKING:
     from hwdb import HardwareDB
+    from nas.measure import MeasureConfig
+    from search_spaces import SearchSpace
 
 __all__ = ["register"]
 
@@ -150,25 +152,69 @@ def _register_for_onboarding(db: HardwareDB, name: str, catalog: str) -> None:
         )
 
 
-def _measure_fn(db: HardwareDB, space: str, device: str) -> Any:
+def _measure_fn(db: HardwareDB, space: str, device: str, config: MeasureConfig) -> Any:
     """``archs -> ms`` measuring on this machine with :mod:`nas.measure` (stored in ``db``)."""
     from nas.measure import measure_architectures
     from predictors import latency_metric
 
     def measure(archs: list[str]) -> list[float]:
-        measure_architectures(db, space=space, device=device, archs=archs)
+        measure_architectures(db, space=space, device=device, archs=archs, config=config)
         col = db.latency_table(space, devices=[device], metric=latency_metric(space))[device]
+        missing = [a for a in archs if a not in col.index or col.isna().get(a, True)]
+        if missing:
+            raise NasError(
+                f"{len(missing)} of the archs to measure were not measured on {device!r} "
+                f"(e.g. {missing[0][:48]}: too large for this machine's free memory?)"
+            )
         return [float(col.loc[a]) for a in archs]
 
     return measure
 
 
+_MEASURE_RUNTIMES = ("torch", "onnxruntime")
+_MEASURE_PRECISIONS = ("fp32", "bf16", "fp16")
+_SHAPE_KEYS = ("resolution", "prompt_len", "meta_tokens", "decode_len")
+
+
+def onboard_config(
+    db: HardwareDB, name: str, space: SearchSpace[Any], *, threads: int | None = None,
+    runtime: str | None = None, precision: str | None = None,
+) -> MeasureConfig:  # fmt: skip
+    """How ``nas device onboard`` measures ``name``: the options given, else the stored
+    device's settings (runtime, precision, input batch, threads, and the input shapes of its
+    rows in ``space``), so that onboarding continues a device measured with ``nas measure``;
+    a new device gets ``nas measure``'s defaults."""
+    from dataclasses import replace as with_fields
+
+    from hwdb import NotFoundError
+    from nas.measure import MeasureConfig
+
+    try:
+        dev: Any = db.get_device(name)
+    except NotFoundError:
+        dev = None
+    stored_runtime = getattr(dev, "runtime", None)
+    stored_precision = getattr(dev, "precision", None)
+    config = MeasureConfig(
+        runtime=runtime or (stored_runtime if stored_runtime in _MEASURE_RUNTIMES else "torch"),
+        precision=precision
+        or (stored_precision if stored_precision in _MEASURE_PRECISIONS else "fp32"),
+        batch_size=dev.batch_size if dev is not None else 1,
+        threads=threads or getattr(dev, "threads", None),
+    )
+    stored = db.measured_workloads(space=space.name, device=name) if dev is not None else []
+    if len(stored) != 1:  # none (or several: `nas measure` then refuses with its message)
+        return config
+    shapes = {k: v for k, v in stored[0].items() if k in _SHAPE_KEYS and isinstance(v, int)}
+    workload = with_fields(config.resolve(space).workload, **shapes)
+    return with_fields(config, workload=workload)
+
+
 def _onboard(
     name: str, space: str, catalog: str | None, k: int, target: float, rounds: int, batch: int,
-    candidates: int, as_json: bool,
+    candidates: int, as_json: bool, settings: dict[str, Any],
 ) -> None:  # fmt: skip
     from hwdb import HardwareDB
-    from nas.measure import MeasureConfig
     from predictors import device_datasheet, get_default_predictor
     from predictors.zeroshot import onboard_device
     from search_spaces import get_space
@@ -178,12 +224,13 @@ def _onboard(
     with HardwareDB() as db:
         if catalog is not None:
             _register_for_onboarding(db, name, catalog)
+        config = onboard_config(db, name, sp, **settings)
         model, _ = get_default_predictor(db, space=sp.name, exclude_device=name)
         result = onboard_device(
-            model, space=sp.name, device=name, measure_fn=_measure_fn(db, sp.name, name),
+            model, space=sp.name, device=name, measure_fn=_measure_fn(db, sp.name, name, config),
             candidates=sorted(rng_archs), k=k, batch=batch, target_mape=target,
             max_rounds=rounds, datasheet=device_datasheet(db, name),
-            workload=MeasureConfig().resolve(sp).workload,  # what `_measure_fn` measures under
+            workload=config.resolve(sp).workload,  # what `_measure_fn` measures under
         )  # fmt: skip
     summary = result.to_dict()
     if as_json:
@@ -283,12 +330,41 @@ def register(app: typer.Typer) -> None:
             int,
             typer.Option("--candidates", help="Random archs the rounds pick from by uncertainty."),
         ] = 500,
+        threads: Annotated[
+            int | None,
+            typer.Option(
+                "--threads", help="CPU threads (default: the device's, as `nas measure` set it)."
+            ),
+        ] = None,
+        runtime: Annotated[
+            str | None,
+            typer.Option("--runtime", help="torch or onnxruntime (default: the device's)."),
+        ] = None,
+        precision: Annotated[
+            str | None,
+            typer.Option("--precision", help="fp32, bf16 or fp16 (default: the device's)."),
+        ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
-        """Measure the reference set + K archs here, then measure by uncertainty to a target."""
+        """Measure the reference set + K archs here, then measure by uncertainty to a target.
+
+        A device measured before (`nas measure`) is measured with its stored runtime,
+        precision, input batch, threads and input shapes unless the options say otherwise.
+        """
+        from nas._cli.measure import sigterm_as_interrupt
+
         if k < 0 or batch < 1 or max_rounds < 0 or not target_mape > 0 or candidates < 1:
             raise CLIUsageError("--batch, --target-mape and --candidates must be positive, "
                                 "--k and --max-rounds non-negative")  # fmt: skip
-        _onboard(name, space, catalog, k, target_mape, max_rounds, batch, candidates, as_json)
+        if threads is not None and threads < 1:
+            raise CLIUsageError("--threads must be greater than or equal to 1")
+        if runtime is not None and runtime not in _MEASURE_RUNTIMES:
+            raise CLIUsageError(f"--runtime must be one of {', '.join(_MEASURE_RUNTIMES)}")
+        if precision is not None and precision not in _MEASURE_PRECISIONS:
+            raise CLIUsageError(f"--precision must be one of {', '.join(_MEASURE_PRECISIONS)}")
+        settings = {"threads": threads, "runtime": runtime, "precision": precision}
+        with sigterm_as_interrupt():
+            _onboard(name, space, catalog, k, target_mape, max_rounds, batch, candidates,
+                     as_json, settings)  # fmt: skip
 
     app.add_typer(group, name="device")

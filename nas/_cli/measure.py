@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from nas._cli._common import console, err_console, print_json, print_table
+from nas._cli._common import (
+    console,
+    err_console,
+    interrupt_note,
+    print_json,
+    print_table,
+    set_interrupt_note,
+)
 from nas._errors import CLIUsageError
 
 if TYPE_CHECKING:
     from nas.measure import MeasureConfig, MeasureReport, RetestResult
     from search_spaces import SearchSpace
 
-__all__ = ["register"]
+__all__ = ["register", "sigterm_as_interrupt"]
 
 _PRECISIONS = ("fp32", "bf16", "fp16")
 _RUNTIMES = ("torch", "onnxruntime")
@@ -30,9 +40,50 @@ def _choice(name: str, value: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+_TERMINATED = 143  # exit code of a command stopped by SIGTERM (128 + 15)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread where Ctrl-C raises ``KeyboardInterrupt`` (so the
+    same cleanup runs)."""
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated`, then exit 143 with one line on stderr.
+
+    The library cleans up on any ``BaseException`` (a device the run created and stored
+    nothing under is deleted; finished groups are committed), as it does after Ctrl-C. A
+    second SIGTERM during that cleanup gets the default action.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, previous)
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    except Terminated:
+        err_console.print(f"error: terminated; {interrupt_note()}", markup=False)
+        set_interrupt_note(None)
+        raise typer.Exit(_TERMINATED) from None
+    finally:
+        if signal.getsignal(signal.SIGTERM) is handler:
+            signal.signal(signal.SIGTERM, previous)
+
+
 @contextmanager
 def _progress(enabled: bool, label: str) -> Iterator[Callable[[int, int, str], None] | None]:
-    """A rich progress bar with ETA on stderr, fed by the library's progress callback."""
+    """A rich progress bar with ETA on stderr, fed by the library's progress callback.
+
+    The bar appears at the first update, so that an error found before any work starts (a
+    device or workload conflict) is the only line on stderr.
+    """
     if not enabled:
         yield None
         return
@@ -53,13 +104,20 @@ def _progress(enabled: bool, label: str) -> Iterator[Callable[[int, int, str], N
         TextColumn("ETA"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=err_console, transient=False) as bar:
-        task = bar.add_task(label, total=None)
+    bar = Progress(*columns, console=err_console, transient=False)
+    task: list[Any] = []
 
-        def update(done: int, total: int, what: str) -> None:
-            bar.update(task, completed=done, total=total, description=f"{label}: {what}")
+    def update(done: int, total: int, what: str) -> None:
+        if not task:
+            bar.start()
+            task.append(bar.add_task(label, total=None))
+        bar.update(task[0], completed=done, total=total, description=f"{label}: {what}")
 
+    try:
         yield update
+    finally:
+        if task:
+            bar.stop()
 
 
 def _print_report(report: MeasureReport) -> None:
@@ -80,11 +138,18 @@ def _print_report(report: MeasureReport) -> None:
             )  # fmt: skip
     if report.measured:
         print_table(table)
+    too_large = f", {len(report.too_large)} too large for memory" if report.too_large else ""
     console.print(
-        f"measured {len(report.measured)}, skipped {len(report.skipped)} already stored, "
-        f"{report.rows_written} rows written",
+        f"measured {len(report.measured)}, skipped {len(report.skipped)} already stored"
+        f"{too_large}, {report.rows_written} rows written",
         markup=False,
     )
+    if report.stored_by_another_run:
+        console.print(
+            f"{len(report.stored_by_another_run)} archs timed here were stored first by another "
+            "run measuring this device at the same time: its rows are kept, these times are not",
+            markup=False,
+        )
     drift = _drift_line(report)
     if drift:
         console.print(drift, markup=False)
@@ -127,12 +192,30 @@ def _print_retest(result: RetestResult) -> None:
     )
 
 
+def _check_runtime(runtime: str, precision: str, space: SearchSpace[Any]) -> None:
+    """Usage errors for a runtime that cannot run this precision or this space."""
+    from nas.measure._config import is_language_model
+
+    if runtime == "onnxruntime" and precision != "fp32":
+        raise CLIUsageError(f"--precision {precision} needs --runtime torch (onnxruntime: fp32)")
+    if runtime == "onnxruntime" and is_language_model(space):
+        raise CLIUsageError(
+            f"--runtime onnxruntime cannot run {space.name}'s language models; use --runtime torch"
+        )
+
+
 def _config(opts: dict[str, Any], space: SearchSpace[Any]) -> MeasureConfig:
     from nas.measure import MeasureConfig, TimingProtocol
 
+    runtime = _choice("--runtime", opts["runtime"], _RUNTIMES)
+    precision = _choice("--precision", opts["precision"], _PRECISIONS)
+    _check_runtime(runtime, precision, space)
+    seconds = opts["prime_seconds"]
+    if not 0 <= seconds < float("inf"):
+        raise CLIUsageError(f"--prime-seconds must be a finite number >= 0, got {seconds}")
     config = MeasureConfig(
-        runtime=_choice("--runtime", opts["runtime"], _RUNTIMES),
-        precision=_choice("--precision", opts["precision"], _PRECISIONS),
+        runtime=runtime,
+        precision=precision,
         batch_size=opts["batch"],
         threads=opts["threads"],
         device_type=_choice("--device-type", opts["device_type"], _DEVICE_TYPES),
@@ -185,7 +268,12 @@ def measure(
     warmup: Annotated[int, typer.Option("--warmup", min=0)] = 5,
     chunk_size: Annotated[
         int | None,
-        typer.Option("--chunk-size", min=1, help="Models per group (default 10; retest: all)."),
+        typer.Option(
+            "--chunk-size",
+            min=1,
+            help="Models per group (default 10; retest: all, at most 50; fewer when they "
+            "would not fit in free memory together).",
+        ),
     ] = None,
     anchor: Annotated[
         bool,
@@ -216,47 +304,118 @@ def measure(
 ) -> None:
     """Time architectures with the interleaved protocol; results are committed as they finish."""
     opts = dict(locals())
+    with sigterm_as_interrupt():
+        _measure(opts)
+
+
+def _measure(opts: dict[str, Any]) -> None:
+    """The body of ``nas measure`` (``opts``: its options by name)."""
+    server, api_key, as_json = opts["server"], opts["api_key"], opts["as_json"]
     if api_key is not None and not api_key.strip():
         raise CLIUsageError("--api-key is empty (an unset variable?)")
     if (server is None) != (api_key is None):
         raise CLIUsageError("--server and --api-key go together")
-    if server is not None and retest:
+    if server is not None and opts["retest"]:
         raise CLIUsageError("--retest stores nothing, so it cannot be combined with --server")
     if server is not None:
         _check_server(server)
-    from hwdb import HardwareDB
-    from nas import measure as lib
     from search_spaces import get_space
 
-    sp = get_space(space)
+    sp = get_space(opts["space"])
     cfg = _config(opts, sp)
-    sources = sum(x is not None and x is not False for x in (n, archs, reference_set))
-    if sources != 1:
-        raise CLIUsageError("give exactly one of --n, --archs and --reference-set")
-    selected = lib.select_architectures(
-        sp, n=n, archs_file=archs, reference_set=reference_set or False, seed=seed
-    )
-    if retest:
-        if chunk_size is None:  # one interleaved group: nothing is committed during a retest
-            cfg = replace(cfg, chunk_size=max(1, min(len(selected), 50)))
-        with _progress(not as_json, "retest") as cb:
-            result = lib.retest(space=sp.name, archs=selected, config=cfg, progress=cb)
-        print_json(result.summary()) if as_json else _print_retest(result)
+    selected = _select(opts, sp)
+    if opts["retest"]:
+        _retest(opts, sp, cfg, selected)
         return
+    device_name = opts["device_name"]
     if not device_name:
         raise CLIUsageError("--device-name is required (unless --retest)")
-    with HardwareDB() as db, _progress(not as_json, f"measure {sp.name}") as cb:
-        report = lib.measure_architectures(
-            db, space=sp.name, device=device_name, archs=selected, config=cfg, force=force,
-            progress=cb,
-        )  # fmt: skip
-        uploaded = _upload(db, report, server, api_key) if server and api_key else None
+    if server is not None and api_key is not None:
+        _check_key(server, api_key)  # before measuring: a bad key fails now, not in an hour
+    report, uploaded = _measure_and_upload(opts, sp, cfg, selected)
     out = report.to_dict()
     if uploaded is not None:
         out["upload"] = uploaded
     print_json(out) if as_json else _print_report(report)
     if uploaded is not None and not as_json:
         console.print(f"uploaded to {server}: {uploaded}")
+
+
+def _select(opts: dict[str, Any], sp: SearchSpace[Any]) -> list[str]:
+    """The architectures to measure; a bad ``--archs`` file is a usage error naming it."""
+    from nas import measure as lib
+    from search_spaces import SearchSpaceError
+
+    n, archs, reference_set = opts["n"], opts["archs"], opts["reference_set"]
+    if sum(x is not None and x is not False for x in (n, archs, reference_set)) != 1:
+        raise CLIUsageError("give exactly one of --n, --archs and --reference-set")
+    try:
+        return lib.select_architectures(
+            sp, n=n, archs_file=archs, reference_set=reference_set, seed=opts["seed"]
+        )
+    except OSError as exc:
+        raise CLIUsageError(f"--archs {str(archs)!r}: {exc.strerror or exc}") from None
+    except (ValueError, SearchSpaceError) as exc:
+        if archs is None:
+            raise
+        raise CLIUsageError(str(exc).replace("`archs_file` ", "--archs ", 1)) from None
+
+
+def _retest(
+    opts: dict[str, Any], sp: SearchSpace[Any], cfg: MeasureConfig, selected: list[str]
+) -> None:
+    from nas import measure as lib
+
+    if len(selected) < 2:
+        raise CLIUsageError(
+            f"--retest compares architectures: it needs at least 2, got {len(selected)}"
+        )
+    if opts["chunk_size"] is None:  # one interleaved group: nothing is committed in a retest
+        cfg = replace(cfg, chunk_size=max(1, min(len(selected), _RETEST_GROUP)))
+    set_interrupt_note("a retest stores nothing")
+    with _progress(not opts["as_json"], "retest") as cb:
+        result = lib.retest(space=sp.name, archs=selected, config=cfg, progress=cb)
+    set_interrupt_note(None)
+    print_json(result.summary()) if opts["as_json"] else _print_retest(result)
+
+
+#: Models a retest times together when ``--chunk-size`` is not given.
+_RETEST_GROUP = 50
+
+
+def _measure_and_upload(
+    opts: dict[str, Any], sp: SearchSpace[Any], cfg: MeasureConfig, selected: list[str]
+) -> tuple[MeasureReport, dict[str, Any] | None]:
+    from hwdb import HardwareDB
+    from nas import measure as lib
+
+    device, server, api_key = opts["device_name"], opts["server"], opts["api_key"]
+    with HardwareDB() as db, _progress(not opts["as_json"], f"measure {sp.name}") as cb:
+        before = db.count_measurements(device=device, distinct_archs=True)
+        try:
+            report = lib.measure_architectures(
+                db, space=sp.name, device=device, archs=selected, config=cfg,
+                force=opts["force"], progress=cb,
+            )  # fmt: skip
+        except KeyboardInterrupt:
+            set_interrupt_note(_kept_note(db, device, before))
+            raise
+        uploaded = _upload(db, report, server, api_key) if server and api_key else None
+    return report, uploaded
+
+
+def _kept_note(db: Any, device: str, before: int) -> str:
+    """What an interrupted measurement kept, for the line after Ctrl-C or SIGTERM."""
+    try:
+        kept = db.count_measurements(device=device, distinct_archs=True) - before
+    except Exception:  # noqa: BLE001 - the note must not replace the interruption
+        return "the groups finished so far are stored; rerun the same command to resume"
+    if kept <= 0:
+        return "no group finished, nothing was stored"
+    return (
+        f"the {kept} archs of the groups finished so far are stored under device {device!r}; "
+        "rerun the same command to resume"
+    )
 
 
 def _check_server(url: str) -> None:
@@ -274,6 +433,47 @@ def _check_server(url: str) -> None:
             f"--server must be an http:// or https:// URL with a host, e.g. "
             f"http://127.0.0.1:8000, got {url!r}"
         )
+
+
+#: Seconds the key check before measuring waits for the server.
+_CHECK_TIMEOUT_S = 15.0
+
+
+def _check_key(server: str, api_key: str) -> None:
+    """Refuse to measure when the server cannot be reached or refuses ``api_key``.
+
+    The check is an upload of no rows (``POST /v1/devices/{name}/measurements`` with an empty
+    list): the server checks the key before it reads the body, so a refused key answers 401
+    (or 403) and an accepted one 422 (an empty batch), and nothing is written either way.
+    """
+    import httpx
+
+    from nas import NasError
+
+    url = f"{server.rstrip('/')}/v1/devices/nas-measure-key-check/measurements"
+    try:
+        response = httpx.post(
+            url, json={"measurements": []}, headers={"X-API-Key": api_key},
+            timeout=_CHECK_TIMEOUT_S,
+        )  # fmt: skip
+    except httpx.HTTPError as exc:
+        raise NasError(
+            f"cannot reach {server} ({exc or type(exc).__name__}); nothing was measured: "
+            "measure without --server, then rerun the same command with it to upload"
+        ) from None
+    if response.status_code in (401, 403):
+        raise NasError(
+            f"{server} refused --api-key (HTTP {response.status_code}: {_detail(response)}); "
+            "nothing was measured"
+        )
+
+
+def _detail(response: Any) -> str:
+    """The first error message of an API error response (its text when it has none)."""
+    try:
+        return str(response.json()["detail"][0]["msg"])
+    except (ValueError, KeyError, IndexError, TypeError):
+        return str(response.text[:200])
 
 
 def _upload(db: Any, report: Any, server: str, api_key: str) -> dict[str, Any]:
@@ -295,12 +495,14 @@ def _upload(db: Any, report: Any, server: str, api_key: str) -> dict[str, Any]:
             server, api_key, db.get_device(report.device), rows
         )
     except ApiClientError as exc:
-        if exc.status is not None and 400 <= exc.status < 500:
-            raise  # rejected (a revoked key, a bad row): rerunning the same command cannot help
-        raise ApiClientError(
-            f"{exc} (the measurements are stored locally: rerun the same command to upload them)",
-            status=exc.status,
-        ) from exc
+        kept = f"the measurements are stored locally under device {report.device!r}"
+        if exc.status in (401, 403):
+            hint = f"{kept}: rerun the same command with a valid --api-key to upload them"
+        elif exc.status is not None and 400 <= exc.status < 500:
+            hint = f"{kept}, not uploaded (the server rejected them)"
+        else:
+            hint = f"{kept}: rerun the same command to upload them"
+        raise ApiClientError(f"{exc} ({hint})", status=exc.status) from exc
     return result
 
 

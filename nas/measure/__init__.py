@@ -17,9 +17,9 @@ from nas.measure._runner import (
     measure_architectures,
     measure_pass,
     retest,
-    select_architectures,
 )
 from nas.measure._runtimes import LanguageModelSampler, OnnxSampler, TorchSampler, export_onnx
+from nas.measure._select import select_architectures
 from nas.measure._stats import SampleStats, mape, reject_outliers, spearman, summarize
 from nas.measure._timing import Sampler, TimingProtocol, round_robin_schedule, run_protocol
 

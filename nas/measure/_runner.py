@@ -14,15 +14,21 @@ Once a series that took its reference from its own first group ends, its level m
 anchor's median over all its groups (:meth:`DriftAnchor.relevel`), so that one unusual first
 group does not set the absolute times of the whole series; its rows are rewritten in one
 transaction. Interrupted before that, they keep the first group's level.
+
+Every row carries its run's ``run_id`` in its ``environment``, so that a run re-levels only
+the rows it stored itself: two runs measuring the same archs of one device at once each keep
+the rows that reached the database first (without ``force``), and neither rewrites the other's.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
+import uuid
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,6 +38,7 @@ from nas._threads import torch_threads
 from nas.measure._allocator import retain_freed_memory
 from nas.measure._config import MeasureConfig, ResolvedConfig
 from nas.measure._environment import cpu_model, environment
+from nas.measure._memory import MemoryPlan, plan_memory
 from nas.measure._stats import SampleStats, mape, spearman, summarize
 from nas.measure._timing import run_protocol
 
@@ -46,15 +53,16 @@ __all__ = [
     "RetestResult",
     "measure_architectures",
     "retest",
-    "select_architectures",
 ]
 
 #: ``progress(completed, total, description)``; called after every build and timing block.
 ProgressCallback = Callable[[int, int, str], None]
 
 
-#: A run's committed groups: archs, their drift-corrected statistics, the environment stored.
-_Series = list[tuple[Sequence[str], list[dict[str, SampleStats]], dict[str, Any]]]
+#: A committed group: archs, their drift-corrected statistics, the environment stored.
+_Entry = tuple[Sequence[str], list[dict[str, SampleStats]], dict[str, Any]]
+#: A run's committed groups.
+_Series = list[_Entry]
 
 
 @dataclass
@@ -69,6 +77,10 @@ class MeasureReport:
         measured: Per measured arch, metric -> :class:`SampleStats` as a dict.
         skipped: Archs already in the database under this protocol (not re-measured).
         rows_written: Rows inserted or replaced.
+        stored_by_another_run: Archs this run timed whose rows another run (measuring the same
+            device at the same time) stored first or replaced; those rows are kept and this
+            run's times of them are not stored (nor in ``measured``).
+        too_large: Archs not measured because they do not fit in this machine's free memory.
         anchor_level: What the drift-corrected times are scaled to: ``"median group"`` (the
             anchor's median over this run's groups), ``"stored anchor row"`` (a resumed
             series), ``"first group"`` (one group), or ``None`` without an anchor.
@@ -82,6 +94,8 @@ class MeasureReport:
     skipped: list[str] = field(default_factory=list)
     rows_written: int = 0
     anchor_level: str | None = None
+    stored_by_another_run: list[str] = field(default_factory=list)
+    too_large: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -176,55 +190,6 @@ class DriftAnchor:
                 out[metric] = ref / level
                 self.reference[metric] = level
         return out
-
-
-def select_architectures(
-    space: SearchSpace[Any],
-    *,
-    n: int | None = None,
-    archs_file: str | Path | None = None,
-    reference_set: bool = False,
-    seed: int | None = 0,
-) -> list[str]:
-    """Canonical architecture strings to measure (exactly one source must be given).
-
-    Args:
-        space: The search space.
-        n: Draw ``n`` distinct random architectures (``space.random``) with ``seed``.
-        archs_file: Text file, one architecture string or reference name per line
-            (blank lines and ``#`` comments ignored).
-        reference_set: The space's 10 hardware-embedding archs plus its reference models.
-        seed: Seed of the random draw.
-
-    Raises:
-        ValueError: If not exactly one source is given or ``n`` < 1.
-        InvalidArchError: For a line of ``archs_file`` that is not an architecture.
-    """
-    if sum(x is not None and x is not False for x in (n, archs_file, reference_set)) != 1:
-        raise ValueError("exactly one of `n`, `archs_file` and `reference_set` must be given.")
-    if archs_file is not None:
-        lines = Path(archs_file).read_text(encoding="utf-8").splitlines()
-        texts = [ln.split("#", 1)[0].strip() for ln in lines]
-        archs = _unique(space.to_string(space.resolve(t)) for t in texts if t)
-        if not archs:
-            raise ValueError(f"`archs_file` {str(archs_file)!r} holds no architecture.")
-        return archs
-    if reference_set:
-        archs = [*space.hardware_embedding_archs(), *space.reference_archs().values()]
-        return _unique(space.to_string(a) for a in archs)
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"`n` must be greater than or equal to 1, got {n!r}.")
-    rng = np.random.default_rng(seed)
-    out: list[str] = []
-    seen: set[str] = set()
-    for _ in range(50 * n):
-        text = space.to_string(space.random(rng))
-        if text not in seen:
-            seen.add(text)
-            out.append(text)
-            if len(out) == n:
-                break
-    return out
 
 
 def _space(space: str | SearchSpace[Any]) -> SearchSpace[Any]:
@@ -323,7 +288,8 @@ def _prime(
     texts: Sequence[str],
     tick: Callable[[str], None],
 ) -> None:
-    """Run the first ``cfg.base.prime`` of ``texts`` untimed (see ``MeasureConfig``).
+    """Run ``texts`` (the first ``cfg.base.prime`` archs that fit in memory together, see
+    :func:`plan_memory`) untimed (see ``MeasureConfig``).
 
     Skipped when this process finished timing models less than 30 s ago.
     """
@@ -398,8 +364,29 @@ def _check_workload(db: HardwareDB, cfg: ResolvedConfig, name: str, space: str) 
             )
 
 
+_DEVICE_KEYS = ("runtime", "precision", "batch_size", "threads")
+
+
+def _device_diff(old: Any, spec: Any, skip: Sequence[str] = ()) -> list[str]:
+    """``key=old value`` for each setting of ``old`` that ``spec`` does not share."""
+    return [
+        f"{k}={getattr(old, k)!r}"
+        for k in _DEVICE_KEYS
+        if k not in skip and getattr(old, k) != getattr(spec, k)
+    ]
+
+
 def _check_device(db: HardwareDB, cfg: ResolvedConfig, name: str, source: str) -> bool:
-    """Register the device or check its stored configuration; True when it was created."""
+    """Register the device or check its stored configuration.
+
+    A device that ``nas measure`` registered but that holds no measurement (a run killed
+    before its first group was stored) is declared again with this run's settings: nothing
+    was measured under the old ones.
+
+    Returns:
+        True when this run created (or re-declared) the device: it then deletes it again if
+        it fails before storing anything.
+    """
     from hwdb import NotFoundError
 
     hardware = cpu_model() if cfg.device_type == "cpu" else ""
@@ -413,14 +400,13 @@ def _check_device(db: HardwareDB, cfg: ResolvedConfig, name: str, source: str) -
     # --catalog`) leaves its runtime and threads open until its first measurement.
     unset = {"runtime": "unknown", "threads": None}
     fill = {}
-    if old.provenance == "catalog" and db.count_measurements(device=name) == 0:
+    empty = db.count_measurements(device=name) == 0
+    if old.provenance == "catalog" and empty:
         fill = {k: getattr(spec, k) for k, v in unset.items() if getattr(old, k) == v}
-    keys = ("runtime", "precision", "batch_size", "threads")
-    diff = [
-        f"{k}={getattr(old, k)!r}"
-        for k in keys
-        if k not in fill and getattr(old, k) != getattr(spec, k)
-    ]
+    diff = _device_diff(old, spec, skip=list(fill))
+    if diff and old.provenance == "measured" and empty:
+        db.upsert_device(spec)
+        return True
     if diff:
         raise NasError(
             f"device {name!r} already exists with {', '.join(diff)}; "
@@ -432,11 +418,6 @@ def _check_device(db: HardwareDB, cfg: ResolvedConfig, name: str, source: str) -
         kept = {f.name: getattr(old, f.name) for f in fields(DeviceSpec)}
         db.upsert_device(DeviceSpec(**{**kept, **fill}))
     return False
-
-
-def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _stored_anchor(
@@ -494,9 +475,35 @@ def measure_architectures(
     try:
         return _measure(db, sp, cfg, device, texts, force=force, progress=progress, source=source)
     except BaseException:
-        if created:  # a run that stored nothing leaves no empty device behind
+        # A run that stored nothing leaves no empty device behind (unless another run has
+        # declared it again since, with its own settings).
+        if created and not _device_changed(db, cfg, device):
             db.delete_unmeasured_device(device)
         raise
+
+
+def _device_changed(db: HardwareDB, cfg: ResolvedConfig, name: str) -> str | None:
+    """How the stored device ``name`` now differs from this run's settings (None: it does
+    not, or it is gone)."""
+    from hwdb import NotFoundError
+
+    try:
+        old = db.get_device(name)
+    except NotFoundError:
+        return None
+    diff = _device_diff(old, cfg.device_spec(name, hardware=""))
+    return ", ".join(diff) or None
+
+
+def _check_still_declared(db: HardwareDB, cfg: ResolvedConfig, name: str) -> None:
+    """Refuse to store rows under a device another run has declared again with other
+    settings while this one was measuring (see :func:`_check_device`)."""
+    changed = _device_changed(db, cfg, name)
+    if changed:
+        raise NasError(
+            f"device {name!r} was declared again by another run ({changed}) while this one "
+            "was measuring; nothing more is stored under it"
+        )
 
 
 def _measure(
@@ -522,10 +529,11 @@ def _measure(
         report.skipped = [t for t in texts if t in done]
         texts = [t for t in texts if t not in done]
     anchor = _anchor(sp, cfg)
+    plan = _plan(sp, texts, cfg, anchor)
+    report.too_large = plan.too_large
     if anchor is not None and texts and not force:
         anchor.reference = _stored_anchor(db, sp.name, device, cfg, anchor.arch)
-    groups = list(_chunks(texts, cfg.base.chunk_size))
-    total = _steps(groups, cfg, anchor) + _priming_steps(cfg, len(texts))
+    total = _steps(plan.groups, cfg, anchor) + _priming_steps(cfg, len(plan.prime))
     completed = 0
 
     def tick(what: str) -> None:
@@ -535,26 +543,78 @@ def _measure(
             progress(completed, total, what)
 
     rng = np.random.default_rng(cfg.base.seed)
+    run_id = uuid.uuid4().hex[:16]
     series: _Series = []
     with torch_threads(cfg.threads):
-        _prime(sp, cfg, texts, tick)
-        for group in groups:
+        _prime(sp, cfg, plan.prime, tick)
+        for group in plan.groups:
             env = environment(
                 threads=cfg.threads,
                 runtime=cfg.base.runtime,
                 device_type=cfg.device_type,
                 retain_heap=cfg.base.protocol.retain_heap,
             )
+            env["run_id"] = run_id
             stats = _time_group(sp, group, cfg, rng=rng, tick=tick, anchor=anchor)
             rows = _rows(sp.name, device, group, stats, cfg, env, source)
-            report.rows_written += db.add_measurements(rows, replace=force)
-            series.append((group, stats, env))
+            _check_still_declared(db, cfg, device)
+            written = db.add_measurements(rows, replace=force)
+            report.rows_written += written
+            entry: _Entry = (group, stats, env)
+            if written < len(rows):  # another run stored some of these archs first
+                owned = _owned_archs(db, sp.name, device, cfg, run_id)
+                entry, lost = _split(entry, owned)
+                report.stored_by_another_run += lost
+            series.append(entry)
     if anchor is not None and series:
-        series = _relevel(db, anchor, series, report, cfg, source)
-    for group, stats, _ in series:
-        for arch, per_metric in zip(group, stats, strict=True):
+        series = _relevel(db, anchor, series, report, cfg, source, run_id)
+    for archs, per_arch, _ in series:
+        for arch, per_metric in zip(archs, per_arch, strict=True):
             report.measured[arch] = {m: s.to_dict() for m, s in per_metric.items()}
     return report
+
+
+def _plan(
+    sp: SearchSpace[Any], texts: Sequence[str], cfg: ResolvedConfig, anchor: DriftAnchor | None
+) -> MemoryPlan:
+    """The run's groups and priming archs (:func:`plan_memory`); warns once about archs
+    skipped as too large for the free memory, and refuses a run of which none fits."""
+    from nas.search._memory import MEMORY_SHARE, available_memory_bytes
+
+    plan = plan_memory(
+        sp, texts, cfg, anchor=anchor.arch if anchor is not None else None,
+        free_bytes=available_memory_bytes, share=MEMORY_SHARE,
+    )  # fmt: skip
+    message = plan.warning(sp.name)
+    if message and not plan.groups:
+        raise NasError(f"nothing to measure: {message.removeprefix('skipping ')}")
+    if message:
+        warnings.warn(message, stacklevel=4)
+    return plan
+
+
+def _owned_archs(
+    db: HardwareDB, space: str, device: str, cfg: ResolvedConfig, run_id: str
+) -> set[str]:
+    """Archs whose stored rows under this protocol (every metric) carry ``run_id``."""
+    frame = db.measurement_frame(space=space, device=device)
+    if frame.empty:
+        return set()
+    frame = frame[frame["protocol"] == cfg.protocol]
+    by_arch: dict[str, set[str]] = {}
+    for arch, metric, env in zip(frame["arch"], frame["metric"], frame["environment"], strict=True):
+        env = json.loads(env) if isinstance(env, str) else env
+        if isinstance(env, dict) and env.get("run_id") == run_id:
+            by_arch.setdefault(str(arch), set()).add(str(metric))
+    return {a for a, metrics in by_arch.items() if set(cfg.metrics) <= metrics}
+
+
+def _split(entry: _Entry, owned: set[str]) -> tuple[_Entry, list[str]]:
+    """``entry`` less the archs not in ``owned``, and those archs."""
+    group, stats, env = entry
+    keep = [i for i, arch in enumerate(group) if arch in owned]
+    lost = [arch for arch in group if arch not in owned]
+    return ([group[i] for i in keep], [stats[i] for i in keep], env), lost
 
 
 def _relevel(
@@ -564,9 +624,14 @@ def _relevel(
     report: MeasureReport,
     cfg: ResolvedConfig,
     source: str,
+    run_id: str,
 ) -> _Series:
     """Re-level a finished run to its median group (:meth:`DriftAnchor.relevel`) and rewrite
-    its rows in one transaction; records the level in ``report.anchor_level``."""
+    its rows in one transaction; records the level in ``report.anchor_level``.
+
+    Only rows this run stored (its ``run_id``) are rewritten: another run measuring the same
+    device may have stored or replaced some of these archs meanwhile, and its rows stay.
+    """
     if not anchor.own_reference:
         report.anchor_level = "stored anchor row"
     else:
@@ -574,7 +639,13 @@ def _relevel(
     factors = anchor.relevel()
     if not factors:  # one group, or the first group is the median one
         return series
-    series = [(group, _corrected(stats, factors), env) for group, stats, env in series]
+    owned = _owned_archs(db, report.space, report.device, cfg, run_id)
+    kept: _Series = []
+    for entry in series:  # a --force run may have replaced some rows since they were stored
+        mine, lost = _split(entry, owned)
+        kept.append(mine)
+        report.stored_by_another_run += lost
+    series = [(group, _corrected(stats, factors), env) for group, stats, env in kept]
     rows = [
         row
         for group, stats, env in series
@@ -621,9 +692,12 @@ def measure_pass(
         anchor = None
     elif anchor is None:
         anchor = _anchor(space, cfg)
+    plan = _plan(space, archs, cfg, anchor)
+    if plan.too_large:  # retest filters them first; a direct call must too
+        raise NasError(plan.warning(space.name) or "architectures too large for free memory")
     out: list[dict[str, SampleStats]] = []
     with torch_threads(cfg.threads):
-        for group in _chunks(archs, cfg.base.chunk_size):
+        for group in plan.groups:
             out.extend(_time_group(space, group, cfg, rng=rng, tick=tick, anchor=anchor))
     factors = anchor.relevel() if anchor is not None else {}
     return _corrected(out, factors) if factors else out
@@ -657,8 +731,11 @@ def retest(
         raise ValueError(
             f"`archs` must contain at least 2 distinct architectures, got {len(texts)}."
         )
-    groups = list(_chunks(texts, cfg.base.chunk_size))
-    total = 2 * _steps(groups, cfg, _anchor(sp, cfg)) + _priming_steps(cfg, len(texts))
+    plan = _plan(sp, texts, cfg, _anchor(sp, cfg))
+    texts = [t for t in texts if t not in set(plan.too_large)]
+    if len(texts) < 2:
+        raise NasError(f"fewer than 2 architectures fit in memory: {plan.warning(sp.name)}")
+    total = 2 * _steps(plan.groups, cfg, _anchor(sp, cfg)) + _priming_steps(cfg, len(plan.prime))
     completed = 0
 
     def tick(what: str) -> None:
@@ -669,7 +746,7 @@ def retest(
 
     seed = cfg.base.seed
     with torch_threads(cfg.threads):
-        _prime(sp, cfg, texts, tick)
+        _prime(sp, cfg, plan.prime, tick)
     metric = cfg.primary_metric
     passes, moved = [], []
     for k in range(2):

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+import nas._cli.measure as measure_cli
 from hwdb import HardwareDB
 from nas._cli.main import main
 
@@ -43,6 +44,7 @@ def test_failed_upload_is_retried_by_a_rerun(
     argv = ["--db", sqlite_url, "measure", "--space", "nasbench201", "--device-name", "d1",
             "--n", "1", "--resolution", "16", "--server", "http://127.0.0.1:1", "--api-key", "K",
             "--json", *FAST]  # fmt: skip
+    monkeypatch.setattr(measure_cli, "_check_key", lambda *_: None)  # the server went away later
     monkeypatch.setattr(api.client, "upload_measurements", refuse)
     code, _, err = _run(argv, capsys)
     assert code == 1 and err.count("\n") == 1 and "rerun" in err
@@ -77,21 +79,35 @@ def test_empty_api_key_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFi
     assert code == 2 and "--api-key is empty" in err
 
 
-def test_a_rejected_upload_gives_no_rerun_hint(
-    sqlite_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("status", "hint"),
+    [(401, "rerun the same command with a valid --api-key"), (422, "not uploaded")],
+)
+def test_a_rejected_upload_says_the_rows_are_kept_locally(
+    status: int,
+    hint: str,
+    sqlite_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """A key revoked while measuring (or a row the server rejects): the error says where the
+    measurements are; rerunning the very same command cannot help, so it does not say so."""
     import api.client
     from api.client import ApiClientError
 
-    def revoked(*_: Any, **__: Any) -> dict[str, Any]:
-        raise ApiClientError("POST /v1/devices failed with HTTP 401: revoked", status=401)
+    def rejected(*_: Any, **__: Any) -> dict[str, Any]:
+        raise ApiClientError(f"POST /v1/devices failed with HTTP {status}: no", status=status)
 
-    monkeypatch.setattr(api.client, "upload_measurements", revoked)
+    monkeypatch.setattr(measure_cli, "_check_key", lambda *_: None)
+    monkeypatch.setattr(api.client, "upload_measurements", rejected)
     argv = ["--db", sqlite_url, "measure", "--space", "nasbench201", "--device-name", "d2",
             "--n", "1", "--resolution", "16", "--server", "http://127.0.0.1:1", "--api-key", "K",
             *FAST]  # fmt: skip
     code, _, err = _run(argv, capsys)
-    assert code == 1 and "HTTP 401" in err and "rerun" not in err
+    errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert code == 1 and len(errors) == 1 and f"HTTP {status}" in errors[0]
+    assert "stored locally under device 'd2'" in errors[0] and hint in errors[0]
+    assert "rerun the same command to upload" not in err
 
 
 def test_other_resolution_on_existing_device_is_refused(
