@@ -7,10 +7,15 @@ stderr with exit code 1 (usage errors: 2), never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import signal
 import sys
+import threading
 import warnings
+from collections.abc import Iterator
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -112,6 +117,25 @@ def _say_interrupted() -> None:
     set_interrupt_note(None)
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (``kill``, a container stopping) stops a command as Ctrl-C does: the same
+    cleanup, the same one line saying what was kept. Commands that say more install their
+    own handler inside this one (``nas measure``: exit 143)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; exit 0 on success, 1 on failure, 2 on usage errors."""
     from nas import CLIUsageError
@@ -119,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     exc_mod = _click_exceptions()
     set_interrupt_note(None)  # a note left by a command that failed earlier in this process
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _sigterm_as_ctrl_c():
             warnings.showwarning = _show_warning
             rc = app(args=argv, prog_name="nas", standalone_mode=False)
     except typer.Abort:

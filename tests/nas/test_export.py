@@ -167,3 +167,29 @@ def test_onnx_export_takes_any_batch_and_matches_the_checkpoint(tmp_path: Path) 
         want = load_exported(pt_path)(batch).numpy()
     assert got.shape == (3, 10)
     np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_sigterm_stops_a_command_as_ctrl_c_does(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``kill`` (SIGTERM) gets the same cleanup and line as Ctrl-C: here an export stopped
+    while writing leaves the existing file."""
+    import os
+    import signal
+    import time
+
+    import torch
+
+    def killed(obj: object, f: object, *args: object, **kwargs: object) -> None:
+        Path(str(f)).write_bytes(b"half a checkpoint")
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises before this ends
+
+    target = tmp_path / "m.pt"
+    target.write_text("precious")
+    monkeypatch.setattr(torch, "save", killed)
+    before = signal.getsignal(signal.SIGTERM)
+    code, _, err = _run(["export", "mnasnet-a1", "-o", str(target)], capfd)
+    assert code == 130 and err.strip().startswith("error: interrupted; nothing was written")
+    assert target.read_text() == "precious" and len(list(tmp_path.iterdir())) == 1
+    assert signal.getsignal(signal.SIGTERM) is before  # restored after the command
