@@ -6,12 +6,15 @@ import hashlib
 import math
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from nas._cli._common import console, err_console, print_json, print_table
+from nas._cli._common import console, err_console, print_json, print_table, set_interrupt_note
 from nas.search import LOCAL_SEARCH_DEFAULT
+
+if TYPE_CHECKING:
+    from search_spaces import SearchSpace
 
 __all__ = ["register"]
 
@@ -104,12 +107,28 @@ def search(
     dataset: Annotated[
         str, typer.Option(help="Accuracy dataset for --accuracy table.")
     ] = "cifar10",
-    predictor: Annotated[str | None, typer.Option(help="Latency predictor name.")] = None,
+    predictor: Annotated[
+        str | None,
+        typer.Option(
+            help="Latency predictor name (default help+); a study keeps the one it began with."
+        ),
+    ] = None,
     storage: Annotated[
-        str | None, typer.Option(help="RDB URL or journal file (default OUT/study.journal).")
+        str | None,
+        typer.Option(
+            help="RDB URL (sqlite:///FILE, postgresql://...: several workers may share it) or "
+            "journal file (default OUT/study.journal)."
+        ),
     ] = None,
     study: Annotated[str | None, typer.Option("--study", help="Study name.")] = None,
-    seed: Annotated[int | None, typer.Option(min=0, help="Random seed (>= 0).")] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Random seed (>= 0). The same command on a fresh study repeats the search, on "
+            "any --storage; workers sharing an RDB study each explore differently.",
+        ),
+    ] = None,
     threads: Annotated[
         int,
         typer.Option(
@@ -136,6 +155,7 @@ def search(
         resolve_devices,
         run_search,
     )
+    from nas.search._storage import check_storage
     from search_spaces import SearchSpaceError, get_space, restrict_space
 
     try:
@@ -146,6 +166,9 @@ def search(
         raise CLIUsageError("--device must be a device name, pattern or catalog entry, got ''")
     if out is not None and out.exists() and not out.is_dir():
         raise CLIUsageError(f"--out {out} is a file, not a folder")
+    if study is not None and not study.strip():
+        raise CLIUsageError("--study must be a study name, got ''")
+    _check_predictor(predictor)
     budgets = _budgets(list(latency_budget or []), list(device))  # before any loading
     restricted = _choices(list(choices or []))
     if restricted:
@@ -153,8 +176,13 @@ def search(
             sp = restrict_space(sp, restricted)
         except ValueError as exc:  # a name or value the space does not have: a usage error
             raise CLIUsageError(str(exc).replace("`choices`", "--choices")) from exc
+    if storage is not None:  # its form, before any loading (the journal: below)
+        _check_storage_form(storage)
     with HardwareDB(os.environ.get("NAS_DATABASE_URL")) as db:
-        matches = resolve_devices(db, list(device), space=sp.name)
+        try:
+            matches = resolve_devices(db, list(device), space=sp.name)
+        except ValueError as exc:  # two queries naming one device
+            raise CLIUsageError(str(exc).replace("`device` queries", "--device queries")) from exc
         for m in matches:
             err_console.print(m.describe(), markup=False)
         names = [m.device for m in matches]
@@ -169,6 +197,8 @@ def search(
             text = text.replace("`proxy`", "the proxy of --accuracy proxy:NAME")
             raise CLIUsageError(text) from exc
         zero_shot = {m.device: m.catalog for m in matches if m.catalog is not None}
+        study_name, out_dir = _study_and_out(study, sp, names, objective.name, restricted, out)
+        check_storage(storage, out_dir=out_dir)  # a journal in use: before the models load
         models, note = load_latency_models(
             db, space=sp, devices=names, predictor=predictor, zero_shot=zero_shot
         )
@@ -183,27 +213,42 @@ def search(
             f"accuracy: {objective.name} (auto); {trials} trials, population {population}",
             markup=False,
         )
-    study_name = study or f"{sp.name}-{'+'.join(names)}-{objective.name}".replace(":", "-")
-    if restricted and not study:  # another grid is another study
-        grid = sorted(getattr(sp, "restricted_choices", {}).items())
-        study_name += "-" + hashlib.sha1(repr(grid).encode()).hexdigest()[:8]
-    out_dir = out or Path("nas-search") / study_name
-    result = run_search(
-        space=sp,
-        devices=names,
-        accuracy=objective,
-        latency_models=models,
-        trials=trials,
-        population=population,
-        local_search=local_search,
-        budget_ms=budgets,
-        budget_quantile_z=budget_z,
-        storage=storage,
-        study_name=study_name,
-        seed=seed,
-        out_dir=out_dir,
-        progress=not as_json,
+    set_interrupt_note(
+        "the finished trials are saved in the study; rerun the same command to resume"
     )
+    try:
+        result = run_search(
+            space=sp,
+            devices=names,
+            accuracy=objective,
+            latency_models=models,
+            trials=trials,
+            population=population,
+            local_search=local_search,
+            budget_ms=budgets,
+            budget_quantile_z=budget_z,
+            storage=storage,
+            study_name=study_name,
+            seed=seed,
+            out_dir=out_dir,
+            progress=not as_json,
+        )
+    except KeyboardInterrupt as exc:
+        written = [n for n in getattr(exc, "__notes__", ()) if n.startswith("the front of")]
+        set_interrupt_note(
+            "the finished trials are saved in the study"
+            + (f" ({written[0]})" if written else "")
+            + "; rerun the same command to resume"
+        )
+        raise
+    set_interrupt_note(None)
+    if result.n_new_trials == 0 and result.n_trials >= trials:
+        err_console.print(
+            f"note: study {result.study_name!r} already holds {result.n_trials} finished "
+            f"trials (--trials {trials}): nothing new was searched; pass a larger --trials "
+            "to continue it",
+            markup=False,
+        )
     if as_json:
         print_json(result.front)
         return
@@ -216,6 +261,46 @@ def search(
         f"study {result.study_name!r} in {result.storage}; outputs in {out_dir}",
         markup=False,
     )
+
+
+def _study_and_out(
+    study: str | None,
+    sp: SearchSpace[Any],
+    names: list[str],
+    objective: str,
+    restricted: dict[str, list[str]],
+    out: Path | None,
+) -> tuple[str, Path]:
+    """The study name (given, or derived from the settings) and the output folder."""
+    study_name = study or f"{sp.name}-{'+'.join(names)}-{objective}".replace(":", "-")
+    if restricted and not study:  # another grid is another study
+        grid = sorted(getattr(sp, "restricted_choices", {}).items())
+        study_name += "-" + hashlib.sha1(repr(grid).encode()).hexdigest()[:8]
+    return study_name, out or Path("nas-search") / study_name
+
+
+def _check_predictor(predictor: str | None) -> None:
+    """Refuse a --predictor no predictor is registered as (before any model loads)."""
+    from nas import CLIUsageError
+
+    if predictor is None:
+        return
+    from predictors import list_predictors
+
+    known = list_predictors()
+    if predictor.strip() not in known:
+        raise CLIUsageError(f"--predictor must be one of {', '.join(known)}, got {predictor!r}")
+
+
+def _check_storage_form(storage: str) -> None:
+    """Refuse an empty --storage or one with an unknown URL scheme (a usage error)."""
+    from nas import CLIUsageError
+    from nas.search._storage import check_storage
+
+    try:
+        check_storage(storage, out_dir=None)
+    except ValueError as exc:
+        raise CLIUsageError(str(exc).replace("`storage`", "--storage")) from exc
 
 
 def register(app: typer.Typer) -> None:

@@ -38,6 +38,7 @@ __all__ = [
     "MeasuredFirstModel",
     "MeasuredLatencyModel",
     "MeasuredPrediction",
+    "latency_model_name",
     "load_latency_models",
     "measured_first",
 ]
@@ -226,9 +227,10 @@ def load_latency_models(
             for d in measured:
                 adapted = get_adapted_predictor(db, space=space.name, device=d, predictor=predictor)
                 models[d] = measured_first(db, space=space, device=d, model=adapted)
+            used = sorted({str(latency_model_name(models[d])) for d in measured})
             notes.append(
-                "adapted predictor (predictors.get_adapted_predictor), measured medians for "
-                "measured archs"
+                f"adapted predictor {', '.join(used)} (predictors.get_adapted_predictor), "
+                "measured medians for measured archs"
             )
     if zs:
         from predictors import datasheet_model
@@ -253,6 +255,19 @@ def load_latency_models(
                 "(`--replace` for a device added before)"
             )
     return {d: models[d] for d in devices}, "latency: " + "; ".join(notes)
+
+
+def latency_model_name(model: object) -> str | None:
+    """What predicts a device's latencies: the adapted predictor's name (``help+``,
+    ``flops``, ...; also behind :class:`MeasuredFirstModel`), ``measured-knn``,
+    ``datasheet-roofline``, or ``None`` for a model of another kind."""
+    inner = model.model if isinstance(model, MeasuredFirstModel) else model
+    if isinstance(inner, MeasuredLatencyModel):
+        return "measured-knn"
+    if type(inner).__name__ == "RooflineLatencyModel":
+        return "datasheet-roofline"
+    name = getattr(getattr(inner, "model", None), "name", None)
+    return name if isinstance(name, str) and name else None
 
 
 def _roofline_mode(model: object) -> str:

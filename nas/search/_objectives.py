@@ -393,7 +393,7 @@ class UserFunctionAccuracy:
             func = getattr(_import_user_module(module_name), func_name)
         except (ImportError, AttributeError) as exc:
             raise SearchError(f"cannot load accuracy function {spec!r}: {exc}") from exc
-        except Exception as exc:  # noqa: BLE001 - the user's module failed while importing
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - the module failed importing
             reason = f"{type(exc).__name__}: {exc}"
             raise SearchError(f"cannot load accuracy function {spec!r}: {reason}") from exc
         if not callable(func):
@@ -401,15 +401,17 @@ class UserFunctionAccuracy:
         self.space, self.name, self._func = space, spec, func
         self._scored = 0  # finite values returned so far
         self._first_error: str | None = None
+        self._warned: set[str] = set()  # kinds of failure reported so far
         # the built fp32 model and a copy; what the function itself allocates is unknown
         self.memory = MemoryGuard(space, bytes_per_param=8.0, what=self.name)
 
     def evaluate(self, archs: Sequence[str]) -> np.ndarray:
         """``f(space.build(arch), arch)`` for each architecture.
 
-        A value that is not a finite number, an exception raised by the function, or an
-        architecture too large for the free memory gives NaN (a failed trial); the first
-        exception is reported once as a warning.
+        A value that is not a number (a bool or a string is not one either) or not finite,
+        an exception raised by the function (``SystemExit`` included), or an architecture
+        too large for the free memory gives NaN (a failed trial); the first failure of each
+        kind (raised, not a number, not finite) is reported once as a warning.
 
         Raises:
             SearchError: If the function has not returned a finite number for any
@@ -431,21 +433,29 @@ class UserFunctionAccuracy:
             return math.nan
         try:
             raw = self._func(self.space.build(self.space.from_string(arch)), arch)
-        except Exception as exc:  # noqa: BLE001 - a user function may raise anything
-            return self._failed(arch, f"raised {type(exc).__name__}: {exc}")
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - user code may raise anything
+            return self._failed(arch, "raised", f"raised {type(exc).__name__}: {exc}")
+        not_number = f"returned {type(raw).__name__} {raw!r:.60}, not a number"
+        if isinstance(raw, bool | np.bool_ | str | bytes):  # True is not 1.0, "42" not 42
+            return self._failed(arch, "type", not_number)
         try:
             value = float(raw)
         except (TypeError, ValueError):
-            return self._failed(arch, f"returned {type(raw).__name__} {raw!r:.60}, not a number")
-        return value if math.isfinite(value) else math.nan
+            return self._failed(arch, "type", not_number)
+        if not math.isfinite(value):
+            return self._failed(arch, "finite", f"returned {value}, not a finite number")
+        return value
 
-    def _failed(self, arch: str, reason: str) -> float:
-        """NaN for a failed architecture; the first failure is reported once."""
+    def _failed(self, arch: str, kind: str, reason: str) -> float:
+        """NaN for a failed architecture; the first failure of each ``kind`` is reported."""
+        text = f"{reason.splitlines()[0] if reason else reason} on {arch}"
         if self._first_error is None:
-            self._first_error = f"{reason.splitlines()[0] if reason else reason} on {arch}"
+            self._first_error = text
+        if kind not in self._warned:
+            self._warned.add(kind)
             warnings.warn(
-                f"accuracy function {self.name!r} {self._first_error}; architectures it "
-                "fails on become failed trials",
+                f"accuracy function {self.name!r} {text}; architectures it fails on become "
+                "failed trials",
                 RuntimeWarning,
                 stacklevel=3,
             )
@@ -530,6 +540,11 @@ def make_accuracy_objective(
         if db is None:
             raise ValueError("`db` is required for the table accuracy objective.")
         return TableAccuracy.from_db(db, space=space.name, dataset=dataset)
+    if kind.startswith("proxy:") and not kind.partition(":")[2].strip():
+        raise ValueError(
+            f"`accuracy` proxy:NAME needs a proxy name after 'proxy:', got {spec!r} (plain "
+            "'proxy' is the vote)."
+        )
     if kind == "proxy" or kind.startswith("proxy:"):
         return ProxyAccuracy(
             space,

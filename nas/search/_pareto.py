@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
     from rich.table import Table
 
     from nas.search._types import SearchResult
@@ -71,34 +72,60 @@ def _flatten(entry: dict[str, Any], devices: Sequence[str]) -> dict[str, Any]:
     return row
 
 
+def _latency_label(result: SearchResult, dev: str) -> str:
+    """``measured``, ``predicted`` or ``measured or predicted`` latency on ``dev``: what the
+    plotted points of that device are."""
+    measured = [dev in t.get("measured_on", ()) for t in result.trials]
+    kind = (
+        "measured" if measured and all(measured)
+        else "measured or predicted" if any(measured) else "predicted"
+    )  # fmt: skip
+    return f"{kind} latency on {dev} (ms)"
+
+
 def _plot(result: SearchResult, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = _figure(result)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _figure(result: SearchResult) -> Figure:
+    """One panel per device: accuracy against that device's latency, every trial in grey,
+    the front in red (a step line only with one device: with more, the front is not
+    monotone in any one latency), the device's budget as a dashed line."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    dev = result.devices[0]
-    fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=110)
-    pts = np.array([[t["latency_ms"][dev], t["accuracy"]] for t in result.trials])
-    if len(pts):
-        ax.scatter(pts[:, 0], pts[:, 1], s=8, c="0.7", label=f"all trials ({len(pts)})")
-    front = sorted(result.front, key=lambda e: e["latency_ms"][dev])
-    if front:
-        fx = [e["latency_ms"][dev] for e in front]
-        fy = [e["accuracy"] for e in front]
-        ax.step(fx, fy, where="post", c="C3", lw=1)
-        ax.scatter(fx, fy, s=24, c="C3", label=f"Pareto front ({len(front)})", zorder=3)
-    for dev_budget in [result.budget_ms.get(dev)] if result.budget_ms else []:
-        if dev_budget is not None:
-            ax.axvline(dev_budget, ls="--", c="k", lw=0.8, label=f"budget {dev_budget:g} ms")
-    ax.set_xlabel(f"predicted latency on {dev} (ms)")
-    ax.set_ylabel(f"accuracy ({result.accuracy})")
-    ax.set_title(f"{result.space}: {result.study_name}")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="lower right", fontsize=8)
+    n = len(result.devices)
+    fig, axes = plt.subplots(1, n, figsize=(6.4 if n == 1 else 4.6 * n, 4.8), dpi=110,
+                             squeeze=False, sharey=True)  # fmt: skip
+    for dev, ax in zip(result.devices, axes[0], strict=True):
+        pts = np.array([[t["latency_ms"][dev], t["accuracy"]] for t in result.trials])
+        if len(pts):
+            ax.scatter(pts[:, 0], pts[:, 1], s=8, c="0.7", label=f"all trials ({len(pts)})")
+        front = sorted(result.front, key=lambda e: e["latency_ms"][dev])
+        if front:
+            fx = [e["latency_ms"][dev] for e in front]
+            fy = [e["accuracy"] for e in front]
+            if n == 1:
+                ax.step(fx, fy, where="post", c="C3", lw=1)
+            ax.scatter(fx, fy, s=24, c="C3", label=f"Pareto front ({len(front)})", zorder=3)
+        budget = result.budget_ms.get(dev)
+        if budget is not None:
+            z = result.budget_quantile_z
+            what = f" (mean + {z:g} std)" if z else ""
+            ax.axvline(budget, ls="--", c="k", lw=0.8, label=f"budget {budget:g} ms{what}")
+        ax.set_xlabel(_latency_label(result, dev))
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="lower right", fontsize=8)
+    axes[0][0].set_ylabel(f"accuracy ({result.accuracy})")
+    fig.suptitle(f"{result.space}: {result.study_name}")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    return fig
 
 
 _OUTPUTS = {

@@ -186,7 +186,10 @@ def jacob_cov(model: nn.Module, batch: ProxyBatch) -> float:
     logits.backward(torch.ones_like(logits))  # type: ignore[no-untyped-call,unused-ignore]
     assert x.grad is not None  # noqa: S101 - set by backward above
     jac = x.grad.reshape(x.shape[0], -1).double().cpu().numpy()
-    corr = np.nan_to_num(np.corrcoef(jac), nan=0.0)
+    # an image whose input gradient is constant (e.g. zero: no path from input to output)
+    # has no correlation with the others: 0, not NaN and no NumPy "invalid value" warning
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.nan_to_num(np.corrcoef(jac), nan=0.0)
     v = np.linalg.eigvalsh(corr)
     k = 1e-5
     return float(-np.sum(np.log(v + k) + 1.0 / (v + k)))

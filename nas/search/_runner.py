@@ -12,6 +12,7 @@ search; NSGA-II breeds the rest and keeps selecting the population from all of t
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import socket
@@ -28,10 +29,12 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from nas.search._errors import SearchError, StudyMismatchError
+from nas.search._latency import latency_model_name
 from nas.search._local import LOCAL_SEARCH_DEFAULT, neighbour_params
 from nas.search._novel import novel_params
 from nas.search._pareto import pareto_mask
 from nas.search._storage import StudyStorage, open_storage
+from nas.search._study import join_number, mismatch_message, mismatches
 from nas.search._types import AccuracyObjective, LatencyModel, SearchResult, SearchWarning
 
 if TYPE_CHECKING:
@@ -145,10 +148,25 @@ def _study_attrs(cfg: _Config) -> dict[str, Any]:
         "nas_budget_quantile_z": cfg.z,
         # search_spaces.restrict_space; None (also absent: studies before it) is the full grid
         "nas_choices": getattr(cfg.space, "restricted_choices", None),
+        # what predicts each device (None: a model of unknown kind, never compared)
+        "nas_latency": {d: latency_model_name(cfg.models[d]) for d in cfg.devices},
     }
 
 
-def _open_study(cfg: _Config, store: StudyStorage, name: str, seed: int | None) -> optuna.Study:
+def _open_study(
+    cfg: _Config, store: StudyStorage, name: str, seed: int | None
+) -> tuple[optuna.Study, int]:
+    """Create or resume the study, refusing one created with other settings.
+
+    The sampler is seeded with ``seed``, the number of trials finished when this call
+    started (a resumed search does not replay its first generations) and, on a shared RDB
+    storage, the number of this worker's join marker (:func:`~nas.search._study.join_number`):
+    cooperating workers explore differently, while one worker replaying the same commands
+    on a fresh study gets the same seeds (marker 0 on a new study, as with a journal).
+
+    Returns:
+        The study and the join number (0 without a shared storage).
+    """
     directions = [StudyDirection.MAXIMIZE] + [StudyDirection.MINIMIZE] * len(cfg.devices)
     existing = store.storage is not None and name in {
         s.study_name
@@ -159,24 +177,14 @@ def _open_study(cfg: _Config, store: StudyStorage, name: str, seed: int | None) 
         assert store.storage is not None  # noqa: S101 - `existing` implies a storage
         old = optuna.load_study(study_name=name, storage=store.storage)
         want = _study_attrs(cfg)
-        have = {k: old.user_attrs.get(k) for k in want}
-        if have != want or len(old.directions) != len(directions):
-            diff = [k.removeprefix("nas_") for k in want if have[k] != want[k]]
+        diff = mismatches(old.user_attrs, want)
+        if diff or len(old.directions) != len(directions):
             raise StudyMismatchError(
-                f"study {name!r} in {store.description} was created with other settings "
-                f"({', '.join(diff) or 'objectives'}); pass another --study name"
+                mismatch_message(name, store.description, diff, old.user_attrs, want)
             )
         n_done = len(old.get_trials(deepcopy=False, states=_FINISHED))
-    sampler_seed = None
-    if seed is not None:
-        sampler_seed = (seed + 1_000_003 * n_done + (os.getpid() if store.is_rdb else 0)) % 2**32
-    sampler = optuna.samplers.NSGAIISampler(population_size=cfg.population, seed=sampler_seed)
     study = optuna.create_study(
-        storage=store.storage,
-        study_name=name,
-        directions=directions,
-        sampler=sampler,
-        load_if_exists=True,
+        storage=store.storage, study_name=name, directions=directions, load_if_exists=True
     )
     if not existing:
         for key, value in _study_attrs(cfg).items():
@@ -185,17 +193,42 @@ def _open_study(cfg: _Config, store: StudyStorage, name: str, seed: int | None) 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(names)
-    return study
+    elif "nas_latency" not in study.user_attrs:  # a study from before it was stored
+        study.set_user_attr("nas_latency", _study_attrs(cfg)["nas_latency"])
+    join = join_number(study, cfg.worker) if store.is_rdb and cfg.worker else 0
+    sampler_seed = None
+    if seed is not None:
+        sampler_seed = (seed + 1_000_003 * n_done + join) % 2**32
+    study.sampler = optuna.samplers.NSGAIISampler(population_size=cfg.population, seed=sampler_seed)
+    return study, join
 
 
 def _cache_from_study(study: optuna.Study, devices: list[str]) -> dict[str, _Evaluation]:
     cache: dict[str, _Evaluation] = {}
-    for t in study.get_trials(deepcopy=False, states=_FINISHED):
+    _absorb(study.get_trials(deepcopy=False, states=_FINISHED), devices, cache, {}, set())
+    return cache
+
+
+def _absorb(
+    trials: Sequence[optuna.trial.FrozenTrial],
+    devices: list[str],
+    cache: dict[str, _Evaluation],
+    params_of: dict[str, dict[str, Any]],
+    absorbed: set[int],
+) -> None:
+    """Add the finished ``trials`` not yet in ``absorbed`` (trial numbers) to ``cache`` and
+    ``params_of``: on a shared study, what other workers scored since the last look, so that
+    duplicate elimination holds across workers."""
+    for t in trials:
+        if t.number in absorbed or t.state not in _FINISHED:
+            continue
+        absorbed.add(t.number)
         arch = t.user_attrs.get("arch")
         if not isinstance(arch, str):
             continue
+        params_of.setdefault(arch, dict(t.params))
         if t.state == TrialState.FAIL or t.values is None:
-            cache[arch] = _Evaluation(math.nan, {}, {})
+            cache.setdefault(arch, _Evaluation(math.nan, {}, {}))
             continue
         std = t.user_attrs.get("latency_std_ms", {})
         mean = dict(zip(devices, map(float, t.values[1:]), strict=True))
@@ -203,7 +236,6 @@ def _cache_from_study(study: optuna.Study, devices: list[str]) -> dict[str, _Eva
             float(t.values[0]), mean, {d: float(std.get(d, 0.0)) for d in devices},
             tuple(t.user_attrs.get("measured_on", ())),
         )  # fmt: skip
-    return cache
 
 
 def _predict(model: LatencyModel, archs: list[str], device: str) -> tuple[np.ndarray, np.ndarray]:
@@ -399,11 +431,17 @@ class _Claims:
     order: list[int]
 
     @classmethod
-    def of(cls, study: optuna.Study, stale_s: float | None) -> _Claims:
-        """The claims on ``study``; ``stale_s=None`` (a storage only this process writes)
-        counts no ``RUNNING`` trial but this worker's own."""
-        states = (*_FINISHED, TrialState.RUNNING)
-        trials = study.get_trials(deepcopy=False, states=states)
+    def of(
+        cls,
+        study: optuna.Study,
+        stale_s: float | None,
+        trials: Sequence[optuna.trial.FrozenTrial] | None = None,
+    ) -> _Claims:
+        """The claims on ``study`` (from ``trials``, its finished and ``RUNNING`` trials, when
+        the caller has just read them); ``stale_s=None`` (a storage only this process
+        writes) counts no ``RUNNING`` trial but this worker's own."""
+        if trials is None:
+            trials = study.get_trials(deepcopy=False, states=(*_FINISHED, TrialState.RUNNING))
         oldest = datetime.now() - timedelta(seconds=stale_s or 0.0)
         fresh = [
             t for t in trials
@@ -446,16 +484,37 @@ def _generation(
     """
     if cache:
         _enqueue_neighbours(cfg, study, k, cache, params_of, rng)
-    batch = _drop_surplus(study, [_ask(cfg, study) for _ in range(k)], cfg.trials, stale_s)
-    archs = [cfg.space.to_string(cfg.space.sample(t)) for t in batch]
-    if cfg.unique or cfg.prune:
-        batch, archs = _replace_children(cfg, study, batch, archs, set(cache), rng)
-    new = list(dict.fromkeys(a for a in archs if a not in cache))
-    cache.update(_evaluate(cfg, new))
-    for trial, arch in zip(batch, archs, strict=True):
-        _tell(cfg, study, trial, arch, cache[arch])
-        params_of.setdefault(arch, dict(trial.params))
+    asked: list[optuna.Trial] = []
+    told: set[int] = set()
+    try:
+        for _ in range(k):
+            asked.append(_ask(cfg, study))
+        batch = _drop_surplus(study, asked, cfg.trials, stale_s)
+        archs = [cfg.space.to_string(cfg.space.sample(t)) for t in batch]
+        if cfg.unique or cfg.prune:
+            batch, archs = _replace_children(cfg, study, batch, archs, set(cache), rng)
+            asked.extend(batch)
+        new = list(dict.fromkeys(a for a in archs if a not in cache))
+        cache.update(_evaluate(cfg, new))
+        for trial, arch in zip(batch, archs, strict=True):
+            _tell(cfg, study, trial, arch, cache[arch])
+            told.add(trial.number)
+            params_of.setdefault(arch, dict(trial.params))
+    except BaseException:  # Ctrl-C, a cancelled API search, a broken objective
+        _abandon(study, [t for t in asked if t.number not in told])
+        raise
     return len(new), len(batch)
+
+
+def _abandon(study: optuna.Study, trials: Sequence[optuna.Trial]) -> None:
+    """Tell ``PRUNED`` (tagged ``interrupted``) the trials of a generation that stopped
+    before they were told, so they do not stay ``RUNNING`` (e.g. in optuna-dashboard) and
+    count towards no budget; a trial already told is left as it is."""
+    for trial in trials:
+        with contextlib.suppress(Exception):  # finished already: a revisit or surplus
+            trial.set_user_attr("interrupted", True)
+        with contextlib.suppress(Exception):  # a storage gone with the interruption
+            study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
 
 
 def _make_progress(
@@ -485,6 +544,68 @@ def _make_progress(
     task = bar.add_task("search", total=total)
     bar.start()
     return (lambda done, _total: bar.update(task, completed=done)), bar.stop
+
+
+def _loop(
+    cfg: _Config,
+    study: optuna.Study,
+    store: StudyStorage,
+    cache: dict[str, _Evaluation],
+    params_of: dict[str, dict[str, Any]],
+    absorbed: set[int],
+    rng: np.random.Generator,
+    report: ProgressFn | None,
+    counts: list[int],
+) -> None:
+    """Run generations until the study holds ``cfg.trials`` finished trials; ``counts``
+    accumulates the trials told and the architectures evaluated."""
+    slowest = 0.0
+    while True:
+        stale_s = max(_STALE_AFTER_S, 3 * slowest) if store.is_rdb else None
+        trials = study.get_trials(deepcopy=False, states=(*_FINISHED, TrialState.RUNNING))
+        if store.is_rdb:  # what the other workers scored since the last look
+            _absorb(trials, cfg.devices, cache, params_of, absorbed)
+        claims = _Claims.of(study, stale_s, trials)
+        if report is not None:
+            report(min(claims.finished, cfg.trials), cfg.trials)
+        if claims.finished >= cfg.trials:
+            return
+        k = min(cfg.population, cfg.trials - claims.finished - claims.running)
+        if k < 1:  # other workers are evaluating the rest: wait for their results
+            _pause()
+            continue
+        start = time.perf_counter()
+        n_new, n_told = _generation(cfg, study, k, cache, params_of, rng, stale_s)
+        slowest = max(slowest, time.perf_counter() - start)
+        counts[0] += n_told
+        counts[1] += n_new
+        store.checkpoint()
+
+
+def _collect(
+    cfg: _Config,
+    study: optuna.Study,
+    store: StudyStorage,
+    counts: list[int],
+    elapsed: float,
+    out_dir: str | os.PathLike[str] | None,
+) -> SearchResult:
+    from nas.search._results import collect_result
+
+    return collect_result(
+        study,
+        cfg.space,
+        cfg.devices,
+        cfg.accuracy.name,
+        cfg.budget,
+        budget_quantile_z=cfg.z,
+        population=cfg.population,
+        storage=store.description,
+        n_new=counts[0],
+        n_evaluated=counts[1],
+        elapsed_s=elapsed,
+        out_dir=out_dir,
+    )
 
 
 def run_search(
@@ -559,7 +680,6 @@ def run_search(
         SearchError: If an objective or latency model misbehaves.
     """
     from nas.search._pareto import check_output_dir
-    from nas.search._results import collect_result
 
     cfg = _check_args(
         space, devices, accuracy, latency_models, trials, population, budget_ms, budget_quantile_z
@@ -580,53 +700,31 @@ def run_search(
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        study = _open_study(cfg, store, name, seed)
-        cache = _cache_from_study(study, cfg.devices)
-        params_of = {
-            t.user_attrs["arch"]: dict(t.params)
-            for t in study.get_trials(deepcopy=False, states=_FINISHED)
-            if isinstance(t.user_attrs.get("arch"), str)
-        }
-        finished = len(study.get_trials(deepcopy=False, states=_FINISHED))
-        own, n_eval, slowest = 0, 0, 0.0
-        rng = np.random.default_rng(None if seed is None else [seed, finished])
+        study, join = _open_study(cfg, store, name, seed)
+        cache: dict[str, _Evaluation] = {}
+        params_of: dict[str, dict[str, Any]] = {}
+        absorbed: set[int] = set()
+        done = study.get_trials(deepcopy=False, states=_FINISHED)
+        _absorb(done, cfg.devices, cache, params_of, absorbed)
+        rng = np.random.default_rng(
+            None if seed is None else [seed, len(done), *([join] if join else [])]
+        )
         report, stop = _make_progress(progress, cfg.trials)
         t0 = time.perf_counter()
+        counts = [0, 0]  # trials told and architectures evaluated by this call
         try:
-            while True:
-                stale_s = max(_STALE_AFTER_S, 3 * slowest) if store.is_rdb else None
-                claims = _Claims.of(study, stale_s)
-                if report is not None:
-                    report(min(claims.finished, cfg.trials), cfg.trials)
-                if claims.finished >= cfg.trials:
-                    break
-                k = min(cfg.population, cfg.trials - claims.finished - claims.running)
-                if k < 1:  # other workers are evaluating the rest: wait for their results
-                    _pause()
-                    continue
-                start = time.perf_counter()
-                n_new, n_told = _generation(cfg, study, k, cache, params_of, rng, stale_s)
-                slowest = max(slowest, time.perf_counter() - start)
-                n_eval += n_new
-                own += n_told
-                store.checkpoint()
+            _loop(cfg, study, store, cache, params_of, absorbed, rng, report, counts)
+        except KeyboardInterrupt as exc:
+            if out_dir is not None:  # the front of what finished, for the user to look at
+                with contextlib.suppress(Exception):
+                    stop()
+                    res = _collect(cfg, study, store, counts, time.perf_counter() - t0, out_dir)
+                    exc.add_note(f"the front of its {res.n_trials} finished trials is in {out_dir}")
+            raise
         finally:
             store.checkpoint()
             stop()
-        elapsed = time.perf_counter() - t0
-        result = collect_result(
-            study,
-            cfg.space,
-            cfg.devices,
-            cfg.accuracy.name,
-            cfg.budget,
-            population=cfg.population,
-            storage=store.description,
-            n_new=own,
-            n_evaluated=n_eval,
-            elapsed_s=elapsed,
-            out_dir=out_dir,
-        )
+        result = _collect(cfg, study, store, counts, time.perf_counter() - t0, out_dir)
         for message in result.warnings:  # also in result.warnings (the API reports those)
             warnings.warn(message, SearchWarning, stacklevel=2)
         return result

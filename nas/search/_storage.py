@@ -28,9 +28,13 @@ from optuna.storages.journal import BaseJournalBackend, JournalStorage
 from hwdb import redact_url
 from nas.search._errors import SearchError
 
-__all__ = ["BatchedJournalFileBackend", "StudyStorage", "open_storage"]
+__all__ = ["BatchedJournalFileBackend", "StudyStorage", "check_storage", "open_storage"]
 
 _RDB_PREFIXES = ("sqlite:", "postgresql", "postgres:", "mysql", "mariadb", "oracle", "mssql")
+
+
+class _StorageURLError(SearchError, ValueError):
+    """A ``storage`` URL of a scheme no storage has (bad input: also a ``ValueError``)."""
 
 
 class BatchedJournalFileBackend(BaseJournalBackend):
@@ -190,24 +194,66 @@ def open_storage(storage: str | None, *, out_dir: str | os.PathLike[str] | None)
     Raises:
         ValueError: If ``storage`` is an empty string.
     """
+    kind, text = _parse(storage, out_dir)
+    if kind == "memory":
+        return StudyStorage(None, None)
+    if kind == "rdb":
+        return StudyStorage(_open_rdb(text), redact_url(text))
+    path = Path(text)
+    backend = BatchedJournalFileBackend(path)
+    return StudyStorage(JournalStorage(backend), str(path), backend)
+
+
+def _parse(storage: str | None, out_dir: str | os.PathLike[str] | None) -> tuple[str, str]:
+    """``("memory" | "rdb" | "journal", URL or path)`` of a ``storage`` argument.
+
+    Raises:
+        ValueError: If ``storage`` is empty or an URL of an unknown scheme (then also a
+            :class:`SearchError`).
+    """
     if storage is not None and not storage.strip():
         raise ValueError("`storage` must be a URL or a file path, got an empty string.")
     if storage is None:
         if out_dir is None:
-            return StudyStorage(None, None)
+            return "memory", ""
         storage = str(Path(out_dir) / "study.journal")
     text = storage.strip()
     if text.lower().startswith(_RDB_PREFIXES):
-        return StudyStorage(_open_rdb(text), redact_url(text))
+        return "rdb", text
     scheme = text.split("://", 1)[0] if "://" in text else None
     if scheme is not None and "/" not in scheme:
-        raise SearchError(
-            f"--storage {redact_url(text)!r}: unknown URL scheme {scheme!r} (use sqlite:///FILE, "
-            "postgresql://..., mysql://... or a journal file path)"
+        raise _StorageURLError(
+            f"`storage` {redact_url(text)!r} has an unknown URL scheme {scheme!r} (use "
+            "sqlite:///FILE, postgresql://..., mysql://... or a journal file path)."
         )
-    path = Path(text.removeprefix("journal:")).expanduser()
-    backend = BatchedJournalFileBackend(path)
-    return StudyStorage(JournalStorage(backend), str(path), backend)
+    return "journal", str(Path(text.removeprefix("journal:")).expanduser())
+
+
+def check_storage(storage: str | None, *, out_dir: str | os.PathLike[str] | None) -> None:
+    """Check ``storage`` before anything expensive runs (it is opened later by the search):
+    its form, and for a journal that it is one and that no other process holds it.
+
+    Raises:
+        ValueError: If ``storage`` is empty or an URL of an unknown scheme.
+        SearchError: If the journal is not a study journal or is in use.
+    """
+    kind, text = _parse(storage, out_dir)
+    if kind != "journal":
+        return
+    path = Path(text)
+    _check_journal(path)
+    lock = Path(f"{path}.lock")
+    if not lock.is_file():
+        return  # nobody has opened this journal
+    with lock.open("a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SearchError(
+                f"journal {path} is in use by another process; give several workers "
+                "a shared RDB storage instead (--storage postgresql://...)"
+            ) from None
+        fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _open_rdb(url: str, *, attempts: int = 5) -> optuna.storages.RDBStorage:

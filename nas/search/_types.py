@@ -62,6 +62,7 @@ class SearchResult:
         devices: Device names, in objective order.
         accuracy: Name of the accuracy objective.
         budget_ms: Latency budget per device (empty: unconstrained).
+        budget_quantile_z: The budget constrains ``mean + z * std`` with this ``z``.
         front: Pareto-optimal architectures (dicts with ``arch``, ``accuracy``,
             ``latency_ms``, ``latency_std_ms``, ``measured_on`` (devices whose latency is a
             measurement), ``params``, ``macs``, ``feasible``, ``trial``).
@@ -91,6 +92,7 @@ class SearchResult:
     elapsed_s: float
     out_dir: str | None = None
     files: dict[str, str] = field(default_factory=dict)
+    budget_quantile_z: float = 0.0
 
     @property
     def trials_per_s(self) -> float:
@@ -113,14 +115,34 @@ class SearchResult:
             ]
         if not self.budget_ms:
             return []
-        fastest = ", ".join(
-            f"{d} {min(t['latency_ms'][d] for t in self.trials):.3g} ms" for d in self.devices
-        )
+        return [self._budget_warning()]
+
+    def _bound(self, trial: dict[str, Any], device: str) -> float:
+        """The latency the budget of ``device`` was applied to: ``mean + z * std``."""
+        std = trial.get("latency_std_ms", {}).get(device, 0.0)
+        return float(trial["latency_ms"][device] + self.budget_quantile_z * std)
+
+    def _budget_warning(self) -> str:
+        """Why no trial met the budgets: the quantity constrained, and the trial that came
+        closest to meeting every budget at once (smallest worst ratio to its budget)."""
+        z = self.budget_quantile_z
+        what = f"mean + {z:g}*std" if z else "mean"
         budget = ", ".join(f"{d} {b:.3g} ms" for d, b in self.budget_ms.items())
-        return [
-            f"no architecture met the latency budget ({budget}) in {len(self.trials)} evaluated "
-            f"trials (fastest predicted: {fastest}); the front is empty"
-        ]
+        closest = min(
+            self.trials,
+            key=lambda t: max(self._bound(t, d) / b for d, b in self.budget_ms.items()),
+        )
+        values = []
+        for d in self.budget_ms:
+            mean, std = closest["latency_ms"][d], closest.get("latency_std_ms", {}).get(d, 0.0)
+            shown = f"{mean:.3g} + {z:g}*{std:.3g} = {mean + z * std:.3g}" if z else f"{mean:.3g}"
+            values.append(f"{d} {shown} ms")
+        return (
+            f"no architecture met the latency budget ({budget}, applied to the {what} "
+            f"latency) in {len(self.trials)} evaluated trials; closest to meeting "
+            f"{'all budgets' if len(self.budget_ms) > 1 else 'it'}: {closest['arch']} "
+            f"({', '.join(values)}); the front is empty"
+        )
 
     def to_dict(self, *, include_trials: bool = False) -> dict[str, Any]:
         """JSON-ready dict (``trials`` left out unless asked for)."""

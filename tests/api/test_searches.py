@@ -67,7 +67,7 @@ def test_a_budget_nothing_meets_completes_with_a_warning(
     assert done["front"] == [] and done["front_size"] == 0
     assert len(done["warnings"]) == 1
     assert done["warnings"][0].startswith("no architecture met the latency budget")
-    assert "fastest predicted: " in done["warnings"][0]
+    assert "closest to meeting it: " in done["warnings"][0]
     listed = client.get("/v1/searches").json()["data"]
     assert [s["warnings"] for s in listed if s["id"] == done["id"]] == [done["warnings"]]
 
