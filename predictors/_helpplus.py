@@ -118,6 +118,10 @@ _PATH_ITERATIONS = 3  # critical path <-> operation costs (``"parallel"`` candid
 _EXACT_LOO_MAX = 50  # measurements up to which the path model's residuals are exact LOO
 _CV_FOLDS = 20  # folds of its cross-validated residuals beyond that
 _MIN_SIM_ARCHS = 32  # fewer traced archs than this: principal axes are not worth fitting
+_OUTLIER_RATIO = 10.0  # a measurement every model misses by this factor ...
+_OUTLIER_SIGMAS = 5.0  # ... and by this many robust standard deviations is left out
+_OUTLIER_MIN_N = 10  # fewer measurements cannot tell an outlier from a model's error
+_OUTLIER_ROUNDS = 3  # refits looking for outliers that others masked
 
 
 def _one_standard_error(
@@ -138,6 +142,27 @@ def _one_standard_error(
     limit = means[best] + float(np.std(errors, ddof=1) / np.sqrt(len(errors)))
     runner_up = min(simple, key=lambda i: means[i])
     return runner_up if means[runner_up] <= limit else best
+
+
+def _gross_outliers(latency_ms: np.ndarray, loo_ms: list[np.ndarray]) -> list[int]:
+    """Measurements that every adaptation model misses by more than :data:`_OUTLIER_RATIO`
+    times when fitted without them, and by more than :data:`_OUTLIER_SIGMAS` robust standard
+    deviations of its log errors (the median absolute deviation, Hampel 1974; the modified
+    z-score rule of Iglewicz & Hoaglin, 1993): a measurement that no smooth latency model can
+    hold, such as a network a runtime folds to a constant (HELP's raspi4 and pixel3 time the
+    341 NAS-Bench-201 cells whose output ignores their input at 0.01 ms, a thousandth of the
+    rest) or a mistyped value. Needs at least :data:`_OUTLIER_MIN_N` measurements; adaptation
+    drops at most a fifth of them (more than that is a device unlike the models, not outliers).
+    """
+    n = len(latency_ms)
+    if n < _OUTLIER_MIN_N:
+        return []
+    flagged = np.ones(n, bool)
+    for pred in loo_ms:
+        err = np.abs(np.log(np.asarray(latency_ms, np.float64) / np.maximum(pred, 1e-12)))
+        sigma = 1.4826 * float(np.median(err))
+        flagged &= (err > np.log(_OUTLIER_RATIO)) & (err > _OUTLIER_SIGMAS * sigma)
+    return [int(i) for i in np.flatnonzero(flagged)]
 
 
 def _linear_table(features: np.ndarray, latency_ms: np.ndarray) -> tuple[np.ndarray, float]:
@@ -388,6 +413,9 @@ class HELPPlusPredictor(LatencyPredictor):
     def _to_target(self, ms: np.ndarray) -> np.ndarray:
         return np.log(ms) if self.log_target else np.asarray(ms, np.float64)
 
+    def _from_target(self, target: np.ndarray) -> np.ndarray:
+        return np.exp(target) if self.log_target else np.asarray(target, np.float64)
+
     def _train_basis(
         self, x: np.ndarray, y: np.ndarray, progress: bool, seed: int
     ) -> list[np.ndarray]:
@@ -455,13 +483,30 @@ class HELPPlusPredictor(LatencyPredictor):
     def _adapt(self, archs: list[str], latency_ms: np.ndarray, emb: np.ndarray | None) -> None:
         if len(archs) < 3:
             raise NotEnoughDataError("help+ needs at least 3 measurements of the device to adapt")
+        keep = np.arange(len(archs))
+        for _ in range(_OUTLIER_ROUNDS):  # outliers can mask each other: refit, look again
+            loo = self._fit_adaptation([archs[i] for i in keep], latency_ms[keep])
+            drop = _gross_outliers(latency_ms[keep], loo)
+            if not drop or len(archs) - len(keep) + len(drop) > len(archs) // 5:
+                break
+            keep = np.delete(keep, drop)
+        else:
+            self._fit_adaptation([archs[i] for i in keep], latency_ms[keep])
+        self.outliers_ = [archs[i] for i in np.setdiff1d(np.arange(len(archs)), keep)]
+
+    def _fit_adaptation(self, archs: list[str], latency_ms: np.ndarray) -> list[np.ndarray]:
+        """Fit the basis ridge and the additive stack; returns each fitted model's
+        leave-one-out predictions in milliseconds (the basis ridge's, then the additive
+        candidate's when one is kept), for :func:`_gross_outliers`."""
         y = self._to_target(latency_ms)
         self.datasheet_lut_ = self._datasheet_lut()
         self.datasheet_used_ = self.datasheet_lut_ is not None
         self.ridge_: RidgeFit = fit_ridge_loo(self._design(archs), y)
         self.additive_: tuple[RidgeFit, float, float, float, str] | None = None
-        if not getattr(self, "additive", True) or self.ridge_.loo_residuals is None:
-            return
+        assert self.ridge_.loo_residuals is not None  # fresh fits always keep them
+        preds = [self._from_target(y - self.ridge_.loo_residuals)]
+        if not getattr(self, "additive", True):
+            return preds
         floor = 0.5 * float(np.min(latency_ms))
         fits: list[tuple[np.ndarray, RidgeFit, str, np.ndarray]] = []
         for runtime in self._additive_candidates():
@@ -473,14 +518,16 @@ class HELPPlusPredictor(LatencyPredictor):
             loo = self._to_target(np.maximum(latency_ms - fit.loo_residuals, floor))
             fits.append(((loo - y) ** 2, fit, runtime, loo))
         if not fits:
-            return  # the basis ridge alone
+            return preds  # the basis ridge alone
         _, fit, runtime, loo = fits[_one_standard_error(fits, {"sources", "parallel"})]
+        preds.append(self._from_target(loo))
         if runtime == "sources":
             # Built from the same source devices as the basis: a competitor, not a complement.
             w, rmse = 0.0, float(np.sqrt(np.mean((loo - y) ** 2)))
         else:
             w, rmse = stack_weight(y - self.ridge_.loo_residuals, loo, y)
         self.additive_ = (fit, floor, w, rmse, runtime)
+        return preds
 
     def _datasheet_lut(self) -> tuple[np.ndarray, np.ndarray, float] | None:
         """The device's datasheet roofline (``datasheet_``, given to :meth:`adapt`) compiled

@@ -150,6 +150,7 @@ def adapt(
             db, space=space, device=device, predictor=predictor, progress=not json_
         )
     workload = get_space(space).workload_dict(model.workload)
+    outliers: list[str] = list(getattr(model.model, "outliers_", []))
     info = {
         "space": space,
         "device": device,
@@ -157,14 +158,22 @@ def adapt(
         "version": model.version,
         "n_measurements": model.n_measurements,
         "workload": workload,
+        "outliers": outliers,
     }
     if json_:
         print_json(info)
-    else:
-        shapes = ", ".join(f"{k}={v}" for k, v in workload.items())
-        console.print(
-            f"{info['predictor']} adapted to {device} on {info['n_measurements']} measurements "
-            f"({info['version']}); predictions are for {shapes}",
+        return
+    shapes = ", ".join(f"{k}={v}" for k, v in workload.items())
+    console.print(
+        f"{info['predictor']} adapted to {device} on {info['n_measurements']} measurements "
+        f"({info['version']}); predictions are for {shapes}",
+        markup=False,
+    )
+    if outliers:
+        err_console.print(
+            f"note: {len(outliers)} measurements left out of the fit, each missed more than "
+            f"tenfold by every model (e.g. a network the runtime folds to a constant): "
+            f"{', '.join(outliers[:3])}" + (" ..." if len(outliers) > 3 else ""),
             markup=False,
         )
 

@@ -354,3 +354,41 @@ def test_basis_does_not_memorise_its_training_archs(nb201_table: pd.DataFrame) -
             rmse.append(float(np.sqrt(np.mean((pred - true) ** 2))))
         ratios.append(rmse[0] / rmse[1])
     assert min(ratios) > 0.5, ratios
+
+
+def test_gross_outliers_are_left_out_of_adaptation(nb201_table: pd.DataFrame) -> None:
+    """Measurements no model can hold (here two archs timed at a thousandth of their latency,
+    as HELP's raspi4 times networks its runtime folds to a constant) are left out: the
+    adapted model predicts as if they had not been given, and ``outliers_`` names them. Clean
+    measurements drop nothing."""
+    from predictors._helpplus import _gross_outliers
+
+    devices = list(nb201_table.columns)
+    model = get_predictor("help+", steps=20, hidden=16, sim_devices=0).fit(
+        make_tasks(nb201_table, "nasbench201", devices[:-1])
+    )
+    split = device_split(nb201_table, "nasbench201", devices[-1])
+    archs = sample_support(split, 30, 0) + list(split.reference)
+    lat = nb201_table.loc[archs, devices[-1]].to_numpy(float)
+    clean = model.adapt(archs, lat)
+    assert clean.outliers_ == []  # type: ignore[attr-defined]
+    folded = lat.copy()
+    folded[[3, 17]] /= 1000.0
+    robust = model.adapt(archs, folded)
+    assert robust.outliers_ == [archs[3], archs[17]]  # type: ignore[attr-defined]
+    keep = [i for i in range(len(archs)) if i not in (3, 17)]
+    without = model.adapt([archs[i] for i in keep], lat[keep])
+    np.testing.assert_allclose(robust.predict(split.query)[0], without.predict(split.query)[0])
+    assert _gross_outliers(lat[:9], [lat[:9] * 100.0]) == []  # too few to tell
+
+
+def test_gross_outliers_must_be_missed_by_every_model() -> None:
+    from predictors._helpplus import _gross_outliers
+
+    rng = np.random.default_rng(0)
+    lat = rng.uniform(5.0, 30.0, 40)
+    good = lat * rng.normal(1.0, 0.05, 40)
+    off = good.copy()
+    off[7] = lat[7] * 50.0  # one model misses arch 7 by 50 times
+    assert _gross_outliers(lat, [off]) == [7]
+    assert _gross_outliers(lat, [off, good]) == []  # another model holds it
