@@ -86,8 +86,8 @@ def test_list_shows_every_registered_space(capsys: pytest.CaptureFixture[str]) -
     ("argv", "code", "fragment"),
     [
         (("spaces", "show", "no-such-space"), 2, "unknown search space 'no-such-space'"),
-        (("spaces", "show", "mnasnet", "--arch", "ds_r1"), 1, "missing token(s)"),
-        (("spaces", "show", "mnasnet", "--arch", "mnasnet-z9"), 1, "'mnasnet'"),
+        (("spaces", "show", "mnasnet", "--arch", "ds_r1"), 2, "missing token(s)"),
+        (("spaces", "show", "mnasnet", "--arch", "mnasnet-z9"), 2, "did you mean 'mnasnet-"),
         (("spaces", "show"), 2, "SPACE"),
     ],
 )
