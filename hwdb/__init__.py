@@ -20,6 +20,7 @@ from hwdb._frozen import FrozenMap
 from hwdb._schema import head_revision, upgrade_database
 from hwdb._storage import HardwareDB, space_latency_metric
 from hwdb._types import (
+    LM_METRICS,
     AccuracyIn,
     Artifact,
     Device,
@@ -30,6 +31,7 @@ from hwdb._types import (
 from hwdb.importers.parquet import export_parquet, import_parquet
 
 __all__ = [
+    "LM_METRICS",
     "AccuracyIn",
     "ApiKey",
     "Artifact",

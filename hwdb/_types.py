@@ -12,6 +12,7 @@ from typing import Any
 __all__ = [
     "DEVICE_NAME_MAX",
     "FAMILIES",
+    "LM_METRICS",
     "PRECISIONS",
     "PROVENANCES",
     "AccuracyIn",
@@ -28,6 +29,9 @@ PROVENANCES = ("measured", "imported", "simulated", "catalog")
 #: Precisions the project measures and prices (``nas device add``, the zero-shot roofline);
 #: hand-written CSV imports are checked against them (the API stores any label).
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8")
+#: Metrics of a language-model space's measurements (``nas measure`` stores all three; the
+#: space's latency metric is ``e2e_ms``); vision spaces store ``latency_ms``.
+LM_METRICS = ("prefill_ms", "decode_ms_per_token", "e2e_ms")
 #: Longest device name (the ``device.name`` column); runtime and precision columns below.
 DEVICE_NAME_MAX = 200
 _TEXT_MAX = {"name": DEVICE_NAME_MAX, "runtime": 64, "precision": 16}

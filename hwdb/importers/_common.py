@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hwdb._errors import ImportDataError
-from hwdb._types import MAX_LATENCY_MS
+from hwdb._types import LM_METRICS, MAX_LATENCY_MS
 
 if TYPE_CHECKING:
     from hwdb._types import DeviceSpec
@@ -72,10 +72,6 @@ def value_error_field(exc: ValueError, default: str) -> str:
     """The argument a ``ValueError`` names in backticks (``DeviceSpec``, ``MeasurementIn``)."""
     text = str(exc)
     return text.split("`")[1] if text.count("`") >= 2 else default
-
-
-#: Metrics of language-model spaces (``nas measure`` stores all three), in storage order.
-LM_METRICS = ("prefill_ms", "decode_ms_per_token", "e2e_ms")
 
 
 def known_metrics(space: str) -> tuple[str, ...]:

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from hwdb import LM_METRICS
 from nas._errors import NasError
 from nas.measure._runtimes import (
     DTYPES,
@@ -32,7 +33,6 @@ __all__ = [
 RUNTIMES = ("torch", "onnxruntime")
 DEVICE_TYPES = ("auto", "cpu", "cuda")
 VISION_METRICS = ("latency_ms",)
-LM_METRICS = ("prefill_ms", "decode_ms_per_token", "e2e_ms")
 
 #: CPU-sized language-model workload: 128 prompt tokens and 16 decoded tokens instead of the
 #: space default's 512 and 64 (seconds per sample on one core). ``meta_tokens`` keeps the space
