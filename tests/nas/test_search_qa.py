@@ -15,7 +15,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nas._cli.main import main
+from tests.nas.test_cli_search_errors import _base, _run
 from tests.nas.test_search import DEVICE, _setup, build_db
 
 
@@ -182,17 +182,6 @@ def test_the_empty_front_warning_names_the_z_bound_and_the_closest_arch() -> Non
 
 
 # ------------------------------------------------------------------ 6: usage errors
-def _run(args: list[str]) -> int:
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    return int(exc.value.code or 0)
-
-
-def _base(tmp_path: Path, *extra: str) -> list[str]:
-    args = ["--db", f"sqlite:///{tmp_path / 'db.sqlite'}", "search", "--space", "nasbench201"]
-    return [*args, "--device", "jetson", "--trials", "12", "--population", "6", *extra]
-
-
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
