@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from hwdb import HardwareDB
 
 __all__ = [
+    "cli_arch",
     "check_space",
     "console",
     "err_console",
@@ -60,6 +61,20 @@ def check_space(db: HardwareDB, space: str | None) -> None:
     known = set(list_spaces()) | set(db.list_spaces())
     if space not in known:
         raise CLIUsageError(f"unknown search space {space!r} (known: {', '.join(sorted(known))})")
+
+
+def cli_arch(space: str, text: str) -> str:
+    """The canonical string of an architecture given on the command line (a string or a
+    reference name); one that is not in ``space`` is a usage error (exit 2). Architectures
+    read from files or the database keep their own errors (exit 1)."""
+    from nas import CLIUsageError
+    from search_spaces import InvalidArchError, get_space
+
+    sp = get_space(space)
+    try:
+        return sp.to_string(sp.resolve(text))
+    except InvalidArchError as exc:
+        raise CLIUsageError(str(exc)) from exc
 
 
 def human_bytes(value: int) -> str:

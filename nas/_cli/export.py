@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from nas._cli._common import console
+from nas._cli._common import cli_arch, console
 
 __all__ = ["register"]
 
@@ -22,7 +22,9 @@ def export(
             "--format", "-f", help="torch | onnx (default: onnx for a .onnx file, else torch)."
         ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the weight initialisation.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=2**32 - 1, help="Seed of the weight initialisation.")
+    ] = 0,
 ) -> None:
     """Write the (freshly initialised) model of ARCH as a PyTorch checkpoint or ONNX file.
 
@@ -38,6 +40,7 @@ def export(
     format = format.strip().lower()
     if format not in EXPORT_FORMATS:
         raise CLIUsageError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, got {format!r}")
+    arch = cli_arch(space, arch)
     set_interrupt_note(f"nothing was written ({output} is as it was)")
     path = export_model(arch, space=space, format=format, path=output, seed=seed)
     set_interrupt_note(None)

@@ -62,21 +62,23 @@ def _open(*, create: bool = True) -> HardwareDB:
 
 
 class _CommitGuard:
-    """Holds Ctrl-C back from just before an import commits until the CLI has said that it is
-    stored, so the note ``nas`` prints after Ctrl-C is true at every moment; a second Ctrl-C
-    while held stops at once."""
+    """Holds Ctrl-C (and SIGTERM, which ``nas`` treats alike) back from just before an import
+    commits until the CLI has said that it is stored, so the note ``nas`` prints after an
+    interruption is true at every moment; a second signal while held stops at once."""
+
+    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, unsure: str) -> None:
         self.pending = False
-        self._unsure = unsure  # the note when a second Ctrl-C stops the commit itself
-        self._previous: Any = None
+        self._unsure = unsure  # the note when a second signal stops the commit itself
+        self._previous: dict[int, Any] = {}
 
     def hold(self) -> None:
-        if self._previous is not None or threading.current_thread() is not threading.main_thread():
+        if self._previous or threading.current_thread() is not threading.main_thread():
             return
-        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-            return  # Ctrl-C is ignored (a background job): nothing to hold back
-        self._previous = signal.signal(signal.SIGINT, self._record)
+        for sig in self._SIGNALS:
+            if signal.getsignal(sig) is not signal.SIG_IGN:  # an ignored one stays ignored
+                self._previous[sig] = signal.signal(sig, self._record)
 
     def _record(self, signum: int, frame: FrameType | None) -> None:
         if self.pending:
@@ -85,10 +87,10 @@ class _CommitGuard:
         self.pending = True
 
     def release(self) -> None:
-        """Restore Ctrl-C; raise the ``KeyboardInterrupt`` it held back, if any."""
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        """Restore the handlers; raise the ``KeyboardInterrupt`` held back, if any."""
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous = {}
         if self.pending:
             self.pending = False
             raise KeyboardInterrupt

@@ -89,12 +89,10 @@ def _library_errors() -> tuple[type[BaseException], ...]:
     return (HwdbError, NasError, PredictorError, SearchSpaceError, ValueError, OSError)
 
 
-def _usage_library_errors() -> tuple[type[BaseException], ...]:
-    """Library errors that mean the command line named something that does not exist: a
-    ``--space`` that is no space, an architecture (``ARCH``, ``--arch``) not in its space."""
-    from search_spaces import InvalidArchError, UnknownSpaceError
+def _unknown_space_error() -> type[BaseException]:
+    from search_spaces import UnknownSpaceError
 
-    return (UnknownSpaceError, InvalidArchError)
+    return UnknownSpaceError
 
 
 def _click_exceptions() -> Any:
@@ -163,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     except CLIUsageError as exc:
         err_console.print(f"error: {exc}", markup=False)
         sys.exit(2)
-    except _usage_library_errors() as exc:  # e.g. a --space that names no space
+    except _unknown_space_error() as exc:  # a --space that names no space: a usage error
         message = str(exc.args[0]) if exc.args else str(exc)  # a KeyError's str() quotes it
         err_console.print(f"error: {message}", markup=False)
         sys.exit(2)

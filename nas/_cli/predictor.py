@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from nas._cli._common import check_space, console, err_console, print_json
+from nas._cli._common import check_space, cli_arch, console, err_console, print_json
 
 if TYPE_CHECKING:
     from hwdb import HardwareDB
@@ -272,14 +272,13 @@ def _read_archs(path: Path, space: str) -> list[str]:
 
 
 def _canonical(archs: list[str], space: str) -> list[str]:
-    """Canonical strings of ``archs`` (reference-model names resolved) in a registered
-    space; other spaces' strings as given."""
-    from search_spaces import get_space, list_spaces
+    """Canonical strings of command-line ``archs`` (reference-model names resolved; one not
+    in the space is a usage error) in a registered space; other spaces' strings as given."""
+    from search_spaces import list_spaces
 
     if space not in list_spaces():
         return archs
-    sp = get_space(space)
-    return [sp.to_string(sp.resolve(a)) for a in archs]
+    return [cli_arch(space, a) for a in archs]
 
 
 @predictor_app.command("evaluate")

@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from nas._cli._common import console, human_bytes, print_json, print_table
+from nas._cli._common import cli_arch, console, human_bytes, print_json, print_table
 
 if TYPE_CHECKING:
     from search_spaces import SearchSpace
@@ -50,7 +50,7 @@ def list_command() -> None:
 
 
 def _arch_report(space: SearchSpace[Any], arch_text: str) -> dict[str, Any]:
-    arch = space.resolve(arch_text)
+    arch = space.from_string(cli_arch(space.name, arch_text))
     profile = space.profile(arch)
     return {
         "space": space.name,

@@ -193,8 +193,10 @@ def _open_study(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(names)
-    elif "nas_latency" not in study.user_attrs:  # a study from before it was stored
-        study.set_user_attr("nas_latency", _study_attrs(cfg)["nas_latency"])
+    elif study.user_attrs.get("nas_latency") != (now := _study_attrs(cfg)["nas_latency"]):
+        # a study from before it was stored, or a device searched zero-shot that has been
+        # measured since: from now on its adapted predictor is what a change is checked against
+        study.set_user_attr("nas_latency", now)
     join = join_number(study, cfg.worker) if store.is_rdb and cfg.worker else 0
     sampler_seed = None
     if seed is not None:

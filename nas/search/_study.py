@@ -16,7 +16,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-__all__ = ["JOIN_ATTR", "join_number", "mismatches", "mismatch_message"]
+__all__ = ["JOIN_ATTR", "UNCHOSEN_LATENCY", "join_number", "mismatches", "mismatch_message"]
 
 #: Per stored setting: the ``nas search`` flag and the ``run_search`` argument that set it.
 SETTING_NAMES: dict[str, tuple[str, str]] = {
@@ -32,12 +32,21 @@ SETTING_NAMES: dict[str, tuple[str, str]] = {
 JOIN_ATTR = "worker_join"
 
 
+#: Latency models a device gets without anyone choosing a predictor: the datasheet roofline of
+#: a catalog device not yet measured in the space. Once the device is measured its adapted
+#: predictor takes over (as re-adaptation on more measurements changes an adapted model's
+#: values), so a study run zero-shot resumes with it.
+UNCHOSEN_LATENCY = ("datasheet-roofline",)
+
+
 def _same_latency(stored: Any, given: Mapping[str, str | None]) -> bool:
-    """Latency models agree where both sides name one (``None``: a model of unknown kind)."""
+    """Latency models agree where both sides name a chosen one (``None``: a model of unknown
+    kind; see :data:`UNCHOSEN_LATENCY`)."""
     if not isinstance(stored, Mapping):
         return True  # a study created before the latency model was stored
+    open_ = (None, *UNCHOSEN_LATENCY)
     return all(
-        stored.get(d) is None or given.get(d) is None or stored.get(d) == given.get(d)
+        stored.get(d) in open_ or given.get(d) in open_ or stored.get(d) == given.get(d)
         for d in given
     )
 

@@ -70,6 +70,28 @@ def test_ctrl_c_during_the_commit_is_held_until_the_note_is_true(
         assert db.count_measurements() == 1
 
 
+def test_sigterm_during_the_commit_is_held_like_ctrl_c(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``nas`` stops on SIGTERM as on Ctrl-C, so a ``kill`` just before the commit must wait
+    for it too (else the import is rolled back after its rows were written)."""
+    import os
+    import signal
+
+    url = f"sqlite:///{tmp_path / 'a.sqlite'}"
+    hold = cli_hwdb._CommitGuard.hold
+
+    def hold_then_kill(self: cli_hwdb._CommitGuard) -> None:
+        hold(self)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(cli_hwdb._CommitGuard, "hold", hold_then_kill)
+    code, _, err = _run(["--db", url, "hwdb", "import", "csv", str(_csv(tmp_path))], capsys)
+    assert code == 130 and "m.csv was stored" in _error_line(err)
+    with HardwareDB(url, create=False) as db:
+        assert db.count_measurements() == 1
+
+
 def test_ctrl_c_during_init_names_what_was_stored(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

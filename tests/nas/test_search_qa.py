@@ -81,6 +81,26 @@ def test_resuming_with_another_predictor_is_refused_naming_flag_and_values(
     assert _search(db_url, out_dir=tmp_path, trials=20).n_trials == 20  # same settings resume
 
 
+class RooflineLatencyModel(Renamed):
+    """Presents itself as a catalog device's datasheet roofline (by its class name)."""
+
+
+def test_a_device_measured_since_a_zero_shot_search_resumes_it(db_url: str, tmp_path: Path) -> None:
+    """A catalog device searched zero-shot gets its adapted predictor once it is measured:
+    rerunning the same command resumes (nobody chose another predictor), and from then on a
+    change of predictor is checked against the adapted one."""
+    from nas.search import StudyMismatchError
+
+    _, models = _setup(db_url)
+    zero_shot = {DEVICE: RooflineLatencyModel(models[DEVICE], "")}
+    _search(db_url, out_dir=tmp_path, trials=10, latency_models=zero_shot)
+    adapted = {DEVICE: Renamed(models[DEVICE], "help+")}
+    assert _search(db_url, out_dir=tmp_path, trials=20, latency_models=adapted).n_trials == 20
+    other = {DEVICE: Renamed(models[DEVICE], "flops")}
+    with pytest.raises(StudyMismatchError, match=r"was \{[^}]*: help\+\}, now"):
+        _search(db_url, out_dir=tmp_path, trials=30, latency_models=other)
+
+
 # ------------------------------------------------------------------ 3: seeds on RDB storage
 def test_a_seeded_search_on_an_rdb_storage_repeats_in_another_process(
     db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
