@@ -158,12 +158,24 @@ def measured_workloads(space: str, device: str) -> Select[str]:
     return q.distinct()
 
 
+#: Workload fields that do not describe the timed input: a language model prepends its own
+#: architecture's meta tokens (``mt256``), whatever ``meta_tokens`` a row recorded (``nas
+#: measure`` stored 32 before session 23, 256 since).
+_NOT_SHAPES = ("meta_tokens",)
+
+
+def _shape_key(workload: str) -> str:
+    shapes = {k: v for k, v in (json.loads(workload) or {}).items() if k not in _NOT_SHAPES}
+    return json.dumps(shapes, sort_keys=True)
+
+
 def _one_workload_per_device(long: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
     """Keep each device's rows of one workload: the one it has most rows of (ties: the one
     measured last). Latencies at different input shapes are different quantities, so a column
-    must not mix them. Returns the kept rows and ``{device: workload dict}``."""
+    must not mix them (fields that are no input shape, :data:`_NOT_SHAPES`, are not compared).
+    Returns the kept rows and ``{device: workload dict}``."""
     raw = long["workload"].fillna("{}")
-    canon = {w: json.dumps(json.loads(w) or {}, sort_keys=True) for w in raw.unique()}
+    canon = {w: _shape_key(w) for w in raw.unique()}
     long = long.assign(workload=raw.map(canon), pos=range(len(long)))
     stats = long.groupby(["device", "workload"])["pos"].agg(["size", "max"]).reset_index()
     best = stats.sort_values(["device", "size", "max"]).drop_duplicates("device", keep="last")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -11,7 +12,7 @@ from nas._cli._common import console, print_json, print_table
 from nas._errors import CLIUsageError, NasError
 
 if TYPE_CHECKING:
-    from hwdb import HardwareDB
+    from hwdb import Device, HardwareDB
     from nas.measure import MeasureConfig
     from search_spaces import SearchSpace
 
@@ -152,12 +153,14 @@ def _register_for_onboarding(db: HardwareDB, name: str, catalog: str) -> None:
         )
 
 
-def _measure_fn(db: HardwareDB, space: str, device: str, config: MeasureConfig) -> Any:
+def _measure_fn(
+    db: HardwareDB, space: str, device: str, config: MeasureConfig
+) -> Callable[[Sequence[str]], Sequence[float]]:
     """``archs -> ms`` measuring on this machine with :mod:`nas.measure` (stored in ``db``)."""
     from nas.measure import measure_architectures
     from predictors import latency_metric
 
-    def measure(archs: list[str]) -> list[float]:
+    def measure(archs: Sequence[str]) -> Sequence[float]:
         measure_architectures(db, space=space, device=device, archs=archs, config=config)
         col = db.latency_table(space, devices=[device], metric=latency_metric(space))[device]
         missing = [a for a in archs if a not in col.index or col.isna().get(a, True)]
@@ -173,7 +176,6 @@ def _measure_fn(db: HardwareDB, space: str, device: str, config: MeasureConfig) 
 
 _MEASURE_RUNTIMES = ("torch", "onnxruntime")
 _MEASURE_PRECISIONS = ("fp32", "bf16", "fp16")
-_SHAPE_KEYS = ("resolution", "prompt_len", "meta_tokens", "decode_len")
 
 
 def onboard_config(
@@ -183,14 +185,17 @@ def onboard_config(
     """How ``nas device onboard`` measures ``name``: the options given, else the stored
     device's settings (runtime, precision, input batch, threads, and the input shapes of its
     rows in ``space``), so that onboarding continues a device measured with ``nas measure``;
-    a new device gets ``nas measure``'s defaults."""
+    a new device gets ``nas measure``'s defaults. The stored ``meta_tokens`` are not copied:
+    they are no input shape (see ``nas.measure``), and ``nas measure`` records the space's."""
     from dataclasses import replace as with_fields
 
     from hwdb import NotFoundError
     from nas.measure import MeasureConfig
+    from nas.measure._runner import SHAPE_KEYS
 
+    dev: Device | None
     try:
-        dev: Any = db.get_device(name)
+        dev = db.get_device(name)
     except NotFoundError:
         dev = None
     stored_runtime = getattr(dev, "runtime", None)
@@ -200,12 +205,17 @@ def onboard_config(
         precision=precision
         or (stored_precision if stored_precision in _MEASURE_PRECISIONS else "fp32"),
         batch_size=dev.batch_size if dev is not None else 1,
-        threads=threads or getattr(dev, "threads", None),
+        threads=threads or (dev.threads if dev is not None else None),
     )
     stored = db.measured_workloads(space=space.name, device=name) if dev is not None else []
-    if len(stored) != 1:  # none (or several: `nas measure` then refuses with its message)
+    distinct: list[dict[str, int]] = []
+    for wl in stored:
+        shape = {k: v for k, v in wl.items() if k in SHAPE_KEYS and isinstance(v, int)}
+        if shape not in distinct:
+            distinct.append(shape)
+    if len(distinct) != 1:  # none (or several: `nas measure` then refuses with its message)
         return config
-    shapes = {k: v for k, v in stored[0].items() if k in _SHAPE_KEYS and isinstance(v, int)}
+    shapes = distinct[0]
     workload = with_fields(config.resolve(space).workload, **shapes)
     return with_fields(config, workload=workload)
 

@@ -24,6 +24,9 @@ from nas._cli._common import (
 from nas._errors import CLIUsageError
 
 if TYPE_CHECKING:
+    import httpx
+
+    from hwdb import HardwareDB
     from nas.measure import MeasureConfig, MeasureReport, RetestResult
     from search_spaces import SearchSpace
 
@@ -54,7 +57,8 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
     The library cleans up on any ``BaseException`` (a device the run created and stored
     nothing under is deleted; finished groups are committed), as it does after Ctrl-C. A
-    second SIGTERM during that cleanup gets the default action.
+    second SIGTERM during that cleanup gets the default action (``SIG_DFL``: the process
+    ends at once), whatever handler was installed before; that one is restored on exit.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -62,7 +66,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
     previous = signal.getsignal(signal.SIGTERM)
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         raise Terminated
 
     signal.signal(signal.SIGTERM, handler)
@@ -73,7 +77,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
         set_interrupt_note(None)
         raise typer.Exit(_TERMINATED) from None
     finally:
-        if signal.getsignal(signal.SIGTERM) is handler:
+        if signal.getsignal(signal.SIGTERM) in (handler, signal.SIG_DFL):
             signal.signal(signal.SIGTERM, previous)
 
 
@@ -390,26 +394,23 @@ def _measure_and_upload(
     from nas import measure as lib
 
     device, server, api_key = opts["device_name"], opts["server"], opts["api_key"]
+    stored: list[str] = []  # archs whose rows this run stored, group by group
     with HardwareDB() as db, _progress(not opts["as_json"], f"measure {sp.name}") as cb:
-        before = db.count_measurements(device=device, distinct_archs=True)
         try:
             report = lib.measure_architectures(
                 db, space=sp.name, device=device, archs=selected, config=cfg,
-                force=opts["force"], progress=cb,
+                force=opts["force"], progress=cb, on_commit=stored.extend,
             )  # fmt: skip
         except KeyboardInterrupt:
-            set_interrupt_note(_kept_note(db, device, before))
+            set_interrupt_note(_kept_note(device, len(stored)))
             raise
         uploaded = _upload(db, report, server, api_key) if server and api_key else None
     return report, uploaded
 
 
-def _kept_note(db: Any, device: str, before: int) -> str:
-    """What an interrupted measurement kept, for the line after Ctrl-C or SIGTERM."""
-    try:
-        kept = db.count_measurements(device=device, distinct_archs=True) - before
-    except Exception:  # noqa: BLE001 - the note must not replace the interruption
-        return "the groups finished so far are stored; rerun the same command to resume"
+def _kept_note(device: str, kept: int) -> str:
+    """What an interrupted measurement kept (``kept``: the archs whose rows it stored, under
+    this protocol, new or replaced with ``--force``), for the line after Ctrl-C or SIGTERM."""
     if kept <= 0:
         return "no group finished, nothing was stored"
     return (
@@ -445,6 +446,7 @@ def _check_key(server: str, api_key: str) -> None:
     The check is an upload of no rows (``POST /v1/devices/{name}/measurements`` with an empty
     list): the server checks the key before it reads the body, so a refused key answers 401
     (or 403) and an accepted one 422 (an empty batch), and nothing is written either way.
+    Any other answer (404: no nas API at that URL; 5xx: a server error) refuses too.
     """
     import httpx
 
@@ -461,22 +463,33 @@ def _check_key(server: str, api_key: str) -> None:
             f"cannot reach {server} ({exc or type(exc).__name__}); nothing was measured: "
             "measure without --server, then rerun the same command with it to upload"
         ) from None
-    if response.status_code in (401, 403):
+    status = response.status_code
+    if status == 422:
+        return
+    if status in (401, 403):
         raise NasError(
-            f"{server} refused --api-key (HTTP {response.status_code}: {_detail(response)}); "
-            "nothing was measured"
+            f"{server} refused --api-key (HTTP {status}: {_detail(response)}); nothing was measured"
         )
+    if status == 404:
+        raise NasError(
+            f"no nas API at {server} (HTTP 404 for {url}); check --server; nothing was measured"
+        )
+    raise NasError(
+        f"{server} could not check --api-key (HTTP {status}: {_detail(response)}); "
+        "nothing was measured: measure without --server, then rerun the same command with it "
+        "to upload"
+    )
 
 
-def _detail(response: Any) -> str:
+def _detail(response: httpx.Response) -> str:
     """The first error message of an API error response (its text when it has none)."""
     try:
         return str(response.json()["detail"][0]["msg"])
     except (ValueError, KeyError, IndexError, TypeError):
-        return str(response.text[:200])
+        return " ".join(response.text[:200].split()) or response.reason_phrase
 
 
-def _upload(db: Any, report: Any, server: str, api_key: str) -> dict[str, Any]:
+def _upload(db: HardwareDB, report: MeasureReport, server: str, api_key: str) -> dict[str, Any]:
     """Post the stored rows of the selected archs (this device and protocol) to a server.
 
     Skipped (already stored) architectures are uploaded too, so rerunning after a failed

@@ -43,7 +43,7 @@ from nas.measure._stats import SampleStats, mape, spearman, summarize
 from nas.measure._timing import run_protocol
 
 if TYPE_CHECKING:
-    from hwdb import HardwareDB, MeasurementIn
+    from hwdb import Device, DeviceSpec, HardwareDB, MeasurementIn
     from search_spaces import SearchSpace
 
 __all__ = [
@@ -63,6 +63,8 @@ ProgressCallback = Callable[[int, int, str], None]
 _Entry = tuple[Sequence[str], list[dict[str, SampleStats]], dict[str, Any]]
 #: A run's committed groups.
 _Series = list[_Entry]
+#: Called with the archs of each group as it is committed (those whose rows this run stored).
+CommitCallback = Callable[[Sequence[str]], None]
 
 
 @dataclass
@@ -341,7 +343,10 @@ def _row_environment(env: dict[str, Any], s: SampleStats, cfg: ResolvedConfig) -
     return out
 
 
-_SHAPE_KEYS = ("resolution", "prompt_len", "meta_tokens", "decode_len")
+#: Workload fields that set the input shapes a device's rows were timed at. ``meta_tokens`` is
+#: not one: every language model prepends its own architecture's meta tokens, whatever the
+#: workload says (rows stored before it was fixed at the space default say 32).
+SHAPE_KEYS = ("resolution", "prompt_len", "decode_len")
 
 
 def _check_workload(db: HardwareDB, cfg: ResolvedConfig, name: str, space: str) -> None:
@@ -354,7 +359,7 @@ def _check_workload(db: HardwareDB, cfg: ResolvedConfig, name: str, space: str) 
     for old in db.measured_workloads(space=space, device=name):
         diff = [
             f"{k}={old[k]!r}"
-            for k in _SHAPE_KEYS
+            for k in SHAPE_KEYS
             if old.get(k) is not None and new.get(k) is not None and old[k] != new[k]
         ]
         if diff:
@@ -367,7 +372,7 @@ def _check_workload(db: HardwareDB, cfg: ResolvedConfig, name: str, space: str) 
 _DEVICE_KEYS = ("runtime", "precision", "batch_size", "threads")
 
 
-def _device_diff(old: Any, spec: Any, skip: Sequence[str] = ()) -> list[str]:
+def _device_diff(old: Device, spec: DeviceSpec, skip: Sequence[str] = ()) -> list[str]:
     """``key=old value`` for each setting of ``old`` that ``spec`` does not share."""
     return [
         f"{k}={getattr(old, k)!r}"
@@ -376,16 +381,38 @@ def _device_diff(old: Any, spec: Any, skip: Sequence[str] = ()) -> list[str]:
     ]
 
 
-def _check_device(db: HardwareDB, cfg: ResolvedConfig, name: str, source: str) -> bool:
+@dataclass(frozen=True)
+class _Declared:
+    """What :func:`_check_device` did to the device, so that a failed run can undo it.
+
+    Attributes:
+        created: This run inserted the device (a failed run deletes it again).
+        previous: The settings of a device this run declared again (a failed run restores
+            them); ``None`` when it did not.
+    """
+
+    created: bool = False
+    previous: DeviceSpec | None = None
+
+
+def _spec_of(device: Device) -> DeviceSpec:
+    """The :class:`hwdb.DeviceSpec` fields of a stored device."""
+    from hwdb import DeviceSpec
+
+    return DeviceSpec(**{f.name: getattr(device, f.name) for f in fields(DeviceSpec)})
+
+
+def _check_device(db: HardwareDB, cfg: ResolvedConfig, name: str, source: str) -> _Declared:
     """Register the device or check its stored configuration.
 
-    A device that ``nas measure`` registered but that holds no measurement (a run killed
-    before its first group was stored) is declared again with this run's settings: nothing
-    was measured under the old ones.
+    A device that this measurement source (``nas measure``) registered itself but that holds
+    no measurement (a run killed before its first group was stored) is declared again with
+    this run's settings: nothing was measured under the old ones. A device registered any
+    other way (``HardwareDB.upsert_device``, ``POST /v1/devices``: their provenance is
+    "measured" too) is the user's, and other settings are refused.
 
     Returns:
-        True when this run created (or re-declared) the device: it then deletes it again if
-        it fails before storing anything.
+        What was done, for :func:`_undeclare` to undo when the run fails.
     """
     from hwdb import NotFoundError
 
@@ -395,7 +422,7 @@ def _check_device(db: HardwareDB, cfg: ResolvedConfig, name: str, source: str) -
         old = db.get_device(name)
     except NotFoundError:
         db.upsert_device(spec)
-        return True
+        return _Declared(created=True)
     # A device registered from the datasheet catalog (`nas device add`, `nas device onboard
     # --catalog`) leaves its runtime and threads open until its first measurement.
     unset = {"runtime": "unknown", "threads": None}
@@ -404,20 +431,32 @@ def _check_device(db: HardwareDB, cfg: ResolvedConfig, name: str, source: str) -
     if old.provenance == "catalog" and empty:
         fill = {k: getattr(spec, k) for k, v in unset.items() if getattr(old, k) == v}
     diff = _device_diff(old, spec, skip=list(fill))
-    if diff and old.provenance == "measured" and empty:
+    if diff and old.provenance == "measured" and old.source == source and empty:
         db.upsert_device(spec)
-        return True
+        return _Declared(previous=_spec_of(old))
     if diff:
         raise NasError(
             f"device {name!r} already exists with {', '.join(diff)}; "
             "use another --device-name for this configuration"
         )
     if fill:
-        from hwdb import DeviceSpec
+        from dataclasses import replace
 
-        kept = {f.name: getattr(old, f.name) for f in fields(DeviceSpec)}
-        db.upsert_device(DeviceSpec(**{**kept, **fill}))
-    return False
+        db.upsert_device(replace(_spec_of(old), **fill))
+    return _Declared()
+
+
+def _undeclare(db: HardwareDB, cfg: ResolvedConfig, name: str, declared: _Declared) -> None:
+    """Undo :func:`_check_device` after a run that may have stored nothing: delete a device
+    it inserted, or restore the settings of one it declared again, while the device still
+    has no measurement and no other run has declared it again since with its own settings.
+    A device that existed before the run is never deleted."""
+    if _device_changed(db, cfg, name):
+        return
+    if declared.created:
+        db.delete_unmeasured_device(name)
+    elif declared.previous is not None and db.count_measurements(device=name) == 0:
+        db.upsert_device(declared.previous)
 
 
 def _stored_anchor(
@@ -442,6 +481,7 @@ def measure_architectures(
     force: bool = False,
     progress: ProgressCallback | None = None,
     source: str = "nas measure",
+    on_commit: CommitCallback | None = None,
 ) -> MeasureReport:
     """Measure ``archs`` of ``space`` on this machine and store them under ``device``.
 
@@ -464,6 +504,9 @@ def measure_architectures(
         force: Re-measure and replace what is already stored.
         progress: Progress callback.
         source: Stored as the rows' and the device's ``source``.
+        on_commit: Called with the archs of each group as it is committed, those whose rows
+            this run stored (inserted, or replaced with ``force``): what an interrupted run
+            kept, which its report (never returned) would have said.
 
     Returns:
         A :class:`MeasureReport`.
@@ -471,14 +514,15 @@ def measure_architectures(
     sp = _space(space)
     cfg = (config or MeasureConfig()).resolve(sp)
     texts = _unique(sp.to_string(sp.resolve(a)) for a in archs)
-    created = _check_device(db, cfg, device, source)
+    declared = _check_device(db, cfg, device, source)
     try:
-        return _measure(db, sp, cfg, device, texts, force=force, progress=progress, source=source)
+        return _measure(
+            db, sp, cfg, device, texts, force=force, progress=progress, source=source,
+            on_commit=on_commit,
+        )  # fmt: skip
     except BaseException:
-        # A run that stored nothing leaves no empty device behind (unless another run has
-        # declared it again since, with its own settings).
-        if created and not _device_changed(db, cfg, device):
-            db.delete_unmeasured_device(device)
+        # A run that stored nothing leaves no empty device behind, nor one it re-declared.
+        _undeclare(db, cfg, device, declared)
         raise
 
 
@@ -516,6 +560,7 @@ def _measure(
     force: bool,
     progress: ProgressCallback | None,
     source: str,
+    on_commit: CommitCallback | None = None,
 ) -> MeasureReport:
     """The body of :func:`measure_architectures` once the device is registered."""
     _check_workload(db, cfg, device, sp.name)
@@ -562,10 +607,12 @@ def _measure(
             report.rows_written += written
             entry: _Entry = (group, stats, env)
             if written < len(rows):  # another run stored some of these archs first
-                owned = _owned_archs(db, sp.name, device, cfg, run_id)
+                owned = _owned_archs(db, sp.name, device, cfg, run_id, group)
                 entry, lost = _split(entry, owned)
                 report.stored_by_another_run += lost
             series.append(entry)
+            if on_commit is not None:
+                on_commit(list(entry[0]))
     if anchor is not None and series:
         series = _relevel(db, anchor, series, report, cfg, source, run_id)
     for archs, per_arch, _ in series:
@@ -594,13 +641,25 @@ def _plan(
 
 
 def _owned_archs(
-    db: HardwareDB, space: str, device: str, cfg: ResolvedConfig, run_id: str
+    db: HardwareDB,
+    space: str,
+    device: str,
+    cfg: ResolvedConfig,
+    run_id: str,
+    archs: Sequence[str],
 ) -> set[str]:
-    """Archs whose stored rows under this protocol (every metric) carry ``run_id``."""
+    """Those of ``archs`` whose stored rows under this protocol (every metric) carry
+    ``run_id``.
+
+    Only the rows of ``archs`` under this protocol have their environment decoded. HardwareDB
+    has no query by arch or by run: the device's rows are still read (a query such as
+    ``measured_archs(..., run_id=...)``, matching ``environment.run_id`` in SQL, would
+    avoid that).
+    """
     frame = db.measurement_frame(space=space, device=device)
     if frame.empty:
         return set()
-    frame = frame[frame["protocol"] == cfg.protocol]
+    frame = frame[(frame["protocol"] == cfg.protocol) & frame["arch"].isin(set(archs))]
     by_arch: dict[str, set[str]] = {}
     for arch, metric, env in zip(frame["arch"], frame["metric"], frame["environment"], strict=True):
         env = json.loads(env) if isinstance(env, str) else env
@@ -639,7 +698,8 @@ def _relevel(
     factors = anchor.relevel()
     if not factors:  # one group, or the first group is the median one
         return series
-    owned = _owned_archs(db, report.space, report.device, cfg, run_id)
+    archs = [arch for group, _, _ in series for arch in group]
+    owned = _owned_archs(db, report.space, report.device, cfg, run_id, archs)
     kept: _Series = []
     for entry in series:  # a --force run may have replaced some rows since they were stored
         mine, lost = _split(entry, owned)
@@ -672,6 +732,7 @@ def measure_pass(
     seed: int | None,
     tick: Callable[[str], None],
     anchor: DriftAnchor | None = None,
+    groups: Sequence[Sequence[str]] | None = None,
 ) -> list[dict[str, SampleStats]]:
     """One full pass over ``archs`` without touching a database (used by :func:`retest`).
 
@@ -686,19 +747,32 @@ def measure_pass(
             :meth:`DriftAnchor.relevel`); a new one per call when ``None``. Ignored when the
             protocol has no anchor, so that the rows' protocol string always says whether
             they were corrected.
+        groups: ``archs`` split into the groups to time together, as planned once for
+            several passes (:func:`retest`): a pass planned after others have run plans
+            with the memory they left in the heap, and would group differently. ``None``:
+            planned here (:func:`plan_memory`).
+
+    Returns:
+        Per arch of ``archs``, in order, metric -> drift-corrected statistics.
     """
     rng = np.random.default_rng(seed)
     if not cfg.base.protocol.anchor:
         anchor = None
     elif anchor is None:
         anchor = _anchor(space, cfg)
-    plan = _plan(space, archs, cfg, anchor)
-    if plan.too_large:  # retest filters them first; a direct call must too
-        raise NasError(plan.warning(space.name) or "architectures too large for free memory")
-    out: list[dict[str, SampleStats]] = []
+    if groups is None:
+        plan = _plan(space, archs, cfg, anchor)
+        if plan.too_large:  # retest filters them first; a direct call must too
+            raise NasError(plan.warning(space.name) or "architectures too large for free memory")
+        groups = plan.groups
+    elif sorted(a for g in groups for a in g) != sorted(archs):
+        raise ValueError("`groups` must hold each of `archs` exactly once.")
+    by_arch: dict[str, dict[str, SampleStats]] = {}
     with torch_threads(cfg.threads):
-        for group in plan.groups:
-            out.extend(_time_group(space, group, cfg, rng=rng, tick=tick, anchor=anchor))
+        for group in groups:
+            stats = _time_group(space, group, cfg, rng=rng, tick=tick, anchor=anchor)
+            by_arch.update(zip(group, stats, strict=True))
+    out = [by_arch[a] for a in archs]
     factors = anchor.relevel() if anchor is not None else {}
     return _corrected(out, factors) if factors else out
 
@@ -752,7 +826,9 @@ def retest(
     for k in range(2):
         anchor = _anchor(sp, cfg)
         pass_seed = None if seed is None else seed + k
-        stats = measure_pass(sp, texts, cfg, seed=pass_seed, tick=tick, anchor=anchor)
+        stats = measure_pass(
+            sp, texts, cfg, seed=pass_seed, tick=tick, anchor=anchor, groups=plan.groups
+        )
         passes.append([s[metric].median for s in stats])
         moved.append(_moved(anchor, metric))
     a, b = passes

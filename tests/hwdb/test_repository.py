@@ -225,3 +225,20 @@ def test_default_url_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object)
     assert default_database_url().startswith("sqlite:///") and default_database_url().endswith(
         "hwdb.sqlite"
     )
+
+
+def test_meta_tokens_do_not_split_a_column(db_url: str) -> None:
+    """``meta_tokens`` is no input shape (a language model prepends its own architecture's):
+    rows recorded with 32 and with 256 stay in one column."""
+    archs = nb201_archs(4)
+    old = {"prompt_len": 128, "decode_len": 16, "meta_tokens": 32}
+    new = {"prompt_len": 128, "decode_len": 16, "meta_tokens": 256}
+    with HardwareDB(db_url) as db:
+        db.upsert_device(DeviceSpec("lm"))
+        db.add_measurements(
+            [MeasurementIn("lm", SPACE, a, median=1.0, workload=old) for a in archs[:2]]
+        )
+        db.add_measurements(
+            [MeasurementIn("lm", SPACE, a, median=2.0, workload=new) for a in archs[2:]]
+        )
+        assert db.latency_table(SPACE)["lm"].notna().sum() == 4

@@ -125,9 +125,11 @@ def test_a_device_without_measurements_takes_the_settings_of_the_next_run(
                                   config=_config())  # fmt: skip
 
 
-def test_a_failed_rerun_on_a_redeclared_device_leaves_no_empty_device(
+def test_a_failed_rerun_on_a_redeclared_device_restores_its_settings(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A run that declared an empty device of `nas measure` again and then failed leaves it
+    as it found it: it existed before the run, so it is not deleted."""
     sp = get_space(SPACE)
 
     def fail(*args: object, **kwargs: object) -> None:
@@ -135,14 +137,23 @@ def test_a_failed_rerun_on_a_redeclared_device_leaves_no_empty_device(
 
     monkeypatch.setattr(runner, "_time_group", fail)
     with HardwareDB(sqlite_url) as db:
-        db.upsert_device(_config(threads=1).resolve(sp).device_spec("empty", hardware=""))
+        left = _config(threads=1).resolve(sp).device_spec("empty", hardware="cpu x")
+        db.upsert_device(left)
         with pytest.raises(KeyboardInterrupt):
             measure_architectures(
                 db, space=SPACE, device="empty", archs=select_architectures(sp, n=1, seed=0),
                 config=_config(threads=2),
             )  # fmt: skip
+        dev = db.get_device("empty")
+        assert (dev.threads, dev.hardware, dev.source) == (1, "cpu x", "nas measure")
+        assert db.count_measurements(device="empty") == 0
+        with pytest.raises(KeyboardInterrupt):  # a device this run inserted: deleted again
+            measure_architectures(
+                db, space=SPACE, device="new", archs=select_architectures(sp, n=1, seed=0),
+                config=_config(threads=2),
+            )  # fmt: skip
         with pytest.raises(NotFoundError):
-            db.get_device("empty")
+            db.get_device("new")
 
 
 # ---------------------------------------------------------------- 2: concurrent runs
