@@ -17,7 +17,6 @@ import typer
 import nas.measure._runner as runner
 from hwdb import DeviceSpec, HardwareDB, MeasurementIn, NotFoundError
 from nas import NasError
-from nas._cli.main import main
 from nas._cli.measure import Terminated, sigterm_as_interrupt
 from nas.measure import (
     MeasureConfig,
@@ -27,26 +26,12 @@ from nas.measure import (
     select_architectures,
 )
 from nas.measure._memory import MemoryPlan
-from search_spaces import Workload, get_space
+from search_spaces import get_space
+from tests.nas.test_measure_qa import _config, _run
 
 SPACE = "nasbench201"
 FAST = ["--repeats", "1", "--warmup", "1", "--threads", "1", "--prime", "0",
         "--prime-seconds", "0", "--resolution", "16"]  # fmt: skip
-
-
-def _config(**kwargs: Any) -> MeasureConfig:
-    base: dict[str, Any] = {
-        "threads": 1, "protocol": TimingProtocol(rounds=2, repeats=1, warmup=1),
-        "workload": Workload(resolution=16), "chunk_size": 2, "prime": 0, "prime_seconds": 0.0,
-    }  # fmt: skip
-    return MeasureConfig(**{**base, **kwargs})
-
-
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out, err = capsys.readouterr()
-    return int(exc.value.code or 0), out, err
 
 
 class _Stop(Exception):
