@@ -6,7 +6,6 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from hwdb import LM_METRICS
 from nas._errors import NasError
 from nas.measure._runtimes import (
     DTYPES,
@@ -33,6 +32,10 @@ __all__ = [
 RUNTIMES = ("torch", "onnxruntime")
 DEVICE_TYPES = ("auto", "cpu", "cuda")
 VISION_METRICS = ("latency_ms",)
+#: The metrics of a language model's rows: ``hwdb.LM_METRICS``, spelled out because measuring
+#: must not import the database layer (SQLAlchemy) until it stores rows (GPU scripts run
+#: without it).
+LM_METRICS = ("prefill_ms", "decode_ms_per_token", "e2e_ms")
 
 #: CPU-sized language-model workload: 128 prompt tokens and 16 decoded tokens instead of the
 #: space default's 512 and 64 (seconds per sample on one core). ``meta_tokens`` keeps the space

@@ -153,6 +153,25 @@ def _study_attrs(cfg: _Config) -> dict[str, Any]:
     }
 
 
+_READY_ATTR = "nas_ready"  # set once a study's settings are all written
+_SETTLE_S = 30.0  # how long a worker waits for another to finish writing a new study's settings
+
+
+def _settled_study(name: str, storage: Any) -> optuna.Study:
+    """Load study ``name``; one that another worker has just created, without trials yet and
+    without :data:`_READY_ATTR`, is re-read until its settings are all written (they are
+    written one attribute at a time, so a worker starting beside its creator could otherwise
+    compare half of them and refuse the study). Studies from before the marker have trials or
+    are waited for at most :data:`_SETTLE_S`."""
+    deadline = time.monotonic() + _SETTLE_S
+    while True:
+        study = optuna.load_study(study_name=name, storage=storage)
+        settled = _READY_ATTR in study.user_attrs or study.get_trials(deepcopy=False)
+        if settled or time.monotonic() > deadline:
+            return study
+        time.sleep(0.2)
+
+
 def _open_study(
     cfg: _Config, store: StudyStorage, name: str, seed: int | None
 ) -> tuple[optuna.Study, int]:
@@ -175,7 +194,7 @@ def _open_study(
     n_done = 0
     if existing:
         assert store.storage is not None  # noqa: S101 - `existing` implies a storage
-        old = optuna.load_study(study_name=name, storage=store.storage)
+        old = _settled_study(name, store.storage)
         want = _study_attrs(cfg)
         diff = mismatches(old.user_attrs, want)
         if diff or len(old.directions) != len(directions):
@@ -193,6 +212,7 @@ def _open_study(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(names)
+        study.set_user_attr(_READY_ATTR, True)  # written last: the settings are complete
     elif study.user_attrs.get("nas_latency") != (now := _study_attrs(cfg)["nas_latency"]):
         # a study from before it was stored, or a device searched zero-shot that has been
         # measured since: from now on its adapted predictor is what a change is checked against

@@ -266,3 +266,11 @@ def test_only_the_expected_answer_passes_the_key_check(
     if Path(tmp_path / "local.sqlite").exists():
         with HardwareDB(local) as db, pytest.raises(NotFoundError):
             db.get_device("k")
+
+
+def test_measure_and_hwdb_agree_on_language_model_metrics() -> None:
+    """Spelled out twice (measuring does not import the database layer): kept equal here."""
+    import hwdb
+    from nas.measure._config import LM_METRICS
+
+    assert LM_METRICS == hwdb.LM_METRICS

@@ -401,3 +401,28 @@ def test_plots_of_one_device_keep_the_step_line(db_url: str, tmp_path: Path) -> 
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def test_a_worker_waits_for_a_new_study_s_settings(tmp_path: Path) -> None:
+    """A worker starting beside the study's creator reads its settings only once they are all
+    written (the creator writes them one at a time, then the ready marker): before, the
+    two-worker PostgreSQL test once saw 'budget_quantile_z was none, now 0.0'."""
+    import threading
+    import time
+
+    from nas.search._runner import _READY_ATTR, _settled_study
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 's.db'}")
+    study = optuna.create_study(storage=storage, study_name="new")
+    study.set_user_attr("nas_space", "nasbench201")
+
+    def finish() -> None:
+        time.sleep(0.5)
+        study.set_user_attr("nas_budget_quantile_z", 0.0)
+        study.set_user_attr(_READY_ATTR, True)
+
+    writer = threading.Thread(target=finish)
+    writer.start()
+    seen = _settled_study("new", storage)
+    writer.join()
+    assert seen.user_attrs.get("nas_budget_quantile_z") == 0.0
