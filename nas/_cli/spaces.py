@@ -31,20 +31,30 @@ def _human(value: float, unit: str = "") -> str:
     return f"{value:g}{unit}"
 
 
-def list_command() -> None:
+def list_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
     """List every registered search space."""
     from search_spaces import get_space, list_spaces
 
+    rows = [
+        {
+            "name": name,
+            "description": (space := get_space(name)).description,
+            "n_parameters": len(space.search_parameters()),
+            "encoding_length": int(space.encoding_length),
+        }
+        for name in list_spaces()
+    ]
+    if as_json:
+        print_json(rows)
+        return
     table = Table(title="Search spaces")
     for column in ("name", "description", "#parameters", "encoding length"):
         table.add_column(column, overflow="fold")
-    for name in list_spaces():
-        space = get_space(name)
+    for row in rows:
         table.add_row(
-            name,
-            space.description,
-            str(len(space.search_parameters())),
-            str(space.encoding_length),
+            *(str(row[k]) for k in ("name", "description", "n_parameters", "encoding_length"))
         )
     print_table(table)
 

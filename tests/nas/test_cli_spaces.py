@@ -82,6 +82,15 @@ def test_list_shows_every_registered_space(capsys: pytest.CaptureFixture[str]) -
     assert "42" in out and "82" in out
 
 
+def test_list_json_for_scripts(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "spaces", "list", "--json")
+    rows = json.loads(out)
+    assert code == 0 and [r["name"] for r in rows] == list_spaces()
+    mnasnet = next(r for r in rows if r["name"] == "mnasnet")
+    assert mnasnet["n_parameters"] == 42 and mnasnet["encoding_length"] == 82
+    assert set(mnasnet) == {"name", "description", "n_parameters", "encoding_length"}
+
+
 @pytest.mark.parametrize(
     ("argv", "code", "fragment"),
     [
