@@ -3,6 +3,7 @@ that contradict stored devices, device names, what an export leaves out, in-memo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -53,39 +54,34 @@ def test_ctrl_c_after_the_commit_says_the_import_was_stored(
         assert db.count_measurements() == 1
 
 
-def test_ctrl_c_during_the_commit_is_held_until_the_note_is_true(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    url = f"sqlite:///{tmp_path / 'a.sqlite'}"
-    hold = cli_hwdb._CommitGuard.hold
-
-    def hold_then_ctrl_c(self: cli_hwdb._CommitGuard) -> None:
-        hold(self)
-        self._record(2, None)  # what the handler does when SIGINT arrives before the commit
-
-    monkeypatch.setattr(cli_hwdb._CommitGuard, "hold", hold_then_ctrl_c)
-    code, _, err = _run(["--db", url, "hwdb", "import", "csv", str(_csv(tmp_path))], capsys)
-    assert code == 130 and "m.csv was stored" in _error_line(err)
-    with HardwareDB(url, create=False) as db:
-        assert db.count_measurements() == 1
+def _ctrl_c(guard: cli_hwdb._CommitGuard) -> None:
+    guard._record(2, None)  # what the handler does when SIGINT arrives before the commit
 
 
-def test_sigterm_during_the_commit_is_held_like_ctrl_c(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``nas`` stops on SIGTERM as on Ctrl-C, so a ``kill`` just before the commit must wait
-    for it too (else the import is rolled back after its rows were written)."""
+def _kill(guard: cli_hwdb._CommitGuard) -> None:
     import os
     import signal
 
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+@pytest.mark.parametrize("interrupt", [_ctrl_c, _kill], ids=["ctrl-c", "sigterm"])
+def test_an_interruption_during_the_commit_is_held_until_the_note_is_true(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    interrupt: Callable[[cli_hwdb._CommitGuard], None],
+) -> None:
+    """Ctrl-C, and SIGTERM (``nas`` stops on it as on Ctrl-C), just before the commit wait
+    for it (else the import is rolled back after its rows were written)."""
     url = f"sqlite:///{tmp_path / 'a.sqlite'}"
     hold = cli_hwdb._CommitGuard.hold
 
-    def hold_then_kill(self: cli_hwdb._CommitGuard) -> None:
+    def hold_then_interrupt(self: cli_hwdb._CommitGuard) -> None:
         hold(self)
-        os.kill(os.getpid(), signal.SIGTERM)
+        interrupt(self)
 
-    monkeypatch.setattr(cli_hwdb._CommitGuard, "hold", hold_then_kill)
+    monkeypatch.setattr(cli_hwdb._CommitGuard, "hold", hold_then_interrupt)
     code, _, err = _run(["--db", url, "hwdb", "import", "csv", str(_csv(tmp_path))], capsys)
     assert code == 130 and "m.csv was stored" in _error_line(err)
     with HardwareDB(url, create=False) as db:
