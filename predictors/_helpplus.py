@@ -107,6 +107,7 @@ from predictors._features import (
 )
 from predictors._linear import RidgeFit, fit_ridge_loo, stack_weight
 from predictors._progress import progress_bar, torch_threads
+from predictors._rowcache import RowCache
 
 if TYPE_CHECKING:
     from predictors.zeroshot import DeviceModel
@@ -122,6 +123,7 @@ _OUTLIER_RATIO = 10.0  # a measurement every model misses by this factor ...
 _OUTLIER_SIGMAS = 5.0  # ... and by this many robust standard deviations is left out
 _OUTLIER_MIN_N = 10  # fewer measurements cannot tell an outlier from a model's error
 _OUTLIER_ROUNDS = 3  # refits looking for outliers that others masked
+_BASIS_BLOCK = 1024  # rows per block of the basis network's forward pass
 
 
 def _one_standard_error(
@@ -450,21 +452,24 @@ class HELPPlusPredictor(LatencyPredictor):
     def basis(self, archs: list[str]) -> np.ndarray:
         """Predicted (log-)latency of every source device, ``(n, n_sources)``; memoised per
         arch string (the cache is shared by adapted copies and never persisted)."""
-        cache: dict[str, np.ndarray] = self.__dict__.setdefault("_basis_cache", {})
-        missing = [a for a in dict.fromkeys(archs) if a not in cache]
-        if missing:
-            rows = self._basis_rows(missing)
-            cache.update(zip(missing, rows, strict=True))
-        return np.stack([cache[a] for a in archs])
+        cache: RowCache = self.__dict__.setdefault("_basis_cache", RowCache())
+        return cache.get(archs, self._basis_rows)
 
     def _basis_rows(self, archs: list[str]) -> np.ndarray:
         x = encode(self.space_, archs, self.fit_workload_)
         x = ((x - self.x_mean_) / self.x_std_).astype(np.float32)
         out = np.zeros((x.shape[0], len(self.y_mean_)), np.float32)
         for w1, b1, w2, b2, w3, b3 in self.ensemble_:
-            h = np.maximum(x @ w1.T + b1, 0.0)
-            h = np.maximum(h @ w2.T + b2, 0.0)
-            out += h @ w3.T + b3
+            # In blocks of rows, so the hidden activations stay in cache (about twice as fast
+            # on the whole NAS-Bench-201 space as one product).
+            for s in range(0, len(x), _BASIS_BLOCK):
+                h = x[s : s + _BASIS_BLOCK] @ w1.T
+                h += b1
+                np.maximum(h, 0.0, out=h)
+                h2 = h @ w2.T
+                h2 += b2
+                np.maximum(h2, 0.0, out=h2)
+                out[s : s + _BASIS_BLOCK] += h2 @ w3.T + b3
         out /= len(self.ensemble_)
         return np.asarray(out * self.y_std_ + self.y_mean_, dtype=np.float64)
 

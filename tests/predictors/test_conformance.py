@@ -107,6 +107,22 @@ def test_adapt_leaves_meta_model_untouched(
     np.testing.assert_allclose(a0.predict(q)[0], a0_again.predict(q)[0], rtol=1e-5)
 
 
+def test_predictions_do_not_depend_on_batching(
+    fitted: LatencyPredictor, nb201_table: pd.DataFrame
+) -> None:
+    """Memoised features (help+'s basis rows) give the same answer however archs arrive."""
+    archs, lat, emb = _support(nb201_table)
+    q = list(nb201_table.index[2000:2120])
+    mean, std = fitted.adapt(archs, lat, hw_embedding_ms=emb).predict(q)
+    adapted = fitted.adapt(archs, lat, hw_embedding_ms=emb)
+    parts = [adapted.predict(q[:37]), adapted.predict(q[37:90] + q[:5]), adapted.predict(q[90:])]
+    np.testing.assert_allclose(np.concatenate([p[0] for p in parts])[:37], mean[:37], rtol=1e-6)
+    np.testing.assert_allclose(parts[1][0][-5:], mean[:5], rtol=1e-6)  # repeated, from memo
+    back = adapted.predict(q[::-1] + q[:3])
+    np.testing.assert_allclose(back[0][:-3][::-1], mean, rtol=1e-6)
+    np.testing.assert_allclose(back[1][:-3][::-1], std, rtol=1e-6)
+
+
 def test_save_load_round_trip(fitted: LatencyPredictor, nb201_table: pd.DataFrame) -> None:
     archs, lat, emb = _support(nb201_table)
     q = list(nb201_table.index[1000:1100])

@@ -66,3 +66,16 @@ def test_critical_path_features() -> None:
             if counts @ costs[1:] > best_cost:
                 best, best_cost = counts.astype(float), float(counts @ costs[1:])
         np.testing.assert_array_equal(got[i, :4], best)
+
+
+def test_batch_parse_mixes_canonical_and_lenient_strings() -> None:
+    """The batch featurizers look canonical strings up and parse the rest one by one."""
+    spaced = "| nor_conv_3x3~0 |+|none~0|skip_connect~1|+|none~0|none~1|avg_pool_3x3~2|"
+    batch = [ALL[5], spaced, ALL[15624], spaced]
+    expected = np.stack([_onehot(o).ravel() for o in (ALL_OPS[5], (3, 0, 1, 0, 0, 4))] * 2)
+    np.testing.assert_array_equal(
+        encode("nasbench201", batch)[[0, 1, 0, 3]], expected[[0, 1, 0, 1]]
+    )
+    np.testing.assert_array_equal(encode("nasbench201", batch)[2], _onehot(ALL_OPS[15624]).ravel())
+    with pytest.raises(PredictorError, match="not a NAS-Bench-201 arch string"):
+        additive_features("nasbench201", [ALL[0], "|nor_conv_3x3~0|"], "pruned")

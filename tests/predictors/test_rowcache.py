@@ -1,0 +1,68 @@
+"""The row memo behind help+'s basis network."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from predictors._rowcache import RowCache
+
+
+def _rows(calls: list[list[str]]) -> Callable[[list[str]], np.ndarray]:
+    def compute(archs: list[str]) -> np.ndarray:
+        calls.append(list(archs))
+        return np.array([[float(len(a)), float(ord(a[0]))] for a in archs])
+
+    return compute
+
+
+def test_rows_follow_the_request_and_are_computed_once() -> None:
+    calls: list[list[str]] = []
+    cache = RowCache()
+    got = cache.get(["ab", "c", "ab"], _rows(calls))
+    np.testing.assert_array_equal(got, [[2, 97], [1, 99], [2, 97]])
+    got = cache.get(["c", "dddd", "ab"], _rows(calls))
+    np.testing.assert_array_equal(got, [[1, 99], [4, 100], [2, 97]])
+    assert calls == [["ab", "c"], ["dddd"]]  # duplicates and known strings are not recomputed
+    assert len(cache) == 3
+
+
+def test_a_failed_computation_leaves_the_cache_as_it_was() -> None:
+    cache = RowCache()
+    cache.get(["a"], _rows([]))
+
+    def broken(archs: list[str]) -> np.ndarray:
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        cache.get(["a", "b"], broken)
+    assert len(cache) == 1
+    np.testing.assert_array_equal(cache.get(["b", "a"], _rows([])), [[1, 98], [1, 97]])
+
+
+def test_empty_request_is_refused() -> None:
+    with pytest.raises(ValueError, match="`archs` must not be empty"):
+        RowCache().get([], _rows([]))
+
+
+def test_concurrent_requests_agree() -> None:
+    cache = RowCache()
+    archs = [f"{chr(97 + i % 26)}{'x' * (i % 7)}" for i in range(400)]
+    results: list[np.ndarray] = []
+
+    def worker(offset: int) -> None:
+        got = cache.get(archs[offset:] + archs[:offset], _rows([]))
+        results.append(np.roll(got, offset, axis=0))  # back in the order of ``archs``
+
+    threads = [threading.Thread(target=worker, args=(k * 50,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 8
+    assert len(cache) == len(set(archs))
+    for got in results:
+        np.testing.assert_array_equal(got, _rows([])(archs))
