@@ -18,6 +18,7 @@ from hwdb._engine import WRITE_OPTION, check_schema, make_engine, redact, sqlite
 from hwdb._errors import DuplicateError, NotFoundError, SchemaOutdatedError, StorageError
 from hwdb._models import (
     ArchitectureModel,
+    Base,
     DeviceModel,
     MeasurementModel,
     PredictorArtifactModel,
@@ -125,7 +126,10 @@ class HardwareDB:
     def __init__(self, url: str | None = None, *, create: bool = True) -> None:
         self.url = url if url is not None else default_database_url()
         file = sqlite_file(self.url)
-        if not create and file is not None and not file.exists():
+        missing = file is not None and not file.exists()
+        #: The SQLite file this instance created (``None``: it existed, or PostgreSQL).
+        self.created_file = file if create and missing else None
+        if not create and missing:
             raise SchemaOutdatedError(
                 f"database {file} does not exist: run `nas hwdb init` to create it "
                 "(or check --db / NAS_DATABASE_URL)"
@@ -446,6 +450,15 @@ class HardwareDB:
             spaces = _queries.space_stats(session)
             n_devices = session.execute(select(func.count(DeviceModel.id))).scalar_one()
             return {"spaces": spaces, "devices": int(n_devices)}
+
+        return self._read(run)
+
+    def is_empty(self) -> bool:
+        """Whether no table holds a row: only the schema has been written."""
+
+        def run(session: Session) -> bool:
+            tables = Base.metadata.sorted_tables
+            return all(session.execute(select(t).limit(1)).first() is None for t in tables)
 
         return self._read(run)
 

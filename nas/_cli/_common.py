@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from rich.console import Console, RenderableType
@@ -17,6 +19,7 @@ __all__ = [
     "check_space",
     "console",
     "err_console",
+    "open_db",
     "fail",
     "human_bytes",
     "interrupt_note",
@@ -27,6 +30,7 @@ __all__ = [
 
 console = Console()
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+_SIDE_FILES = ("-journal", "-wal", "-shm")  # SQLite's files beside a database
 
 
 _DEFAULT_INTERRUPT_NOTE = "everything finished so far is saved"
@@ -48,6 +52,30 @@ def fail(message: str, *, code: int = 1) -> NoReturn:
     """Print one line to stderr and exit with ``code`` (1 failure, 2 usage)."""
     err_console.print(f"error: {message}", markup=False)
     sys.exit(code)
+
+
+@contextmanager
+def open_db() -> Iterator[HardwareDB]:
+    """The command's database (``--db`` / ``NAS_DATABASE_URL`` / the default), created when
+    missing. A new SQLite file is named on stderr when the command ends, so a mistyped ``--db``
+    does not go unnoticed; when the command fails before writing to it, it is removed again.
+    """
+    from hwdb import HardwareDB
+
+    db = HardwareDB()
+    created = db.created_file
+    try:
+        yield db
+    except BaseException:
+        if created is not None and db.is_empty():
+            db.close()
+            for path in (created, *(created.with_name(created.name + x) for x in _SIDE_FILES)):
+                path.unlink(missing_ok=True)
+        raise
+    finally:
+        db.close()
+    if created is not None:
+        err_console.print(f"note: created a new database {created}", markup=False)
 
 
 def check_space(db: HardwareDB, space: str | None) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from nas._cli._common import console, print_json, print_table
+from nas._cli._common import console, open_db, print_json, print_table
 from nas._errors import CLIUsageError, NasError
 
 if TYPE_CHECKING:
@@ -224,14 +224,13 @@ def _onboard(
     name: str, space: str, catalog: str | None, k: int, target: float, rounds: int, batch: int,
     candidates: int, as_json: bool, settings: dict[str, Any],
 ) -> None:  # fmt: skip
-    from hwdb import HardwareDB
     from predictors import device_datasheet, get_default_predictor
     from predictors.zeroshot import onboard_device
     from search_spaces import get_space
 
     sp = get_space(space)
     rng_archs = {sp.to_string(sp.random(i)) for i in range(candidates)}
-    with HardwareDB() as db:
+    with open_db() as db:
         if catalog is not None:
             _register_for_onboarding(db, name, catalog)
         config = onboard_config(db, name, sp, **settings)
@@ -290,9 +289,7 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Register a device known only by its catalog entry (zero-shot predictions)."""
-        from hwdb import HardwareDB
-
-        with HardwareDB() as db:
+        with open_db() as db:
             rec = add_catalog_device(
                 db, name, catalog=catalog, precision=precision, batch=batch, runtime=runtime,
                 replace=replace,

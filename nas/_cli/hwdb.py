@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
@@ -16,6 +16,7 @@ from nas._cli._common import (
     check_space,
     console,
     err_console,
+    open_db,
     print_json,
     print_table,
     set_interrupt_note,
@@ -55,10 +56,10 @@ def _check_database() -> None:
         )
 
 
-def _open(*, create: bool = True) -> HardwareDB:
+def _open(*, create: bool = True) -> AbstractContextManager[HardwareDB]:
     from hwdb import HardwareDB
 
-    return HardwareDB(create=create)
+    return open_db() if create else HardwareDB(create=False)
 
 
 class _CommitGuard:

@@ -17,6 +17,7 @@ from nas._cli._common import (
     console,
     err_console,
     interrupt_note,
+    open_db,
     print_json,
     print_table,
     set_interrupt_note,
@@ -390,12 +391,11 @@ _RETEST_GROUP = 50
 def _measure_and_upload(
     opts: dict[str, Any], sp: SearchSpace[Any], cfg: MeasureConfig, selected: list[str]
 ) -> tuple[MeasureReport, dict[str, Any] | None]:
-    from hwdb import HardwareDB
     from nas import measure as lib
 
     device, server, api_key = opts["device_name"], opts["server"], opts["api_key"]
     stored: list[str] = []  # archs whose rows this run stored, group by group
-    with HardwareDB() as db, _progress(not opts["as_json"], f"measure {sp.name}") as cb:
+    with open_db() as db, _progress(not opts["as_json"], f"measure {sp.name}") as cb:
         try:
             report = lib.measure_architectures(
                 db, space=sp.name, device=device, archs=selected, config=cfg,

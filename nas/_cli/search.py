@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from nas._cli._common import console, err_console, print_json, print_table, set_interrupt_note
+from nas._cli._common import (
+    console,
+    err_console,
+    open_db,
+    print_json,
+    print_table,
+    set_interrupt_note,
+)
 from nas.search import LOCAL_SEARCH_DEFAULT
 
 if TYPE_CHECKING:
@@ -145,7 +151,6 @@ def search(
     Rerunning the same command resumes the study (also after a crash); several processes on
     one PostgreSQL --storage and --study cooperate.
     """
-    from hwdb import HardwareDB
     from nas import CLIUsageError
     from nas.search import (
         TableAccuracy,
@@ -178,7 +183,7 @@ def search(
             raise CLIUsageError(str(exc).replace("`choices`", "--choices")) from exc
     if storage is not None:  # its form, before any loading (the journal: below)
         _check_storage_form(storage)
-    with HardwareDB(os.environ.get("NAS_DATABASE_URL")) as db:
+    with open_db() as db:
         try:
             matches = resolve_devices(db, list(device), space=sp.name)
         except ValueError as exc:  # two queries naming one device

@@ -100,7 +100,9 @@ def test_reimport_keeps_stored_values_says_so_and_replace_overwrites(
     csv = tmp_path / "m.csv"
     csv.write_text(f"space,arch,device,latency_ms\nnasbench201,{NB201_0},pi4,12.5\n")
     code, out, err = _run(["--db", db, "hwdb", "import", "csv", str(csv)], capsys)
-    assert code == 0 and "1 new measurements" in out and "note:" not in err
+    assert code == 0 and "1 new measurements" in out
+    assert err.strip().splitlines()[-1] == f"note: created a new database {tmp_path / 'r.sqlite'}"
+    assert "kept as they are" not in err
     csv.write_text(f"space,arch,device,latency_ms\nnasbench201,{NB201_0},pi4,20.0\n")
     code, out, err = _run(["--db", db, "hwdb", "import", "csv", str(csv)], capsys)
     assert code == 0 and "0 new measurements" in out

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from hwdb import AccuracyIn, DeviceSpec, HardwareDB, MeasurementIn
+from hwdb._engine import sqlite_file
 from nas._cli import hwdb as cli_hwdb
 from nas._cli.main import main
 from tests.hwdb._helpers import NB201_0
@@ -132,8 +133,31 @@ def test_device_add_refuses_bad_names_in_one_line(
     code, _, err = _run(argv, capsys)
     line = _error_line(err)
     assert code == 1 and line.startswith("error: `name` must ") and "psycopg" not in line
+    file = sqlite_file(db_url)
+    if file is not None:  # the database the failed command created is removed again
+        assert not file.exists() and not list(file.parent.glob(f"{file.name}*"))
+        return
     with HardwareDB(db_url, create=False) as db:
         assert db.list_devices() == []
+
+
+def test_a_failed_command_removes_only_the_database_it_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mistyped --db used to leave an empty database behind (and the next command used it)."""
+    fresh, existing = tmp_path / "typo.sqlite", tmp_path / "empty.sqlite"
+    HardwareDB(f"sqlite:///{existing}").close()  # empty, but not this command's to remove
+    for path in (fresh, existing):
+        argv = ["--db", f"sqlite:///{path}", "device", "onboard", "x", "--space", "nasbench201"]
+        code, _, err = _run(argv, capsys)
+        assert code == 1 and "not in the database" in _error_line(err)
+    assert not fresh.exists() and existing.exists()
+    code, _, err = _run(
+        ["--db", f"sqlite:///{fresh}", "device", "add", "n", "--catalog", "jetson"], capsys
+    )
+    assert code == 0 and err.strip().splitlines() == [f"note: created a new database {fresh}"]
+    with HardwareDB(f"sqlite:///{fresh}", create=False) as db:
+        assert [d.name for d in db.list_devices()] == ["n"]
 
 
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "sqlite:///file::memory:"])
