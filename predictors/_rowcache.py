@@ -18,11 +18,21 @@ __all__ = ["RowCache"]
 class RowCache:
     """Rows computed by ``compute`` (a batch function), memoised by architecture string.
 
-    Thread-safe: the REST service predicts from a thread pool. Rows are appended, never
-    replaced, so a row handed out stays valid.
+    Thread-safe: the REST service predicts from a thread pool. The matrix grows by doubling;
+    past ``max_rows`` (a long-running service queried with ever new archs) it starts afresh,
+    so memory stays bounded. Rows are handed out as copies.
+
+    Args:
+        max_rows: Rows kept at most.
+
+    Raises:
+        ValueError: when ``max_rows`` is not a positive integer.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_rows: int = 1_000_000) -> None:
+        if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
+            raise ValueError(f"`max_rows` must be a positive integer, got {max_rows!r}.")
+        self.max_rows = max_rows
         self._index: dict[str, int] = {}
         self._rows: np.ndarray | None = None
         self._lock = threading.Lock()
@@ -40,12 +50,22 @@ class RowCache:
             raise ValueError("`archs` must not be empty.")
         with self._lock:
             missing = [a for a in dict.fromkeys(archs) if a not in self._index]
+            if missing and len(self._index) + len(missing) > self.max_rows:
+                missing = list(dict.fromkeys(archs))  # start afresh, with this call's rows
+                self._index, self._rows = {}, None
             if missing:
-                new = np.asarray(compute(missing))
-                start = len(self._index)
-                self._rows = new if self._rows is None else np.concatenate([self._rows, new])
-                self._index.update(zip(missing, range(start, start + len(missing)), strict=True))
+                self._add(missing, np.asarray(compute(missing)))
             at = np.fromiter(map(self._index.__getitem__, archs), np.intp, count=len(archs))
-            rows = self._rows
-        assert rows is not None  # archs is not empty, so a row was computed
-        return rows[at]
+            assert self._rows is not None  # archs is not empty, so a row was stored
+            return self._rows[at]
+
+    def _add(self, archs: list[str], rows: np.ndarray) -> None:
+        start = len(self._index)
+        end = start + len(archs)
+        if self._rows is None or end > len(self._rows):
+            grown = np.empty((max(end, 2 * start), *rows.shape[1:]), rows.dtype)
+            if self._rows is not None:
+                grown[:start] = self._rows[:start]
+            self._rows = grown
+        self._rows[start:end] = rows
+        self._index.update(zip(archs, range(start, end), strict=True))

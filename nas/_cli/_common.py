@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from rich.console import Console, RenderableType
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from hwdb import HardwareDB
 
 __all__ = [
@@ -67,15 +69,25 @@ def open_db() -> Iterator[HardwareDB]:
     try:
         yield db
     except BaseException:
-        if created is not None and db.is_empty():
-            db.close()
-            for path in (created, *(created.with_name(created.name + x) for x in _SIDE_FILES)):
-                path.unlink(missing_ok=True)
+        if created is not None:
+            _remove_if_empty(db, created)
         raise
     finally:
         db.close()
     if created is not None:
         err_console.print(f"note: created a new database {created}", markup=False)
+
+
+def _remove_if_empty(db: HardwareDB, file: Path) -> None:
+    """Remove a database file this command created, if nothing was written to it."""
+    try:
+        empty = db.is_empty()
+    except Exception:  # the command's own error (e.g. a lost connection) is what to report
+        return
+    if empty:
+        db.close()
+        for path in (file, *(file.with_name(file.name + x) for x in _SIDE_FILES)):
+            path.unlink(missing_ok=True)
 
 
 def check_space(db: HardwareDB, space: str | None) -> None:

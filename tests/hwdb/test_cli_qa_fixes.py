@@ -160,6 +160,20 @@ def test_a_failed_command_removes_only_the_database_it_created(
         assert [d.name for d in db.list_devices()] == ["n"]
 
 
+def test_the_commands_own_error_is_reported_when_the_cleanup_check_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: HardwareDB) -> bool:
+        raise RuntimeError("connection lost")
+
+    monkeypatch.setattr(HardwareDB, "is_empty", broken)
+    fresh = tmp_path / "typo.sqlite"
+    argv = ["--db", f"sqlite:///{fresh}", "device", "onboard", "x", "--space", "nasbench201"]
+    code, _, err = _run(argv, capsys)
+    assert code == 1 and "not in the database" in _error_line(err) and "connection" not in err
+    assert fresh.exists()  # not known to be empty: kept
+
+
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "sqlite:///file::memory:"])
 @pytest.mark.parametrize("argv", [["hwdb", "init"], ["hwdb", "stats"], ["hwdb", "upgrade"]])
 def test_in_memory_databases_are_refused(

@@ -66,3 +66,18 @@ def test_concurrent_requests_agree() -> None:
     assert len(cache) == len(set(archs))
     for got in results:
         np.testing.assert_array_equal(got, _rows([])(archs))
+
+
+def test_memory_is_bounded_and_growth_keeps_rows() -> None:
+    calls: list[list[str]] = []
+    cache = RowCache(max_rows=5)
+    for batch in (["a"], ["bb", "a"], ["ccc"], ["dddd", "bb"]):
+        cache.get(batch, _rows(calls))
+    assert len(cache) == 4 and calls[-1] == ["dddd"]
+    got = cache.get(["eeeee", "ffffff", "a"], _rows(calls))  # 6 > 5: starts afresh
+    np.testing.assert_array_equal(got, [[5, 101], [6, 102], [1, 97]])
+    assert calls[-1] == ["eeeee", "ffffff", "a"] and len(cache) == 3
+    np.testing.assert_array_equal(cache.get(["a", "eeeee"], _rows(calls)), [[1, 97], [5, 101]])
+    assert len(calls) == 5  # still memoised after the restart
+    with pytest.raises(ValueError, match="`max_rows` must be a positive integer"):
+        RowCache(max_rows=0)
