@@ -197,10 +197,11 @@ def _nb201_canonical() -> tuple[dict[str, int], np.ndarray]:
 def _nb201_ops(archs: Sequence[str]) -> np.ndarray:
     """``(n, 6)`` op indices of NAS-Bench-201 strings (the batch form of :func:`parse_nb201`)."""
     index, table = _nb201_canonical()
-    rows = np.fromiter(map(index.get, archs, itertools.repeat(-1)), np.intp, count=len(archs))
+    seq = archs if isinstance(archs, list) else list(archs)  # positions, not labels
+    rows = np.fromiter(map(index.get, seq, itertools.repeat(-1)), np.intp, count=len(seq))
     ops = table[rows]
     for i in np.flatnonzero(rows < 0):  # not canonical: the lenient parser (or its error)
-        ops[i] = parse_nb201(archs[int(i)])
+        ops[i] = parse_nb201(seq[int(i)])
     return ops
 
 

@@ -452,7 +452,9 @@ class HELPPlusPredictor(LatencyPredictor):
     def basis(self, archs: list[str]) -> np.ndarray:
         """Predicted (log-)latency of every source device, ``(n, n_sources)``; memoised per
         arch string (the cache is shared by adapted copies and never persisted)."""
-        cache: RowCache = self.__dict__.setdefault("_basis_cache", RowCache())
+        cache: RowCache | None = self.__dict__.get("_basis_cache")
+        if cache is None:
+            cache = self.__dict__.setdefault("_basis_cache", RowCache())
         return cache.get(archs, self._basis_rows)
 
     def _basis_rows(self, archs: list[str]) -> np.ndarray:

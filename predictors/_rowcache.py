@@ -20,7 +20,8 @@ class RowCache:
 
     Thread-safe: the REST service predicts from a thread pool. The matrix grows by doubling;
     past ``max_rows`` (a long-running service queried with ever new archs) it starts afresh,
-    so memory stays bounded. Rows are handed out as copies.
+    so memory stays bounded. Rows are handed out as copies. Pickling or copying a cache gives an
+    empty one (it is a memo, and its lock cannot be copied).
 
     Args:
         max_rows: Rows kept at most.
@@ -40,6 +41,12 @@ class RowCache:
     def __len__(self) -> int:
         return len(self._index)
 
+    def __getstate__(self) -> dict[str, int]:
+        return {"max_rows": self.max_rows}
+
+    def __setstate__(self, state: dict[str, int]) -> None:
+        self.__init__(state["max_rows"])  # type: ignore[misc]
+
     def get(self, archs: list[str], compute: Callable[[list[str]], np.ndarray]) -> np.ndarray:
         """``(len(archs), d)`` rows of ``archs``, computing (once) those not seen before.
 
@@ -54,7 +61,11 @@ class RowCache:
                 missing = list(dict.fromkeys(archs))  # start afresh, with this call's rows
                 self._index, self._rows = {}, None
             if missing:
-                self._add(missing, np.asarray(compute(missing)))
+                rows = np.asarray(compute(missing))
+                if rows.ndim < 1 or rows.shape[0] != len(missing):
+                    shape = rows.shape
+                    raise ValueError(f"`compute` returned {shape} for {len(missing)} archs.")
+                self._add(missing, rows)
             at = np.fromiter(map(self._index.__getitem__, archs), np.intp, count=len(archs))
             assert self._rows is not None  # archs is not empty, so a row was stored
             return self._rows[at]
@@ -63,7 +74,8 @@ class RowCache:
         start = len(self._index)
         end = start + len(archs)
         if self._rows is None or end > len(self._rows):
-            grown = np.empty((max(end, 2 * start), *rows.shape[1:]), rows.dtype)
+            size = max(end, min(2 * start, self.max_rows))
+            grown = np.empty((size, *rows.shape[1:]), rows.dtype)
             if self._rows is not None:
                 grown[:start] = self._rows[:start]
             self._rows = grown

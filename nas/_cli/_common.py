@@ -59,8 +59,9 @@ def fail(message: str, *, code: int = 1) -> NoReturn:
 @contextmanager
 def open_db() -> Iterator[HardwareDB]:
     """The command's database (``--db`` / ``NAS_DATABASE_URL`` / the default), created when
-    missing. A new SQLite file is named on stderr when the command ends, so a mistyped ``--db``
-    does not go unnoticed; when the command fails before writing to it, it is removed again.
+    missing. A SQLite file it creates is named on stderr once the command is done with the
+    database, so a mistyped ``--db`` does not go unnoticed; if the command fails before writing
+    to it, and no other process has it open, the file is removed again instead.
     """
     from hwdb import HardwareDB
 
@@ -69,25 +70,41 @@ def open_db() -> Iterator[HardwareDB]:
     try:
         yield db
     except BaseException:
-        if created is not None:
-            _remove_if_empty(db, created)
+        if created is not None and not _remove_if_unused(db, created):
+            _note_created(created)
         raise
     finally:
         db.close()
     if created is not None:
-        err_console.print(f"note: created a new database {created}", markup=False)
+        _note_created(created)
 
 
-def _remove_if_empty(db: HardwareDB, file: Path) -> None:
-    """Remove a database file this command created, if nothing was written to it."""
+def _note_created(file: Path) -> None:
+    err_console.print(f"note: created a new database {file}", markup=False)
+
+
+def _remove_if_unused(db: HardwareDB, file: Path) -> bool:
+    """Remove a database file this command created, if nothing was written to it and no other
+    connection has it open; whether it was removed. Never raises: the command's own error is
+    what to report."""
+    import sqlite3
+
     try:
-        empty = db.is_empty()
-    except Exception:  # the command's own error (e.g. a lost connection) is what to report
-        return
-    if empty:
+        if not db.is_empty():
+            return False
         db.close()
-        for path in (file, *(file.with_name(file.name + x) for x in _SIDE_FILES)):
+        con = sqlite3.connect(file, timeout=0)
+        try:  # leaving WAL mode fails ("database is locked") while others have the file open
+            alone = con.execute("PRAGMA journal_mode=DELETE").fetchone()[0].lower() == "delete"
+        finally:
+            con.close()
+        if not alone:
+            return False
+        for path in (*(file.with_name(file.name + x) for x in _SIDE_FILES), file):
             path.unlink(missing_ok=True)
+    except Exception:  # noqa: BLE001 - a failed cleanup must not hide the command's error
+        return False
+    return True
 
 
 def check_space(db: HardwareDB, space: str | None) -> None:

@@ -392,3 +392,19 @@ def test_gross_outliers_must_be_missed_by_every_model() -> None:
     off[7] = lat[7] * 50.0  # one model misses arch 7 by 50 times
     assert _gross_outliers(lat, [off]) == [7]
     assert _gross_outliers(lat, [off, good]) == []  # another model holds it
+
+
+def test_blocked_basis_forward_pass_matches_one_product(
+    nb201_table: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The basis network runs in blocks of rows; block edges must not change a row."""
+    from predictors import _helpplus
+
+    devices = list(nb201_table.columns)[:3]
+    model = get_predictor("help+", steps=5, hidden=8, sim_devices=0).fit(
+        make_tasks(nb201_table, "nasbench201", devices)
+    )
+    archs = list(nb201_table.index[:300])
+    whole = model._basis_rows(archs)  # type: ignore[attr-defined]
+    monkeypatch.setattr(_helpplus, "_BASIS_BLOCK", 7)  # 300 = 42 blocks of 7 + 6
+    np.testing.assert_allclose(model._basis_rows(archs), whole, rtol=1e-6)  # type: ignore[attr-defined]

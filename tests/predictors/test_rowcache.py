@@ -81,3 +81,17 @@ def test_memory_is_bounded_and_growth_keeps_rows() -> None:
     assert len(calls) == 5  # still memoised after the restart
     with pytest.raises(ValueError, match="`max_rows` must be a positive integer"):
         RowCache(max_rows=0)
+
+
+def test_copies_and_pickles_are_empty_caches_and_bad_computations_are_refused() -> None:
+    import copy
+    import pickle
+
+    cache = RowCache(max_rows=7)
+    cache.get(["a", "b"], _rows([]))
+    for clone in (copy.deepcopy(cache), pickle.loads(pickle.dumps(cache)), copy.copy(cache)):
+        assert len(clone) == 0 and clone.max_rows == 7
+        np.testing.assert_array_equal(clone.get(["b"], _rows([])), [[1, 98]])
+    with pytest.raises(ValueError, match=r"`compute` returned \(1, 2\) for 2 archs"):
+        cache.get(["c", "d"], lambda archs: np.zeros((1, 2)))
+    assert len(cache) == 2
