@@ -388,6 +388,33 @@ _FRAME_DEVICE_COLS = (
 )
 
 
+def measured_device_names(session: Session) -> list[str]:
+    q = select(D.name).join(M, M.device_id == D.id).distinct()
+    return [str(n) for n in session.execute(q).scalars()]
+
+
+def accuracy_frame(session: Session, space: str | None) -> pd.DataFrame:
+    cols = [
+        S.name.label("space"),
+        A.arch,
+        AccuracyModel.dataset,
+        AccuracyModel.metric,
+        AccuracyModel.value,
+        AccuracyModel.source,
+        A.benchmark_index,
+    ]
+    q = (
+        select(*cols)
+        .join(A, A.id == AccuracyModel.architecture_id)
+        .join(S, S.id == A.space_id)
+        .order_by(AccuracyModel.id)
+    )
+    if space is not None:
+        q = q.where(S.name == space)
+    result = session.execute(q)
+    return pd.DataFrame(result.all(), columns=list(result.keys()))
+
+
 def measurement_frame(session: Session, space: str | None, device: str | None) -> pd.DataFrame:
     cols = [
         D.name.label("device"),

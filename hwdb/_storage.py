@@ -514,6 +514,16 @@ class HardwareDB:
         """All measurements joined with their device columns (the parquet dataset layout)."""
         return self._read(lambda s: _queries.measurement_frame(s, space, device))
 
+    def accuracy_frame(self, *, space: str | None = None) -> pd.DataFrame:
+        """All accuracy records (of ``space``) with their arch's benchmark index: columns
+        ``space, arch, dataset, metric, value, source, benchmark_index``."""
+        return self._read(lambda s: _queries.accuracy_frame(s, space))
+
+    def unmeasured_devices(self) -> list[Device]:
+        """Devices without any measurement (e.g. catalog devices from ``nas device add``)."""
+        measured = set(self._read(_queries.measured_device_names))
+        return [d for d in self.list_devices() if d.name not in measured]
+
     # ----------------------------------------------------------------- service helpers
     def ping(self) -> None:
         """Run ``SELECT 1`` (health checks).

@@ -100,13 +100,17 @@ class RowChecker:
         named when it contradicts the stored device; see ``BulkImport.stated``)."""
         self.stated.setdefault(device, {}).setdefault(setting, (f"{self.path}: row {i + 1}", field))
 
-    def new_row(self, i: int, spec: DeviceSpec, key: Hashable, value: Any, field: str) -> bool:
-        """Check row ``i`` (0-based); False for an exact duplicate of an earlier row."""
-        where = f"row {i + 1}"
+    def device(self, i: int, spec: DeviceSpec) -> None:
+        """Row ``i`` (0-based) describes ``spec``: as every earlier row of that device did."""
         first, known = self._devices.setdefault(spec.name, (i, spec))
         if known != spec:
             message = f"{spec.name!r} described differently on row {first + 1}"
-            raise bad(self.path, where, "device", message)
+            raise bad(self.path, f"row {i + 1}", "device", message)
+
+    def new_row(self, i: int, spec: DeviceSpec, key: Hashable, value: Any, field: str) -> bool:
+        """Check row ``i`` (0-based); False for an exact duplicate of an earlier row."""
+        where = f"row {i + 1}"
+        self.device(i, spec)
         prev, seen = self._values.setdefault(key, (i, value))
         if prev == i:
             return True

@@ -1,11 +1,19 @@
 """Importer and exporter of the project's parquet dataset format.
 
-One row per measurement, device columns inlined.
+One row per record, device columns inlined. ``row_kind`` says what a row is:
 
-Columns are the :class:`~hwdb.MeasurementIn` fields (``environment`` and ``workload`` as JSON
-strings) plus ``device_family``, ``device_hardware``, ``device_runtime``, ``device_precision``,
-``device_batch_size``, ``device_threads``, ``device_provenance``, ``device_source`` and
-``device_attributes`` (JSON string). ``nas hwdb init`` imports every bundled
+* ``measurement`` (or null, or no ``row_kind`` column: files written before it existed): the
+  :class:`~hwdb.MeasurementIn` fields (``environment`` and ``workload`` as JSON strings) plus
+  ``device_family``, ``device_hardware``, ``device_runtime``, ``device_precision``,
+  ``device_batch_size``, ``device_threads``, ``device_provenance``, ``device_source`` and
+  ``device_attributes`` (JSON string);
+* ``accuracy``: an :class:`~hwdb.AccuracyIn` in ``space``, ``arch``, ``dataset``, ``metric``,
+  ``value`` and ``source`` (plus the arch's ``benchmark_index``); device columns null;
+* ``device``: a device without measurements (e.g. a catalog device), in ``device`` and the
+  device columns; everything else null.
+
+A whole-database export therefore moves everything a search needs from one database to
+another (SQLite to a team's PostgreSQL). ``nas hwdb init`` imports every bundled
 ``hwdb/data/*.parquet``.
 """
 
@@ -19,9 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hwdb._bulk import DEVICE_SETTINGS, BulkImport
+from hwdb._bulk import DEVICE_SETTINGS, AccuracySeries, BulkImport
 from hwdb._errors import ImportDataError
-from hwdb._types import DeviceSpec, MeasurementIn
+from hwdb._types import AccuracyIn, DeviceSpec, MeasurementIn
 from hwdb.importers._common import RowChecker, bad, canonical_arch, check_input_file
 
 if TYPE_CHECKING:
@@ -32,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = [
     "COLUMNS",
     "DEVICE_COLUMNS",
+    "ROW_KINDS",
     "bundled_datasets",
     "export_parquet",
     "import_parquet",
@@ -68,6 +77,11 @@ DEVICE_COLUMNS: dict[str, str] = {
     "device_source": _STR,
     "device_attributes": _STR,
 }
+#: Columns of accuracy rows beyond :data:`COLUMNS`, and the row kind (optional on import).
+_EXTRA_COLUMNS: dict[str, str] = {"row_kind": _STR, "dataset": _STR, "value": _F}
+_KINDS = {**COLUMNS, **DEVICE_COLUMNS, **_EXTRA_COLUMNS}
+#: What a row of the format can be (``row_kind``).
+ROW_KINDS = ("measurement", "accuracy", "device")
 _JSON = ("environment", "workload", "device_attributes")
 
 
@@ -75,7 +89,7 @@ def _schema() -> pa.Schema:
     import pyarrow as pa
 
     kinds = {_STR: pa.string(), _F: pa.float64(), _I: pa.int64()}
-    return pa.schema([(c, kinds[t]) for c, t in {**COLUMNS, **DEVICE_COLUMNS}.items()])
+    return pa.schema([(c, kinds[t]) for c, t in _KINDS.items()])
 
 
 def bundled_datasets() -> list[Path]:
@@ -110,32 +124,78 @@ def _check_out(path: Path) -> Path:
 
 def export_parquet(
     db: HardwareDB, path: str | Path, *, space: str | None = None, device: str | None = None
-) -> int:
-    """Write the measurements (optionally of one space / device) to a parquet file.
+) -> dict[str, int]:
+    """Write the measurements (optionally of one space / device) to a parquet file, with the
+    accuracies (unless ``device`` is given) and, for a whole-database export (neither
+    ``space`` nor ``device``), the devices without measurements.
 
     Integer columns are nullable (a device without a thread count exports null, not NaN). The
     file is written next to ``path`` and renamed into place, so a failed export leaves no
     half-written file.
 
     Returns:
-        Number of rows written.
+        Rows written of each kind: ``{"measurements", "accuracies", "devices"}``.
 
     Raises:
         ValueError: if ``path`` is a directory or its folder does not exist.
     """
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     out = _check_out(Path(path))
-    frame = db.measurement_frame(space=space, device=device)
-    kinds = {**COLUMNS, **DEVICE_COLUMNS}
-    records: list[dict[str, Any]] = []
-    for raw in frame.to_dict("records"):
-        rec = {c: _cell(kinds[c], raw[c]) for c in kinds}
+    records = _measurement_records(db, space, device)
+    counts = {"measurements": len(records), "accuracies": 0, "devices": 0}
+    if device is None:
+        acc = _accuracy_records(db, space)
+        counts["accuracies"] = len(acc)
+        records += acc
+    if device is None and space is None:
+        idle = _device_records(db)
+        counts["devices"] = len(idle)
+        records += idle
+    _write(pa.Table.from_pylist(records, schema=_schema()), out, path)
+    return counts
+
+
+def _blank() -> dict[str, Any]:
+    return dict.fromkeys(_KINDS)
+
+
+def _measurement_records(
+    db: HardwareDB, space: str | None, device: str | None
+) -> list[dict[str, Any]]:
+    records = []
+    for raw in db.measurement_frame(space=space, device=device).to_dict("records"):
+        rec = {**_blank(), **{c: _cell(_KINDS[c], raw[c]) for c in (*COLUMNS, *DEVICE_COLUMNS)}}
         for col in _JSON:
             rec[col] = json.dumps(raw[col] or {}, sort_keys=True, default=str)
+        rec["row_kind"] = "measurement"
         records.append(rec)
-    table = pa.Table.from_pylist(records, schema=_schema())
+    return records
+
+
+def _accuracy_records(db: HardwareDB, space: str | None) -> list[dict[str, Any]]:
+    records = []
+    for raw in db.accuracy_frame(space=space).to_dict("records"):
+        rec = {**_blank(), **{c: _cell(_KINDS[c], v) for c, v in raw.items()}}
+        rec["row_kind"] = "accuracy"
+        records.append(rec)
+    return records
+
+
+def _device_records(db: HardwareDB) -> list[dict[str, Any]]:
+    records = []
+    for dev in db.unmeasured_devices():
+        rec = _blank()
+        rec.update({c: getattr(dev, c[len("device_") :]) for c in DEVICE_COLUMNS})
+        rec["device_attributes"] = json.dumps(dev.attributes or {}, sort_keys=True, default=str)
+        rec.update(device=dev.name, row_kind="device")
+        records.append(rec)
+    return records
+
+
+def _write(table: pa.Table, out: Path, path: str | Path) -> None:
+    import pyarrow.parquet as pq
+
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     except OSError as exc:
@@ -149,7 +209,6 @@ def export_parquet(
         raise OSError(f"cannot write {path}: {exc.strerror or exc}") from exc
     finally:
         Path(tmp).unlink(missing_ok=True)
-    return len(records)
 
 
 def _umask() -> int:
@@ -168,18 +227,25 @@ def _json(file: Path, where: str, field: str, text: Any) -> dict[str, Any]:
     return value
 
 
-def _row(file: Path, i: int, rec: dict[str, Any]) -> tuple[DeviceSpec, MeasurementIn]:
-    where = f"row {i + 1}"
-    field = "device"
+def _device_spec(file: Path, where: str, rec: dict[str, Any]) -> DeviceSpec:
     try:
-        spec = DeviceSpec(
+        return DeviceSpec(
             name=rec["device"],
             **{c[len("device_") :]: rec[c] for c in DEVICE_COLUMNS if c != "device_attributes"},
             attributes=_json(file, where, "device_attributes", rec["device_attributes"]),
         )
-        field = "arch"
-        arch = canonical_arch(str(rec["space"]), str(rec["arch"]), file, where)
-        field = "median"
+    except ImportDataError:
+        raise
+    except (TypeError, ValueError) as exc:
+        name = str(exc).split("`")[1] if "`" in str(exc) else "device"
+        raise bad(file, where, name, str(exc)) from None
+
+
+def _row(file: Path, i: int, rec: dict[str, Any]) -> tuple[DeviceSpec, MeasurementIn]:
+    where = f"row {i + 1}"
+    spec = _device_spec(file, where, rec)
+    arch = canonical_arch(str(rec["space"]), str(rec["arch"]), file, where)
+    try:
         kw = {c: rec[c] for c in COLUMNS if c not in ("arch", "environment", "workload")}
         meas = MeasurementIn(
             **{**kw, "arch": arch},
@@ -189,9 +255,58 @@ def _row(file: Path, i: int, rec: dict[str, Any]) -> tuple[DeviceSpec, Measureme
     except ImportDataError:
         raise
     except (TypeError, ValueError) as exc:
-        name = str(exc).split("`")[1] if "`" in str(exc) else field
+        name = str(exc).split("`")[1] if "`" in str(exc) else "median"
         raise bad(file, where, name, str(exc)) from None
     return spec, meas
+
+
+def _accuracy(file: Path, i: int, rec: dict[str, Any]) -> AccuracyIn:
+    where = f"row {i + 1}"
+    arch = canonical_arch(str(rec["space"]), str(rec["arch"]), file, where)
+    try:
+        return AccuracyIn(
+            space=rec["space"], arch=arch, dataset=rec["dataset"], metric=rec["metric"],
+            value=rec["value"], source=rec["source"] or "",
+        )  # fmt: skip
+    except (TypeError, ValueError) as exc:
+        name = str(exc).split("`")[1] if "`" in str(exc) else "value"
+        raise bad(file, where, name, str(exc)) from None
+
+
+class _Accuracies:
+    """A file's accuracy rows, one value per (space, arch, dataset, metric), as series."""
+
+    def __init__(self, file: Path) -> None:
+        self.file = file
+        self._seen: dict[tuple[str, str, str, str], tuple[int, float]] = {}
+        self._series: dict[tuple[str, str, str, str], AccuracySeries] = {}
+        self.archs: dict[str, dict[str, int | None]] = {}
+
+    def add(self, i: int, rec: dict[str, Any]) -> None:
+        acc = _accuracy(self.file, i, rec)
+        key = (acc.space, acc.arch, acc.dataset, acc.metric)
+        first, value = self._seen.setdefault(key, (i, acc.value))
+        if first != i:
+            if value != acc.value:
+                what = "same space, arch, dataset and metric"
+                raise bad(
+                    self.file, f"row {i + 1}", "value", f"conflicts with row {first + 1} ({what})"
+                )
+            return  # an exact duplicate: keep one
+        index = rec.get("benchmark_index")
+        known = self.archs.setdefault(acc.space, {})
+        if known.get(acc.arch) is None:
+            known[acc.arch] = None if index is None else int(index)
+        group = (acc.space, acc.dataset, acc.metric, acc.source)
+        series = self._series.setdefault(
+            group, AccuracySeries(acc.space, acc.dataset, acc.metric, [], [], acc.source)
+        )
+        series.archs.append(acc.arch)
+        series.values.append(float(acc.value))
+
+    @property
+    def series(self) -> list[AccuracySeries]:
+        return list(self._series.values())
 
 
 def load_parquet(path: str | Path) -> BulkImport:
@@ -213,17 +328,34 @@ def load_parquet(path: str | Path) -> BulkImport:
         raise bad(file, "schema", missing[0], "missing column")
     data = BulkImport()
     rows = RowChecker(file)
+    accuracies = _Accuracies(file)
     for i, rec in enumerate(table.to_pylist()):
-        spec, meas = _row(file, i, rec)
+        kind = rec.get("row_kind") or "measurement"
+        if kind == "accuracy":
+            if "dataset" not in rec or "value" not in rec:
+                raise bad(
+                    file, "schema", "dataset" if "dataset" not in rec else "value", "missing column"
+                )
+            accuracies.add(i, rec)
+            continue
+        if kind == "device":
+            spec = _device_spec(file, f"row {i + 1}", rec)
+            rows.device(i, spec)
+        elif kind == "measurement":
+            spec, meas = _row(file, i, rec)
+            key = (meas.device, meas.space, meas.arch, meas.metric, meas.protocol)
+            if rows.new_row(i, spec, key, meas, "median"):
+                data.rows.append(meas)
+        else:
+            kinds = ", ".join(ROW_KINDS)
+            raise bad(file, f"row {i + 1}", "row_kind", f"must be one of {kinds}, got {kind!r}")
         for setting in DEVICE_SETTINGS:  # a null cell states nothing
             if rec[f"device_{setting}"] not in (None, ""):
                 rows.state(i, spec.name, setting, f"device_{setting}")
-        key = (meas.device, meas.space, meas.arch, meas.metric, meas.protocol)
-        if not rows.new_row(i, spec, key, meas, "median"):
-            continue  # an exact duplicate: keep one
-        data.rows.append(meas)
     data.devices = rows.devices
     data.stated = rows.stated
+    data.accuracies = accuracies.series
+    data.archs = accuracies.archs
     return data
 
 

@@ -273,22 +273,17 @@ def devices(space: SpaceOpt = None, as_json: JsonOpt = False) -> None:
     print_table(table)
 
 
-_NOT_EXPORTED = (
-    "not exported: accuracies, devices without measurements (e.g. `nas device add` catalog "
-    "devices), predictor artifacts and API keys"
-)
-
-
-@hwdb_app.command("export", epilog=_NOT_EXPORTED.capitalize() + "; re-import accuracies from "
-                  "their source (`nas hwdb import nats-accuracy FILE`) and re-add devices "
-                  "with `nas device add`.")  # fmt: skip
+@hwdb_app.command("export", epilog="A whole-database export (no --space, no --device) also "
+                  "carries the devices without measurements; --space keeps that space's "
+                  "accuracies; --device leaves accuracies out. Never exported: predictor "
+                  "artifacts (retrained on first need) and API keys.")  # fmt: skip
 def export(
     out: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
     space: SpaceOpt = None,
     device: Annotated[str | None, typer.Option("--device", help="Only this device.")] = None,
 ) -> None:
-    """Export measurements, each with its device, to the parquet dataset format (what
-    `nas hwdb import parquet` reads)."""
+    """Export measurements (each with its device), accuracies and devices to the parquet
+    dataset format (what `nas hwdb import parquet` reads)."""
     from hwdb import export_parquet
 
     with _open(create=False) as db:
@@ -297,33 +292,11 @@ def export(
             db.get_device(device)  # NotFoundError: one line, exit 1
         with console.status("exporting ..."):
             n = export_parquet(db, out, space=space, device=device)
-        left = _left_out(db, space, device)
-    console.print(f"wrote {n} measurements (with their devices) to {out}")
-    if left:
-        err_console.print(
-            f"note: not exported: {', '.join(left)}; re-import accuracies from their source "
-            "(e.g. `nas hwdb import nats-accuracy FILE`), re-add devices with `nas device add`",
-            markup=False,
-        )
-
-
-def _left_out(db: HardwareDB, space: str | None, device: str | None) -> list[str]:
-    """What the database holds (in the export's scope) that an export does not carry."""
-    left: list[str] = []
-    n_acc = 0 if device is not None else db.count_accuracies(space=space)
-    if n_acc:
-        left.append(f"{n_acc:,} accuracies")
-    if device is None and space is None:
-        measured = {d.name for s in db.stats()["spaces"] for d in db.list_devices(space=s)}
-        idle = [d.name for d in db.list_devices() if d.name not in measured]
-        if idle:
-            left.append(f"{len(idle)} devices without measurements ({_names(idle)})")
-    return left
-
-
-def _names(names: list[str], most: int = 3) -> str:
-    shown = ", ".join(names[:most])
-    return shown if len(names) <= most else f"{shown}, ... {len(names) - most} more"
+    idle = f" and {n['devices']} devices without measurements" if n["devices"] else ""
+    console.print(
+        f"wrote {n['measurements']} measurements (with their devices), {n['accuracies']} "
+        f"accuracies{idle} to {out}"
+    )
 
 
 def register(app: typer.Typer) -> None:

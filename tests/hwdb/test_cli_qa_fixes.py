@@ -160,6 +160,31 @@ def test_a_failed_command_removes_only_the_database_it_created(
         assert [d.name for d in db.list_devices()] == ["n"]
 
 
+def test_a_created_database_in_use_or_written_is_kept_and_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    others: list[sqlite3.Connection] = []
+
+    def opened_by_another_process(self: HardwareDB) -> bool:
+        assert self.created_file is not None
+        others.append(sqlite3.connect(self.created_file))  # e.g. a second command on it
+        others[-1].execute("SELECT count(*) FROM sqlite_master").fetchall()
+        return True
+
+    fresh = tmp_path / "shared.sqlite"
+    argv = ["--db", f"sqlite:///{fresh}", "device", "onboard", "x", "--space", "nasbench201"]
+    for is_empty in (opened_by_another_process, lambda self: False):
+        monkeypatch.setattr(HardwareDB, "is_empty", is_empty)
+        code, _, err = _run(argv, capsys)
+        assert code == 1 and "not in the database" in _error_line(err)
+        assert f"note: created a new database {fresh}" in err and fresh.exists()
+        for con in others:
+            con.close()
+        fresh.unlink()
+
+
 def test_the_commands_own_error_is_reported_when_the_cleanup_check_fails(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -196,7 +221,10 @@ def test_import_messages_for_missing_file_and_directory(
         assert code == 1 and "is a directory" in line and "fbnet.onnx" not in line
 
 
-def test_export_says_what_it_leaves_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_export_carries_accuracies_and_unmeasured_devices(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A whole-database export used to leave accuracies and catalog devices behind."""
     url = f"sqlite:///{tmp_path / 'a.sqlite'}"
     with HardwareDB(url) as db:
         db.upsert_device(DeviceSpec("measured"))
@@ -205,7 +233,22 @@ def test_export_says_what_it_leaves_out(tmp_path: Path, capsys: pytest.CaptureFi
         db.add_accuracies([AccuracyIn("nasbench201", NB201_0, "cifar10", "test_accuracy", 90.0)])
     out = tmp_path / "x.parquet"
     code, stdout, err = _run(["--db", url, "hwdb", "export", "--out", str(out)], capsys)
-    assert code == 0 and "wrote 1 measurements" in stdout
-    assert "not exported: 1 accuracies" in err and "nano" in err and "nats-accuracy" in err
-    code, stdout, err = _run(["--db", url, "hwdb", "export", "--help"], capsys)
+    assert code == 0 and err == ""
+    expected = (
+        f"wrote 1 measurements (with their devices), 1 accuracies and 1 devices without "
+        f"measurements to {out}"
+    )
+    assert "".join(stdout.split()) == "".join(expected.split())  # rich may wrap the path
+    copy = f"sqlite:///{tmp_path / 'b.sqlite'}"
+    code, stdout, _ = _run(["--db", copy, "hwdb", "import", "parquet", str(out)], capsys)
+    assert code == 0 and "2 devices" in stdout and "1 new accuracies" in stdout
+    with HardwareDB(copy, create=False) as db:
+        assert sorted(d.name for d in db.list_devices()) == ["measured", "nano"]
+        assert db.get_device("nano").attributes == {"catalog": "x"}
+        assert db.get_device("nano").provenance == "catalog"
+        assert db.accuracy_table("nasbench201", dataset="cifar10").to_dict() == {NB201_0: 90.0}
+    code, stdout, _ = _run(["--db", url, "hwdb", "export", "--out", str(out), "--device",
+                            "measured"], capsys)  # fmt: skip
+    assert code == 0 and "1 measurements (with their devices), 0 accuracies to" in stdout
+    code, stdout, _ = _run(["--db", url, "hwdb", "export", "--help"], capsys)
     assert code == 0 and "accuracies" in stdout and "without measurements" in stdout

@@ -31,7 +31,9 @@ def test_export_with_missing_threads_round_trips(tmp_path: Path) -> None:
         before = db.measurement_frame()
         assert before["device_threads"].isna().any() and before["device_threads"].notna().any()
         out = tmp_path / "all.parquet"
-        assert export_parquet(db, out) == len(before)
+        assert export_parquet(db, out) == {
+            "measurements": len(before), "accuracies": 0, "devices": 0
+        }  # fmt: skip
     schema = pq.read_schema(out)
     assert str(schema.field("device_threads").type) == "int64"
     assert str(schema.field("benchmark_index").type) == "int64"
@@ -215,3 +217,63 @@ def test_library_writes_check_and_canonicalise_architectures(tmp_path: Path) -> 
         }
         with pytest.raises(ValueError, match=r"^`rows\[0\]\.arch`: malformed nasbench201"):
             db.add_accuracies([AccuracyIn("nasbench201", "|x~0|", "c", "top1", 1.0)])
+
+
+def _kinds_file(tmp_path: Path, rows: list[dict[str, object]]) -> Path:
+    """A parquet file of the export's schema holding ``rows`` (other columns null)."""
+    import pyarrow as pa
+
+    from hwdb.importers.parquet import _schema
+
+    out = tmp_path / "kinds.parquet"
+    names = _schema().names
+    pq.write_table(
+        pa.Table.from_pylist([{c: r.get(c) for c in names} for r in rows], schema=_schema()), out
+    )
+    return out
+
+
+def _acc(arch: str = NB201_0, value: float = 90.0, **kw: object) -> dict[str, object]:
+    return {"row_kind": "accuracy", "space": "nasbench201", "arch": arch, "dataset": "cifar10",
+            "metric": "test_accuracy", "value": value, "source": "s", **kw}  # fmt: skip
+
+
+def test_accuracy_and_device_rows_round_trip_and_are_checked(tmp_path: Path) -> None:
+    from hwdb import AccuracyIn
+
+    with HardwareDB(f"sqlite:///{tmp_path / 'a.sqlite'}") as db:
+        archs = nb201_archs(3)
+        db.add_accuracies([AccuracyIn("nasbench201", a, "cifar10", "test_accuracy", 80.0 + i,
+                                      "NATS") for i, a in enumerate(archs)])  # fmt: skip
+        db.add_accuracies([AccuracyIn("nasbench201", archs[0], "cifar100", "test_accuracy", 60.0)])
+        db.upsert_device(DeviceSpec("pi", threads=4, attributes={"catalog": "raspberry-pi-4"}))
+        before = db.accuracy_frame()
+        counts = export_parquet(db, tmp_path / "x.parquet")
+    assert counts == {"measurements": 0, "accuracies": 4, "devices": 1}
+    data = load_parquet(tmp_path / "x.parquet")
+    assert [d.name for d in data.devices] == ["pi"] and data.devices[0].threads == 4
+    with HardwareDB(f"sqlite:///{tmp_path / 'b.sqlite'}") as db2:
+        got = db2.bulk_import(data)
+        assert got["accuracies"] == 4
+        after = db2.accuracy_frame()
+        assert db2.get_device("pi").attributes == {"catalog": "raspberry-pi-4"}
+    key = ["arch", "dataset"]
+    pd.testing.assert_frame_equal(
+        before.sort_values(key).reset_index(drop=True),
+        after.sort_values(key).reset_index(drop=True),
+    )
+    assert len(load_parquet(_kinds_file(tmp_path, [_acc(), _acc()])).accuracies[0].archs) == 1
+    with pytest.raises(ImportDataError, match=r"row 2.*value.*conflicts with row 1"):
+        load_parquet(_kinds_file(tmp_path, [_acc(), _acc(value=91.0)]))
+    with pytest.raises(ImportDataError, match=r"row 1.*value"):
+        load_parquet(_kinds_file(tmp_path, [_acc(value=float("nan"))]))
+    with pytest.raises(ImportDataError, match=r"row 1.*arch"):
+        load_parquet(_kinds_file(tmp_path, [_acc(arch="|conv_9x9~0|")]))
+    with pytest.raises(ImportDataError, match=r"row 1.*row_kind.*must be one of"):
+        load_parquet(_kinds_file(tmp_path, [{"row_kind": "artifact"}]))
+    spec = DeviceSpec("pi", threads=4)
+    device = {f"device_{f}": getattr(spec, f) for f in ("family", "hardware", "runtime",
+              "precision", "batch_size", "threads", "provenance", "source")}  # fmt: skip
+    device.update(row_kind="device", device="pi", device_attributes="{}")
+    with pytest.raises(ImportDataError, match=r"row 2.*'pi' described differently on row 1"):
+        load_parquet(_kinds_file(tmp_path, [device, {**device, "device_threads": 2}]))

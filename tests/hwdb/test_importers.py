@@ -98,7 +98,7 @@ def test_latbench_and_nats_join_help(help_db: HardwareDB, shared_data: Path) -> 
 
 def test_parquet_round_trip(help_db: HardwareDB, tmp_path: Path) -> None:
     out = tmp_path / "gold.parquet"
-    assert export_parquet(help_db, out, device="gold_6226") == 15_625
+    assert export_parquet(help_db, out, device="gold_6226")["measurements"] == 15_625
     with HardwareDB(f"sqlite:///{tmp_path / 'copy.sqlite'}") as copy:
         assert import_parquet(copy, out) == 15_625
         assert import_parquet(copy, out) == 0
