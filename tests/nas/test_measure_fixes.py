@@ -47,7 +47,9 @@ def test_failed_upload_is_retried_by_a_rerun(
     monkeypatch.setattr(measure_cli, "_check_key", lambda *_: None)  # the server went away later
     monkeypatch.setattr(api.client, "upload_measurements", refuse)
     code, _, err = _run(argv, capsys)
-    assert code == 1 and err.count("\n") == 1 and "rerun" in err
+    note, error = err.splitlines()  # the created database holds the stored rows: named, kept
+    assert note == f"note: created a new database {sqlite_url.removeprefix('sqlite:///')}"
+    assert code == 1 and error.startswith("error: ") and "rerun" in error
     with HardwareDB(sqlite_url) as db:
         assert len(db.measurements(device="d1")) == 1  # stored locally
     monkeypatch.setattr(api.client, "upload_measurements", accept)

@@ -382,7 +382,9 @@ def test_ctrl_c_says_what_was_kept(
             "--chunk-size", "2", "--json", *FAST]  # fmt: skip
     code, _, err = _run(argv, capsys)
     lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert code == 130 and len(lines) == 1
+    # the database the run created holds the stored groups, so it is kept and named
+    assert code == 130 and len(lines) == 2
+    assert lines.pop(0) == f"note: created a new database {sqlite_url.removeprefix('sqlite:///')}"
     assert lines[0] == (
         "error: interrupted; the 2 archs of the groups finished so far are stored under device "
         "'ki'; rerun the same command to resume"
