@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from sqlalchemy import Select, String, cast, distinct, func, select
+from sqlalchemy import Select, String, Table, bindparam, cast, distinct, func, select, update
 
 from hwdb import _bulk
 from hwdb._errors import DuplicateError, NotFoundError
@@ -101,7 +101,11 @@ def _arch_map(items: Sequence[tuple[str, str, int | None]]) -> dict[str, dict[st
     return out
 
 
-def add_measurements(session: Session, rows: Sequence[MeasurementIn], *, replace: bool) -> int:
+def _row_ids(
+    session: Session, rows: Sequence[MeasurementIn]
+) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+    """Device ids by name and architecture ids by (space, arch) of ``rows`` (archs created
+    as needed); NotFoundError for a device that does not exist."""
     dev_ids = _bulk.device_ids(session, [r.device for r in rows])
     missing = sorted({r.device for r in rows} - set(dev_ids))
     if missing:
@@ -109,6 +113,11 @@ def add_measurements(session: Session, rows: Sequence[MeasurementIn], *, replace
     arch_ids = _resolve_rows(
         session, _arch_map([(r.space, r.arch, r.benchmark_index) for r in rows])
     )
+    return dev_ids, arch_ids
+
+
+def add_measurements(session: Session, rows: Sequence[MeasurementIn], *, replace: bool) -> int:
+    dev_ids, arch_ids = _row_ids(session, rows)
     now = utcnow()
     values = [
         {
@@ -132,6 +141,84 @@ def add_measurements(session: Session, rows: Sequence[MeasurementIn], *, replace
     ]
     params = _bulk.measurement_params(session.get_bind().dialect.name, values)
     return _bulk.insert_measurements(session, params, replace=replace)
+
+
+def _stored_rows(
+    session: Session, device_id: int, arch_ids: Sequence[int], *, lock: bool = False
+) -> dict[tuple[int, str, str], tuple[int, dict[str, Any]]]:
+    """``(architecture id, metric, protocol) -> (row id, environment)`` of one device's rows of
+    ``arch_ids``; ``lock``: held until the transaction ends (``FOR UPDATE`` on PostgreSQL,
+    SQLite's write transactions already exclude other writers)."""
+    out: dict[tuple[int, str, str], tuple[int, dict[str, Any]]] = {}
+    for part in _bulk._chunks(sorted(set(arch_ids)), _bulk._IN_CHUNK):
+        q = select(M.id, M.architecture_id, M.metric, M.protocol, M.environment).where(
+            M.device_id == device_id, M.architecture_id.in_(part)
+        )
+        if lock and session.get_bind().dialect.name == "postgresql":
+            q = q.with_for_update()
+        for row_id, arch_id, metric, protocol, env in session.execute(q).all():
+            env = json.loads(env) if isinstance(env, str) else env
+            out[(arch_id, metric, protocol)] = (row_id, env if isinstance(env, dict) else {})
+    return out
+
+
+def run_metrics(
+    session: Session, space: str, device: str, protocol: str, run_id: str, archs: Sequence[str]
+) -> dict[str, set[str]]:
+    dev = session.execute(select(D.id).where(D.name == device)).scalar_one_or_none()
+    sid = session.execute(select(S.id).where(S.name == space)).scalar_one_or_none()
+    if dev is None or sid is None or not archs:
+        return {}
+    ids: dict[int, str] = {}
+    for part in _bulk._chunks(sorted(set(archs)), _bulk._IN_CHUNK):
+        q = select(A.id, A.arch).where(A.space_id == sid, A.arch.in_(part))
+        ids.update({int(i): str(a) for i, a in session.execute(q).all()})
+    out: dict[str, set[str]] = {}
+    for (arch_id, metric, proto), (_, env) in _stored_rows(session, dev, list(ids)).items():
+        if proto == protocol and env.get("run_id") == run_id:
+            out.setdefault(ids[arch_id], set()).add(metric)
+    return out
+
+
+def cast_table(table: object) -> Table:
+    """An ORM model's ``__table__`` as the Core :class:`~sqlalchemy.Table` it is."""
+    assert isinstance(table, Table)
+    return table
+
+
+def replace_run_rows(session: Session, rows: Sequence[MeasurementIn], run_id: str) -> list[int]:
+    dev_ids, arch_ids = _row_ids(session, rows)
+    stored: dict[tuple[int, int, str, str], tuple[int, dict[str, Any]]] = {}
+    for dev in sorted(set(dev_ids[r.device] for r in rows)):
+        mine = [arch_ids[(r.space, r.arch)] for r in rows if dev_ids[r.device] == dev]
+        for key, value in _stored_rows(session, dev, mine, lock=True).items():
+            stored[(dev, *key)] = value
+    now = utcnow()
+    updates, skipped = [], []
+    for i, r in enumerate(rows):
+        found = stored.get((dev_ids[r.device], arch_ids[(r.space, r.arch)], r.metric, r.protocol))
+        if found is None or found[1].get("run_id") != run_id:
+            skipped.append(i)
+            continue
+        updates.append(
+            {
+                "b_id": found[0], "median": float(r.median), "mean": r.mean, "std": r.std,
+                "min": r.min, "p90": r.p90, "n_runs": r.n_runs, "warmup": r.warmup,
+                "environment": dict(r.environment), "workload": dict(r.workload),
+                "source": r.source, "created_at": now,
+            }
+        )  # fmt: skip
+    if updates:
+        table = cast_table(M.__table__)
+        cols = [k for k in updates[0] if k != "b_id"]
+        stmt = (
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values({c: bindparam(f"v_{c}") for c in cols})
+        )
+        params = [{"b_id": u["b_id"], **{f"v_{c}": u[c] for c in cols}} for u in updates]
+        session.execute(stmt, params)
+    return skipped
 
 
 def measured_archs(space: str, device: str, metric: str, protocol: str | None) -> Select[str]:

@@ -293,6 +293,38 @@ class HardwareDB:
         canonical = _canonical_rows(rows)
         return self._write(lambda s: _queries.add_measurements(s, canonical, replace=replace))
 
+    def replace_run_measurements(self, rows: Sequence[MeasurementIn], *, run_id: str) -> list[int]:
+        """Overwrite, in one transaction, the stored rows (same device, space, arch, metric and
+        protocol) whose ``environment["run_id"]`` is ``run_id``; rows another run stored, or
+        none stored, are left as they are. The check and the write are one transaction, so a
+        run that re-levels its rows cannot overwrite rows another run replaced meanwhile.
+
+        Returns:
+            Indices of ``rows`` that were not written.
+
+        Raises:
+            NotFoundError: if a device does not exist (nothing is written).
+            ValueError: naming ``run_id``, ``rows[i].space`` or ``rows[i].arch``.
+        """
+        if not isinstance(run_id, str) or not run_id:
+            raise ValueError(f"`run_id` must be a non-empty string, got {run_id!r}.")
+        if any(not isinstance(r, MeasurementIn) for r in rows):
+            raise ValueError("`rows` must contain only MeasurementIn objects.")
+        if not rows:
+            return []
+        canonical = _canonical_rows(rows)
+        return self._write(lambda s: _queries.replace_run_rows(s, canonical, run_id))
+
+    def run_metrics(
+        self, *, space: str, device: str, protocol: str, run_id: str, archs: Sequence[str]
+    ) -> dict[str, set[str]]:
+        """Of ``archs``, those with rows under ``protocol`` that carry
+        ``environment["run_id"] == run_id``, each with the metrics of those rows. Reads only
+        the rows of ``archs`` (not the device's whole table)."""
+        return self._read(
+            lambda s: _queries.run_metrics(s, space, device, protocol, run_id, list(archs))
+        )
+
     def measured_archs(
         self, *, space: str, device: str, metric: str | None = None, protocol: str | None = None
     ) -> set[str]:

@@ -18,11 +18,13 @@ transaction. Interrupted before that, they keep the first group's level.
 Every row carries its run's ``run_id`` in its ``environment``, so that a run re-levels only
 the rows it stored itself: two runs measuring the same archs of one device at once each keep
 the rows that reached the database first (without ``force``), and neither rewrites the other's.
+The rewrite checks each row's ``run_id`` inside its own transaction
+(:meth:`hwdb.HardwareDB.replace_run_measurements`), so a ``force`` run that replaced some
+rows in the meantime keeps them.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import uuid
@@ -649,23 +651,11 @@ def _owned_archs(
     archs: Sequence[str],
 ) -> set[str]:
     """Those of ``archs`` whose stored rows under this protocol (every metric) carry
-    ``run_id``.
-
-    Only the rows of ``archs`` under this protocol have their environment decoded. HardwareDB
-    has no query by arch or by run: the device's rows are still read (a query such as
-    ``measured_archs(..., run_id=...)``, matching ``environment.run_id`` in SQL, would
-    avoid that).
-    """
-    frame = db.measurement_frame(space=space, device=device)
-    if frame.empty:
-        return set()
-    frame = frame[(frame["protocol"] == cfg.protocol) & frame["arch"].isin(set(archs))]
-    by_arch: dict[str, set[str]] = {}
-    for arch, metric, env in zip(frame["arch"], frame["metric"], frame["environment"], strict=True):
-        env = json.loads(env) if isinstance(env, str) else env
-        if isinstance(env, dict) and env.get("run_id") == run_id:
-            by_arch.setdefault(str(arch), set()).add(str(metric))
-    return {a for a, metrics in by_arch.items() if set(cfg.metrics) <= metrics}
+    ``run_id`` (only the rows of ``archs`` are read)."""
+    found = db.run_metrics(
+        space=space, device=device, protocol=cfg.protocol, run_id=run_id, archs=archs
+    )
+    return {a for a, metrics in found.items() if set(cfg.metrics) <= metrics}
 
 
 def _split(entry: _Entry, owned: set[str]) -> tuple[_Entry, list[str]]:
@@ -698,21 +688,22 @@ def _relevel(
     factors = anchor.relevel()
     if not factors:  # one group, or the first group is the median one
         return series
-    archs = [arch for group, _, _ in series for arch in group]
-    owned = _owned_archs(db, report.space, report.device, cfg, run_id, archs)
-    kept: _Series = []
-    for entry in series:  # a --force run may have replaced some rows since they were stored
-        mine, lost = _split(entry, owned)
-        kept.append(mine)
-        report.stored_by_another_run += lost
-    series = [(group, _corrected(stats, factors), env) for group, stats, env in kept]
+    series = [(group, _corrected(stats, factors), env) for group, stats, env in series]
     rows = [
         row
         for group, stats, env in series
         for row in _rows(report.space, report.device, group, stats, cfg, env, source)
     ]
-    db.add_measurements(rows, replace=True)  # one transaction: all rows or none re-levelled
-    return series
+    # One transaction that rewrites only rows still carrying this run's id: a --force run
+    # may have replaced some since they were stored, and its rows stay.
+    skipped = db.replace_run_measurements(rows, run_id=run_id)
+    lost = {rows[i].arch for i in skipped}
+    kept: _Series = []
+    for entry in series:
+        mine, gone = _split(entry, {a for a in entry[0] if a not in lost})
+        kept.append(mine)
+        report.stored_by_another_run += gone
+    return kept
 
 
 def _corrected(

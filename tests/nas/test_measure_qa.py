@@ -192,6 +192,39 @@ def test_a_concurrent_run_neither_overwrites_nor_claims_the_other_runs_rows(
         assert stored[arch]["environment"]["run_id"]
 
 
+def test_the_relevel_rewrite_keeps_rows_a_forced_run_replaced_meanwhile(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run B finishes its groups; before it re-levels them, a --force run A replaces one of
+    its archs. B's rewrite (one guarded transaction) must leave A's row, and say so."""
+    sp = get_space(SPACE)
+    archs = select_architectures(sp, n=4, seed=5)
+    monkeypatch.setattr(runner.DriftAnchor, "relevel", lambda self: {"latency_ms": 1.25})
+    real = runner._corrected
+    forced: list[Any] = []
+
+    def corrected(*args: Any, **kwargs: Any) -> Any:
+        if not forced:  # just before B rewrites its rows (A's own rewrite passes through)
+            forced.append(None)
+            forced[0] = measure_architectures(
+                db, space=SPACE, device="win", archs=archs[:1], config=_config(), force=True
+            )
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "_corrected", corrected)
+    with HardwareDB(sqlite_url) as db:
+        late = measure_architectures(db, space=SPACE, device="win", archs=archs, config=_config())
+        stored = {r["arch"]: r for r in db.measurements(space=SPACE, device="win")}
+    first = forced[0]
+    lost = [a for a in archs if a not in late.measured]
+    assert lost == late.stored_by_another_run == archs[:1]
+    assert stored[archs[0]]["median"] == pytest.approx(
+        first.measured[archs[0]]["latency_ms"]["median"]
+    )  # the forced run's row, not B's re-levelled one
+    for arch in archs[1:]:  # B's own rows, re-levelled
+        assert stored[arch]["median"] == pytest.approx(late.measured[arch]["latency_ms"]["median"])
+
+
 # ---------------------------------------------------------------- 3: memory
 
 
