@@ -52,7 +52,10 @@ def clear_command() -> None:
 def register(app: typer.Typer) -> None:
     """Add the ``cache`` group (``info``, ``clear``) to ``app``."""
     group = typer.Typer(
-        name="cache", help="The on-disk store of traced operator tables.", no_args_is_help=True
+        rich_markup_mode="markdown",
+        name="cache",
+        help="The on-disk store of traced operator tables.",
+        no_args_is_help=True,
     )
     group.command("info")(info_command)
     group.command("clear")(clear_command)

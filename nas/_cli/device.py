@@ -255,8 +255,11 @@ def _onboard(
 
 def register(app: typer.Typer) -> None:
     """Add the ``device`` group to ``app``."""
-    group = typer.Typer(help="Datasheet catalog, catalog-backed devices, onboarding.",
-                        no_args_is_help=True)  # fmt: skip
+    group = typer.Typer(
+        rich_markup_mode="markdown",
+        help="Datasheet catalog, catalog-backed devices, onboarding.",
+        no_args_is_help=True,
+    )
 
     @group.command("catalog")
     def catalog_cmd(

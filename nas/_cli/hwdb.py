@@ -29,9 +29,14 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 hwdb_app = typer.Typer(
-    name="hwdb", help="Hardware-measurement database.", no_args_is_help=True, add_completion=False
+    rich_markup_mode="markdown",
+    name="hwdb",
+    help="Hardware-measurement database.",
+    no_args_is_help=True,
+    add_completion=False,
 )
 import_app = typer.Typer(
+    rich_markup_mode="markdown",
     name="import",
     help="Import a public dataset (one transaction per command).",
     no_args_is_help=True,

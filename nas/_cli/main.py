@@ -41,6 +41,7 @@ _COMMAND_MODULES = (
 _INTERRUPTED = 130  # exit code of a command stopped by Ctrl-C (128 + SIGINT)
 
 app = typer.Typer(
+    rich_markup_mode="markdown",
     name="nas",
     help="Hardware-aware NAS: measure devices, predict latency, search Pareto-optimal models.",
     no_args_is_help=True,

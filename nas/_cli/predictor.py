@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 predictor_app = typer.Typer(
+    rich_markup_mode="markdown",
     name="predictor",
     help="Latency predictors: meta-train, adapt to a device, predict, evaluate.",
     no_args_is_help=True,

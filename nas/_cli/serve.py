@@ -12,7 +12,10 @@ from nas._cli._common import console, err_console, print_json, print_table
 __all__ = ["register"]
 
 api_key_app = typer.Typer(
-    name="api-key", help="API keys of the REST service (stored hashed).", no_args_is_help=True
+    rich_markup_mode="markdown",
+    name="api-key",
+    help="API keys of the REST service (stored hashed).",
+    no_args_is_help=True,
 )
 
 

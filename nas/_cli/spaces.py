@@ -145,7 +145,10 @@ def show_command(
 def register(app: typer.Typer) -> None:
     """Add the ``spaces`` group (``list``, ``show``) to ``app``."""
     group = typer.Typer(
-        name="spaces", help="Inspect the registered search spaces.", no_args_is_help=True
+        rich_markup_mode="markdown",
+        name="spaces",
+        help="Inspect the registered search spaces.",
+        no_args_is_help=True,
     )
     group.command("list")(list_command)
     group.command("show")(show_command)

@@ -113,3 +113,44 @@ def test_a_failed_import_does_not_leave_its_interrupt_note(
     assert capsys.readouterr().err.strip() == (
         "error: interrupted; everything finished so far is saved"
     )
+
+
+def _help_pages(width: int) -> Iterator[tuple[str, str]]:
+    import typer.main
+    from typer.testing import CliRunner
+
+    runner = CliRunner()
+
+    def walk(command: Any, path: list[str]) -> Iterator[list[str]]:
+        yield path
+        for name, sub in sorted(getattr(command, "commands", {}).items()):
+            yield from walk(sub, [*path, name])
+
+    for path in walk(typer.main.get_command(app), []):
+        result = runner.invoke(
+            app, [*path, "--help"], terminal_width=width, env={"COLUMNS": str(width)}
+        )
+        assert result.exit_code == 0, path
+        yield " ".join(path), result.output
+
+
+def test_help_paragraphs_are_reflowed_to_the_terminal() -> None:
+    """Docstrings' line breaks used to be kept, so an 80-column terminal showed ragged text
+    ("... several processes on" / "one PostgreSQL ..."): no paragraph line may end where the
+    next line's first word would still have fit."""
+    pages = list(_help_pages(80))
+    assert len(pages) > 30
+    for name, text in pages:
+        lines = [ln.rstrip() for ln in text.splitlines()]
+        for line, nxt in zip(lines, lines[1:], strict=False):
+            if (
+                not line.strip()
+                or not nxt.strip()
+                or line.lstrip()[:1] in "│╭╰"
+                or nxt.lstrip()[:1] in "│╭╰"
+            ):
+                continue
+            if line.lstrip().startswith("Usage:"):
+                continue
+            first = nxt.split()[0]
+            assert len(line) + 1 + len(first) > 79, f"nas {name}: ragged help line {line!r}"
