@@ -76,6 +76,36 @@ def _send(client: Any, method: str, url: str, *, retries: int, **kwargs: Any) ->
     return response
 
 
+def _register(client: Any, base: str, spec: dict[str, Any], *, retries: int) -> None:
+    """Create the device on the server, or check the one stored there, which is kept as it is
+    (a catalog device keeps its datasheet entry; a team's record is not replaced by the
+    measuring machine's).
+
+    Raises:
+        ApiClientError: when the stored device has other settings (runtime, precision, batch,
+            threads) than the measured one: its rows would mix two configurations.
+    """
+    from hwdb import DEVICE_SETTINGS, settings_conflict
+
+    name = spec["name"]
+    try:
+        stored = _send(client, "GET", f"{base}/v1/devices/{name}", retries=retries).json()
+    except ApiClientError as exc:
+        if exc.status != 404:
+            raise
+        _send(client, "POST", f"{base}/v1/devices", retries=retries, json=spec)
+        return
+    for setting in DEVICE_SETTINGS:
+        given, have = spec.get(setting), stored.get(setting)
+        if settings_conflict(setting, given, have):
+            raise ApiClientError(
+                f"device {name!r} on the server is stored with {setting} {have!r}, not "
+                f"{given!r}; its rows would mix two configurations, so upload these under "
+                "another --device-name (the server's device is kept as it is)",
+                status=409,
+            )
+
+
 def upload_measurements(
     server_url: str,
     api_key: str,
@@ -87,7 +117,9 @@ def upload_measurements(
     timeout: float = 120.0,
     retries: int = 3,
 ) -> dict[str, Any]:
-    """Register ``device_spec`` on the server and upload ``rows`` as its measurements.
+    """Register ``device_spec`` on the server (unless it has that device: then its stored
+    record is kept, and must not contradict ``device_spec``'s settings) and upload ``rows`` as
+    its measurements.
 
     Args:
         server_url: Base URL, e.g. ``http://127.0.0.1:8000``.
@@ -105,7 +137,8 @@ def upload_measurements(
 
     Raises:
         ValueError: if ``chunk_size`` < 1 or ``server_url`` is not http(s).
-        ApiClientError: naming the rejected field, or when the server is unreachable.
+        ApiClientError: naming the rejected field, a setting the server's device contradicts,
+            or when the server is unreachable.
     """
     import httpx
 
@@ -120,7 +153,7 @@ def upload_measurements(
     payload = [_row(r) for r in rows]
     total = {"device": name, "received": 0, "inserted": 0, "existing": 0, "requests": 0}
     with httpx.Client(timeout=timeout, headers=headers) as client:
-        _send(client, "POST", f"{base}/v1/devices", retries=retries, json=spec)
+        _register(client, base, spec, retries=retries)
         for start in range(0, len(payload), chunk_size):
             body = {"measurements": payload[start : start + chunk_size], "replace": replace}
             raw = json.dumps(body, sort_keys=True, default=str)

@@ -20,6 +20,7 @@ from hwdb._frozen import FrozenMap
 from hwdb._schema import head_revision, upgrade_database
 from hwdb._storage import HardwareDB, space_latency_metric
 from hwdb._types import (
+    DEVICE_SETTINGS,
     LM_METRICS,
     AccuracyIn,
     Artifact,
@@ -27,10 +28,12 @@ from hwdb._types import (
     DeviceSpec,
     MeasurementIn,
     default_database_url,
+    settings_conflict,
 )
 from hwdb.importers.parquet import export_parquet, import_parquet
 
 __all__ = [
+    "DEVICE_SETTINGS",
     "LM_METRICS",
     "AccuracyIn",
     "ApiKey",
@@ -47,6 +50,7 @@ __all__ = [
     "SchemaOutdatedError",
     "StorageError",
     "default_database_url",
+    "settings_conflict",
     "export_parquet",
     "head_revision",
     "import_parquet",

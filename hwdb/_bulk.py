@@ -24,7 +24,7 @@ from hwdb._models import (
     DeviceModel,
     SearchSpaceModel,
 )
-from hwdb._types import check_new_device
+from hwdb._types import DEVICE_SETTINGS, check_new_device, settings_conflict
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -89,14 +89,6 @@ class AccuracySeries:
     source: str = ""
 
 
-#: Device fields that say what a device's latencies are of: an import whose device contradicts
-#: the stored device of that name in one of them is refused (the rest, such as ``hardware`` or
-#: ``source``, only describe it).
-DEVICE_SETTINGS = ("runtime", "precision", "batch_size", "threads")
-#: Values that state nothing, so never contradict: an unknown runtime, no thread count.
-_UNSTATED: dict[str, tuple[object, ...]] = {"runtime": ("unknown", ""), "threads": (None,)}
-
-
 @dataclass
 class BulkImport:
     """Everything one importer writes, applied by ``HardwareDB.bulk_import`` in one transaction.
@@ -127,6 +119,11 @@ class BulkImport:
     def n_measurements(self) -> int:
         """Number of measurement rows (series values plus single rows)."""
         return sum(len(s.values) for s in self.measurements) + len(self.rows)
+
+    @property
+    def n_accuracies(self) -> int:
+        """Number of accuracy values."""
+        return sum(len(s.values) for s in self.accuracies)
 
     @property
     def n_rows(self) -> int:
@@ -189,10 +186,9 @@ def check_device_settings(session: Session, data: BulkImport) -> None:
         if stated is None:
             stated = {s: (f"device {spec.name!r}", s) for s in DEVICE_SETTINGS}
         for setting, (where, column) in stated.items():
-            given, have = getattr(spec, setting), getattr(row, setting)
-            unstated = _UNSTATED.get(setting, ())
-            if given == have or given in unstated or have in unstated:
+            if not settings_conflict(setting, getattr(spec, setting), getattr(row, setting)):
                 continue
+            given, have = getattr(spec, setting), getattr(row, setting)
             raise ImportDataError(
                 f"{where}: field {column!r}: device {spec.name!r} is stored with {setting} "
                 f"{have!r}, not {given!r}; existing devices are kept as they are, so import "
@@ -431,11 +427,14 @@ def insert_accuracies(
     session: Session,
     rows: Sequence[dict[str, Any]],
     progress: Callable[[int], None] | None = None,
+    *,
+    replace: bool = False,
 ) -> int:
-    """Insert accuracy rows (ids resolved), keeping existing ones; returns rows inserted."""
+    """Insert accuracy rows (ids resolved), keeping existing ones (``replace``: overwriting
+    them); returns rows inserted (or replaced)."""
     if not rows:
         return 0
     dialect = session.get_bind().dialect.name
-    sql = _raw_insert_sql(dialect, "accuracy", _ACCURACY_COLS, _ACCURACY_KEY, False)
+    sql = _raw_insert_sql(dialect, "accuracy", _ACCURACY_COLS, _ACCURACY_KEY, replace)
     params = [tuple(r[c] for c in _ACCURACY_COLS) for r in rows]
     return _executemany(session, sql, params, progress)

@@ -405,7 +405,15 @@ def space_stats(session: Session) -> dict[str, dict[str, int]]:
         select(S.name, func.count(A.id)).join(A, A.space_id == S.id).group_by(S.name)
     )
     for name, n in archs:
-        out[name] = {"devices": 0, "architectures": int(n), "measurements": 0}
+        out[name] = {"devices": 0, "architectures": int(n), "measurements": 0, "accuracies": 0}
+    accs = session.execute(
+        select(S.name, func.count(AccuracyModel.id))
+        .join(A, A.space_id == S.id)
+        .join(AccuracyModel, AccuracyModel.architecture_id == A.id)
+        .group_by(S.name)
+    )
+    for name, n in accs:
+        out[name]["accuracies"] = int(n)
     meas = session.execute(
         select(S.name, func.count(M.id), func.count(distinct(M.device_id)))
         .join(A, A.space_id == S.id)
@@ -458,7 +466,7 @@ def apply_bulk(
             }
             for a, v in zip(acc.archs, acc.values, strict=True)
         ]
-        n_acc += _bulk.insert_accuracies(session, rows_a, progress=progress)
+        n_acc += _bulk.insert_accuracies(session, rows_a, progress=progress, replace=replace)
     return {"measurements": n_meas, "accuracies": n_acc}
 
 

@@ -7,6 +7,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import distinct, func, select, text
@@ -105,6 +106,13 @@ def _device(row: DeviceModel) -> Device:
     )
 
 
+def _is_default_folder(file: Path) -> bool:
+    """Whether ``file`` lies in the default database's folder (which ``nas hwdb init`` makes)."""
+    import platformdirs
+
+    return file.parent.resolve() == Path(platformdirs.user_data_dir("nas")).resolve()
+
+
 class HardwareDB:
     """Hardware-measurement database on SQLite or PostgreSQL (storage design after optuna's RDB).
 
@@ -130,6 +138,12 @@ class HardwareDB:
         #: The SQLite file this instance created (``None``: it existed, or PostgreSQL).
         self.created_file = file if create and missing else None
         if not create and missing:
+            assert file is not None
+            if not file.parent.is_dir() and not _is_default_folder(file):  # init would fail
+                raise SchemaOutdatedError(
+                    f"database {file} does not exist, nor does its folder {file.parent}: "
+                    "check --db / NAS_DATABASE_URL"
+                )
             raise SchemaOutdatedError(
                 f"database {file} does not exist: run `nas hwdb init` to create it "
                 "(or check --db / NAS_DATABASE_URL)"
@@ -476,7 +490,8 @@ class HardwareDB:
 
     # ----------------------------------------------------------------- overview
     def stats(self) -> dict[str, Any]:
-        """``{"spaces": {SPACE: {"devices", "architectures", "measurements"}}, "devices": N}``."""
+        """``{"spaces": {SPACE: {"devices", "architectures", "measurements", "accuracies"}},
+        "devices": N}``."""
 
         def run(session: Session) -> dict[str, Any]:
             spaces = _queries.space_stats(session)
@@ -521,9 +536,9 @@ class HardwareDB:
 
         Returns:
             Counts: ``devices`` and distinct ``architectures`` given, ``measurements`` and
-            ``accuracies`` newly inserted (measurements: or replaced), and
-            ``measurements_kept``: measurement rows given that were not written because
-            that measurement is already stored (or the import repeats it).
+            ``accuracies`` newly inserted (or, with ``replace``, replaced), and
+            ``measurements_kept`` / ``accuracies_kept``: rows given that were not written
+            because that record is already stored (or the import repeats it).
         """
 
         def run(session: Session) -> dict[str, int]:
@@ -538,6 +553,7 @@ class HardwareDB:
             "architectures": data.n_archs,
             **written,
             "measurements_kept": max(data.n_measurements - written["measurements"], 0),
+            "accuracies_kept": max(data.n_accuracies - written["accuracies"], 0),
         }
 
     def measurement_frame(

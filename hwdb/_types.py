@@ -52,6 +52,22 @@ def default_database_url() -> str:
     return f"sqlite:///{Path(platformdirs.user_data_dir('nas')) / 'hwdb.sqlite'}"
 
 
+#: Device fields that say what a device's latencies are of: an import or upload whose device
+#: contradicts the stored device of that name in one of them is refused (the rest, such as
+#: ``hardware`` or ``source``, only describe it).
+DEVICE_SETTINGS = ("runtime", "precision", "batch_size", "threads")
+#: Values that state nothing, so never contradict: an unknown runtime, no thread count.
+_UNSTATED: dict[str, tuple[object, ...]] = {"runtime": ("unknown", ""), "threads": (None,)}
+
+
+def settings_conflict(setting: str, given: object, stored: object) -> bool:
+    """Whether ``given`` contradicts a stored device's ``stored`` value of ``setting`` (one of
+    :data:`DEVICE_SETTINGS`); a value that states nothing (an unknown runtime, no thread
+    count) contradicts nothing."""
+    unstated = _UNSTATED.get(setting, ())
+    return not (given == stored or given in unstated or stored in unstated)
+
+
 def _check_text(name: str, value: object) -> None:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"`{name}` must be a non-empty string, got {value!r}.")

@@ -126,8 +126,9 @@ def export_parquet(
     db: HardwareDB, path: str | Path, *, space: str | None = None, device: str | None = None
 ) -> dict[str, int]:
     """Write the measurements (optionally of one space / device) to a parquet file, with the
-    accuracies (unless ``device`` is given) and, for a whole-database export (neither
-    ``space`` nor ``device``), the devices without measurements.
+    accuracies (unless ``device`` is given) and the devices without measurements (unless
+    ``space`` is given; a selected ``device`` without measurements is written as a device
+    row even then, so exporting a catalog device carries it).
 
     Integer columns are nullable (a device without a thread count exports null, not NaN). The
     file is written next to ``path`` and renamed into place, so a failed export leaves no
@@ -148,8 +149,8 @@ def export_parquet(
         acc = _accuracy_records(db, space)
         counts["accuracies"] = len(acc)
         records += acc
-    if device is None and space is None:
-        idle = _device_records(db)
+    if space is None or (device is not None and not records):
+        idle = _device_records(db, device)  # a selected device without measurements, too
         counts["devices"] = len(idle)
         records += idle
     _write(pa.Table.from_pylist(records, schema=_schema()), out, path)
@@ -182,9 +183,11 @@ def _accuracy_records(db: HardwareDB, space: str | None) -> list[dict[str, Any]]
     return records
 
 
-def _device_records(db: HardwareDB) -> list[dict[str, Any]]:
+def _device_records(db: HardwareDB, only: str | None) -> list[dict[str, Any]]:
     records = []
     for dev in db.unmeasured_devices():
+        if only is not None and dev.name != only:
+            continue
         rec = _blank()
         rec.update({c: getattr(dev, c[len("device_") :]) for c in DEVICE_COLUMNS})
         rec["device_attributes"] = json.dumps(dev.attributes or {}, sort_keys=True, default=str)

@@ -231,10 +231,11 @@ def _onboard(
     sp = get_space(space)
     rng_archs = {sp.to_string(sp.random(i)) for i in range(candidates)}
     with open_db() as db:
+        # the predictor first: a database without the space fails before anything is written
+        model, _ = get_default_predictor(db, space=sp.name, exclude_device=name)
         if catalog is not None:
             _register_for_onboarding(db, name, catalog)
         config = onboard_config(db, name, sp, **settings)
-        model, _ = get_default_predictor(db, space=sp.name, exclude_device=name)
         result = onboard_device(
             model, space=sp.name, device=name, measure_fn=_measure_fn(db, sp.name, name, config),
             candidates=sorted(rng_archs), k=k, batch=batch, target_mape=target,

@@ -141,13 +141,22 @@ def _apply(
     set_interrupt_note(None)
     new = "new or replaced" if replace else "new"
     console.print(
-        f"{label}: {counts['devices']} devices, {counts['architectures']} architectures, "
-        f"{counts['measurements']} {new} measurements, {counts['accuracies']} new accuracies"
+        f"{label}: {_n(counts['devices'], 'device')}, "
+        f"{_n(counts['architectures'], 'architecture')}, "
+        f"{_n(counts['measurements'], f'{new} measurement')}, "
+        f"{_n(counts['accuracies'], f'{new} accuracy', f'{new} accuracies')}"
     )
-    kept = counts["measurements_kept"]
+    kept = [
+        _n(counts[f"{kind}_kept"], noun, plural)
+        for kind, noun, plural in (
+            ("measurements", "measurement", None),
+            ("accuracies", "accuracy", "accuracies"),
+        )  # fmt: skip
+        if counts.get(f"{kind}_kept")
+    ]
     if kept and replace is False:  # a user's own data, which may correct stored values
         err_console.print(
-            f"note: {kept} measurements were already stored and were kept as they are; "
+            f"note: already stored, so kept as stored: {' and '.join(kept)}; "
             "--replace overwrites them",
             markup=False,
         )
@@ -239,7 +248,7 @@ def import_parquet(
 
 @hwdb_app.command("stats")
 def stats(as_json: JsonOpt = False) -> None:
-    """Devices, architectures and measurements per search space."""
+    """Devices, architectures, measurements and accuracies per search space."""
     from rich.table import Table
 
     with _open(create=False) as db:
@@ -248,10 +257,11 @@ def stats(as_json: JsonOpt = False) -> None:
         print_json(result)
         return
     table = Table(title=f"hwdb: {result['devices']} devices")
-    for col in ("space", "devices", "architectures", "measurements"):
+    counted = ("devices", "architectures", "measurements", "accuracies")
+    for col in ("space", *counted):
         table.add_column(col, justify="left" if col == "space" else "right")
     for space, row in result["spaces"].items():
-        table.add_row(space, *(f"{row[k]:,}" for k in ("devices", "architectures", "measurements")))
+        table.add_row(space, *(f"{row[k]:,}" for k in counted))
     print_table(table)
 
 
@@ -278,10 +288,15 @@ def devices(space: SpaceOpt = None, as_json: JsonOpt = False) -> None:
     print_table(table)
 
 
-@hwdb_app.command("export", epilog="A whole-database export (no --space, no --device) also "
-                  "carries the devices without measurements; --space keeps that space's "
-                  "accuracies; --device leaves accuracies out. Never exported: predictor "
-                  "artifacts (retrained on first need) and API keys.")  # fmt: skip
+_EXPORT_EPILOG = (
+    "Without --space the export also carries the devices without measurements (with "
+    "--device, that device if it has none); --space keeps that space's accuracies; --device "
+    "leaves accuracies out. Never exported: predictor artifacts (retrained on first need) and "
+    "API keys."
+)
+
+
+@hwdb_app.command("export", epilog=_EXPORT_EPILOG)
 def export(
     out: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
     space: SpaceOpt = None,
@@ -297,11 +312,16 @@ def export(
             db.get_device(device)  # NotFoundError: one line, exit 1
         with console.status("exporting ..."):
             n = export_parquet(db, out, space=space, device=device)
-    idle = f" and {n['devices']} devices without measurements" if n["devices"] else ""
+    idle = f" and {_n(n['devices'], 'device')} without measurements" if n["devices"] else ""
     console.print(
-        f"wrote {n['measurements']} measurements (with their devices), {n['accuracies']} "
-        f"accuracies{idle} to {out}"
+        f"wrote {_n(n['measurements'], 'measurement')} (with their devices), "
+        f"{_n(n['accuracies'], 'accuracy', 'accuracies')}{idle} to {out}"
     )
+
+
+def _n(count: int, noun: str, plural: str | None = None) -> str:
+    """``count noun`` with the noun's plural unless the count is one (``1 device``)."""
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
 
 
 def register(app: typer.Typer) -> None:

@@ -204,6 +204,7 @@ def search(
         zero_shot = {m.device: m.catalog for m in matches if m.catalog is not None}
         study_name, out_dir = _study_and_out(study, sp, names, objective.name, restricted, out)
         check_storage(storage, out_dir=out_dir)  # a journal in use: before the models load
+        _note_new_storage(storage, out_dir)
         models, note = load_latency_models(
             db, space=sp, devices=names, predictor=predictor, zero_shot=zero_shot
         )
@@ -295,6 +296,20 @@ def _check_predictor(predictor: str | None) -> None:
     known = list_predictors()
     if predictor.strip() not in known:
         raise CLIUsageError(f"--predictor must be one of {', '.join(known)}, got {predictor!r}")
+
+
+def _note_new_storage(storage: str | None, out_dir: Path) -> None:
+    """Say when an explicit --storage names a file that does not exist yet: a mistyped path
+    would otherwise start a new study silently instead of resuming one."""
+    from nas.search._storage import storage_file
+
+    if storage is None:
+        return
+    file = storage_file(storage, out_dir=out_dir)
+    if file is not None and not file.exists():
+        err_console.print(
+            f"note: --storage {file} does not exist yet: a new study starts there", markup=False
+        )
 
 
 def _check_storage_form(storage: str) -> None:

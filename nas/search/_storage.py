@@ -229,6 +229,19 @@ def _parse(storage: str | None, out_dir: str | os.PathLike[str] | None) -> tuple
     return "journal", str(Path(text.removeprefix("journal:")).expanduser())
 
 
+def storage_file(storage: str | None, *, out_dir: str | os.PathLike[str] | None) -> Path | None:
+    """The file ``storage`` keeps its studies in (a journal, or a SQLite URL's file), else
+    ``None`` (memory, a database server)."""
+    kind, text = _parse(storage, out_dir)
+    if kind == "journal":
+        return Path(text)
+    if kind == "rdb" and text.lower().startswith("sqlite:///"):
+        from hwdb._engine import sqlite_file
+
+        return sqlite_file(text)
+    return None
+
+
 def check_storage(storage: str | None, *, out_dir: str | os.PathLike[str] | None) -> None:
     """Check ``storage`` before anything expensive runs (it is opened later by the search):
     its form, and for a journal that it is one and that no other process holds it.

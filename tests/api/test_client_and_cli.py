@@ -44,6 +44,40 @@ def test_client_upload_appears_in_get(db: HardwareDB, api_key: str) -> None:
             upload_measurements(url, api_key, spec, bad)
 
 
+def test_upload_keeps_the_servers_device_and_refuses_other_settings(
+    db: HardwareDB, api_key: str
+) -> None:
+    """An upload used to replace the server's device record with the measuring machine's: a
+    catalog device lost its datasheet entry, and a 2-thread run re-labelled a 1-thread device."""
+    space = get_space(SPACE)
+    arch = space.to_string(space.random(0))
+    db.upsert_device(
+        DeviceSpec(
+            name="orin3",
+            family="jetson",
+            runtime="torch",
+            provenance="catalog",
+            attributes={"catalog": "jetson-orin-nano"},
+        )
+    )
+    db.upsert_device(DeviceSpec(name="cpu1", family="cpu", threads=1))
+    local = DeviceSpec(name="orin3", family="cpu", hardware="AMD EPYC", runtime="torch",
+                       threads=1, attributes={"device_type": "cpu"})  # fmt: skip
+    with live_server(make_app(db, Settings())) as url:
+        out = upload_measurements(
+            url, api_key, local, [MeasurementIn("orin3", SPACE, arch, median=3.0)]
+        )
+        assert out["inserted"] == 1
+        two = DeviceSpec(name="cpu1", family="cpu", threads=2)
+        with pytest.raises(ApiClientError, match="stored with threads 1, not 2") as exc:
+            upload_measurements(url, api_key, two, [MeasurementIn("cpu1", SPACE, arch, median=1.0)])
+        assert exc.value.status == 409
+    kept = db.get_device("orin3")
+    assert kept.attributes == {"catalog": "jetson-orin-nano"} and kept.provenance == "catalog"
+    assert kept.hardware != "AMD EPYC" and kept.family == "jetson"
+    assert db.get_device("cpu1").threads == 1 and db.measurements(device="cpu1") == []
+
+
 def test_api_key_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     url = f"sqlite:///{tmp_path / 'keys.sqlite'}"
     monkeypatch.setenv("NAS_DATABASE_URL", url)

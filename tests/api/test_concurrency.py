@@ -84,6 +84,7 @@ def test_sixteen_concurrent_uploaders_store_every_row_once(empty_db: HardwareDB)
         expected = (2 + N_CLIENTS) * N_ARCHS
         assert stats["spaces"][SPACE] == {
             "devices": 2 + N_CLIENTS, "architectures": N_ARCHS, "measurements": expected,
+            "accuracies": 0,
         }  # fmt: skip
         for dev in ("shared-a", "shared-b"):
             assert empty_db.count_measurements(device=dev) == N_ARCHS

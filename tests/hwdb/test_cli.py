@@ -36,6 +36,7 @@ def test_init_import_stats_export(
         "devices": 2,
         "architectures": 15_284,
         "measurements": 15_285,
+        "accuracies": 0,
     }
     assert set(stats["spaces"]) == {"nasbench201", "mnasnet", "mobilevig", "nemotron_flash"}
     code, out, _ = _run(["--db", db, "hwdb", "devices", "--json", "--space", "nasbench201"], capsys)

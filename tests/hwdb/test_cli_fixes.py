@@ -60,7 +60,8 @@ def test_read_commands_do_not_create_a_database(
     if argv[0] == "hwdb" and argv[1] == "export":
         argv = [*argv[:-1], str(tmp_path / "x.parquet")]
     code, _, err = _run(["--db", f"sqlite:///{path}", *argv], capsys)
-    assert code == 1 and _one_line(err) and "nas hwdb init" in err
+    # the folder is missing too, so `nas hwdb init` would fail as well: the --db is named
+    assert code == 1 and _one_line(err) and "nor does its folder" in err and "--db" in err
     assert not path.parent.exists()
 
 
@@ -100,17 +101,17 @@ def test_reimport_keeps_stored_values_says_so_and_replace_overwrites(
     csv = tmp_path / "m.csv"
     csv.write_text(f"space,arch,device,latency_ms\nnasbench201,{NB201_0},pi4,12.5\n")
     code, out, err = _run(["--db", db, "hwdb", "import", "csv", str(csv)], capsys)
-    assert code == 0 and "1 new measurements" in out
+    assert code == 0 and "1 new measurement," in out
     assert err.strip().splitlines()[-1] == f"note: created a new database {tmp_path / 'r.sqlite'}"
-    assert "kept as they are" not in err
+    assert "kept as stored" not in err
     csv.write_text(f"space,arch,device,latency_ms\nnasbench201,{NB201_0},pi4,20.0\n")
     code, out, err = _run(["--db", db, "hwdb", "import", "csv", str(csv)], capsys)
     assert code == 0 and "0 new measurements" in out
-    assert "note: 1 measurements were already stored and were kept as they are; --replace" in err
+    assert "note: already stored, so kept as stored: 1 measurement; --replace overwrites" in err
     with HardwareDB(db) as hw:
         assert hw.latency_table("nasbench201")["pi4"].tolist() == [12.5]
     code, out, err = _run(["--db", db, "hwdb", "import", "csv", str(csv), "--replace"], capsys)
-    assert code == 0 and "1 new or replaced measurements" in out and "note:" not in err
+    assert code == 0 and "1 new or replaced measurement," in out and "note:" not in err
     with HardwareDB(db) as hw:
         assert hw.latency_table("nasbench201")["pi4"].tolist() == [20.0]
     parquet = tmp_path / "m.parquet"
@@ -118,7 +119,7 @@ def test_reimport_keeps_stored_values_says_so_and_replace_overwrites(
     csv.write_text(f"space,arch,device,latency_ms\nnasbench201,{NB201_0},pi4,30.0\n")
     assert _run(["--db", db, "hwdb", "import", "csv", str(csv), "--replace"], capsys)[0] == 0
     code, _, err = _run(["--db", db, "hwdb", "import", "parquet", str(parquet)], capsys)
-    assert code == 0 and "note: 1 measurements were already stored" in err
+    assert code == 0 and "note: already stored, so kept as stored: 1 measurement;" in err
     assert (
         _run(["--db", db, "hwdb", "import", "parquet", str(parquet), "--replace"], capsys)[0] == 0
     )

@@ -10,6 +10,7 @@ import pytest
 
 from hwdb import AccuracyIn, DeviceSpec, HardwareDB, MeasurementIn
 from hwdb._engine import sqlite_file
+from hwdb.importers.parquet import load_parquet
 from nas._cli import hwdb as cli_hwdb
 from nas._cli.main import main
 from tests.hwdb._helpers import NB201_0
@@ -152,6 +153,14 @@ def test_a_failed_command_removes_only_the_database_it_created(
         code, _, err = _run(argv, capsys)
         assert code == 1 and "not in the database" in _error_line(err)
     assert not fresh.exists() and existing.exists()
+    argv = ["--db", f"sqlite:///{fresh}", "device", "onboard", "x", "--space", "nasbench201",
+            "--catalog", "jetson-orin-nano"]  # fmt: skip
+    code, _, err = _run(argv, capsys)  # used to register x before finding no data: file kept
+    assert code == 1 and "not in the database" in _error_line(err) and not fresh.exists()
+    code, _, err = _run(["--db", f"sqlite:///{tmp_path}/no/such/dir/a.sqlite", "hwdb", "stats"],
+                        capsys)  # fmt: skip
+    line = _error_line(err)  # `nas hwdb init` would fail too: do not suggest it
+    assert code == 1 and "nor does its folder" in line and "hwdb init" not in line
     code, _, err = _run(
         ["--db", f"sqlite:///{fresh}", "device", "add", "n", "--catalog", "jetson"], capsys
     )
@@ -235,20 +244,45 @@ def test_export_carries_accuracies_and_unmeasured_devices(
     code, stdout, err = _run(["--db", url, "hwdb", "export", "--out", str(out)], capsys)
     assert code == 0 and err == ""
     expected = (
-        f"wrote 1 measurements (with their devices), 1 accuracies and 1 devices without "
+        f"wrote 1 measurement (with their devices), 1 accuracy and 1 device without "
         f"measurements to {out}"
     )
     assert "".join(stdout.split()) == "".join(expected.split())  # rich may wrap the path
     copy = f"sqlite:///{tmp_path / 'b.sqlite'}"
     code, stdout, _ = _run(["--db", copy, "hwdb", "import", "parquet", str(out)], capsys)
-    assert code == 0 and "2 devices" in stdout and "1 new accuracies" in stdout
+    assert code == 0 and "2 devices" in stdout and "1 new accuracy" in stdout
     with HardwareDB(copy, create=False) as db:
         assert sorted(d.name for d in db.list_devices()) == ["measured", "nano"]
         assert db.get_device("nano").attributes == {"catalog": "x"}
         assert db.get_device("nano").provenance == "catalog"
         assert db.accuracy_table("nasbench201", dataset="cifar10").to_dict() == {NB201_0: 90.0}
+        assert db.stats()["spaces"]["nasbench201"]["accuracies"] == 1
     code, stdout, _ = _run(["--db", url, "hwdb", "export", "--out", str(out), "--device",
                             "measured"], capsys)  # fmt: skip
-    assert code == 0 and "1 measurements (with their devices), 0 accuracies to" in stdout
+    assert code == 0 and "1 measurement (with their devices), 0 accuracies to" in stdout
+    code, stdout, _ = _run(["--db", url, "hwdb", "export", "--out", str(out), "--device", "nano"],
+                           capsys)  # fmt: skip
+    assert code == 0 and "0 measurements (with their devices), 0 accuracies and 1 device" in stdout
+    assert [d.name for d in load_parquet(out).devices] == ["nano"]  # the catalog device itself
+    with HardwareDB(url) as db:  # a corrected accuracy: kept and said, or --replace writes it
+        db.add_accuracies([AccuracyIn("nasbench201", NB201_0, "cifar100", "test_accuracy", 7.0)])
+    assert _run(["--db", url, "hwdb", "export", "--out", str(out)], capsys)[0] == 0
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(out).to_pylist()
+    for rec in table:
+        if rec["row_kind"] == "accuracy":
+            rec["value"] += 1.0
+    pq.write_table(pa.Table.from_pylist(table, schema=pq.read_schema(out)), out)
+    code, stdout, err = _run(["--db", copy, "hwdb", "import", "parquet", str(out)], capsys)
+    assert code == 0 and "1 new accuracy" in stdout  # the cifar100 one
+    assert "kept as stored: 1 measurement and 1 accuracy; --replace overwrites" in err
+    argv = ["--db", copy, "hwdb", "import", "parquet", str(out), "--replace"]
+    code, stdout, err = _run(argv, capsys)
+    assert code == 0 and "2 new or replaced accuracies" in " ".join(stdout.split())
+    assert "note:" not in err
+    with HardwareDB(copy, create=False) as db:
+        assert db.accuracy_table("nasbench201", dataset="cifar10").to_dict() == {NB201_0: 91.0}
     code, stdout, _ = _run(["--db", url, "hwdb", "export", "--help"], capsys)
     assert code == 0 and "accuracies" in stdout and "without measurements" in stdout

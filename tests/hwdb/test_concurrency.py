@@ -44,6 +44,7 @@ def test_eight_processes_every_row_once(db_url: str) -> None:
             "devices": 2 + N_PROCS,
             "architectures": N_ARCHS,
             "measurements": expected,
+            "accuracies": 0,
         }
         table = db.latency_table(SPACE)
         assert table.notna().all().all() and table.shape == (N_ARCHS, 2 + N_PROCS)

@@ -43,6 +43,7 @@ def test_help_import_counts_and_values(help_db: HardwareDB, shared_data: Path) -
         "devices": 2,
         "architectures": 15_625,
         "measurements": 31_250,
+        "accuracies": 0,
     }
     assert stats["spaces"]["fbnet"]["architectures"] == 5_000
     assert stats["spaces"]["ofa"]["architectures"] == 5_000

@@ -65,6 +65,7 @@ def test_measurements_idempotent_and_replace(db_url: str) -> None:
             "devices": 1,
             "architectures": 20,
             "measurements": 23,
+            "accuracies": 0,
         }
 
 

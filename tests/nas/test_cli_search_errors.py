@@ -139,3 +139,22 @@ def test_storage_errors_and_results_hide_the_password() -> None:
     with pytest.raises(SearchError) as exc:
         _open_rdb(url, attempts=1)
     assert "s3cret" not in str(exc.value) and "nas:***@127.0.0.1:1" in str(exc.value)
+
+
+def test_an_explicit_storage_file_that_does_not_exist_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mistyped --storage used to start a new study silently instead of resuming one."""
+    from nas._cli.search import _note_new_storage
+
+    journal = tmp_path / "old.journal"
+    journal.write_text("")
+    quiet = [None, str(journal), "postgresql+psycopg://u:p@h/db", f"sqlite:///{journal}"]
+    for storage in quiet:
+        _note_new_storage(storage, tmp_path)
+        assert capsys.readouterr().err == "", storage
+    for storage, file in ((f"sqlite:///{tmp_path}/typo.sqlite", tmp_path / "typo.sqlite"),
+                          (str(tmp_path / "typo.journal"), tmp_path / "typo.journal")):  # fmt: skip
+        _note_new_storage(storage, tmp_path)
+        err = capsys.readouterr().err
+        assert err == f"note: --storage {file} does not exist yet: a new study starts there\n"
