@@ -329,14 +329,18 @@ def _swap(
     cfg: _Config, study: optuna.Study, trial: optuna.Trial, arch: str, params: dict[str, Any],
     tag: str,
 ) -> tuple[optuna.Trial, str]:  # fmt: skip
-    """Tell ``trial`` ``PRUNED`` (tagged; NSGA-II's populations hold only complete trials) and
-    ask ``params`` as a new trial in its place."""
+    """Ask ``params`` as a new trial in place of ``trial``, then tell ``trial`` ``PRUNED``
+    (tagged; NSGA-II's populations hold only complete trials).
+
+    In that order, the slot of the study's trial budget stays claimed throughout: told first,
+    it looked free for a moment, and another worker of a shared study could claim it before
+    the replacement was asked, overshooting ``trials`` by one (seen in CI, 81 of 80)."""
+    study.enqueue_trial(params)
+    replacement = _ask(cfg, study)
     trial.set_user_attr("arch", arch)
     trial.set_user_attr(tag, True)
     study.tell(trial, state=TrialState.PRUNED)
-    study.enqueue_trial(params)
-    trial = _ask(cfg, study)
-    return trial, cfg.space.to_string(cfg.space.sample(trial))
+    return replacement, cfg.space.to_string(cfg.space.sample(replacement))
 
 
 def _pause() -> None:

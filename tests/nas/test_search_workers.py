@@ -136,3 +136,35 @@ def test_a_single_writer_storage_needs_no_claims(db_url: str, tmp_path: Path) ->
     journal = str(tmp_path / "study.journal")
     res = _search(db_url, journal, 25)
     assert res.n_trials == 25 and res.n_new_trials == 25
+
+
+def test_a_replaced_child_keeps_its_budget_slot_claimed() -> None:
+    """A child swapped for another architecture used to be told PRUNED before its replacement
+    was asked; in between, another worker of a shared study saw a free slot and took it
+    (CI: 81 complete trials of 80). The replacement must be running before the child is told."""
+    import types
+
+    from nas.search import _runner
+    from search_spaces import get_space
+
+    sp = get_space("nasbench201")
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    child = study.ask()
+    arch = sp.to_string(sp.sample(child))
+    params = {
+        **child.params,
+        "edge_0_1": "nor_conv_3x3" if child.params["edge_0_1"] != "nor_conv_3x3" else "none",
+    }
+    running_at_tell: list[int] = []
+    tell = study.tell
+
+    def counting_tell(trial: Any, *args: Any, **kwargs: Any) -> Any:
+        running_at_tell.append(len(study.get_trials(states=(TrialState.RUNNING,))))
+        return tell(trial, *args, **kwargs)
+
+    study.tell = counting_tell  # type: ignore[method-assign]
+    cfg = types.SimpleNamespace(worker=None, space=sp)
+    new, new_arch = _runner._swap(cfg, study, child, arch, params, "revisit")  # type: ignore[arg-type]
+    assert running_at_tell == [2]  # the child and its replacement
+    assert new.params == params and new_arch != arch
+    assert study.trials[child.number].state == TrialState.PRUNED
