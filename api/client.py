@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from nas import NasError
 
@@ -81,29 +82,39 @@ def _register(client: Any, base: str, spec: dict[str, Any], *, retries: int) -> 
     (a catalog device keeps its datasheet entry; a team's record is not replaced by the
     measuring machine's).
 
+    Settings the stored device leaves open (an unknown runtime, no thread count: a catalog
+    device before its first measurement) are filled in from ``spec``, so a later upload under
+    other settings is refused as it would be locally.
+
     Raises:
         ApiClientError: when the stored device has other settings (runtime, precision, batch,
-            threads) than the measured one: its rows would mix two configurations.
+            threads) than the measured one: its rows would mix two configurations (``status``
+            409, a conflict found by the client).
     """
-    from hwdb import DEVICE_SETTINGS, settings_conflict
+    from hwdb._types import DEVICE_SETTINGS, is_unstated, settings_conflict
 
-    name = spec["name"]
+    url = f"{base}/v1/devices/{quote(spec['name'], safe='')}"
     try:
-        stored = _send(client, "GET", f"{base}/v1/devices/{name}", retries=retries).json()
+        stored = _send(client, "GET", url, retries=retries).json()
     except ApiClientError as exc:
         if exc.status != 404:
             raise
         _send(client, "POST", f"{base}/v1/devices", retries=retries, json=spec)
         return
+    fill = {}
     for setting in DEVICE_SETTINGS:
         given, have = spec.get(setting), stored.get(setting)
         if settings_conflict(setting, given, have):
             raise ApiClientError(
-                f"device {name!r} on the server is stored with {setting} {have!r}, not "
+                f"device {spec['name']!r} on the server is stored with {setting} {have!r}, not "
                 f"{given!r}; its rows would mix two configurations, so upload these under "
                 "another --device-name (the server's device is kept as it is)",
                 status=409,
             )
+        if is_unstated(setting, have) and not is_unstated(setting, given):
+            fill[setting] = given
+    if fill:
+        _send(client, "PATCH", url, retries=retries, json=fill)
 
 
 def upload_measurements(
@@ -159,7 +170,8 @@ def upload_measurements(
             raw = json.dumps(body, sort_keys=True, default=str)
             key = hashlib.sha256(f"{name}\x00{raw}".encode()).hexdigest()
             response = _send(
-                client, "POST", f"{base}/v1/devices/{name}/measurements", retries=retries,
+                client, "POST", f"{base}/v1/devices/{quote(name, safe='')}/measurements",
+                retries=retries,
                 content=raw.encode(),
                 headers={"Idempotency-Key": key, "Content-Type": "application/json"},
             )  # fmt: skip

@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                     info["seconds"] = round(info["seconds"] + time.perf_counter() - start, 1)
                     info["protocol"] = report.protocol
                 rows = export_parquet(db, out_dir / f"{space}.parquet", space=space)
-                summary[space]["parquet_rows"] = rows
+                summary[space]["parquet_rows"] = rows["measurements"]
     sys.stdout.write(json.dumps(summary, indent=2) + "\n")
     return 0
 

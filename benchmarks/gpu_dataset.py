@@ -140,7 +140,7 @@ def load(rows_file: Path, db_url: str, parquet: Path | None) -> dict[str, Any]:
                 )
             )  # fmt: skip
         written = db.add_measurements(items)
-        exported = export_parquet(db, parquet, device=None, space=None) if parquet else 0
+        exported = export_parquet(db, parquet, device=None, space=None) if parquet else {}
     return {"rows": len(rows), "written": written, "exported": exported}
 
 

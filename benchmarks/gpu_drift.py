@@ -55,6 +55,8 @@ def bundled_rows() -> list[dict[str, Any]]:
     import pandas as pd
 
     frame = pd.read_parquet(BUNDLED)
+    if "row_kind" in frame:  # exports since session 24 may hold accuracy and device rows
+        frame = frame[frame["row_kind"].fillna("measurement") == "measurement"]
     return [
         {
             "device": r.device,

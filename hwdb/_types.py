@@ -60,12 +60,16 @@ DEVICE_SETTINGS = ("runtime", "precision", "batch_size", "threads")
 _UNSTATED: dict[str, tuple[object, ...]] = {"runtime": ("unknown", ""), "threads": (None,)}
 
 
+def is_unstated(setting: str, value: object) -> bool:
+    """Whether ``value`` of ``setting`` (one of :data:`DEVICE_SETTINGS`) states nothing: an
+    unknown runtime, no thread count."""
+    return value in _UNSTATED.get(setting, ())
+
+
 def settings_conflict(setting: str, given: object, stored: object) -> bool:
     """Whether ``given`` contradicts a stored device's ``stored`` value of ``setting`` (one of
-    :data:`DEVICE_SETTINGS`); a value that states nothing (an unknown runtime, no thread
-    count) contradicts nothing."""
-    unstated = _UNSTATED.get(setting, ())
-    return not (given == stored or given in unstated or stored in unstated)
+    :data:`DEVICE_SETTINGS`); a value that states nothing contradicts nothing."""
+    return not (given == stored or is_unstated(setting, given) or is_unstated(setting, stored))
 
 
 def _check_text(name: str, value: object) -> None:

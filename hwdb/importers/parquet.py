@@ -284,9 +284,11 @@ class _Accuracies:
         self._seen: dict[tuple[str, str, str, str], tuple[int, float]] = {}
         self._series: dict[tuple[str, str, str, str], AccuracySeries] = {}
         self.archs: dict[str, dict[str, int | None]] = {}
+        self._index_row: dict[tuple[str, str], int] = {}  # the row that gave an arch's index
 
     def add(self, i: int, rec: dict[str, Any]) -> None:
         acc = _accuracy(self.file, i, rec)
+        self._index(i, acc.space, acc.arch, rec.get("benchmark_index"))
         key = (acc.space, acc.arch, acc.dataset, acc.metric)
         first, value = self._seen.setdefault(key, (i, acc.value))
         if first != i:
@@ -296,16 +298,31 @@ class _Accuracies:
                     self.file, f"row {i + 1}", "value", f"conflicts with row {first + 1} ({what})"
                 )
             return  # an exact duplicate: keep one
-        index = rec.get("benchmark_index")
-        known = self.archs.setdefault(acc.space, {})
-        if known.get(acc.arch) is None:
-            known[acc.arch] = None if index is None else int(index)
         group = (acc.space, acc.dataset, acc.metric, acc.source)
         series = self._series.setdefault(
             group, AccuracySeries(acc.space, acc.dataset, acc.metric, [], [], acc.source)
         )
         series.archs.append(acc.arch)
         series.values.append(float(acc.value))
+
+    def _index(self, i: int, space: str, arch: str, value: Any) -> None:
+        """Record ``arch``'s benchmark index from row ``i``; one arch, one index."""
+        where = f"row {i + 1}"
+        if value is None:
+            self.archs.setdefault(space, {}).setdefault(arch, None)
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise bad(
+                self.file, where, "benchmark_index", f"must be an integer >= 0, got {value!r}"
+            )
+        known = self.archs.setdefault(space, {})
+        if known.get(arch) is None:
+            known[arch] = value
+            self._index_row[(space, arch)] = i
+        elif known[arch] != value:
+            first = self._index_row[(space, arch)] + 1
+            raise bad(self.file, where, "benchmark_index", f"{value} conflicts with row {first} "
+                      f"({known[arch]}, same arch)")  # fmt: skip
 
     @property
     def series(self) -> list[AccuracySeries]:

@@ -133,24 +133,24 @@ def _existing_record(
     return None
 
 
-def _register_for_onboarding(db: HardwareDB, name: str, catalog: str) -> None:
-    """Register ``name`` from ``catalog`` unless it exists; an existing device must already
-    name that entry (a rerun resumes; its runtime and threads were set by its first
-    measurement)."""
+def _needs_registering(db: HardwareDB, name: str, catalog: str) -> bool:
+    """Whether ``name`` must be registered from ``catalog`` (it does not exist); an existing
+    device must already name that entry (a rerun resumes; its runtime and threads were set
+    by its first measurement). Writes nothing."""
     from hwdb import NotFoundError
     from hwdb.catalog import get_entry
 
+    entry = get_entry(catalog).name  # an unknown entry: refused before anything else
     try:
         dev = db.get_device(name)
     except NotFoundError:
-        add_catalog_device(db, name, catalog=catalog)
-        return
-    entry = get_entry(catalog).name
+        return True
     if (dev.attributes or {}).get("catalog") != entry:
         raise NasError(
             f"device {name!r} already exists ({dev.provenance}) without catalog entry "
             f"{entry!r}; onboard it without --catalog or choose another name"
         )
+    return False
 
 
 def _measure_fn(
@@ -231,10 +231,12 @@ def _onboard(
     sp = get_space(space)
     rng_archs = {sp.to_string(sp.random(i)) for i in range(candidates)}
     with open_db() as db:
-        # the predictor first: a database without the space fails before anything is written
+        # the cheap checks, then the predictor (a database without the space fails there),
+        # and only then the device is written
+        register = catalog is not None and _needs_registering(db, name, catalog)
         model, _ = get_default_predictor(db, space=sp.name, exclude_device=name)
-        if catalog is not None:
-            _register_for_onboarding(db, name, catalog)
+        if register and catalog is not None:
+            add_catalog_device(db, name, catalog=catalog)
         config = onboard_config(db, name, sp, **settings)
         result = onboard_device(
             model, space=sp.name, device=name, measure_fn=_measure_fn(db, sp.name, name, config),

@@ -312,11 +312,13 @@ def export(
             db.get_device(device)  # NotFoundError: one line, exit 1
         with console.status("exporting ..."):
             n = export_parquet(db, out, space=space, device=device)
-    idle = f" and {_n(n['devices'], 'device')} without measurements" if n["devices"] else ""
-    console.print(
-        f"wrote {_n(n['measurements'], 'measurement')} (with their devices), "
-        f"{_n(n['accuracies'], 'accuracy', 'accuracies')}{idle} to {out}"
-    )
+    parts = [_n(n["measurements"], "measurement")]
+    if device is None:  # accuracies are not per device: --device leaves them out
+        parts.append(_n(n["accuracies"], "accuracy", "accuracies"))
+    if n["devices"]:
+        parts.append(f"{_n(n['devices'], 'device')} without measurements")
+    listed = ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
+    console.print(f"wrote {listed} to {out}")
 
 
 def _n(count: int, noun: str, plural: str | None = None) -> str:

@@ -679,7 +679,9 @@ def _relevel(
     its rows in one transaction; records the level in ``report.anchor_level``.
 
     Only rows this run stored (its ``run_id``) are rewritten: another run measuring the same
-    device may have stored or replaced some of these archs meanwhile, and its rows stay.
+    device may have stored or replaced some of these archs meanwhile, and its rows stay. An
+    arch with any row replaced that way is reported as stored by another run, though this
+    run's rows of its other metrics, if any, are still re-levelled.
     """
     if not anchor.own_reference:
         report.anchor_level = "stored anchor row"

@@ -327,16 +327,19 @@ def _tell(
 
 def _swap(
     cfg: _Config, study: optuna.Study, trial: optuna.Trial, arch: str, params: dict[str, Any],
-    tag: str,
+    tag: str, asked: list[optuna.Trial],
 ) -> tuple[optuna.Trial, str]:  # fmt: skip
     """Ask ``params`` as a new trial in place of ``trial``, then tell ``trial`` ``PRUNED``
     (tagged; NSGA-II's populations hold only complete trials).
 
     In that order, the slot of the study's trial budget stays claimed throughout: told first,
     it looked free for a moment, and another worker of a shared study could claim it before
-    the replacement was asked, overshooting ``trials`` by one (seen in CI, 81 of 80)."""
+    the replacement was asked, overshooting ``trials`` by one (seen in CI, 81 of 80). The
+    replacement joins ``asked`` at once, so an interruption from here on abandons it too.
+    """
     study.enqueue_trial(params)
     replacement = _ask(cfg, study)
+    asked.append(replacement)
     trial.set_user_attr("arch", arch)
     trial.set_user_attr(tag, True)
     study.tell(trial, state=TrialState.PRUNED)
@@ -380,8 +383,10 @@ def _replace_children(
     archs: list[str],
     seen: set[str],
     rng: np.random.Generator,
+    asked: list[optuna.Trial],
 ) -> tuple[list[optuna.Trial], list[str]]:
-    """Swap each child for the architecture search should evaluate in its place.
+    """Swap each child for the architecture search should evaluate in its place (each
+    replacement is appended to ``asked`` as soon as it is asked).
 
     With ``cfg.prune``, a child with dead operations (:meth:`SearchSpace.prune_params`) becomes
     the same network without them (tagged ``dead_ops``); with ``cfg.unique``, a child that
@@ -392,14 +397,14 @@ def _replace_children(
         for _ in range(_MAX_REPLACEMENTS):
             pruned = cfg.space.prune_params(trial.params) if cfg.prune else trial.params
             if pruned != trial.params:
-                trial, arch = _swap(cfg, study, trial, arch, pruned, "dead_ops")
+                trial, arch = _swap(cfg, study, trial, arch, pruned, "dead_ops", asked)
                 continue
             if not cfg.unique or arch not in seen:
                 break
             found = novel_params(cfg.space, trial.params, seen, rng)
             if found is None:  # the space is (nearly) exhausted: keep the revisit
                 break
-            trial, arch = _swap(cfg, study, trial, arch, found[0], "revisit")
+            trial, arch = _swap(cfg, study, trial, arch, found[0], "revisit", asked)
         seen.add(arch)
         out_t.append(trial)
         out_a.append(arch)
@@ -515,11 +520,10 @@ def _generation(
     try:
         for _ in range(k):
             asked.append(_ask(cfg, study))
-        batch = _drop_surplus(study, asked, cfg.trials, stale_s)
+        batch = list(_drop_surplus(study, asked, cfg.trials, stale_s))  # asked grows below
         archs = [cfg.space.to_string(cfg.space.sample(t)) for t in batch]
         if cfg.unique or cfg.prune:
-            batch, archs = _replace_children(cfg, study, batch, archs, set(cache), rng)
-            asked.extend(batch)
+            batch, archs = _replace_children(cfg, study, batch, archs, set(cache), rng, asked)
         new = list(dict.fromkeys(a for a in archs if a not in cache))
         cache.update(_evaluate(cfg, new))
         for trial, arch in zip(batch, archs, strict=True):

@@ -72,7 +72,13 @@ def test_upload_keeps_the_servers_device_and_refuses_other_settings(
         with pytest.raises(ApiClientError, match="stored with threads 1, not 2") as exc:
             upload_measurements(url, api_key, two, [MeasurementIn("cpu1", SPACE, arch, median=1.0)])
         assert exc.value.status == 409
+        four = DeviceSpec(name="orin3", family="cpu", runtime="torch", threads=4)
+        with pytest.raises(ApiClientError, match="stored with threads 1, not 4"):  # filled in
+            upload_measurements(
+                url, api_key, four, [MeasurementIn("orin3", SPACE, arch, median=1.0)]
+            )
     kept = db.get_device("orin3")
+    assert kept.threads == 1 and kept.runtime == "torch"  # the open setting, from the upload
     assert kept.attributes == {"catalog": "jetson-orin-nano"} and kept.provenance == "catalog"
     assert kept.hardware != "AMD EPYC" and kept.family == "jetson"
     assert db.get_device("cpu1").threads == 1 and db.measurements(device="cpu1") == []

@@ -269,6 +269,13 @@ def test_accuracy_and_device_rows_round_trip_and_are_checked(tmp_path: Path) -> 
         load_parquet(_kinds_file(tmp_path, [_acc(value=float("nan"))]))
     with pytest.raises(ImportDataError, match=r"row 1.*arch"):
         load_parquet(_kinds_file(tmp_path, [_acc(arch="|conv_9x9~0|")]))
+    other = _acc(dataset="cifar100", benchmark_index=2)
+    with pytest.raises(ImportDataError, match=r"row 2.*benchmark_index.*2 conflicts with row 1"):
+        load_parquet(_kinds_file(tmp_path, [_acc(benchmark_index=1), other]))
+    with pytest.raises(ImportDataError, match=r"row 1.*benchmark_index.*integer >= 0"):
+        load_parquet(_kinds_file(tmp_path, [_acc(benchmark_index=-3)]))
+    both = load_parquet(_kinds_file(tmp_path, [_acc(), {**other, "benchmark_index": 7}]))
+    assert both.archs == {"nasbench201": {NB201_0: 7}}  # an index given once is kept
     with pytest.raises(ImportDataError, match=r"row 1.*row_kind.*must be one of"):
         load_parquet(_kinds_file(tmp_path, [{"row_kind": "artifact"}]))
     spec = DeviceSpec("pi", threads=4)

@@ -164,7 +164,8 @@ def test_a_replaced_child_keeps_its_budget_slot_claimed() -> None:
 
     study.tell = counting_tell  # type: ignore[method-assign]
     cfg = types.SimpleNamespace(worker=None, space=sp)
-    new, new_arch = _runner._swap(cfg, study, child, arch, params, "revisit")  # type: ignore[arg-type]
+    asked = [child]
+    new, new_arch = _runner._swap(cfg, study, child, arch, params, "revisit", asked)  # type: ignore[arg-type]
     assert running_at_tell == [2]  # the child and its replacement
-    assert new.params == params and new_arch != arch
+    assert new.params == params and new_arch != arch and asked == [child, new]
     assert study.trials[child.number].state == TrialState.PRUNED
