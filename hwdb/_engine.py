@@ -137,13 +137,18 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def in_default_folder(file: Path) -> bool:
+    """Whether ``file`` lies in the default database's folder (the user data folder, which is
+    created on demand; any other folder must exist)."""
+    import platformdirs
+
+    return file.parent.resolve() == Path(platformdirs.user_data_dir("nas")).resolve()
+
+
 def _check_folder(file: Path, url: str) -> None:
     """Create the user data folder of the default database; any other folder must exist, so
     a mistyped ``--db`` path is an error instead of a new tree of folders."""
-    import platformdirs
-
-    default = Path(platformdirs.user_data_dir("nas"))
-    if file.parent.resolve() == default.resolve():
+    if in_default_folder(file):
         file.parent.mkdir(parents=True, exist_ok=True)
     elif not file.parent.is_dir():
         raise StorageError(

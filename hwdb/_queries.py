@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import typing
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -116,6 +118,15 @@ def _row_ids(
     return dev_ids, arch_ids
 
 
+def _values(r: MeasurementIn, now: datetime) -> dict[str, Any]:
+    """The stored values of a measurement row, less its key (device, arch, metric, protocol)."""
+    return {
+        "median": float(r.median), "mean": r.mean, "std": r.std, "min": r.min, "p90": r.p90,
+        "n_runs": r.n_runs, "warmup": r.warmup, "environment": dict(r.environment),
+        "workload": dict(r.workload), "source": r.source, "created_at": now,
+    }  # fmt: skip
+
+
 def add_measurements(session: Session, rows: Sequence[MeasurementIn], *, replace: bool) -> int:
     dev_ids, arch_ids = _row_ids(session, rows)
     now = utcnow()
@@ -124,18 +135,8 @@ def add_measurements(session: Session, rows: Sequence[MeasurementIn], *, replace
             "device_id": dev_ids[r.device],
             "architecture_id": arch_ids[(r.space, r.arch)],
             "metric": r.metric,
-            "median": float(r.median),
-            "mean": r.mean,
-            "std": r.std,
-            "min": r.min,
-            "p90": r.p90,
-            "n_runs": r.n_runs,
-            "warmup": r.warmup,
             "protocol": r.protocol,
-            "environment": dict(r.environment),
-            "workload": dict(r.workload),
-            "source": r.source,
-            "created_at": now,
+            **_values(r, now),
         }
         for r in rows
     ]
@@ -180,12 +181,6 @@ def run_metrics(
     return out
 
 
-def cast_table(table: object) -> Table:
-    """An ORM model's ``__table__`` as the Core :class:`~sqlalchemy.Table` it is."""
-    assert isinstance(table, Table)
-    return table
-
-
 def replace_run_rows(session: Session, rows: Sequence[MeasurementIn], run_id: str) -> list[int]:
     dev_ids, arch_ids = _row_ids(session, rows)
     stored: dict[tuple[int, int, str, str], tuple[int, dict[str, Any]]] = {}
@@ -200,16 +195,9 @@ def replace_run_rows(session: Session, rows: Sequence[MeasurementIn], run_id: st
         if found is None or found[1].get("run_id") != run_id:
             skipped.append(i)
             continue
-        updates.append(
-            {
-                "b_id": found[0], "median": float(r.median), "mean": r.mean, "std": r.std,
-                "min": r.min, "p90": r.p90, "n_runs": r.n_runs, "warmup": r.warmup,
-                "environment": dict(r.environment), "workload": dict(r.workload),
-                "source": r.source, "created_at": now,
-            }
-        )  # fmt: skip
+        updates.append({"b_id": found[0], **_values(r, now)})
     if updates:
-        table = cast_table(M.__table__)
+        table = typing.cast(Table, M.__table__)  # the Core table of the model
         cols = [k for k in updates[0] if k != "b_id"]
         stmt = (
             update(table)

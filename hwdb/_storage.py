@@ -7,7 +7,6 @@ import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import distinct, func, select, text
@@ -15,7 +14,14 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlch
 from sqlalchemy.orm import Session, sessionmaker
 
 from hwdb import _apikeys, _bulk, _queries
-from hwdb._engine import WRITE_OPTION, check_schema, make_engine, redact, sqlite_file
+from hwdb._engine import (
+    WRITE_OPTION,
+    check_schema,
+    in_default_folder,
+    make_engine,
+    redact,
+    sqlite_file,
+)
 from hwdb._errors import DuplicateError, NotFoundError, SchemaOutdatedError, StorageError
 from hwdb._models import (
     ArchitectureModel,
@@ -106,13 +112,6 @@ def _device(row: DeviceModel) -> Device:
     )
 
 
-def _is_default_folder(file: Path) -> bool:
-    """Whether ``file`` lies in the default database's folder (which ``nas hwdb init`` makes)."""
-    import platformdirs
-
-    return file.parent.resolve() == Path(platformdirs.user_data_dir("nas")).resolve()
-
-
 class HardwareDB:
     """Hardware-measurement database on SQLite or PostgreSQL (storage design after optuna's RDB).
 
@@ -139,7 +138,7 @@ class HardwareDB:
         self.created_file = file if create and missing else None
         if not create and missing:
             assert file is not None
-            if not file.parent.is_dir() and not _is_default_folder(file):  # init would fail
+            if not file.parent.is_dir() and not in_default_folder(file):  # init would fail
                 raise SchemaOutdatedError(
                     f"database {file} does not exist, nor does its folder {file.parent}: "
                     "check --db / NAS_DATABASE_URL"
