@@ -11,6 +11,9 @@ __all__ = [
     "StorageError",
 ]
 
+#: How to fill an empty database (ends messages about missing data).
+FILL_HINT = "`nas hwdb init` loads the bundled dataset, `nas hwdb import ...` public benchmarks"
+
 
 class HwdbError(Exception):
     """Root of every error raised by :mod:`hwdb`."""

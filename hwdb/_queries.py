@@ -12,7 +12,7 @@ import pandas as pd
 from sqlalchemy import Select, String, Table, bindparam, cast, distinct, func, select, update
 
 from hwdb import _bulk
-from hwdb._errors import DuplicateError, NotFoundError
+from hwdb._errors import FILL_HINT, DuplicateError, NotFoundError
 from hwdb._frozen import FrozenMap
 from hwdb._models import (
     AccuracyModel,
@@ -62,7 +62,12 @@ def spaces_with_archs() -> Select[str]:
 def _space_id(session: Session, space: str) -> int:
     sid = session.execute(select(S.id).where(S.name == space)).scalar_one_or_none()
     if sid is None:
-        known = ", ".join(session.execute(select(S.name).order_by(S.name)).scalars()) or "none"
+        known = ", ".join(session.execute(select(S.name).order_by(S.name)).scalars())
+        if not known:
+            raise NotFoundError(
+                f"search space {space!r} not in the database, which holds no search space yet: "
+                f"{FILL_HINT}"
+            )
         raise NotFoundError(f"search space {space!r} not in the database (known: {known})")
     return int(sid)
 

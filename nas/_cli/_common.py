@@ -57,26 +57,50 @@ def fail(message: str, *, code: int = 1) -> NoReturn:
 
 
 @contextmanager
-def open_db() -> Iterator[HardwareDB]:
+def open_db(*, create: bool = True) -> Iterator[HardwareDB]:
     """The command's database (``--db`` / ``NAS_DATABASE_URL`` / the default), created when
-    missing. A SQLite file it creates is named on stderr once the command is done with the
-    database, so a mistyped ``--db`` does not go unnoticed; if the command fails before writing
-    to it, and no other process has it open, the file is removed again instead.
+    missing (unless not ``create``: then a missing one is an error). A SQLite file it creates
+    is named on stderr once the command is done with the database, so a mistyped ``--db`` does
+    not go unnoticed; if the command fails before writing to it, and no other process has it
+    open, the file is removed again instead. A "not found" error on a database that holds
+    nothing names the database and how to fill it.
     """
     from hwdb import HardwareDB
 
-    db = HardwareDB()
+    db = HardwareDB(create=create)
     created = db.created_file
     try:
         yield db
-    except BaseException:
+    except BaseException as exc:
+        hint = _empty_database_hint(db, exc)
         if created is not None and not _remove_if_unused(db, created):
             _note_created(created)
+        if hint is not None:
+            raise type(exc)(f"{exc}; {hint}") from exc
         raise
     finally:
         db.close()
     if created is not None:
         _note_created(created)
+
+
+def _empty_database_hint(db: HardwareDB, exc: BaseException) -> str | None:
+    """For a "not found" error on a database that holds nothing at all, which database that
+    is and how to fill it (a mistyped ``--db`` or a never-initialised default looks like
+    this); ``None`` otherwise. Never raises: the command's own error is what to report."""
+    from hwdb import NotFoundError
+    from hwdb._engine import redact
+    from hwdb._errors import FILL_HINT
+
+    if type(exc) is not NotFoundError:
+        return None
+    try:
+        if not db.is_empty():
+            return None
+    except Exception:  # noqa: BLE001 - only a hint
+        return None
+    fill = "" if FILL_HINT in str(exc) else f"; {FILL_HINT}"
+    return f"the database {redact(db.url)} is empty (check --db / NAS_DATABASE_URL){fill}"
 
 
 def _note_created(file: Path) -> None:

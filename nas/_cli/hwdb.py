@@ -62,9 +62,7 @@ def _check_database() -> None:
 
 
 def _open(*, create: bool = True) -> AbstractContextManager[HardwareDB]:
-    from hwdb import HardwareDB
-
-    return open_db() if create else HardwareDB(create=False)
+    return open_db(create=create)
 
 
 class _CommitGuard:

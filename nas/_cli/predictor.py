@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from nas._cli._common import check_space, cli_arch, console, err_console, print_json
+from nas._cli._common import check_space, cli_arch, console, err_console, open_db, print_json
 
 if TYPE_CHECKING:
     from hwdb import HardwareDB
@@ -40,9 +40,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 def _open(space: str) -> Iterator[HardwareDB]:
     """The database, which must exist (every predictor command reads measurements), and in
     which ``space`` must be registered or stored (else a usage error, exit 2)."""
-    from hwdb import HardwareDB
-
-    with HardwareDB(create=False) as db:
+    with open_db(create=False) as db:
         check_space(db, space)
         yield db
 

@@ -283,3 +283,26 @@ def test_export_carries_accuracies_and_unmeasured_devices(
         assert db.accuracy_table("nasbench201", dataset="cifar10").to_dict() == {NB201_0: 91.0}
     code, stdout, _ = _run(["--db", url, "hwdb", "export", "--help"], capsys)
     assert code == 0 and "accuracies" in stdout and "without measurements" in stdout
+
+
+def test_not_found_on_an_empty_database_names_it_and_how_to_fill_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A never-initialised database used to answer only "(known: none)" or "not found"."""
+    empty = tmp_path / "empty.sqlite"
+    HardwareDB(f"sqlite:///{empty}").close()
+    argv = ["--db", f"sqlite:///{empty}", "hwdb", "export", "--device", "foo", "--out", "x.pq"]
+    code, _, err = _run(argv, capsys)
+    line = _error_line(err)
+    assert code == 1 and "device 'foo' not found" in line
+    assert f"the database sqlite:///{empty} is empty" in line and "`nas hwdb init`" in line
+    argv = ["--db", f"sqlite:///{empty}", "predictor", "adapt", "--space", "nasbench201",
+            "--device", "foo"]  # fmt: skip
+    code, _, err = _run(argv, capsys)
+    line = _error_line(err)
+    assert code == 1 and "holds no search space yet" in line and line.count("hwdb init") == 1
+    with HardwareDB(f"sqlite:///{empty}") as db:
+        db.upsert_device(DeviceSpec(name="d", family="cpu", hardware="x"))
+    code, _, err = _run(argv, capsys)  # not empty any more: no claim that it is
+    line = _error_line(err)
+    assert code == 1 and "holds no search space yet" in line and "is empty" not in line
