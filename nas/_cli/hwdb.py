@@ -154,8 +154,8 @@ def _apply(
     ]
     if kept and replace is False:  # a user's own data, which may correct stored values
         err_console.print(
-            f"note: already stored, so kept as stored: {' and '.join(kept)}; "
-            "--replace overwrites them",
+            f"note: {' and '.join(kept)} already in the database kept the stored values "
+            "(the same, if this file was imported before); --replace writes this file's instead",
             markup=False,
         )
 

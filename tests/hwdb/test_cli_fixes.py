@@ -103,11 +103,11 @@ def test_reimport_keeps_stored_values_says_so_and_replace_overwrites(
     code, out, err = _run(["--db", db, "hwdb", "import", "csv", str(csv)], capsys)
     assert code == 0 and "1 new measurement," in out
     assert err.strip().splitlines()[-1] == f"note: created a new database {tmp_path / 'r.sqlite'}"
-    assert "kept as stored" not in err
+    assert "kept the stored values" not in err
     csv.write_text(f"space,arch,device,latency_ms\nnasbench201,{NB201_0},pi4,20.0\n")
     code, out, err = _run(["--db", db, "hwdb", "import", "csv", str(csv)], capsys)
     assert code == 0 and "0 new measurements" in out
-    assert "note: already stored, so kept as stored: 1 measurement; --replace overwrites" in err
+    assert "note: 1 measurement already in the database kept the stored values" in err
     with HardwareDB(db) as hw:
         assert hw.latency_table("nasbench201")["pi4"].tolist() == [12.5]
     code, out, err = _run(["--db", db, "hwdb", "import", "csv", str(csv), "--replace"], capsys)
@@ -119,7 +119,7 @@ def test_reimport_keeps_stored_values_says_so_and_replace_overwrites(
     csv.write_text(f"space,arch,device,latency_ms\nnasbench201,{NB201_0},pi4,30.0\n")
     assert _run(["--db", db, "hwdb", "import", "csv", str(csv), "--replace"], capsys)[0] == 0
     code, _, err = _run(["--db", db, "hwdb", "import", "parquet", str(parquet)], capsys)
-    assert code == 0 and "note: already stored, so kept as stored: 1 measurement;" in err
+    assert code == 0 and "note: 1 measurement already in the database kept" in err
     assert (
         _run(["--db", db, "hwdb", "import", "parquet", str(parquet), "--replace"], capsys)[0] == 0
     )

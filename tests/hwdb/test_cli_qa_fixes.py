@@ -274,7 +274,9 @@ def test_export_carries_accuracies_and_unmeasured_devices(
     pq.write_table(pa.Table.from_pylist(table, schema=pq.read_schema(out)), out)
     code, stdout, err = _run(["--db", copy, "hwdb", "import", "parquet", str(out)], capsys)
     assert code == 0 and "1 new accuracy" in stdout  # the cifar100 one
-    assert "kept as stored: 1 measurement and 1 accuracy; --replace overwrites" in err
+    assert (
+        "note: 1 measurement and 1 accuracy already in the database kept the stored values" in err
+    )
     argv = ["--db", copy, "hwdb", "import", "parquet", str(out), "--replace"]
     code, stdout, err = _run(argv, capsys)
     assert code == 0 and "2 new or replaced accuracies" in " ".join(stdout.split())
