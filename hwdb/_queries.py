@@ -124,11 +124,12 @@ def _row_ids(
 
 
 def _values(r: MeasurementIn, now: datetime) -> dict[str, Any]:
-    """The stored values of a measurement row, less its key (device, arch, metric, protocol)."""
+    """The stored values of a measurement row, less its key (device, arch, metric, protocol);
+    ``now`` is its ``created_at`` unless the row brings its own (an import of an export)."""
     return {
         "median": float(r.median), "mean": r.mean, "std": r.std, "min": r.min, "p90": r.p90,
         "n_runs": r.n_runs, "warmup": r.warmup, "environment": dict(r.environment),
-        "workload": dict(r.workload), "source": r.source, "created_at": now,
+        "workload": dict(r.workload), "source": r.source, "created_at": r.created_at or now,
     }  # fmt: skip
 
 
@@ -522,6 +523,7 @@ def measurement_frame(session: Session, space: str | None, device: str | None) -
         M.workload,
         A.benchmark_index,
         *[getattr(D, c).label(f"device_{c}") for c in _FRAME_DEVICE_COLS],
+        M.created_at,
     ]
     q = (
         select(*cols)

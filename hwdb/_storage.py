@@ -558,7 +558,8 @@ class HardwareDB:
     def measurement_frame(
         self, *, space: str | None = None, device: str | None = None
     ) -> pd.DataFrame:
-        """All measurements joined with their device columns (the parquet dataset layout)."""
+        """All measurements joined with their device columns and ``created_at`` (the parquet
+        dataset layout)."""
         return self._read(lambda s: _queries.measurement_frame(s, space, device))
 
     def accuracy_frame(self, *, space: str | None = None) -> pd.DataFrame:

@@ -212,6 +212,9 @@ class MeasurementIn:
         source: Where the number comes from.
         workload: ``Workload.to_dict()`` or ``{}``.
         benchmark_index: The architecture's index in its benchmark, if any.
+        created_at: When the row was first stored (timezone-aware; default: when it is
+            stored now). Exports carry it, so a moved database keeps which of a device's
+            rows under two protocols is the newer (the one latency tables show).
     """
 
     device: str
@@ -230,11 +233,18 @@ class MeasurementIn:
     source: str = ""
     workload: dict[str, Any] = field(default_factory=dict)
     benchmark_index: int | None = None
+    created_at: datetime | None = None
 
     def __post_init__(self) -> None:
         for name in ("device", "space", "arch", "metric"):
             _check_text(name, getattr(self, name))
         _check_positive_float("median", self.median)
+        if self.created_at is not None and (
+            not isinstance(self.created_at, datetime) or self.created_at.tzinfo is None
+        ):
+            raise ValueError(
+                f"`created_at` must be a timezone-aware datetime, got {self.created_at!r}."
+            )
         for name in ("mean", "min", "p90"):
             if getattr(self, name) is not None:
                 _check_positive_float(name, getattr(self, name))

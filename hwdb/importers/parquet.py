@@ -3,7 +3,8 @@
 One row per record, device columns inlined. ``row_kind`` says what a row is:
 
 * ``measurement`` (or null, or no ``row_kind`` column: files written before it existed): the
-  :class:`~hwdb.MeasurementIn` fields (``environment`` and ``workload`` as JSON strings) plus
+  :class:`~hwdb.MeasurementIn` fields (``environment`` and ``workload`` as JSON strings;
+  ``created_at``, a UTC timestamp, is optional: a row without it is stamped on import) plus
   ``device_family``, ``device_hardware``, ``device_runtime``, ``device_precision``,
   ``device_batch_size``, ``device_threads``, ``device_provenance``, ``device_source`` and
   ``device_attributes`` (JSON string);
@@ -19,6 +20,7 @@ another (SQLite to a team's PostgreSQL). ``nas hwdb init`` imports every bundled
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -26,6 +28,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import pandas as pd
 
 from hwdb._bulk import DEVICE_SETTINGS, AccuracySeries, BulkImport
 from hwdb._errors import ImportDataError
@@ -47,7 +51,7 @@ __all__ = [
     "load_parquet",
 ]
 
-_STR, _F, _I = "string", "float64", "int64"
+_STR, _F, _I, _TS = "string", "float64", "int64", "timestamp"
 COLUMNS: dict[str, str] = {
     "device": _STR,
     "space": _STR,
@@ -77,8 +81,11 @@ DEVICE_COLUMNS: dict[str, str] = {
     "device_source": _STR,
     "device_attributes": _STR,
 }
-#: Columns of accuracy rows beyond :data:`COLUMNS`, and the row kind (optional on import).
-_EXTRA_COLUMNS: dict[str, str] = {"row_kind": _STR, "dataset": _STR, "value": _F}
+#: Columns of accuracy rows beyond :data:`COLUMNS`, the row kind and when a measurement was
+#: stored (optional on import: older files lack them).
+_EXTRA_COLUMNS: dict[str, str] = {
+    "row_kind": _STR, "dataset": _STR, "value": _F, "created_at": _TS,
+}  # fmt: skip
 _KINDS = {**COLUMNS, **DEVICE_COLUMNS, **_EXTRA_COLUMNS}
 #: What a row of the format can be (``row_kind``).
 ROW_KINDS = ("measurement", "accuracy", "device")
@@ -88,7 +95,7 @@ _JSON = ("environment", "workload", "device_attributes")
 def _schema() -> pa.Schema:
     import pyarrow as pa
 
-    kinds = {_STR: pa.string(), _F: pa.float64(), _I: pa.int64()}
+    kinds = {_STR: pa.string(), _F: pa.float64(), _I: pa.int64(), _TS: pa.timestamp("us", "UTC")}
     return pa.schema([(c, kinds[t]) for c, t in _KINDS.items()])
 
 
@@ -101,6 +108,8 @@ def _cell(kind: str, value: Any) -> Any:
     """A frame value as the parquet column wants it: missing numbers (NaN, NA) become null."""
     if kind == _STR or value is None:
         return value
+    if kind == _TS:
+        return None if value is pd.NaT else pd.Timestamp(value).to_pydatetime()
     try:
         if math.isnan(value):
             return None
@@ -166,7 +175,8 @@ def _measurement_records(
 ) -> list[dict[str, Any]]:
     records = []
     for raw in db.measurement_frame(space=space, device=device).to_dict("records"):
-        rec = {**_blank(), **{c: _cell(_KINDS[c], raw[c]) for c in (*COLUMNS, *DEVICE_COLUMNS)}}
+        cols = (*COLUMNS, *DEVICE_COLUMNS, "created_at")
+        rec = {**_blank(), **{c: _cell(_KINDS[c], raw[c]) for c in cols}}
         for col in _JSON:
             rec[col] = json.dumps(raw[col] or {}, sort_keys=True, default=str)
         rec["row_kind"] = "measurement"
@@ -254,6 +264,7 @@ def _row(file: Path, i: int, rec: dict[str, Any]) -> tuple[DeviceSpec, Measureme
             **{**kw, "arch": arch},
             environment=_json(file, where, "environment", rec["environment"]),
             workload=_json(file, where, "workload", rec["workload"]),
+            created_at=rec.get("created_at"),
         )
     except ImportDataError:
         raise
@@ -364,7 +375,8 @@ def load_parquet(path: str | Path) -> BulkImport:
         elif kind == "measurement":
             spec, meas = _row(file, i, rec)
             key = (meas.device, meas.space, meas.arch, meas.metric, meas.protocol)
-            if rows.new_row(i, spec, key, meas, "median"):
+            same = dataclasses.replace(meas, created_at=None)  # a copy stored at another time
+            if rows.new_row(i, spec, key, same, "median"):
                 data.rows.append(meas)
         else:
             kinds = ", ".join(ROW_KINDS)

@@ -284,3 +284,37 @@ def test_accuracy_and_device_rows_round_trip_and_are_checked(tmp_path: Path) -> 
     device.update(row_kind="device", device="pi", device_attributes="{}")
     with pytest.raises(ImportDataError, match=r"row 2.*'pi' described differently on row 1"):
         load_parquet(_kinds_file(tmp_path, [device, {**device, "device_threads": 2}]))
+
+
+def test_a_move_keeps_when_rows_were_stored_so_the_newer_protocol_wins(tmp_path: Path) -> None:
+    """Before, every imported row was stamped at import time, so after a late import of an
+    older export the table showed whichever protocol's row was imported last."""
+    from datetime import UTC, datetime
+
+    from hwdb import MeasurementIn
+
+    old, new = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC), datetime(2026, 6, 7, 8, 9, 10, tzinfo=UTC)
+    rows = [
+        MeasurementIn("pi", "nasbench201", NB201_0, median=m, protocol=p, created_at=t)
+        for m, p, t in ((10.0, "old-protocol", old), (12.0, "new-protocol", new))
+    ]
+    with HardwareDB(f"sqlite:///{tmp_path / 'a.sqlite'}") as db:
+        db.upsert_device(DeviceSpec("pi"))
+        db.add_measurements(rows)
+        assert db.latency_table("nasbench201")["pi"].tolist() == [12.0]
+        export_parquet(db, tmp_path / "all.parquet")
+        export_parquet(db, tmp_path / "new.parquet")  # then drop the old row from this one
+    table = pq.read_table(tmp_path / "new.parquet").to_pandas()
+    assert set(table["created_at"]) == {pd.Timestamp(old), pd.Timestamp(new)}
+    table = table[table["protocol"] == "new-protocol"]
+    pq.write_table(pq.read_table(tmp_path / "all.parquet").from_pandas(
+        table, schema=pq.read_schema(tmp_path / "all.parquet"), preserve_index=False
+    ), tmp_path / "new.parquet")  # fmt: skip
+    with HardwareDB(f"sqlite:///{tmp_path / 'b.sqlite'}") as db2:
+        db2.bulk_import(load_parquet(tmp_path / "new.parquet"))
+        db2.bulk_import(load_parquet(tmp_path / "all.parquet"))  # the older row arrives last
+        assert db2.latency_table("nasbench201")["pi"].tolist() == [12.0]
+        frame = db2.measurement_frame().set_index("protocol")["created_at"]
+    assert frame.to_dict() == {"old-protocol": pd.Timestamp(old), "new-protocol": pd.Timestamp(new)}
+    with pytest.raises(ValueError, match="`created_at` must be a timezone-aware datetime"):
+        MeasurementIn("pi", "nasbench201", NB201_0, median=1.0, created_at=datetime(2025, 1, 1))
