@@ -25,6 +25,7 @@ __all__ = [
     "WRITE_OPTION",
     "check_schema",
     "head_revision",
+    "is_known_revision",
     "is_memory_url",
     "make_engine",
     "redact",
@@ -197,7 +198,8 @@ def _lock_for_migration(conn: Connection) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
 
 
-def _is_known(revision: str) -> bool:
+def is_known_revision(revision: str) -> bool:
+    """Whether ``revision`` is a migration this release ships."""
     from alembic.script import ScriptDirectory
 
     try:
@@ -231,7 +233,7 @@ def check_schema(engine: Engine, url: str, *, create: bool) -> None:
             raise SchemaOutdatedError(
                 f"database at {where} has tables but no hwdb revision; it was not created by hwdb"
             )
-        if not _is_known(current):
+        if not is_known_revision(current):
             raise SchemaOutdatedError(
                 f"database at {where} is at revision {current}, newer than this release "
                 f"({head}): upgrade the hw-nas package"
@@ -257,7 +259,7 @@ def upgrade_schema(engine: Engine, *, revision: str = "head") -> tuple[str | Non
     with engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
         _lock_for_migration(conn)
         before = _current_revision(conn)
-        if before is not None and not _is_known(before):
+        if before is not None and not is_known_revision(before):
             raise SchemaOutdatedError(
                 f"database is at revision {before}, newer than this release: "
                 "upgrade the hw-nas package"

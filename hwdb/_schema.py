@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from hwdb._engine import head_revision, make_engine, redact, upgrade_schema
+from hwdb._engine import head_revision, is_known_revision, make_engine, redact, upgrade_schema
 from hwdb._errors import StorageError
 from hwdb._types import default_database_url
 
@@ -23,7 +23,10 @@ def upgrade_database(url: str | None = None, *, revision: str = "head") -> tuple
 
     Raises:
         SchemaOutdatedError: if the database is newer than this release.
+        ValueError: if ``revision`` is neither ``"head"`` nor a revision of this release.
     """
+    if not isinstance(revision, str) or (revision != "head" and not is_known_revision(revision)):
+        raise ValueError(f"`revision` must be 'head' or a revision of hwdb, got {revision!r}.")
     target = url if url is not None else default_database_url()
     engine = make_engine(target)
     try:

@@ -39,6 +39,7 @@ from hwdb._types import (
     DeviceSpec,
     MeasurementIn,
     default_database_url,
+    json_ready,
 )
 
 if TYPE_CHECKING:
@@ -442,6 +443,7 @@ class HardwareDB:
 
         Raises:
             DuplicateError: if (kind, space, version) already exists.
+            ValueError: naming the argument, e.g. a ``metrics`` value JSON cannot hold (NaN).
         """
         for name, value in (("kind", kind), ("space", space), ("version", version)):
             if not isinstance(value, str) or not value.strip():
@@ -453,8 +455,8 @@ class HardwareDB:
             space=space,
             version=version,
             weights=bytes(payload),
-            summary=dict(summary),
-            metrics=dict(metrics),
+            summary=json_ready("summary", summary),
+            metrics=json_ready("metrics", metrics),
             created_at=utcnow(),
         )
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import math
+import numbers
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -77,21 +80,118 @@ def _check_text(name: str, value: object) -> None:
         raise ValueError(f"`{name}` must be a non-empty string, got {value!r}.")
 
 
+def _check_str(name: str, value: object) -> None:
+    if not isinstance(value, str):
+        raise ValueError(f"`{name}` must be a string, got {value!r}.")
+
+
+def _real(name: str, value: object) -> float:
+    """``value`` as a float: any real number but a bool (numpy's too, e.g. ``np.float32``)."""
+    if type(value) is float:
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"`{name}` must be a number, got {value!r}.")
+    return float(value)
+
+
+def _integer(name: str, value: object, low: int, *, optional: bool = False) -> int | None:
+    """``value`` as an int >= ``low``: any integer but a bool (numpy's too)."""
+    if type(value) is int and value >= low:
+        return value
+    if optional and value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        bound = f"None or at least {low}" if optional else f"an integer >= {low}"
+        raise ValueError(f"`{name}` must be {bound}, got {value!r}.")
+    return int(value)
+
+
+_STRICT_JSON = json.JSONEncoder(allow_nan=False)
+_SORTED_JSON = json.JSONEncoder(allow_nan=False, sort_keys=True)
+
+
+def json_ready(name: str, value: object) -> dict[str, Any]:
+    """The dict ``value`` as JSON holds it: strings, bools, None, finite numbers, lists and
+    dicts of them; numpy scalars become Python numbers (in a copy).
+
+    Raises:
+        ValueError: naming ``name`` and the key of the first value JSON cannot hold (NaN,
+            infinity, an arbitrary object), or if ``value`` is not a dict.
+    """
+    if not isinstance(value, dict):
+        raise ValueError(f"`{name}` must be a dict, got {type(value).__name__}.")
+    if not value:
+        return value
+    try:
+        _STRICT_JSON.encode(value)  # the common case, in C
+    except (TypeError, ValueError):
+        return _json_value(name, value)  # type: ignore[no-any-return]
+    return value
+
+
+def _json_value(where: str, value: object) -> Any:
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
+        value = value.item()  # type: ignore[attr-defined]  # np.bool_ is no bool, np.int64 no int
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        if not math.isfinite(value):
+            raise ValueError(f"`{where}` must be a finite number, got {value!r}.")
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _json_value(f"{where}[{k!r}]", v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_value(f"{where}[{i}]", v) for i, v in enumerate(value)]
+    raise ValueError(
+        f"`{where}` must hold only JSON values (strings, numbers, lists, dicts), "
+        f"got {type(value).__name__} {value!r}."
+    )
+
+
 #: Largest latency a measurement may hold (ms, about 28 hours): beyond it a number is a unit or
 #: typing error, and squared in a least-squares fit it would overflow predictors' arithmetic.
 MAX_LATENCY_MS = 1e8
 
 
-def _check_positive_float(name: str, value: object, *, allow_zero: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"`{name}` must be a number, got {value!r}.")
+def _check_positive_float(name: str, value: object, *, allow_zero: bool = False) -> float:
+    """``value`` as a float, finite, at most :data:`MAX_LATENCY_MS` and > 0 (or >= 0)."""
+    value = _real(name, value)
     if math.isfinite(value):
         if value > MAX_LATENCY_MS:
             raise ValueError(f"`{name}` must be at most {MAX_LATENCY_MS:g} ms, got {value!r}.")
         if value > 0 or (allow_zero and value == 0):
-            return
+            return value
     bound = "greater than or equal to 0" if allow_zero else "finite and greater than 0"
     raise ValueError(f"`{name}` must be {bound}, got {value!r}.")
+
+
+@functools.lru_cache(maxsize=256)
+def _known_workload(items: str) -> None:
+    """Raise ValueError for a workload (JSON text) ``search_spaces.Workload`` refuses."""
+    from search_spaces import Workload
+
+    try:
+        Workload.from_dict(json.loads(items))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"`workload` is not a workload: {exc}") from None
+
+
+def _check_workload(workload: object) -> dict[str, Any]:
+    """``workload`` if it is a dict ``search_spaces.Workload`` takes (checked once per
+    distinct value; ``{}``, the space's default workload, needs no check)."""
+    if type(workload) is dict and not workload:
+        return workload
+    try:
+        text = _SORTED_JSON.encode(workload)
+    except (TypeError, ValueError):
+        workload = json_ready("workload", workload)  # raises, or converts numpy numbers
+        text = _SORTED_JSON.encode(workload)
+    if not isinstance(workload, dict):
+        raise ValueError(f"`workload` must be a dict, got {type(workload).__name__}.")
+    _known_workload(text)
+    return workload
 
 
 def _check_order(median: float, mean: float | None, low: float | None, p90: float | None) -> None:
@@ -144,18 +244,16 @@ class DeviceSpec:
             raise ValueError(
                 f"`provenance` must be one of {', '.join(PROVENANCES)}, got {self.provenance!r}."
             )
-        if (
-            not isinstance(self.batch_size, int)
-            or isinstance(self.batch_size, bool)
-            or (self.batch_size < 1)
-        ):
-            raise ValueError(
-                f"`batch_size` must be greater than or equal to 1, got {self.batch_size!r}."
-            )
-        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
-            raise ValueError(f"`threads` must be None or at least 1, got {self.threads!r}.")
-        if not isinstance(self.attributes, dict):
-            raise ValueError(f"`attributes` must be a dict, got {type(self.attributes).__name__}.")
+        for name in ("hardware", "source"):
+            _check_str(name, getattr(self, name))
+        _set(self, "batch_size", _integer("batch_size", self.batch_size, 1))
+        _set(self, "threads", _integer("threads", self.threads, 1, optional=True))
+        _set(self, "attributes", json_ready("attributes", self.attributes))
+
+
+def _set(obj: object, name: str, value: object) -> None:
+    """Set a field of a frozen dataclass in its ``__post_init__`` (a normalised value)."""
+    object.__setattr__(obj, name, value)
 
 
 def check_new_device(spec: DeviceSpec) -> None:
@@ -238,7 +336,11 @@ class MeasurementIn:
     def __post_init__(self) -> None:
         for name in ("device", "space", "arch", "metric"):
             _check_text(name, getattr(self, name))
-        _check_positive_float("median", self.median)
+        _set(self, "median", _check_positive_float("median", self.median))
+        for name in ("protocol", "source"):
+            _check_str(name, getattr(self, name))
+        _set(self, "environment", json_ready("environment", self.environment))
+        _set(self, "workload", _check_workload(self.workload))
         if self.created_at is not None and (
             not isinstance(self.created_at, datetime) or self.created_at.tzinfo is None
         ):
@@ -247,16 +349,14 @@ class MeasurementIn:
             )
         for name in ("mean", "min", "p90"):
             if getattr(self, name) is not None:
-                _check_positive_float(name, getattr(self, name))
+                _set(self, name, _check_positive_float(name, getattr(self, name)))
         if self.std is not None:
-            _check_positive_float("std", self.std, allow_zero=True)
+            _set(self, "std", _check_positive_float("std", self.std, allow_zero=True))
         _check_order(self.median, self.mean, self.min, self.p90)
-        if not isinstance(self.n_runs, int) or self.n_runs < 1:
-            raise ValueError(f"`n_runs` must be greater than or equal to 1, got {self.n_runs!r}.")
-        if not isinstance(self.warmup, int) or self.warmup < 0:
-            raise ValueError(f"`warmup` must be greater than or equal to 0, got {self.warmup!r}.")
-        if self.benchmark_index is not None and self.benchmark_index < 0:
-            raise ValueError(f"`benchmark_index` must be >= 0, got {self.benchmark_index!r}.")
+        _set(self, "n_runs", _integer("n_runs", self.n_runs, 1))
+        _set(self, "warmup", _integer("warmup", self.warmup, 0))
+        _set(self, "benchmark_index", _integer("benchmark_index", self.benchmark_index, 0,
+                                               optional=True))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -282,8 +382,12 @@ class AccuracyIn:
     def __post_init__(self) -> None:
         for name in ("space", "arch", "dataset", "metric"):
             _check_text(name, getattr(self, name))
-        if not isinstance(self.value, (int, float)) or not math.isfinite(self.value):
+        if isinstance(self.value, bool) or not isinstance(self.value, numbers.Real):
             raise ValueError(f"`value` must be a finite number, got {self.value!r}.")
+        if not math.isfinite(self.value):
+            raise ValueError(f"`value` must be a finite number, got {self.value!r}.")
+        _set(self, "value", float(self.value))
+        _check_str("source", self.source)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,97 @@
+"""Regression tests from a QA pass of the library API: values JSON cannot hold, numpy
+numbers, wrong types that used to surface as database errors, unknown revisions."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hwdb import AccuracyIn, DeviceSpec, HardwareDB, MeasurementIn, upgrade_database
+from tests.hwdb._helpers import NB201_0
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> HardwareDB:
+    database = HardwareDB(f"sqlite:///{tmp_path / 't.sqlite'}")
+    database.upsert_device(DeviceSpec("d"))
+    return database
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, object(), {"deeper": b"bytes"}])
+def test_values_json_cannot_hold_are_refused_naming_the_field(db: HardwareDB, bad: object) -> None:
+    """A NaN in a device's attributes used to be stored, and then every GET /v1/devices was a
+    500 (PostgreSQL's JSON refuses NaN outright); an object became a StorageError or a repr."""
+    nested = {"k": [1, {"x": bad}]}
+    with pytest.raises(ValueError, match=r"`attributes\['k'\]\[1\]\['x'\]"):
+        DeviceSpec("e", attributes=nested)
+    with pytest.raises(ValueError, match=r"`environment\['k'\]"):
+        MeasurementIn("d", "nasbench201", NB201_0, median=1.0, environment=nested)
+    for field in ("summary", "metrics"):
+        with pytest.raises(ValueError, match=f"`{field}"):
+            db.save_artifact(kind="k", space="nasbench201", version="v", payload=b"",
+                             **{"summary": {}, "metrics": {}, field: nested})  # fmt: skip
+    assert [d.name for d in db.list_devices()] == ["d"] and not db.stats()["spaces"]
+
+
+def test_numpy_numbers_are_taken_and_stored_as_python_numbers(db: HardwareDB) -> None:
+    row = MeasurementIn(
+        "d", "nasbench201", NB201_0, median=np.float32(1.5), mean=np.float32(1.5),
+        n_runs=np.int64(5), warmup=np.int32(0), benchmark_index=np.int64(3),
+        environment={"n": np.int64(2), "x": np.float32(0.5), "flag": np.bool_(True)},
+    )  # fmt: skip
+    assert type(row.median) is float and type(row.n_runs) is int and row.median == 1.5
+    assert row.environment == {"n": 2, "x": 0.5, "flag": True}
+    assert type(row.environment["n"]) is int
+    spec = DeviceSpec("f", threads=np.int64(4), batch_size=np.int16(8))
+    assert (spec.threads, spec.batch_size) == (4, 8) and type(spec.threads) is int
+    assert AccuracyIn("nasbench201", NB201_0, "c", "t", np.float32(50)).value == 50.0
+    assert db.add_measurements([row]) == 1
+    assert db.measurements(device="d")[0]["environment"] == {"n": 2, "x": 0.5, "flag": True}
+    with pytest.raises(ValueError, match="`n_runs` must be an integer >= 1, got 0"):
+        MeasurementIn("d", "nasbench201", NB201_0, median=1.0, n_runs=0)
+    with pytest.raises(ValueError, match="`n_runs` must be an integer >= 1, got 2.5"):
+        MeasurementIn("d", "nasbench201", NB201_0, median=1.0, n_runs=2.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="`benchmark_index` must be None or at least 0"):
+        MeasurementIn("d", "nasbench201", NB201_0, median=1.0, benchmark_index="3")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="`median` must be a number, got True"):
+        MeasurementIn("d", "nasbench201", NB201_0, median=True)
+
+
+@pytest.mark.parametrize("field", ["protocol", "source"])
+def test_a_text_field_given_none_is_a_value_error_not_a_duplicate(
+    db: HardwareDB, field: str
+) -> None:
+    with pytest.raises(ValueError, match=f"`{field}` must be a string, got None"):
+        MeasurementIn("d", "nasbench201", NB201_0, median=1.0, **{field: None})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="`hardware` must be a string"):
+        DeviceSpec("e", hardware=None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("workload", "message"),
+    [
+        ({"foo": 1}, "unknown workload field"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"batch_size": "8"}, "batch_size"),
+        ("big", "`workload` must be a dict"),
+        (None, "`workload` must be a dict"),
+    ],
+)
+def test_a_workload_search_spaces_refuses_is_refused_before_it_is_stored(
+    db: HardwareDB, workload: object, message: str
+) -> None:
+    """Such rows used to be stored, and adapting a predictor to the device failed later."""
+    with pytest.raises(ValueError, match=message):
+        MeasurementIn("d", "nasbench201", NB201_0, median=1.0, workload=workload)  # type: ignore[arg-type]
+    ok = MeasurementIn("d", "nasbench201", NB201_0, median=1.0, workload={"batch_size": 8})
+    assert db.add_measurements([ok]) == 1
+
+
+def test_an_unknown_revision_is_a_value_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="`revision` must be 'head' or a revision of hwdb"):
+        upgrade_database(f"sqlite:///{tmp_path / 'u.sqlite'}", revision="bogus")
+    assert not (tmp_path / "u.sqlite").exists()
+    assert upgrade_database(f"sqlite:///{tmp_path / 'u.sqlite'}")[0] is None
