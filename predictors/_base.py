@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import io
+import numbers
 import pickle
 import warnings
 from abc import ABC, abstractmethod
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from predictors._errors import NotFittedError, PredictorError
+from predictors._errors import NotEnoughDataError, NotFittedError, PredictorError
 
 if TYPE_CHECKING:
     from predictors.zeroshot import DeviceModel
@@ -32,10 +33,13 @@ __all__ = [
     "DeviceTask",
     "LatencyPredictor",
     "arch_list",
+    "check_int",
+    "check_seed",
     "get_predictor",
     "list_predictors",
     "load_predictor",
     "register_predictor",
+    "str_list",
 ]
 
 #: Reference archs per space, whose latencies are HELP's hardware embedding.
@@ -66,6 +70,7 @@ class DeviceTask:
     workload: Workload | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "archs", tuple(arch_list(self.archs)))
         lat = np.asarray(self.latency_ms, dtype=np.float64)
         if lat.ndim != 1 or lat.shape[0] != len(self.archs):
             raise ValueError("`latency_ms` must be a 1-D array with one value per arch.")
@@ -96,6 +101,28 @@ def check_workload(workload: object) -> None:
         )
 
 
+def str_list(
+    values: Sequence[str], name: str, what: str = "architecture strings", item: str = "arch"
+) -> list[str]:
+    """``values`` as a list of strings.
+
+    Args:
+        values: The sequence to check.
+        name: The argument's name, for the message.
+        what: What the sequence holds, for the message.
+        item: One element, for the message's ``[item]`` hint.
+
+    Raises:
+        ValueError: naming ``name`` when ``values`` is one string (iterating it would give
+            one-character names).
+    """
+    if isinstance(values, str | bytes):
+        raise ValueError(
+            f"`{name}` must be a sequence of {what}, not one string (wrap it in a list: [{item}])."
+        )
+    return [str(v) for v in values]
+
+
 def arch_list(archs: Sequence[str], name: str = "archs") -> list[str]:
     """``archs`` as a list of strings.
 
@@ -103,12 +130,26 @@ def arch_list(archs: Sequence[str], name: str = "archs") -> list[str]:
         ValueError: naming ``name`` when ``archs`` is one string (iterating it would give
             one-character "architectures").
     """
-    if isinstance(archs, str | bytes):
+    return str_list(archs, name)
+
+
+def check_int(name: str, value: object, minimum: int) -> None:
+    """``ValueError`` naming ``name`` unless ``value`` is an integer (not a bool) of at least
+    ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(
-            f"`{name}` must be a sequence of architecture strings, not one string "
-            "(wrap it in a list: [arch])."
+            f"`{name}` must be an integer greater than or equal to {minimum}, got {value!r}."
         )
-    return [str(a) for a in archs]
+
+
+def check_seed(value: object) -> None:
+    """``ValueError`` naming ``seed`` unless ``value`` is None or an integer >= 0."""
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0
+    ):
+        raise ValueError(
+            f"`seed` must be None or an integer greater than or equal to 0, got {value!r}."
+        )
 
 
 def check_support(
@@ -135,6 +176,8 @@ class LatencyPredictor(ABC):
 
     #: Registry name, set by :func:`register_predictor`.
     name: str = ""
+    #: Fewest measurements :meth:`adapt` accepts (a ridge needs two points to fit at all).
+    min_support: int = 1
     #: Bumped when meta-training learns something new, so stored artifacts of an older
     #: revision are retrained on first need instead of being reused.
     revision: int = 1
@@ -191,6 +234,8 @@ class LatencyPredictor(ABC):
 
         Raises:
             NotFittedError: before :meth:`fit`.
+            NotEnoughDataError: when ``support_archs`` holds fewer than :attr:`min_support`
+                measurements.
         """
         self._check_fitted()
         check_workload(workload)
@@ -205,6 +250,11 @@ class LatencyPredictor(ABC):
                 )
             if not np.all(np.isfinite(emb)) or np.any(emb <= 0):
                 raise ValueError("`hw_embedding_ms` must be finite and greater than 0.")
+        if len(archs) < self.min_support:
+            raise NotEnoughDataError(
+                f"{self.name} needs at least {self.min_support} measurements of the device to "
+                f"adapt, `support_archs` holds {len(archs)}"
+            )
         adapted = copy.copy(self)
         adapted.datasheet_ = datasheet
         adapted.datasheet_used_ = False

@@ -32,6 +32,8 @@ def _log_gauss(pred_log: np.ndarray, rmse: float) -> tuple[np.ndarray, np.ndarra
 class _RidgeOnFeatures(LatencyPredictor):
     """Shared adapt/predict: ridge of log-latency over ``_features(archs)``."""
 
+    min_support = 2  # a ridge with its leave-one-out error
+
     def _features(self, archs: list[str]) -> np.ndarray:
         raise NotImplementedError
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from predictors._base import DeviceTask
+from predictors._base import DeviceTask, str_list
 from predictors._errors import NotEnoughDataError, PredictorError
 
 if TYPE_CHECKING:
@@ -227,9 +227,14 @@ def make_tasks(
     table: pd.DataFrame, space: str, devices: Sequence[str], *, split_seed: int = 0
 ) -> list[DeviceTask]:
     """One meta-training :class:`DeviceTask` per device: its trimmed training pool and its
-    reference latencies. Query-pool archs never enter meta-training."""
+    reference latencies. Query-pool archs never enter meta-training.
+
+    Raises:
+        ValueError: naming ``devices`` when it is one string.
+        NotEnoughDataError: when a device lacks reference or enough pool measurements.
+    """
     tasks = []
-    for dev in devices:
+    for dev in str_list(devices, "devices", "device names", "device"):
         split = device_split(table, space, dev, split_seed=split_seed)
         col = table[dev]
         tasks.append(

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import kendalltau, spearmanr
 
-from predictors._base import LatencyPredictor, get_predictor
+from predictors._base import LatencyPredictor, get_predictor, str_list
 from predictors._data import (
     HELP_DEVICES,
     device_split,
@@ -65,11 +65,17 @@ def meta_train_for(
     params: dict[str, Any] | None = None,
     progress: bool = False,
 ) -> LatencyPredictor:
-    """Meta-train predictor ``name`` on ``train`` (+ ``valid`` for checkpoint selection)."""
+    """Meta-train predictor ``name`` on ``train`` (+ ``valid`` for checkpoint selection).
+
+    Raises:
+        ValueError: naming ``train`` or ``valid`` when it is one string.
+    """
+    train = str_list(train, "train", "device names", "device")
+    valid = str_list(valid, "valid", "device names", "device")
     kwargs = dict(params or {})
     if name in ("help", "maml") and valid:
         kwargs.setdefault("validation_devices", list(valid))
-    devices = list(train) + list(valid)  # other predictors use them as plain sources
+    devices = train + valid  # other predictors use them as plain sources
     model = get_predictor(name, **kwargs)
     return model.fit(make_tasks(table, space, devices), progress=progress)
 

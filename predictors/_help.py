@@ -20,7 +20,14 @@ from torch import Tensor
 from torch.func import grad, vmap
 
 from predictors import _help_net as net
-from predictors._base import DeviceTask, LatencyPredictor, register_predictor
+from predictors._base import (
+    DeviceTask,
+    LatencyPredictor,
+    check_int,
+    check_seed,
+    register_predictor,
+    str_list,
+)
 from predictors._errors import NotEnoughDataError
 from predictors._features import encode, graph_features
 from predictors._progress import progress_bar, torch_threads
@@ -160,6 +167,27 @@ class HELPPredictor(LatencyPredictor):
             raise ValueError("`inner_steps` must be greater than or equal to 0.")
         if self.inner_lr <= 0 or self.outer_lr <= 0:
             raise ValueError("`inner_lr` and `outer_lr` must be greater than 0.")
+        check_int("mc_samples", self.mc_samples, 1)
+        check_seed(self.seed)
+
+    def _validation_names(self, tasks: list[DeviceTask]) -> set[str]:
+        """The devices of ``validation_devices``, all of them devices of ``tasks``.
+
+        Raises:
+            ValueError: naming ``validation_devices`` when it is one string or names a device
+                that is not among ``tasks``.
+        """
+        if self.validation_devices is None:
+            return set()
+        names = str_list(self.validation_devices, "validation_devices", "device names", "device")
+        known = {t.device for t in tasks}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ValueError(
+                f"`validation_devices` must name devices of `tasks`, got {unknown[0]!r} "
+                f"(devices: {', '.join(sorted(known))})."
+            )
+        return set(names)
 
     # ------------------------------------------------------------------ inner loop
     def _adapt_task(
@@ -280,7 +308,7 @@ class HELPPredictor(LatencyPredictor):
     def _meta_train(self, tasks: list[DeviceTask], *, progress: bool) -> None:
         self.featurizer_ = _Featurizer(self.space_, self.fit_workload_)
         self.kind_ = self.featurizer_.kind
-        valid_names = set(self.validation_devices or [])
+        valid_names = self._validation_names(tasks)
         train = [self._prepare(t) for t in tasks if t.device not in valid_names]
         valid = [t for t in tasks if t.device in valid_names]
         if not train:

@@ -96,8 +96,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from predictors._base import DeviceTask, LatencyPredictor, register_predictor
-from predictors._errors import NotEnoughDataError, PredictorError
+from predictors._base import (
+    DeviceTask,
+    LatencyPredictor,
+    check_int,
+    check_seed,
+    register_predictor,
+)
+from predictors._errors import PredictorError
 from predictors._features import (
     additive_features,
     additive_runtimes,
@@ -251,6 +257,7 @@ class HELPPlusPredictor(LatencyPredictor):
     # 2: source lookup tables; 3: their model alone; 4: datasheet tables; 5: workloads;
     # 6: a basis that generalises (weight decay 1e-2)
     revision = 6
+    min_support = 3
 
     def __init__(
         self,
@@ -288,8 +295,11 @@ class HELPPlusPredictor(LatencyPredictor):
         self.seed = seed
 
     def _fit(self, tasks: list[DeviceTask], *, progress: bool) -> None:
-        if self.hidden < 1 or self.steps < 1:
-            raise ValueError("`hidden` and `steps` must be greater than or equal to 1.")
+        check_int("hidden", self.hidden, 1)
+        check_int("steps", self.steps, 1)
+        check_int("sim_devices", self.sim_devices, 0)
+        check_int("sim_components", self.sim_components, 0)
+        check_seed(self.seed)
         if self.lr <= 0:
             raise ValueError("`lr` must be greater than 0.")
         archs = sorted({a for t in tasks for a in t.archs})
@@ -488,8 +498,6 @@ class HELPPlusPredictor(LatencyPredictor):
         return b
 
     def _adapt(self, archs: list[str], latency_ms: np.ndarray, emb: np.ndarray | None) -> None:
-        if len(archs) < 3:
-            raise NotEnoughDataError("help+ needs at least 3 measurements of the device to adapt")
         keep = np.arange(len(archs))
         for _ in range(_OUTLIER_ROUNDS):  # outliers can mask each other: refit, look again
             loo = self._fit_adaptation([archs[i] for i in keep], latency_ms[keep])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,7 +24,12 @@ from predictors._base import (
     load_predictor,
 )
 from predictors._data import device_workload, latency_metric, reference_archs
-from predictors._errors import NoSourceDevicesError, NotEnoughDataError, PredictorError
+from predictors._errors import (
+    NoSourceDevicesError,
+    NotEnoughDataError,
+    NotFittedError,
+    PredictorError,
+)
 
 if TYPE_CHECKING:
     from hwdb import HardwareDB
@@ -67,6 +72,19 @@ class LatencyPrediction:
     n_measurements: int
     source: str
 
+    def __eq__(self, other: object) -> bool:
+        """Field by field; the latency arrays element by element (NaN equals NaN)."""
+        if not isinstance(other, LatencyPrediction):
+            return NotImplemented
+        for f in fields(self):
+            a, b = getattr(self, f.name), getattr(other, f.name)
+            if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+                if not np.array_equal(a, b, equal_nan=True):
+                    return False
+            elif a != b:
+                return False
+        return True
+
 
 class AdaptedLatencyModel:
     """A predictor adapted to one device; cheap to call repeatedly.
@@ -101,7 +119,11 @@ class AdaptedLatencyModel:
         """Predict canonical arch strings (or the space's reference names, such as
         ``mnasnet-a1``) in one batch."""
         names = resolve_reference_names(self.space, arch_list(archs))
-        mean, std = self.model.predict(names)
+        try:
+            mean, std = self.model.predict(names)
+        except (ValueError, PredictorError) as exc:
+            explain_refused_archs(self.space, names, exc)
+            raise
         return LatencyPrediction(
             names, mean, std, self.model.name, self.version, self.n_measurements, self.source
         )
@@ -125,6 +147,33 @@ def resolve_reference_names(space: str, archs: list[str]) -> list[str]:
         return archs
     refs = _reference_strings(sp)
     return [refs.get(a.strip().lower(), a) for a in archs] if refs else archs
+
+
+def explain_refused_archs(space: str, archs: Sequence[str], exc: Exception) -> None:
+    """After a prediction of ``archs`` failed with ``exc``: raise the error of
+    ``SearchSpace.resolve`` for the first of ``archs`` the space refuses, whose message
+    suggests a close reference name (``mnasnet-a1`` for ``mnasnet-a2``), chained to ``exc``.
+
+    Returns (the caller re-raises ``exc``) when ``exc`` is no parse error, when the space is
+    not registered, or when the space accepts every arch. Called only on failure, so
+    predictions of canonical strings pay nothing.
+
+    Raises:
+        search_spaces.InvalidArchError: naming the first refused arch.
+    """
+    from search_spaces import InvalidArchError, UnknownSpaceError, get_space
+
+    if isinstance(exc, NotFittedError) or not isinstance(exc, InvalidArchError | PredictorError):
+        return
+    try:
+        sp = get_space(space)
+    except UnknownSpaceError:
+        return
+    for arch in archs:
+        try:
+            sp.resolve(arch)
+        except InvalidArchError as refused:
+            raise refused from exc
 
 
 _REFERENCE_STRINGS: dict[str, dict[str, str]] = {}
@@ -422,10 +471,13 @@ def datasheet_model(db: HardwareDB, *, space: str, device: str) -> RooflineLaten
     :data:`MIN_ADAPT_MEASUREMENTS`) gets the roofline priced at the workload they were
     measured under and scaled to them (``RooflineLatencyModel.scaled_to``): its latencies are
     in the device's own milliseconds while the ranking stays the datasheet's.
+
+    Raises:
+        search_spaces.UnknownSpaceError: when ``space`` is not a registered space.
     """
     from predictors.zeroshot import RooflineLatencyModel, zero_shot_model
 
-    model = zero_shot_model(db, space=space, device_or_entry=device)
+    model = zero_shot_model(db, space=space, device_or_entry=device)  # checks ``space``
     assert isinstance(model, RooflineLatencyModel)  # meta=False: the roofline itself
     metric = latency_metric(space)
     if _catalog_name(db, device) or not (

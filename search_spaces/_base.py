@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, get_args, get_origin
@@ -99,6 +100,31 @@ class SearchSpace(ABC, Generic[ArchT]):
     #: anything else, e.g. an architecture *string*, with one :class:`InvalidArchError`.
     arch_type: ClassVar[type | None] = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The attributes, with per-instance ``lru_cache`` wrappers of methods (a profile
+        cache) replaced by what rebuilds them: such a wrapper does not pickle."""
+        state = dict(self.__dict__)
+        caches = {}
+        for key, value in self.__dict__.items():
+            method = getattr(value, "__wrapped__", None)
+            if (
+                method is not None
+                and hasattr(value, "cache_info")
+                and isinstance(getattr(method, "__self__", None), SearchSpace)
+            ):  # a restricted copy shares its original's cache
+                caches[key] = (method.__name__, value.cache_parameters()["maxsize"])
+                del state[key]
+        state["_method_caches"] = caches
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore the attributes and give every method cache a fresh, empty one."""
+        state = dict(state)
+        caches = state.pop("_method_caches", {})
+        self.__dict__.update(state)
+        for key, (method, maxsize) in caches.items():
+            self.__dict__[key] = functools.lru_cache(maxsize=maxsize)(getattr(self, method))
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         for base in getattr(cls, "__orig_bases__", ()):
@@ -144,9 +170,22 @@ class SearchSpace(ABC, Generic[ArchT]):
         """Draw one architecture uniformly over the parameter grid.
 
         Args:
-            rng: A numpy ``Generator`` or a seed.
+            rng: A numpy ``Generator`` or a seed (an integer >= 0; None: fresh entropy).
+
+        Raises:
+            ValueError: naming ``rng`` when it is neither.
         """
-        gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        if isinstance(rng, np.random.Generator):
+            gen = rng
+        elif rng is None or (
+            isinstance(rng, numbers.Integral) and not isinstance(rng, bool) and rng >= 0
+        ):
+            gen = np.random.default_rng(rng)
+        else:
+            raise ValueError(
+                "`rng` must be a numpy Generator, a seed (an integer greater than or equal to "
+                f"0) or None, got {rng!r}."
+            )
         params = {
             name: choices[int(gen.integers(len(choices)))]
             for name, choices in self.search_parameters().items()

@@ -18,8 +18,13 @@ import numpy as np
 
 from predictors._base import LatencyPredictor
 from predictors._base import arch_list as arch_list_of
-from predictors._errors import NotEnoughDataError
-from predictors._service import AdaptedLatencyModel, LatencyPrediction, resolve_reference_names
+from predictors._errors import NotEnoughDataError, PredictorError
+from predictors._service import (
+    AdaptedLatencyModel,
+    LatencyPrediction,
+    explain_refused_archs,
+    resolve_reference_names,
+)
 from predictors.zeroshot._classes import device_model
 from predictors.zeroshot._roofline import DeviceModel, roofline_latency_ms
 from predictors.zeroshot._tracecache import persistent_traces
@@ -123,9 +128,13 @@ class RooflineLatencyModel:
     def predict(self, archs: Sequence[str]) -> LatencyPrediction:
         """Roofline latency of canonical arch strings (or the space's reference names)."""
         arch_list = resolve_reference_names(self.space, arch_list_of(archs))
-        mean = self.scale * roofline_latency_ms(
-            self.space, arch_list, self.model, workload=self.workload
-        )
+        try:
+            mean = self.scale * roofline_latency_ms(
+                self.space, arch_list, self.model, workload=self.workload
+            )
+        except (ValueError, PredictorError) as exc:
+            explain_refused_archs(self.space, arch_list, exc)
+            raise
         std = mean * np.sqrt(np.expm1(DATASHEET_LOG_SIGMA**2))
         return LatencyPrediction(
             arch_list, mean, std, ROOFLINE_SOURCE, self.model.name, self.n_measurements,
@@ -237,10 +246,16 @@ def zero_shot_model(
         predictor: Registered predictor name (default: the service default).
         precision: Override the precision (default: the device's, else fp32).
         meta: Use the meta-learned predictor when possible.
+
+    Raises:
+        search_spaces.UnknownSpaceError: when ``space`` is not a registered space (the
+            roofline traces the space's models).
     """
     from hwdb import NotFoundError
     from predictors._service import get_default_predictor
+    from search_spaces import get_space
 
+    get_space(space)
     entry, prec, label = resolve_catalog_device(device_or_entry, db, precision=precision)
     dm = device_model(entry, precision=prec, runtime=_runtime_of(db, label))
     if meta:
