@@ -8,8 +8,15 @@ from nas._errors import CLIUsageError, NasError
 
 if TYPE_CHECKING:
     from nas.search import (  # noqa: F401
+        DeviceMatch,
+        DeviceResolutionError,
+        SearchError,
         SearchResult,
+        SearchWarning,
+        StudyMismatchError,
         export_model,
+        load_exported,
+        make_accuracy_objective,
         resolve_devices,
         run_search,
     )
@@ -17,7 +24,19 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 # Re-exported lazily so that `import nas` (the CLI entry point) stays free of optuna/torch.
-_SEARCH_EXPORTS = ("SearchResult", "export_model", "resolve_devices", "run_search")
+_SEARCH_EXPORTS = (
+    "DeviceMatch",
+    "DeviceResolutionError",
+    "SearchError",
+    "SearchResult",
+    "SearchWarning",
+    "StudyMismatchError",
+    "export_model",
+    "load_exported",
+    "make_accuracy_objective",
+    "resolve_devices",
+    "run_search",
+)
 
 __all__ = ["CLIUsageError", "NasError", "__version__", *_SEARCH_EXPORTS]
 

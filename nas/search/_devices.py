@@ -131,13 +131,15 @@ def resolve_device(db: HardwareDB, query: str, *, space: str) -> DeviceMatch:
     """Resolve one ``--device`` query (see the module docstring for the rule).
 
     Raises:
-        ValueError: If ``query`` is empty.
+        ValueError: If ``query`` is empty, or ``space`` is neither a registered space nor
+            one with data in the database (e.g. HELP's ``ofa``).
         DeviceResolutionError: If no device with data in ``space`` matches and neither a
             zero-shot hook nor the datasheet catalog knows the query.
     """
     q = query.strip() if isinstance(query, str) else ""
     if not q:
         raise ValueError("`device` must be a non-empty device name or pattern.")
+    _check_space(db, space)
     counts = {d: c for d, c in _counts(db, space).items() if c > 0}
     if q in counts:
         return _few_shot(db, q, q, space, counts[q]) or DeviceMatch(q, q, "name", counts[q])
@@ -167,9 +169,27 @@ def resolve_device(db: HardwareDB, query: str, *, space: str) -> DeviceMatch:
     )
 
 
+def _check_space(db: HardwareDB, space: str) -> None:
+    """``ValueError`` naming ``space`` unless it is registered or has data in ``db``."""
+    from search_spaces import list_spaces
+
+    known = set(list_spaces())
+    if space in known or space in db.list_spaces():
+        return
+    raise ValueError(
+        f"`space` must be a search space, got {space!r} (known: {', '.join(sorted(known))})."
+    )
+
+
 def resolve_devices(db: HardwareDB, queries: list[str], *, space: str) -> list[DeviceMatch]:
-    """Resolve several queries; two queries resolving to one device raise ``ValueError``
-    (so does one string instead of a list)."""
+    """Resolve several queries (see :func:`resolve_device`).
+
+    Raises:
+        ValueError: If ``queries`` is one string, two queries resolve to one device, or as
+            :func:`resolve_device`.
+        DeviceResolutionError: As :func:`resolve_device`, for the first query it cannot
+            resolve.
+    """
     if isinstance(queries, str):
         raise ValueError(
             f"`queries` must be a list of device queries, not one string: [{queries!r}]."

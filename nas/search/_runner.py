@@ -130,9 +130,9 @@ def _check_args(
     if not callable(getattr(accuracy, "evaluate", None)) or not getattr(accuracy, "name", ""):
         raise ValueError("`accuracy` must have a name and an evaluate(archs) method.")
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
-        raise ValueError("`trials` must be greater than or equal to 1.")
+        raise ValueError(f"`trials` must be an integer >= 1, got {trials!r}.")
     if isinstance(population, bool) or not isinstance(population, int) or population < 2:
-        raise ValueError("`population` must be greater than or equal to 2.")
+        raise ValueError(f"`population` must be an integer >= 2, got {population!r}.")
     if not math.isfinite(budget_quantile_z) or budget_quantile_z < 0:
         raise ValueError("`budget_quantile_z` must be a finite number >= 0.")
     budget = _check_budget(budget_ms, devs)
@@ -707,7 +707,9 @@ def run_search(
     Raises:
         ValueError: On bad arguments (the message names the argument).
         StudyMismatchError: If the stored study was created with other settings.
-        SearchError: If an objective or latency model misbehaves.
+        SearchError: If an objective or latency model misbehaves (returns the wrong number
+            of values, or latencies that are not positive). Exceptions they raise themselves
+            propagate unchanged; finished trials stay in the study.
     """
     from nas.search._pareto import check_output_dir
 
@@ -718,6 +720,8 @@ def run_search(
         raise ValueError(f"`local_search` must be a number in [0, 1], got {local_search!r}.")
     if not 0.0 <= local_search <= 1.0:
         raise ValueError(f"`local_search` must be in [0, 1], got {local_search!r}.")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ValueError(f"`seed` must be None or an integer >= 0, got {seed!r}.")
     cfg = replace(
         cfg, unique=bool(eliminate_duplicates), prune=bool(prune_dead_ops), local=local_search
     )
