@@ -88,6 +88,28 @@ def _canonical_rows(rows: Sequence[_RowT]) -> list[_RowT]:
     return out
 
 
+def _distinct_rows(rows: list[MeasurementIn]) -> list[MeasurementIn]:
+    """``rows`` with exact repeats dropped.
+
+    Raises:
+        ValueError: naming the two rows if two of one key (device, space, arch, metric,
+            protocol) differ; the database would keep one of them silently.
+    """
+    seen: dict[tuple[str, ...], int] = {}
+    out = []
+    for i, row in enumerate(rows):
+        key = (row.device, row.space, row.arch, row.metric, row.protocol)
+        first = seen.setdefault(key, i)
+        if first == i:
+            out.append(row)
+        elif rows[first] != row:
+            raise ValueError(
+                f"`rows[{i}]` and `rows[{first}]` measure the same device, space, arch, metric "
+                "and protocol with different values: pass one of them."
+            )
+    return out
+
+
 def _retryable(exc: BaseException | None) -> bool:
     if isinstance(exc, OperationalError) and "locked" in str(exc.orig).lower():
         return True
@@ -298,13 +320,16 @@ class HardwareDB:
 
         Raises:
             NotFoundError: if a device does not exist (nothing is written).
-            ValueError: naming ``rows[i].space`` or ``rows[i].arch`` (nothing is written).
+            ValueError: naming ``rows[i].space`` or ``rows[i].arch``, or two rows of one key
+                with different values (nothing is written; exact repeats are stored once).
         """
+        if isinstance(rows, MeasurementIn):
+            raise ValueError("`rows` must be a list of MeasurementIn, not one (wrap it: [row]).")
         if any(not isinstance(r, MeasurementIn) for r in rows):
             raise ValueError("`rows` must contain only MeasurementIn objects.")
         if not rows:
             return 0
-        canonical = _canonical_rows(rows)
+        canonical = _distinct_rows(_canonical_rows(rows))
         return self._write(lambda s: _queries.add_measurements(s, canonical, replace=replace))
 
     def replace_run_measurements(self, rows: Sequence[MeasurementIn], *, run_id: str) -> list[int]:

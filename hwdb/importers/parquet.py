@@ -147,11 +147,20 @@ def export_parquet(
         Rows written of each kind: ``{"measurements", "accuracies", "devices"}``.
 
     Raises:
-        ValueError: if ``path`` is a directory or its folder does not exist.
+        ValueError: if ``path`` is a directory or its folder does not exist, or ``space`` is
+            neither a registered space nor one in the database.
+        NotFoundError: if ``device`` is not in the database.
     """
     import pyarrow as pa
 
     out = _check_out(Path(path))
+    if device is not None:
+        db.get_device(device)
+    if space is not None and space not in db.list_spaces():
+        from search_spaces import list_spaces
+
+        if space not in list_spaces():
+            raise ValueError(f"`space` must be a search space, got {space!r}.")
     records = _measurement_records(db, space, device)
     counts = {"measurements": len(records), "accuracies": 0, "devices": 0}
     if device is None:

@@ -306,9 +306,7 @@ def export(
 
     with _open(create=False) as db:
         check_space(db, space)
-        if device is not None:
-            db.get_device(device)  # NotFoundError: one line, exit 1
-        with console.status("exporting ..."):
+        with console.status("exporting ..."):  # an unknown --device: NotFoundError, exit 1
             n = export_parquet(db, out, space=space, device=device)
     parts = [_n(n["measurements"], "measurement")]
     if device is None:  # accuracies are not per device: --device leaves them out

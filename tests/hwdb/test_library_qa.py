@@ -95,3 +95,31 @@ def test_an_unknown_revision_is_a_value_error(tmp_path: Path) -> None:
         upgrade_database(f"sqlite:///{tmp_path / 'u.sqlite'}", revision="bogus")
     assert not (tmp_path / "u.sqlite").exists()
     assert upgrade_database(f"sqlite:///{tmp_path / 'u.sqlite'}")[0] is None
+
+
+def test_one_batch_refuses_two_different_rows_of_one_key_and_stores_repeats_once(
+    db: HardwareDB,
+) -> None:
+    """The database kept the first of two conflicting rows silently (the last with
+    ``replace``), and one row instead of a list was a TypeError."""
+    row = MeasurementIn("d", "nasbench201", NB201_0, median=1.0)
+    other = MeasurementIn("d", "nasbench201", NB201_0, median=2.0)
+    with pytest.raises(ValueError, match=r"`rows\[1\]` and `rows\[0\]` measure the same"):
+        db.add_measurements([row, other], replace=True)
+    with pytest.raises(ValueError, match="not one"):
+        db.add_measurements(row)  # type: ignore[arg-type]
+    assert db.count_measurements() == 0
+    assert db.add_measurements([row, row]) == 1
+
+
+def test_export_of_an_unknown_space_or_device_is_refused(db: HardwareDB, tmp_path: Path) -> None:
+    """It wrote an empty file."""
+    from hwdb import NotFoundError
+    from hwdb.importers.parquet import export_parquet
+
+    with pytest.raises(ValueError, match="`space` must be a search space, got 'nope'"):
+        export_parquet(db, tmp_path / "x.parquet", space="nope")
+    with pytest.raises(NotFoundError, match="device 'nope' not found"):
+        export_parquet(db, tmp_path / "x.parquet", device="nope")
+    assert not (tmp_path / "x.parquet").exists()
+    assert export_parquet(db, tmp_path / "x.parquet", space="fbnet")["measurements"] == 0
