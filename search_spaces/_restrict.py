@@ -23,14 +23,25 @@ class _NarrowedGrid:
 
 
 def _pick(space: SearchSpace[Any], name: str, grid: Sequence[ParamValue], wanted: object) -> Any:
-    """The grid value equal to ``wanted`` or printed as it (command-line strings)."""
+    """The grid value equal to ``wanted``, printed as it, or of the same number (command-line
+    strings: ``"0"`` for ``0.0``)."""
     for value in grid:
-        if wanted == value or str(wanted) == str(value):
+        if wanted == value or str(wanted) == str(value) or _same_number(wanted, value):
             return value
     raise ValueError(
         f"`choices`: {wanted!r} is not a choice of {name!r} in space {space.name!r} "
         f"(choices: {', '.join(map(str, grid))})"
     )
+
+
+def _same_number(text: object, value: object) -> bool:
+    """Whether ``text`` (a command-line string) reads as the number ``value``."""
+    if not isinstance(text, str) or isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return float(text) == float(value)
+    except ValueError:
+        return False
 
 
 def restrict_space(

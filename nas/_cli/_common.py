@@ -20,11 +20,13 @@ __all__ = [
     "cli_arch",
     "check_space",
     "console",
+    "count_noun",
     "err_console",
     "open_db",
     "fail",
     "human_bytes",
     "interrupt_note",
+    "note_created",
     "print_json",
     "print_table",
     "set_interrupt_note",
@@ -74,14 +76,14 @@ def open_db(*, create: bool = True) -> Iterator[HardwareDB]:
     except BaseException as exc:
         hint = _empty_database_hint(db, exc)
         if created is not None and not _remove_if_unused(db, created):
-            _note_created(created)
+            note_created(created)
         if hint is not None:
             raise type(exc)(f"{exc}; {hint}") from exc
         raise
     finally:
         db.close()
     if created is not None:
-        _note_created(created)
+        note_created(created)
 
 
 def _empty_database_hint(db: HardwareDB, exc: BaseException) -> str | None:
@@ -103,7 +105,8 @@ def _empty_database_hint(db: HardwareDB, exc: BaseException) -> str | None:
     return f"the database {redact(db.url)} is empty (check --db / NAS_DATABASE_URL){fill}"
 
 
-def _note_created(file: Path) -> None:
+def note_created(file: Path) -> None:
+    """Say on stderr that this command created the database ``file``."""
     err_console.print(f"note: created a new database {file}", markup=False)
 
 
@@ -156,6 +159,11 @@ def cli_arch(space: str, text: str) -> str:
         return sp.to_string(sp.resolve(text))
     except InvalidArchError as exc:
         raise CLIUsageError(str(exc)) from exc
+
+
+def count_noun(count: int, noun: str, plural: str | None = None) -> str:
+    """``count noun`` with the noun's plural unless the count is one (``1 device``)."""
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
 
 
 def human_bytes(value: int) -> str:

@@ -15,7 +15,9 @@ import typer
 from nas._cli._common import (
     check_space,
     console,
+    count_noun,
     err_console,
+    note_created,
     open_db,
     print_json,
     print_table,
@@ -139,13 +141,13 @@ def _apply(
     set_interrupt_note(None)
     new = "new or replaced" if replace else "new"
     console.print(
-        f"{label}: {_n(counts['devices'], 'device')}, "
-        f"{_n(counts['architectures'], 'architecture')}, "
-        f"{_n(counts['measurements'], f'{new} measurement')}, "
-        f"{_n(counts['accuracies'], f'{new} accuracy', f'{new} accuracies')}"
+        f"{label}: {count_noun(counts['devices'], 'device')}, "
+        f"{count_noun(counts['architectures'], 'architecture')}, "
+        f"{count_noun(counts['measurements'], f'{new} measurement')}, "
+        f"{count_noun(counts['accuracies'], f'{new} accuracy', f'{new} accuracies')}"
     )
     kept = [
-        _n(counts[f"{kind}_kept"], noun, plural)
+        count_noun(counts[f"{kind}_kept"], noun, plural)
         for kind, noun, plural in (
             ("measurements", "measurement", None),
             ("accuracies", "accuracy", "accuracies"),
@@ -163,11 +165,9 @@ def _apply(
 @hwdb_app.command("init")
 def init() -> None:
     """Create or upgrade the database and import the bundled datasets (idempotent)."""
-    from hwdb import upgrade_database
     from hwdb.importers.parquet import bundled_datasets, load_parquet
 
-    before, after = upgrade_database()
-    console.print(f"schema: {before or 'empty'} -> {after}")
+    _upgrade()
     stored: list[str] = []
     for path in bundled_datasets():
         done = f"{', '.join(stored)} stored; " if stored else ""
@@ -178,10 +178,22 @@ def init() -> None:
 @hwdb_app.command("upgrade")
 def upgrade() -> None:
     """Upgrade the database schema to this release."""
-    from hwdb import upgrade_database
+    _upgrade()
 
+
+def _upgrade() -> None:
+    """Create or migrate the schema; a SQLite file this creates is named on stderr (a
+    mistyped `--db` would otherwise become a new, empty database without a word)."""
+    from hwdb import default_database_url, upgrade_database
+    from hwdb._engine import sqlite_file
+
+    file = sqlite_file(default_database_url())
+    new_file = file is not None and not file.exists()
     before, after = upgrade_database()
     console.print(f"schema: {before or 'empty'} -> {after}")
+    if new_file:
+        assert file is not None
+        note_created(file)
 
 
 @import_app.command("help")
@@ -308,18 +320,13 @@ def export(
         check_space(db, space)
         with console.status("exporting ..."):  # an unknown --device: NotFoundError, exit 1
             n = export_parquet(db, out, space=space, device=device)
-    parts = [_n(n["measurements"], "measurement")]
+    parts = [count_noun(n["measurements"], "measurement")]
     if device is None:  # accuracies are not per device: --device leaves them out
-        parts.append(_n(n["accuracies"], "accuracy", "accuracies"))
+        parts.append(count_noun(n["accuracies"], "accuracy", "accuracies"))
     if n["devices"]:
-        parts.append(f"{_n(n['devices'], 'device')} without measurements")
+        parts.append(f"{count_noun(n['devices'], 'device')} without measurements")
     listed = ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
     console.print(f"wrote {listed} to {out}")
-
-
-def _n(count: int, noun: str, plural: str | None = None) -> str:
-    """``count noun`` with the noun's plural unless the count is one (``1 device``)."""
-    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
 
 
 def register(app: typer.Typer) -> None:

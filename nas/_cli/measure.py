@@ -15,6 +15,7 @@ import typer
 
 from nas._cli._common import (
     console,
+    count_noun,
     err_console,
     interrupt_note,
     open_db,
@@ -343,7 +344,17 @@ def _measure(opts: dict[str, Any]) -> None:
         out["upload"] = uploaded
     print_json(out) if as_json else _print_report(report)
     if uploaded is not None and not as_json:
-        console.print(f"uploaded to {server}: {uploaded}")
+        console.print(f"uploaded to {server}: {_upload_summary(uploaded)}")
+
+
+def _upload_summary(uploaded: dict[str, Any]) -> str:
+    """``2 measurements of pi4 (1 new, 1 already stored) in 1 request``."""
+    new, kept = uploaded.get("inserted", 0), uploaded.get("existing", 0)
+    return (
+        f"{count_noun(uploaded.get('received', new + kept), 'measurement')} of "
+        f"{uploaded.get('device', '?')} ({new:,} new, {kept:,} already stored) in "
+        f"{count_noun(uploaded.get('requests', 1), 'request')}"
+    )
 
 
 def _select(opts: dict[str, Any], sp: SearchSpace[Any]) -> list[str]:

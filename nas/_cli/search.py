@@ -11,6 +11,7 @@ import typer
 
 from nas._cli._common import (
     console,
+    count_noun,
     err_console,
     open_db,
     print_json,
@@ -107,7 +108,10 @@ def search(
         str,
         typer.Option(
             help="auto | table | proxy[:NAME] | short-train | MODULE:FUNC. auto: table when the "
-            "DB has accuracies of the space/dataset, else synflow at reduced resolution."
+            "DB has accuracies of the space/dataset, else synflow at reduced resolution. "
+            "short-train: language-model spaces (nemotron_flash). MODULE:FUNC: your own "
+            "`FUNC(model, arch) -> float` in MODULE.py (here or importable), called with a "
+            "freshly built torch model and its canonical arch string; higher is better."
         ),
     ] = "auto",
     dataset: Annotated[
@@ -263,7 +267,7 @@ def search(
     failed = result.n_trials - len(result.trials)  # no accuracy: undefined proxy, too large
     new = f"{result.n_new_trials} new" + (f", {failed} failed" if failed else "")
     console.print(
-        f"{result.n_trials} trials ({new}, {result.trials_per_s:.3g}/s){hv}; "
+        f"{count_noun(result.n_trials, 'trial')} ({new}, {result.trials_per_s:.3g}/s){hv}; "
         f"study {result.study_name!r} in {result.storage}; outputs in {out_dir}",
         markup=False,
     )

@@ -136,14 +136,19 @@ _OUTPUTS = {
 }
 
 
-def check_output_dir(out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+def check_output_dir(
+    out_dir: str | os.PathLike[str], *, study: str | None = None
+) -> dict[str, Path]:
     """The output paths of a search writing to ``out_dir``, checked before it runs: the
-    folder must be (or be creatable as) a folder, and no output path may be a folder.
+    folder must be (or be creatable as) a folder, and no output path may be a folder. With
+    ``study``, the folder must not hold another study's results (``history.json`` names the
+    study): the search would overwrite them.
 
     Raises:
         SearchError: naming the first path in the way.
+        StudyMismatchError: naming both studies, if the folder holds another study's results.
     """
-    from nas.search._errors import SearchError
+    from nas.search._errors import SearchError, StudyMismatchError
 
     out = Path(out_dir)
     for parent in (out, *out.parents):
@@ -155,7 +160,23 @@ def check_output_dir(out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     for path in paths.values():
         if path.exists() and not path.is_file():
             raise SearchError(f"output {path} exists and is not a file")
+    held = _study_of(paths["history"])
+    if study is not None and held is not None and held != study:
+        raise StudyMismatchError(
+            f"output folder {out} holds the results of study {held!r}, and this search is "
+            f"study {study!r} (other devices, space or accuracy objective); writing here "
+            "would replace them: give another output folder"
+        )
     return paths
+
+
+def _study_of(history: Path) -> str | None:
+    """The study a ``history.json`` names (None: no such file, or not one of ours)."""
+    try:
+        study = json.loads(history.read_text()).get("study")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return study if isinstance(study, str) else None
 
 
 def write_outputs(result: SearchResult, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
@@ -223,7 +244,8 @@ def front_table(result: SearchResult) -> Table:
     from rich.table import Table
 
     table = Table(
-        title=f"Pareto front: {result.space}, {len(result.front)} architectures",
+        title=f"Pareto front: {result.space}, {len(result.front)} "
+        + ("architecture" if len(result.front) == 1 else "architectures"),
         caption="arch lines join without spaces; pareto.csv and --json give each on one line",
     )
     archs = [wrap_arch(e["arch"]) for e in result.front]

@@ -727,7 +727,7 @@ def run_search(
     )
     name = study_name or f"{cfg.space.name}-{'+'.join(cfg.devices)}-{cfg.accuracy.name}"
     if out_dir is not None:
-        check_output_dir(out_dir)  # before the search, not after it
+        check_output_dir(out_dir, study=name)  # before the search, not after it
     store = open_storage(storage, out_dir=out_dir)
     if store.is_rdb:
         cfg = replace(cfg, worker=f"{socket.gethostname()}:{os.getpid()}")
