@@ -17,7 +17,7 @@ from predictors._data import (
     make_tasks,
     sample_support,
 )
-from predictors._errors import NotEnoughDataError
+from predictors._errors import NoSourceDevicesError
 
 if TYPE_CHECKING:
     from predictors.zeroshot import DeviceModel
@@ -39,20 +39,31 @@ def latency_metrics(pred_ms: np.ndarray, true_ms: np.ndarray) -> dict[str, float
 
 def source_devices(table: pd.DataFrame, space: str, device: str) -> tuple[list[str], list[str]]:
     """(meta-train, meta-valid) devices for a target: HELP's lists when the target is one of
-    HELP's valid/test devices, else every other device of the table (no validation)."""
+    HELP's valid/test devices, else every other device of the table (no validation).
+
+    Either way only devices usable as meta-training sources are kept (those with the
+    reference archs and enough pool measurements, as the default meta-training of
+    ``train``/``adapt``/``predict`` picks them): one sparse device (a few imported rows, a
+    catalog device with one or two measured archs) must not break every evaluation.
+
+    Raises:
+        NoSourceDevicesError: when no other device has enough measurements.
+    """
+    from predictors._service import _sources
+
+    usable = _sources(table, space, device)
     help_split = HELP_DEVICES.get(space)
     if help_split and device not in help_split["train"]:
-        train = [d for d in help_split["train"] if d in table.columns]
-        valid = [d for d in help_split["valid"] if d in table.columns and d != device]
+        train = [d for d in help_split["train"] if d in usable]
+        valid = [d for d in help_split["valid"] if d in usable]
         if train:
             return train, valid
-    others = [d for d in table.columns if d != device]
-    if not others:
-        raise NotEnoughDataError(
-            f"no other device measured in {space!r} to meta-train on; import some with "
-            "`nas hwdb import help`"
+    if not usable:
+        raise NoSourceDevicesError(
+            f"no other device with enough measurements in {space!r} to meta-train on; import "
+            "some with `nas hwdb import help DIR`"
         )
-    return others, []
+    return usable, []
 
 
 def meta_train_for(

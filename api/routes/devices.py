@@ -56,6 +56,7 @@ def create_device(
     from hwdb import NotFoundError
 
     fields = body.model_dump(exclude_unset=True)
+    sent = set(fields)
     try:
         stored = db.get_device(body.name)
     except NotFoundError:
@@ -63,7 +64,7 @@ def create_device(
     else:
         response.status_code = status.HTTP_200_OK
         fields = {**_fields_of(stored), **fields}
-    return _store(db, services, fields)
+    return _store(db, services, fields, sent)
 
 
 @router.patch(
@@ -76,7 +77,8 @@ def update_device(
 ) -> DevicePublic:
     """Change some fields of a registered device; those left out keep their stored values."""
     stored = get_device_or_404(db, name)
-    return _store(db, services, {**_fields_of(stored), **body.model_dump(exclude_unset=True)})
+    fields = body.model_dump(exclude_unset=True)
+    return _store(db, services, {**_fields_of(stored), **fields}, set(fields))
 
 
 def _fields_of(device: object) -> dict[str, Any]:
@@ -102,10 +104,38 @@ def _check_catalog_precision(fields: dict[str, Any]) -> None:
         return
 
 
-def _store(db: DbDep, services: ServicesDep, fields: dict[str, Any]) -> DevicePublic:
+def _check_catalog_runtime(fields: dict[str, Any], sent: set[str]) -> None:
+    """A device with a datasheet entry is priced by its runtime, and the roofline prices any
+    name it does not know as a fused graph, so such a device's runtime must be one of
+    :data:`predictors.zeroshot.KNOWN_RUNTIMES` (a typo would silently change its
+    predictions). Checked on the merged record when the request sets ``runtime`` or
+    ``attributes``: a device stored before the check can still be changed otherwise, and a
+    device without an entry may carry any runtime label."""
+    if not sent & {"runtime", "attributes"}:
+        return
+    if not isinstance((fields.get("attributes") or {}).get("catalog"), str):
+        return
+    from predictors.zeroshot import KNOWN_RUNTIMES
+
+    runtime = str(fields.get("runtime", ""))
+    if runtime.strip().lower() not in KNOWN_RUNTIMES:
+        raise ApiError(
+            422,
+            ["body", "runtime"],
+            f"runtime {runtime!r} of a device with a datasheet catalog entry must be one of "
+            f"{', '.join(KNOWN_RUNTIMES)}",
+            type="unknown_runtime",
+        )
+
+
+def _store(
+    db: DbDep, services: ServicesDep, fields: dict[str, Any], sent: set[str]
+) -> DevicePublic:
+    """Check and store the merged record ``fields`` (``sent``: the fields of the request)."""
     from hwdb import DeviceSpec
 
     _check_catalog_precision(fields)
+    _check_catalog_runtime(fields, sent)
     with field_errors("body"):
         device = db.upsert_device(DeviceSpec(**fields))
     services.cache.invalidate(db.url, device.name)

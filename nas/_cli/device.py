@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -13,13 +12,13 @@ from nas._errors import CLIUsageError, NasError
 
 if TYPE_CHECKING:
     from hwdb import Device, HardwareDB
+    from hwdb.catalog import CatalogEntry
     from nas.measure import MeasureConfig
     from search_spaces import SearchSpace
 
 __all__ = ["register"]
 
 _PRECISIONS = ("fp32", "fp16", "bf16", "int8")
-_RUNTIME_RE = re.compile(r"[a-z][a-z0-9_.+-]{0,63}")
 
 
 def _catalog(as_json: bool) -> None:
@@ -62,19 +61,18 @@ def add_catalog_device(
     ``replace``.
 
     Raises:
+        CLIUsageError: For an unknown precision, runtime or catalog entry, or a batch below 1.
         NasError: If ``name`` exists with other settings (see above).
     """
     from hwdb import DeviceSpec
-    from hwdb.catalog import get_entry
 
     if precision not in _PRECISIONS:
         raise CLIUsageError(f"--precision must be one of {', '.join(_PRECISIONS)}")
     if batch < 1:
         raise CLIUsageError("--batch must be greater than or equal to 1")
     runtime = runtime.strip().lower()
-    if not _RUNTIME_RE.fullmatch(runtime):
-        raise CLIUsageError("--runtime must be a runtime name such as torch, tensorrt or unknown")
-    entry = get_entry(catalog)
+    _check_runtime(runtime)
+    entry = _catalog_entry(catalog)
     existing = _existing_record(db, name, entry.name, precision, batch, runtime, replace)
     if existing is not None:
         return existing
@@ -93,6 +91,29 @@ def add_catalog_device(
         )
     )
     return _record(dev, entry.name)
+
+
+def _check_runtime(runtime: str) -> None:
+    """``--runtime`` of a catalog device must be a runtime the roofline knows: any other name
+    would be priced as a fused graph, so a typo would silently change its predictions."""
+    from predictors.zeroshot import KNOWN_RUNTIMES
+
+    if runtime not in KNOWN_RUNTIMES:
+        raise CLIUsageError(
+            f"--runtime must be one of {', '.join(KNOWN_RUNTIMES)}, got {runtime!r}"
+        )
+
+
+def _catalog_entry(catalog: str) -> CatalogEntry:
+    """The datasheet catalog entry ``--catalog`` names (a usage error listing the candidates
+    when it names none)."""
+    from hwdb import NotFoundError
+    from hwdb.catalog import get_entry
+
+    try:
+        return get_entry(catalog)
+    except (NotFoundError, ValueError) as exc:
+        raise CLIUsageError(f"--catalog: {exc}") from exc
 
 
 def _record(dev: Any, catalog: str | None) -> dict[str, Any]:
@@ -138,9 +159,8 @@ def _needs_registering(db: HardwareDB, name: str, catalog: str) -> bool:
     device must already name that entry (a rerun resumes; its runtime and threads were set
     by its first measurement). Writes nothing."""
     from hwdb import NotFoundError
-    from hwdb.catalog import get_entry
 
-    entry = get_entry(catalog).name  # an unknown entry: refused before anything else
+    entry = _catalog_entry(catalog).name  # an unknown entry: refused before anything else
     try:
         dev = db.get_device(name)
     except NotFoundError:
@@ -252,7 +272,7 @@ def _onboard(
         console.print(f"round {r.round}: {r.n_measured} measured, prospective MAPE "
                       f"{100 * r.prospective_mape:.1f}%")  # fmt: skip
     state = "reached" if result.converged else "not reached"
-    console.print(f"{name}: target MAPE {100 * target:.0f}% {state} after "
+    console.print(f"{name}: target MAPE {100 * target:.3g}% {state} after "
                   f"{len(result.measured)} measurements")  # fmt: skip
 
 
@@ -283,7 +303,7 @@ def register(app: typer.Typer) -> None:
                 "--runtime",
                 help="Inference runtime (torch = eager; tensorflow = pruned graph, unfused; "
                 "tensorrt, tflite, onnxruntime, ... = fused graph; unknown = the eager and "
-                "pruned estimates averaged).",
+                "pruned estimates averaged; a name the roofline does not know is refused).",
             ),
         ] = "unknown",
         replace: Annotated[
@@ -330,7 +350,9 @@ def register(app: typer.Typer) -> None:
         target_mape: Annotated[
             float,
             typer.Option(
-                "--target-mape", help="Stop when the predicted error of new archs is below it."
+                "--target-mape",
+                help="Stop when the predicted error of new archs is below it (a fraction: "
+                "0.05 = 5%).",
             ),
         ] = 0.10,
         max_rounds: Annotated[
@@ -369,6 +391,9 @@ def register(app: typer.Typer) -> None:
         if k < 0 or batch < 1 or max_rounds < 0 or not target_mape > 0 or candidates < 1:
             raise CLIUsageError("--batch, --target-mape and --candidates must be positive, "
                                 "--k and --max-rounds non-negative")  # fmt: skip
+        if not target_mape < 1:
+            raise CLIUsageError(f"--target-mape is a fraction below 1 (e.g. 0.05 for 5%), "
+                                f"got {target_mape:g}")  # fmt: skip
         if threads is not None and threads < 1:
             raise CLIUsageError("--threads must be greater than or equal to 1")
         if runtime is not None and runtime not in _MEASURE_RUNTIMES:

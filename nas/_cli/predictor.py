@@ -29,7 +29,20 @@ predictor_app = typer.Typer(
 )
 
 SpaceOpt = Annotated[str, typer.Option("--space", help="Search space, e.g. nasbench201.")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="Device name in the database.")]
+_MATCH_HELP = (
+    "Device name or pattern, matched as `nas search --device` matches it: exact name, else "
+    "substring of names, else family, among the devices measured in the space (the choice is "
+    "printed)"
+)
+DeviceOpt = Annotated[str, typer.Option("--device", help=f"{_MATCH_HELP}.")]
+PredictDeviceOpt = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        help=f"{_MATCH_HELP}; no measured match -> zero-shot from a catalog device (`nas device "
+        "add`) or a datasheet catalog entry such as jetson (`nas device catalog`).",
+    ),
+]
 PredOpt = Annotated[
     str | None, typer.Option("--predictor", help="Predictor name (default: help+).")
 ]
@@ -180,7 +193,7 @@ def adapt(
 @predictor_app.command("predict")
 def predict(
     space: SpaceOpt,
-    device: DeviceOpt,
+    device: PredictDeviceOpt,
     arch: Annotated[
         str | None,
         typer.Option("--arch", help="One arch string or reference-model name (mnasnet-a1)."),
@@ -348,8 +361,14 @@ def evaluate(
     console.print(
         f"{name} on {device} ({shots} shots + 10 reference{prior}, {seeds} seeds): "
         f"Spearman {result['spearman']:.3f}, Kendall {result['kendall']:.3f}, "
-        f"MAPE {result['mape']:.3f}, within ±10% {result['within_10pct']:.2f}"
+        f"MAPE {_percent(result['mape'])}, within ±10% {result['within_10pct']:.2f}"
     )
+
+
+def _percent(fraction: float) -> str:
+    """A mean absolute percentage error (a fraction, as ``--json`` gives it) in percent, as
+    ``nas measure --retest`` and ``nas device onboard`` print it."""
+    return f"{100 * fraction:.1f}%"
 
 
 def _check_catalog(entry: str) -> None:
@@ -390,10 +409,10 @@ def _evaluate_zero_shot(
         f"zero-shot ({entry}) on {device}:\n"
         f"  datasheet roofline (what `predict` and `nas search` use): "
         f"Spearman {roof['spearman']:.3f}, Kendall {roof['kendall']:.3f}, "
-        f"MAPE {roof['mape']:.3f}, within ±10% {roof['within_10pct']:.2f}\n"
+        f"MAPE {_percent(roof['mape'])}, within ±10% {roof['within_10pct']:.2f}\n"
         f"  {name} adapted to the datasheet ({seeds} meta-training seeds): "
         f"Spearman {result['spearman']:.3f}, Kendall {result['kendall']:.3f}, "
-        f"MAPE {result['mape']:.3f}, within ±10% {result['within_10pct']:.2f}",
+        f"MAPE {_percent(result['mape'])}, within ±10% {result['within_10pct']:.2f}",
         markup=False,
     )
 

@@ -367,7 +367,7 @@ def _check_workload(db: HardwareDB, cfg: ResolvedConfig, name: str, space: str) 
         if diff:
             raise NasError(
                 f"device {name!r} already has {space} measurements with {', '.join(diff)}; "
-                "use another --device-name for this configuration"
+                "store this configuration under another device name"
             )
 
 
@@ -439,7 +439,7 @@ def _check_device(db: HardwareDB, cfg: ResolvedConfig, name: str, source: str) -
     if diff:
         raise NasError(
             f"device {name!r} already exists with {', '.join(diff)}; "
-            "use another --device-name for this configuration"
+            "store this configuration under another device name"
         )
     if fill:
         from dataclasses import replace

@@ -19,6 +19,7 @@ from predictors.zeroshot._evaluate import (
 )
 from predictors.zeroshot._onboard import OnboardResult, OnboardRound, onboard_device
 from predictors.zeroshot._roofline import (
+    KNOWN_RUNTIMES,
     RUNTIME_MODE_TEXT,
     RUNTIME_MODES,
     DeviceModel,
@@ -45,6 +46,7 @@ from predictors.zeroshot._zeroshot import (
 )
 
 __all__ = [
+    "KNOWN_RUNTIMES",
     "RUNTIME_MODE_TEXT",
     "RUNTIME_MODES",
     "TRACE_MODES",

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from search_spaces import SearchSpace, Workload
 
 __all__ = [
+    "KNOWN_RUNTIMES",
     "RUNTIME_MODES",
     "RUNTIME_MODE_TEXT",
     "DeviceModel",
@@ -86,6 +87,17 @@ RUNTIME_MODE_TEXT = {
 _EAGER_RUNTIMES = {"torch", "pytorch", "eager"}
 _PRUNED_RUNTIMES = {"tensorflow", "tf", "pruned"}
 _UNKNOWN_RUNTIMES = {"", "unknown"}
+_GRAPH_RUNTIMES = {
+    "tensorrt", "tflite", "litert", "onnxruntime", "openvino", "coreml", "tvm", "ncnn", "mnn",
+    "executorch", "snpe", "qnn", "xla", "graph",
+}  # fmt: skip
+#: The runtime names the roofline knows (lower case), each priced by its
+#: :data:`RUNTIME_MODES` entry (:func:`runtime_mode`). A device priced from a datasheet must
+#: use one of them: any other name would be priced as a fused graph, so a typo (``torhc``)
+#: would silently change its predictions. Measured devices may carry any runtime label.
+KNOWN_RUNTIMES: tuple[str, ...] = tuple(
+    sorted((_EAGER_RUNTIMES | _PRUNED_RUNTIMES | _GRAPH_RUNTIMES | _UNKNOWN_RUNTIMES) - {""})
+)
 _BYTES = {"fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "int8": 1.0}
 _MATRIX = (KINDS.index("conv"), KINDS.index("matmul"), KINDS.index("attention"))
 
@@ -141,7 +153,7 @@ class DeviceModel:
 def runtime_mode(runtime: str | None) -> str:
     """The :data:`RUNTIME_MODES` entry of a hardware-database runtime name (``torch`` is
     eager, ``tensorflow`` a pruned graph, ``unknown`` or none unknown, any other named
-    runtime a fused graph)."""
+    runtime, in :data:`KNOWN_RUNTIMES` or not, a fused graph)."""
     name = (runtime or "").strip().lower()
     if name in _EAGER_RUNTIMES:
         return "eager"

@@ -71,7 +71,7 @@ def test_add_from_catalog(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 @pytest.mark.parametrize(
     ("argv", "code", "message"),
     [
-        (["device", "add", "x", "--catalog", "no-such-board"], 1, "unknown catalog device"),
+        (["device", "add", "x", "--catalog", "no-such-board"], 2, "unknown catalog device"),
         (["device", "add", "x", "--catalog", "jetson", "--precision", "fp8"], 2, "--precision"),
         (["device", "add", "x", "--catalog", "jetson", "--batch", "0"], 2, "--batch"),
         (["device", "add", "x", "--catalog", "jetson", "--runtime", "tensor rt"], 2, "--runtime"),

@@ -120,7 +120,7 @@ def test_other_resolution_on_existing_device_is_refused(
     assert _run([*base, "--resolution", "16"], capsys)[0] == 0
     code, _, err = _run([*base, "--resolution", "24", "--seed", "1"], capsys)
     assert code == 1 and err.count("\n") == 1 and "resolution=16" in err
-    assert "another --device-name" in err
+    assert "under another device name" in err
     with HardwareDB(sqlite_url) as db:
         assert db.measured_workloads(space="nasbench201", device="d1")[0]["resolution"] == 16
         assert len(db.measured_workloads(space="nasbench201", device="d1")) == 1
