@@ -1,8 +1,9 @@
 """Background searches: a bounded thread pool running :func:`nas.search.run_search`.
 
 Jobs live in memory (their outputs optionally under ``search_out_dir/<id>``). Cancelling sets
-an event that the search checks before every architecture it scores (a proxy or short-train
-generation can take minutes) and after every generation.
+an event that the accuracy objective polls before every model it builds (each proxy of each
+architecture, the proxy vote's calibration set included) and every short-training step, and
+that the search checks after every generation; shutting the server down cancels every job.
 """
 
 from __future__ import annotations
@@ -10,14 +11,11 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from hwdb._models import utcnow
 
@@ -27,32 +25,37 @@ if TYPE_CHECKING:
     from hwdb import HardwareDB
     from nas.search import AccuracyObjective, SearchResult
 
-__all__ = ["SearchJob", "SearchManager"]
+__all__ = ["SearchJob", "SearchManager", "with_defaults"]
 
 _log = logging.getLogger("api.searches")
 _ACTIVE = ("queued", "running")
 
 
 class _Cancelled(Exception):
-    """Raised from the progress callback or the objective to stop a cancelled search."""
+    """Raised from the progress callback to stop a cancelled search."""
 
 
-class _CancellableAccuracy:
-    """An accuracy objective scored one architecture at a time, checking ``event`` before
-    each, so a cancelled search stops within one architecture's evaluation."""
+def with_defaults(request: SearchCreate, *, db: HardwareDB, max_trials: int) -> SearchCreate:
+    """``request`` with what it leaves to the defaults filled in as ``nas search`` fills them.
 
-    def __init__(self, inner: Any, event: threading.Event) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.event = event
+    ``accuracy="auto"`` becomes ``table`` when ``db`` holds accuracies of the space on
+    ``dataset`` (otherwise it stays ``auto``: SynFlow at a reduced resolution and batch, see
+    :func:`nas.search.make_accuracy_objective`); ``trials`` and ``population`` left out are
+    :func:`nas.search.default_budget` of that objective (trials at most ``max_trials``).
+    """
+    from nas.search import PROXY_BUDGET, TABLE_BUDGET, has_accuracy_table
 
-    def evaluate(self, archs: Sequence[str]) -> np.ndarray:
-        out = []
-        for arch in archs:
-            if self.event.is_set():
-                raise _Cancelled
-            out.append(np.asarray(self.inner.evaluate([arch]), dtype=float).reshape(-1))
-        return np.concatenate(out) if out else np.zeros(0)
+    accuracy = request.accuracy
+    if accuracy == "auto" and has_accuracy_table(db, space=request.space, dataset=request.dataset):
+        accuracy = "table"
+    trials, population = TABLE_BUDGET if accuracy == "table" else PROXY_BUDGET
+    return request.model_copy(
+        update={
+            "accuracy": accuracy,
+            "trials": request.trials if request.trials is not None else min(trials, max_trials),
+            "population": request.population if request.population is not None else population,
+        }
+    )
 
 
 @dataclass
@@ -153,7 +156,14 @@ class SearchManager:
         owner: str | None = None,
     ) -> SearchJob | None:
         """Queue a search submitted with the API key named ``owner``; ``None`` when
-        ``max_active`` searches are already active."""
+        ``max_active`` searches are already active.
+
+        Args:
+            request: The search, its defaults filled in (:func:`with_defaults`).
+            db: Database of the latency models and accuracy tables.
+            cache: Adapted predictors.
+            owner: Name of the submitting API key.
+        """
         with self._lock:
             if sum(j.status in _ACTIVE for j in self._jobs.values()) >= self.max_active:
                 return None
@@ -175,11 +185,16 @@ class SearchManager:
         return job
 
     def shutdown(self) -> None:
-        """Cancel everything and wait for the workers."""
+        """Cancel every queued or running search and wait for the workers.
+
+        A running search stops before the next model its objective builds (or training step),
+        so this waits for at most about one proxy computation; its finished trials stay in its
+        study (under ``out_dir``) and the job reads ``cancelled``.
+        """
         with self._lock:
-            jobs = list(self._jobs.values())
+            jobs = [j for j in self._jobs.values() if j.status in _ACTIVE]
         for job in jobs:
-            job.cancel_event.set()
+            self.cancel(job.id)
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _forget_old(self) -> None:
@@ -202,9 +217,11 @@ class SearchManager:
                 job.finished_at = job.finished_at or utcnow()
                 return
             job.status, job.started_at = "running", utcnow()
+        from nas.search._objectives import EvaluationCancelled
+
         try:
             job.result = self._search(job, db, cache)
-        except _Cancelled:
+        except (_Cancelled, EvaluationCancelled):
             self._finish(job, "cancelled")
         except Exception as exc:  # noqa: BLE001 - a failed job reports its error
             if status_of(exc) is None:
@@ -215,10 +232,13 @@ class SearchManager:
             self._finish(job, "completed")
 
     def _search(self, job: SearchJob, db: HardwareDB, cache: PredictorCache) -> SearchResult:
-        from nas.search import TableAccuracy, make_accuracy_objective, measured_first, run_search
+        from nas.search import PROXY_BUDGET, make_accuracy_objective, measured_first, run_search
         from search_spaces import get_space, restrict_space
 
         req = job.request
+        if req.trials is None or req.population is None:  # submitted without with_defaults
+            req = with_defaults(req, db=db, max_trials=PROXY_BUDGET[0])
+        assert req.trials is not None and req.population is not None
         space = get_space(req.space)
         if req.choices:
             space = restrict_space(space, req.choices)
@@ -229,11 +249,12 @@ class SearchManager:
             )
             for d in req.devices
         }  # fmt: skip
+        # "auto" left by with_defaults is the reduced SynFlow: built without a database, so a
+        # table imported meanwhile does not change the objective the request names
         objective: AccuracyObjective = make_accuracy_objective(
-            req.accuracy, space=space, db=db, dataset=req.dataset, seed=req.seed or 0
-        )
-        if not isinstance(objective, TableAccuracy):  # a table lookup is instant
-            objective = _CancellableAccuracy(objective, job.cancel_event)
+            req.accuracy, space=space, db=None if req.accuracy == "auto" else db,
+            dataset=req.dataset, seed=req.seed or 0, should_stop=job.cancel_event.is_set,
+        )  # fmt: skip
 
         def progress(done: int, _total: int) -> None:
             job.done = done

@@ -416,14 +416,19 @@ class SearchCreate(BaseModel):
 
     space: SpaceName
     devices: Annotated[list[Name], Field(min_length=1, max_length=8)]
+    #: ``auto`` (as ``nas search``): ``table`` when the database holds accuracies of the space
+    #: on ``dataset``, else SynFlow at a reduced resolution and batch.
     accuracy: Annotated[
-        str, StringConstraints(max_length=64, pattern=r"^(table|short-train|proxy(:[a-z_]+)?)$")
-    ] = "proxy"
+        str,
+        StringConstraints(max_length=64, pattern=r"^(auto|table|short-train|proxy(:[a-z_]+)?)$"),
+    ] = "auto"
     dataset: Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=_NO_NUL)] = (
         "cifar10"
     )
-    trials: Annotated[int, Field(ge=1, le=1_000_000)] = 200
-    population: Annotated[int, Field(ge=2, le=1000)] = 50
+    #: ``None``: as ``nas search`` (``nas.search.default_budget``: 1000 trials, population 50
+    #: with a table; 200 and 20 otherwise).
+    trials: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    population: Annotated[int, Field(ge=2, le=1000)] | None = None
     local_search: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = LOCAL_SEARCH_DEFAULT
     budget_ms: Budget = None
     budget_z: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False)] = 0.0

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, status
 
+from api._searches import with_defaults
 from api.deps import DbDep, ReadAccess, ServicesDep, SettingsDep, WriteKey
 from api.errors import ApiError
 from api.routes.predictions import _check_names, require_space_data
@@ -21,10 +22,13 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def _check(body: SearchCreate, db: DbDep, max_trials: int) -> None:
+    """What the background search would fail on, for a request with its defaults filled in
+    (:func:`api._searches.with_defaults`)."""
     from hwdb import NotFoundError
     from nas.search import PROXIES
 
     _check_names(body.space, body.predictor)
+    assert body.trials is not None  # filled by with_defaults
     if body.trials > max_trials:
         raise ApiError(
             422, ["body", "trials"], f"must be at most {max_trials}, got {body.trials}",
@@ -42,6 +46,8 @@ def _check(body: SearchCreate, db: DbDep, max_trials: int) -> None:
         except NotFoundError as exc:
             raise ApiError(422, ["body", "devices", i], str(exc), type="unknown_device") from exc
     _check_data(body, db, kind)
+    if kind == "short-train":
+        _check_short_train(body.space)
     if body.choices:
         from search_spaces import get_space, restrict_space
 
@@ -64,6 +70,14 @@ def _check_data(body: SearchCreate, db: DbDep, kind: str) -> None:
 
     _check_devices(body, db)
     default_dataset = SearchCreate.model_fields["dataset"].default
+    if kind == "auto" and body.dataset != default_dataset:  # auto found no table of it
+        raise ApiError(
+            422, ["body", "dataset"],
+            f"no test_accuracy for dataset {body.dataset!r} in space {body.space!r}, so the "
+            f"default accuracy is {body.accuracy!r}, which reads no dataset; import the table "
+            "first (`nas hwdb import ...`) or leave dataset out",
+            type="no_accuracy_table",
+        )  # fmt: skip
     if kind == "table":
         require_space_data(db, body.space, status=422, kind="no_data")
         if not has_accuracy_table(db, space=body.space, dataset=body.dataset):
@@ -79,6 +93,21 @@ def _check_data(body: SearchCreate, db: DbDep, kind: str) -> None:
             f"only accuracy 'table' reads a dataset ({body.accuracy!r} does not); "
             "leave it out",
             type="unused_dataset",
+        )  # fmt: skip
+
+
+def _check_short_train(space: str) -> None:
+    """Short training is a character-level language model: a vision space cannot take it."""
+    from nas.search._objectives import is_language_model_space, language_model_spaces
+    from search_spaces import get_space
+
+    if not is_language_model_space(get_space(space)):
+        raise ApiError(
+            422, ["body", "accuracy"],
+            "short-train trains a character-level language model: it needs a language-model "
+            f"space ({', '.join(language_model_spaces())}), not {space!r}; use proxy or table "
+            "(or leave accuracy out)",
+            type="unsupported_accuracy",
         )  # fmt: skip
 
 
@@ -112,7 +141,26 @@ def _check_devices(body: SearchCreate, db: DbDep) -> None:
 def create_search(
     body: SearchCreate, db: DbDep, services: ServicesDep, settings: SettingsDep, key: WriteKey
 ) -> dict[str, Any]:
-    """Queue a search; poll ``GET /v1/searches/{id}`` for progress and the Pareto front."""
+    """Queue a search; poll ``GET /v1/searches/{id}`` for progress and the Pareto front.
+
+    Defaults are those of `nas search`. ``accuracy`` ``auto`` (the default) is ``table`` when
+    the database holds ``test_accuracy`` of the space on ``dataset``, else SynFlow scored at
+    an image side of at most 64 px and batch 8 (about 0.15 s per MnasNet architecture on one
+    CPU core; an explicit ``"proxy:synflow"`` scores at the space's full resolution, 224 px
+    for MnasNet, and batch 32). Leaving ``trials`` / ``population`` out gives 1000 / 50 with a
+    table and 200 / 20 with any other objective (trials at most the server's limit). The
+    response's ``request`` holds the values the search runs with (``auto`` reads ``table``
+    there when it found one).
+
+    An explicit objective can cost far more: ``proxy`` (the vote of SynFlow, jacob_cov and
+    SNIP at full resolution) first scores a calibration set of 32 random architectures, 96
+    full-size proxy computations (many minutes on a small CPU) before its first architecture;
+    ``short-train`` trains each architecture for 300 steps and takes only a language-model
+    space (``nemotron_flash``). A cancelled search stops before the next model its objective
+    builds.
+    """
+    _check_names(body.space, body.predictor)
+    body = with_defaults(body, db=db, max_trials=settings.max_search_trials)
     _check(body, db, settings.max_search_trials)
     job = services.searches.submit(body, db=db, cache=services.cache, owner=key.name)
     if job is None:
@@ -156,8 +204,12 @@ def read_search(search_id: str, services: ServicesDep, _access: ReadAccess) -> d
 
 @router.delete("/{search_id}", response_model=SearchPublic, responses=_ERRORS)
 def cancel_search(search_id: str, services: ServicesDep, key: WriteKey) -> dict[str, Any]:
-    """Cancel a queued or running search (it stops after its current generation); only the
-    API key that submitted it may."""
+    """Cancel a queued or running search; only the API key that submitted it may.
+
+    A running search stops before the next model its accuracy objective builds (a proxy of
+    one architecture, the proxy vote's calibration included) or its next training step, so
+    within about one proxy computation; the response may still read ``running`` until then.
+    """
     job = services.searches.get(search_id)
     if job is None:
         raise ApiError(

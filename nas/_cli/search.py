@@ -32,8 +32,6 @@ _DEVICE_HELP = (
 )
 #: Default (trials, population) with a table objective, and with a proxy/other objective
 #: (each trial builds and scores a real model, so ~1 s per trial on a CPU core).
-_TABLE_BUDGET = (1000, 50)
-_PROXY_BUDGET = (200, 20)
 
 
 def _budgets(values: list[float], devices: list[str]) -> dict[str, float] | None:
@@ -157,7 +155,7 @@ def search(
     """
     from nas import CLIUsageError
     from nas.search import (
-        TableAccuracy,
+        default_budget,
         front_table,
         load_latency_models,
         make_accuracy_objective,
@@ -213,9 +211,7 @@ def search(
             db, space=sp, devices=names, predictor=predictor, zero_shot=zero_shot
         )
         err_console.print(note, markup=False)
-    default_trials, default_population = (
-        _TABLE_BUDGET if isinstance(objective, TableAccuracy) else _PROXY_BUDGET
-    )
+    default_trials, default_population = default_budget(objective)
     trials = default_trials if trials is None else trials
     population = default_population if population is None else population
     if accuracy.strip() == "auto":

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nas._errors import NasError
 from nas._threads import torch_threads
 from nas.search._errors import SearchError
 from nas.search._memory import MemoryGuard
@@ -24,18 +25,63 @@ if TYPE_CHECKING:
     from torch import nn
 
     from hwdb import HardwareDB
+    from nas.search._types import AccuracyObjective
     from search_spaces import SearchSpace
 
 __all__ = [
     "AUTO_PROXY",
+    "PROXY_BUDGET",
+    "TABLE_BUDGET",
+    "EvaluationCancelled",
     "ProxyAccuracy",
     "ShortTrainAccuracy",
     "TableAccuracy",
     "UserFunctionAccuracy",
+    "default_budget",
     "has_accuracy_table",
+    "is_language_model_space",
+    "language_model_spaces",
     "make_accuracy_objective",
     "stdlib_corpus",
 ]
+
+#: A callback an objective polls while it works; ``True`` stops the evaluation.
+StopFn = Callable[[], bool]
+
+
+class EvaluationCancelled(NasError):
+    """Raised by an objective's ``evaluate`` when its ``should_stop`` callback returns
+    ``True`` (e.g. the API's search was cancelled); nothing of the batch is returned."""
+
+
+def _stop_if(should_stop: StopFn | None, what: str) -> None:
+    """Raise :class:`EvaluationCancelled` when ``should_stop()`` says so."""
+    if should_stop is not None and should_stop():
+        raise EvaluationCancelled(f"{what} was cancelled")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _all_failed(name: str, n: int, why: str) -> SearchError:
+    """The error of an objective that failed on every architecture of a batch and has scored
+    none so far: it is broken for this space, and a search of failed trials would end with an
+    empty front."""
+    return SearchError(
+        f"accuracy objective {name!r} failed on all {n} architectures of a batch and has "
+        f"scored none so far ({why})"
+    )
+
+
+def _warn_failure(name: str, text: str) -> None:
+    warnings.warn(
+        f"accuracy objective {name!r} failed: {text}; architectures it fails on become "
+        "failed trials",
+        RuntimeWarning,
+        stacklevel=4,
+    )
 
 
 class TableAccuracy:
@@ -127,6 +173,14 @@ class ProxyAccuracy:
         threads: Torch intra-op threads while scoring (``None``: torch's setting). One by
             default: on a 2-core machine shared with one other busy process, SynFlow on
             MnasNet took 0.3-0.4 s per architecture on one thread and 5-10 s on two.
+        should_stop: Polled before each model the objective builds (one per proxy and
+            architecture, the ``vote``'s calibration set included); when it returns ``True``,
+            ``evaluate`` raises :class:`EvaluationCancelled`.
+
+    Raises:
+        SearchError: From ``evaluate``, when every proxy raised on every architecture of a
+            batch and none has been scored so far (e.g. a space whose inputs the proxy cannot
+            take): the first exception is named.
     """
 
     _LOG = frozenset({"synflow", "snip", "grad_norm", "params", "flops"})
@@ -142,6 +196,7 @@ class ProxyAccuracy:
         resolution: int | None = None,
         device: str = "cpu",
         threads: int | None = 1,
+        should_stop: StopFn | None = None,
     ) -> None:
         from nas.search._proxies import PROXIES, VOTE_MEMBERS
 
@@ -166,20 +221,39 @@ class ProxyAccuracy:
         )
         self.calibration = calibration
         self.threads = _check_threads(threads)
+        self.should_stop = should_stop
         self._calib: dict[str, np.ndarray] | None = None
+        self._scored = 0  # architectures scored by at least one proxy that did not raise
+        self._raised: list[str] = []  # architectures of this batch every proxy raised on
+        self._first_error: str | None = None
         members = VOTE_MEMBERS if proxy == "vote" else (proxy,)
         need = max(PROXY_BYTES_PER_PARAM.get(m, 16.0) for m in members)
         self.memory = MemoryGuard(space, bytes_per_param=need, what=self.name, device=device)
 
     def raw(self, arch: str, names: Sequence[str]) -> dict[str, float]:
-        """Raw base-proxy values of one architecture (NaN when it does not fit in memory)."""
+        """Raw base-proxy values of one architecture (NaN when it does not fit in memory).
+
+        Raises:
+            EvaluationCancelled: When ``should_stop`` returns ``True`` before a model is built.
+        """
+        return self._raw(arch, names)[0]
+
+    def _raw(self, arch: str, names: Sequence[str]) -> tuple[dict[str, float], list[str]]:
+        """``raw`` and the first line of each exception a proxy raised."""
         from nas.search._proxies import compute_proxies, make_batch
 
+        _stop_if(self.should_stop, f"{self.name} on {arch}")
         if not self.memory.fits(arch):
-            return dict.fromkeys(names, math.nan)
+            return dict.fromkeys(names, math.nan), []
         obj = self.space.from_string(arch)
-        return compute_proxies(
-            lambda: self.space.build(obj),
+        errors: list[str] = []
+
+        def build() -> nn.Module:
+            _stop_if(self.should_stop, f"{self.name} on {arch}")
+            return self.space.build(obj)
+
+        values = compute_proxies(
+            build,
             lambda m: make_batch(
                 self.space,
                 m,
@@ -191,7 +265,9 @@ class ProxyAccuracy:
             names,
             seed=self.seed,
             device=self.device,
+            on_error=lambda name, exc: errors.append(f"{name} raised {_first_line(exc)}"),
         )
+        return values, errors
 
     def _calibration(self) -> dict[str, np.ndarray]:
         from nas.search._proxies import VOTE_MEMBERS
@@ -206,12 +282,18 @@ class ProxyAccuracy:
     def _score(self, arch: str) -> float:
         from nas.search._proxies import VOTE_MEMBERS
 
+        names = VOTE_MEMBERS if self.proxy == "vote" else (self.proxy,)
+        calib = self._calibration() if self.proxy == "vote" else {}
+        vals, errors = self._raw(arch, names)
+        if len(errors) == len(names):  # every proxy raised: a failed trial, not a low score
+            self._failed(arch, errors[0])
+            return math.nan
+        self._scored += 1
         if self.proxy != "vote":
-            v = self.raw(arch, [self.proxy])[self.proxy]
+            v = vals[self.proxy]
             return (
                 float(np.log1p(max(v, 0.0))) if self.proxy in self._LOG and math.isfinite(v) else v
             )
-        calib, vals = self._calibration(), self.raw(arch, VOTE_MEMBERS)
         shares = []
         for m in VOTE_MEMBERS:
             ref = calib[m][np.isfinite(calib[m])]
@@ -219,10 +301,26 @@ class ProxyAccuracy:
             shares.append(float(np.mean(ref < v)) if ref.size else 0.0)
         return float(np.mean(shares))
 
+    def _failed(self, arch: str, error: str) -> None:
+        self._raised.append(arch)
+        if self._first_error is None:
+            self._first_error = f"{error} on {arch}"
+            _warn_failure(self.name, self._first_error)
+
     def evaluate(self, archs: Sequence[str]) -> np.ndarray:
-        """Proxy score of each architecture (NaN where the proxy is undefined)."""
+        """Proxy score of each architecture (NaN where the proxy is undefined or raised).
+
+        Raises:
+            EvaluationCancelled: When ``should_stop`` returns ``True``.
+            SearchError: When every proxy raised on every architecture of the batch and
+                none has been scored so far.
+        """
+        self._raised = []
         with torch_threads(self.threads):
-            return np.array([self._score(a) for a in archs], dtype=float)
+            out = np.array([self._score(a) for a in archs], dtype=float)
+        if archs and len(self._raised) == len(archs) and self._scored == 0:
+            raise _all_failed(self.name, len(archs), self._first_error or "")
+        return out
 
 
 def _check_threads(threads: int | None) -> int | None:
@@ -254,7 +352,8 @@ class ShortTrainAccuracy:
     per-position logits ``(B, T, V)`` or last-position logits ``(B, V)``.
 
     Args:
-        space: The search space (``nemotron_flash``).
+        space: A language-model search space (``nemotron_flash``; see
+            :func:`is_language_model_space`), or any space when ``build`` is given.
         steps: Optimiser steps (AdamW).
         seq_len: Characters per sequence.
         batch_size: Sequences per step.
@@ -265,6 +364,12 @@ class ShortTrainAccuracy:
             The memory guard still sizes an architecture by ``space.profile``.
         threads: Torch intra-op threads while training (``None``: torch's setting; see
             :class:`ProxyAccuracy`).
+        should_stop: Polled before each architecture and each optimiser step; when it
+            returns ``True``, ``evaluate`` raises :class:`EvaluationCancelled`.
+
+    Raises:
+        ValueError: If ``space`` is not a language-model space and no ``build`` is given (a
+            vision model cannot take the token ids).
     """
 
     def __init__(
@@ -279,7 +384,14 @@ class ShortTrainAccuracy:
         device: str = "cpu",
         build: Callable[[str], nn.Module] | None = None,
         threads: int | None = 1,
+        should_stop: StopFn | None = None,
     ) -> None:
+        if build is None and not is_language_model_space(space):
+            lms = ", ".join(language_model_spaces())
+            raise ValueError(
+                f"`space` must be a language-model space ({lms}) for short training, got "
+                f"{space.name!r}."
+            )
         for arg, value in (("steps", steps), ("seq_len", seq_len), ("batch_size", batch_size)):
             if value < 1:
                 raise ValueError(f"`{arg}` must be greater than or equal to 1.")
@@ -289,8 +401,11 @@ class ShortTrainAccuracy:
         self.steps, self.seq_len, self.batch_size, self.lr = steps, seq_len, batch_size, lr
         self.seed, self.device = seed, device
         self.threads = _check_threads(threads)
+        self.should_stop = should_stop
         self._build = build or (lambda a: space.build(space.from_string(a)))
         self._data: np.ndarray | None = None
+        self._scored = 0  # finite accuracies so far
+        self._first_error: str | None = None
         # fp32 weights, gradients and AdamW's two moments (16 B) plus temporaries
         self.memory = MemoryGuard(space, bytes_per_param=20.0, what=self.name, device=device)
 
@@ -328,6 +443,7 @@ class ShortTrainAccuracy:
         text = torch.from_numpy(data)
         opt = torch.optim.AdamW(model.parameters(), lr=self.lr)
         for _ in range(self.steps):
+            _stop_if(self.should_stop, f"{self.name} on {arch}")
             loss, _ = self._loss_acc(model, *self._batch(gen, text, 0, split))
             opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call,unused-ignore]
@@ -340,22 +456,37 @@ class ShortTrainAccuracy:
 
     def evaluate(self, archs: Sequence[str]) -> np.ndarray:
         """Validation next-character accuracy (%) of each architecture (NaN when it does not
-        fit in memory)."""
+        fit in memory or its training raised a ``RuntimeError``, the first one reported as a
+        warning).
+
+        Raises:
+            EvaluationCancelled: When ``should_stop`` returns ``True``.
+            SearchError: When training raised on every architecture of the batch and none
+                has been scored so far (the first exception is named).
+        """
         if self._data is None:
             self._data = np.frombuffer(stdlib_corpus(), dtype=np.uint8).astype(np.int64)
         with torch_threads(self.threads):
             return self._train_all(archs, self._data)
 
     def _train_all(self, archs: Sequence[str], data: np.ndarray) -> np.ndarray:
-        out = []
+        out, raised = [], 0
         for arch in archs:
+            _stop_if(self.should_stop, f"{self.name} on {arch}")
             if not self.memory.fits(arch):
                 out.append(math.nan)
                 continue
             try:
                 out.append(self._train_one(arch, data))
-            except RuntimeError:  # e.g. a failed allocation on a GPU
+            except RuntimeError as exc:  # e.g. a failed allocation on a GPU
+                raised += 1
+                if self._first_error is None:
+                    self._first_error = f"training raised {_first_line(exc)} on {arch}"
+                    _warn_failure(self.name, self._first_error)
                 out.append(math.nan)
+        self._scored += sum(math.isfinite(v) for v in out)
+        if archs and raised == len(archs) and self._scored == 0:
+            raise _all_failed(self.name, len(archs), self._first_error or "")
         return np.array(out, dtype=float)
 
 
@@ -377,13 +508,17 @@ class UserFunctionAccuracy:
     """A user function ``f(model, arch) -> float`` named as ``"module:function"``.
 
     ``model`` is ``space.build(arch)`` (fresh, train mode); ``arch`` is the canonical string.
+    ``should_stop`` (optional) is polled before each architecture; when it returns ``True``,
+    ``evaluate`` raises :class:`EvaluationCancelled`.
 
     Raises:
         ValueError: If the spec is not ``MODULE:FUNC``.
         SearchError: If the module or function cannot be loaded.
     """
 
-    def __init__(self, space: SearchSpace[Any], spec: str) -> None:
+    def __init__(
+        self, space: SearchSpace[Any], spec: str, *, should_stop: StopFn | None = None
+    ) -> None:
         module_name, sep, func_name = spec.partition(":")
         if not sep or not module_name or not func_name.isidentifier():
             raise ValueError(
@@ -399,6 +534,7 @@ class UserFunctionAccuracy:
         if not callable(func):
             raise SearchError(f"accuracy function {spec!r} is not callable")
         self.space, self.name, self._func = space, spec, func
+        self.should_stop = should_stop
         self._scored = 0  # finite values returned so far
         self._first_error: str | None = None
         self._warned: set[str] = set()  # kinds of failure reported so far
@@ -414,6 +550,7 @@ class UserFunctionAccuracy:
         kind (raised, not a number, not finite) is reported once as a warning.
 
         Raises:
+            EvaluationCancelled: When ``should_stop`` returns ``True``.
             SearchError: If the function has not returned a finite number for any
                 architecture so far (a whole first batch): the function is broken, and a
                 search of failed trials would end with an empty front.
@@ -429,6 +566,7 @@ class UserFunctionAccuracy:
         return np.array(out, dtype=float)
 
     def _value(self, arch: str) -> float:
+        _stop_if(self.should_stop, f"{self.name} on {arch}")
         if not self.memory.fits(arch):
             return math.nan
         try:
@@ -465,11 +603,38 @@ class UserFunctionAccuracy:
 #: Proxy used by ``auto`` when the DB has no accuracy table: synflow is data-free (one forward
 #: and backward pass on an all-ones input) and the cheapest informative proxy (Tanaka et al.,
 #: NeurIPS 2020; Abdelfattah et al., ICLR 2021).
+#: ``(trials, population)`` of a search when none are given: a table lookup is instant, so
+#: a table search affords many trials; a proxy or short training scores each architecture on
+#: a built model.
+TABLE_BUDGET = (1000, 50)
+PROXY_BUDGET = (200, 20)
+
+
+def default_budget(objective: AccuracyObjective) -> tuple[int, int]:
+    """``(trials, population)`` of a search scored by ``objective`` when none are given:
+    :data:`TABLE_BUDGET` for a :class:`TableAccuracy`, else :data:`PROXY_BUDGET` (what
+    ``nas search`` and ``POST /v1/searches`` use)."""
+    return TABLE_BUDGET if isinstance(objective, TableAccuracy) else PROXY_BUDGET
+
+
 AUTO_PROXY = "synflow"
 #: Image side and batch of ``auto`` proxies: synflow at 64 px / batch 8 costs ~0.15 s per
 #: MnasNet architecture on one CPU core instead of ~2.5 s at 224 px / batch 32.
 AUTO_PROXY_RESOLUTION = 64
 AUTO_PROXY_BATCH = 8
+
+
+def is_language_model_space(space: SearchSpace[Any]) -> bool:
+    """Whether ``space`` builds language models (its workload has a ``prompt_len``): the
+    spaces ``short-train`` can train."""
+    return "prompt_len" in getattr(space, "workload_fields", ())
+
+
+def language_model_spaces() -> list[str]:
+    """Names of the registered language-model spaces (those ``short-train`` takes)."""
+    from search_spaces import get_space, list_spaces
+
+    return [n for n in list_spaces() if is_language_model_space(get_space(n))]
 
 
 def has_accuracy_table(
@@ -495,12 +660,15 @@ def make_accuracy_objective(
     device: str = "cpu",
     resolution: int | None = None,
     threads: int | None = 1,
+    should_stop: StopFn | None = None,
 ) -> TableAccuracy | ProxyAccuracy | ShortTrainAccuracy | UserFunctionAccuracy:
     """Build the objective named by ``spec``: auto, table, proxy, short-train or ``MODULE:FUNC``.
 
     ``auto`` is ``table`` when ``db`` holds accuracies of the space on ``dataset``, else the
-    :data:`AUTO_PROXY` proxy at a reduced resolution (so the default search runs on a fresh
-    install without accuracy tables).
+    :data:`AUTO_PROXY` proxy at a reduced resolution and batch (:data:`AUTO_PROXY_RESOLUTION`,
+    :data:`AUTO_PROXY_BATCH`), so the default search runs on a fresh install without accuracy
+    tables. ``short-train`` trains a character-level language model, so it takes only a
+    language-model space (:func:`is_language_model_space`).
 
     Args:
         spec: Objective kind (``proxy:NAME`` selects one proxy, e.g. ``proxy:synflow``).
@@ -514,10 +682,14 @@ def make_accuracy_objective(
             or at most :data:`AUTO_PROXY_RESOLUTION` for ``auto``).
         threads: Torch intra-op threads of proxies and short training (``None``: torch's
             setting); a user's ``MODULE:FUNC`` runs under the caller's setting.
+        should_stop: Polled by the objective while it works (before each model it builds or
+            trains, and each training step); ``True`` makes ``evaluate`` raise
+            :class:`EvaluationCancelled`. A table lookup is instant and does not poll it.
 
     Raises:
-        ValueError: If ``spec`` is unknown, ``table`` is asked without ``db`` or
-            ``resolution`` or ``threads`` is not positive.
+        ValueError: If ``spec`` is unknown, ``table`` is asked without ``db``,
+            ``short-train`` for a space that is not a language model, or ``resolution`` or
+            ``threads`` is not positive.
     """
     if resolution is not None and resolution < 1:
         raise ValueError("`resolution` must be greater than or equal to 1.")
@@ -535,6 +707,7 @@ def make_accuracy_objective(
             device=device,
             resolution=resolution or min(side, AUTO_PROXY_RESOLUTION),
             threads=threads,
+            should_stop=should_stop,
         )
     if kind == "table":
         if db is None:
@@ -553,7 +726,17 @@ def make_accuracy_objective(
             device=device,
             resolution=resolution,
             threads=threads,
+            should_stop=should_stop,
         )
     if kind == "short-train":
-        return ShortTrainAccuracy(space, seed=seed, device=device, threads=threads)
-    return UserFunctionAccuracy(space, kind)
+        if not is_language_model_space(space):
+            lms = ", ".join(language_model_spaces())
+            raise ValueError(
+                "`accuracy` short-train trains a character-level language model: it needs a "
+                f"language-model space ({lms}), not {space.name!r}; use auto, table, proxy or "
+                "MODULE:FUNC for it."
+            )
+        return ShortTrainAccuracy(
+            space, seed=seed, device=device, threads=threads, should_stop=should_stop
+        )
+    return UserFunctionAccuracy(space, kind, should_stop=should_stop)

@@ -253,15 +253,21 @@ def compute_proxies(
     *,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    on_error: Callable[[str, BaseException], None] | None = None,
 ) -> dict[str, float]:
     """Compute base proxies, each on a freshly built model (same seeded initialisation).
 
+    A proxy that raises a ``RuntimeError`` (e.g. a failed allocation, inputs the model cannot
+    take) or a ``LinAlgError`` is NaN; anything ``build`` or ``batch_fn`` raises propagates
+    (so a ``build`` can stop the computation between proxies).
+
     Args:
-        build: Builds a freshly initialised model.
+        build: Builds a freshly initialised model (called once per proxy).
         batch_fn: Makes the batch for a model.
         names: Base proxy names (see :data:`BASE_PROXIES`).
         seed: Seed of the weight initialisation (forked RNG; global state untouched).
         device: Torch device to compute on.
+        on_error: Called with the proxy's name and the exception when a proxy raised.
     """
     unknown = [n for n in names if n not in BASE_PROXIES]
     if unknown:
@@ -278,7 +284,9 @@ def compute_proxies(
         batch = batch or batch_fn(model)
         try:
             value = BASE_PROXIES[name](model, batch)
-        except (RuntimeError, np.linalg.LinAlgError):
+        except (RuntimeError, np.linalg.LinAlgError) as exc:
+            if on_error is not None:
+                on_error(name, exc)
             value = math.nan
         out[name] = value if math.isfinite(value) else math.nan
     return out

@@ -8,10 +8,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+    from fastapi.testclient import TestClient
 
     from hwdb import HardwareDB
 
@@ -84,3 +85,14 @@ def live_server(app: FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def wait_for_search(client: TestClient, sid: str, timeout: float = 120.0) -> dict[str, Any]:
+    """Poll ``GET /v1/searches/{sid}`` until the search is no longer queued or running (or
+    ``timeout`` seconds passed); its last body."""
+    deadline = time.monotonic() + timeout
+    while True:
+        body: dict[str, Any] = client.get(f"/v1/searches/{sid}").json()
+        if body["status"] not in ("queued", "running") or time.monotonic() > deadline:
+            return body
+        time.sleep(0.05)

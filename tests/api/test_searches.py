@@ -14,16 +14,8 @@ from api.config import Settings
 from hwdb import HardwareDB
 from predictors import get_adapted_predictor
 from tests.api._helpers import SPACE, TARGET
+from tests.api._helpers import wait_for_search as _wait
 from tests.api.conftest import make_app
-
-
-def _wait(client: TestClient, sid: str, timeout: float = 120.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        body: dict[str, Any] = client.get(f"/v1/searches/{sid}").json()
-        if body["status"] not in ("queued", "running") or time.monotonic() > deadline:
-            return body
-        time.sleep(0.05)
 
 
 def _search(**extra: Any) -> dict[str, Any]:
