@@ -43,12 +43,12 @@ def with_defaults(request: SearchCreate, *, db: HardwareDB, max_trials: int) -> 
     :func:`nas.search.make_accuracy_objective`); ``trials`` and ``population`` left out are
     :func:`nas.search.default_budget` of that objective (trials at most ``max_trials``).
     """
-    from nas.search import PROXY_BUDGET, TABLE_BUDGET, has_accuracy_table
+    from nas.search import default_budget, has_accuracy_table
 
     accuracy = request.accuracy
     if accuracy == "auto" and has_accuracy_table(db, space=request.space, dataset=request.dataset):
         accuracy = "table"
-    trials, population = TABLE_BUDGET if accuracy == "table" else PROXY_BUDGET
+    trials, population = default_budget(accuracy)
     return request.model_copy(
         update={
             "accuracy": accuracy,
@@ -159,11 +159,14 @@ class SearchManager:
         ``max_active`` searches are already active.
 
         Args:
-            request: The search, its defaults filled in (:func:`with_defaults`).
+            request: The search; what it leaves out is filled in by :func:`with_defaults`
+                (the route has done so already, with the server's trial limit).
             db: Database of the latency models and accuracy tables.
             cache: Adapted predictors.
             owner: Name of the submitting API key.
         """
+        if request.trials is None or request.population is None:
+            request = with_defaults(request, db=db, max_trials=1_000_000)
         with self._lock:
             if sum(j.status in _ACTIVE for j in self._jobs.values()) >= self.max_active:
                 return None
@@ -188,8 +191,9 @@ class SearchManager:
         """Cancel every queued or running search and wait for the workers.
 
         A running search stops before the next model its objective builds (or training step),
-        so this waits for at most about one proxy computation; its finished trials stay in its
-        study (under ``out_dir``) and the job reads ``cancelled``.
+        so this waits for about one proxy computation once scoring has begun (a predictor
+        still meta-training for the search finishes that first); its finished trials stay in
+        its study (under ``out_dir``) and the job reads ``cancelled``.
         """
         with self._lock:
             jobs = [j for j in self._jobs.values() if j.status in _ACTIVE]
@@ -232,13 +236,11 @@ class SearchManager:
             self._finish(job, "completed")
 
     def _search(self, job: SearchJob, db: HardwareDB, cache: PredictorCache) -> SearchResult:
-        from nas.search import PROXY_BUDGET, make_accuracy_objective, measured_first, run_search
+        from nas.search import make_accuracy_objective, measured_first, run_search
         from search_spaces import get_space, restrict_space
 
         req = job.request
-        if req.trials is None or req.population is None:  # submitted without with_defaults
-            req = with_defaults(req, db=db, max_trials=PROXY_BUDGET[0])
-        assert req.trials is not None and req.population is not None
+        assert req.trials is not None and req.population is not None  # filled by submit
         space = get_space(req.space)
         if req.choices:
             space = restrict_space(space, req.choices)

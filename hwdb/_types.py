@@ -101,7 +101,7 @@ def _integer(name: str, value: object, low: int, *, optional: bool = False) -> i
     if optional and value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        bound = f"None or at least {low}" if optional else f"an integer >= {low}"
+        bound = f"None or an integer >= {low}" if optional else f"an integer >= {low}"
         raise ValueError(f"`{name}` must be {bound}, got {value!r}.")
     return int(value)
 
@@ -125,7 +125,10 @@ def json_ready(name: str, value: object) -> dict[str, Any]:
     try:
         _STRICT_JSON.encode(value)  # the common case, in C
     except (TypeError, ValueError):
-        return _json_value(name, value)  # type: ignore[no-any-return]
+        try:
+            return _json_value(name, value)  # type: ignore[no-any-return]
+        except RecursionError:  # a dict that holds itself
+            raise ValueError(f"`{name}` must not contain itself.") from None
     return value
 
 
@@ -244,6 +247,8 @@ class DeviceSpec:
             raise ValueError(
                 f"`provenance` must be one of {', '.join(PROVENANCES)}, got {self.provenance!r}."
             )
+        if isinstance(self, Device):  # read back as written: one odd row must not hide the rest
+            return
         for name in ("hardware", "source"):
             _check_str(name, getattr(self, name))
         _set(self, "batch_size", _integer("batch_size", self.batch_size, 1))
@@ -331,7 +336,7 @@ class MeasurementIn:
     source: str = ""
     workload: dict[str, Any] = field(default_factory=dict)
     benchmark_index: int | None = None
-    created_at: datetime | None = None
+    created_at: datetime | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("device", "space", "arch", "metric"):

@@ -177,8 +177,10 @@ class SearchSpace(ABC, Generic[ArchT]):
         """
         if isinstance(rng, np.random.Generator):
             gen = rng
-        elif rng is None or (
-            isinstance(rng, numbers.Integral) and not isinstance(rng, bool) and rng >= 0
+        elif (
+            rng is None
+            or isinstance(rng, np.random.SeedSequence | np.random.BitGenerator)
+            or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool) and rng >= 0)
         ):
             gen = np.random.default_rng(rng)
         else:

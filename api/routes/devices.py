@@ -115,10 +115,10 @@ def _check_catalog_runtime(fields: dict[str, Any], sent: set[str]) -> None:
         return
     if not isinstance((fields.get("attributes") or {}).get("catalog"), str):
         return
-    from predictors.zeroshot import KNOWN_RUNTIMES
+    from predictors.zeroshot import KNOWN_RUNTIMES, is_known_runtime
 
     runtime = str(fields.get("runtime", ""))
-    if runtime.strip().lower() not in KNOWN_RUNTIMES:
+    if not is_known_runtime(runtime):
         raise ApiError(
             422,
             ["body", "runtime"],

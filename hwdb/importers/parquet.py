@@ -20,12 +20,12 @@ another (SQLite to a team's PostgreSQL). ``nas hwdb init`` imports every bundled
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
 import tempfile
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -273,7 +273,7 @@ def _row(file: Path, i: int, rec: dict[str, Any]) -> tuple[DeviceSpec, Measureme
             **{**kw, "arch": arch},
             environment=_json(file, where, "environment", rec["environment"]),
             workload=_json(file, where, "workload", rec["workload"]),
-            created_at=rec.get("created_at"),
+            created_at=_utc(rec.get("created_at")),
         )
     except ImportDataError:
         raise
@@ -281,6 +281,13 @@ def _row(file: Path, i: int, rec: dict[str, Any]) -> tuple[DeviceSpec, Measureme
         name = str(exc).split("`")[1] if "`" in str(exc) else "median"
         raise bad(file, where, name, str(exc)) from None
     return spec, meas
+
+
+def _utc(value: Any) -> Any:
+    """A ``created_at`` cell: a naive timestamp (a file written by other tools) is UTC."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
 
 
 def _accuracy(file: Path, i: int, rec: dict[str, Any]) -> AccuracyIn:
@@ -384,8 +391,7 @@ def load_parquet(path: str | Path) -> BulkImport:
         elif kind == "measurement":
             spec, meas = _row(file, i, rec)
             key = (meas.device, meas.space, meas.arch, meas.metric, meas.protocol)
-            same = dataclasses.replace(meas, created_at=None)  # a copy stored at another time
-            if rows.new_row(i, spec, key, same, "median"):
+            if rows.new_row(i, spec, key, meas, "median"):  # equality ignores created_at
                 data.rows.append(meas)
         else:
             kinds = ", ".join(ROW_KINDS)

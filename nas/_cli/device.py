@@ -96,9 +96,9 @@ def add_catalog_device(
 def _check_runtime(runtime: str) -> None:
     """``--runtime`` of a catalog device must be a runtime the roofline knows: any other name
     would be priced as a fused graph, so a typo would silently change its predictions."""
-    from predictors.zeroshot import KNOWN_RUNTIMES
+    from predictors.zeroshot import KNOWN_RUNTIMES, is_known_runtime
 
-    if runtime not in KNOWN_RUNTIMES:
+    if not is_known_runtime(runtime):
         raise CLIUsageError(
             f"--runtime must be one of {', '.join(KNOWN_RUNTIMES)}, got {runtime!r}"
         )

@@ -30,8 +30,6 @@ _DEVICE_HELP = (
     "several matches -> most measurements in the space, then name (the choice is printed); "
     "no measured match -> zero-shot from the datasheet catalog (`nas device catalog`)."
 )
-#: Default (trials, population) with a table objective, and with a proxy/other objective
-#: (each trial builds and scores a real model, so ~1 s per trial on a CPU core).
 
 
 def _budgets(values: list[float], devices: list[str]) -> dict[str, float] | None:
@@ -162,6 +160,7 @@ def search(
         resolve_devices,
         run_search,
     )
+    from nas.search._pareto import check_output_dir
     from nas.search._storage import check_storage
     from search_spaces import SearchSpaceError, get_space, restrict_space
 
@@ -206,6 +205,7 @@ def search(
         zero_shot = {m.device: m.catalog for m in matches if m.catalog is not None}
         study_name, out_dir = _study_and_out(study, sp, names, objective.name, restricted, out)
         check_storage(storage, out_dir=out_dir)  # a journal in use: before the models load
+        check_output_dir(out_dir, study=study_name)  # another study's results: likewise
         _note_new_storage(storage, out_dir)
         models, note = load_latency_models(
             db, space=sp, devices=names, predictor=predictor, zero_shot=zero_shot

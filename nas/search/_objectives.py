@@ -600,23 +600,24 @@ class UserFunctionAccuracy:
         return math.nan
 
 
-#: Proxy used by ``auto`` when the DB has no accuracy table: synflow is data-free (one forward
-#: and backward pass on an all-ones input) and the cheapest informative proxy (Tanaka et al.,
-#: NeurIPS 2020; Abdelfattah et al., ICLR 2021).
 #: ``(trials, population)`` of a search when none are given: a table lookup is instant, so
 #: a table search affords many trials; a proxy or short training scores each architecture on
-#: a built model.
+#: a built model (about a second per trial on a CPU core).
 TABLE_BUDGET = (1000, 50)
 PROXY_BUDGET = (200, 20)
 
 
-def default_budget(objective: AccuracyObjective) -> tuple[int, int]:
-    """``(trials, population)`` of a search scored by ``objective`` when none are given:
-    :data:`TABLE_BUDGET` for a :class:`TableAccuracy`, else :data:`PROXY_BUDGET` (what
-    ``nas search`` and ``POST /v1/searches`` use)."""
-    return TABLE_BUDGET if isinstance(objective, TableAccuracy) else PROXY_BUDGET
+def default_budget(objective: AccuracyObjective | str) -> tuple[int, int]:
+    """``(trials, population)`` of a search scored by ``objective`` (an objective, or its
+    spec such as ``"table"``) when none are given: :data:`TABLE_BUDGET` for a table, else
+    :data:`PROXY_BUDGET` (what ``nas search`` and ``POST /v1/searches`` use)."""
+    table = objective == "table" or isinstance(objective, TableAccuracy)
+    return TABLE_BUDGET if table else PROXY_BUDGET
 
 
+#: Proxy used by ``auto`` when the DB has no accuracy table: synflow is data-free (one forward
+#: and backward pass on an all-ones input) and the cheapest informative proxy (Tanaka et al.,
+#: NeurIPS 2020; Abdelfattah et al., ICLR 2021).
 AUTO_PROXY = "synflow"
 #: Image side and batch of ``auto`` proxies: synflow at 64 px / batch 8 costs ~0.15 s per
 #: MnasNet architecture on one CPU core instead of ~2.5 s at 224 px / batch 32.

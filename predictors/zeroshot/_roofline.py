@@ -64,6 +64,7 @@ __all__ = [
     "RUNTIME_MODE_TEXT",
     "DeviceModel",
     "estimate_latency_ms",
+    "is_known_runtime",
     "op_table",
     "op_tables",
     "roofline_latency_ms",
@@ -88,8 +89,9 @@ _EAGER_RUNTIMES = {"torch", "pytorch", "eager"}
 _PRUNED_RUNTIMES = {"tensorflow", "tf", "pruned"}
 _UNKNOWN_RUNTIMES = {"", "unknown"}
 _GRAPH_RUNTIMES = {
-    "tensorrt", "tflite", "litert", "onnxruntime", "openvino", "coreml", "tvm", "ncnn", "mnn",
-    "executorch", "snpe", "qnn", "xla", "graph",
+    "tensorrt", "tensorrt-llm", "tflite", "litert", "onnxruntime", "onnxruntime-gpu",
+    "openvino", "coreml", "tvm", "ncnn", "mnn", "executorch", "snpe", "qnn", "xla", "inductor",
+    "graph",
 }  # fmt: skip
 #: The runtime names the roofline knows (lower case), each priced by its
 #: :data:`RUNTIME_MODES` entry (:func:`runtime_mode`). A device priced from a datasheet must
@@ -98,6 +100,13 @@ _GRAPH_RUNTIMES = {
 KNOWN_RUNTIMES: tuple[str, ...] = tuple(
     sorted((_EAGER_RUNTIMES | _PRUNED_RUNTIMES | _GRAPH_RUNTIMES | _UNKNOWN_RUNTIMES) - {""})
 )
+
+
+def is_known_runtime(runtime: str) -> bool:
+    """Whether ``runtime`` (any case, surrounding spaces ignored) is in :data:`KNOWN_RUNTIMES`."""
+    return runtime.strip().lower() in KNOWN_RUNTIMES
+
+
 _BYTES = {"fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "int8": 1.0}
 _MATRIX = (KINDS.index("conv"), KINDS.index("matmul"), KINDS.index("attention"))
 

@@ -54,7 +54,7 @@ def test_numpy_numbers_are_taken_and_stored_as_python_numbers(db: HardwareDB) ->
         MeasurementIn("d", "nasbench201", NB201_0, median=1.0, n_runs=0)
     with pytest.raises(ValueError, match="`n_runs` must be an integer >= 1, got 2.5"):
         MeasurementIn("d", "nasbench201", NB201_0, median=1.0, n_runs=2.5)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="`benchmark_index` must be None or at least 0"):
+    with pytest.raises(ValueError, match="`benchmark_index` must be None or an integer >= 0"):
         MeasurementIn("d", "nasbench201", NB201_0, median=1.0, benchmark_index="3")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="`median` must be a number, got True"):
         MeasurementIn("d", "nasbench201", NB201_0, median=True)
@@ -123,3 +123,42 @@ def test_export_of_an_unknown_space_or_device_is_refused(db: HardwareDB, tmp_pat
         export_parquet(db, tmp_path / "x.parquet", device="nope")
     assert not (tmp_path / "x.parquet").exists()
     assert export_parquet(db, tmp_path / "x.parquet", space="fbnet")["measurements"] == 0
+
+
+def test_a_device_stored_before_the_checks_still_reads_back(db: HardwareDB) -> None:
+    """The write checks ran on read-back too: one device stored with a NaN attribute by an
+    older release made every device listing fail."""
+    from sqlalchemy import text
+
+    db.upsert_device(DeviceSpec("old", attributes={"x": 1.0}))
+    with db._engine.begin() as con:  # as an older release could have written it
+        con.execute(text("UPDATE device SET attributes = '{\"x\": NaN}' WHERE name = 'old'"))
+    assert math.isnan(db.get_device("old").attributes["x"])
+    assert sorted(d.name for d in db.list_devices()) == ["d", "old"]
+
+
+def test_a_self_containing_dict_is_a_value_error() -> None:
+    loop: dict[str, object] = {"a": 1}
+    loop["self"] = loop
+    with pytest.raises(ValueError, match="`attributes` must not contain itself"):
+        DeviceSpec("e", attributes=loop)
+
+
+def test_a_naive_created_at_in_a_parquet_file_is_read_as_utc(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from hwdb.importers.parquet import export_parquet, load_parquet
+
+    with HardwareDB(f"sqlite:///{tmp_path / 'a.sqlite'}") as src:
+        src.upsert_device(DeviceSpec("d"))
+        src.add_measurements([MeasurementIn("d", "nasbench201", NB201_0, median=1.0)])
+        export_parquet(src, tmp_path / "x.parquet")
+    table = pq.read_table(tmp_path / "x.parquet")
+    naive = pa.array([datetime(2025, 3, 4, 5, 6, 7)], type=pa.timestamp("us"))
+    table = table.set_column(table.schema.get_field_index("created_at"), "created_at", naive)
+    pq.write_table(table, tmp_path / "naive.parquet")
+    row = load_parquet(tmp_path / "naive.parquet").rows[0]
+    assert row.created_at == datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC)

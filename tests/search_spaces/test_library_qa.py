@@ -91,3 +91,9 @@ def test_random_takes_generators_seeds_and_none() -> None:
     gen = np.random.default_rng(0)
     assert space.to_string(space.random(gen)) == space.to_string(space.random(0))
     space.random(None)
+
+
+def test_random_takes_what_numpy_seeds_a_generator_with() -> None:
+    space = get_space("mnasnet")
+    a = space.random(np.random.SeedSequence(3))
+    assert a == space.random(np.random.PCG64(3)) == space.random(np.random.default_rng(3))
