@@ -88,26 +88,41 @@ def _canonical_rows(rows: Sequence[_RowT]) -> list[_RowT]:
     return out
 
 
-def _distinct_rows(rows: list[MeasurementIn]) -> list[MeasurementIn]:
+def _row_key(row: MeasurementIn | AccuracyIn) -> tuple[str, ...]:
+    """What one stored row is unique on."""
+    if isinstance(row, MeasurementIn):
+        return (row.device, row.space, row.arch, row.metric, row.protocol)
+    return (row.space, row.arch, row.dataset, row.metric)
+
+
+def _distinct_rows(rows: list[_RowT]) -> list[_RowT]:
     """``rows`` with exact repeats dropped.
 
     Raises:
-        ValueError: naming the two rows if two of one key (device, space, arch, metric,
-            protocol) differ; the database would keep one of them silently.
+        ValueError: naming the two rows if two of one key (a measurement's device, space,
+            arch, metric and protocol; an accuracy's space, arch, dataset and metric) differ:
+            the database would keep one of them silently.
     """
     seen: dict[tuple[str, ...], int] = {}
     out = []
     for i, row in enumerate(rows):
-        key = (row.device, row.space, row.arch, row.metric, row.protocol)
-        first = seen.setdefault(key, i)
+        first = seen.setdefault(_row_key(row), i)
         if first == i:
             out.append(row)
         elif rows[first] != row:
             raise ValueError(
-                f"`rows[{i}]` and `rows[{first}]` measure the same device, space, arch, metric "
-                "and protocol with different values: pass one of them."
+                f"`rows[{i}]` and `rows[{first}]` are the same record (key "
+                f"{', '.join(map(repr, _row_key(row)))}) with different values: pass one."
             )
     return out
+
+
+def _check_row_list(rows: object, kind: type) -> None:
+    """``ValueError`` unless ``rows`` is a sequence of ``kind`` (one row is a common slip)."""
+    if isinstance(rows, kind):
+        raise ValueError(f"`rows` must be a list of {kind.__name__}, not one (wrap it: [row]).")
+    if any(not isinstance(r, kind) for r in rows):  # type: ignore[attr-defined]
+        raise ValueError(f"`rows` must contain only {kind.__name__} objects.")
 
 
 def _retryable(exc: BaseException | None) -> bool:
@@ -323,10 +338,7 @@ class HardwareDB:
             ValueError: naming ``rows[i].space`` or ``rows[i].arch``, or two rows of one key
                 with different values (nothing is written; exact repeats are stored once).
         """
-        if isinstance(rows, MeasurementIn):
-            raise ValueError("`rows` must be a list of MeasurementIn, not one (wrap it: [row]).")
-        if any(not isinstance(r, MeasurementIn) for r in rows):
-            raise ValueError("`rows` must contain only MeasurementIn objects.")
+        _check_row_list(rows, MeasurementIn)
         if not rows:
             return 0
         canonical = _distinct_rows(_canonical_rows(rows))
@@ -434,13 +446,13 @@ class HardwareDB:
         Architectures are canonicalised and checked as :meth:`add_measurements` does.
 
         Raises:
-            ValueError: naming ``rows[i].space`` or ``rows[i].arch`` (nothing is written).
+            ValueError: naming ``rows[i].space`` or ``rows[i].arch``, or two rows of one key
+                with different values (nothing is written; exact repeats are stored once).
         """
-        if any(not isinstance(r, AccuracyIn) for r in rows):
-            raise ValueError("`rows` must contain only AccuracyIn objects.")
+        _check_row_list(rows, AccuracyIn)
         if not rows:
             return 0
-        canonical = _canonical_rows(rows)
+        canonical = _distinct_rows(_canonical_rows(rows))
         return self._write(lambda s: _queries.add_accuracies(s, canonical))
 
     def accuracy_table(

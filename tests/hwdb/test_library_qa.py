@@ -104,7 +104,7 @@ def test_one_batch_refuses_two_different_rows_of_one_key_and_stores_repeats_once
     ``replace``), and one row instead of a list was a TypeError."""
     row = MeasurementIn("d", "nasbench201", NB201_0, median=1.0)
     other = MeasurementIn("d", "nasbench201", NB201_0, median=2.0)
-    with pytest.raises(ValueError, match=r"`rows\[1\]` and `rows\[0\]` measure the same"):
+    with pytest.raises(ValueError, match=r"`rows\[1\]` and `rows\[0\]` are the same record"):
         db.add_measurements([row, other], replace=True)
     with pytest.raises(ValueError, match="not one"):
         db.add_measurements(row)  # type: ignore[arg-type]
@@ -162,3 +162,14 @@ def test_a_naive_created_at_in_a_parquet_file_is_read_as_utc(tmp_path: Path) -> 
     pq.write_table(table, tmp_path / "naive.parquet")
     row = load_parquet(tmp_path / "naive.parquet").rows[0]
     assert row.created_at == datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC)
+
+
+def test_accuracy_batches_get_the_same_guards(db: HardwareDB) -> None:
+    one = AccuracyIn("nasbench201", NB201_0, "cifar10", "test_accuracy", 90.0)
+    other = AccuracyIn("nasbench201", NB201_0, "cifar10", "test_accuracy", 91.0)
+    with pytest.raises(ValueError, match=r"`rows\[1\]` and `rows\[0\]` are the same record"):
+        db.add_accuracies([one, other])
+    with pytest.raises(ValueError, match="not one"):
+        db.add_accuracies(one)  # type: ignore[arg-type]
+    assert db.count_accuracies() == 0
+    assert db.add_accuracies([one, one]) == 1
