@@ -49,9 +49,9 @@ def source_devices(table: pd.DataFrame, space: str, device: str) -> tuple[list[s
     Raises:
         NoSourceDevicesError: when no other device has enough measurements.
     """
-    from predictors._service import _sources
+    from predictors._service import usable_sources
 
-    usable = _sources(table, space, device)
+    usable = usable_sources(table, space, device)
     help_split = HELP_DEVICES.get(space)
     if help_split and device not in help_split["train"]:
         train = [d for d in help_split["train"] if d in usable]

@@ -187,7 +187,7 @@ def _reference_strings(sp: Any) -> dict[str, str]:
     return _REFERENCE_STRINGS[sp.name]
 
 
-def _sources(table: pd.DataFrame, space: str, exclude: str | None) -> list[str]:
+def usable_sources(table: pd.DataFrame, space: str, exclude: str | None) -> list[str]:
     """Devices usable as meta-training sources (reference archs and >= 20 pool measurements)."""
     from predictors._data import device_split
 
@@ -234,7 +234,7 @@ def get_default_predictor(
     """
     name = predictor or DEFAULT_PREDICTOR
     table = db.latency_table(space, metric=latency_metric(space)) if table is None else table
-    sources = _sources(table, space, exclude_device)
+    sources = usable_sources(table, space, exclude_device)
     if not sources:
         raise NoSourceDevicesError(
             f"no source device with enough measurements in {space!r} to meta-train on; "

@@ -132,9 +132,9 @@ def train(
         elif named:
             train_devs, valid = named, []
         else:
-            from predictors._service import _sources
+            from predictors._service import usable_sources
 
-            train_devs, valid = _sources(table, space, None), []
+            train_devs, valid = usable_sources(table, space, None), []
         from predictors._service import stored_or_trained
 
         _, version, trained = stored_or_trained(
