@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -89,6 +90,16 @@ def score_pair(table: Any, db: HardwareDB, space: str, device: str, entry: str) 
     return out
 
 
+def measured_pairs(db: HardwareDB) -> Iterator[tuple[Any, str, str, str | None]]:
+    """``(table, space, device, entry)`` for every pair of :data:`PAIRS`, one latency table per
+    space; ``entry`` is None for a device the database does not hold (a skipped pair)."""
+    for space in dict.fromkeys(s for s, _, _ in PAIRS):
+        table = db.latency_table(space, metric=latency_metric(space))
+        for sp, device, entry in PAIRS:
+            if sp == space:
+                yield table, space, device, entry if device in table.columns else None
+
+
 def _means(rows: list[dict[str, float]]) -> dict[str, float]:
     return {c: round(float(np.mean([r[c] for r in rows])), 4) for c in COLUMNS} if rows else {}
 
@@ -100,14 +111,10 @@ def main() -> None:
     args = p.parse_args()
     results: dict[str, Any] = {"pairs": {}, "skipped": []}
     with HardwareDB(args.db, create=False) as db, persistent_traces():
-        for space in dict.fromkeys(s for s, _, _ in PAIRS):
-            table = db.latency_table(space, metric=latency_metric(space))
-            for sp, device, entry in PAIRS:
-                if sp != space:
-                    continue
-                if device not in table.columns:
-                    results["skipped"].append(f"{space}/{device}")
-                    continue
+        for table, space, device, entry in measured_pairs(db):
+            if entry is None:
+                results["skipped"].append(f"{space}/{device}")
+            else:
                 results["pairs"][f"{space}/{device}"] = score_pair(table, db, space, device, entry)
     rows = results["pairs"]
     nb201 = [r for k, r in rows.items() if k.startswith("nasbench201/")]

@@ -38,6 +38,8 @@ from predictors.zeroshot._tracecache import (
     trace_store_info,
 )
 from predictors.zeroshot._zeroshot import (
+    DATASHEET_LOG_SIGMA,
+    DATASHEET_SCALE,
     ROOFLINE_SOURCE,
     ZERO_SHOT_SOURCE,
     RooflineLatencyModel,
@@ -51,6 +53,8 @@ __all__ = [
     "RUNTIME_MODE_TEXT",
     "RUNTIME_MODES",
     "TRACE_MODES",
+    "DATASHEET_LOG_SIGMA",
+    "DATASHEET_SCALE",
     "DEVICE_CLASSES",
     "ROOFLINE_SOURCE",
     "ZERO_SHOT_SOURCE",

@@ -27,7 +27,7 @@ from predictors._service import DEFAULT_PREDICTOR
 from predictors.zeroshot._classes import device_model
 from predictors.zeroshot._roofline import DeviceModel, roofline_latency_ms
 from predictors.zeroshot._tracecache import persistent_traces
-from predictors.zeroshot._zeroshot import adapt_zero_shot, reference_strings
+from predictors.zeroshot._zeroshot import DATASHEET_SCALE, adapt_zero_shot, reference_strings
 
 if TYPE_CHECKING:
     from hwdb import HardwareDB
@@ -129,7 +129,9 @@ def evaluate_zero_shot(
     ):
         roofline = np.empty(len(query))
         for i, arch in enumerate(query):
-            roofline[i] = roofline_latency_ms(space, [arch], dm, workload=workload)[0]
+            roofline[i] = (
+                DATASHEET_SCALE * roofline_latency_ms(space, [arch], dm, workload=workload)[0]
+            )
             advance()
     train, valid = source_devices(table, space, device)
     tasks = make_tasks(table, space, [d for d in (*train, *valid) if d != device])

@@ -32,6 +32,7 @@ def _script(cwd: Path, name: str, *argv: str) -> subprocess.CompletedProcess[str
         "zero_shot.py",
         "additive_ceiling.py",
         "runtime_modes.py",
+        "roofline_calibration.py",
     ],
 )
 def test_missing_database_is_one_error_line(script: str, tmp_path: Path, shared_data: Path) -> None:

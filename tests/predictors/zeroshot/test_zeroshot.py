@@ -146,3 +146,32 @@ def test_evaluate_zero_shot_with_a_seedless_baseline(zs_db_url: str, predictor: 
             predictor=predictor,
         )  # fmt: skip
     assert len(res["per_seed"]) == 2 and -1 <= res["spearman"] <= 1
+
+
+@pytest.mark.parametrize(
+    ("device", "entry"),
+    [
+        ("raspi4", "raspberry-pi-4"),
+        ("pixel3", "snapdragon-845-kryo-385"),
+        ("gold_6226", "xeon-gold-6226"),
+        ("titan_rtx_1", "titan-rtx"),
+        ("1080ti_1", "gtx-1080-ti"),
+    ],
+)
+def test_datasheet_intervals_hold_measured_milliseconds(
+    shared_data: object, device: str, entry: str
+) -> None:
+    """A zero-shot estimate's nominal 90 % interval holds the device's typical measured
+    latency (HELP's devices with a catalog entry; the raw roofline was 2.5-4.3x fast on them,
+    outside the interval, before ``DATASHEET_SCALE`` corrected it)."""
+    from predictors.zeroshot import DATASHEET_LOG_SIGMA, RooflineLatencyModel, device_model
+
+    table = help_latency_table(SPACE)
+    archs = _archs(40)
+    model = RooflineLatencyModel(space=SPACE, device=device, model=device_model(get_entry(entry)))
+    pred = model.predict(archs)
+    log_err = np.log(table[device].loc[archs].to_numpy(float) / pred.mean_ms)
+    assert abs(float(np.median(log_err))) <= 1.645 * DATASHEET_LOG_SIGMA
+    # the reported std is the log-normal one of that sigma
+    rel_std = np.sqrt(np.expm1(DATASHEET_LOG_SIGMA**2))
+    np.testing.assert_allclose(pred.std_ms / pred.mean_ms, rel_std)
