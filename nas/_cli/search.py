@@ -76,7 +76,11 @@ def search(
     ] = None,
     budget_z: Annotated[
         float,
-        typer.Option("--budget-z", min=0.0, help="Constrain mean + z*std (1.645: 95% quantile)."),
+        typer.Option(
+            "--budget-z",
+            min=0.0,
+            help="Constrain the latency's upper quantile, z std out (log-normal; 1.645: 95%).",
+        ),
     ] = 0.0,
     trials: Annotated[
         int | None,

@@ -43,7 +43,13 @@ if TYPE_CHECKING:
     from nas.search._proxies import PROXIES, compute_proxies, make_batch, rank_ensemble
     from nas.search._runner import run_search
     from nas.search._storage import BatchedJournalFileBackend, open_storage
-    from nas.search._types import AccuracyObjective, LatencyModel, SearchResult, SearchWarning
+    from nas.search._types import (
+        AccuracyObjective,
+        LatencyModel,
+        SearchResult,
+        SearchWarning,
+        latency_upper_bound,
+    )
 
 _LAZY = {
     "ZERO_SHOT_RESOLVERS": "nas.search._devices",
@@ -91,6 +97,7 @@ _LAZY = {
     "LatencyModel": "nas.search._types",
     "SearchResult": "nas.search._types",
     "SearchWarning": "nas.search._types",
+    "latency_upper_bound": "nas.search._types",
 }
 
 __all__ = [
@@ -123,6 +130,7 @@ __all__ = [
     "front_table",
     "has_accuracy_table",
     "hypervolume",
+    "latency_upper_bound",
     "is_language_model_space",
     "load_exported",
     "load_latency_models",

@@ -117,7 +117,7 @@ def _figure(result: SearchResult) -> Figure:
         budget = result.budget_ms.get(dev)
         if budget is not None:
             z = result.budget_quantile_z
-            what = f" (mean + {z:g} std)" if z else ""
+            what = f" (upper quantile, +{z:g} std)" if z else ""
             ax.axvline(budget, ls="--", c="k", lw=0.8, label=f"budget {budget:g} ms{what}")
         ax.set_xlabel(_latency_label(result, dev))
         if ax.get_legend_handles_labels()[0]:

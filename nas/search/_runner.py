@@ -35,7 +35,13 @@ from nas.search._novel import novel_params
 from nas.search._pareto import pareto_mask
 from nas.search._storage import StudyStorage, open_storage
 from nas.search._study import join_number, mismatch_message, mismatches
-from nas.search._types import AccuracyObjective, LatencyModel, SearchResult, SearchWarning
+from nas.search._types import (
+    AccuracyObjective,
+    LatencyModel,
+    SearchResult,
+    SearchWarning,
+    latency_upper_bound,
+)
 
 if TYPE_CHECKING:
     from search_spaces import SearchSpace
@@ -306,8 +312,9 @@ def _evaluate(cfg: _Config, archs: list[str]) -> dict[str, _Evaluation]:
 
 
 def _violation(cfg: _Config, ev: _Evaluation, device: str, budget: float) -> float:
-    """Budget constraint of one device, ``mean + z * std - budget`` (feasible when <= 0)."""
-    return ev.mean[device] + cfg.z * ev.std[device] - budget
+    """Budget constraint of one device, ``upper bound - budget`` (feasible when <= 0; the
+    bound is :func:`~nas.search._types.latency_upper_bound`)."""
+    return latency_upper_bound(ev.mean[device], ev.std[device], cfg.z) - budget
 
 
 def _tell(
@@ -681,8 +688,10 @@ def run_search(
         trials: Total finished trials wanted in the study.
         population: NSGA-II population size (= trials asked per batch).
         budget_ms: Latency budget (ms) for every device, or per device; a constraint
-            ``mean + z * std - budget <= 0``.
-        budget_quantile_z: ``z`` above: 0 constrains the mean, 1.645 the 95% upper quantile.
+            ``bound - budget <= 0``.
+        budget_quantile_z: 0 bounds the predicted latency; ``z > 0`` its upper quantile ``z``
+            standard deviations out, of the log-normal the predictors report
+            (:func:`nas.search.latency_upper_bound`; 1.645: the 95 % quantile).
         storage: RDB URL or journal file; default ``OUT/study.journal`` (in memory without
             ``out_dir``).
         study_name: Study name; default ``"<space>-<devices>-<accuracy>"``.

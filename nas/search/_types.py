@@ -14,6 +14,7 @@ __all__ = [
     "LatencyPredictionLike",
     "SearchResult",
     "SearchWarning",
+    "latency_upper_bound",
 ]
 
 
@@ -47,6 +48,22 @@ class AccuracyObjective(Protocol):
         """Score canonical architecture strings (higher is better)."""
 
 
+def latency_upper_bound(mean: float, std: float, z: float) -> float:
+    """The latency ``z`` standard deviations above the prediction, as a log-normal quantile.
+
+    Latencies are positive and their errors multiplicative, so the predictors report a
+    log-normal: ``mean`` is its median and ``std = mean * sqrt(exp(s**2) - 1)`` for a log-space
+    standard deviation ``s``. The bound is ``mean * exp(z * s)``, so ``z = 1.645`` is the 95 %
+    quantile however wide the prediction (``mean + z * std`` is that only when ``std`` is small:
+    for a zero-shot estimate, ``s = 0.46``, it would be the 90 % quantile). ``z == 0`` or
+    ``std == 0`` (a measurement) give ``mean``.
+    """
+    if z == 0 or std <= 0 or mean <= 0:
+        return float(mean)
+    s = float(np.sqrt(np.log1p((std / mean) ** 2)))
+    return float(mean * np.exp(z * s))
+
+
 class SearchWarning(UserWarning):
     """A search finished but its result needs a look (e.g. its front is empty)."""
 
@@ -62,7 +79,8 @@ class SearchResult:
         devices: Device names, in objective order.
         accuracy: Name of the accuracy objective.
         budget_ms: Latency budget per device (empty: unconstrained).
-        budget_quantile_z: The budget constrains ``mean + z * std`` with this ``z``.
+        budget_quantile_z: The budget constrains the upper quantile ``z`` standard deviations
+            out (:func:`latency_upper_bound`; 0: the predicted latency itself).
         front: Pareto-optimal architectures (dicts with ``arch``, ``accuracy``,
             ``latency_ms``, ``latency_std_ms``, ``measured_on`` (devices whose latency is a
             measurement), ``params``, ``macs``, ``feasible``, ``trial``).
@@ -118,15 +136,15 @@ class SearchResult:
         return [self._budget_warning()]
 
     def _bound(self, trial: dict[str, Any], device: str) -> float:
-        """The latency the budget of ``device`` was applied to: ``mean + z * std``."""
+        """The latency the budget of ``device`` was applied to (:func:`latency_upper_bound`)."""
         std = trial.get("latency_std_ms", {}).get(device, 0.0)
-        return float(trial["latency_ms"][device] + self.budget_quantile_z * std)
+        return latency_upper_bound(trial["latency_ms"][device], std, self.budget_quantile_z)
 
     def _budget_warning(self) -> str:
         """Why no trial met the budgets: the quantity constrained, and the trial that came
         closest to meeting every budget at once (smallest worst ratio to its budget)."""
         z = self.budget_quantile_z
-        what = f"mean + {z:g}*std" if z else "mean"
+        what = f"upper (+{z:g} std, log-normal) quantile of the" if z else "predicted"
         budget = ", ".join(f"{d} {b:.3g} ms" for d, b in self.budget_ms.items())
         closest = min(
             self.trials,
@@ -135,7 +153,8 @@ class SearchResult:
         values = []
         for d in self.budget_ms:
             mean, std = closest["latency_ms"][d], closest.get("latency_std_ms", {}).get(d, 0.0)
-            shown = f"{mean:.3g} + {z:g}*{std:.3g} = {mean + z * std:.3g}" if z else f"{mean:.3g}"
+            bound = self._bound(closest, d)
+            shown = f"{mean:.3g} (std {std:.3g}) -> {bound:.3g}" if z else f"{mean:.3g}"
             values.append(f"{d} {shown} ms")
         return (
             f"no architecture met the latency budget ({budget}, applied to the {what} "

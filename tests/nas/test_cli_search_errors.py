@@ -115,7 +115,7 @@ def test_a_budget_nothing_meets_says_so(tmp_path: Path, capsys: pytest.CaptureFi
     assert _run([*args, "-o", str(out)]) == 0
     err = " ".join(capsys.readouterr().err.split())
     assert "warning: no architecture met the latency budget (" in err
-    assert "applied to the mean latency) in 12 evaluated trials" in err
+    assert "applied to the predicted latency) in 12 evaluated trials" in err
     assert "closest to meeting it: " in err
     with (out / "pareto.csv").open() as fh:
         header = next(csv.reader(fh))

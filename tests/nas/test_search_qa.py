@@ -196,9 +196,30 @@ def test_the_empty_front_warning_names_the_z_bound_and_the_closest_arch() -> Non
         budget_quantile_z=1.645,
     )  # fmt: skip
     (text,) = res.warnings
-    assert "applied to the mean + 1.645*std latency" in text
-    assert "closest to meeting all budgets: near-both (jet 2.5 + 1.645*0.5 = 3.32 ms" in text
-    assert "pi 18 + 1.645*2 = 21.3 ms" in text
+    assert "applied to the upper (+1.645 std, log-normal) quantile of the latency" in text
+    assert "closest to meeting all budgets: near-both (jet 2.5 (std 0.5) -> 3.46 ms" in text
+    assert "pi 18 (std 2) -> 21.6 ms" in text
+
+
+def test_budget_bound_is_the_log_normal_quantile() -> None:
+    """``--budget-z 1.645`` bounds the 95 % quantile of the log-normal the predictors report,
+    also for a wide zero-shot prediction, where ``mean + z * std`` would be its 90 % one."""
+    from scipy.stats import lognorm
+
+    from nas.search import latency_upper_bound
+    from predictors.zeroshot import DATASHEET_LOG_SIGMA as s
+
+    median = 10.0
+    std = median * np.sqrt(np.expm1(s**2))  # how the predictors report it
+    bound = latency_upper_bound(median, std, 1.645)
+    assert lognorm(s, scale=median).cdf(bound) == pytest.approx(0.95, abs=1e-3)
+    assert lognorm(s, scale=median).cdf(median + 1.645 * std) < 0.91
+    assert latency_upper_bound(median, 0.0, 1.645) == median  # a measurement
+    assert latency_upper_bound(median, std, 0.0) == median
+    # narrow predictions: the same as mean + z * std to within 0.5 %
+    assert latency_upper_bound(median, 0.05 * median, 1.645) == pytest.approx(
+        median + 1.645 * 0.05 * median, rel=5e-3
+    )
 
 
 # ------------------------------------------------------------------ 6: usage errors
