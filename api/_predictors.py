@@ -102,10 +102,17 @@ class PredictorCache:
         return None
 
     def get(
-        self, db: HardwareDB, *, space: str, device: str, predictor: str | None = None
+        self,
+        db: HardwareDB,
+        *,
+        space: str,
+        device: str,
+        predictor: str | None = None,
+        train: bool = True,
     ) -> ServedModel:
         """The model of ``device`` (``predictors.latency_model``: adapting, or meta-training,
-        on first need; the datasheet roofline of a catalog device without measurements).
+        on first need unless ``train`` is False; the datasheet roofline of a catalog device
+        without measurements).
 
         Blocking: call it from a worker thread.
         """
@@ -125,7 +132,7 @@ class PredictorCache:
             if entry is not None and entry.n_measurements == n:
                 entry.checked = time.monotonic()
                 return entry.model
-            model = latency_model(db, space=space, device=device, predictor=predictor)
+            model = latency_model(db, space=space, device=device, predictor=predictor, train=train)
             self._entries[key] = _Entry(model, n, time.monotonic())
             return model
 

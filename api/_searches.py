@@ -108,22 +108,26 @@ class SearchManager:
         max_active: Most searches queued or running at once.
         out_dir: Where each search writes its files (``None``: nowhere).
         keep: Finished jobs remembered (oldest forgotten first).
+        max_per_owner: Most of the active searches one owner (API key) may hold (``None``:
+            ``max_active``), so one key cannot take every slot.
     """
 
     def __init__(
-        self, *, workers: int = 1, max_active: int = 4, out_dir: str | None = None, keep: int = 1000
+        self,
+        *,
+        workers: int = 1,
+        max_active: int = 4,
+        out_dir: str | None = None,
+        keep: int = 1000,
+        max_per_owner: int | None = None,
     ) -> None:
         self.max_active = max_active
+        self.max_per_owner = max_per_owner
         self.out_dir = out_dir
         self.keep = keep
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nas-search")
         self._jobs: dict[str, SearchJob] = {}
         self._lock = threading.Lock()
-
-    def active(self) -> int:
-        """Searches queued or running."""
-        with self._lock:
-            return sum(j.status in _ACTIVE for j in self._jobs.values())
 
     def get(self, job_id: str) -> SearchJob | None:
         """The job ``job_id``, if known (ids are hex: ``ABC...`` is ``abc...``)."""
@@ -147,6 +151,16 @@ class SearchManager:
         jobs.sort(key=lambda j: j.created_at, reverse=True)  # stable: ties stay newest first
         return jobs[:limit], len(jobs)
 
+    def active(self, owner: str | None = None) -> int:
+        """Searches queued or running (of ``owner`` only, when given)."""
+        with self._lock:
+            return self._active(owner)
+
+    def _active(self, owner: str | None) -> int:
+        return sum(
+            j.status in _ACTIVE and (owner is None or j.owner == owner) for j in self._jobs.values()
+        )
+
     def submit(
         self,
         request: SearchCreate,
@@ -156,7 +170,8 @@ class SearchManager:
         owner: str | None = None,
     ) -> SearchJob | None:
         """Queue a search submitted with the API key named ``owner``; ``None`` when
-        ``max_active`` searches are already active.
+        ``max_active`` searches are already active, or ``owner`` holds ``max_per_owner``
+        (:meth:`active` tells which).
 
         Args:
             request: The search; what it leaves out is filled in by :func:`with_defaults`
@@ -168,7 +183,9 @@ class SearchManager:
         if request.trials is None or request.population is None:
             request = with_defaults(request, db=db, max_trials=1_000_000)
         with self._lock:
-            if sum(j.status in _ACTIVE for j in self._jobs.values()) >= self.max_active:
+            if self._active(None) >= self.max_active:
+                return None
+            if self.max_per_owner is not None and self._active(owner) >= self.max_per_owner:
                 return None
             job = SearchJob(id=uuid.uuid4().hex, request=request, created_at=utcnow(), owner=owner)
             self._jobs[job.id] = job

@@ -36,8 +36,12 @@ class Settings:
         max_body_bytes: Largest accepted request body.
         max_batch: Most measurements in one upload.
         max_predict_archs: Most architectures in one ``/v1/predict`` request.
+        max_zero_shot_archs: Most architectures in one ``/v1/predict`` request for a device
+            predicted zero-shot (its datasheet roofline traces every architecture's model).
         max_search_trials: Most trials one search may ask for.
         max_active_searches: Most searches queued or running at once (more: 429).
+        max_searches_per_key: Most of those one API key may hold (more: 429); below
+            ``max_active_searches``, so one key always leaves a slot to the others.
         search_workers: Worker threads running searches.
         predictor_revalidate_s: How long a cached adapted predictor is used before the
             device's measurement count is checked again.
@@ -50,8 +54,10 @@ class Settings:
     max_body_bytes: int = 32 * 1024 * 1024
     max_batch: int = 10_000
     max_predict_archs: int = 10_000
+    max_zero_shot_archs: int = 500
     max_search_trials: int = 20_000
     max_active_searches: int = 4
+    max_searches_per_key: int = 3
     search_workers: int = 1
     predictor_revalidate_s: float = 2.0
     idempotency_capacity: int = 10_000
@@ -62,8 +68,10 @@ class Settings:
             "max_body_bytes",
             "max_batch",
             "max_predict_archs",
+            "max_zero_shot_archs",
             "max_search_trials",
             "max_active_searches",
+            "max_searches_per_key",
             "search_workers",
             "idempotency_capacity",
         ):

@@ -64,6 +64,7 @@ class Services:
                 workers=settings.search_workers,
                 max_active=settings.max_active_searches,
                 out_dir=settings.search_out_dir,
+                max_per_owner=settings.max_searches_per_key,
             ),
             metrics=Metrics(),
             _db=db,
@@ -153,8 +154,11 @@ async def read_access(
     header: Annotated[str | None, Security(_key_header)] = None,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
 ) -> ApiKey | None:
-    """Reads are open unless ``require_key_for_reads`` is set."""
-    if not settings.require_key_for_reads:
+    """Reads are open unless ``require_key_for_reads`` is set; a key sent with an open read
+    is checked all the same (a request with a valid key may start a meta-training that an
+    anonymous one may not: ``POST /v1/predict``)."""
+    sent = header or (bearer.credentials if bearer is not None else None)
+    if not settings.require_key_for_reads and not sent:
         return None
     return await _check_key(db, header, bearer)
 

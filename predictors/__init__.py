@@ -33,6 +33,7 @@ from predictors._errors import (
     NoSourceDevicesError,
     NotEnoughDataError,
     NotFittedError,
+    NotTrainedError,
     PredictorError,
 )
 from predictors._evaluate import evaluate_adapted, latency_metrics, meta_train_for, source_devices
@@ -70,6 +71,7 @@ __all__ = [
     "NoSourceDevicesError",
     "NotEnoughDataError",
     "NotFittedError",
+    "NotTrainedError",
     "PredictorError",
     "ScratchPredictor",
     "TransferPredictor",

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["NoSourceDevicesError", "NotEnoughDataError", "NotFittedError", "PredictorError"]
+__all__ = [
+    "NoSourceDevicesError",
+    "NotEnoughDataError",
+    "NotFittedError",
+    "NotTrainedError",
+    "PredictorError",
+]
 
 
 class PredictorError(Exception):
@@ -20,3 +26,8 @@ class NotEnoughDataError(PredictorError):
 class NoSourceDevicesError(NotEnoughDataError):
     """No device of the space has enough measurements to meta-train on: a property of the
     space's data, not of the target device (the API reports it at ``space``)."""
+
+
+class NotTrainedError(PredictorError):
+    """The predictor would have to be meta-trained first, and the caller asked for a stored
+    one only (``train=False``: the REST service's anonymous requests)."""

@@ -9,6 +9,7 @@ database except the target (training pools only, see :mod:`predictors._data`) an
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from predictors._errors import (
     NoSourceDevicesError,
     NotEnoughDataError,
     NotFittedError,
+    NotTrainedError,
     PredictorError,
 )
 
@@ -58,6 +60,9 @@ ARTIFACT_KIND = "latency_predictor"
 #: Distinct measured archs a device needs before a predictor is adapted to it. With fewer, a
 #: catalog-backed device stays zero-shot, its datasheet roofline scaled to them.
 MIN_ADAPT_MEASUREMENTS = 3
+#: One meta-training at a time per process: threads that need one wait, then find the
+#: artifact another thread stored instead of training it again (and memory stays bounded).
+_TRAINING = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -223,6 +228,7 @@ def get_default_predictor(
     params: dict[str, Any] | None = None,
     progress: bool = False,
     table: pd.DataFrame | None = None,
+    train: bool = True,
 ) -> tuple[LatencyPredictor, str]:
     """Load (or meta-train and store) the meta-trained predictor of ``space``.
 
@@ -231,6 +237,7 @@ def get_default_predictor(
 
     Raises:
         NoSourceDevicesError: when no source device has enough measurements.
+        NotTrainedError: with ``train=False``, when no stored artifact fits.
     """
     name = predictor or DEFAULT_PREDICTOR
     table = db.latency_table(space, metric=latency_metric(space)) if table is None else table
@@ -242,7 +249,7 @@ def get_default_predictor(
         )
     model, version, _ = stored_or_trained(
         db, space=space, predictor=name, sources=sources, params=params, progress=progress,
-        table=table,
+        table=table, train=train,
     )  # fmt: skip
     return model, version
 
@@ -257,28 +264,50 @@ def stored_or_trained(
     params: dict[str, Any] | None = None,
     progress: bool = False,
     table: pd.DataFrame | None = None,
+    train: bool = True,
 ) -> tuple[LatencyPredictor, str, bool]:
     """The stored artifact of ``predictor`` meta-trained on ``sources`` (+ ``valid`` for
-    checkpoint selection) with ``params``, or meta-train and store it.
+    checkpoint selection) with ``params``, or meta-train and store it (one meta-training at
+    a time per process; ``train=False``: never).
 
     Returns:
         (predictor, artifact version, whether it was meta-trained by this call).
+
+    Raises:
+        NotTrainedError: with ``train=False``, when the artifact is not stored.
     """
-    from hwdb import NotFoundError
     from predictors._evaluate import meta_train_for
 
     version = _version(predictor, [*sources, *valid], params)
+    stored = _stored(db, space, version)
+    if stored is not None:
+        return stored, version, False
+    if not train:
+        raise NotTrainedError(
+            f"predictor {predictor!r} has not been meta-trained for these devices of {space!r} "
+            "yet, and this request may not start a meta-training"
+        )
+    with _TRAINING:
+        stored = _stored(db, space, version)  # another thread may have trained it meanwhile
+        if stored is not None:
+            return stored, version, False
+        table = db.latency_table(space, metric=latency_metric(space)) if table is None else table
+        model = meta_train_for(
+            predictor, table, space, sources, valid, params=params, progress=progress
+        )
+        store_predictor(db, model, space=space, version=version, sources=[*sources, *valid])
+    return model, version, True
+
+
+def _stored(db: HardwareDB, space: str, version: str) -> LatencyPredictor | None:
+    """The stored predictor artifact ``version`` of ``space``, or None."""
+    from hwdb import NotFoundError
+
     try:
         art = db.load_artifact(kind=ARTIFACT_KIND, space=space, version=version)
-        return load_predictor(art.payload), version, False
     except NotFoundError:
-        pass
-    table = db.latency_table(space, metric=latency_metric(space)) if table is None else table
-    model = meta_train_for(
-        predictor, table, space, sources, valid, params=params, progress=progress
-    )
-    store_predictor(db, model, space=space, version=version, sources=[*sources, *valid])
-    return model, version, True
+        return None
+    return load_predictor(art.payload)
 
 
 def store_predictor(
@@ -343,8 +372,10 @@ def get_adapted_predictor(
     predictor: str | None = None,
     workload: Workload | None = None,
     progress: bool = False,
+    train: bool = True,
 ) -> AdaptedLatencyModel:
-    """The default (or named) predictor of ``space`` adapted to ``device``'s measurements.
+    """The default (or named) predictor of ``space`` adapted to ``device``'s measurements
+    (meta-training it first when no stored one fits, unless ``train=False``).
 
     Every measured arch of the device adapts the model; the 10 reference archs also form the
     hardware embedding, and a catalog-backed device's datasheet roofline is a prior
@@ -355,24 +386,21 @@ def get_adapted_predictor(
 
     Raises:
         NotEnoughDataError: naming the command that measures the device.
+        NotTrainedError: with ``train=False``, when the predictor is not stored yet.
         PredictorError: when ``workload`` differs from the measured one.
     """
-    table = db.latency_table(space, metric=latency_metric(space))
-    fix = f"measure it with `nas measure --space {space} --device-name {device} --reference-set`"
-    if device not in table.columns:
-        raise NotEnoughDataError(
-            f"device {device!r} has no measurements in {space!r}; {fix} (or register it with "
-            "`nas device add NAME --catalog ENTRY` for zero-shot predictions)"
-        )
-    col = table[device].dropna()
-    if len(col) < MIN_ADAPT_MEASUREMENTS:
-        raise NotEnoughDataError(
-            f"device {device!r} has {len(col)} measurements in {space!r}, a predictor adapts "
-            f"to at least {MIN_ADAPT_MEASUREMENTS}; {fix}"
-        )
+    metric = latency_metric(space)
+    # a count first: the whole latency table takes seconds to read on a large database
+    _check_enough(db.count_measurements(
+        space=space, device=device, metric=metric, distinct_archs=True
+    ), space, device)  # fmt: skip
+    table = db.latency_table(space, metric=metric)
+    col = table[device].dropna() if device in table.columns else table.iloc[:, :0]
+    _check_enough(len(col), space, device)
     model, version = get_default_predictor(
-        db, space=space, predictor=predictor, exclude_device=device, progress=progress, table=table
-    )
+        db, space=space, predictor=predictor, exclude_device=device, progress=progress,
+        table=table, train=train,
+    )  # fmt: skip
     emb = None
     try:
         refs = reference_archs(table, space)
@@ -385,7 +413,7 @@ def get_adapted_predictor(
     if workload is not None and workload != _resolved(space, measured):
         raise PredictorError(
             f"device {device!r} was measured in {space!r} under {_resolved(space, measured)}, "
-            f"not {workload}; {fix}"
+            f"not {workload}; {_measure_fix(space, device)}"
         )
     adapted = model.adapt(
         list(col.index), col.to_numpy(float), hw_embedding_ms=emb, datasheet=datasheet,
@@ -395,6 +423,25 @@ def get_adapted_predictor(
         space=space, device=device, model=adapted, version=version, n_measurements=len(col),
         source=DATASHEET_PRIOR_SOURCE if adapted.datasheet_used_ else "adapted",
     )  # fmt: skip
+
+
+def _measure_fix(space: str, device: str) -> str:
+    return f"measure it with `nas measure --space {space} --device-name {device} --reference-set`"
+
+
+def _check_enough(n: int, space: str, device: str) -> None:
+    """NotEnoughDataError naming the fix unless ``device`` has enough measured archs."""
+    if n == 0:
+        raise NotEnoughDataError(
+            f"device {device!r} has no measurements in {space!r}; {_measure_fix(space, device)} "
+            "(or register it with `nas device add NAME --catalog ENTRY` for zero-shot "
+            "predictions)"
+        )
+    if n < MIN_ADAPT_MEASUREMENTS:
+        raise NotEnoughDataError(
+            f"device {device!r} has {n} measurements in {space!r}, a predictor adapts to at "
+            f"least {MIN_ADAPT_MEASUREMENTS}; {_measure_fix(space, device)}"
+        )
 
 
 def _resolved(space: str, workload: Workload | None) -> Workload:
@@ -443,6 +490,7 @@ def latency_model(
     space: str,
     device: str,
     predictor: str | None = None,
+    train: bool = True,
 ) -> AdaptedLatencyModel | RooflineLatencyModel:
     """The latency model that prediction requests and searches use for ``device``.
 
@@ -455,12 +503,15 @@ def latency_model(
     archs (fewer than :data:`MIN_ADAPT_MEASUREMENTS`) stays zero-shot, its roofline scaled to
     them and priced at the workload they were measured under.
 
+    ``train=False`` never meta-trains (:func:`get_adapted_predictor`).
+
     Raises:
         NotEnoughDataError: for a device with neither enough measurements nor a catalog entry.
+        NotTrainedError: with ``train=False``, when the predictor is not stored yet.
     """
     if _catalog_name(db, device) or catalog_only(db, space=space, device=device):
         return datasheet_model(db, space=space, device=device)
-    return get_adapted_predictor(db, space=space, device=device, predictor=predictor)
+    return get_adapted_predictor(db, space=space, device=device, predictor=predictor, train=train)
 
 
 def datasheet_model(db: HardwareDB, *, space: str, device: str) -> RooflineLatencyModel:

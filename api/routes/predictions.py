@@ -52,14 +52,18 @@ def _check_names(space: str, predictor: str | None) -> None:
         )  # fmt: skip
 
 
-def _served(services: Services, db: HardwareDB, body: PredictCreate) -> ServedModel:
+def _served(
+    services: Services, db: HardwareDB, body: PredictCreate, *, train: bool = True
+) -> ServedModel:
     from hwdb import NotFoundError
 
     try:
         db.get_device(body.device)
     except NotFoundError as exc:
         raise ApiError(422, ["body", "device"], str(exc), type="unknown_device") from exc
-    return _cached(services, db, body.space, body.device, body.predictor, ("body", "device"))
+    return _cached(
+        services, db, body.space, body.device, body.predictor, ("body", "device"), train=train
+    )
 
 
 def require_space_data(db: HardwareDB, space: str, *, status: int, kind: str) -> None:
@@ -80,19 +84,32 @@ def _cached(
     device: str,
     predictor: str | None,
     device_loc: tuple[str, ...],
+    *,
+    train: bool = True,
 ) -> ServedModel:
     """The adapted model from the cache; library errors at ``device_loc``, except that a
     space without source devices to meta-train on is reported at ``body.space``. A catalog
-    device not measured in the space needs no data of the space (zero-shot)."""
-    from predictors import NoSourceDevicesError, catalog_only
+    device not measured in the space needs no data of the space (zero-shot). ``train=False``
+    raises ``NotTrainedError`` where a meta-training would be needed."""
+    from predictors import NoSourceDevicesError, NotTrainedError, catalog_only
 
     if not catalog_only(db, space=space, device=device):
         require_space_data(db, space, status=409, kind="not_enough_data")
     with field_errors(*device_loc):
         try:
-            return services.cache.get(db, space=space, device=device, predictor=predictor)
+            return services.cache.get(
+                db, space=space, device=device, predictor=predictor, train=train
+            )
         except NoSourceDevicesError as exc:  # the space's data is missing, not the device's
             raise ApiError(409, ["body", "space"], str(exc), type="not_enough_data") from exc
+        except NotTrainedError as exc:
+            raise ApiError(
+                409, ["body", "predictor"],
+                f"{exc}: send the request with an API key to meta-train it (once, then it is "
+                f"stored), or run `nas predictor adapt --space {space} --device {device} "
+                f"--predictor {predictor}` on the server's database",
+                type="not_trained",
+            ) from exc  # fmt: skip
 
 
 def _workload(model: ServedModel, space: str) -> dict[str, int]:
@@ -130,9 +147,8 @@ def _predict(model: ServedModel, archs: list[str], gone: threading.Event | None)
 
 
 def _answer(
-    model: ServedModel, body: PredictCreate, gone: threading.Event | None = None
+    model: ServedModel, body: PredictCreate, archs: list[str], gone: threading.Event | None = None
 ) -> dict[str, Any]:
-    archs = canonical_archs(body.space, body.archs, ["body", "archs"])
     with field_errors("body", "archs"):
         pred = _predict(model, archs, gone)
     mean, std = pred.mean_ms.tolist(), pred.std_ms.tolist()
@@ -162,14 +178,17 @@ async def predict(
     db: DbDep,
     services: ServicesDep,
     settings: SettingsDep,
-    _access: ReadAccess,
+    access: ReadAccess,
 ) -> Response:
     """Predicted latency (ms) and uncertainty of each architecture on ``device``.
 
     Uses the space's default (or the named) predictor adapted to the device's measurements;
     a device registered with a catalog entry and not measured in the space yet is predicted
-    zero-shot by its datasheet roofline (``source``: ``zero-shot (datasheet)``). The response
-    says which predictor/version and how many measurements back it.
+    zero-shot by its datasheet roofline (``source``: ``zero-shot (datasheet)``; at most
+    ``NAS_API_MAX_ZERO_SHOT_ARCHS`` archs per request). The response says which
+    predictor/version and how many measurements back it. The default predictor is
+    meta-trained on first need; another one only for a request with an API key (409
+    ``not_trained`` without).
     """
     if len(body.archs) > settings.max_predict_archs:
         raise ApiError(
@@ -178,16 +197,22 @@ async def predict(
             type="batch_too_large",
         )  # fmt: skip
     _check_names(body.space, body.predictor)
-    from predictors import AdaptedLatencyModel
+    from predictors import DEFAULT_PREDICTOR, AdaptedLatencyModel
 
     model = services.cache.fresh(services.cache.key(db, body.space, body.device, body.predictor))
     # an adapted model predicts small batches in microseconds; a roofline traces each arch
     if isinstance(model, AdaptedLatencyModel) and len(body.archs) <= _INLINE_ARCHS:
-        content = _answer(model, body)
+        content = _answer(model, body, canonical_archs(body.space, body.archs, ["body", "archs"]))
     else:
+        # an anonymous request may meta-train only the default predictor (once per device)
+        train = access is not None or body.predictor in (None, DEFAULT_PREDICTOR)
 
         def work(gone: threading.Event) -> dict[str, Any]:
-            return _answer(_served(services, db, body), body, gone)
+            # bad archs are refused before any model is loaded, adapted or meta-trained
+            archs = canonical_archs(body.space, body.archs, ["body", "archs"])
+            served = _served(services, db, body, train=train)
+            _check_zero_shot_batch(served, len(archs), settings.max_zero_shot_archs)
+            return _answer(served, body, archs, gone)
 
         try:
             content = await _unless_disconnected(request, work)
@@ -195,6 +220,19 @@ async def predict(
             return Response(status_code=499)
     services.metrics.inc("nas_api_predicted_archs_total", (), float(len(body.archs)))
     return JSONResponse(content)
+
+
+def _check_zero_shot_batch(model: ServedModel, n: int, cap: int) -> None:
+    """413 for more than ``cap`` archs priced by a datasheet roofline (it traces each one)."""
+    from predictors import AdaptedLatencyModel
+
+    if not isinstance(model, AdaptedLatencyModel) and n > cap:
+        raise ApiError(
+            413, ["body", "archs"],
+            f"at most {cap} archs per request for a device predicted zero-shot (its datasheet "
+            f"roofline traces every architecture's model, ~0.05 s each), got {n}",
+            type="batch_too_large",
+        )  # fmt: skip
 
 
 async def _unless_disconnected(

@@ -164,9 +164,15 @@ def create_search(
     _check(body, db, settings.max_search_trials)
     job = services.searches.submit(body, db=db, cache=services.cache, owner=key.name)
     if job is None:
+        mine = services.searches.active(key.name)
+        msg = (
+            f"this API key already has {mine} searches queued or running (at most "
+            f"{settings.max_searches_per_key} per key)"
+            if mine >= settings.max_searches_per_key
+            else f"{settings.max_active_searches} searches are already queued or running"
+        )
         raise ApiError(
-            429, ["body"], f"{settings.max_active_searches} searches are already queued or running",
-            type="too_many_searches", headers={"Retry-After": "30"},
+            429, ["body"], msg, type="too_many_searches", headers={"Retry-After": "30"}
         )  # fmt: skip
     return job.public()
 

@@ -1,0 +1,110 @@
+"""What one request may cost the server: no meta-training for bad input or anonymous callers
+of other predictors, bounded zero-shot batches, a search quota per API key."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from api.config import Settings
+from hwdb import HardwareDB
+from tests.api._helpers import SPACE, TARGET, wait_for_search
+from tests.api.conftest import make_app
+
+ARCH = (
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|"
+    "skip_connect~2|"
+)
+
+
+def _newest_artifact(db: HardwareDB) -> str:
+    return db.load_artifact(kind="latency_predictor", space=SPACE).version
+
+
+def test_bad_archs_are_refused_before_any_meta_training(
+    client: TestClient, auth: dict[str, str], db: HardwareDB
+) -> None:
+    """A request for a predictor not meta-trained yet with a bad arch used to meta-train
+    (20-50 s for help+, 200 s for maml) and store it before the 422."""
+    before = _newest_artifact(db)
+    body = {"space": SPACE, "device": TARGET, "archs": [ARCH, "bad"], "predictor": "flops"}
+    response = client.post("/v1/predict", json=body, headers=auth)
+    assert response.status_code == 422, response.text
+    (err,) = response.json()["detail"]
+    assert err["type"] == "invalid_arch" and err["loc"] == ["body", "archs", 1]
+    assert _newest_artifact(db) == before  # nothing meta-trained, nothing stored
+
+
+def test_anonymous_requests_meta_train_only_the_default_predictor(
+    client: TestClient, auth: dict[str, str], db: HardwareDB
+) -> None:
+    body = {"space": SPACE, "device": TARGET, "archs": [ARCH], "predictor": "flops"}
+    refused = client.post("/v1/predict", json=body)
+    assert refused.status_code == 409, refused.text
+    (err,) = refused.json()["detail"]
+    assert err["type"] == "not_trained" and err["loc"] == ["body", "predictor"]
+    assert "API key" in err["msg"] and "nas predictor adapt" in err["msg"]
+    before = _newest_artifact(db)
+    keyed = client.post("/v1/predict", json=body, headers=auth)  # a key may meta-train it
+    assert keyed.status_code == 200, keyed.text
+    assert _newest_artifact(db) != before
+    again = client.post("/v1/predict", json=body)  # stored now: anonymous callers use it
+    assert again.status_code == 200, again.text
+    assert again.json()["data"] == keyed.json()["data"]
+    # the default predictor (stored for TARGET by the fixture) needs no key
+    default = client.post("/v1/predict", json={**body, "predictor": None})
+    assert default.status_code == 200, default.text
+
+
+def test_a_wrong_key_on_an_open_read_is_refused(client: TestClient) -> None:
+    """A key sent with an open read is checked (it decides what the request may start)."""
+    body = {"space": SPACE, "device": TARGET, "archs": [ARCH]}
+    response = client.post("/v1/predict", json=body, headers={"X-API-Key": "nope"})
+    assert response.status_code == 401
+    assert response.json()["detail"][0]["type"] == "invalid_api_key"
+    assert client.post("/v1/predict", json=body).status_code == 200
+
+
+def test_zero_shot_batches_are_capped(db: HardwareDB, auth: dict[str, str]) -> None:
+    """A datasheet roofline traces every arch (~0.05 s each): 10,000 archs took minutes."""
+    settings = dataclasses.replace(Settings(), max_zero_shot_archs=2)
+    archs = [
+        ARCH,
+        ARCH.replace("avg_pool_3x3~1", "none~1"),
+        ARCH.replace("skip_connect~2", "none~2"),
+    ]
+    with TestClient(make_app(db, settings)) as c:
+        dev = {"name": "my-nano", "attributes": {"catalog": "jetson-nano"}}
+        assert c.post("/v1/devices", json=dev, headers=auth).status_code == 201
+        body = {"space": SPACE, "device": "my-nano", "archs": archs}
+        too_many = c.post("/v1/predict", json=body)
+        assert too_many.status_code == 413, too_many.text
+        (err,) = too_many.json()["detail"]
+        assert err["type"] == "batch_too_large" and "zero-shot" in err["msg"]
+        ok = c.post("/v1/predict", json={**body, "archs": archs[:2]})
+        assert ok.status_code == 200 and ok.json()["source"] == "zero-shot (datasheet)"
+        # a measured device is not capped by it
+        measured = c.post("/v1/predict", json={**body, "device": TARGET})
+        assert measured.status_code == 200, measured.text
+
+
+def _search(**extra: Any) -> dict[str, Any]:
+    return {"space": SPACE, "devices": [TARGET], "accuracy": "proxy:params", "seed": 3, **extra}
+
+
+def test_one_key_cannot_take_every_search_slot(db: HardwareDB, auth: dict[str, str]) -> None:
+    settings = dataclasses.replace(Settings(), max_active_searches=4, max_searches_per_key=1)
+    other = {"X-API-Key": db.create_api_key("other")[1]}
+    with TestClient(make_app(db, settings)) as c:
+        first = c.post("/v1/searches", json=_search(trials=20_000, population=2), headers=auth)
+        assert first.status_code == 202, first.text
+        second = c.post("/v1/searches", json=_search(trials=10, population=2), headers=auth)
+        assert second.status_code == 429
+        assert "this API key already has 1 searches" in second.json()["detail"][0]["msg"]
+        theirs = c.post("/v1/searches", json=_search(trials=4, population=2), headers=other)
+        assert theirs.status_code == 202, theirs.text
+        c.delete(f"/v1/searches/{first.json()['id']}", headers=auth)
+        assert wait_for_search(c, first.json()["id"])["status"] == "cancelled"
+        wait_for_search(c, theirs.json()["id"])
