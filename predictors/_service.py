@@ -391,9 +391,10 @@ def get_adapted_predictor(
     """
     metric = latency_metric(space)
     # a count first: the whole latency table takes seconds to read on a large database
-    _check_enough(db.count_measurements(
-        space=space, device=device, metric=metric, distinct_archs=True
-    ), space, device)  # fmt: skip
+    # (a space without any data is left to the table's own error, which says so)
+    n = db.count_measurements(space=space, device=device, metric=metric, distinct_archs=True)
+    if n < MIN_ADAPT_MEASUREMENTS and space in db.list_spaces():
+        _check_enough(n, space, device)
     table = db.latency_table(space, metric=metric)
     col = table[device].dropna() if device in table.columns else table.iloc[:, :0]
     _check_enough(len(col), space, device)
