@@ -8,6 +8,7 @@ SQLite and by a transaction-level advisory lock on PostgreSQL.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,9 +20,10 @@ from hwdb._errors import SchemaOutdatedError, StorageError
 
 if TYPE_CHECKING:
     from alembic.config import Config
-    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.engine import URL, Connection, Engine
 
 __all__ = [
+    "CONNECT_TIMEOUT_S",
     "WRITE_OPTION",
     "check_schema",
     "head_revision",
@@ -35,6 +37,10 @@ __all__ = [
 
 WRITE_OPTION = "hwdb_write"
 _BUSY_TIMEOUT_MS = 60_000
+CONNECT_TIMEOUT_S = 10
+"""libpq ``connect_timeout`` of PostgreSQL engines unless the URL or ``PGCONNECT_TIMEOUT``
+sets one (psycopg's own default is 130 s per attempt)."""
+_LIBPQ_DRIVERS = ("psycopg", "psycopg2")
 _MIGRATION_LOCK_KEY = 74_656_421  # arbitrary constant for pg_advisory_xact_lock
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -101,8 +107,24 @@ def is_memory_url(url: str) -> bool:
     )
 
 
+def _connect_args(parsed: URL) -> dict[str, Any]:
+    """Driver arguments of a non-SQLite engine: a bounded ``connect_timeout`` for libpq."""
+    if parsed.get_backend_name() != "postgresql" or parsed.get_driver_name() not in _LIBPQ_DRIVERS:
+        return {}
+    if "connect_timeout" in parsed.query or os.environ.get("PGCONNECT_TIMEOUT"):
+        return {}  # the user's explicit choice wins
+    return {"connect_timeout": CONNECT_TIMEOUT_S}
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine for ``url`` (SQLite file or memory, or PostgreSQL via psycopg 3).
+
+    A PostgreSQL connection attempt gives up after :data:`CONNECT_TIMEOUT_S` (10 s), so a
+    server that accepts TCP connections but never answers raises instead of hanging for
+    psycopg's 130 s default; a ``connect_timeout`` in the URL's query (e.g.
+    ``postgresql+psycopg://u:p@host/db?connect_timeout=30``) or the ``PGCONNECT_TIMEOUT``
+    environment variable wins. Waiting for a pooled connection keeps SQLAlchemy's
+    ``pool_timeout`` (30 s).
 
     Raises:
         ValueError: if ``url`` cannot be parsed.
@@ -120,7 +142,7 @@ def make_engine(url: str) -> Engine:
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
         try:
-            return create_engine(parsed, pool_pre_ping=True)
+            return create_engine(parsed, pool_pre_ping=True, connect_args=_connect_args(parsed))
         except Exception as exc:
             raise StorageError(f"cannot open database {redact(url)}: {exc}") from exc
     memory = parsed.database in (None, "", ":memory:")
