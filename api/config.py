@@ -34,14 +34,15 @@ class Settings:
         database_url: hwdb URL (``None``: ``NAS_DATABASE_URL`` or the user file).
         require_key_for_reads: Also require an API key for GET and ``/v1/predict``.
         max_body_bytes: Largest accepted request body.
-        max_batch: Most measurements in one upload.
+        max_batch: Most measurements in one upload (at most ``api.schemas.MAX_LIST_ITEMS``,
+            100,000, as are the two limits below).
         max_predict_archs: Most architectures in one ``/v1/predict`` request.
         max_zero_shot_archs: Most architectures in one ``/v1/predict`` request for a device
             predicted zero-shot (its datasheet roofline traces every architecture's model).
         max_search_trials: Most trials one search may ask for.
         max_active_searches: Most searches queued or running at once (more: 429).
         max_searches_per_key: Most of those one API key may hold (more: 429); below
-            ``max_active_searches``, so one key always leaves a slot to the others.
+            ``max_active_searches`` (the defaults: 3 of 4), one key leaves a slot to others.
         search_workers: Worker threads running searches.
         predictor_revalidate_s: How long a cached adapted predictor is used before the
             device's measurement count is checked again.
@@ -78,6 +79,14 @@ class Settings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be greater than or equal to 1, got {value!r}.")
+        from api.schemas import MAX_LIST_ITEMS
+
+        for name in ("max_batch", "max_predict_archs", "max_zero_shot_archs"):
+            if getattr(self, name) > MAX_LIST_ITEMS:
+                raise ValueError(
+                    f"`{name}` must be at most {MAX_LIST_ITEMS} (longer lists are refused before "
+                    f"they are read), got {getattr(self, name)!r}."
+                )
         if not self.predictor_revalidate_s >= 0:
             raise ValueError(
                 "`predictor_revalidate_s` must be greater than or equal to 0, "

@@ -6,12 +6,21 @@ Every error body has FastAPI's validation shape, so clients parse one format:
 errors use it too: an unknown route is a 404 at ``["path"]`` (``not_found``), a wrong method a
 405 at ``["path"]`` (``method_not_allowed``, with ``Allow``), an unreadable body a 400 at
 ``["body"]`` (``invalid_body``); an unexpected failure is a 500 at ``["server"]``
-(``internal_error``).
+(``internal_error``), and a database the server cannot use a 503 at ``["server", "database"]``
+(``storage_unavailable``, ``schema_outdated``: the library's message names the database URL
+and the driver's error, so it is logged, not sent).
+
+Error documents are bounded: a 422 lists at most :data:`MAX_ERRORS` errors (then one entry,
+``too_many_errors``, counting those left out), and values a message echoes are cut to
+:data:`MAX_ECHO` characters (see :func:`clip_message`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import logging
+import re
+import sys
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -23,9 +32,56 @@ from starlette.responses import JSONResponse
 if TYPE_CHECKING:
     from fastapi import FastAPI, Request
 
-__all__ = ["ApiError", "field_errors", "install_handlers", "status_of"]
+__all__ = [
+    "MAX_ECHO",
+    "MAX_ERRORS",
+    "MAX_MESSAGE",
+    "ApiError",
+    "clip",
+    "clip_message",
+    "field_errors",
+    "install_handlers",
+    "status_of",
+]
+
+logger = logging.getLogger(__name__)
 
 Loc = Sequence[str | int]
+
+#: Most characters of a value (a device name, an architecture) echoed in an error message.
+MAX_ECHO = 200
+#: Most characters of an error message.
+MAX_MESSAGE = 2000
+#: Most errors listed in a 422 (one more entry says how many were left out).
+MAX_ERRORS = 20
+
+#: A quoted value (as ``repr`` or an f-string's ``!r`` writes it) longer than ``MAX_ECHO``.
+_LONG_QUOTED = re.compile(rf"'[^'\n]{{{MAX_ECHO + 1},}}'|\"[^\"\n]{{{MAX_ECHO + 1},}}\"")
+
+
+def clip(text: str, limit: int = MAX_ECHO) -> str:
+    """``text``, or its first ``limit`` characters, an ellipsis and its length when longer."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\u2026 ({len(text)} characters)"
+
+
+def _clip_quoted(match: re.Match[str]) -> str:
+    quoted = match.group(0)
+    quote, inner = quoted[0], quoted[1:-1]
+    return f"{quote}{inner[:MAX_ECHO]}\u2026{quote} ({len(inner)} characters)"
+
+
+def clip_message(msg: str) -> str:
+    """``msg`` with each quoted value longer than :data:`MAX_ECHO` characters cut to that
+    many (an ellipsis and its length follow), and the whole cut to :data:`MAX_MESSAGE`.
+
+    Library messages echo their input (``device 'x' not found``, ``invalid architecture:
+    ... in '|...|'``); the request may have sent megabytes of it.
+    """
+    if len(msg) <= MAX_ECHO:
+        return msg
+    return clip(_LONG_QUOTED.sub(_clip_quoted, msg), MAX_MESSAGE)
 
 
 class ApiError(Exception):
@@ -48,6 +104,7 @@ class ApiError(Exception):
         type: str = "invalid",  # noqa: A002 - mirrors FastAPI's error field
         headers: dict[str, str] | None = None,
     ) -> None:
+        msg = clip_message(msg)
         super().__init__(msg)
         self.status_code = status_code
         self.loc = list(loc)
@@ -115,9 +172,29 @@ def _message(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+#: What a client reads of a database the server cannot use, by error type: the library's
+#: message names the database URL (host, port, user) and the driver's error.
+_DATABASE_ERRORS = {
+    "storage_unavailable": "the database is unavailable; try again later",
+    "schema_outdated": "the database's schema does not match this server's version",
+}
+
+
+def _mapped_error(exc: BaseException, status: int, kind: str, loc: Loc) -> ApiError:
+    """The :class:`ApiError` of a library exception mapped to ``(status, kind)``: at ``loc``,
+    or, for a database error, at ``["server", "database"]`` with a message that hides the
+    library's (logged at warning level instead)."""
+    public = _DATABASE_ERRORS.get(kind)
+    if public is None:
+        return ApiError(status, loc, _message(exc), type=kind)
+    logger.warning("%d %s: %s", status, kind, exc)
+    return ApiError(status, ["server", "database"], public, type=kind)
+
+
 @contextmanager
 def field_errors(*loc: str | int) -> Iterator[None]:
-    """Turn library exceptions raised inside the block into an :class:`ApiError` at ``loc``."""
+    """Turn library exceptions raised inside the block into an :class:`ApiError` at ``loc``
+    (a database error at ``["server", "database"]``)."""
     try:
         yield
     except ApiError:
@@ -126,7 +203,7 @@ def field_errors(*loc: str | int) -> Iterator[None]:
         mapped = status_of(exc)
         if mapped is None:
             raise
-        raise ApiError(mapped[0], loc, _message(exc), type=mapped[1]) from exc
+        raise _mapped_error(exc, *mapped, loc) from exc
 
 
 async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -135,25 +212,82 @@ async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
 
 
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+def _clip_loc(loc: Sequence[Any]) -> list[str | int]:
+    """``loc`` with each string (e.g. a key of a JSON object the client sent) clipped."""
+    return [p if isinstance(p, int) else clip(str(p)) for p in loc]
+
+
+def _detail(error: Mapping[str, Any]) -> dict[str, Any]:
+    """One error of a 422 in the documented shape; strings of its ``loc`` and the values its
+    message echoes are clipped."""
+    return {
+        "loc": _clip_loc(error.get("loc", ())),
+        "msg": clip_message(str(error.get("msg", ""))),
+        "type": str(error.get("type", "")),
+    }
+
+
+def _common_prefix(a: list[Any], b: Sequence[Any]) -> list[Any]:
+    """The longest common prefix of two ``loc`` lists."""
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return a[:n]
+
+
+def _batch_too_large(request: Request, error: Mapping[str, Any]) -> JSONResponse:
+    """The 413 of a list longer than :data:`api.schemas.MAX_LIST_ITEMS` (refused before its
+    items are validated), naming the configured cap (as the routes' 413 does) when lower."""
+    ctx = error.get("ctx") or {}
+    limit = ctx.get("limit")
+    settings = getattr(getattr(request.app.state, "services", None), "settings", None)
+    cap = getattr(settings, str(ctx.get("setting", "")), None)
+    if isinstance(cap, int) and isinstance(limit, int) and cap < limit:
+        limit = cap
+    msg = f"at most {limit} {ctx.get('what', 'items')} per request, got {ctx.get('got')}"
+    loc = _clip_loc(error.get("loc", ()))
+    return JSONResponse(ApiError(413, loc, msg, type="batch_too_large").body(), status_code=413)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """A 422 listing the first :data:`MAX_ERRORS` errors, then one entry (``too_many_errors``,
+    at the ``loc`` all the others share) counting the others; a 413 for a list of too many
+    items. A list's validator may have counted errors it left out already
+    (``too_many_errors`` with ``ctx.left_out``, see ``api.schemas``)."""
     if not isinstance(exc, RequestValidationError):  # pragma: no cover
         raise exc
-    errors = [
-        {
-            "loc": list(e.get("loc", ())),
-            "msg": str(e.get("msg", "")),
-            "type": str(e.get("type", "")),
-        }
-        for e in exc.errors()
-    ]
-    return JSONResponse(jsonable_encoder({"detail": errors}), status_code=422)
+    errors = exc.errors()
+    detail: list[dict[str, Any]] = []
+    left_out = 0
+    left_loc: list[Any] | None = None
+    for error in errors:
+        if error.get("type") == "batch_too_large":
+            return _batch_too_large(request, error)
+        counted = error.get("type") == "too_many_errors"
+        if not counted and len(detail) < MAX_ERRORS:
+            detail.append(_detail(error))
+            continue
+        left_out += int((error.get("ctx") or {}).get("left_out", 0)) if counted else 1
+        loc = error.get("loc", ())
+        left_loc = list(loc) if left_loc is None else _common_prefix(left_loc, loc)
+    if left_out:
+        n = len(detail) + left_out
+        detail.append(
+            {
+                "loc": _clip_loc(left_loc or []),
+                "msg": f"{left_out} more error{'s' if left_out > 1 else ''} not listed "
+                f"(the first {len(detail)} of {n} are)",
+                "type": "too_many_errors",
+            }
+        )
+    return JSONResponse(jsonable_encoder({"detail": detail}), status_code=422)
 
 
 async def _library_error(_request: Request, exc: Exception) -> JSONResponse:
     mapped = status_of(exc)
     if mapped is None:  # pragma: no cover - only registered for mapped classes
         raise exc
-    err = ApiError(mapped[0], ["body"], _message(exc), type=mapped[1])
+    err = _mapped_error(exc, *mapped, ["body"])
     return JSONResponse(err.body(), status_code=err.status_code)
 
 
@@ -166,6 +300,19 @@ _HTTP_ERRORS: dict[int, tuple[list[str | int], str]] = {
     404: (["path"], "not_found"),
     405: (["path"], "method_not_allowed"),
 }
+
+
+def _unparsable_body(exc: BaseException) -> str | None:
+    """Why FastAPI could not parse a JSON body (its 400 says only "There was an error
+    parsing the body"), from the exception it raised that 400 from; ``None``: unknown."""
+    cause = exc.__cause__
+    if isinstance(cause, RecursionError):
+        return "the JSON body is nested too deeply to parse"
+    if isinstance(cause, UnicodeDecodeError):
+        return f"the body is not valid UTF-8 JSON ({clip(str(cause))})"
+    if isinstance(cause, ValueError) and "integer string conversion" in str(cause):
+        return f"the JSON body holds an integer of more than {sys.get_int_max_str_digits()} digits"
+    return None
 
 
 def _allowed_methods(request: Request) -> str | None:
@@ -201,7 +348,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         body: dict[str, Any] = {"detail": detail}
     else:
         loc, kind = _HTTP_ERRORS.get(exc.status_code, (["body"], "http_error"))
-        body = ApiError(exc.status_code, loc, str(detail), type=kind).body()
+        msg = (_unparsable_body(exc) if exc.status_code == 400 else None) or str(detail)
+        body = ApiError(exc.status_code, loc, msg, type=kind).body()
     if exc.status_code in (204, 304):  # pragma: no cover - no body allowed
         return JSONResponse(None, status_code=exc.status_code, headers=headers)
     return JSONResponse(jsonable_encoder(body), status_code=exc.status_code, headers=headers)

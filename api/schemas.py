@@ -20,9 +20,15 @@ from pydantic import (
     PlainValidator,
     StringConstraints,
     TypeAdapter,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
+    model_validator,
 )
+from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
+from api.errors import MAX_ERRORS
 from hwdb.catalog import CatalogEntry
 from nas.search import LOCAL_SEARCH_DEFAULT
 
@@ -133,6 +139,85 @@ def _small_json(value: dict[str, Any]) -> dict[str, Any]:
 
 JsonObject = Annotated[dict[str, Any], AfterValidator(_small_json)]
 
+#: Most items a request's list (``archs``, ``measurements``) may hold, whatever the server's
+#: configured caps (``NAS_API_MAX_PREDICT_ARCHS``, ``NAS_API_MAX_BATCH``, checked by the
+#: routes). The length is checked before any item is validated, so a long list of bad items
+#: is one error, not one per item.
+MAX_LIST_ITEMS = 100_000
+
+
+def _too_many_errors(left_out: int, value: Any) -> InitErrorDetails:
+    """The error that counts ``left_out`` errors not listed (:mod:`api.errors` adds them up)."""
+    return InitErrorDetails(
+        type=PydanticCustomError(
+            "too_many_errors", "{left_out} more errors not listed", {"left_out": left_out}
+        ),
+        loc=(),
+        input=value,
+    )
+
+
+def _first_errors(
+    value: list[Any], handler: ValidatorFunctionWrapHandler, failed: ValidationError
+) -> list[ErrorDetails]:
+    """The first :data:`~api.errors.MAX_ERRORS` errors of ``value``'s items, found by
+    validating ever longer prefixes (``failed``: the errors of the whole list), so that only
+    a few errors are turned into Python objects."""
+    k = 4 * MAX_ERRORS
+    while k < len(value):
+        try:
+            handler(value[:k])
+        except ValidationError as exc:
+            if exc.error_count() >= MAX_ERRORS:
+                return exc.errors(include_url=False)[:MAX_ERRORS]
+        k *= 4
+    return failed.errors(include_url=False)[:MAX_ERRORS]
+
+
+def _bounded_list(what: str, setting: str) -> WrapValidator:
+    """Validation of a request's list that stays cheap however the list is made.
+
+    A list longer than :data:`MAX_LIST_ITEMS` is one ``batch_too_large`` error, raised before
+    any item is validated (:mod:`api.errors` makes it a 413). A list whose items have more
+    than :data:`~api.errors.MAX_ERRORS` errors reports the first ones and a
+    ``too_many_errors`` error counting the rest (``ctx.left_out``), not one error per item.
+
+    Args:
+        what: What the items are, for the message (``archs``).
+        setting: The :class:`api.config.Settings` field of the configured cap (which
+            :mod:`api.errors` names in the message of its 413 when it is lower).
+
+    Returns:
+        The validator.
+    """
+
+    def validate(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        if not isinstance(value, list):
+            return handler(value)
+        if len(value) > MAX_LIST_ITEMS:
+            raise PydanticCustomError(
+                "batch_too_large",
+                "at most {limit} {what} per request, got {got}",
+                {"limit": MAX_LIST_ITEMS, "what": what, "got": len(value), "setting": setting},
+            )
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            total = exc.error_count()
+            if total <= MAX_ERRORS:
+                raise
+            first = _first_errors(value, handler, exc)
+        details = [
+            InitErrorDetails(
+                type=PydanticCustomError(str(e["type"]), e["msg"]), loc=e["loc"], input=e["input"]
+            )
+            for e in first
+        ]
+        details.append(_too_many_errors(total - len(first), len(value)))
+        raise ValidationError.from_exception_data(what, details)
+
+    return WrapValidator(validate)
+
 
 # ----------------------------------------------------------------------------- errors
 class ErrorDetail(BaseModel):
@@ -147,6 +232,28 @@ class ErrorPublic(BaseModel):
     """Body of every 4xx/5xx response."""
 
     detail: list[ErrorDetail]
+
+
+class _RequestBody(BaseModel):
+    """A request body (``extra="forbid"``) that refuses many unknown fields cheaply: past
+    :data:`~api.errors.MAX_ERRORS` of them, the first ones and one ``too_many_errors`` error
+    counting the rest, instead of one error per field."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _few_unknown_fields(cls, data: Any) -> Any:
+        fields = cls.model_fields
+        if not isinstance(data, dict) or len(data) <= len(fields) + MAX_ERRORS:
+            return data
+        unknown = [key for key in data if key not in fields]
+        if len(unknown) <= MAX_ERRORS:
+            return data
+        details = [
+            InitErrorDetails(type="extra_forbidden", loc=(key,), input=data[key])
+            for key in unknown[:MAX_ERRORS]
+        ]
+        details.append(_too_many_errors(len(unknown) - MAX_ERRORS, len(data)))
+        raise ValidationError.from_exception_data(cls.__name__, details)
 
 
 # ----------------------------------------------------------------------------- devices
@@ -197,7 +304,7 @@ def _known_catalog_entry(value: dict[str, Any]) -> dict[str, Any]:
 RequestAttributes = Annotated[JsonObject, AfterValidator(_known_catalog_entry)]
 
 
-class DeviceCreate(DeviceBase):
+class DeviceCreate(DeviceBase, _RequestBody):
     """Body of ``POST /v1/devices``: insert, or update the device of that name (fields left
     out keep their stored values)."""
 
@@ -207,7 +314,7 @@ class DeviceCreate(DeviceBase):
     attributes: RequestAttributes = Field(default_factory=dict)
 
 
-class DeviceUpdate(DeviceBase):
+class DeviceUpdate(DeviceBase, _RequestBody):
     """Body of ``PATCH /v1/devices/{name}``: the fields to change; those left out keep their
     stored values (the defaults shown apply only to ``POST`` of a new device)."""
 
@@ -254,7 +361,7 @@ class MeasurementBase(BaseModel):
     benchmark_index: Count | None = None
 
 
-class MeasurementCreate(MeasurementBase):
+class MeasurementCreate(MeasurementBase, _RequestBody):
     """One measurement of an upload. ``metric`` defaults to the space's latency metric
     (``e2e_ms`` for ``nemotron_flash``, else ``latency_ms``), the one its predictor reads."""
 
@@ -263,7 +370,7 @@ class MeasurementCreate(MeasurementBase):
     metric: Metric | None = None  # type: ignore[assignment]
 
 
-class MeasurementsCreate(BaseModel):
+class MeasurementsCreate(_RequestBody):
     """Body of ``POST /v1/devices/{name}/measurements``.
 
     ``client_key`` (or the ``Idempotency-Key`` header) makes retries safe: the same key with
@@ -272,14 +379,16 @@ class MeasurementsCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    #: The cap is ``Settings.max_batch`` (``NAS_API_MAX_BATCH``), checked by the route (413).
+    #: The cap is ``Settings.max_batch`` (``NAS_API_MAX_BATCH``), checked by the route (413);
+    #: a list longer than ``MAX_LIST_ITEMS`` is refused (413) before its rows are validated.
     measurements: Annotated[
         list[MeasurementCreate],
         Field(
             min_length=1,
-            description="At most `NAS_API_MAX_BATCH` (default 10000) rows; more: 413 "
-            "`batch_too_large`.",
+            description="At most `NAS_API_MAX_BATCH` (default 10000, never more than 100000) "
+            "rows; more: 413 `batch_too_large`.",
         ),
+        _bounded_list("measurements", "max_batch"),
     ]
     client_key: (
         Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
@@ -323,7 +432,7 @@ class UploadPublic(BaseModel):
 
 
 # ----------------------------------------------------------------------------- predictions
-class PredictCreate(BaseModel):
+class PredictCreate(_RequestBody):
     """Body of ``POST /v1/predict``."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -331,14 +440,16 @@ class PredictCreate(BaseModel):
     space: SpaceName
     device: Name
     #: The cap is ``Settings.max_predict_archs`` (``NAS_API_MAX_PREDICT_ARCHS``), checked by
-    #: the route (413).
+    #: the route (413); a list longer than ``MAX_LIST_ITEMS`` is refused (413) before its
+    #: items are validated.
     archs: Annotated[
         list[ArchText],
         Field(
             min_length=1,
-            description="At most `NAS_API_MAX_PREDICT_ARCHS` (default 10000) architectures; "
-            "more: 413 `batch_too_large`.",
+            description="At most `NAS_API_MAX_PREDICT_ARCHS` (default 10000, never more than "
+            "100000) architectures; more: 413 `batch_too_large`.",
         ),
+        _bounded_list("archs", "max_predict_archs"),
     ]
     predictor: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
 
@@ -366,7 +477,7 @@ class PredictionsPublic(BaseModel):
     count: int
 
 
-class AdaptCreate(BaseModel):
+class AdaptCreate(_RequestBody):
     """Body of ``POST /v1/devices/{name}/adapt``."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -409,7 +520,7 @@ Budget = Annotated[
 ]
 
 
-class SearchCreate(BaseModel):
+class SearchCreate(_RequestBody):
     """Body of ``POST /v1/searches`` (see :func:`nas.search.run_search`)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from api.config import Settings
@@ -108,3 +109,17 @@ def test_one_key_cannot_take_every_search_slot(db: HardwareDB, auth: dict[str, s
         c.delete(f"/v1/searches/{first.json()['id']}", headers=auth)
         assert wait_for_search(c, first.json()["id"])["status"] == "cancelled"
         wait_for_search(c, theirs.json()["id"])
+
+
+def test_limits_above_the_hard_list_cap_are_refused() -> None:
+    """A list longer than ``MAX_LIST_ITEMS`` is refused before it is read, so a larger
+    configured limit could never take effect."""
+    from api.schemas import MAX_LIST_ITEMS
+
+    for name in ("max_batch", "max_predict_archs", "max_zero_shot_archs"):
+        with pytest.raises(ValueError, match=f"`{name}` must be at most {MAX_LIST_ITEMS}"):
+            Settings(**{name: MAX_LIST_ITEMS + 1})
+        Settings(**{name: MAX_LIST_ITEMS})
+    env = {"NAS_API_MAX_SEARCHES_PER_KEY": "1", "NAS_API_MAX_ZERO_SHOT_ARCHS": "50"}
+    assert Settings.from_env(env).max_searches_per_key == 1
+    assert Settings.from_env(env).max_zero_shot_archs == 50
