@@ -156,14 +156,22 @@ def _json_value(where: str, value: object) -> Any:
 #: Largest latency a measurement may hold (ms, about 28 hours): beyond it a number is a unit or
 #: typing error, and squared in a least-squares fit it would overflow predictors' arithmetic.
 MAX_LATENCY_MS = 1e8
+#: Smallest positive latency statistic accepted (1 ns): no runtime answers faster, and values
+#: near the float minimum (5e-324) broke predictors that divide or take logs of them.
+MIN_LATENCY_MS = 1e-6
 
 
 def _check_positive_float(name: str, value: object, *, allow_zero: bool = False) -> float:
-    """``value`` as a float, finite, at most :data:`MAX_LATENCY_MS` and > 0 (or >= 0)."""
+    """``value`` as a float, finite, at most :data:`MAX_LATENCY_MS` and at least
+    :data:`MIN_LATENCY_MS` (a spread, ``allow_zero``: any value >= 0)."""
     value = _real(name, value)
     if math.isfinite(value):
         if value > MAX_LATENCY_MS:
             raise ValueError(f"`{name}` must be at most {MAX_LATENCY_MS:g} ms, got {value!r}.")
+        if not allow_zero and 0 < value < MIN_LATENCY_MS:
+            raise ValueError(
+                f"`{name}` must be at least {MIN_LATENCY_MS:g} ms (1 ns), got {value!r}."
+            )
         if value > 0 or (allow_zero and value == 0):
             return value
     bound = "greater than or equal to 0" if allow_zero else "finite and greater than 0"

@@ -179,7 +179,11 @@ def upload_measurements(
         ).hexdigest()
         loc = ["header", "Idempotency-Key"] if idempotency_key else ["body", "client_key"]
         result, replayed = services.idempotency.run(
-            f"{api_key.id}:{name}:{key}", digest, lambda: _store(db, name, body, key), loc=loc
+            # NUL can be neither in a device name nor in a header: no two scopes share a key
+            f"{api_key.id}\x00{name}\x00{key}",
+            digest,
+            lambda: _store(db, name, body, key),
+            loc=loc,
         )
         response.headers["Idempotent-Replayed"] = "true" if replayed else "false"
         if replayed:

@@ -102,6 +102,21 @@ def test_same_key_other_body_is_422(client: TestClient, auth: dict[str, str], de
     assert response.json()["detail"][0]["loc"] == ["header", "Idempotency-Key"]
 
 
+def test_keys_of_two_devices_never_collide(client: TestClient, auth: dict[str, str]) -> None:
+    """Device names may hold ':', so ``x:y`` + key ``k`` and ``x`` + key ``y:k`` were one
+    record (the second upload got a 422 for a body it never sent)."""
+    for name in ("x:y", "x"):
+        assert client.post("/v1/devices", json={"name": name}, headers=auth).status_code == 201
+    first = client.post(
+        "/v1/devices/x:y/measurements", json=_body(2), headers={**auth, "Idempotency-Key": "k"}
+    )
+    second = client.post(
+        "/v1/devices/x/measurements", json=_body(3), headers={**auth, "Idempotency-Key": "y:k"}
+    )
+    assert first.status_code == 200 and second.status_code == 200, second.text
+    assert second.json()["inserted"] == 3
+
+
 @pytest.mark.parametrize(
     ("row", "loc"),
     [

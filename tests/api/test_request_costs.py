@@ -123,3 +123,18 @@ def test_limits_above_the_hard_list_cap_are_refused() -> None:
     env = {"NAS_API_MAX_SEARCHES_PER_KEY": "1", "NAS_API_MAX_ZERO_SHOT_ARCHS": "50"}
     assert Settings.from_env(env).max_searches_per_key == 1
     assert Settings.from_env(env).max_zero_shot_archs == 50
+
+
+def test_a_latency_below_one_nanosecond_is_refused(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    """5e-324 ms was stored, and the flops and scratch baselines then answered 503 for the
+    device for good."""
+    assert client.post("/v1/devices", json={"name": "tiny"}, headers=auth).status_code == 201
+    row = {"space": SPACE, "arch": ARCH, "median": 5e-324}
+    response = client.post(
+        "/v1/devices/tiny/measurements", json={"measurements": [row]}, headers=auth
+    )
+    assert response.status_code == 422, response.text
+    (err,) = response.json()["detail"]
+    assert err["loc"][-1] == "median" and "at least 1e-06 ms" in err["msg"]
