@@ -62,7 +62,8 @@ class DeviceMatch:
             have, how = (
                 (f"{n} measured arch{'s' if n > 1 else ''} in {space!r} (too few to adapt to)",
                  f"scaled to {'them' if n > 1 else 'it'}")
-                if n else (f"no measurements in {space!r}", "uncalibrated")
+                if n else (f"no measurements in {space!r}",
+                           "expect about 1.5x error in its milliseconds")
             )  # fmt: skip
             return (
                 f"device {self.query!r} -> {self.device}: {have}, "
