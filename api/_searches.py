@@ -239,10 +239,11 @@ class SearchManager:
                 return
             job.status, job.started_at = "running", utcnow()
         from nas.search._objectives import EvaluationCancelled
+        from predictors import TrainingCancelled
 
         try:
             job.result = self._search(job, db, cache)
-        except (_Cancelled, EvaluationCancelled):
+        except (_Cancelled, EvaluationCancelled, TrainingCancelled):
             self._finish(job, "cancelled")
         except Exception as exc:  # noqa: BLE001 - a failed job reports its error
             if status_of(exc) is None:
@@ -254,6 +255,7 @@ class SearchManager:
 
     def _search(self, job: SearchJob, db: HardwareDB, cache: PredictorCache) -> SearchResult:
         from nas.search import make_accuracy_objective, measured_first, run_search
+        from predictors import stop_when
         from search_spaces import get_space, restrict_space
 
         req = job.request
@@ -261,13 +263,14 @@ class SearchManager:
         space = get_space(req.space)
         if req.choices:
             space = restrict_space(space, req.choices)
-        models = {
-            d: measured_first(
-                db, space=space, device=d,
-                model=cache.get(db, space=space.name, device=d, predictor=req.predictor),
-            )
-            for d in req.devices
-        }  # fmt: skip
+        with stop_when(job.cancel_event.is_set):  # a cancel stops a meta-training too
+            models = {
+                d: measured_first(
+                    db, space=space, device=d,
+                    model=cache.get(db, space=space.name, device=d, predictor=req.predictor),
+                )
+                for d in req.devices
+            }  # fmt: skip
         # "auto" left by with_defaults is the reduced SynFlow: built without a database, so a
         # table imported meanwhile does not change the objective the request names
         objective: AccuracyObjective = make_accuracy_objective(

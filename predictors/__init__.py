@@ -35,10 +35,12 @@ from predictors._errors import (
     NotFittedError,
     NotTrainedError,
     PredictorError,
+    TrainingCancelled,
 )
 from predictors._evaluate import evaluate_adapted, latency_metrics, meta_train_for, source_devices
 from predictors._help import HELPPredictor, MAMLPredictor
 from predictors._helpplus import HELPPlusPredictor
+from predictors._progress import stop_when
 from predictors._service import (
     DEFAULT_PREDICTOR,
     MIN_ADAPT_MEASUREMENTS,
@@ -73,6 +75,7 @@ __all__ = [
     "NotFittedError",
     "NotTrainedError",
     "PredictorError",
+    "TrainingCancelled",
     "ScratchPredictor",
     "TransferPredictor",
     "catalog_only",
@@ -96,4 +99,5 @@ __all__ = [
     "register_predictor",
     "sample_support",
     "source_devices",
+    "stop_when",
 ]

@@ -8,6 +8,7 @@ __all__ = [
     "NotFittedError",
     "NotTrainedError",
     "PredictorError",
+    "TrainingCancelled",
 ]
 
 
@@ -31,3 +32,8 @@ class NoSourceDevicesError(NotEnoughDataError):
 class NotTrainedError(PredictorError):
     """The predictor would have to be meta-trained first, and the caller asked for a stored
     one only (``train=False``: the REST service's anonymous requests)."""
+
+
+class TrainingCancelled(PredictorError):
+    """A long fit (meta-training, tracing) stopped because the caller's ``should_stop`` said
+    so (:func:`predictors.stop_when`); nothing it would have stored is stored."""

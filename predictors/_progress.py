@@ -1,19 +1,53 @@
-"""A rich progress bar that is a no-op when disabled."""
+"""A rich progress bar that is a no-op when disabled, and the cooperative stop of long fits.
+
+Every long loop of the package (meta-training episodes, tracing, fitting source devices)
+advances a :func:`progress_bar`, shown or not; each advance also asks the thread's
+:func:`stop_when` callback whether to stop, so a server can stop a fit whose client left.
+"""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-__all__ = ["progress_bar"]
+from predictors._errors import TrainingCancelled
+
+__all__ = ["check_stop", "progress_bar", "stop_when"]
+
+_local = threading.local()
+
+
+@contextmanager
+def stop_when(should_stop: Callable[[], bool]) -> Iterator[None]:
+    """Within the block, long fits in this thread raise :class:`TrainingCancelled` at their
+    next step once ``should_stop()`` is true (scopes nest; the innermost callback is asked)."""
+    previous = getattr(_local, "should_stop", None)
+    _local.should_stop = should_stop
+    try:
+        yield
+    finally:
+        _local.should_stop = previous
+
+
+def check_stop() -> None:
+    """Raise :class:`TrainingCancelled` if this thread's :func:`stop_when` callback says so."""
+    should_stop = getattr(_local, "should_stop", None)
+    if should_stop is not None and should_stop():
+        raise TrainingCancelled("stopped on request before it finished")
 
 
 @contextmanager
 def progress_bar(enabled: bool, description: str, total: int) -> Iterator[Callable[..., None]]:
     """Yield an ``advance(step=1)`` callable driving a rich progress bar on stderr (or
-    nothing), so standard output stays clean for ``--json``."""
+    nothing), so standard output stays clean for ``--json``; every advance first calls
+    :func:`check_stop`."""
     if not enabled:
-        yield lambda step=1: None
+
+        def silent(step: int = 1) -> None:
+            check_stop()
+
+        yield silent
         return
     from rich.console import Console
     from rich.progress import (
@@ -35,7 +69,12 @@ def progress_bar(enabled: bool, description: str, total: int) -> Iterator[Callab
         transient=False,
     ) as bar:
         task = bar.add_task(description, total=total)
-        yield lambda step=1: bar.advance(task, step)
+
+        def advance(step: int = 1) -> None:
+            check_stop()
+            bar.advance(task, step)
+
+        yield advance
 
 
 @contextmanager

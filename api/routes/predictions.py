@@ -91,7 +91,7 @@ def _cached(
     space without source devices to meta-train on is reported at ``body.space``. A catalog
     device not measured in the space needs no data of the space (zero-shot). ``train=False``
     raises ``NotTrainedError`` where a meta-training would be needed."""
-    from predictors import NoSourceDevicesError, NotTrainedError, catalog_only
+    from predictors import NoSourceDevicesError, NotTrainedError, TrainingCancelled, catalog_only
 
     if not catalog_only(db, space=space, device=device):
         require_space_data(db, space, status=409, kind="not_enough_data")
@@ -102,6 +102,8 @@ def _cached(
             )
         except NoSourceDevicesError as exc:  # the space's data is missing, not the device's
             raise ApiError(409, ["body", "space"], str(exc), type="not_enough_data") from exc
+        except TrainingCancelled as exc:  # stop_when: the client of a predict request left
+            raise _ClientGone from exc
         except NotTrainedError as exc:
             raise ApiError(
                 409, ["body", "predictor"],
@@ -197,7 +199,7 @@ async def predict(
             type="batch_too_large",
         )  # fmt: skip
     _check_names(body.space, body.predictor)
-    from predictors import DEFAULT_PREDICTOR, AdaptedLatencyModel
+    from predictors import DEFAULT_PREDICTOR, AdaptedLatencyModel, stop_when
 
     model = services.cache.fresh(services.cache.key(db, body.space, body.device, body.predictor))
     # an adapted model predicts small batches in microseconds; a roofline traces each arch
@@ -210,7 +212,8 @@ async def predict(
         def work(gone: threading.Event) -> dict[str, Any]:
             # bad archs are refused before any model is loaded, adapted or meta-trained
             archs = canonical_archs(body.space, body.archs, ["body", "archs"])
-            served = _served(services, db, body, train=train)
+            with stop_when(gone.is_set):  # a meta-training stops when the client leaves
+                served = _served(services, db, body, train=train)
             _check_zero_shot_batch(served, len(archs), settings.max_zero_shot_archs)
             return _answer(served, body, archs, gone)
 

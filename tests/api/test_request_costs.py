@@ -138,3 +138,30 @@ def test_a_latency_below_one_nanosecond_is_refused(
     assert response.status_code == 422, response.text
     (err,) = response.json()["detail"]
     assert err["loc"][-1] == "median" and "at least 1e-06 ms" in err["msg"]
+
+
+def test_cancelling_a_search_stops_its_meta_training(
+    client: TestClient, auth: dict[str, str], db: HardwareDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A search on a device whose predictor is not stored meta-trains it first (20-50 s);
+    a cancel used to wait for that to finish and store it."""
+    import threading
+
+    import predictors._evaluate as evaluate
+
+    started = threading.Event()
+    real = evaluate.meta_train_for
+
+    def meta_train_for(*args: Any, **kwargs: Any) -> Any:
+        started.set()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "meta_train_for", meta_train_for)
+    before = _newest_artifact(db)
+    body = {**_search(trials=4, population=2), "devices": ["1080ti_1"]}
+    created = client.post("/v1/searches", json=body, headers=auth)
+    assert created.status_code == 202, created.text
+    assert started.wait(120)
+    client.delete(f"/v1/searches/{created.json()['id']}", headers=auth)
+    assert wait_for_search(client, created.json()["id"])["status"] == "cancelled"
+    assert _newest_artifact(db) == before  # stopped before it stored anything

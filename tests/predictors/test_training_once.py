@@ -93,3 +93,25 @@ def test_a_device_without_enough_measurements_reads_no_latency_table(
             get_adapted_predictor(db, space=SPACE, device="empty")
         with pytest.raises(NotEnoughDataError, match="'two' has 1 measurements in .* at least 3"):
             get_adapted_predictor(db, space=SPACE, device="two")
+
+
+def test_a_fit_stops_at_its_next_step_once_asked(tmp_path: Path, nb201_table: pd.DataFrame) -> None:
+    """``stop_when`` ends a meta-training at its next progress step; nothing is stored and the
+    next caller may train (a server stops a fit whose client left)."""
+    from predictors import TrainingCancelled, stop_when
+    from predictors._progress import check_stop, progress_bar
+    from predictors._service import _TRAINING
+
+    with stop_when(lambda: True), progress_bar(False, "x", 3) as advance:
+        with pytest.raises(TrainingCancelled):
+            advance()
+    check_stop()  # the scope ended: nothing to stop
+    asked = iter(range(10**6))
+    sources = [d for d in nb201_table.columns if d != "raspi4"]
+    kw: dict[str, Any] = {"space": SPACE, "predictor": "help", "sources": sources}
+    with HardwareDB(f"sqlite:///{tmp_path / 'a.sqlite'}") as db:
+        with stop_when(lambda: next(asked) >= 3), pytest.raises(TrainingCancelled):
+            stored_or_trained(db, params={"episodes": 200}, table=nb201_table, **kw)
+        assert not _TRAINING.locked()
+        with pytest.raises(NotTrainedError):
+            stored_or_trained(db, params={"episodes": 200}, table=nb201_table, train=False, **kw)
