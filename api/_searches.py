@@ -185,7 +185,8 @@ class SearchManager:
         with self._lock:
             if self._active(None) >= self.max_active:
                 return None
-            if self.max_per_owner is not None and self._active(owner) >= self.max_per_owner:
+            quota = self.max_per_owner
+            if quota is not None and owner is not None and self._active(owner) >= quota:
                 return None
             job = SearchJob(id=uuid.uuid4().hex, request=request, created_at=utcnow(), owner=owner)
             self._jobs[job.id] = job
@@ -230,7 +231,7 @@ class SearchManager:
             job.status, job.error, job.finished_at = status, error, utcnow()
 
     def _run(self, job: SearchJob, db: HardwareDB, cache: PredictorCache) -> None:
-        from api.errors import status_of
+        from api.errors import public_message, status_of
 
         with self._lock:
             if job.status != "queued" or job.cancel_event.is_set():
@@ -248,8 +249,7 @@ class SearchManager:
         except Exception as exc:  # noqa: BLE001 - a failed job reports its error
             if status_of(exc) is None:
                 _log.exception("search %s failed", job.id)
-            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            self._finish(job, "failed", text)
+            self._finish(job, "failed", public_message(exc))
         else:
             self._finish(job, "completed")
 

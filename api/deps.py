@@ -154,13 +154,18 @@ async def read_access(
     header: Annotated[str | None, Security(_key_header)] = None,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
 ) -> ApiKey | None:
-    """Reads are open unless ``require_key_for_reads`` is set; a key sent with an open read
-    is checked all the same (a request with a valid key may start a meta-training that an
-    anonymous one may not: ``POST /v1/predict``)."""
-    sent = header or (bearer.credentials if bearer is not None else None)
-    if not settings.require_key_for_reads and not sent:
-        return None
-    return await _check_key(db, header, bearer)
+    """Reads are open unless ``require_key_for_reads`` is set. On an open read an
+    ``X-API-Key`` is checked all the same (a request with a valid key may start a
+    meta-training that an anonymous one may not: ``POST /v1/predict``; a typo should say so),
+    while a bearer token that is no key of ours makes the read anonymous: a gateway in front
+    of the service may send its own."""
+    if settings.require_key_for_reads:
+        return await _check_key(db, header, bearer)
+    if header:
+        return await _check_key(db, header, None)
+    if bearer is not None and bearer.credentials:
+        return await anyio.to_thread.run_sync(db.verify_api_key, bearer.credentials)
+    return None
 
 
 WriteKey = Annotated[ApiKey, Depends(require_api_key)]

@@ -40,6 +40,7 @@ __all__ = [
     "clip",
     "clip_message",
     "field_errors",
+    "public_message",
     "install_handlers",
     "status_of",
 ]
@@ -178,6 +179,17 @@ _DATABASE_ERRORS = {
     "storage_unavailable": "the database is unavailable; try again later",
     "schema_outdated": "the database's schema does not match this server's version",
 }
+
+
+def public_message(exc: BaseException) -> str:
+    """The first line of ``exc``'s message as a client may read it: for a database error
+    (host, user, driver text) the public sentence instead, the full message logged."""
+    mapped = status_of(exc)
+    public = _DATABASE_ERRORS.get(mapped[1]) if mapped is not None else None
+    if public is None:
+        return clip_message(_message(exc))
+    logger.warning("%s: %s", mapped[1] if mapped else "error", exc)
+    return public
 
 
 def _mapped_error(exc: BaseException, status: int, kind: str, loc: Loc) -> ApiError:

@@ -90,6 +90,7 @@ def leave_one_entry_out(logs: dict[str, np.ndarray], entries: dict[str, str]) ->
         held_out.append(r - log_factor)
     # the sigma that describes held-out devices: their rms log error, pairs weighing the same
     sigma_held_out = float(np.sqrt(np.mean([np.mean(e**2) for e in held_out])))
+    nested = [_nested_coverage(logs, entries, key) for key in logs]
     return {
         "rms_log_bias": round(float(np.sqrt(np.mean(np.square(bias)))), 3),
         "typical_factor_off": round(float(np.exp(np.sqrt(np.mean(np.square(bias))))), 2),
@@ -98,8 +99,23 @@ def leave_one_entry_out(logs: dict[str, np.ndarray], entries: dict[str, str]) ->
         "coverage_90_at_held_out_sigma": round(
             float(np.mean([np.mean(np.abs(e) <= Z90 * sigma_held_out) for e in held_out])), 3
         ),
+        # the same with factor and held-out sigma both fitted without the scored entry
+        "coverage_90_nested": round(float(np.mean(nested)), 3),
         "median_log_bias": {k: round(b, 3) for k, b in zip(logs, bias, strict=True)},
     }
+
+
+def _nested_coverage(logs: dict[str, np.ndarray], entries: dict[str, str], key: str) -> float:
+    """Share of ``key``'s measurements inside the 90 % interval whose factor and held-out
+    sigma were both fitted without ``key``'s catalog entry (leave one entry out inside)."""
+    rest = {k: r for k, r in logs.items() if entries[k] != entries[key]}
+    errors = []
+    for k, r in rest.items():
+        log_factor, _ = fit([v for j, v in rest.items() if entries[j] != entries[k]])
+        errors.append(r - log_factor)
+    sigma = float(np.sqrt(np.mean([np.mean(e**2) for e in errors])))
+    log_factor, _ = fit(list(rest.values()))
+    return float(np.mean(np.abs(logs[key] - log_factor) <= Z90 * sigma))
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ from hwdb._models import (
     DeviceModel,
     SearchSpaceModel,
 )
-from hwdb._types import DEVICE_SETTINGS, check_new_device, settings_conflict
+from hwdb._types import DEVICE_SETTINGS, MIN_LATENCY_MS, check_new_device, settings_conflict
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -378,7 +378,10 @@ def series_params(
     Raises:
         ImportDataError: if a value is not a finite number > 0 (nothing of it is written).
     """
-    check_values(f"{series.device} ({series.space})", series.archs, series.values, positive=True)
+    check_values(
+        f"{series.device} ({series.space})", series.archs, series.values, positive=True,
+        minimum=MIN_LATENCY_MS,
+    )  # fmt: skip
     env = _db_value(dialect, "environment", series.environment)
     work = _db_value(dialect, "workload", series.workload)
     ts = _db_value(dialect, "created_at", now)
@@ -394,14 +397,24 @@ def series_params(
 
 
 def check_values(
-    what: str, archs: Sequence[str], values: Sequence[float], *, positive: bool
+    what: str,
+    archs: Sequence[str],
+    values: Sequence[float],
+    *,
+    positive: bool,
+    minimum: float = 0.0,
 ) -> None:
-    """Raise :class:`ImportDataError` naming the first value that is not finite (or not > 0)."""
+    """Raise :class:`ImportDataError` naming the first value that is not finite (or not > 0,
+    or below ``minimum``)."""
     for arch, value in zip(archs, values, strict=True):
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not ok or not math.isfinite(value) or (positive and value <= 0):
             need = "finite and > 0" if positive else "finite"
             raise ImportDataError(f"{what}: arch {arch!r}: value must be {need}, got {value!r}")
+        if value < minimum:
+            raise ImportDataError(
+                f"{what}: arch {arch!r}: value must be at least {minimum:g}, got {value!r}"
+            )
 
 
 def insert_measurements(

@@ -35,6 +35,7 @@ from predictors._errors import (
     NotFittedError,
     NotTrainedError,
     PredictorError,
+    TrainingBusy,
     TrainingCancelled,
 )
 from predictors._evaluate import evaluate_adapted, latency_metrics, meta_train_for, source_devices
@@ -75,6 +76,7 @@ __all__ = [
     "NotFittedError",
     "NotTrainedError",
     "PredictorError",
+    "TrainingBusy",
     "TrainingCancelled",
     "ScratchPredictor",
     "TransferPredictor",

@@ -8,6 +8,7 @@ __all__ = [
     "NotFittedError",
     "NotTrainedError",
     "PredictorError",
+    "TrainingBusy",
     "TrainingCancelled",
 ]
 
@@ -37,3 +38,8 @@ class NotTrainedError(PredictorError):
 class TrainingCancelled(PredictorError):
     """A long fit (meta-training, tracing) stopped because the caller's ``should_stop`` said
     so (:func:`predictors.stop_when`); nothing it would have stored is stored."""
+
+
+class TrainingBusy(PredictorError):
+    """Too many threads of this process already wait for a meta-training (a server answers
+    503 and asks the client to retry)."""

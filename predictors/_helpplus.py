@@ -103,7 +103,7 @@ from predictors._base import (
     check_seed,
     register_predictor,
 )
-from predictors._errors import PredictorError
+from predictors._errors import PredictorError, TrainingCancelled
 from predictors._features import (
     additive_features,
     additive_runtimes,
@@ -413,6 +413,8 @@ class HELPPlusPredictor(LatencyPredictor):
                 ],
                 axis=1,
             )
+        except TrainingCancelled:  # stop_when: the caller stopped the fit, not a failure
+            raise
         except Exception as exc:  # noqa: BLE001 - any build/trace failure: no prior
             warnings.warn(f"help+: no roofline prior for {self.space_!r}: {exc}", stacklevel=3)
             return out[:, :0], None

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +32,9 @@ from predictors._errors import (
     NotFittedError,
     NotTrainedError,
     PredictorError,
+    TrainingBusy,
 )
+from predictors._progress import check_stop
 
 if TYPE_CHECKING:
     from hwdb import HardwareDB
@@ -63,6 +66,11 @@ MIN_ADAPT_MEASUREMENTS = 3
 #: One meta-training at a time per process: threads that need one wait, then find the
 #: artifact another thread stored instead of training it again (and memory stays bounded).
 _TRAINING = threading.Lock()
+#: Most threads waiting for :data:`_TRAINING` at once; one more gets :class:`TrainingBusy`
+#: (a server's worker threads must not all end up waiting for meta-trainings).
+MAX_TRAINING_WAITERS = 4
+_waiters = 0
+_waiters_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -287,7 +295,7 @@ def stored_or_trained(
             f"predictor {predictor!r} has not been meta-trained for these devices of {space!r} "
             "yet, and this request may not start a meta-training"
         )
-    with _TRAINING:
+    with _training_turn():
         stored = _stored(db, space, version)  # another thread may have trained it meanwhile
         if stored is not None:
             return stored, version, False
@@ -297,6 +305,33 @@ def stored_or_trained(
         )
         store_predictor(db, model, space=space, version=version, sources=[*sources, *valid])
     return model, version, True
+
+
+@contextmanager
+def _training_turn() -> Iterator[None]:
+    """Hold :data:`_TRAINING`: wait for it (asking :func:`~predictors.stop_when`'s callback
+    every quarter second), or raise :class:`TrainingBusy` when
+    :data:`MAX_TRAINING_WAITERS` threads already wait."""
+    global _waiters
+    if not _TRAINING.acquire(blocking=False):
+        with _waiters_lock:
+            if _waiters >= MAX_TRAINING_WAITERS:
+                raise TrainingBusy(
+                    f"{_waiters} requests already wait for a meta-training in this process; "
+                    "try again in a minute"
+                )
+            _waiters += 1
+        try:
+            while not _TRAINING.acquire(timeout=0.25):
+                check_stop()
+        finally:
+            with _waiters_lock:
+                _waiters -= 1
+    try:
+        check_stop()
+        yield
+    finally:
+        _TRAINING.release()
 
 
 def _stored(db: HardwareDB, space: str, version: str) -> LatencyPredictor | None:
@@ -396,7 +431,7 @@ def get_adapted_predictor(
     if n < MIN_ADAPT_MEASUREMENTS and space in db.list_spaces():
         _check_enough(n, space, device)
     table = db.latency_table(space, metric=metric)
-    col = table[device].dropna() if device in table.columns else table.iloc[:, :0]
+    col = table[device].dropna() if device in table.columns else pd.Series(dtype=float)
     _check_enough(len(col), space, device)
     model, version = get_default_predictor(
         db, space=space, predictor=predictor, exclude_device=device, progress=progress,

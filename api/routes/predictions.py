@@ -91,7 +91,13 @@ def _cached(
     space without source devices to meta-train on is reported at ``body.space``. A catalog
     device not measured in the space needs no data of the space (zero-shot). ``train=False``
     raises ``NotTrainedError`` where a meta-training would be needed."""
-    from predictors import NoSourceDevicesError, NotTrainedError, TrainingCancelled, catalog_only
+    from predictors import (
+        NoSourceDevicesError,
+        NotTrainedError,
+        TrainingBusy,
+        TrainingCancelled,
+        catalog_only,
+    )
 
     if not catalog_only(db, space=space, device=device):
         require_space_data(db, space, status=409, kind="not_enough_data")
@@ -104,6 +110,10 @@ def _cached(
             raise ApiError(409, ["body", "space"], str(exc), type="not_enough_data") from exc
         except TrainingCancelled as exc:  # stop_when: the client of a predict request left
             raise _ClientGone from exc
+        except TrainingBusy as exc:
+            raise ApiError(
+                503, ["server"], str(exc), type="busy", headers={"Retry-After": "60"}
+            ) from exc
         except NotTrainedError as exc:
             raise ApiError(
                 409, ["body", "predictor"],

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hwdb._errors import ImportDataError
-from hwdb._types import LM_METRICS, MAX_LATENCY_MS
+from hwdb._types import LM_METRICS, MAX_LATENCY_MS, MIN_LATENCY_MS
 
 if TYPE_CHECKING:
     from hwdb._types import DeviceSpec
@@ -140,6 +140,10 @@ def check_latency(value: object, path: Path | str, where: str, field: str) -> fl
     if number > MAX_LATENCY_MS:
         limit = f"at most {MAX_LATENCY_MS:g} ms"
         raise bad(path, where, field, f"latency must be {limit}, got {value!r}")
+    if number < MIN_LATENCY_MS:
+        raise bad(
+            path, where, field, f"latency must be at least {MIN_LATENCY_MS:g} ms, got {value!r}"
+        )
     return number
 
 

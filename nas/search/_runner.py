@@ -29,7 +29,7 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from nas.search._errors import SearchError, StudyMismatchError
-from nas.search._latency import latency_model_name
+from nas.search._latency import MeasuredFirstModel, latency_model_name
 from nas.search._local import LOCAL_SEARCH_DEFAULT, neighbour_params
 from nas.search._novel import novel_params
 from nas.search._pareto import pareto_mask
@@ -156,7 +156,26 @@ def _study_attrs(cfg: _Config) -> dict[str, Any]:
         "nas_choices": getattr(cfg.space, "restricted_choices", None),
         # what predicts each device (None: a model of unknown kind, never compared)
         "nas_latency": {d: latency_model_name(cfg.models[d]) for d in cfg.devices},
+        "nas_units": _units(cfg),
     }
+
+
+def _units(cfg: _Config) -> dict[str, Any] | None:
+    """What this release's latencies and budget bound mean where earlier releases differ
+    (``nas.search._study._same_units`` compares them): the measured factor of a device priced
+    by its datasheet alone, and the log-normal budget quantile."""
+    from predictors.zeroshot import DATASHEET_SCALE
+
+    units: dict[str, Any] = {}
+    if cfg.budget and cfg.z > 0:
+        units["budget_bound"] = "lognormal"
+    for d in cfg.devices:
+        model = cfg.models[d]
+        inner = model.model if isinstance(model, MeasuredFirstModel) else model
+        roofline = latency_model_name(model) == "datasheet-roofline"
+        if roofline and not getattr(inner, "n_measurements", 0):
+            units["datasheet_scale"] = DATASHEET_SCALE
+    return units or None
 
 
 _READY_ATTR = "nas_ready"  # set once a study's settings are all written

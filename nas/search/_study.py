@@ -27,7 +27,15 @@ SETTING_NAMES: dict[str, tuple[str, str]] = {
     "nas_budget_quantile_z": ("--budget-z", "budget_quantile_z"),
     "nas_choices": ("--choices", "space choices"),
     "nas_latency": ("--predictor", "latency_models"),
+    "nas_units": ("what latencies mean (this release)", "latency_models"),
 }
+#: Why a study of an earlier release cannot be resumed when ``nas_units`` differs.
+UNITS_CHANGED = (
+    "earlier releases priced devices known only by their datasheet about 2.8x faster "
+    "(predictors.zeroshot.DATASHEET_SCALE) and bounded --budget-z as mean + z*std, so its "
+    "trials do not compare with new ones; start a new study (another --study name or --out "
+    "folder)"
+)
 #: User attribute of the marker trial a worker adds when it joins a shared (RDB) study.
 JOIN_ATTR = "worker_join"
 
@@ -51,13 +59,27 @@ def _same_latency(stored: Any, given: Mapping[str, str | None]) -> bool:
     )
 
 
+def _same_units(stored: Any, given: Any) -> bool:
+    """Each unit the search uses now (``given``: e.g. the datasheet scale of a zero-shot
+    device, the budget bound) is the one the study was created with; a unit not used now
+    is not compared (a zero-shot device measured since then)."""
+    if not given:
+        return True
+    stored = stored if isinstance(stored, Mapping) else {}
+    return all(stored.get(k) == v for k, v in given.items())
+
+
 def mismatches(stored: Mapping[str, Any], given: Mapping[str, Any]) -> list[str]:
     """The keys of ``given`` whose stored value differs (``nas_latency``: see above; a
-    ``nas_latency`` missing from an old study is no mismatch)."""
+    ``nas_latency`` missing from an old study is no mismatch; ``nas_units``: see
+    :func:`_same_units`)."""
     out = []
     for key, value in given.items():
         if key == "nas_latency":
             if key in stored and not _same_latency(stored[key], value):
+                out.append(key)
+        elif key == "nas_units":
+            if not _same_units(stored.get(key), value):
                 out.append(key)
         elif stored.get(key) != value:
             out.append(key)
@@ -84,10 +106,12 @@ def mismatch_message(
         flag, arg = SETTING_NAMES.get(key, (key, key))
         parts.append(f"{flag} ({arg}) was {_show(stored.get(key))}, now {_show(given.get(key))}")
     what = "; ".join(parts) or "its objectives differ"
-    return (
-        f"study {name!r} in {where} was created with other settings: {what}; rerun with the "
-        "study's settings or pass another --study name (study_name)"
+    fix = (
+        UNITS_CHANGED
+        if "nas_units" in keys
+        else "rerun with the study's settings or pass another --study name (study_name)"
     )
+    return f"study {name!r} in {where} was created with other settings: {what}; {fix}"
 
 
 def join_number(study: optuna.Study, worker: str) -> int:

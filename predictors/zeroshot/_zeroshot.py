@@ -56,7 +56,8 @@ ROOFLINE_SOURCE = "roofline"
 DATASHEET_SCALE = 2.8
 #: Log-space standard deviation of datasheet-only estimates: the error of the corrected
 #: roofline on devices whose catalog entry the factor was not fitted on (leave one entry out:
-#: 0.46, and the interval ``exp(+-1.645 * 0.46)`` held 91 % of their measurements).
+#: 0.46; the interval ``exp(+-1.645 * 0.46)`` held 87 % of the measurements of an entry left
+#: out of fitting both the factor and the spread).
 DATASHEET_LOG_SIGMA = 0.46
 
 

@@ -66,6 +66,9 @@ def test_a_wrong_key_on_an_open_read_is_refused(client: TestClient) -> None:
     assert response.status_code == 401
     assert response.json()["detail"][0]["type"] == "invalid_api_key"
     assert client.post("/v1/predict", json=body).status_code == 200
+    # a bearer token that is no key of ours (a gateway's own) leaves the read anonymous
+    gateway = client.post("/v1/predict", json=body, headers={"Authorization": "Bearer gw-1"})
+    assert gateway.status_code == 200, gateway.text
 
 
 def test_zero_shot_batches_are_capped(db: HardwareDB, auth: dict[str, str]) -> None:
@@ -149,11 +152,12 @@ def test_cancelling_a_search_stops_its_meta_training(
 
     import predictors._evaluate as evaluate
 
-    started = threading.Event()
+    started, cancelled = threading.Event(), threading.Event()
     real = evaluate.meta_train_for
 
     def meta_train_for(*args: Any, **kwargs: Any) -> Any:
         started.set()
+        cancelled.wait(60)  # the cancel lands before the training's first step, however fast
         return real(*args, **kwargs)
 
     monkeypatch.setattr(evaluate, "meta_train_for", meta_train_for)
@@ -163,5 +167,16 @@ def test_cancelling_a_search_stops_its_meta_training(
     assert created.status_code == 202, created.text
     assert started.wait(120)
     client.delete(f"/v1/searches/{created.json()['id']}", headers=auth)
+    cancelled.set()
     assert wait_for_search(client, created.json()["id"])["status"] == "cancelled"
     assert _newest_artifact(db) == before  # stopped before it stored anything
+
+
+def test_a_failed_search_does_not_show_the_database_to_readers() -> None:
+    """A search's ``error`` is an open read; a storage error named host, user and driver."""
+    from api.errors import public_message
+    from hwdb import StorageError
+
+    exc = StorageError("database error on postgresql://nas:***@10.1.2.3:5432/prod: refused")
+    assert public_message(exc) == "the database is unavailable; try again later"
+    assert public_message(ValueError("bad\nsecond line")) == "bad"

@@ -182,6 +182,20 @@ def test_implausible_latencies_are_refused(tmp_path: Path) -> None:
     csv.write_text(f"space,arch,device,latency_ms\nnasbench201,{NB201_0},d,1e308\n")
     with pytest.raises(ImportDataError, match="at most"):
         load_csv(csv)
+    # and below 1 ns (5e-324 broke two baselines): the row API, files and bulk series alike
+    with pytest.raises(ValueError, match="`median` must be at least 1e-06 ms"):
+        MeasurementIn(device="d", space="nasbench201", arch=NB201_0, median=5e-324)
+    csv.write_text(f"space,arch,device,latency_ms\nnasbench201,{NB201_0},d,5e-324\n")
+    with pytest.raises(ImportDataError, match="at least 1e-06 ms"):
+        load_csv(csv)
+    data = BulkImport()
+    data.devices = [DeviceSpec(name="d")]
+    data.archs["nasbench201"] = {NB201_0: None}
+    data.measurements = [MeasurementSeries("d", "nasbench201", [NB201_0], [5e-324])]
+    with HardwareDB(f"sqlite:///{tmp_path / 'tiny.sqlite'}") as db:
+        with pytest.raises(ImportDataError, match="at least 1e-06"):
+            db.bulk_import(data)
+        assert db.count_measurements() == 0
 
 
 def test_library_writes_check_and_canonicalise_architectures(tmp_path: Path) -> None:

@@ -101,6 +101,30 @@ def test_a_device_measured_since_a_zero_shot_search_resumes_it(db_url: str, tmp_
         _search(db_url, out_dir=tmp_path, trials=30, latency_models=other)
 
 
+def test_a_study_of_an_earlier_release_does_not_resume_with_new_units(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Zero-shot milliseconds are 2.8x what earlier releases stored, and a --budget-z bound
+    is now the log-normal quantile: resuming such a study would mix the two in one front."""
+    from nas.search import StudyMismatchError
+
+    _, models = _setup(db_url)
+    zero_shot = {DEVICE: RooflineLatencyModel(models[DEVICE], "")}
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    _search(db_url, storage=storage, trials=10, latency_models=zero_shot)
+    assert _search(db_url, storage=storage, trials=20, latency_models=zero_shot).n_trials == 20
+    optuna.load_study(study_name="s", storage=storage).set_user_attr("nas_units", None)
+    with pytest.raises(StudyMismatchError, match="earlier releases priced devices known only"):
+        _search(db_url, storage=storage, trials=30, latency_models=zero_shot)
+    adapted = {DEVICE: Renamed(models[DEVICE], "help+")}  # measured since: nothing to compare
+    assert _search(db_url, storage=storage, trials=30, latency_models=adapted).n_trials == 30
+    bounded: dict[str, Any] = {"budget_ms": 50.0, "budget_quantile_z": 1.645, "study_name": "z"}
+    _search(db_url, storage=storage, trials=10, **bounded)
+    optuna.load_study(study_name="z", storage=storage).set_user_attr("nas_units", None)
+    with pytest.raises(StudyMismatchError, match="bounded --budget-z as mean"):
+        _search(db_url, storage=storage, trials=20, **bounded)
+
+
 # ------------------------------------------------------------------ 3: seeds on RDB storage
 def test_a_seeded_search_on_an_rdb_storage_repeats_in_another_process(
     db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

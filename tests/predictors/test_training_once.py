@@ -115,3 +115,29 @@ def test_a_fit_stops_at_its_next_step_once_asked(tmp_path: Path, nb201_table: pd
         assert not _TRAINING.locked()
         with pytest.raises(NotTrainedError):
             stored_or_trained(db, params={"episodes": 200}, table=nb201_table, train=False, **kw)
+
+
+def test_waiting_for_a_meta_training_can_be_stopped_and_is_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request told to stop used to wait for the whole running meta-training; and every
+    worker thread of a server could end up waiting."""
+    from predictors import TrainingBusy, TrainingCancelled, stop_when
+    from predictors import _service as service
+
+    calls: list[str] = []
+    _fake_training(monkeypatch, calls)
+    kw: dict[str, Any] = {"space": SPACE, "predictor": "flops", "sources": ["a", "b"]}
+    with HardwareDB(f"sqlite:///{tmp_path / 'a.sqlite'}") as db:
+        assert service._TRAINING.acquire()  # another thread is meta-training
+        try:
+            with stop_when(lambda: True), pytest.raises(TrainingCancelled):
+                stored_or_trained(db, table=pd.DataFrame(), **kw)
+            monkeypatch.setattr(service, "_waiters", service.MAX_TRAINING_WAITERS)
+            with pytest.raises(TrainingBusy, match="already wait for a meta-training"):
+                stored_or_trained(db, table=pd.DataFrame(), **kw)
+        finally:
+            service._TRAINING.release()
+        assert calls == []
+        stored_or_trained(db, table=pd.DataFrame(), **kw)  # the lock is free: it trains
+    assert calls == ["flops"]
