@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 for d in HELP_DEVICES[space]["test"]
             }
             summary: dict[str, Any] = {"fit_s": fit_s, **_timings(model, table, space)}
-            for metric in ("spearman", "kendall", "mape", "within_10pct"):
+            for metric in ("spearman", "kendall", "mape", "within_10pct", "coverage_90"):
                 by_seed = [
                     float(np.mean([per_dev[d]["per_seed"][i][metric] for d in per_dev]))
                     for i in range(len(seeds))

@@ -66,11 +66,15 @@ def evaluate_space(table: Any, space: str, shots: int, seeds: int) -> dict[str, 
             model.additive = additive  # type: ignore[attr-defined] # adaptation-time switches
             model.source_luts = tables  # type: ignore[attr-defined]
             res = evaluate_adapted(model, table, space, device, shots=shots, seeds=range(seeds))
-            row[label] = {k: round(float(res[k]), 4) for k in ("spearman", "within_10pct")}
+            row[label] = {
+                k: round(float(res[k]), 4) for k in ("spearman", "within_10pct", "coverage_90")
+            }
         for name in BASELINES:
             baseline = meta_train_for(name, table, space, sources)
             res = evaluate_adapted(baseline, table, space, device, shots=shots, seeds=range(seeds))
-            row[name] = {k: round(float(res[k]), 4) for k in ("spearman", "within_10pct")}
+            row[name] = {
+                k: round(float(res[k]), 4) for k in ("spearman", "within_10pct", "coverage_90")
+            }
         per_device[device] = row
         print(f"# {space} {device}: {row}", file=sys.stderr, flush=True)
     labels = [v[0] for v in VARIANTS] + list(BASELINES)

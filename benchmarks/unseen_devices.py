@@ -56,7 +56,9 @@ def run(
         per_device = {}
         for device in targets:
             res = evaluate_adapted(model, table, SPACE, device, shots=10, seeds=range(seeds))
-            per_device[device] = {k: round(float(res[k]), 4) for k in ("spearman", "within_10pct")}
+            per_device[device] = {
+                k: round(float(res[k]), 4) for k in ("spearman", "within_10pct", "coverage_90")
+            }
         runs.append(
             {
                 "sim_devices": sim,
@@ -66,6 +68,9 @@ def run(
                 "meta_train_s": round(fit_s, 1),
                 "mean_spearman": round(
                     float(np.mean([v["spearman"] for v in per_device.values()])), 4
+                ),
+                "mean_coverage_90": round(
+                    float(np.mean([v["coverage_90"] for v in per_device.values()])), 4
                 ),
                 "devices": per_device,
             }

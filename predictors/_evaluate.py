@@ -25,16 +25,31 @@ if TYPE_CHECKING:
 __all__ = ["evaluate_adapted", "latency_metrics", "meta_train_for", "source_devices"]
 
 
-def latency_metrics(pred_ms: np.ndarray, true_ms: np.ndarray) -> dict[str, float]:
-    """Spearman, Kendall tau, mean absolute percentage error and share within +-10%."""
+#: ``z`` of a two-sided 90 % interval (and of a one-sided 95 % bound: ``--budget-z 1.645``).
+_Z90 = 1.6448536269514722
+
+
+def latency_metrics(
+    pred_ms: np.ndarray, true_ms: np.ndarray, std_ms: np.ndarray | None = None
+) -> dict[str, float]:
+    """Spearman, Kendall tau, mean absolute percentage error and share within +-10%; with
+    ``std_ms``, also ``coverage_90``: the share of measurements inside the predictions'
+    90 % interval, read as the log-normal the predictors report (median ``pred_ms``,
+    ``std = pred * sqrt(exp(s**2) - 1)``; the interval is ``pred * exp(+-1.645 s)``, whose
+    upper end is what ``nas search --budget-z 1.645`` keeps under a budget). A calibrated
+    predictor holds 0.90; less means its uncertainty is too narrow on this device."""
     pred, true = np.asarray(pred_ms, float), np.asarray(true_ms, float)
     rel = np.abs(pred / true - 1.0)
-    return {
+    out = {
         "spearman": float(spearmanr(pred, true)[0]),
         "kendall": float(kendalltau(pred, true)[0]),
         "mape": float(rel.mean()),
         "within_10pct": float((rel <= 0.10).mean()),
     }
+    if std_ms is not None:
+        s = np.sqrt(np.log1p((np.asarray(std_ms, float) / pred) ** 2))
+        out["coverage_90"] = float((np.abs(np.log(true / pred)) <= _Z90 * s).mean())
+    return out
 
 
 def source_devices(table: pd.DataFrame, space: str, device: str) -> tuple[list[str], list[str]]:
@@ -108,7 +123,8 @@ def evaluate_adapted(
     under (:func:`~predictors.device_workload`).
 
     Returns:
-        ``{"spearman", "kendall", "mape", "within_10pct"}`` means and ``"per_seed"`` dicts.
+        ``{"spearman", "kendall", "mape", "within_10pct", "coverage_90"}`` means (see
+        :func:`latency_metrics`) and ``"per_seed"`` dicts.
     """
     if isinstance(shots, bool) or not isinstance(shots, int) or shots < 0:
         raise ValueError(f"`shots` must be an integer greater than or equal to 0, got {shots!r}.")
@@ -124,11 +140,11 @@ def evaluate_adapted(
             support, col.loc[support].to_numpy(float), hw_embedding_ms=emb, datasheet=datasheet,
             workload=workload,
         )  # fmt: skip
-        mean, _ = adapted.predict(split.query)
-        per_seed.append({"seed": int(seed), **latency_metrics(mean, true)})
+        mean, std = adapted.predict(split.query)
+        per_seed.append({"seed": int(seed), **latency_metrics(mean, true, std)})
     out: dict[str, Any] = {
         k: float(np.mean([r[k] for r in per_seed]))
-        for k in ("spearman", "kendall", "mape", "within_10pct")
+        for k in ("spearman", "kendall", "mape", "within_10pct", "coverage_90")
     }
     out["per_seed"] = per_seed
     return out

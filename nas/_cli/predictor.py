@@ -361,7 +361,8 @@ def evaluate(
     console.print(
         f"{name} on {device} ({shots} shots + 10 reference{prior}, {seeds} seeds): "
         f"Spearman {result['spearman']:.3f}, Kendall {result['kendall']:.3f}, "
-        f"MAPE {_percent(result['mape'])}, within ±10% {result['within_10pct']:.2f}"
+        f"MAPE {_percent(result['mape'])}, within ±10% {result['within_10pct']:.2f}, "
+        f"90% interval holds {_percent(result['coverage_90'])}"
     )
 
 
@@ -409,10 +410,12 @@ def _evaluate_zero_shot(
         f"zero-shot ({entry}) on {device}:\n"
         f"  datasheet roofline (what `predict` and `nas search` use): "
         f"Spearman {roof['spearman']:.3f}, Kendall {roof['kendall']:.3f}, "
-        f"MAPE {_percent(roof['mape'])}, within ±10% {roof['within_10pct']:.2f}\n"
+        f"MAPE {_percent(roof['mape'])}, within ±10% {roof['within_10pct']:.2f}, "
+        f"90% interval holds {_percent(roof['coverage_90'])}\n"
         f"  {name} adapted to the datasheet ({seeds} meta-training seeds): "
         f"Spearman {result['spearman']:.3f}, Kendall {result['kendall']:.3f}, "
-        f"MAPE {_percent(result['mape'])}, within ±10% {result['within_10pct']:.2f}",
+        f"MAPE {_percent(result['mape'])}, within ±10% {result['within_10pct']:.2f}, "
+        f"90% interval holds {_percent(result['coverage_90'])}",
         markup=False,
     )
 

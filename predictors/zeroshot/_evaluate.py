@@ -27,7 +27,12 @@ from predictors._service import DEFAULT_PREDICTOR
 from predictors.zeroshot._classes import device_model
 from predictors.zeroshot._roofline import DeviceModel, roofline_latency_ms
 from predictors.zeroshot._tracecache import persistent_traces
-from predictors.zeroshot._zeroshot import DATASHEET_SCALE, adapt_zero_shot, reference_strings
+from predictors.zeroshot._zeroshot import (
+    DATASHEET_LOG_SIGMA,
+    DATASHEET_SCALE,
+    adapt_zero_shot,
+    reference_strings,
+)
 
 if TYPE_CHECKING:
     from hwdb import HardwareDB
@@ -35,7 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = ["evaluate_zero_shot", "simulated_device_models", "simulated_tasks"]
 
-_METRICS = ("spearman", "kendall", "mape", "within_10pct")
+_METRICS = ("spearman", "kendall", "mape", "within_10pct", "coverage_90")
 
 
 def simulated_device_models(n: int, seed: int | None = 0) -> list[DeviceModel]:
@@ -144,11 +149,14 @@ def evaluate_zero_shot(
         params = {"seed": int(seed)} if seeded else {}
         model = get_predictor(name, **params).fit([*tasks, *extra], progress=progress)
         adapted, _ = adapt_zero_shot(model, space, dm, workload)
-        mean, _ = adapted.predict(split.query)
-        per_seed.append({"seed": int(seed), **latency_metrics(mean, true)})
+        mean, std = adapted.predict(split.query)
+        std = np.maximum(std, mean * np.sqrt(np.expm1(DATASHEET_LOG_SIGMA**2)))  # as served
+        per_seed.append({"seed": int(seed), **latency_metrics(mean, true, std)})
     out: dict[str, Any] = {k: float(np.mean([r[k] for r in per_seed])) for k in _METRICS}
     out["per_seed"] = per_seed
-    out["roofline"] = latency_metrics(roofline, true)
+    out["roofline"] = latency_metrics(
+        roofline, true, roofline * np.sqrt(np.expm1(DATASHEET_LOG_SIGMA**2))
+    )
     out["source"] = "zero-shot (datasheet)"
     out["catalog_entry"] = entry.name
     out["n_query"] = len(split.query)

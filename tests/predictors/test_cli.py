@@ -29,8 +29,26 @@ def test_evaluate_json(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     )
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"spearman", "kendall", "mape", "within_10pct", "per_seed"}
+    assert set(out) == {"spearman", "kendall", "mape", "within_10pct", "coverage_90", "per_seed"}
     assert len(out["per_seed"]) == 2 and -1 <= out["spearman"] <= 1
+    assert 0 <= out["coverage_90"] <= 1
+
+
+def test_coverage_reads_the_predictions_as_log_normal() -> None:
+    """``coverage_90``: measurements inside ``pred * exp(+-1.645 s)``, the interval whose
+    upper end ``--budget-z 1.645`` keeps under a budget."""
+    import numpy as np
+
+    from predictors import latency_metrics
+
+    s = 0.5
+    pred = np.full(4, 10.0)
+    std = pred * np.sqrt(np.expm1(s**2))
+    edge = np.exp(1.645 * s)
+    true = np.array([10.0 * edge * 0.99, 10.0 / edge * 1.01, 10.0 * edge * 1.01, 10.0])
+    out = latency_metrics(pred, true, std)
+    assert out["coverage_90"] == 0.75  # only the third lies outside
+    assert "coverage_90" not in latency_metrics(pred, true)
 
 
 ARCH = (
