@@ -26,6 +26,10 @@ def _bool(name: str, raw: str) -> bool:
     raise ValueError(f"`{name}` must be a boolean (1/0, true/false), got {raw!r}.")
 
 
+#: Text settings that an empty variable leaves unset.
+_OPTIONAL_TEXT = ("database_url", "search_out_dir", "cors_origins")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Configuration of the REST service.
@@ -48,6 +52,8 @@ class Settings:
             device's measurement count is checked again.
         idempotency_capacity: Upload responses remembered for ``Idempotency-Key`` replays.
         search_out_dir: Folder for search outputs (``None``: results kept in memory only).
+        cors_origins: Comma-separated origins whose browser pages may call the service
+            (``*``: any; ``None``: no CORS headers, same-origin only).
     """
 
     database_url: str | None = None
@@ -63,6 +69,7 @@ class Settings:
     predictor_revalidate_s: float = 2.0
     idempotency_capacity: int = 10_000
     search_out_dir: str | None = None
+    cors_origins: str | None = None
 
     def __post_init__(self) -> None:
         for name in (
@@ -105,7 +112,7 @@ class Settings:
         for f in fields(cls):
             var = "NAS_DATABASE_URL" if f.name == "database_url" else f"NAS_API_{f.name.upper()}"
             raw = env.get(var)
-            if raw is None or (raw.strip() == "" and f.name in ("database_url", "search_out_dir")):
+            if raw is None or (raw.strip() == "" and f.name in _OPTIONAL_TEXT):
                 continue
             default = f.default
             try:

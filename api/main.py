@@ -84,5 +84,15 @@ def create_app(settings: Settings | None = None, *, db: HardwareDB | None = None
     # last added is outermost: metrics see every response, the 413s of the body limit too
     app.add_middleware(HeadMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=cfg.max_body_bytes)
+    if cfg.cors_origins:  # a browser dashboard on another origin (answers preflights)
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=[o.strip() for o in cfg.cors_origins.split(",") if o.strip()],
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["Idempotent-Replayed", "Retry-After"],
+        )
     app.add_middleware(MetricsMiddleware, metrics=services.metrics)
     return app

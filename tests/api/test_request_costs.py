@@ -180,3 +180,26 @@ def test_a_failed_search_does_not_show_the_database_to_readers() -> None:
     exc = StorageError("database error on postgresql://nas:***@10.1.2.3:5432/prod: refused")
     assert public_message(exc) == "the database is unavailable; try again later"
     assert public_message(ValueError("bad\nsecond line")) == "bad"
+
+
+def test_cors_is_off_unless_origins_are_configured(db: HardwareDB) -> None:
+    """A browser dashboard on another origin needs CORS headers and preflight answers
+    (``OPTIONS`` was a 405); none are sent unless ``NAS_API_CORS_ORIGINS`` names origins."""
+    preflight = {
+        "Origin": "https://dash.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type,x-api-key",
+    }
+    with TestClient(make_app(db, Settings())) as c:
+        assert c.options("/v1/predict", headers=preflight).status_code == 405
+        plain = c.get("/v1/spaces", headers={"Origin": "https://dash.example"})
+        assert "access-control-allow-origin" not in plain.headers
+    cfg = Settings.from_env({"NAS_API_CORS_ORIGINS": "https://dash.example, https://b.example"})
+    with TestClient(make_app(db, cfg)) as c:
+        answer = c.options("/v1/predict", headers=preflight)
+        assert answer.status_code == 200
+        assert answer.headers["access-control-allow-origin"] == "https://dash.example"
+        read = c.get("/v1/spaces", headers={"Origin": "https://b.example"})
+        assert read.headers["access-control-allow-origin"] == "https://b.example"
+        other = c.get("/v1/spaces", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
