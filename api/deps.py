@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Annotated
@@ -35,6 +36,12 @@ __all__ = [
 ]
 
 
+#: Longest wait for another request that is opening the database.
+OPEN_WAIT_S = 2.0
+#: How long a failed attempt to open the database is reported before the next attempt.
+OPEN_RETRY_S = 5.0
+
+
 @lru_cache
 def load_settings() -> Settings:
     """Settings from the environment, read once per process."""
@@ -52,6 +59,8 @@ class Services:
     metrics: Metrics
     _db: HardwareDB | None = None
     _db_lock: threading.Lock = field(default_factory=threading.Lock)
+    #: When the last attempt to open the database failed, and the error it gave.
+    _open_failed: tuple[float, ApiError] | None = None
 
     @classmethod
     def create(cls, settings: Settings, db: HardwareDB | None = None) -> Services:
@@ -71,13 +80,36 @@ class Services:
         )
 
     def db(self) -> HardwareDB:
-        """The shared :class:`hwdb.HardwareDB` (opened on first use; thread-safe)."""
-        if self._db is None:
-            with self._db_lock:
-                if self._db is None:
+        """The shared :class:`hwdb.HardwareDB` (opened on first use; thread-safe).
+
+        While another request opens it, a request waits at most :data:`OPEN_WAIT_S`; after a
+        failed attempt, requests get its error for :data:`OPEN_RETRY_S` before the next
+        attempt. So a database that accepts connections and never answers (each attempt
+        runs to hwdb's connect timeout) costs one thread, not one per request.
+        """
+        if self._db is not None:
+            return self._db
+        if not self._db_lock.acquire(timeout=OPEN_WAIT_S):
+            raise ApiError(
+                503, ["server", "database"], "the database is being opened; try again",
+                type="storage_unavailable", headers={"Retry-After": "5"},
+            )  # fmt: skip
+        try:
+            if self._db is None:
+                failed = self._open_failed
+                if failed is not None and time.monotonic() - failed[0] < OPEN_RETRY_S:
+                    err = failed[1]
+                    raise ApiError(err.status_code, err.loc, err.msg, type=err.type)
+                try:
                     with field_errors("database"):
                         self._db = HardwareDB(self.settings.database_url)
-        return self._db
+                except ApiError as exc:
+                    self._open_failed = (time.monotonic(), exc)
+                    raise
+                self._open_failed = None
+            return self._db
+        finally:
+            self._db_lock.release()
 
     def close(self) -> None:
         """Stop the search workers and close the database."""

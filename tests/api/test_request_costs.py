@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.config import Settings
+from api.errors import ApiError
 from hwdb import HardwareDB
 from tests.api._helpers import SPACE, TARGET, wait_for_search
 from tests.api.conftest import make_app
@@ -203,3 +204,41 @@ def test_cors_is_off_unless_origins_are_configured(db: HardwareDB) -> None:
         assert read.headers["access-control-allow-origin"] == "https://b.example"
         other = c.get("/v1/spaces", headers={"Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in other.headers
+
+
+def test_a_database_that_cannot_be_opened_is_tried_once_per_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Requests queued one attempt each (up to the 10 s connect timeout) behind the lock
+    that opens the database, holding a server thread apiece."""
+    from api import deps
+    from hwdb import StorageError
+
+    attempts: list[str | None] = []
+
+    def failing(url: str | None) -> Any:
+        attempts.append(url)
+        raise StorageError("cannot open database postgresql://u:***@10.0.0.9/x: timeout")
+
+    monkeypatch.setattr(deps, "HardwareDB", failing)
+    services = deps.Services.create(Settings(database_url="postgresql://u:p@10.0.0.9/x"))
+    try:
+        for _ in range(3):
+            with pytest.raises(ApiError) as exc:
+                services.db()
+            assert exc.value.status_code == 503 and exc.value.loc == ["server", "database"]
+            assert "10.0.0.9" not in exc.value.msg
+        assert len(attempts) == 1
+        monkeypatch.setattr(deps, "OPEN_RETRY_S", 0.0)
+        with pytest.raises(ApiError):
+            services.db()
+        assert len(attempts) == 2
+        monkeypatch.setattr(deps, "OPEN_WAIT_S", 0.05)
+        assert services._db_lock.acquire()  # another request is opening it
+        try:
+            with pytest.raises(ApiError, match="being opened"):
+                services.db()
+        finally:
+            services._db_lock.release()
+    finally:
+        services.close()
