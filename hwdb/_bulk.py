@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -197,9 +197,16 @@ def check_device_settings(session: Session, data: BulkImport) -> None:
 
 
 def ensure_devices(
-    session: Session, specs: Sequence[DeviceSpec], now: datetime, *, update_existing: bool
+    session: Session,
+    specs: Sequence[DeviceSpec],
+    now: datetime,
+    *,
+    update_existing: bool,
+    fields: Collection[str] | None = None,
 ) -> dict[str, int]:
-    """Insert devices (or update them when ``update_existing``); returns name -> id.
+    """Insert devices (or update them when ``update_existing``: every field, or only
+    ``fields``); returns name -> id. The insert and the update are one statement, so a
+    device another writer inserted meanwhile keeps the fields this one does not set.
 
     Raises:
         ValueError: naming the argument of a device that :func:`check_new_device` refuses.
@@ -211,8 +218,11 @@ def ensure_devices(
     by_name = {s.name: s for s in specs}
     rows = [device_row(by_name[n], now) for n in sorted(by_name)]
     stmt = _insert(session, DeviceModel.__table__)
-    if update_existing:
-        cols = {c: stmt.excluded[c] for c in rows[0] if c not in ("name", "created_at")}
+    keep = ("name", "created_at")
+    cols = {
+        c: stmt.excluded[c] for c in rows[0] if c not in keep and (fields is None or c in fields)
+    }
+    if update_existing and cols:
         stmt = stmt.on_conflict_do_update(index_elements=["name"], set_=cols)
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=["name"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -257,13 +257,25 @@ class HardwareDB:
             return fn(session)
 
     # ----------------------------------------------------------------- devices
-    def upsert_device(self, spec: DeviceSpec) -> Device:
-        """Insert ``spec`` or update the device of that name (``created_at`` is kept)."""
+    def upsert_device(self, spec: DeviceSpec, *, fields: Collection[str] | None = None) -> Device:
+        """Insert ``spec`` or update the device of that name (``created_at`` is kept).
+
+        Args:
+            spec: The device.
+            fields: Update only these fields of a stored device (None: all). A caller that
+                merged a request into the record it read passes the request's fields, so a
+                device another writer stored meanwhile keeps the rest (one statement: insert
+                or update).
+        """
         if not isinstance(spec, DeviceSpec):
             raise ValueError(f"`spec` must be a DeviceSpec, got {type(spec).__name__}.")
+        if fields is not None and (isinstance(fields, str) or not all(
+            isinstance(f, str) for f in fields
+        )):  # fmt: skip
+            raise ValueError("`fields` must be a collection of DeviceSpec field names.")
 
         def run(session: Session) -> Device:
-            _bulk.ensure_devices(session, [spec], utcnow(), update_existing=True)
+            _bulk.ensure_devices(session, [spec], utcnow(), update_existing=True, fields=fields)
             return _device(session.execute(_queries.device_by_name(spec.name)).scalar_one())
 
         return self._write(run)

@@ -137,7 +137,9 @@ def _store(
     _check_catalog_precision(fields)
     _check_catalog_runtime(fields, sent)
     with field_errors("body"):
-        device = db.upsert_device(DeviceSpec(**fields))
+        # only the request's fields: a device stored meanwhile by a concurrent request keeps
+        # the fields this one left out (two creates of one new name both found none)
+        device = db.upsert_device(DeviceSpec(**fields), fields=sent)
     services.cache.invalidate(db.url, device.name)
     return DevicePublic.model_validate(device)
 

@@ -235,3 +235,27 @@ def test_catalog_device_precision_must_be_priced_by_its_entry(
         "/v1/devices/plain-x", json={"attributes": {"catalog": "jetson-nano"}}, headers=auth
     )
     assert adding.status_code == 422 and adding.json()["detail"][0]["loc"] == ["body", "precision"]
+
+
+def test_a_create_racing_another_keeps_the_fields_it_left_out(
+    client: TestClient, auth: dict[str, str], db: HardwareDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two creates of one new name both read "not found"; the second one used to write its
+    defaults over every field the first had set (the review saw 201 six times on
+    PostgreSQL)."""
+    from hwdb import DeviceSpec, NotFoundError
+
+    db.upsert_device(DeviceSpec(name="race", family="gpu", hardware="RTX 4090", threads=8))
+    real = db.get_device
+
+    def not_yet(name: str) -> Any:  # the read happened before the other request's insert
+        monkeypatch.setattr(db, "get_device", real)
+        raise NotFoundError(f"device {name!r} not found")
+
+    monkeypatch.setattr(db, "get_device", not_yet)
+    body = {"name": "race", "runtime": "onnxruntime"}
+    response = client.post("/v1/devices", json=body, headers=auth)
+    assert response.status_code == 201, response.text
+    stored = db.get_device("race")
+    assert stored.runtime == "onnxruntime"  # the field this request sent
+    assert (stored.family, stored.hardware, stored.threads) == ("gpu", "RTX 4090", 8)

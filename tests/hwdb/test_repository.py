@@ -47,6 +47,23 @@ def test_devices_upsert_get_list(db_url: str) -> None:
             db.get_device("nope")
 
 
+def test_upsert_of_some_fields_keeps_the_others(db_url: str) -> None:
+    """``fields`` limits the update of a stored device (the API passes a request's fields, so
+    a concurrent writer's other fields survive); a new device is inserted whole."""
+    with HardwareDB(db_url) as db:
+        db.upsert_device(DeviceSpec("d", family="gpu", hardware="A100", threads=8))
+        got = db.upsert_device(DeviceSpec("d", runtime="onnxruntime"), fields={"runtime"})
+        assert (got.family, got.hardware, got.threads, got.runtime) == (
+            "gpu", "A100", 8, "onnxruntime",
+        )  # fmt: skip
+        same = db.upsert_device(DeviceSpec("d"), fields={"name"})  # nothing to update
+        assert (same.family, same.runtime) == ("gpu", "onnxruntime")
+        new = db.upsert_device(DeviceSpec("e", family="phone"), fields=set())
+        assert new.family == "phone"
+        with pytest.raises(ValueError, match="`fields` must be a collection"):
+            db.upsert_device(DeviceSpec("d"), fields="runtime")  # type: ignore[arg-type]
+
+
 def test_measurements_idempotent_and_replace(db_url: str) -> None:
     archs = nb201_archs(20)
     with HardwareDB(db_url) as db:
