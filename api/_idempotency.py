@@ -30,29 +30,33 @@ class _Record:
 
 
 class IdempotencyStore:
-    """Bounded map: key -> (body fingerprint, first successful response).
+    """Bounded map: (scope, key) -> (body fingerprint, first successful response).
+
+    Each scope (the API key that uploads) has its own ``capacity``, oldest evicted first, so
+    one key's uploads cannot push another key's records out.
 
     Args:
-        capacity: Most keys remembered.
+        capacity: Most keys remembered per scope.
     """
 
     def __init__(self, capacity: int = 10_000) -> None:
         self.capacity = capacity
-        self._records: OrderedDict[str, _Record] = OrderedDict()
+        self._scopes: dict[str, OrderedDict[str, _Record]] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self._records)
+        return sum(len(records) for records in self._scopes.values())
 
-    def _claim(self, key: str, fingerprint: str) -> _Record:
+    def _claim(self, scope: str, key: str, fingerprint: str) -> _Record:
         with self._lock:
-            record = self._records.get(key)
+            records = self._scopes.setdefault(scope, OrderedDict())
+            record = records.get(key)
             if record is None:
-                record = self._records[key] = _Record(fingerprint)
-                while len(self._records) > self.capacity:
-                    self._records.popitem(last=False)
+                record = records[key] = _Record(fingerprint)
+                while len(records) > self.capacity:
+                    records.popitem(last=False)
             else:
-                self._records.move_to_end(key)
+                records.move_to_end(key)
             return record
 
     def run(
@@ -62,6 +66,7 @@ class IdempotencyStore:
         fn: Callable[[], dict[str, Any]],
         *,
         loc: Sequence[str | int],
+        scope: str = "",
     ) -> tuple[dict[str, Any], bool]:
         """Return (response, replayed): the stored response, or ``fn()`` stored under ``key``.
 
@@ -72,7 +77,7 @@ class IdempotencyStore:
             ApiError: 422 at ``loc`` if ``key`` was used with another body.
         """
         while True:
-            record = self._claim(key, fingerprint)
+            record = self._claim(scope, key, fingerprint)
             if record.fingerprint != fingerprint:
                 raise ApiError(
                     422,
@@ -88,14 +93,15 @@ class IdempotencyStore:
                 try:
                     response = fn()
                 except BaseException:
-                    self._release(key, record)
+                    self._release(scope, key, record)
                     raise
                 record.response = response
                 return response, False
 
-    def _release(self, key: str, record: _Record) -> None:
+    def _release(self, scope: str, key: str, record: _Record) -> None:
         """Forget ``record`` (its call failed), so the key may be used again, with any body."""
         record.released = True
         with self._lock:
-            if self._records.get(key) is record:
-                del self._records[key]
+            records = self._scopes.get(scope)
+            if records is not None and records.get(key) is record:
+                del records[key]

@@ -179,11 +179,12 @@ def upload_measurements(
         ).hexdigest()
         loc = ["header", "Idempotency-Key"] if idempotency_key else ["body", "client_key"]
         result, replayed = services.idempotency.run(
-            # NUL can be neither in a device name nor in a header: no two scopes share a key
-            f"{api_key.id}\x00{name}\x00{key}",
+            # NUL can be neither in a device name nor in a header: no two devices share a key
+            f"{name}\x00{key}",
             digest,
             lambda: _store(db, name, body, key),
             loc=loc,
+            scope=str(api_key.id),  # each API key has its own records (and capacity)
         )
         response.headers["Idempotent-Replayed"] = "true" if replayed else "false"
         if replayed:

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.config import Settings
+from api.errors import ApiError
 from hwdb import HardwareDB
 from search_spaces import get_space
 from tests.api._helpers import SPACE
@@ -271,6 +272,20 @@ def test_idempotency_store_releases_a_failed_claim() -> None:
     assert len(store) == 0
     assert store.run("k", "fp-2", lambda: {"ok": 1}, loc=["body"]) == ({"ok": 1}, False)
     assert store.run("k", "fp-2", lambda: {"ok": 2}, loc=["body"]) == ({"ok": 1}, True)
+
+
+def test_one_keys_uploads_do_not_evict_another_keys_records() -> None:
+    """All keys shared one bounded store: a second key's uploads pushed the first key's
+    records out, and the first key's retry with another body was then accepted."""
+    from api._idempotency import IdempotencyStore
+
+    store = IdempotencyStore(capacity=2)
+    store.run("k", "fp-a", lambda: {"alice": 1}, loc=["body"], scope="alice")
+    for i in range(5):
+        store.run(f"b{i}", "fp", lambda: {"bob": 1}, loc=["body"], scope="bob")
+    with pytest.raises(ApiError, match="already used with a different request body"):
+        store.run("k", "fp-other", lambda: {"alice": 2}, loc=["body"], scope="alice")
+    assert len(store) == 3  # alice's one, bob's last two
 
 
 def test_batch_limit_is_a_413_above_the_default_and_settable_beyond_it(
