@@ -83,6 +83,7 @@ class PredictorCache:
         self._entries: dict[Key, _Entry] = {}
         self._locks: dict[Key, threading.Lock] = {}
         self._lock = threading.Lock()
+        self._waiting = 0  # requests waiting for another request's model build
 
     @staticmethod
     def key(db: HardwareDB, space: str, device: str, predictor: str | None) -> Key:
@@ -124,7 +125,8 @@ class PredictorCache:
             return model
         with self._lock:
             lock = self._locks.setdefault(key, threading.Lock())
-        with lock:
+        self._acquire(lock)
+        try:
             n = db.count_measurements(
                 space=space, device=device, metric=latency_metric(space), distinct_archs=True
             )
@@ -135,6 +137,33 @@ class PredictorCache:
             model = latency_model(db, space=space, device=device, predictor=predictor, train=train)
             self._entries[key] = _Entry(model, n, time.monotonic())
             return model
+        finally:
+            lock.release()
+
+    def _acquire(self, lock: threading.Lock) -> None:
+        """Take a model's lock. Requests for one model wait for the one that builds it (a
+        meta-training may take minutes): asking their ``predictors.stop_when`` callback
+        every quarter second, and at most ``predictors._service.MAX_TRAINING_WAITERS`` of
+        them (one more: ``TrainingBusy``), so they cannot hold every server thread."""
+        from predictors import TrainingBusy
+        from predictors._progress import check_stop
+        from predictors._service import MAX_TRAINING_WAITERS
+
+        if lock.acquire(blocking=False):
+            return
+        with self._lock:
+            if self._waiting >= MAX_TRAINING_WAITERS:
+                raise TrainingBusy(
+                    f"{self._waiting} requests already wait for this model to be built; try "
+                    "again in a minute"
+                )
+            self._waiting += 1
+        try:
+            while not lock.acquire(timeout=0.25):
+                check_stop()
+        finally:
+            with self._lock:
+                self._waiting -= 1
 
     def invalidate(self, db_url: str, device: str) -> None:
         """Forget every model of ``device`` in the database at ``db_url``."""

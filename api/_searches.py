@@ -267,7 +267,7 @@ class SearchManager:
             models = {
                 d: measured_first(
                     db, space=space, device=d,
-                    model=cache.get(db, space=space.name, device=d, predictor=req.predictor),
+                    model=_model_when_free(cache, db, space.name, d, req.predictor, job),
                 )
                 for d in req.devices
             }  # fmt: skip
@@ -301,3 +301,19 @@ class SearchManager:
             out_dir=out_dir,
             progress=progress,
         )
+
+
+def _model_when_free(
+    cache: PredictorCache, db: HardwareDB, space: str, device: str, predictor: str | None,
+    job: SearchJob,
+) -> Any:  # fmt: skip
+    """``cache.get(...)``; while too many requests wait for meta-trainings (``TrainingBusy``)
+    a search waits its turn instead of failing (its worker threads are few)."""
+    from predictors import TrainingBusy
+
+    while True:
+        try:
+            return cache.get(db, space=space, device=device, predictor=predictor)
+        except TrainingBusy:
+            if job.cancel_event.wait(1.0):
+                raise _Cancelled from None

@@ -8,6 +8,7 @@ dependency, which tests override.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
@@ -25,6 +26,10 @@ def _bool(name: str, raw: str) -> bool:
         return False
     raise ValueError(f"`{name}` must be a boolean (1/0, true/false), got {raw!r}.")
 
+
+#: A web origin: scheme, host and optional port, nothing after them (browsers send exactly
+#: that in ``Origin``, so ``https://a.example/`` would never match).
+_ORIGIN = re.compile(r"https?://[^/\s:]+(:\d{1,5})?")
 
 #: Text settings that an empty variable leaves unset.
 _OPTIONAL_TEXT = ("database_url", "search_out_dir", "cors_origins")
@@ -94,6 +99,14 @@ class Settings:
                 raise ValueError(
                     f"`{name}` must be at most {MAX_LIST_ITEMS} (longer lists are refused before "
                     f"they are read), got {getattr(self, name)!r}."
+                )
+        for origin in (self.cors_origins or "").split(","):
+            origin = origin.strip()
+            if origin and origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"`cors_origins` must list origins such as https://dash.example or "
+                    f"http://localhost:3000 (scheme, host, optional port; no path), got "
+                    f"{origin!r}."
                 )
         if not self.predictor_revalidate_s >= 0:
             raise ValueError(

@@ -19,6 +19,7 @@ from api._searches import SearchManager
 from api.config import Settings
 from api.errors import ApiError, field_errors
 from hwdb import ApiKey, HardwareDB
+from hwdb._apikeys import TOKEN_PREFIX
 
 __all__ = [
     "DbDep",
@@ -99,7 +100,11 @@ class Services:
                 failed = self._open_failed
                 if failed is not None and time.monotonic() - failed[0] < OPEN_RETRY_S:
                     err = failed[1]
-                    raise ApiError(err.status_code, err.loc, err.msg, type=err.type)
+                    wait = max(1, round(OPEN_RETRY_S - (time.monotonic() - failed[0])))
+                    raise ApiError(
+                        err.status_code, err.loc, err.msg, type=err.type,
+                        headers={"Retry-After": str(wait)},
+                    )  # fmt: skip
                 try:
                     with field_errors("database"):
                         self._db = HardwareDB(self.settings.database_url)
@@ -189,14 +194,14 @@ async def read_access(
     """Reads are open unless ``require_key_for_reads`` is set. On an open read an
     ``X-API-Key`` is checked all the same (a request with a valid key may start a
     meta-training that an anonymous one may not: ``POST /v1/predict``; a typo should say so),
-    while a bearer token that is no key of ours makes the read anonymous: a gateway in front
-    of the service may send its own."""
+    and so is a bearer token in our keys' format (``nas_...``), while any other bearer token
+    makes the read anonymous: a gateway in front of the service may send its own."""
     if settings.require_key_for_reads:
         return await _check_key(db, header, bearer)
     if header:
         return await _check_key(db, header, None)
-    if bearer is not None and bearer.credentials:
-        return await anyio.to_thread.run_sync(db.verify_api_key, bearer.credentials)
+    if bearer is not None and bearer.credentials.startswith(TOKEN_PREFIX):
+        return await _check_key(db, None, bearer)  # one of ours: a revoked key should say so
     return None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import time
@@ -269,10 +270,19 @@ class HardwareDB:
         """
         if not isinstance(spec, DeviceSpec):
             raise ValueError(f"`spec` must be a DeviceSpec, got {type(spec).__name__}.")
-        if fields is not None and (isinstance(fields, str) or not all(
-            isinstance(f, str) for f in fields
-        )):  # fmt: skip
-            raise ValueError("`fields` must be a collection of DeviceSpec field names.")
+        if fields is not None:
+            known = {f.name for f in dataclasses.fields(DeviceSpec)}
+            if isinstance(fields, str):
+                raise ValueError("`fields` must be a collection of DeviceSpec field names.")
+            names = list(fields)  # once: a generator can be read only once
+            if not all(isinstance(f, str) for f in names):
+                raise ValueError("`fields` must be a collection of DeviceSpec field names.")
+            fields = frozenset(names)
+            if fields - known:
+                raise ValueError(
+                    f"`fields` must name DeviceSpec fields, got {sorted(fields - known)} "
+                    f"(known: {', '.join(sorted(known))})."
+                )
 
         def run(session: Session) -> Device:
             _bulk.ensure_devices(session, [spec], utcnow(), update_existing=True, fields=fields)

@@ -47,8 +47,11 @@ def latency_metrics(
         "within_10pct": float((rel <= 0.10).mean()),
     }
     if std_ms is not None:
-        s = np.sqrt(np.log1p((np.asarray(std_ms, float) / pred) ** 2))
-        out["coverage_90"] = float((np.abs(np.log(true / pred)) <= _Z90 * s).mean())
+        with np.errstate(divide="ignore", invalid="ignore"):
+            s = np.sqrt(np.log1p((np.asarray(std_ms, float) / pred) ** 2))
+            inside = np.abs(np.log(true / pred)) <= _Z90 * s
+        # a prediction <= 0 has no log-normal interval: it holds nothing
+        out["coverage_90"] = float((inside & (pred > 0) & np.isfinite(s)).mean())
     return out
 
 

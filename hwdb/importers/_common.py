@@ -125,9 +125,11 @@ class RowChecker:
         return [spec for _, spec in self._devices.values()]
 
 
-def check_latency(value: object, path: Path | str, where: str, field: str) -> float:
-    """``value`` as a float that is finite, > 0 and at most :data:`MAX_LATENCY_MS`, else an
-    ImportDataError."""
+def check_latency(
+    value: object, path: Path | str, where: str, field: str, *, to_ms: float = 1.0
+) -> float:
+    """``value`` as a float that is finite, > 0 and, times ``to_ms`` (1000 for seconds),
+    between :data:`MIN_LATENCY_MS` and :data:`MAX_LATENCY_MS`, else an ImportDataError."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         try:
             number = float(value)  # type: ignore[arg-type]
@@ -137,13 +139,15 @@ def check_latency(value: object, path: Path | str, where: str, field: str) -> fl
         number = float(value)
     if not math.isfinite(number) or number <= 0:
         raise bad(path, where, field, f"latency must be finite and > 0, got {value!r}")
-    if number > MAX_LATENCY_MS:
+    unit = " s" if to_ms == 1000.0 else ""
+    if number * to_ms > MAX_LATENCY_MS:
         limit = f"at most {MAX_LATENCY_MS:g} ms"
-        raise bad(path, where, field, f"latency must be {limit}, got {value!r}")
-    if number < MIN_LATENCY_MS:
+        raise bad(path, where, field, f"latency must be {limit}, got {value!r}{unit}")
+    if number * to_ms < MIN_LATENCY_MS:
         raise bad(
-            path, where, field, f"latency must be at least {MIN_LATENCY_MS:g} ms, got {value!r}"
-        )
+            path, where, field,
+            f"latency must be at least {MIN_LATENCY_MS:g} ms, got {value!r}{unit}",
+        )  # fmt: skip
     return number
 
 

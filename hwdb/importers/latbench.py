@@ -115,7 +115,7 @@ def load_latbench(paths: Sequence[str | Path]) -> BulkImport:
         for key, seconds in table.items():
             arch = _key_arch(path, key)
             where = f"key {key!r}"
-            ms = check_latency(seconds, path, where, "latency_s") * 1000.0
+            ms = check_latency(seconds, path, where, "latency_s", to_ms=1000.0) * 1000.0
             if not math.isfinite(ms):
                 raise bad(path, where, "latency_s", f"{seconds!r} s is not finite in milliseconds")
             names.append(arch)

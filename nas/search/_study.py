@@ -108,7 +108,7 @@ def mismatch_message(
     what = "; ".join(parts) or "its objectives differ"
     fix = (
         UNITS_CHANGED
-        if "nas_units" in keys
+        if "nas_units" in keys and stored.get("nas_units") is None
         else "rerun with the study's settings or pass another --study name (study_name)"
     )
     return f"study {name!r} in {where} was created with other settings: {what}; {fix}"

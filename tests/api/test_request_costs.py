@@ -4,6 +4,7 @@ of other predictors, bounded zero-shot batches, a search quota per API key."""
 from __future__ import annotations
 
 import dataclasses
+import threading
 from typing import Any
 
 import pytest
@@ -70,6 +71,8 @@ def test_a_wrong_key_on_an_open_read_is_refused(client: TestClient) -> None:
     # a bearer token that is no key of ours (a gateway's own) leaves the read anonymous
     gateway = client.post("/v1/predict", json=body, headers={"Authorization": "Bearer gw-1"})
     assert gateway.status_code == 200, gateway.text
+    ours = client.post("/v1/predict", json=body, headers={"Authorization": "Bearer nas_revoked"})
+    assert ours.status_code == 401  # a token in our keys' format is checked
 
 
 def test_zero_shot_batches_are_capped(db: HardwareDB, auth: dict[str, str]) -> None:
@@ -228,6 +231,7 @@ def test_a_database_that_cannot_be_opened_is_tried_once_per_interval(
                 services.db()
             assert exc.value.status_code == 503 and exc.value.loc == ["server", "database"]
             assert "10.0.0.9" not in exc.value.msg
+        assert exc.value.headers and 1 <= int(exc.value.headers["Retry-After"]) <= 5
         assert len(attempts) == 1
         monkeypatch.setattr(deps, "OPEN_RETRY_S", 0.0)
         with pytest.raises(ApiError):
@@ -242,3 +246,54 @@ def test_a_database_that_cannot_be_opened_is_tried_once_per_interval(
             services._db_lock.release()
     finally:
         services.close()
+
+
+def test_requests_waiting_for_one_model_stop_and_are_bounded(db: HardwareDB) -> None:
+    """Requests for one new model queued on its lock for the whole meta-training, told to
+    stop or not, as many as came (the training-lock bound did not reach them)."""
+    from api._predictors import PredictorCache
+    from predictors import TrainingBusy, TrainingCancelled, stop_when
+    from predictors._service import MAX_TRAINING_WAITERS
+
+    cache = PredictorCache()
+    key = cache.key(db, SPACE, TARGET, None)
+    lock = cache._locks.setdefault(key, threading.Lock())
+    assert lock.acquire()  # another request is building this model
+    try:
+        with stop_when(lambda: True), pytest.raises(TrainingCancelled):
+            cache.get(db, space=SPACE, device=TARGET)
+        cache._waiting = MAX_TRAINING_WAITERS
+        with pytest.raises(TrainingBusy, match="already wait for this model"):
+            cache.get(db, space=SPACE, device=TARGET)
+        cache._waiting = 0
+    finally:
+        lock.release()
+    assert cache.get(db, space=SPACE, device=TARGET).n_measurements > 0  # free again
+
+
+def test_a_search_waits_while_meta_trainings_are_busy() -> None:
+    """A search's few worker threads wait their turn instead of failing on TrainingBusy."""
+    from api._searches import SearchJob, _Cancelled, _model_when_free
+    from predictors import TrainingBusy
+
+    class Busy:
+        def __init__(self, times: int) -> None:
+            self.times = times
+
+        def get(self, db: Any, **kwargs: Any) -> str:
+            if self.times:
+                self.times -= 1
+                raise TrainingBusy("busy")
+            return "model"
+
+    job = SearchJob(id="x", request=None, created_at=None)  # type: ignore[arg-type]
+    assert _model_when_free(Busy(1), None, SPACE, TARGET, None, job) == "model"  # type: ignore[arg-type]
+    job.cancel_event.set()
+    with pytest.raises(_Cancelled):
+        _model_when_free(Busy(5), None, SPACE, TARGET, None, job)  # type: ignore[arg-type]
+
+
+def test_misspelt_cors_origins_are_refused() -> None:
+    with pytest.raises(ValueError, match="`cors_origins` must list origins"):
+        Settings(cors_origins="https://a.example/")
+    Settings(cors_origins="*, https://a.example, http://localhost:3000")

@@ -182,6 +182,12 @@ def test_implausible_latencies_are_refused(tmp_path: Path) -> None:
     csv.write_text(f"space,arch,device,latency_ms\nnasbench201,{NB201_0},d,1e308\n")
     with pytest.raises(ImportDataError, match="at most"):
         load_csv(csv)
+    # LatBench stores seconds: the limits apply to them in milliseconds
+    from hwdb.importers._common import check_latency
+
+    assert check_latency(5e-7, "f", "key 'a'", "latency_s", to_ms=1000.0) == 5e-7  # 0.5 us
+    with pytest.raises(ImportDataError, match="at most 1e\\+08 ms, got 200000.0 s"):
+        check_latency(2e5, "f", "key 'a'", "latency_s", to_ms=1000.0)
     # and below 1 ns (5e-324 broke two baselines): the row API, files and bulk series alike
     with pytest.raises(ValueError, match="`median` must be at least 1e-06 ms"):
         MeasurementIn(device="d", space="nasbench201", arch=NB201_0, median=5e-324)

@@ -62,6 +62,10 @@ def test_upsert_of_some_fields_keeps_the_others(db_url: str) -> None:
         assert new.family == "phone"
         with pytest.raises(ValueError, match="`fields` must be a collection"):
             db.upsert_device(DeviceSpec("d"), fields="runtime")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match=r"must name DeviceSpec fields, got \['hardwrae'\]"):
+            db.upsert_device(DeviceSpec("d"), fields={"hardwrae"})
+        kept = db.upsert_device(DeviceSpec("d", threads=2), fields=(f for f in ["threads"]))
+        assert (kept.threads, kept.family) == (2, "gpu")
 
 
 def test_measurements_idempotent_and_replace(db_url: str) -> None:

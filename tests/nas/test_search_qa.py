@@ -123,6 +123,14 @@ def test_a_study_of_an_earlier_release_does_not_resume_with_new_units(
     optuna.load_study(study_name="z", storage=storage).set_user_attr("nas_units", None)
     with pytest.raises(StudyMismatchError, match="bounded --budget-z as mean"):
         _search(db_url, storage=storage, trials=20, **bounded)
+    # a study of this release whose units changed since (its device lost its measurements)
+    # is refused with the usual advice, not blamed on an earlier release
+    from nas.search._study import mismatch_message
+
+    stored = {"nas_units": {"budget_bound": "lognormal"}}
+    given = {"nas_units": {"budget_bound": "lognormal", "datasheet_scale": 2.8}}
+    text = mismatch_message("s", "db", ["nas_units"], stored, given)
+    assert "earlier releases" not in text and "rerun with the study's settings" in text
 
 
 # ------------------------------------------------------------------ 3: seeds on RDB storage

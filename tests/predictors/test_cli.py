@@ -49,6 +49,9 @@ def test_coverage_reads_the_predictions_as_log_normal() -> None:
     out = latency_metrics(pred, true, std)
     assert out["coverage_90"] == 0.75  # only the third lies outside
     assert "coverage_90" not in latency_metrics(pred, true)
+    # a prediction <= 0 has no interval: it holds nothing
+    zero = latency_metrics(np.array([0.0, 10.0]), np.array([5.0, 10.0]), np.array([1.0, 1.0]))
+    assert zero["coverage_90"] == 0.5
 
 
 ARCH = (
