@@ -19,6 +19,7 @@ from api.errors import ApiError
 if TYPE_CHECKING:
     from hwdb import HardwareDB
     from predictors import AdaptedLatencyModel
+    from predictors._progress import WaitLine
     from predictors.zeroshot import RooflineLatencyModel
 
     #: What the service predicts with: a model adapted to the device's measurements, or the
@@ -83,7 +84,7 @@ class PredictorCache:
         self._entries: dict[Key, _Entry] = {}
         self._locks: dict[Key, threading.Lock] = {}
         self._lock = threading.Lock()
-        self._waiting = 0  # requests waiting for another request's model build
+        self._line: WaitLine | None = None  # made on first need: predictors imports torch
 
     @staticmethod
     def key(db: HardwareDB, space: str, device: str, predictor: str | None) -> Key:
@@ -125,7 +126,9 @@ class PredictorCache:
             return model
         with self._lock:
             lock = self._locks.setdefault(key, threading.Lock())
-        self._acquire(lock)
+        # requests for one model wait for the one that builds it (a meta-training may take
+        # minutes): in a bounded line, stopped by their ``predictors.stop_when`` callback
+        self._wait_line().acquire(lock, "this model to be built")
         try:
             n = db.count_measurements(
                 space=space, device=device, metric=latency_metric(space), distinct_archs=True
@@ -140,30 +143,16 @@ class PredictorCache:
         finally:
             lock.release()
 
-    def _acquire(self, lock: threading.Lock) -> None:
-        """Take a model's lock. Requests for one model wait for the one that builds it (a
-        meta-training may take minutes): asking their ``predictors.stop_when`` callback
-        every quarter second, and at most ``predictors._service.MAX_TRAINING_WAITERS`` of
-        them (one more: ``TrainingBusy``), so they cannot hold every server thread."""
-        from predictors import TrainingBusy
-        from predictors._progress import check_stop
-        from predictors._service import MAX_TRAINING_WAITERS
-
-        if lock.acquire(blocking=False):
-            return
+    def _wait_line(self) -> WaitLine:
+        """The line requests wait in for another request's model build (bounded, stoppable;
+        :class:`predictors._progress.WaitLine`)."""
         with self._lock:
-            if self._waiting >= MAX_TRAINING_WAITERS:
-                raise TrainingBusy(
-                    f"{self._waiting} requests already wait for this model to be built; try "
-                    "again in a minute"
-                )
-            self._waiting += 1
-        try:
-            while not lock.acquire(timeout=0.25):
-                check_stop()
-        finally:
-            with self._lock:
-                self._waiting -= 1
+            if self._line is None:
+                from predictors._progress import WaitLine
+                from predictors._service import MAX_TRAINING_WAITERS
+
+                self._line = WaitLine(MAX_TRAINING_WAITERS)
+            return self._line
 
     def invalidate(self, db_url: str, device: str) -> None:
         """Forget every model of ``device`` in the database at ``db_url``."""

@@ -185,11 +185,9 @@ def public_message(exc: BaseException) -> str:
     """The first line of ``exc``'s message as a client may read it: for a database error
     (host, user, driver text) the public sentence instead, the full message logged."""
     mapped = status_of(exc)
-    public = _DATABASE_ERRORS.get(mapped[1]) if mapped is not None else None
-    if public is None:
+    if mapped is None:
         return clip_message(_message(exc))
-    logger.warning("%s: %s", mapped[1] if mapped else "error", exc)
-    return public
+    return _mapped_error(exc, *mapped, []).msg
 
 
 def _mapped_error(exc: BaseException, status: int, kind: str, loc: Loc) -> ApiError:

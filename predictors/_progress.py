@@ -11,9 +11,9 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from predictors._errors import TrainingCancelled
+from predictors._errors import TrainingBusy, TrainingCancelled
 
-__all__ = ["check_stop", "progress_bar", "stop_when"]
+__all__ = ["WaitLine", "check_stop", "progress_bar", "stop_when"]
 
 _local = threading.local()
 
@@ -35,6 +35,40 @@ def check_stop() -> None:
     should_stop = getattr(_local, "should_stop", None)
     if should_stop is not None and should_stop():
         raise TrainingCancelled("stopped on request before it finished")
+
+
+class WaitLine:
+    """Threads waiting for locks that may be held for minutes (a meta-training): at most
+    ``limit`` wait at once, and each asks its :func:`stop_when` callback every quarter
+    second, so waiting requests can neither hold every server thread nor outlive their
+    client."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.waiting = 0
+        self._lock = threading.Lock()
+
+    def acquire(self, lock: threading.Lock, what: str) -> None:
+        """Take ``lock``: at once when it is free, else in line.
+
+        Raises:
+            TrainingBusy: when ``limit`` threads already wait (``what``: what they wait for).
+            TrainingCancelled: when this thread's :func:`stop_when` callback says so.
+        """
+        if lock.acquire(blocking=False):
+            return
+        with self._lock:
+            if self.waiting >= self.limit:
+                raise TrainingBusy(
+                    f"{self.waiting} requests already wait for {what}; try again in a minute"
+                )
+            self.waiting += 1
+        try:
+            while not lock.acquire(timeout=0.25):
+                check_stop()
+        finally:
+            with self._lock:
+                self.waiting -= 1
 
 
 @contextmanager

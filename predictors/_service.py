@@ -32,9 +32,8 @@ from predictors._errors import (
     NotFittedError,
     NotTrainedError,
     PredictorError,
-    TrainingBusy,
 )
-from predictors._progress import check_stop
+from predictors._progress import WaitLine, check_stop
 
 if TYPE_CHECKING:
     from hwdb import HardwareDB
@@ -69,8 +68,7 @@ _TRAINING = threading.Lock()
 #: Most threads waiting for :data:`_TRAINING` at once; one more gets :class:`TrainingBusy`
 #: (a server's worker threads must not all end up waiting for meta-trainings).
 MAX_TRAINING_WAITERS = 4
-_waiters = 0
-_waiters_lock = threading.Lock()
+_TRAINING_LINE = WaitLine(MAX_TRAINING_WAITERS)
 
 
 @dataclass(frozen=True)
@@ -309,24 +307,9 @@ def stored_or_trained(
 
 @contextmanager
 def _training_turn() -> Iterator[None]:
-    """Hold :data:`_TRAINING`: wait for it (asking :func:`~predictors.stop_when`'s callback
-    every quarter second), or raise :class:`TrainingBusy` when
-    :data:`MAX_TRAINING_WAITERS` threads already wait."""
-    global _waiters
-    if not _TRAINING.acquire(blocking=False):
-        with _waiters_lock:
-            if _waiters >= MAX_TRAINING_WAITERS:
-                raise TrainingBusy(
-                    f"{_waiters} requests already wait for a meta-training in this process; "
-                    "try again in a minute"
-                )
-            _waiters += 1
-        try:
-            while not _TRAINING.acquire(timeout=0.25):
-                check_stop()
-        finally:
-            with _waiters_lock:
-                _waiters -= 1
+    """Hold :data:`_TRAINING`, waiting in :data:`_TRAINING_LINE` when another thread holds it
+    (:class:`~predictors._progress.WaitLine`: bounded, and stopped by ``stop_when``)."""
+    _TRAINING_LINE.acquire(_TRAINING, "a meta-training in this process")
     try:
         check_stop()
         yield

@@ -28,9 +28,9 @@ from predictors.zeroshot._classes import device_model
 from predictors.zeroshot._roofline import DeviceModel, roofline_latency_ms
 from predictors.zeroshot._tracecache import persistent_traces
 from predictors.zeroshot._zeroshot import (
-    DATASHEET_LOG_SIGMA,
     DATASHEET_SCALE,
     adapt_zero_shot,
+    datasheet_std,
     reference_strings,
 )
 
@@ -150,13 +150,11 @@ def evaluate_zero_shot(
         model = get_predictor(name, **params).fit([*tasks, *extra], progress=progress)
         adapted, _ = adapt_zero_shot(model, space, dm, workload)
         mean, std = adapted.predict(split.query)
-        std = np.maximum(std, mean * np.sqrt(np.expm1(DATASHEET_LOG_SIGMA**2)))  # as served
+        std = np.maximum(std, datasheet_std(mean))  # as ZeroShotLatencyModel serves it
         per_seed.append({"seed": int(seed), **latency_metrics(mean, true, std)})
     out: dict[str, Any] = {k: float(np.mean([r[k] for r in per_seed])) for k in _METRICS}
     out["per_seed"] = per_seed
-    out["roofline"] = latency_metrics(
-        roofline, true, roofline * np.sqrt(np.expm1(DATASHEET_LOG_SIGMA**2))
-    )
+    out["roofline"] = latency_metrics(roofline, true, datasheet_std(roofline))
     out["source"] = "zero-shot (datasheet)"
     out["catalog_entry"] = entry.name
     out["n_query"] = len(split.query)

@@ -61,6 +61,13 @@ DATASHEET_SCALE = 2.8
 DATASHEET_LOG_SIGMA = 0.46
 
 
+def datasheet_std(mean_ms: np.ndarray) -> np.ndarray:
+    """The standard deviation reported with datasheet estimates ``mean_ms``: the log-normal
+    one of :data:`DATASHEET_LOG_SIGMA` (``mean * sqrt(exp(sigma**2) - 1)``)."""
+    rel = float(np.sqrt(np.expm1(DATASHEET_LOG_SIGMA**2)))
+    return np.asarray(mean_ms, dtype=float) * rel
+
+
 def resolve_catalog_device(
     device_or_entry: str | CatalogEntry,
     db: HardwareDB | None = None,
@@ -147,7 +154,7 @@ class RooflineLatencyModel:
         except (ValueError, PredictorError) as exc:
             explain_refused_archs(self.space, arch_list, exc)
             raise
-        std = mean * np.sqrt(np.expm1(DATASHEET_LOG_SIGMA**2))
+        std = datasheet_std(mean)
         return LatencyPrediction(
             arch_list, mean, std, ROOFLINE_SOURCE, self.model.name, self.n_measurements,
             self.source,
@@ -208,8 +215,7 @@ class ZeroShotLatencyModel(AdaptedLatencyModel):
     def predict(self, archs: Sequence[str]) -> LatencyPrediction:
         """Predict canonical arch strings in one batch (std widened to the datasheet's)."""
         pred = super().predict(archs)
-        floor = pred.mean_ms * np.sqrt(np.expm1(DATASHEET_LOG_SIGMA**2))
-        return replace(pred, std_ms=np.maximum(pred.std_ms, floor))
+        return replace(pred, std_ms=np.maximum(pred.std_ms, datasheet_std(pred.mean_ms)))
 
 
 def reference_strings(space: str) -> list[str]:

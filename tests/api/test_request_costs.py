@@ -262,10 +262,10 @@ def test_requests_waiting_for_one_model_stop_and_are_bounded(db: HardwareDB) -> 
     try:
         with stop_when(lambda: True), pytest.raises(TrainingCancelled):
             cache.get(db, space=SPACE, device=TARGET)
-        cache._waiting = MAX_TRAINING_WAITERS
+        cache._wait_line().waiting = MAX_TRAINING_WAITERS
         with pytest.raises(TrainingBusy, match="already wait for this model"):
             cache.get(db, space=SPACE, device=TARGET)
-        cache._waiting = 0
+        cache._wait_line().waiting = 0
     finally:
         lock.release()
     assert cache.get(db, space=SPACE, device=TARGET).n_measurements > 0  # free again

@@ -133,7 +133,7 @@ def test_waiting_for_a_meta_training_can_be_stopped_and_is_bounded(
         try:
             with stop_when(lambda: True), pytest.raises(TrainingCancelled):
                 stored_or_trained(db, table=pd.DataFrame(), **kw)
-            monkeypatch.setattr(service, "_waiters", service.MAX_TRAINING_WAITERS)
+            monkeypatch.setattr(service._TRAINING_LINE, "waiting", service.MAX_TRAINING_WAITERS)
             with pytest.raises(TrainingBusy, match="already wait for a meta-training"):
                 stored_or_trained(db, table=pd.DataFrame(), **kw)
         finally:
