@@ -318,6 +318,7 @@ _MEASUREMENT_COLS = (
     "workload",
     "source",
     "created_at",
+    "uploaded_by",
 )
 _MEASUREMENT_KEY = ("device_id", "architecture_id", "metric", "protocol")
 _ACCURACY_COLS = ("architecture_id", "dataset", "metric", "value", "source")
@@ -399,7 +400,7 @@ def series_params(
     n_runs, warmup = series.n_runs, series.warmup
     rows = [
         (device_id, arch_ids[a], metric, v, None, None, None, None, n_runs, warmup, proto)
-        + (env, work, src, ts)
+        + (env, work, src, ts, None)
         for a, v in zip(series.archs, series.values, strict=True)
     ]
     rows.sort(key=lambda row: row[1])  # index locality

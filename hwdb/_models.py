@@ -143,6 +143,7 @@ class MeasurementModel(Base):
     workload: Mapped[dict[str, Any]] = mapped_column(JSON)
     source: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    uploaded_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class AccuracyModel(Base):

@@ -9,7 +9,18 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from sqlalchemy import Select, String, Table, bindparam, cast, distinct, func, select, update
+from sqlalchemy import (
+    Select,
+    String,
+    Table,
+    bindparam,
+    cast,
+    delete,
+    distinct,
+    func,
+    select,
+    update,
+)
 
 from hwdb import _bulk
 from hwdb._errors import FILL_HINT, DuplicateError, NotFoundError
@@ -130,6 +141,7 @@ def _values(r: MeasurementIn, now: datetime) -> dict[str, Any]:
         "median": float(r.median), "mean": r.mean, "std": r.std, "min": r.min, "p90": r.p90,
         "n_runs": r.n_runs, "warmup": r.warmup, "environment": dict(r.environment),
         "workload": dict(r.workload), "source": r.source, "created_at": r.created_at or now,
+        "uploaded_by": r.uploaded_by,
     }  # fmt: skip
 
 
@@ -322,6 +334,7 @@ def _record(row: Any) -> dict[str, Any]:
         "workload": dict(m.workload or {}),
         "source": m.source,
         "created_at": m.created_at,
+        "uploaded_by": m.uploaded_by,
     }
 
 
@@ -347,6 +360,48 @@ def measurement_records(
         q = q.where(M.metric == metric)
     q = q.order_by(M.id.desc()).limit(limit).offset(offset)
     return [_record(r) for r in session.execute(q).all()]
+
+
+def delete_measurements(
+    session: Session,
+    device: str,
+    *,
+    space: str | None,
+    metric: str | None,
+    protocol: str | None,
+    uploaded_by: str | None,
+    archs: Sequence[str] | None,
+    dry_run: bool,
+) -> int:
+    """Delete (``dry_run``: count) the rows of ``device`` that match every given filter."""
+    dev = session.execute(select(D.id).where(D.name == device)).scalar_one_or_none()
+    if dev is None:
+        raise NotFoundError(f"device {device!r} not found")
+    where = [M.device_id == dev]
+    if space is not None:
+        where.append(M.architecture_id.in_(select(A.id).join(S, S.id == A.space_id)
+                                           .where(S.name == space)))  # fmt: skip
+    if metric is not None:
+        where.append(M.metric == metric)
+    if protocol is not None:
+        where.append(M.protocol == protocol)
+    if uploaded_by is not None:
+        where.append(M.uploaded_by == uploaded_by)
+    if archs is None:
+        return _delete_where(session, where, dry_run)
+    total = 0
+    for part in _bulk._chunks(sorted(set(archs)), _bulk._IN_CHUNK):
+        ids = select(A.id).join(S, S.id == A.space_id).where(S.name == space, A.arch.in_(part))
+        total += _delete_where(session, [*where, M.architecture_id.in_(ids)], dry_run)
+    return total
+
+
+def _delete_where(session: Session, where: list[Any], dry_run: bool) -> int:
+    if dry_run:
+        return int(session.execute(select(func.count(M.id)).where(*where)).scalar_one())
+    stmt = delete(M).where(*where)
+    result = session.execute(stmt, execution_options={"synchronize_session": False})
+    return max(int(getattr(result, "rowcount", 0) or 0), 0)
 
 
 def add_accuracies(session: Session, rows: Sequence[AccuracyIn]) -> int:
@@ -524,6 +579,7 @@ def measurement_frame(session: Session, space: str | None, device: str | None) -
         A.benchmark_index,
         *[getattr(D, c).label(f"device_{c}") for c in _FRAME_DEVICE_COLS],
         M.created_at,
+        M.uploaded_by,
     ]
     q = (
         select(*cols)

@@ -366,6 +366,69 @@ class HardwareDB:
         canonical = _distinct_rows(_canonical_rows(rows))
         return self._write(lambda s: _queries.add_measurements(s, canonical, replace=replace))
 
+    def delete_measurements(
+        self,
+        *,
+        device: str,
+        space: str | None = None,
+        metric: str | None = None,
+        protocol: str | None = None,
+        uploaded_by: str | None = None,
+        archs: Sequence[str] | None = None,
+        dry_run: bool = False,
+    ) -> int:
+        """Delete, in one transaction, the measurements of ``device`` that match every filter
+        given (e.g. a run measured under load, or what one API key uploaded). The device, its
+        other rows, architectures and accuracies stay.
+
+        Args:
+            device: Name of the device.
+            space: Only rows of this search space.
+            metric: Only rows of this metric.
+            protocol: Only rows under this protocol tag.
+            uploaded_by: Only rows this API key uploaded (``MeasurementIn.uploaded_by``).
+            archs: Only these architectures (``space`` required; canonicalised as
+                :meth:`add_measurements` does).
+            dry_run: Count the rows instead of deleting them.
+
+        Returns:
+            Number of rows deleted (``dry_run``: that would be).
+
+        Raises:
+            NotFoundError: if the device does not exist.
+            ValueError: naming ``archs`` (without ``space``, or one malformed) or a filter
+                that is not a non-empty string.
+        """
+        from hwdb.importers._common import ArchFieldError, canonical_text
+
+        filters = {"device": device, "space": space, "metric": metric, "protocol": protocol,
+                   "uploaded_by": uploaded_by}  # fmt: skip
+        for name, value in filters.items():
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ValueError(f"`{name}` must be a non-empty string, got {value!r}.")
+        names: list[str] | None = None
+        if archs is not None:
+            if isinstance(archs, str):
+                raise ValueError(f"`archs` must be a list of architectures, not one: [{archs!r}].")
+            if space is None:
+                raise ValueError("`archs` needs `space`: architecture strings belong to a space.")
+            try:
+                names = [canonical_text(space, a) for a in archs]
+            except ArchFieldError as exc:
+                raise ValueError(f"`archs`: {exc}") from None
+        return self._write(
+            lambda s: _queries.delete_measurements(
+                s,
+                device,
+                space=space,
+                metric=metric,
+                protocol=protocol,
+                uploaded_by=uploaded_by,
+                archs=names,
+                dry_run=dry_run,
+            )  # fmt: skip
+        )
+
     def replace_run_measurements(self, rows: Sequence[MeasurementIn], *, run_id: str) -> list[int]:
         """Overwrite, in one transaction, the stored rows (same device, space, arch, metric and
         protocol) whose ``environment["run_id"]`` is ``run_id``; rows another run stored, or

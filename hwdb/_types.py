@@ -75,9 +75,15 @@ def settings_conflict(setting: str, given: object, stored: object) -> bool:
     return not (given == stored or is_unstated(setting, given) or is_unstated(setting, stored))
 
 
-def _check_text(name: str, value: object) -> None:
+#: Longest ``MeasurementIn.uploaded_by`` (the column's width).
+UPLOADED_BY_MAX = 200
+
+
+def _check_text(name: str, value: object, *, max_len: int | None = None) -> None:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"`{name}` must be a non-empty string, got {value!r}.")
+    if max_len is not None and len(value) > max_len:
+        raise ValueError(f"`{name}` must be at most {max_len} characters, got {len(value)}.")
 
 
 def _check_str(name: str, value: object) -> None:
@@ -326,6 +332,10 @@ class MeasurementIn:
         created_at: When the row was first stored (timezone-aware; default: when it is
             stored now). Exports carry it, so a moved database keeps which of a device's
             rows under two protocols is the newer (the one latency tables show).
+        uploaded_by: Name of the API key whose REST upload stored the row (the service sets
+            it from the request; a client cannot). ``None`` for rows written locally
+            (``nas measure``) or imported without it. ``nas hwdb delete --uploaded-by`` and
+            ``DELETE /v1/devices/{name}/measurements`` select rows by it.
     """
 
     device: str
@@ -345,6 +355,7 @@ class MeasurementIn:
     workload: dict[str, Any] = field(default_factory=dict)
     benchmark_index: int | None = None
     created_at: datetime | None = field(default=None, compare=False)
+    uploaded_by: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("device", "space", "arch", "metric"):
@@ -360,6 +371,8 @@ class MeasurementIn:
             raise ValueError(
                 f"`created_at` must be a timezone-aware datetime, got {self.created_at!r}."
             )
+        if self.uploaded_by is not None:
+            _check_text("uploaded_by", self.uploaded_by, max_len=UPLOADED_BY_MAX)
         for name in ("mean", "min", "p90"):
             if getattr(self, name) is not None:
                 _set(self, name, _check_positive_float(name, getattr(self, name)))

@@ -4,7 +4,8 @@ One row per record, device columns inlined. ``row_kind`` says what a row is:
 
 * ``measurement`` (or null, or no ``row_kind`` column: files written before it existed): the
   :class:`~hwdb.MeasurementIn` fields (``environment`` and ``workload`` as JSON strings;
-  ``created_at``, a UTC timestamp, is optional: a row without it is stamped on import) plus
+  ``created_at``, a UTC timestamp, is optional: a row without it is stamped on import;
+  so is ``uploaded_by``, the API key that uploaded it) plus
   ``device_family``, ``device_hardware``, ``device_runtime``, ``device_precision``,
   ``device_batch_size``, ``device_threads``, ``device_provenance``, ``device_source`` and
   ``device_attributes`` (JSON string);
@@ -81,10 +82,10 @@ DEVICE_COLUMNS: dict[str, str] = {
     "device_source": _STR,
     "device_attributes": _STR,
 }
-#: Columns of accuracy rows beyond :data:`COLUMNS`, the row kind and when a measurement was
-#: stored (optional on import: older files lack them).
+#: Columns of accuracy rows beyond :data:`COLUMNS`, the row kind and when and by whom a
+#: measurement was stored (optional on import: older files lack them).
 _EXTRA_COLUMNS: dict[str, str] = {
-    "row_kind": _STR, "dataset": _STR, "value": _F, "created_at": _TS,
+    "row_kind": _STR, "dataset": _STR, "value": _F, "created_at": _TS, "uploaded_by": _STR,
 }  # fmt: skip
 _KINDS = {**COLUMNS, **DEVICE_COLUMNS, **_EXTRA_COLUMNS}
 #: What a row of the format can be (``row_kind``).
@@ -105,8 +106,8 @@ def bundled_datasets() -> list[Path]:
 
 
 def _cell(kind: str, value: Any) -> Any:
-    """A frame value as the parquet column wants it: missing numbers (NaN, NA) become null."""
-    if kind == _STR or value is None:
+    """A frame value as the parquet column wants it: missing values (NaN, NA) become null."""
+    if value is None or (kind == _STR and isinstance(value, str)):
         return value
     if kind == _TS:
         return None if value is pd.NaT else pd.Timestamp(value).to_pydatetime()
@@ -184,7 +185,7 @@ def _measurement_records(
 ) -> list[dict[str, Any]]:
     records = []
     for raw in db.measurement_frame(space=space, device=device).to_dict("records"):
-        cols = (*COLUMNS, *DEVICE_COLUMNS, "created_at")
+        cols = (*COLUMNS, *DEVICE_COLUMNS, "created_at", "uploaded_by")
         rec = {**_blank(), **{c: _cell(_KINDS[c], raw[c]) for c in cols}}
         for col in _JSON:
             rec[col] = json.dumps(raw[col] or {}, sort_keys=True, default=str)
@@ -274,6 +275,7 @@ def _row(file: Path, i: int, rec: dict[str, Any]) -> tuple[DeviceSpec, Measureme
             environment=_json(file, where, "environment", rec["environment"]),
             workload=_json(file, where, "workload", rec["workload"]),
             created_at=_utc(rec.get("created_at")),
+            uploaded_by=rec.get("uploaded_by") or None,
         )
     except ImportDataError:
         raise

@@ -1,4 +1,5 @@
-"""``nas hwdb`` commands: create/upgrade the database, import datasets, inspect, export."""
+"""``nas hwdb`` commands: create/upgrade the database, import datasets, inspect, export,
+delete measurements."""
 
 from __future__ import annotations
 
@@ -327,6 +328,77 @@ def export(
         parts.append(f"{count_noun(n['devices'], 'device')} without measurements")
     listed = ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
     console.print(f"wrote {listed} to {out}")
+
+
+_DELETE_EPILOG = (
+    "Every filter given must match; without any, every measurement of the device goes. The "
+    "device, its architectures and accuracies stay. Deleted rows are gone: `nas hwdb export "
+    "--device D --out backup.parquet` first keeps a copy that `nas hwdb import parquet` "
+    "restores. Meta-trained predictors stored before keep what they learned from them; "
+    "searches and predictions adapt to the rows that are left."
+)
+
+
+@hwdb_app.command("delete", epilog=_DELETE_EPILOG)
+def delete(
+    device: Annotated[str, typer.Argument(help="Device whose measurements to delete.")],
+    space: SpaceOpt = None,
+    metric: Annotated[str | None, typer.Option("--metric", help="Only this metric.")] = None,
+    protocol: Annotated[
+        str | None, typer.Option("--protocol", help="Only rows under this protocol tag.")
+    ] = None,
+    uploaded_by: Annotated[
+        str | None,
+        typer.Option("--uploaded-by", help="Only rows uploaded with the API key of this name."),
+    ] = None,
+    archs: Annotated[
+        list[str] | None,
+        typer.Option("--arch", help="Only this architecture (repeatable; needs --space)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only say how many rows would be deleted.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete measurements of one device (all, or those matching the filters) in one
+    transaction, e.g. a run measured under load or what one API key uploaded."""
+    from nas import CLIUsageError
+
+    if archs and space is None:
+        raise CLIUsageError("--arch needs --space: architecture strings belong to a space")
+    with _open(create=False) as db:
+        check_space(db, space)
+
+        def run(dry: bool) -> int:
+            return db.delete_measurements(
+                device=device, space=space, metric=metric, protocol=protocol,
+                uploaded_by=uploaded_by, archs=archs or None, dry_run=dry,
+            )  # fmt: skip
+
+        try:
+            n = run(True)
+        except ValueError as exc:  # a malformed --arch
+            raise CLIUsageError(str(exc).replace("`archs`", "--arch", 1)) from None
+        what = f"{count_noun(n, 'measurement')} of {device}"
+        if n == 0 or dry_run:
+            console.print(f"would delete {what}" if n else f"no measurement of {device} matches")
+            return
+        if not yes:
+            _confirm_delete(what)
+        deleted = run(False)
+    console.print(f"deleted {count_noun(deleted, 'measurement')} of {device}")
+
+
+def _confirm_delete(what: str) -> None:
+    """Ask on a terminal; refuse without ``--yes`` anywhere else (a script or a pipe)."""
+    import sys
+
+    from nas import CLIUsageError
+
+    if not sys.stdin.isatty():
+        raise CLIUsageError(f"refusing to delete {what} without --yes (not a terminal)")
+    if not typer.confirm(f"delete {what}?", default=False):
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
