@@ -36,6 +36,7 @@ def _api_router() -> APIRouter:
 def _describe_metrics(services: Services) -> None:
     m = services.metrics
     m.describe("nas_api_measurements_stored_total", "counter", "Measurement rows newly stored.")
+    m.describe("nas_api_measurements_deleted_total", "counter", "Measurement rows deleted.")
     m.describe("nas_api_predicted_archs_total", "counter", "Architectures predicted.")
     m.describe("nas_api_searches_active", "gauge", "Searches queued or running.")
     m.describe("nas_api_predictor_cache_entries", "gauge", "Adapted predictors cached.")

@@ -36,6 +36,7 @@ __all__ = [
     "AdaptCreate",
     "AdaptPublic",
     "CatalogPublic",
+    "DeletedPublic",
     "DeviceBase",
     "DeviceCreate",
     "DevicePublic",
@@ -410,6 +411,11 @@ class MeasurementPublic(MeasurementBase):
     id: int
     device: str
     created_at: datetime
+    uploaded_by: str | None = Field(
+        default=None,
+        description="Name of the API key that uploaded the row; null when it was written "
+        "locally or imported, and for readers without a key.",
+    )
 
 
 class MeasurementsPublic(BaseModel):
@@ -419,6 +425,15 @@ class MeasurementsPublic(BaseModel):
     count: int
     limit: int
     offset: int
+
+
+class DeletedPublic(BaseModel):
+    """Outcome of ``DELETE /v1/devices/{name}/measurements``: rows deleted (with
+    ``dry_run``: that would be)."""
+
+    device: str
+    deleted: int
+    dry_run: bool
 
 
 class UploadPublic(BaseModel):

@@ -1,4 +1,5 @@
-"""``POST/GET /v1/devices/{name}/measurements``: idempotent batch upload and paged reads."""
+"""``POST/GET/DELETE /v1/devices/{name}/measurements``: idempotent batch upload, paged reads
+and deleting what one API key uploaded."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from api.errors import ApiError, field_errors
 from api.routes.devices import get_device_or_404
 from api.schemas import (
     INT32,
+    ArchText,
+    DeletedPublic,
     ErrorPublic,
     MeasurementPublic,
     MeasurementsCreate,
@@ -64,7 +67,7 @@ def _check_workload(space: str, workload: dict[str, Any], row: int) -> None:
         ) from exc  # fmt: skip
 
 
-def _rows(name: str, body: MeasurementsCreate) -> list[MeasurementIn]:
+def _rows(name: str, body: MeasurementsCreate, uploaded_by: str) -> list[MeasurementIn]:
     from search_spaces import list_spaces
 
     known = set(list_spaces())
@@ -106,7 +109,8 @@ def _rows(name: str, body: MeasurementsCreate) -> list[MeasurementIn]:
         seen[key] = i
         _check_workload(m.space, m.workload, i)
         with field_errors("body", "measurements", i):
-            rows.append(_measurement(name, {**m.model_dump(), "metric": metric}, archs[i], i))
+            fields = {**m.model_dump(), "metric": metric, "uploaded_by": uploaded_by}
+            rows.append(_measurement(name, fields, archs[i], i))
     return rows
 
 
@@ -126,8 +130,10 @@ def _measurement(device: str, fields: dict[str, Any], arch: str, i: int) -> Meas
         raise ApiError(422, loc, text, type="value_error") from exc
 
 
-def _store(db: HardwareDB, name: str, body: MeasurementsCreate, key: str | None) -> dict[str, Any]:
-    rows = _rows(name, body)
+def _store(
+    db: HardwareDB, name: str, body: MeasurementsCreate, key: str | None, uploaded_by: str
+) -> dict[str, Any]:
+    rows = _rows(name, body, uploaded_by)
     with field_errors("body", "measurements"):
         inserted = db.add_measurements(rows, replace=body.replace)
     return UploadPublic(
@@ -153,7 +159,8 @@ def upload_measurements(
     """Store a batch of measurements of device ``name`` in one transaction.
 
     Rows already stored under the same (space, arch, metric, protocol) are kept unless
-    ``replace``; with a client key the whole request is replayed, not re-run.
+    ``replace``; with a client key the whole request is replayed, not re-run. Each row
+    stored records the request's API key (``uploaded_by``).
     """
     get_device_or_404(db, name)
     if len(body.measurements) > settings.max_batch:
@@ -172,7 +179,7 @@ def upload_measurements(
             )  # fmt: skip
         key = idempotency_key
     if key is None:
-        result = _store(db, name, body, None)
+        result = _store(db, name, body, None, api_key.name)
     else:
         digest = hashlib.sha256(
             (name + "\x00" + body.model_dump_json(exclude={"client_key"})).encode()
@@ -182,7 +189,7 @@ def upload_measurements(
             # NUL can be neither in a device name nor in a header: no two devices share a key
             f"{name}\x00{key}",
             digest,
-            lambda: _store(db, name, body, key),
+            lambda: _store(db, name, body, key, api_key.name),
             loc=loc,
             scope=str(api_key.id),  # each API key has its own records (and capacity)
         )
@@ -198,15 +205,53 @@ def upload_measurements(
 def read_measurements(
     name: str,
     db: DbDep,
-    _access: ReadAccess,
+    access: ReadAccess,
     space: Annotated[SpaceName | None, Query()] = None,
     metric: Annotated[Metric | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=INT32)] = 0,
 ) -> MeasurementsPublic:
-    """Measurements of device ``name``, newest first; ``count`` is the total matching."""
+    """Measurements of device ``name``, newest first; ``count`` is the total matching.
+    ``uploaded_by`` is shown to readers with an API key only."""
     get_device_or_404(db, name)
     records = db.measurements(space=space, device=name, metric=metric, limit=limit, offset=offset)
     total = db.count_measurements(space=space, device=name, metric=metric)
+    if access is None:
+        records = [{**r, "uploaded_by": None} for r in records]
     data = [MeasurementPublic.model_validate(r) for r in records]
     return MeasurementsPublic(data=data, count=total, limit=limit, offset=offset)
+
+
+@router.delete("", response_model=DeletedPublic, responses=_ERRORS)
+def delete_measurements(
+    name: str,
+    db: DbDep,
+    services: ServicesDep,
+    api_key: WriteKey,
+    space: Annotated[SpaceName | None, Query()] = None,
+    metric: Annotated[Metric | None, Query()] = None,
+    protocol: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    arch: Annotated[
+        list[ArchText] | None,
+        Query(max_length=1000, description="Only these architectures (needs `space`)."),
+    ] = None,
+    dry_run: Annotated[bool, Query()] = False,
+) -> DeletedPublic:
+    """Delete, in one transaction, the measurements of device ``name`` that the request's
+    API key uploaded and that match every filter given (``dry_run``: only count them).
+    Rows uploaded with other keys, written locally or imported are never touched; the
+    database's owner removes those with ``nas hwdb delete``."""
+    get_device_or_404(db, name)
+    archs = None
+    if arch is not None:
+        if space is None:
+            raise ApiError(422, ["query", "space"], "required with `arch`", type="missing")
+        archs = canonical_archs(space, arch, ["query", "arch"])
+    n = db.delete_measurements(
+        device=name, space=space, metric=metric, protocol=protocol, uploaded_by=api_key.name,
+        archs=archs, dry_run=dry_run,
+    )  # fmt: skip
+    if n and not dry_run:
+        services.cache.invalidate(db.url, name)
+        services.metrics.inc("nas_api_measurements_deleted_total", (), float(n))
+    return DeletedPublic(device=name, deleted=n, dry_run=dry_run)

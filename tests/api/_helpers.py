@@ -23,6 +23,21 @@ TARGET = "gold_6226"
 INDICES = (*range(0, 80), *range(900, 940))
 
 
+def distinct_archs(n: int, start: int = 0) -> list[str]:
+    """``n`` distinct random archs of :data:`SPACE` (seeds ``start``, ``start + 1``, ...)."""
+    from search_spaces import get_space
+
+    space = get_space(SPACE)
+    out: list[str] = []
+    i = start
+    while len(out) < n:
+        arch = space.to_string(space.random(i))
+        if arch not in out:
+            out.append(arch)
+        i += 1
+    return out
+
+
 def seed_help_subset(db: HardwareDB, shared: Path) -> dict[str, list[str]]:
     """Store a slice of the public HELP NAS-Bench-201 latencies (5 devices) in ``db``.
 

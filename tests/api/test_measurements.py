@@ -13,29 +13,17 @@ from api.config import Settings
 from api.errors import ApiError
 from hwdb import HardwareDB
 from search_spaces import get_space
-from tests.api._helpers import SPACE
+from tests.api._helpers import SPACE, distinct_archs
 from tests.api.conftest import make_app
 
 DEVICE = "upload-dev"
 _ROW2 = ["body", "measurements", 2]
 
 
-def _archs(n: int, seed: int = 0) -> list[str]:
-    space = get_space(SPACE)
-    out: list[str] = []
-    i = seed
-    while len(out) < n:
-        arch = space.to_string(space.random(i))
-        if arch not in out:
-            out.append(arch)
-        i += 1
-    return out
-
-
 def _body(n: int = 5, **extra: Any) -> dict[str, Any]:
     rows = [
         {"space": SPACE, "arch": a, "median": 1.0 + i, "protocol": "t", "n_runs": 10}
-        for i, a in enumerate(_archs(n))
+        for i, a in enumerate(distinct_archs(n))
     ]
     return {"measurements": rows, **extra}
 
@@ -216,7 +204,7 @@ def test_valid_workload_is_stored_and_predictable(
     response = client.post(f"/v1/devices/{device}/measurements", json=body, headers=auth)
     assert response.status_code == 200 and response.json()["inserted"] == 3, response.text
     predicted = client.post(
-        "/v1/predict", json={"space": SPACE, "device": device, "archs": _archs(1, seed=50)}
+        "/v1/predict", json={"space": SPACE, "device": device, "archs": distinct_archs(1, start=50)}
     )
     assert predicted.status_code == 200, predicted.text
     assert predicted.json()["workload"]["batch_size"] == 2
@@ -315,7 +303,7 @@ def test_metric_defaults_to_the_space_latency_metric(
     lm = get_space("nemotron_flash")
     rows = [
         {"space": "nemotron_flash", "arch": lm.to_string(lm.random(0)), "median": 40.0},
-        {"space": SPACE, "arch": _archs(1)[0], "median": 2.0},
+        {"space": SPACE, "arch": distinct_archs(1)[0], "median": 2.0},
         {"space": "nemotron_flash", "arch": lm.to_string(lm.random(1)), "median": 9.0,
          "metric": "prefill_ms"},
     ]  # fmt: skip
