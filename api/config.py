@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
-__all__ = ["Settings"]
+__all__ = ["MAX_STATEMENT_TIMEOUT_S", "Settings"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -30,6 +30,10 @@ def _bool(name: str, raw: str) -> bool:
 #: A web origin: scheme, host and optional port, nothing after them (browsers send exactly
 #: that in ``Origin``, so ``https://a.example/`` would never match).
 _ORIGIN = re.compile(r"https?://[^/\s:]+(:\d{1,5})?")
+
+#: Longest statement timeout PostgreSQL accepts (``statement_timeout`` is an int of
+#: milliseconds).
+MAX_STATEMENT_TIMEOUT_S = 2_147_483.647
 
 #: Text settings that an empty variable leaves unset.
 _OPTIONAL_TEXT = ("database_url", "search_out_dir", "cors_origins")
@@ -60,6 +64,11 @@ class Settings:
         search_out_dir: Folder for search outputs (``None``: results kept in memory only).
         cors_origins: Comma-separated origins whose browser pages may call the service
             (``*``: any; ``None``: no CORS headers, same-origin only).
+        statement_timeout_s: On PostgreSQL, longest a statement of the service's database
+            connections may run before the server cancels it (a 503 ``query_timeout``); each
+            connection the service opens sets ``statement_timeout``, so a slow read or a lock
+            wait cannot hold a worker and a connection without bound. ``0``: no limit.
+            SQLite, and the command line's connections, are never limited.
     """
 
     database_url: str | None = None
@@ -76,6 +85,7 @@ class Settings:
     idempotency_capacity: int = 10_000
     search_out_dir: str | None = None
     cors_origins: str | None = None
+    statement_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -113,22 +123,41 @@ class Settings:
                 "`predictor_revalidate_s` must be greater than or equal to 0, "
                 f"got {self.predictor_revalidate_s!r}."
             )
+        timeout = self.statement_timeout_s
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not 0 <= timeout <= MAX_STATEMENT_TIMEOUT_S
+        ):
+            raise ValueError(
+                "`statement_timeout_s` must be a number of seconds from 0 (no limit) to "
+                f"{MAX_STATEMENT_TIMEOUT_S}, got {timeout!r}."
+            )
+
+    def statement_timeout_ms(self) -> int:
+        """``statement_timeout_s`` in PostgreSQL's milliseconds (``0``: no limit); a positive
+        timeout under half a millisecond is 1 ms, not 0, which would turn the limit off."""
+        if self.statement_timeout_s == 0:
+            return 0
+        return max(1, round(self.statement_timeout_s * 1000))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read ``NAS_API_<FIELD>`` variables (and ``NAS_DATABASE_URL``).
 
         Raises:
-            ValueError: naming the variable whose value cannot be parsed.
+            ValueError: naming the variable whose value cannot be parsed or is out of range.
         """
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
+        read: dict[str, tuple[str, str]] = {}  # field -> (variable, raw value)
         for f in fields(cls):
             var = "NAS_DATABASE_URL" if f.name == "database_url" else f"NAS_API_{f.name.upper()}"
             raw = env.get(var)
             if raw is None or (raw.strip() == "" and f.name in _OPTIONAL_TEXT):
                 continue
             default = f.default
+            read[f.name] = (var, raw)
             try:
                 if isinstance(default, bool):
                     values[f.name] = _bool(var, raw)
@@ -140,4 +169,10 @@ class Settings:
                     values[f.name] = raw
             except ValueError as exc:
                 raise ValueError(f"`{var}` has an invalid value {raw!r}: {exc}") from exc
-        return cls(**values)  # type: ignore[arg-type]
+        try:
+            return cls(**values)  # type: ignore[arg-type]
+        except ValueError as exc:  # __post_init__'s range checks name the field, not the variable
+            for name, (var, raw) in read.items():
+                if str(exc).startswith(f"`{name}` "):
+                    raise ValueError(f"`{var}` has an invalid value {raw!r}: {exc}") from exc
+            raise

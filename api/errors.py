@@ -8,7 +8,8 @@ errors use it too: an unknown route is a 404 at ``["path"]`` (``not_found``), a 
 ``["body"]`` (``invalid_body``); an unexpected failure is a 500 at ``["server"]``
 (``internal_error``), and a database the server cannot use a 503 at ``["server", "database"]``
 (``storage_unavailable``, ``schema_outdated``: the library's message names the database URL
-and the driver's error, so it is logged, not sent).
+and the driver's error, so it is logged, not sent; ``query_timeout``, with ``Retry-After``: a
+statement PostgreSQL cancelled when it ran past the service's ``statement_timeout``).
 
 Error documents are bounded: a 422 lists at most :data:`MAX_ERRORS` errors (then one entry,
 ``too_many_errors``, counting those left out), and values a message echoes are cut to
@@ -36,12 +37,15 @@ __all__ = [
     "MAX_ECHO",
     "MAX_ERRORS",
     "MAX_MESSAGE",
+    "QUERY_CANCELED_SQLSTATE",
+    "QUERY_TIMEOUT_RETRY_S",
     "ApiError",
     "clip",
     "clip_message",
     "field_errors",
     "public_message",
     "install_handlers",
+    "query_cancelled",
     "status_of",
 ]
 
@@ -157,15 +161,43 @@ def _library_table() -> list[tuple[type[Exception], int, str]]:
 _TABLE: list[tuple[type[Exception], int, str]] | None = None
 
 
+#: SQLSTATE of a statement PostgreSQL cancelled (``query_canceled``; psycopg's
+#: ``QueryCanceled``): here, one that ran past the service's ``statement_timeout``.
+QUERY_CANCELED_SQLSTATE = "57014"
+#: ``Retry-After`` (seconds) of a 503 ``query_timeout`` (a lock wait may be over by then).
+QUERY_TIMEOUT_RETRY_S = 5
+
+
+def query_cancelled(exc: BaseException) -> bool:
+    """Whether ``exc``, or an exception it was raised from (``raise ... from``: hwdb's
+    ``StorageError`` wraps SQLAlchemy's ``OperationalError``, which wraps the driver's error),
+    is a statement PostgreSQL cancelled (SQLSTATE 57014)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        for err in (current, getattr(current, "orig", None)):  # .orig: SQLAlchemy's DBAPIError
+            if getattr(err, "sqlstate", None) == QUERY_CANCELED_SQLSTATE:
+                return True
+        current = current.__cause__
+    return False
+
+
 def status_of(exc: BaseException) -> tuple[int, str] | None:
-    """(HTTP status, error type) of a library exception, or ``None`` for anything else."""
+    """(HTTP status, error type) of a library exception, or ``None`` for anything else.
+
+    A database error of a statement PostgreSQL cancelled (:func:`query_cancelled`) is
+    ``(503, "query_timeout")``.
+    """
     global _TABLE
     if _TABLE is None:
         _TABLE = _library_table()
     for cls, status, kind in _TABLE:
         if isinstance(exc, cls):
+            if kind == "storage_unavailable" and query_cancelled(exc):
+                return 503, "query_timeout"
             return status, kind
-    return None
+    return (503, "query_timeout") if query_cancelled(exc) else None
 
 
 def _message(exc: BaseException) -> str:
@@ -178,7 +210,11 @@ def _message(exc: BaseException) -> str:
 _DATABASE_ERRORS = {
     "storage_unavailable": "the database is unavailable; try again later",
     "schema_outdated": "the database's schema does not match this server's version",
+    "query_timeout": "the database query took longer than this server's time limit "
+    "(statement timeout) and was cancelled; try again later, or ask for less",
 }
+#: Headers of those errors.
+_DATABASE_HEADERS = {"query_timeout": {"Retry-After": str(QUERY_TIMEOUT_RETRY_S)}}
 
 
 def public_message(exc: BaseException) -> str:
@@ -198,7 +234,11 @@ def _mapped_error(exc: BaseException, status: int, kind: str, loc: Loc) -> ApiEr
     if public is None:
         return ApiError(status, loc, _message(exc), type=kind)
     logger.warning("%d %s: %s", status, kind, exc)
-    return ApiError(status, ["server", "database"], public, type=kind)
+    headers = _DATABASE_HEADERS.get(kind)
+    return ApiError(
+        status, ["server", "database"], public, type=kind,
+        headers=dict(headers) if headers is not None else None,
+    )  # fmt: skip
 
 
 @contextmanager
@@ -298,7 +338,7 @@ async def _library_error(_request: Request, exc: Exception) -> JSONResponse:
     if mapped is None:  # pragma: no cover - only registered for mapped classes
         raise exc
     err = _mapped_error(exc, *mapped, ["body"])
-    return JSONResponse(err.body(), status_code=err.status_code)
+    return JSONResponse(err.body(), status_code=err.status_code, headers=err.headers)
 
 
 #: Methods the app's routes may serve (HEAD is answered wherever GET is).

@@ -11,6 +11,7 @@ from api.deps import DbDep, ReadAccess, ServicesDep, SettingsDep, WriteKey
 from api.errors import ApiError
 from api.routes.predictions import _check_names, require_space_data
 from api.schemas import ErrorPublic, SearchCreate, SearchesPublic, SearchPublic
+from hwdb import ApiKey
 
 __all__ = ["router"]
 
@@ -177,10 +178,19 @@ def create_search(
     return job.public()
 
 
-@router.get("", response_model=SearchesPublic)
+def _shown(out: dict[str, Any], access: ApiKey | None) -> dict[str, Any]:
+    """``out`` (a search's public fields) as ``access`` may read it: an anonymous reader (no
+    API key, on a server whose reads are open) gets ``owner`` ``null``, since API key names
+    say who works on what."""
+    if access is None:
+        out["owner"] = None
+    return out
+
+
+@router.get("", response_model=SearchesPublic, responses={401: {"model": ErrorPublic}})
 def read_searches(
     services: ServicesDep,
-    _access: ReadAccess,
+    access: ReadAccess,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     state: Annotated[
         Literal["queued", "running", "completed", "failed", "cancelled"] | None,
@@ -188,24 +198,40 @@ def read_searches(
     ] = None,
     owner: Annotated[
         str | None,
-        Query(max_length=200, description="Only searches submitted with the API key of this name."),
+        Query(
+            max_length=200,
+            description="Only searches submitted with the API key of this name (a request "
+            "without an API key may not filter by owner).",
+        ),
     ] = None,
 ) -> dict[str, Any]:
     """Searches this server remembers, most recent first, without their Pareto fronts
-    (``front_size`` says how many points ``GET /v1/searches/{id}`` returns)."""
+    (``front_size`` says how many points ``GET /v1/searches/{id}`` returns).
+
+    Each search's ``owner`` (the name of the API key that submitted it) is shown to requests
+    with an API key only: without one it is ``null``, and filtering by ``owner`` is a 401.
+    """
+    if owner is not None and access is None:  # the filter would tell whose searches they are
+        raise ApiError(
+            401, ["query", "owner"],
+            "filtering by owner needs an API key (X-API-Key header or Authorization: Bearer)",
+            type="missing_api_key", headers={"WWW-Authenticate": "Bearer"},
+        )  # fmt: skip
     jobs, total = services.searches.recent(limit=limit, status=state, owner=owner)
-    return {"data": [j.public(front=False) for j in jobs], "count": total, "limit": limit}
+    data = [_shown(j.public(front=False), access) for j in jobs]
+    return {"data": data, "count": total, "limit": limit}
 
 
 @router.get("/{search_id}", response_model=SearchPublic, responses={404: {"model": ErrorPublic}})
-def read_search(search_id: str, services: ServicesDep, _access: ReadAccess) -> dict[str, Any]:
-    """Status, progress and (when completed) the Pareto front of a search."""
+def read_search(search_id: str, services: ServicesDep, access: ReadAccess) -> dict[str, Any]:
+    """Status, progress and (when completed) the Pareto front of a search; its ``owner`` is
+    ``null`` for a request without an API key."""
     job = services.searches.get(search_id)
     if job is None:
         raise ApiError(
             404, ["path", "search_id"], f"search {search_id!r} not found", type="not_found"
         )
-    return job.public()
+    return _shown(job.public(), access)
 
 
 @router.delete("/{search_id}", response_model=SearchPublic, responses=_ERRORS)

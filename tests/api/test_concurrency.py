@@ -7,26 +7,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
 
 from api.config import Settings
 from hwdb import HardwareDB
 from search_spaces import get_space
 from tests.api._helpers import SPACE, live_server
 from tests.api.conftest import make_app
+from tests.hwdb.conftest import reset_postgres
 
 N_CLIENTS = 16
 N_ARCHS = 40
-
-
-def _reset_postgres(url: str) -> None:
-    engine = create_engine(url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -34,7 +24,7 @@ def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> HardwareDB:
     if request.param == "sqlite":
         return HardwareDB(f"sqlite:///{tmp_path / 'conc.sqlite'}")
     url = request.getfixturevalue("postgres_url")
-    _reset_postgres(url)
+    reset_postgres(url)
     return HardwareDB(url)
 
 

@@ -112,8 +112,8 @@ def test_only_the_submitting_key_cancels(
     assert refused.status_code == 403
     assert refused.json()["detail"][0]["loc"] == ["header", "X-API-Key"]
     assert client.get(f"/v1/searches/{sid}").json()["status"] in ("queued", "running")
-    mine = client.get("/v1/searches", params={"owner": "tests"}).json()
-    theirs = client.get("/v1/searches", params={"owner": "someone-else"}).json()
+    mine = client.get("/v1/searches", params={"owner": "tests"}, headers=auth).json()
+    theirs = client.get("/v1/searches", params={"owner": "someone-else"}, headers=auth).json()
     assert [s["id"] for s in mine["data"]] == [sid] and mine["data"][0]["owner"] == "tests"
     assert theirs == {"data": [], "count": 0, "limit": 100}
     assert client.delete(f"/v1/searches/{sid}", headers=auth).status_code == 200
