@@ -251,6 +251,40 @@ def measured_workloads(space: str, device: str) -> Select[str]:
     return q.distinct()
 
 
+def measurement_groups(session: Session, device: str, space: str | None) -> list[dict[str, Any]]:
+    """Rows of ``device`` counted per (space, metric, protocol, uploader, workload)."""
+    dev = session.execute(select(D.id).where(D.name == device)).scalar_one_or_none()
+    if dev is None:
+        raise NotFoundError(f"device {device!r} not found")
+    work = cast(M.workload, String)
+    keys = (S.name, M.metric, M.protocol, M.uploaded_by, work)
+    q = (
+        select(
+            *keys,
+            func.count(M.id),
+            func.min(M.median),
+            func.max(M.median),
+            func.min(M.created_at),
+            func.max(M.created_at),
+        )  # fmt: skip
+        .join(A, A.id == M.architecture_id)
+        .join(S, S.id == A.space_id)
+        .where(M.device_id == dev)
+        .group_by(*keys)
+    )
+    if space is not None:
+        q = q.where(S.name == space)
+    out = []
+    for name, metric, protocol, by, workload, n, lo, hi, first, last in session.execute(q).all():
+        out.append({
+            "space": name, "metric": metric, "protocol": protocol, "uploaded_by": by,
+            "workload": json.loads(workload) if workload else {}, "rows": int(n),
+            "median_min": float(lo), "median_max": float(hi),
+            "first_stored": first, "last_stored": last,
+        })  # fmt: skip
+    return sorted(out, key=lambda g: (g["space"], g["metric"], g["protocol"], -g["rows"]))
+
+
 #: Workload fields that do not describe the timed input: a language model prepends its own
 #: architecture's meta tokens (``mt256``), whatever ``meta_tokens`` a row recorded (``nas
 #: measure`` stored 32 before session 23, 256 since).

@@ -429,6 +429,20 @@ class HardwareDB:
             )  # fmt: skip
         )
 
+    def measurement_groups(self, device: str, *, space: str | None = None) -> list[dict[str, Any]]:
+        """What is stored for ``device``: its rows counted per (space, metric, protocol,
+        uploader, workload), each group with its smallest and largest median and when its
+        first and last rows were stored (what :meth:`delete_measurements` can select).
+
+        Returns:
+            Dicts with ``space, metric, protocol, uploaded_by, workload, rows, median_min,
+            median_max, first_stored, last_stored``, sorted by space, metric and protocol.
+
+        Raises:
+            NotFoundError: if the device does not exist.
+        """
+        return self._read(lambda s: _queries.measurement_groups(s, device, space))
+
     def replace_run_measurements(self, rows: Sequence[MeasurementIn], *, run_id: str) -> list[int]:
         """Overwrite, in one transaction, the stored rows (same device, space, arch, metric and
         protocol) whose ``environment["run_id"]`` is ``run_id``; rows another run stored, or

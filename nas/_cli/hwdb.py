@@ -299,6 +299,49 @@ def devices(space: SpaceOpt = None, as_json: JsonOpt = False) -> None:
     print_table(table)
 
 
+@hwdb_app.command("show")
+def show(
+    device: Annotated[str, typer.Argument(help="Device name.")],
+    space: SpaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A device's settings and its measurements, counted per space, metric, protocol, API
+    key that uploaded them and workload (what `nas hwdb delete` selects by)."""
+    from dataclasses import asdict
+
+    from rich.table import Table
+
+    with _open(create=False) as db:
+        check_space(db, space)
+        dev = db.get_device(device)
+        groups = db.measurement_groups(device, space=space)
+    if as_json:
+        print_json({"device": asdict(dev), "groups": groups})
+        return
+    threads = "" if dev.threads is None else f", {count_noun(dev.threads, 'thread')}"
+    console.print(
+        f"{dev.name}: {dev.family}, {dev.hardware or 'hardware not given'}, {dev.runtime} "
+        f"{dev.precision}, batch {dev.batch_size}{threads} ({dev.provenance})",
+        markup=False, highlight=False, soft_wrap=True,
+    )  # fmt: skip
+    table = Table(title=f"{count_noun(sum(g['rows'] for g in groups), 'measurement')}")
+    for col in ("space", "metric", "protocol", "uploaded by", "workload", "rows", "median ms",
+                "stored (UTC)"):  # fmt: skip
+        table.add_column(col, justify="right" if col in ("rows", "median ms") else "left")
+    for g in groups:
+        work = " ".join(f"{k}={v}" for k, v in sorted(g["workload"].items())) or "default"
+        span = f"{_ms(g['median_min'])}–{_ms(g['median_max'])}"
+        days = sorted({f"{t:%Y-%m-%d}" for t in (g["first_stored"], g["last_stored"])})
+        table.add_row(g["space"], g["metric"], g["protocol"] or "''", g["uploaded_by"] or "-",
+                      work, f"{g['rows']:,}", span, " – ".join(days))  # fmt: skip
+    print_table(table)
+
+
+def _ms(value: float) -> str:
+    """Milliseconds with three significant digits, never in exponent notation."""
+    return f"{value:,.0f}" if value >= 100 else f"{value:.{2 if value < 10 else 1}f}"
+
+
 _EXPORT_EPILOG = (
     "Without --space the export also carries the devices without measurements (with "
     "--device, that device if it has none); --space keeps that space's accuracies; --device "

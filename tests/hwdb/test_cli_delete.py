@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,17 @@ def test_bad_input_is_one_line(
     assert got == code
     assert err.startswith(message) and err.count("\n") == 1
     assert _count(db_url) == 4
+
+
+def test_show_groups_what_delete_selects(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(["--db", db_url, "hwdb", "show", "pi4", "--json"], capsys)
+    assert code == 0
+    shown = json.loads(out)
+    assert shown["device"]["name"] == "pi4"
+    assert sorted((g["uploaded_by"] or "", g["rows"]) for g in shown["groups"]) == [
+        ("", 2), ("lab", 2)
+    ]  # fmt: skip
+    code, out, _ = _run(["--db", db_url, "hwdb", "show", "pi4"], capsys)
+    assert code == 0 and "4 measurements" in out and "lab" in out
+    code, _, err = _run(["--db", db_url, "hwdb", "show", "nope"], capsys)
+    assert code == 1 and err.strip() == "error: device 'nope' not found"

@@ -106,3 +106,20 @@ def test_export_and_import_keep_the_uploader(db: HardwareDB, tmp_path: Path) -> 
         assert copy.delete_measurements(device="board", protocol="a", dry_run=True) == 3
         local = [r for r in copy.measurements(device="board") if r["protocol"] == "a"]
         assert {r["uploaded_by"] for r in local} == {None}
+
+
+def test_measurement_groups(db: HardwareDB) -> None:
+    db.add_measurements([MeasurementIn(device="board", space="nasbench201", arch=ARCHS[0],
+                                       median=7.0, protocol="a", metric="energy_mj",
+                                       workload={"resolution": 32})])  # fmt: skip
+    groups = db.measurement_groups("board")
+    assert [(g["metric"], g["protocol"], g["uploaded_by"], g["rows"]) for g in groups] == [
+        ("energy_mj", "a", None, 1), ("latency_ms", "a", None, 3),
+        ("latency_ms", "b", "edge-lab", 3),
+    ]  # fmt: skip
+    assert groups[0]["workload"] == {"resolution": 32} and groups[1]["workload"] == {}
+    assert (groups[2]["median_min"], groups[2]["median_max"]) == (1.0, 3.0)
+    assert groups[2]["first_stored"].tzinfo is not None
+    assert db.measurement_groups("board", space="fbnet") == []
+    with pytest.raises(NotFoundError):
+        db.measurement_groups("nope")
