@@ -379,6 +379,7 @@ def measurement_records(
     metric: str | None,
     limit: int,
     offset: int,
+    uploaded_by: str | None = None,
 ) -> list[dict[str, Any]]:
     q = (
         select(M, A.arch, A.benchmark_index, S.name, D.name)
@@ -392,6 +393,8 @@ def measurement_records(
         q = q.where(D.name == device)
     if metric is not None:
         q = q.where(M.metric == metric)
+    if uploaded_by is not None:
+        q = q.where(M.uploaded_by == uploaded_by)
     q = q.order_by(M.id.desc()).limit(limit).offset(offset)
     return [_record(r) for r in session.execute(q).all()]
 

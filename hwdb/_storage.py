@@ -528,14 +528,18 @@ class HardwareDB:
         metric: str | None = None,
         limit: int = 1000,
         offset: int = 0,
+        uploaded_by: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Measurement records (newest first) as plain dicts, paginated."""
+        """Measurement records (newest first) as plain dicts, paginated; ``uploaded_by``: only
+        rows that API key uploaded."""
         if limit < 1:
             raise ValueError(f"`limit` must be greater than or equal to 1, got {limit}.")
         if offset < 0:
             raise ValueError(f"`offset` must be greater than or equal to 0, got {offset}.")
         return self._read(
-            lambda s: _queries.measurement_records(s, space, device, metric, limit, offset)
+            lambda s: _queries.measurement_records(
+                s, space, device, metric, limit, offset, uploaded_by
+            )
         )
 
     # ----------------------------------------------------------------- accuracies
@@ -726,6 +730,7 @@ class HardwareDB:
         device: str | None = None,
         metric: str | None = None,
         distinct_archs: bool = False,
+        uploaded_by: str | None = None,
     ) -> int:
         """Number of measurement rows matching the filters (as :meth:`measurements`).
 
@@ -733,6 +738,7 @@ class HardwareDB:
             space: Only this space.
             device: Only this device.
             metric: Only this metric.
+            uploaded_by: Only rows this API key uploaded.
             distinct_archs: Count distinct architectures instead of rows (what
                 :meth:`latency_table` holds for one device and metric).
         """
@@ -746,6 +752,8 @@ class HardwareDB:
             q = q.join(D, D.id == M.device_id).where(D.name == device)
         if metric is not None:
             q = q.where(M.metric == metric)
+        if uploaded_by is not None:
+            q = q.where(M.uploaded_by == uploaded_by)
         return int(self._read(lambda s: s.execute(q).scalar_one()))
 
     # ----------------------------------------------------------------- API keys

@@ -210,12 +210,28 @@ def read_measurements(
     metric: Annotated[Metric | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=INT32)] = 0,
+    uploaded_by: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            description="Only rows uploaded with the API key of this name (needs an API key).",
+        ),
+    ] = None,
 ) -> MeasurementsPublic:
     """Measurements of device ``name``, newest first; ``count`` is the total matching.
-    ``uploaded_by`` is shown to readers with an API key only."""
+    ``uploaded_by`` is shown to readers with an API key only, and only they may filter by it."""
+    if uploaded_by is not None and access is None:  # the filter would tell who uploaded what
+        raise ApiError(
+            401, ["query", "uploaded_by"],
+            "filtering by uploaded_by needs an API key (X-API-Key header or Authorization: "
+            "Bearer)",
+            type="missing_api_key", headers={"WWW-Authenticate": "Bearer"},
+        )  # fmt: skip
     get_device_or_404(db, name)
-    records = db.measurements(space=space, device=name, metric=metric, limit=limit, offset=offset)
-    total = db.count_measurements(space=space, device=name, metric=metric)
+    records = db.measurements(space=space, device=name, metric=metric, limit=limit,
+                              offset=offset, uploaded_by=uploaded_by)  # fmt: skip
+    total = db.count_measurements(space=space, device=name, metric=metric, uploaded_by=uploaded_by)
     if access is None:
         records = [{**r, "uploaded_by": None} for r in records]
     data = [MeasurementPublic.model_validate(r) for r in records]

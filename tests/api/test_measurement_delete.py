@@ -99,3 +99,12 @@ def test_delete_drops_the_cached_model(client: TestClient, app: Any, auth: dict[
     assert calls == []
     client.delete(URL, headers=auth)
     assert calls == [DEVICE]
+
+
+@pytest.mark.usefixtures("seeded")
+def test_filtering_by_uploader_needs_a_key(client: TestClient, auth: dict[str, str]) -> None:
+    page = client.get(URL, params={"uploaded_by": "other-team"}, headers=auth).json()
+    assert page["count"] == 2 and {r["arch"] for r in page["data"]} == set(ARCHS[3:5])
+    anonymous = client.get(URL, params={"uploaded_by": "other-team"})
+    assert anonymous.status_code == 401
+    assert anonymous.json()["detail"][0]["loc"] == ["query", "uploaded_by"]
