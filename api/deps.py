@@ -35,6 +35,7 @@ __all__ = [
     "load_settings",
     "read_access",
     "require_api_key",
+    "require_key_to_filter",
 ]
 
 
@@ -193,6 +194,17 @@ DbDep = Annotated[HardwareDB, Depends(get_db)]
 
 _key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key.")
 _bearer = HTTPBearer(auto_error=False, description="API key as a bearer token.")
+
+
+def require_key_to_filter(access: ApiKey | None, field: str) -> None:
+    """A 401 at ``["query", field]`` for a request without an API key: filtering by who
+    submitted or uploaded something would tell an anonymous reader what the responses hide."""
+    if access is None:
+        raise ApiError(
+            401, ["query", field],
+            f"filtering by {field} needs an API key (X-API-Key header or Authorization: Bearer)",
+            type="missing_api_key", headers={"WWW-Authenticate": "Bearer"},
+        )  # fmt: skip
 
 
 async def _check_key(

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Header, Query, Response
 
 from api._predictors import canonical_archs
-from api.deps import DbDep, ReadAccess, ServicesDep, SettingsDep, WriteKey
+from api.deps import (
+    DbDep,
+    ReadAccess,
+    ServicesDep,
+    SettingsDep,
+    WriteKey,
+    require_key_to_filter,
+)
 from api.errors import ApiError, field_errors
 from api.routes.devices import get_device_or_404
 from api.schemas import (
@@ -221,13 +228,8 @@ def read_measurements(
 ) -> MeasurementsPublic:
     """Measurements of device ``name``, newest first; ``count`` is the total matching.
     ``uploaded_by`` is shown to readers with an API key only, and only they may filter by it."""
-    if uploaded_by is not None and access is None:  # the filter would tell who uploaded what
-        raise ApiError(
-            401, ["query", "uploaded_by"],
-            "filtering by uploaded_by needs an API key (X-API-Key header or Authorization: "
-            "Bearer)",
-            type="missing_api_key", headers={"WWW-Authenticate": "Bearer"},
-        )  # fmt: skip
+    if uploaded_by is not None:
+        require_key_to_filter(access, "uploaded_by")
     get_device_or_404(db, name)
     records = db.measurements(space=space, device=name, metric=metric, limit=limit,
                               offset=offset, uploaded_by=uploaded_by)  # fmt: skip

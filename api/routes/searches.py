@@ -7,7 +7,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, status
 
 from api._searches import with_defaults
-from api.deps import DbDep, ReadAccess, ServicesDep, SettingsDep, WriteKey
+from api.deps import (
+    DbDep,
+    ReadAccess,
+    ServicesDep,
+    SettingsDep,
+    WriteKey,
+    require_key_to_filter,
+)
 from api.errors import ApiError
 from api.routes.predictions import _check_names, require_space_data
 from api.schemas import ErrorPublic, SearchCreate, SearchesPublic, SearchPublic
@@ -211,12 +218,8 @@ def read_searches(
     Each search's ``owner`` (the name of the API key that submitted it) is shown to requests
     with an API key only: without one it is ``null``, and filtering by ``owner`` is a 401.
     """
-    if owner is not None and access is None:  # the filter would tell whose searches they are
-        raise ApiError(
-            401, ["query", "owner"],
-            "filtering by owner needs an API key (X-API-Key header or Authorization: Bearer)",
-            type="missing_api_key", headers={"WWW-Authenticate": "Bearer"},
-        )  # fmt: skip
+    if owner is not None:  # the filter would tell whose searches they are
+        require_key_to_filter(access, "owner")
     jobs, total = services.searches.recent(limit=limit, status=state, owner=owner)
     data = [_shown(j.public(front=False), access) for j in jobs]
     return {"data": data, "count": total, "limit": limit}
