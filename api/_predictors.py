@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from api.errors import ApiError
 
@@ -68,7 +68,7 @@ def canonical_archs(space: str, archs: Sequence[str], loc: Sequence[str | int]) 
 @dataclass
 class _Entry:
     model: ServedModel
-    n_measurements: int
+    stamp: tuple[Any, ...]  # ``HardwareDB.measurement_stamp`` of the rows it was adapted to
     checked: float
 
 
@@ -76,7 +76,8 @@ class PredictorCache:
     """Thread-safe cache of adapted latency models.
 
     Args:
-        revalidate_s: Seconds a cached model is served without re-reading the count.
+        revalidate_s: Seconds a cached model is served without re-reading the stamp of its
+            device's rows (:meth:`hwdb.HardwareDB.measurement_stamp`).
     """
 
     def __init__(self, revalidate_s: float = 2.0) -> None:
@@ -130,15 +131,15 @@ class PredictorCache:
         # minutes): in a bounded line, stopped by their ``predictors.stop_when`` callback
         self._wait_line().acquire(lock, "this model to be built")
         try:
-            n = db.count_measurements(
-                space=space, device=device, metric=latency_metric(space), distinct_archs=True
-            )
+            # changes with any row added, deleted or replaced, by this server or another
+            # process (``nas hwdb delete``, a board writing to the database directly)
+            stamp = db.measurement_stamp(space=space, device=device, metric=latency_metric(space))
             entry = self._entries.get(key)
-            if entry is not None and entry.n_measurements == n:
+            if entry is not None and entry.stamp == stamp:
                 entry.checked = time.monotonic()
                 return entry.model
             model = latency_model(db, space=space, device=device, predictor=predictor, train=train)
-            self._entries[key] = _Entry(model, n, time.monotonic())
+            self._entries[key] = _Entry(model, stamp, time.monotonic())
             return model
         finally:
             lock.release()

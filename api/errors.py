@@ -125,6 +125,7 @@ class ApiError(Exception):
 def _library_table() -> list[tuple[type[Exception], int, str]]:
     """(exception class, status, type), most specific first."""
     from hwdb import (
+        ChangedError,
         DuplicateError,
         HwdbError,
         ImportDataError,
@@ -142,6 +143,7 @@ def _library_table() -> list[tuple[type[Exception], int, str]]:
         (UnknownSpaceError, 404, "unknown_space"),
         (DeviceResolutionError, 404, "not_found"),
         (DuplicateError, 409, "duplicate"),
+        (ChangedError, 409, "conflict"),
         (StudyMismatchError, 409, "conflict"),
         (NotEnoughDataError, 409, "not_enough_data"),
         (NotFittedError, 409, "not_fitted"),
@@ -213,6 +215,12 @@ _DATABASE_ERRORS = {
     "query_timeout": "the database query took longer than this server's time limit "
     "(statement timeout) and was cancelled; try again later, or ask for less",
 }
+#: What the server's log adds for its operator.
+_OPERATOR_HINTS = {
+    "query_timeout": " (if this was a large read that must succeed, e.g. the first "
+    "meta-training of a big space, raise NAS_API_STATEMENT_TIMEOUT_S, or run `nas predictor "
+    "train` from the command line, whose connections have no limit)",
+}
 #: Headers of those errors.
 _DATABASE_HEADERS = {"query_timeout": {"Retry-After": str(QUERY_TIMEOUT_RETRY_S)}}
 
@@ -233,7 +241,8 @@ def _mapped_error(exc: BaseException, status: int, kind: str, loc: Loc) -> ApiEr
     public = _DATABASE_ERRORS.get(kind)
     if public is None:
         return ApiError(status, loc, _message(exc), type=kind)
-    logger.warning("%d %s: %s", status, kind, exc)
+    hint = _OPERATOR_HINTS.get(kind, "")
+    logger.warning("%d %s: %s%s", status, kind, exc, hint)
     headers = _DATABASE_HEADERS.get(kind)
     return ApiError(
         status, ["server", "database"], public, type=kind,

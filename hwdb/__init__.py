@@ -9,6 +9,7 @@ from __future__ import annotations
 from hwdb._apikeys import ApiKey
 from hwdb._engine import redact as redact_url
 from hwdb._errors import (
+    ChangedError,
     DuplicateError,
     HwdbError,
     ImportDataError,
@@ -40,6 +41,7 @@ __all__ = [
     "Artifact",
     "Device",
     "DeviceSpec",
+    "ChangedError",
     "DuplicateError",
     "FrozenMap",
     "HardwareDB",

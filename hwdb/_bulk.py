@@ -329,7 +329,9 @@ _JSON_COLS = frozenset({"environment", "workload"})
 def _raw_insert_sql(
     dialect: str, table: str, cols: Sequence[str], key: Sequence[str], replace: bool
 ) -> str:
-    """``INSERT ... ON CONFLICT`` in the driver's paramstyle (qmark / format)."""
+    """``INSERT ... ON CONFLICT`` in the driver's paramstyle (qmark / format). A replacing
+    insert of measurements uploaded with an API key (``uploaded_by`` set) overwrites only the
+    rows that key uploaded; a local one (``uploaded_by`` null) overwrites any row."""
     mark = "?" if dialect == "sqlite" else "%s"
     values = ", ".join(
         f"CAST({mark} AS JSON)" if dialect == "postgresql" and c in _JSON_COLS else mark
@@ -338,6 +340,10 @@ def _raw_insert_sql(
     if replace:
         sets = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in key)
         action = f"DO UPDATE SET {sets}"
+        if "uploaded_by" in cols:  # an API key replaces only rows it uploaded itself
+            action += (
+                f" WHERE excluded.uploaded_by IS NULL OR {table}.uploaded_by = excluded.uploaded_by"
+            )
     else:
         action = "DO NOTHING"
     return (

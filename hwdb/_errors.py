@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "ChangedError",
     "DuplicateError",
     "HwdbError",
     "ImportDataError",
@@ -33,6 +34,10 @@ class ImportDataError(HwdbError, ValueError):
 
 class SchemaOutdatedError(HwdbError):
     """The database schema is older or newer than this release; the message says what to run."""
+
+
+class ChangedError(HwdbError):
+    """The rows an operation was confirmed for changed before it ran; nothing was written."""
 
 
 class StorageError(HwdbError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import typing
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -252,7 +253,8 @@ def measured_workloads(space: str, device: str) -> Select[str]:
 
 
 def measurement_groups(session: Session, device: str, space: str | None) -> list[dict[str, Any]]:
-    """Rows of ``device`` counted per (space, metric, protocol, uploader, workload)."""
+    """Rows of ``device`` counted per (space, metric, protocol, uploader, workload); a workload
+    equal to its space's default is ``{}`` (as rows stored without one are)."""
     dev = session.execute(select(D.id).where(D.name == device)).scalar_one_or_none()
     if dev is None:
         raise NotFoundError(f"device {device!r} not found")
@@ -266,7 +268,7 @@ def measurement_groups(session: Session, device: str, space: str | None) -> list
             func.max(M.median),
             func.min(M.created_at),
             func.max(M.created_at),
-        )  # fmt: skip
+        )
         .join(A, A.id == M.architecture_id)
         .join(S, S.id == A.space_id)
         .where(M.device_id == dev)
@@ -274,15 +276,36 @@ def measurement_groups(session: Session, device: str, space: str | None) -> list
     )
     if space is not None:
         q = q.where(S.name == space)
-    out = []
-    for name, metric, protocol, by, workload, n, lo, hi, first, last in session.execute(q).all():
-        out.append({
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for name, metric, protocol, by, text_, n, lo, hi, first, last in session.execute(q).all():
+        workload = _plain_workload(name, json.loads(text_) if text_ else {})
+        key = (name, metric, protocol, by, json.dumps(workload, sort_keys=True))
+        group = merged.setdefault(key, {
             "space": name, "metric": metric, "protocol": protocol, "uploaded_by": by,
-            "workload": json.loads(workload) if workload else {}, "rows": int(n),
-            "median_min": float(lo), "median_max": float(hi),
+            "workload": workload, "rows": 0, "median_min": math.inf, "median_max": -math.inf,
             "first_stored": first, "last_stored": last,
         })  # fmt: skip
-    return sorted(out, key=lambda g: (g["space"], g["metric"], g["protocol"], -g["rows"]))
+        group["rows"] += int(n)
+        group["median_min"] = min(group["median_min"], float(lo))
+        group["median_max"] = max(group["median_max"], float(hi))
+        group["first_stored"] = min(group["first_stored"], first)
+        group["last_stored"] = max(group["last_stored"], last)
+    return sorted(
+        merged.values(), key=lambda g: (g["space"], g["metric"], g["protocol"], -g["rows"])
+    )
+
+
+def _plain_workload(space: str, workload: dict[str, Any]) -> dict[str, Any]:
+    """``{}`` for ``space``'s default workload (however it was written), else ``workload``."""
+    from search_spaces import SearchSpaceError, get_space
+
+    if not workload:
+        return {}
+    try:
+        default = get_space(space).default_workload().to_dict()
+    except SearchSpaceError:  # a space that is not registered (HELP's ``ofa``)
+        return workload
+    return {} if {**default, **workload} == default else workload
 
 
 #: Workload fields that do not describe the timed input: a language model prepends its own

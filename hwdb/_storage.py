@@ -23,7 +23,13 @@ from hwdb._engine import (
     redact,
     sqlite_file,
 )
-from hwdb._errors import DuplicateError, NotFoundError, SchemaOutdatedError, StorageError
+from hwdb._errors import (
+    ChangedError,
+    DuplicateError,
+    NotFoundError,
+    SchemaOutdatedError,
+    StorageError,
+)
 from hwdb._models import (
     ArchitectureModel,
     Base,
@@ -376,6 +382,7 @@ class HardwareDB:
         uploaded_by: str | None = None,
         archs: Sequence[str] | None = None,
         dry_run: bool = False,
+        expected: int | None = None,
     ) -> int:
         """Delete, in one transaction, the measurements of ``device`` that match every filter
         given (e.g. a run measured under load, or what one API key uploaded). The device, its
@@ -385,27 +392,32 @@ class HardwareDB:
             device: Name of the device.
             space: Only rows of this search space.
             metric: Only rows of this metric.
-            protocol: Only rows under this protocol tag.
+            protocol: Only rows under this protocol tag (``""``: rows stored without one).
             uploaded_by: Only rows this API key uploaded (``MeasurementIn.uploaded_by``).
             archs: Only these architectures (``space`` required; canonicalised as
                 :meth:`add_measurements` does).
             dry_run: Count the rows instead of deleting them.
+            expected: Delete only if exactly this many rows match (the count a user confirmed;
+                rows stored meanwhile would otherwise go too).
 
         Returns:
             Number of rows deleted (``dry_run``: that would be).
 
         Raises:
             NotFoundError: if the device does not exist.
+            ChangedError: if ``expected`` is given and another number of rows matches now
+                (nothing is deleted).
             ValueError: naming ``archs`` (without ``space``, or one malformed) or a filter
                 that is not a non-empty string.
         """
         from hwdb.importers._common import ArchFieldError, canonical_text
 
-        filters = {"device": device, "space": space, "metric": metric, "protocol": protocol,
-                   "uploaded_by": uploaded_by}  # fmt: skip
+        filters = {"device": device, "space": space, "metric": metric, "uploaded_by": uploaded_by}
         for name, value in filters.items():
-            if value is not None and (not isinstance(value, str) or not value):
+            if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise ValueError(f"`{name}` must be a non-empty string, got {value!r}.")
+        if protocol is not None and not isinstance(protocol, str):
+            raise ValueError(f"`protocol` must be a string, got {protocol!r}.")
         names: list[str] | None = None
         if archs is not None:
             if isinstance(archs, str):
@@ -416,18 +428,24 @@ class HardwareDB:
                 names = [canonical_text(space, a) for a in archs]
             except ArchFieldError as exc:
                 raise ValueError(f"`archs`: {exc}") from None
-        return self._write(
-            lambda s: _queries.delete_measurements(
-                s,
-                device,
-                space=space,
-                metric=metric,
-                protocol=protocol,
-                uploaded_by=uploaded_by,
-                archs=names,
-                dry_run=dry_run,
-            )  # fmt: skip
-        )
+
+        def run(session: Session) -> int:
+            def delete(dry: bool) -> int:
+                return _queries.delete_measurements(
+                    session, device, space=space, metric=metric, protocol=protocol,
+                    uploaded_by=uploaded_by, archs=names, dry_run=dry,
+                )  # fmt: skip
+
+            if expected is not None and not dry_run:
+                now = delete(True)
+                if now != expected:
+                    raise ChangedError(
+                        f"{now} measurements of {device!r} match now, not the {expected} "
+                        "confirmed; nothing was deleted"
+                    )
+            return delete(dry_run)
+
+        return self._write(run)
 
     def measurement_groups(self, device: str, *, space: str | None = None) -> list[dict[str, Any]]:
         """What is stored for ``device``: its rows counted per (space, metric, protocol,
@@ -755,6 +773,20 @@ class HardwareDB:
         if uploaded_by is not None:
             q = q.where(M.uploaded_by == uploaded_by)
         return int(self._read(lambda s: s.execute(q).scalar_one()))
+
+    def measurement_stamp(self, *, space: str, device: str, metric: str) -> tuple[Any, ...]:
+        """A value that changes whenever rows of ``device`` in ``space`` for ``metric`` are
+        added, deleted or replaced (their count, largest id, sum of medians and newest
+        ``created_at``): what a cache of models adapted to those rows compares."""
+        M, A, S, D = MeasurementModel, ArchitectureModel, SearchSpaceModel, DeviceModel
+        q = (
+            select(func.count(M.id), func.max(M.id), func.sum(M.median), func.max(M.created_at))
+            .join(A, A.id == M.architecture_id)
+            .join(S, S.id == A.space_id)
+            .join(D, D.id == M.device_id)
+            .where(S.name == space, D.name == device, M.metric == metric)
+        )
+        return tuple(self._read(lambda s: s.execute(q).one()))
 
     # ----------------------------------------------------------------- API keys
     def create_api_key(self, name: str) -> tuple[ApiKey, str]:

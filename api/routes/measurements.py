@@ -74,19 +74,22 @@ def _check_workload(space: str, workload: dict[str, Any], row: int) -> None:
         ) from exc  # fmt: skip
 
 
-def _rows(name: str, body: MeasurementsCreate, uploaded_by: str) -> list[MeasurementIn]:
+def _check_space(space: str, loc: list[str | int]) -> None:
+    """A 422 at ``loc`` for a space that is not registered."""
     from search_spaces import list_spaces
 
-    known = set(list_spaces())
+    known = list_spaces()
+    if space not in known:
+        raise ApiError(
+            422, loc, f"unknown search space {space!r} (known: {', '.join(sorted(known))})",
+            type="unknown_space",
+        )  # fmt: skip
+
+
+def _rows(name: str, body: MeasurementsCreate, uploaded_by: str) -> list[MeasurementIn]:
     by_space: dict[str, list[int]] = {}
     for i, m in enumerate(body.measurements):
-        if m.space not in known:
-            raise ApiError(
-                422,
-                ["body", "measurements", i, "space"],
-                f"unknown search space {m.space!r} (known: {', '.join(sorted(known))})",
-                type="unknown_space",
-            )
+        _check_space(m.space, ["body", "measurements", i, "space"])
         by_space.setdefault(m.space, []).append(i)
     archs: dict[int, str] = {}
     for space, idx in by_space.items():
@@ -166,7 +169,8 @@ def upload_measurements(
     """Store a batch of measurements of device ``name`` in one transaction.
 
     Rows already stored under the same (space, arch, metric, protocol) are kept unless
-    ``replace``; with a client key the whole request is replayed, not re-run. Each row
+    ``replace``, which overwrites only rows this API key uploaded. With a client key a
+    repeated request gets the first answer (rows deleted since are stored again). Each row
     stored records the request's API key (``uploaded_by``).
     """
     get_device_or_404(db, name)
@@ -202,6 +206,16 @@ def upload_measurements(
         )
         response.headers["Idempotent-Replayed"] = "true" if replayed else "false"
         if replayed:
+            # The first answer is returned, but rows deleted since then (``DELETE``, ``nas hwdb
+            # delete``) are stored again, without overwriting anything stored meanwhile: a
+            # client that re-sends a batch after a delete must not be told it is stored when
+            # it is not.
+            again = _store(db, name, body.model_copy(update={"replace": False}), key,
+                           api_key.name)  # fmt: skip
+            if again["inserted"]:
+                services.cache.invalidate(db.url, name)
+                services.metrics.inc("nas_api_measurements_stored_total", (),
+                                     float(again["inserted"]))  # fmt: skip
             return result
     services.cache.invalidate(db.url, name)
     services.metrics.inc("nas_api_measurements_stored_total", (), float(result["inserted"]))
@@ -248,7 +262,10 @@ def delete_measurements(
     api_key: WriteKey,
     space: Annotated[SpaceName | None, Query()] = None,
     metric: Annotated[Metric | None, Query()] = None,
-    protocol: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    protocol: Annotated[
+        str | None,
+        Query(max_length=200, description="Only rows under this protocol tag (empty: none)."),
+    ] = None,
     arch: Annotated[
         list[ArchText] | None,
         Query(max_length=1000, description="Only these architectures (needs `space`)."),
@@ -257,8 +274,14 @@ def delete_measurements(
 ) -> DeletedPublic:
     """Delete, in one transaction, the measurements of device ``name`` that the request's
     API key uploaded and that match every filter given (``dry_run``: only count them).
-    Rows uploaded with other keys, written locally or imported are never touched; the
-    database's owner removes those with ``nas hwdb delete``."""
+
+    Rows are matched by the key's name (``uploaded_by``): rows other keys uploaded, or that
+    were written locally or imported without an uploader, are never touched; the
+    database's owner removes those with ``nas hwdb delete``. An imported export keeps its
+    uploaders' names, so a key of the same name here owns those rows.
+    """
+    if space is not None:
+        _check_space(space, ["query", "space"])
     get_device_or_404(db, name)
     archs = None
     if arch is not None:

@@ -191,7 +191,10 @@ def _upgrade() -> None:
     file = sqlite_file(default_database_url())
     new_file = file is not None and not file.exists()
     before, after = upgrade_database()
-    console.print(f"schema: {before or 'empty'} -> {after}")
+    if before == after:
+        console.print(f"schema: {after} (already up to date)")
+    else:
+        console.print(f"schema: {before or 'empty'} -> {after}")
     if new_file:
         assert file is not None
         note_created(file)
@@ -329,12 +332,25 @@ def show(
                 "stored (UTC)"):  # fmt: skip
         table.add_column(col, justify="right" if col in ("rows", "median ms") else "left")
     for g in groups:
-        work = " ".join(f"{k}={v}" for k, v in sorted(g["workload"].items())) or "default"
-        span = f"{_ms(g['median_min'])}–{_ms(g['median_max'])}"
+        work = _workload_text(g["space"], g["workload"])
+        lo, hi = _ms(g["median_min"]), _ms(g["median_max"])
+        span = lo if lo == hi else f"{lo}–{hi}"
         days = sorted({f"{t:%Y-%m-%d}" for t in (g["first_stored"], g["last_stored"])})
         table.add_row(g["space"], g["metric"], g["protocol"] or "''", g["uploaded_by"] or "-",
                       work, f"{g['rows']:,}", span, " – ".join(days))  # fmt: skip
     print_table(table)
+
+
+def _workload_text(space: str, workload: dict[str, Any]) -> str:
+    """The fields of ``workload`` that differ from ``space``'s default (``default``: none)."""
+    from search_spaces import SearchSpaceError, get_space
+
+    try:
+        default = get_space(space).default_workload().to_dict()
+    except SearchSpaceError:
+        default = {}
+    diff = {k: v for k, v in sorted(workload.items()) if default.get(k) != v}
+    return " ".join(f"{k}={v}" for k, v in diff.items()) or "default"
 
 
 def _ms(value: float) -> str:
@@ -412,24 +428,42 @@ def delete(
     with _open(create=False) as db:
         check_space(db, space)
 
-        def run(dry: bool) -> int:
+        def run(dry: bool, expected: int | None = None) -> int:
             return db.delete_measurements(
                 device=device, space=space, metric=metric, protocol=protocol,
-                uploaded_by=uploaded_by, archs=archs or None, dry_run=dry,
+                uploaded_by=uploaded_by, archs=archs or None, dry_run=dry, expected=expected,
             )  # fmt: skip
 
         try:
             n = run(True)
-        except ValueError as exc:  # a malformed --arch
-            raise CLIUsageError(str(exc).replace("`archs`", "--arch", 1)) from None
+        except ValueError as exc:  # a malformed --arch, an empty filter: name the option
+            raise CLIUsageError(_flag_names(str(exc))) from None
         what = f"{count_noun(n, 'measurement')} of {device}"
-        if n == 0 or dry_run:
-            console.print(f"would delete {what}" if n else f"no measurement of {device} matches")
+        if n == 0:
+            console.print(
+                f"no measurement of {device} matches (`nas hwdb show {device}` lists what is "
+                "stored)", markup=False, soft_wrap=True,
+            )  # fmt: skip
+            return
+        if dry_run:
+            console.print(f"would delete {what}")
             return
         if not yes:
             _confirm_delete(what)
-        deleted = run(False)
+        deleted = run(False, expected=n)  # rows stored since the question: ChangedError
     console.print(f"deleted {count_noun(deleted, 'measurement')} of {device}")
+
+
+#: ``delete_measurements`` arguments as ``nas hwdb delete`` spells them.
+_FLAGS = {"archs": "--arch", "uploaded_by": "--uploaded-by", "protocol": "--protocol",
+          "metric": "--metric", "space": "--space"}  # fmt: skip
+
+
+def _flag_names(message: str) -> str:
+    """``message`` with the library's argument names replaced by the command's options."""
+    for name, flag in _FLAGS.items():
+        message = message.replace(f"`{name}`", flag)
+    return message
 
 
 def _confirm_delete(what: str) -> None:
@@ -441,6 +475,7 @@ def _confirm_delete(what: str) -> None:
     if not sys.stdin.isatty():
         raise CLIUsageError(f"refusing to delete {what} without --yes (not a terminal)")
     if not typer.confirm(f"delete {what}?", default=False):
+        err_console.print("nothing deleted")
         raise typer.Exit(1)
 
 

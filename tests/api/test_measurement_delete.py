@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from api.config import Settings
 from hwdb import HardwareDB, MeasurementIn
-from tests.api._helpers import SPACE, distinct_archs
+from tests.api._helpers import SPACE, TARGET, distinct_archs
+from tests.api.conftest import make_app
 
 DEVICE = "delete-dev"
 URL = f"/v1/devices/{DEVICE}/measurements"
@@ -108,3 +111,64 @@ def test_filtering_by_uploader_needs_a_key(client: TestClient, auth: dict[str, s
     anonymous = client.get(URL, params={"uploaded_by": "other-team"})
     assert anonymous.status_code == 401
     assert anonymous.json()["detail"][0]["loc"] == ["query", "uploaded_by"]
+
+
+@pytest.mark.usefixtures("seeded")
+def test_a_batch_sent_again_after_a_delete_is_stored_again(
+    client: TestClient, db: HardwareDB, auth: dict[str, str]
+) -> None:
+    """The idempotency record replays the first answer; the rows it describes must exist."""
+    body = {**_body(ARCHS[:3]), "client_key": "batch-1"}
+    first = client.post(URL, json=body, headers=auth)  # the seeded rows: nothing new
+    assert client.delete(URL, headers=auth).json()["deleted"] == 3
+    again = client.post(URL, json=body, headers=auth)
+    assert again.headers["Idempotent-Replayed"] == "true" and again.json() == first.json()
+    assert db.count_measurements(device=DEVICE, uploaded_by="tests") == 3
+
+
+@pytest.mark.usefixtures("seeded")
+def test_replace_does_not_take_over_another_keys_rows(
+    client: TestClient, db: HardwareDB, auth: dict[str, str], other: dict[str, str]
+) -> None:
+    for body in (_body(ARCHS[:1]), _body(ARCHS[5:], protocol="")):  # tests' row, a local row
+        result = client.post(URL, json={**body, "replace": True}, headers=other).json()
+        assert (result["inserted"], result["existing"]) == (0, 1)
+    assert client.delete(URL, headers=other).json()["deleted"] == 2  # its own two only
+    assert _uploaders(client, auth) == {**dict.fromkeys(ARCHS[:3], "tests"), ARCHS[5]: None}
+    mine = client.post(URL, json={**_body(ARCHS[:1]), "replace": True}, headers=auth).json()
+    assert mine["inserted"] == 1  # a key replaces its own rows
+
+
+def test_empty_protocol_and_unknown_space(
+    client: TestClient, auth: dict[str, str], seeded: None
+) -> None:
+    untagged = client.post(URL, json=_body(ARCHS[:1], protocol=""), headers=auth).json()
+    assert untagged["inserted"] == 1
+    dry = client.delete(URL, params={"protocol": "", "dry_run": True}, headers=auth).json()
+    assert dry["deleted"] == 1
+    bad = client.delete(URL, params={"space": "nosuchspace"}, headers=auth)
+    assert bad.status_code == 422
+    assert bad.json()["detail"][0]["loc"] == ["query", "space"]
+    assert bad.json()["detail"][0]["type"] == "unknown_space"
+
+
+def test_the_served_model_follows_rows_deleted_outside_the_server(
+    db: HardwareDB, auth: dict[str, str]
+) -> None:
+    """A delete on the database itself (``nas hwdb delete``) that leaves every arch measured
+    (newer rows shadowing older ones) still re-adapts the served model."""
+    settings = dataclasses.replace(Settings(), predictor_revalidate_s=0.0)
+    measured = list(db.latency_table(SPACE, devices=[TARGET])[TARGET].dropna().index[:12])
+    with TestClient(make_app(db, settings)) as c:
+
+        def predict() -> float:
+            body = {"space": SPACE, "device": TARGET, "archs": distinct_archs(1, start=99)}
+            return float(c.post("/v1/predict", json=body).json()["data"][0]["latency_ms"])
+
+        before = predict()
+        db.add_measurements([MeasurementIn(device=TARGET, space=SPACE, arch=a, median=500.0,
+                                           protocol="slow") for a in measured])  # fmt: skip
+        slow = predict()
+        assert slow > before * 1.2
+        assert db.delete_measurements(device=TARGET, protocol="slow") == len(measured)
+        assert predict() == pytest.approx(before, rel=1e-6)

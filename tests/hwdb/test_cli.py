@@ -63,3 +63,13 @@ def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     code, _, err = _run(["--db", f"sqlite:///{tmp_path / 'none.sqlite'}", "hwdb", "stats"], capsys)
     assert code == 1 and "nas hwdb init" in err
     assert _run(["--db", db, "hwdb", "export"], capsys)[0] == 2  # --out missing: usage error
+
+
+def test_upgrade_says_when_nothing_changed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = f"sqlite:///{tmp_path / 'u.sqlite'}"
+    code, out, _ = _run(["--db", db, "hwdb", "upgrade"], capsys)
+    assert code == 0 and "schema: empty -> " in out
+    code, out, _ = _run(["--db", db, "hwdb", "upgrade"], capsys)
+    assert code == 0 and "(already up to date)" in out and "->" not in out

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from hwdb import DeviceSpec, HardwareDB, MeasurementIn, NotFoundError
+from hwdb import ChangedError, DeviceSpec, HardwareDB, MeasurementIn, NotFoundError
 from hwdb.importers.parquet import export_parquet, import_parquet
 from tests.hwdb._helpers import nb201_archs
 
@@ -91,12 +92,6 @@ def test_uploaded_by_is_checked() -> None:
                       uploaded_by="k" * 201)  # fmt: skip
 
 
-def test_replace_records_the_new_uploader(db: HardwareDB) -> None:
-    db.add_measurements(_rows("board", "b", "other-key", ARCHS[3:4]), replace=True)
-    by = {r["arch"]: r["uploaded_by"] for r in db.measurements(device="board")}
-    assert by[ARCHS[3]] == "other-key" and by[ARCHS[4]] == "edge-lab"
-
-
 def test_export_and_import_keep_the_uploader(db: HardwareDB, tmp_path: Path) -> None:
     path = tmp_path / "out.parquet"
     export_parquet(db, path)
@@ -111,15 +106,78 @@ def test_export_and_import_keep_the_uploader(db: HardwareDB, tmp_path: Path) -> 
 def test_measurement_groups(db: HardwareDB) -> None:
     db.add_measurements([MeasurementIn(device="board", space="nasbench201", arch=ARCHS[0],
                                        median=7.0, protocol="a", metric="energy_mj",
-                                       workload={"resolution": 32})])  # fmt: skip
+                                       workload={"resolution": 64})])  # fmt: skip
     groups = db.measurement_groups("board")
     assert [(g["metric"], g["protocol"], g["uploaded_by"], g["rows"]) for g in groups] == [
         ("energy_mj", "a", None, 1), ("latency_ms", "a", None, 3),
         ("latency_ms", "b", "edge-lab", 3),
     ]  # fmt: skip
-    assert groups[0]["workload"] == {"resolution": 32} and groups[1]["workload"] == {}
+    assert groups[0]["workload"] == {"resolution": 64} and groups[1]["workload"] == {}
     assert (groups[2]["median_min"], groups[2]["median_max"]) == (1.0, 3.0)
     assert groups[2]["first_stored"].tzinfo is not None
     assert db.measurement_groups("board", space="fbnet") == []
     with pytest.raises(NotFoundError):
         db.measurement_groups("nope")
+
+
+def test_a_key_replaces_only_its_own_rows(db: HardwareDB) -> None:
+    """``replace`` with an uploader overwrites only rows that key uploaded (a key must not take
+    over, and then delete, rows of another key or of the database's owner); a local replace
+    (no uploader) overwrites any row."""
+    mine = _rows("board", "b", "edge-lab", ARCHS[3:4])[0]
+    theirs = _rows("board", "a", None, ARCHS[:1])[0]
+    bump = {"median": 50.0}
+    assert db.add_measurements([replace(theirs, uploaded_by="edge-lab", **bump)], replace=True) == 0
+    assert db.add_measurements([replace(mine, uploaded_by="intruder", **bump)], replace=True) == 0
+    assert db.add_measurements([replace(mine, **bump)], replace=True) == 1
+    rows = {(r["arch"], r["protocol"]): r for r in db.measurements(device="board")}
+    assert rows[(ARCHS[0], "a")]["median"] == 1.0 and rows[(ARCHS[0], "a")]["uploaded_by"] is None
+    assert rows[(ARCHS[3], "b")]["median"] == 50.0
+    assert rows[(ARCHS[3], "b")]["uploaded_by"] == "edge-lab"
+    local = replace(mine, uploaded_by=None, median=60.0)
+    assert db.add_measurements([local], replace=True) == 1
+    after = {r["arch"]: r for r in db.measurements(device="board", uploaded_by="edge-lab")}
+    assert ARCHS[3] not in after and len(after) == 2  # the owner's write took the row over
+
+
+def test_empty_protocol_selects_rows_stored_without_one(db: HardwareDB) -> None:
+    db.add_measurements(_rows("board", "", None, ARCHS[:2]))
+    assert db.delete_measurements(device="board", protocol="", dry_run=True) == 2
+    assert db.delete_measurements(device="board", protocol="") == 2
+    assert db.count_measurements(device="board") == 6
+
+
+def test_expected_count_guards_against_rows_stored_meanwhile(db: HardwareDB) -> None:
+    n = db.delete_measurements(device="board", protocol="a", dry_run=True)
+    db.add_measurements(_rows("board", "a", None, ARCHS[3:4]))  # arrives after the question
+    with pytest.raises(ChangedError, match="4 measurements of 'board' match now, not the 3"):
+        db.delete_measurements(device="board", protocol="a", expected=n)
+    assert db.count_measurements(device="board") == 7
+    assert db.delete_measurements(device="board", protocol="a", expected=4) == 4
+
+
+def test_groups_merge_one_workload_written_two_ways(db: HardwareDB) -> None:
+    lm = {"prompt_len": 32, "decode_len": 8, "batch_size": 1}
+    rows = [MeasurementIn(device="board", space="nasbench201", arch=a, median=2.0, protocol="w",
+                          workload=lm, environment={"run_id": "r"}) for a in ARCHS[:2]]  # fmt: skip
+    db.add_measurements(rows)
+    # a run re-levelling its rows writes the workload's JSON with its keys in their own order
+    assert db.replace_run_measurements(rows[:1], run_id="r") == []
+    groups = [g for g in db.measurement_groups("board") if g["protocol"] == "w"]
+    assert len(groups) == 1 and groups[0]["rows"] == 2
+    plain = [g for g in db.measurement_groups("board") if g["protocol"] == "a"]
+    assert plain[0]["workload"] == {}
+
+
+def test_stamp_changes_on_add_delete_and_replace(db: HardwareDB) -> None:
+    def stamp() -> tuple[object, ...]:
+        return db.measurement_stamp(space="nasbench201", device="board", metric="latency_ms")
+
+    first = stamp()
+    assert first[0] == 6 and stamp() == first
+    db.add_measurements([replace(_rows("board", "a", None, ARCHS[:1])[0], median=9.0)],
+                        replace=True)  # fmt: skip
+    second = stamp()
+    assert second != first and second[0] == 6
+    db.delete_measurements(device="board", archs=ARCHS[:1], space="nasbench201", protocol="a")
+    assert stamp()[0] == 5
