@@ -33,15 +33,25 @@ class IdempotencyStore:
     """Bounded map: (scope, key) -> (body fingerprint, first successful response).
 
     Each scope (the API key that uploads) has its own ``capacity``, oldest evicted first, so
-    one key's uploads cannot push another key's records out.
+    one key's uploads cannot push another key's records out; and all scopes together hold at
+    most ``total_capacity``, the least recently used evicted first, so memory stays bounded
+    however many keys upload (a revoked key's records age out).
 
     Args:
         capacity: Most keys remembered per scope.
+        total_capacity: Most keys remembered in all (default: ``TOTAL_SCOPES * capacity``).
     """
 
-    def __init__(self, capacity: int = 10_000) -> None:
+    #: Scopes' worth of records the whole store keeps by default.
+    TOTAL_SCOPES = 4
+
+    def __init__(self, capacity: int = 10_000, total_capacity: int | None = None) -> None:
         self.capacity = capacity
+        self.total_capacity = (
+            self.TOTAL_SCOPES * capacity if total_capacity is None else total_capacity
+        )
         self._scopes: dict[str, OrderedDict[str, _Record]] = {}
+        self._order: OrderedDict[tuple[str, str], None] = OrderedDict()  # all, oldest first
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -53,11 +63,26 @@ class IdempotencyStore:
             record = records.get(key)
             if record is None:
                 record = records[key] = _Record(fingerprint)
+                self._order[(scope, key)] = None
                 while len(records) > self.capacity:
-                    records.popitem(last=False)
+                    old, _ = records.popitem(last=False)
+                    self._order.pop((scope, old), None)
+                while len(self._order) > self.total_capacity:
+                    (s, k), _ = self._order.popitem(last=False)
+                    self._forget(s, k)
             else:
                 records.move_to_end(key)
+                self._order.move_to_end((scope, key))
             return record
+
+    def _forget(self, scope: str, key: str) -> None:
+        """Drop one record from its scope (and the scope once empty); hold ``_lock``."""
+        records = self._scopes.get(scope)
+        if records is None:
+            return
+        records.pop(key, None)
+        if not records:
+            del self._scopes[scope]
 
     def run(
         self,
@@ -104,4 +129,5 @@ class IdempotencyStore:
         with self._lock:
             records = self._scopes.get(scope)
             if records is not None and records.get(key) is record:
-                del records[key]
+                self._order.pop((scope, key), None)
+                self._forget(scope, key)

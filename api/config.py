@@ -60,7 +60,8 @@ class Settings:
         predictor_revalidate_s: How long a cached adapted predictor is used before the
             device's measurement count is checked again.
         idempotency_capacity: Upload responses remembered for ``Idempotency-Key`` replays,
-            per API key.
+            per API key (and four times that in all, the least recently used forgotten
+            first).
         search_out_dir: Folder for search outputs (``None``: results kept in memory only).
         cors_origins: Comma-separated origins whose browser pages may call the service
             (``*``: any; ``None``: no CORS headers, same-origin only).

@@ -313,3 +313,22 @@ def test_metric_defaults_to_the_space_latency_metric(
     stored = {(m["space"], m["metric"]) for m in db.measurements(device=device)}
     assert stored == {("nemotron_flash", "e2e_ms"), (SPACE, "latency_ms"),
                       ("nemotron_flash", "prefill_ms")}  # fmt: skip
+
+
+def test_all_keys_together_are_bounded_too() -> None:
+    """Per-key capacity alone let memory grow with the number of keys (revoked ones too)."""
+    from api._idempotency import IdempotencyStore
+
+    store = IdempotencyStore(capacity=3, total_capacity=5)
+    for i in range(4):
+        store.run("k", "fp", lambda: {"n": 1}, loc=["body"], scope=f"key-{i}")
+    store.run("k2", "fp", lambda: {"n": 1}, loc=["body"], scope="key-3")
+    assert len(store) == 5
+    store.run("k", "fp", lambda: {"n": 1}, loc=["body"], scope="key-1")  # used: now the newest
+    store.run("k", "fp", lambda: {"n": 1}, loc=["body"], scope="key-4")
+    assert len(store) == 5
+    # key-0's record, the least recently used, is gone: its key is free for another body
+    assert store.run("k", "other", lambda: {"n": 2}, loc=["body"], scope="key-0")[1] is False
+    with pytest.raises(ApiError, match="already used with a different request body"):
+        store.run("k", "other", lambda: {"n": 2}, loc=["body"], scope="key-1")
+    assert IdempotencyStore(capacity=10).total_capacity == 40
