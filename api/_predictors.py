@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     #: datasheet roofline of a catalog device not measured in the space yet.
     ServedModel = AdaptedLatencyModel | RooflineLatencyModel
 
-__all__ = ["PredictorCache", "canonical_arch", "canonical_archs"]
+__all__ = ["PredictorCache", "canonical_arch", "canonical_archs", "check_space"]
 
 Key = tuple[str, str, str, str]
 
@@ -63,6 +63,18 @@ def canonical_archs(space: str, archs: Sequence[str], loc: Sequence[str | int]) 
                 422, [*loc, i], f"invalid architecture: {msg}", type="invalid_arch"
             ) from exc
     return out
+
+
+def check_space(space: str, loc: Sequence[str | int]) -> None:
+    """A 422 ``unknown_space`` at ``loc`` for a space that is not registered."""
+    from search_spaces import list_spaces
+
+    known = list_spaces()
+    if space not in known:
+        raise ApiError(
+            422, list(loc), f"unknown search space {space!r} (known: {', '.join(sorted(known))})",
+            type="unknown_space",
+        )  # fmt: skip
 
 
 @dataclass

@@ -6,7 +6,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated
 
 import anyio
 from fastapi import Depends, Request, Security
@@ -31,7 +31,6 @@ __all__ = [
     "get_db",
     "get_services",
     "get_settings",
-    "limit_statements",
     "load_settings",
     "read_access",
     "require_api_key",
@@ -49,36 +48,6 @@ OPEN_RETRY_S = 5.0
 def load_settings() -> Settings:
     """Settings from the environment, read once per process."""
     return Settings.from_env()
-
-
-def limit_statements(db: HardwareDB, timeout_ms: int) -> None:
-    """Make every connection of ``db``'s engine run ``SET statement_timeout = timeout_ms`` when
-    it connects, on PostgreSQL (SQLite, or ``timeout_ms`` 0: nothing changes).
-
-    Connections already pooled (those that checked the schema while ``db`` opened) are closed,
-    so each one the engine hands out from now on has the limit. Only the service's own
-    :class:`~hwdb.HardwareDB` gets this: a statement running longer is cancelled by the server
-    (psycopg's ``QueryCanceled``, SQLSTATE 57014), which :mod:`api.errors` answers with a 503
-    ``query_timeout``.
-    """
-    from sqlalchemy import event
-
-    engine = db._engine  # hwdb exposes no public handle; the service owns this instance
-    if timeout_ms <= 0 or engine.dialect.name != "postgresql":
-        return
-    statement = f"SET statement_timeout = {int(timeout_ms)}"
-
-    def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute(statement)
-        finally:
-            cursor.close()
-        # a SET inside a transaction rolled back later (the pool's reset) would be undone
-        dbapi_connection.commit()
-
-    event.listen(engine, "connect", on_connect)
-    engine.dispose()  # the pool keeps the listener; no connection is checked out yet
 
 
 @dataclass
@@ -121,8 +90,8 @@ class Services:
         runs to hwdb's connect timeout) costs one thread, not one per request.
 
         On PostgreSQL each connection of the database opened here runs its statements under
-        ``settings.statement_timeout_s`` (:func:`limit_statements`); a database passed to
-        :meth:`create` is used as it is.
+        ``settings.statement_timeout_s`` (``HardwareDB(statement_timeout_ms=...)``); a
+        database passed to :meth:`create` is used as it is.
         """
         if self._db is not None:
             return self._db
@@ -143,13 +112,10 @@ class Services:
                     )  # fmt: skip
                 try:
                     with field_errors("database"):
-                        db = HardwareDB(self.settings.database_url)
-                        try:
-                            limit_statements(db, self.settings.statement_timeout_ms())
-                        except BaseException:
-                            db.close()
-                            raise
-                        self._db = db
+                        self._db = HardwareDB(
+                            self.settings.database_url,
+                            statement_timeout_ms=self.settings.statement_timeout_ms(),
+                        )
                 except ApiError as exc:
                     self._open_failed = (time.monotonic(), exc)
                     raise

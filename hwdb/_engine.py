@@ -107,16 +107,23 @@ def is_memory_url(url: str) -> bool:
     )
 
 
-def _connect_args(parsed: URL) -> dict[str, Any]:
-    """Driver arguments of a non-SQLite engine: a bounded ``connect_timeout`` for libpq."""
+def _connect_args(parsed: URL, statement_timeout_ms: int = 0) -> dict[str, Any]:
+    """Driver arguments of a non-SQLite engine: a bounded ``connect_timeout`` for libpq, and
+    the session's ``statement_timeout`` when one is asked for (appended to any ``options``
+    of the URL)."""
     if parsed.get_backend_name() != "postgresql" or parsed.get_driver_name() not in _LIBPQ_DRIVERS:
         return {}
-    if "connect_timeout" in parsed.query or os.environ.get("PGCONNECT_TIMEOUT"):
-        return {}  # the user's explicit choice wins
-    return {"connect_timeout": CONNECT_TIMEOUT_S}
+    args: dict[str, Any] = {}
+    if "connect_timeout" not in parsed.query and not os.environ.get("PGCONNECT_TIMEOUT"):
+        args["connect_timeout"] = CONNECT_TIMEOUT_S  # else the user's explicit choice wins
+    if statement_timeout_ms > 0:
+        given = parsed.query.get("options", "")
+        given = " ".join(given) if isinstance(given, tuple) else given
+        args["options"] = f"{given} -c statement_timeout={int(statement_timeout_ms)}".strip()
+    return args
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, statement_timeout_ms: int = 0) -> Engine:
     """Create an engine for ``url`` (SQLite file or memory, or PostgreSQL via psycopg 3).
 
     A PostgreSQL connection attempt gives up after :data:`CONNECT_TIMEOUT_S` (10 s), so a
@@ -124,7 +131,9 @@ def make_engine(url: str) -> Engine:
     psycopg's 130 s default; a ``connect_timeout`` in the URL's query (e.g.
     ``postgresql+psycopg://u:p@host/db?connect_timeout=30``) or the ``PGCONNECT_TIMEOUT``
     environment variable wins. Waiting for a pooled connection keeps SQLAlchemy's
-    ``pool_timeout`` (30 s).
+    ``pool_timeout`` (30 s). ``statement_timeout_ms > 0``: on PostgreSQL every connection
+    starts with that ``statement_timeout`` (the server cancels a longer statement, SQLSTATE
+    57014); SQLite ignores it.
 
     Raises:
         ValueError: if ``url`` cannot be parsed.
@@ -142,7 +151,8 @@ def make_engine(url: str) -> Engine:
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
         try:
-            return create_engine(parsed, pool_pre_ping=True, connect_args=_connect_args(parsed))
+            args = _connect_args(parsed, statement_timeout_ms)
+            return create_engine(parsed, pool_pre_ping=True, connect_args=args)
         except Exception as exc:
             raise StorageError(f"cannot open database {redact(url)}: {exc}") from exc
     memory = parsed.database in (None, "", ":memory:")

@@ -7,7 +7,7 @@ import math
 import typing
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVarTuple
 
 import pandas as pd
 from sqlalchemy import (
@@ -278,7 +278,8 @@ def measurement_groups(session: Session, device: str, space: str | None) -> list
         q = q.where(S.name == space)
     merged: dict[tuple[Any, ...], dict[str, Any]] = {}
     for name, metric, protocol, by, text_, n, lo, hi, first, last in session.execute(q).all():
-        workload = _plain_workload(name, json.loads(text_) if text_ else {})
+        stored = json.loads(text_) if text_ else {}
+        workload = stored if workload_changes(name, stored) else {}
         key = (name, metric, protocol, by, json.dumps(workload, sort_keys=True))
         group = merged.setdefault(key, {
             "space": name, "metric": metric, "protocol": protocol, "uploaded_by": by,
@@ -295,17 +296,19 @@ def measurement_groups(session: Session, device: str, space: str | None) -> list
     )
 
 
-def _plain_workload(space: str, workload: dict[str, Any]) -> dict[str, Any]:
-    """``{}`` for ``space``'s default workload (however it was written), else ``workload``."""
+def workload_changes(space: str, workload: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a stored ``workload`` that differ from ``space``'s default workload
+    (``{}``: the default, however it was written); all of them for a space that is not
+    registered (HELP's ``ofa``)."""
     from search_spaces import SearchSpaceError, get_space
 
     if not workload:
         return {}
     try:
         default = get_space(space).default_workload().to_dict()
-    except SearchSpaceError:  # a space that is not registered (HELP's ``ofa``)
-        return workload
-    return {} if {**default, **workload} == default else workload
+    except SearchSpaceError:
+        return dict(workload)
+    return {k: v for k, v in sorted(workload.items()) if default.get(k) != v}
 
 
 #: Workload fields that do not describe the timed input: a language model prepends its own
@@ -410,16 +413,49 @@ def measurement_records(
         .join(S, S.id == A.space_id)
         .join(D, D.id == M.device_id)
     )
-    if space is not None:
-        q = q.where(S.name == space)
-    if device is not None:
-        q = q.where(D.name == device)
-    if metric is not None:
-        q = q.where(M.metric == metric)
-    if uploaded_by is not None:
-        q = q.where(M.uploaded_by == uploaded_by)
+    q = filtered(q, space=space, device=device, joined=True, metric=metric, uploaded_by=uploaded_by)
     q = q.order_by(M.id.desc()).limit(limit).offset(offset)
     return [_record(r) for r in session.execute(q).all()]
+
+
+_Row = TypeVarTuple("_Row")
+
+
+def column_filters(
+    *, metric: str | None = None, protocol: str | None = None, uploaded_by: str | None = None
+) -> list[Any]:
+    """WHERE clauses on the measurement table's own columns for the filters given."""
+    where: list[Any] = []
+    if metric is not None:
+        where.append(M.metric == metric)
+    if protocol is not None:
+        where.append(M.protocol == protocol)
+    if uploaded_by is not None:
+        where.append(M.uploaded_by == uploaded_by)
+    return where
+
+
+def filtered(
+    q: Select[*_Row],
+    *,
+    space: str | None = None,
+    device: str | None = None,
+    joined: bool = False,
+    **columns: str | None,
+) -> Select[*_Row]:
+    """``q`` (a query over measurement rows) restricted to ``space``, ``device`` and the
+    :func:`column_filters` in ``columns``; the architecture, space and device tables are
+    joined as needed unless ``joined`` says ``q`` already joins all three. (Joins: about
+    twice as fast as ``IN`` subqueries on a 500k-row SQLite table.)"""
+    if space is not None:
+        if not joined:
+            q = q.join(A, A.id == M.architecture_id).join(S, S.id == A.space_id)
+        q = q.where(S.name == space)
+    if device is not None:
+        if not joined:
+            q = q.join(D, D.id == M.device_id)
+        q = q.where(D.name == device)
+    return q.where(*column_filters(**columns))
 
 
 def delete_measurements(
@@ -438,15 +474,10 @@ def delete_measurements(
     if dev is None:
         raise NotFoundError(f"device {device!r} not found")
     where = [M.device_id == dev]
-    if space is not None:
+    if space is not None:  # a DELETE cannot join: the space's archs as a subquery
         where.append(M.architecture_id.in_(select(A.id).join(S, S.id == A.space_id)
                                            .where(S.name == space)))  # fmt: skip
-    if metric is not None:
-        where.append(M.metric == metric)
-    if protocol is not None:
-        where.append(M.protocol == protocol)
-    if uploaded_by is not None:
-        where.append(M.uploaded_by == uploaded_by)
+    where += column_filters(metric=metric, protocol=protocol, uploaded_by=uploaded_by)
     if archs is None:
         return _delete_where(session, where, dry_run)
     total = 0

@@ -31,12 +31,10 @@ from hwdb._errors import (
     StorageError,
 )
 from hwdb._models import (
-    ArchitectureModel,
     Base,
     DeviceModel,
     MeasurementModel,
     PredictorArtifactModel,
-    SearchSpaceModel,
     utcnow,
 )
 from hwdb._types import (
@@ -169,13 +167,18 @@ class HardwareDB:
         create: Create the schema in an empty database (and a missing SQLite file). Without
             it a missing SQLite file raises :class:`~hwdb.SchemaOutdatedError` and is not
             created. An existing database at another revision always raises it.
+        statement_timeout_ms: On PostgreSQL, longest a statement of this instance may run
+            before the server cancels it (a :class:`~hwdb.StorageError`); ``0``: no limit
+            (every ``nas`` command). The REST service sets one.
 
     Raises:
         SchemaOutdatedError: the schema needs ``nas hwdb upgrade`` (or ``nas hwdb init``).
         StorageError: the database cannot be reached.
     """
 
-    def __init__(self, url: str | None = None, *, create: bool = True) -> None:
+    def __init__(
+        self, url: str | None = None, *, create: bool = True, statement_timeout_ms: int = 0
+    ) -> None:
         self.url = url if url is not None else default_database_url()
         file = sqlite_file(self.url)
         missing = file is not None and not file.exists()
@@ -192,7 +195,7 @@ class HardwareDB:
                 f"database {file} does not exist: run `nas hwdb init` to create it "
                 "(or check --db / NAS_DATABASE_URL)"
             )
-        self._engine = make_engine(self.url)
+        self._engine = make_engine(self.url, statement_timeout_ms=statement_timeout_ms)
         self._read_maker = sessionmaker(bind=self._engine, expire_on_commit=False)
         self._write_maker = sessionmaker(
             bind=self._engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
@@ -760,32 +763,22 @@ class HardwareDB:
             distinct_archs: Count distinct architectures instead of rows (what
                 :meth:`latency_table` holds for one device and metric).
         """
-        M, A, S, D = MeasurementModel, ArchitectureModel, SearchSpaceModel, DeviceModel
+        M = MeasurementModel
         what = func.count(distinct(M.architecture_id)) if distinct_archs else func.count(M.id)
-        q = select(what).select_from(M)
-        if space is not None:
-            q = q.join(A, A.id == M.architecture_id).join(S, S.id == A.space_id)
-            q = q.where(S.name == space)
-        if device is not None:
-            q = q.join(D, D.id == M.device_id).where(D.name == device)
-        if metric is not None:
-            q = q.where(M.metric == metric)
-        if uploaded_by is not None:
-            q = q.where(M.uploaded_by == uploaded_by)
+        q = _queries.filtered(
+            select(what).select_from(M), space=space, device=device, metric=metric,
+            uploaded_by=uploaded_by,
+        )  # fmt: skip
         return int(self._read(lambda s: s.execute(q).scalar_one()))
 
     def measurement_stamp(self, *, space: str, device: str, metric: str) -> tuple[Any, ...]:
         """A value that changes whenever rows of ``device`` in ``space`` for ``metric`` are
         added, deleted or replaced (their count, largest id, sum of medians and newest
         ``created_at``): what a cache of models adapted to those rows compares."""
-        M, A, S, D = MeasurementModel, ArchitectureModel, SearchSpaceModel, DeviceModel
-        q = (
-            select(func.count(M.id), func.max(M.id), func.sum(M.median), func.max(M.created_at))
-            .join(A, A.id == M.architecture_id)
-            .join(S, S.id == A.space_id)
-            .join(D, D.id == M.device_id)
-            .where(S.name == space, D.name == device, M.metric == metric)
-        )
+        M = MeasurementModel
+        what = (func.count(M.id), func.max(M.id), func.sum(M.median), func.max(M.created_at))
+        q = _queries.filtered(select(*what).select_from(M), space=space, device=device,
+                              metric=metric)  # fmt: skip
         return tuple(self._read(lambda s: s.execute(q).one()))
 
     # ----------------------------------------------------------------- API keys

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 
-from api._predictors import canonical_archs
+from api._predictors import canonical_archs, check_space
 from api.deps import (
     DbDep,
     ReadAccess,
@@ -74,22 +74,10 @@ def _check_workload(space: str, workload: dict[str, Any], row: int) -> None:
         ) from exc  # fmt: skip
 
 
-def _check_space(space: str, loc: list[str | int]) -> None:
-    """A 422 at ``loc`` for a space that is not registered."""
-    from search_spaces import list_spaces
-
-    known = list_spaces()
-    if space not in known:
-        raise ApiError(
-            422, loc, f"unknown search space {space!r} (known: {', '.join(sorted(known))})",
-            type="unknown_space",
-        )  # fmt: skip
-
-
 def _rows(name: str, body: MeasurementsCreate, uploaded_by: str) -> list[MeasurementIn]:
     by_space: dict[str, list[int]] = {}
     for i, m in enumerate(body.measurements):
-        _check_space(m.space, ["body", "measurements", i, "space"])
+        check_space(m.space, ["body", "measurements", i, "space"])
         by_space.setdefault(m.space, []).append(i)
     archs: dict[int, str] = {}
     for space, idx in by_space.items():
@@ -281,7 +269,7 @@ def delete_measurements(
     uploaders' names, so a key of the same name here owns those rows.
     """
     if space is not None:
-        _check_space(space, ["query", "space"])
+        check_space(space, ["query", "space"])
     get_device_or_404(db, name)
     archs = None
     if arch is not None:

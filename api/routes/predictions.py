@@ -14,7 +14,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from api._predictors import canonical_archs
+from api._predictors import canonical_archs, check_space
 from api.deps import DbDep, ReadAccess, Services, ServicesDep, SettingsDep, WriteKey
 from api.errors import ApiError, field_errors
 from api.routes.devices import get_device_or_404
@@ -36,14 +36,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 def _check_names(space: str, predictor: str | None) -> None:
     from predictors import list_predictors
-    from search_spaces import list_spaces
 
-    if space not in list_spaces():
-        raise ApiError(
-            422, ["body", "space"],
-            f"unknown search space {space!r} (known: {', '.join(list_spaces())})",
-            type="unknown_space",
-        )  # fmt: skip
+    check_space(space, ["body", "space"])
     if predictor is not None and predictor not in list_predictors():
         raise ApiError(
             422, ["body", "predictor"],

@@ -343,13 +343,9 @@ def show(
 
 def _workload_text(space: str, workload: dict[str, Any]) -> str:
     """The fields of ``workload`` that differ from ``space``'s default (``default``: none)."""
-    from search_spaces import SearchSpaceError, get_space
+    from hwdb._queries import workload_changes
 
-    try:
-        default = get_space(space).default_workload().to_dict()
-    except SearchSpaceError:
-        default = {}
-    diff = {k: v for k, v in sorted(workload.items()) if default.get(k) != v}
+    diff = workload_changes(space, workload)
     return " ".join(f"{k}={v}" for k, v in diff.items()) or "default"
 
 

@@ -219,7 +219,7 @@ def test_a_database_that_cannot_be_opened_is_tried_once_per_interval(
 
     attempts: list[str | None] = []
 
-    def failing(url: str | None) -> Any:
+    def failing(url: str | None, **_options: Any) -> Any:
         attempts.append(url)
         raise StorageError("cannot open database postgresql://u:***@10.0.0.9/x: timeout")
 
