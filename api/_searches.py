@@ -97,6 +97,7 @@ class SearchJob:
         }
         if front:
             out["front"] = list(res.front) if res is not None else None
+            out["contenders"] = list(res.contenders) if res is not None else None
         return out
 
 

@@ -600,6 +600,12 @@ class ParetoPointPublic(BaseModel):
     trial: int | None = None
     params: int | None = None
     macs: int | None = None
+    p_front: float | None = Field(
+        default=None,
+        description="Probability that the architecture is non-dominated among the evaluated "
+        "ones, given the spread of its latency predictions (null when a device is priced "
+        "zero-shot: that spread is mostly one scale shared by all architectures).",
+    )
 
 
 class SearchSummaryPublic(BaseModel):
@@ -628,6 +634,9 @@ class SearchPublic(SearchSummaryPublic):
     """A search job: its state, progress and (when finished) its Pareto front."""
 
     front: list[ParetoPointPublic] | None
+    #: Architectures off the front with ``p_front`` >= 0.1, most probable first: measure them
+    #: (and the front's unmeasured ones) before trusting the front.
+    contenders: list[ParetoPointPublic] | None = None
 
 
 class SearchesPublic(BaseModel):

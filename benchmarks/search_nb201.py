@@ -9,12 +9,16 @@ trials is reported beside it.
 
 Usage: python benchmarks/search_nb201.py [--seeds 5] [--trials 1000] [--latency knn|adapted|oracle]
        [--device LATBENCH_DEVICE] [--keep-revisits] [--prune-dead-ops] [--catalog ENTRY]
-       [--local-search SHARE]
+       [--local-search SHARE] [--confirm]
 
 ``--device`` picks another LatBench column (a check that search settings were not tuned to the
 Jetson); ``--keep-revisits`` turns duplicate elimination off (revisits count as trials);
 ``--prune-dead-ops`` evaluates a child with dead operations as its pruned twin;
-``--local-search`` gives that share of each generation to neighbours of the front.
+``--local-search`` gives that share of each generation to neighbours of the front;
+``--confirm`` then stores the device's true latencies of each seed's ``to_measure.txt`` (the
+front's unmeasured archs and its contenders, ``p_front >= 0.1``), reruns the same command (the
+study resumes, adapted again and re-scored with those measurements) and reports that front too
+(``hv_ratio_confirmed``, ``confirm_measured``); the extra measurements are deleted afterwards.
 """
 
 from __future__ import annotations
@@ -129,6 +133,11 @@ def main(argv: list[str] | None = None) -> int:
         help="allow a --db that already holds the device's measurements (e.g. the LatBench "
         "import: all of them); the model then sees those too, which is not this benchmark",
     )
+    ap.add_argument(
+        "--confirm",
+        action="store_true",
+        help="measure each seed's to_measure.txt (front + contenders), rerun, report both fronts",
+    )
     ap.add_argument("--shared-data", default=os.environ.get("NAS_SHARED_DATA", "../shared/data"))
     args = ap.parse_args(argv)
 
@@ -188,20 +197,24 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for seed in range(args.seeds):
         t0 = time.perf_counter()
-        res = run_search(
-            space=sp,
-            devices=[dev],
-            accuracy=table,
-            latency_models={dev: model},
-            trials=args.trials,
-            population=args.population,
-            seed=seed,
-            budget_ms=args.budget,
-            out_dir=f"{tmp}/s{seed}",
-            eliminate_duplicates=not args.keep_revisits,
-            prune_dead_ops=args.prune_dead_ops,
-            local_search=args.local_search,
-        )
+
+        def search(latency: LatencyModel, seed: int = seed) -> Any:
+            return run_search(
+                space=sp,
+                devices=[dev],
+                accuracy=table,
+                latency_models={dev: latency},
+                trials=args.trials,
+                population=args.population,
+                seed=seed,
+                budget_ms=args.budget,
+                out_dir=f"{tmp}/s{seed}",
+                eliminate_duplicates=not args.keep_revisits,
+                prune_dead_ops=args.prune_dead_ops,
+                local_search=args.local_search,
+            )
+
+        res = search(model)
         front = [e["arch"] for e in res.front]
         rgen = np.random.default_rng(10_000 + seed)
         rs = [sp.to_string(sp.random(rgen)) for _ in range(args.trials)]
@@ -221,6 +234,10 @@ def main(argv: list[str] | None = None) -> int:
                 if front
                 else None
             )
+        if args.confirm:
+            row.update(
+                _confirm(res, search, model, args, db_url, dev, lat, acc, ideal, nadir, true_hv)
+            )
         runs.append(row)
     out = {
         "benchmark": "search_nb201",
@@ -237,12 +254,62 @@ def main(argv: list[str] | None = None) -> int:
         "budget_ms": args.budget,
         "hv_ratio_mean": float(np.mean([r["hv_ratio"] for r in runs])),
         "random_hv_ratio_mean": float(np.mean([r["random_hv_ratio"] for r in runs])),
+        **(
+            {
+                "hv_ratio_confirmed_mean": float(np.mean([r["hv_ratio_confirmed"] for r in runs])),
+                "confirm_measured_mean": float(np.mean([r["confirm_measured"] for r in runs])),
+            }
+            if args.confirm
+            else {}
+        ),
         "trials_per_s_mean": float(np.mean([r["trials_per_s"] for r in runs])),
         "runs": runs,
     }
     json.dump(out, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0
+
+
+def _confirm(
+    res: Any,
+    search: Any,
+    model: LatencyModel,
+    args: argparse.Namespace,
+    db_url: str,
+    dev: str,
+    lat: pd.Series,
+    acc: pd.Series,
+    ideal: np.ndarray,
+    nadir: np.ndarray,
+    true_hv: float,
+) -> dict[str, float]:
+    """Measure ``res``'s ``to_measure`` archs (true latencies, protocol ``confirm``), rerun the
+    search on the model adapted to them, then delete them again."""
+    from hwdb import HardwareDB, MeasurementIn
+    from nas.search import to_measure
+
+    pending = [a for a in to_measure(res) if a in lat.index]
+    with HardwareDB(db_url) as db:
+        db.add_measurements(
+            [
+                MeasurementIn(device=dev, space="nasbench201", arch=a, median=float(lat[a]),
+                              source="LatBench", protocol="confirm")
+                for a in pending
+            ]
+        )  # fmt: skip
+    try:
+        # the oracle knows every latency already; the others load the device's rows again
+        oracle = args.latency == "oracle"
+        again = search(model if oracle else _latency_model(args.latency, db_url, dev))
+    finally:
+        with HardwareDB(db_url) as db:
+            db.delete_measurements(device=dev, space="nasbench201", protocol="confirm")
+    front = [e["arch"] for e in again.front]
+    return {
+        "confirm_measured": len(pending),
+        "contenders": len(res.contenders),
+        "hv_ratio_confirmed": _front_hv(front, acc, lat, ideal, nadir) / true_hv,
+    }
 
 
 def _front_hv_true(front: np.ndarray, ideal: np.ndarray, nadir: np.ndarray) -> float:

@@ -21,6 +21,7 @@ from nas._cli._common import (
 from nas.search import LOCAL_SEARCH_DEFAULT
 
 if TYPE_CHECKING:
+    from nas.search import SearchResult
     from search_spaces import SearchSpace
 
 __all__ = ["register"]
@@ -270,6 +271,30 @@ def search(
         f"{count_noun(result.n_trials, 'trial')} ({new}, {result.trials_per_s:.3g}/s){hv}; "
         f"study {result.study_name!r} in {result.storage}; outputs in {out_dir}",
         markup=False,
+    )
+    _suggest_measuring(result, out_dir)
+
+
+def _suggest_measuring(result: SearchResult, out_dir: Path) -> None:
+    """Say which architectures to measure before trusting the front (``to_measure.txt``)."""
+    from nas.search import CONTENDER_P, to_measure
+
+    pending = to_measure(result)
+    if not pending:
+        return
+    n_front = sum(e["arch"] in pending for e in result.front)
+    what = [count_noun(n_front, "unmeasured front architecture")] if n_front else []
+    if result.contenders:
+        n = count_noun(len(result.contenders), "contender")
+        what.append(f"{n} (p_front >= {CONTENDER_P:g})")
+    device = result.devices[0] if len(result.devices) == 1 else "DEVICE"
+    each = "" if len(result.devices) == 1 else " on each device"
+    console.print(
+        f"to confirm the front, measure its {' and '.join(what)}{each}: nas measure --space "
+        f"{result.space} --device-name {device} --archs {out_dir / 'to_measure.txt'}; "
+        "rerunning this command then uses the measurements",
+        markup=False,
+        soft_wrap=True,
     )
 
 

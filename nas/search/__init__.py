@@ -9,6 +9,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from nas.search._confidence import CONTENDER_P, front_probability
     from nas.search._devices import (
         ZERO_SHOT_RESOLVERS,
         DeviceMatch,
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
         is_language_model_space,
         make_accuracy_objective,
     )
-    from nas.search._pareto import front_table, pareto_mask, wrap_arch, write_outputs
+    from nas.search._pareto import front_table, pareto_mask, to_measure, wrap_arch, write_outputs
     from nas.search._proxies import PROXIES, compute_proxies, make_batch, rank_ensemble
     from nas.search._runner import run_search
     from nas.search._storage import BatchedJournalFileBackend, open_storage
@@ -82,7 +83,10 @@ _LAZY = {
     "UserFunctionAccuracy": "nas.search._objectives",
     "has_accuracy_table": "nas.search._objectives",
     "make_accuracy_objective": "nas.search._objectives",
+    "CONTENDER_P": "nas.search._confidence",
+    "front_probability": "nas.search._confidence",
     "front_table": "nas.search._pareto",
+    "to_measure": "nas.search._pareto",
     "wrap_arch": "nas.search._pareto",
     "pareto_mask": "nas.search._pareto",
     "write_outputs": "nas.search._pareto",
@@ -101,6 +105,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "CONTENDER_P",
     "EXPORT_FORMATS",
     "LOCAL_SEARCH_DEFAULT",
     "PROXIES",
@@ -127,6 +132,7 @@ __all__ = [
     "compute_proxies",
     "default_budget",
     "export_model",
+    "front_probability",
     "front_table",
     "has_accuracy_table",
     "hypervolume",
@@ -145,6 +151,7 @@ __all__ = [
     "resolve_device",
     "resolve_devices",
     "run_search",
+    "to_measure",
     "wrap_arch",
     "write_outputs",
 ]

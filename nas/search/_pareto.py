@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from nas.search._types import SearchResult
 
-__all__ = ["check_output_dir", "front_table", "pareto_mask", "write_outputs"]
+__all__ = ["check_output_dir", "front_table", "pareto_mask", "to_measure", "write_outputs"]
 
 
 def pareto_mask(objectives: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
@@ -54,7 +54,7 @@ def _csv_fields(devices: Sequence[str]) -> list[str]:
     per_device = [f"{k}[{d}]" for d in devices for k in ("latency_ms", "latency_std_ms")]
     return [
         "arch", "accuracy", "objective", *per_device, "measured_on", "params", "macs", "feasible",
-        "trial",
+        "trial", "p_front",
     ]  # fmt: skip
 
 
@@ -67,7 +67,7 @@ def _flatten(entry: dict[str, Any], devices: Sequence[str]) -> dict[str, Any]:
         row[f"latency_std_ms[{dev}]"] = entry["latency_std_ms"][dev]
     row["measured_on"] = ";".join(entry.get("measured_on", ()))
     row.update(
-        {k: entry.get(k) for k in ("params", "macs", "feasible", "trial")},
+        {k: entry.get(k) for k in ("params", "macs", "feasible", "trial", "p_front")},
     )
     return row
 
@@ -94,8 +94,11 @@ def _plot(result: SearchResult, path: Path) -> None:
 def _figure(result: SearchResult) -> Figure:
     """One panel per device: accuracy against that device's latency, every trial in grey,
     the front in red (a step line only with one device: with more, the front is not
-    monotone in any one latency), the device's budget as a dashed line."""
+    monotone in any one latency), the contenders as open orange circles, the device's budget
+    as a dashed line."""
     import matplotlib
+
+    from nas.search._confidence import CONTENDER_P
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -114,6 +117,11 @@ def _figure(result: SearchResult) -> Figure:
             if n == 1:
                 ax.step(fx, fy, where="post", c="C3", lw=1)
             ax.scatter(fx, fy, s=24, c="C3", label=f"Pareto front ({len(front)})", zorder=3)
+        if result.contenders:
+            cx = [e["latency_ms"][dev] for e in result.contenders]
+            cy = [e["accuracy"] for e in result.contenders]
+            label = f"contenders, p_front >= {CONTENDER_P:g} ({len(cx)})"
+            ax.scatter(cx, cy, s=30, facecolors="none", edgecolors="C1", label=label, zorder=2)
         budget = result.budget_ms.get(dev)
         if budget is not None:
             z = result.budget_quantile_z
@@ -133,6 +141,8 @@ _OUTPUTS = {
     "csv": "pareto.csv",
     "png": "pareto.png",
     "history": "history.json",
+    "contenders": "contenders.json",
+    "to_measure": "to_measure.txt",
 }
 
 
@@ -180,9 +190,11 @@ def _study_of(history: Path) -> str | None:
 
 
 def write_outputs(result: SearchResult, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
-    """Write ``pareto.json``, ``pareto.csv``, ``pareto.png`` and ``history.json``.
+    """Write ``pareto.json``, ``pareto.csv``, ``pareto.png``, ``history.json``,
+    ``contenders.json`` (:attr:`SearchResult.contenders`) and ``to_measure.txt``
+    (:func:`to_measure`, one per line, as ``nas measure --archs`` reads them).
 
-    All four are rendered to temporary files first and then moved into place, so a failure
+    All six are rendered to temporary files first and then moved into place, so a failure
     while rendering (e.g. a full disk) leaves the previous outputs, not a mix.
 
     Args:
@@ -222,7 +234,17 @@ def _render(result: SearchResult, paths: dict[str, Path]) -> None:
         "generations": result.history,
     }
     paths["history"].write_text(json.dumps(history, indent=2) + "\n")
+    paths["contenders"].write_text(json.dumps(result.contenders, indent=2) + "\n")
+    paths["to_measure"].write_text("".join(f"{a}\n" for a in to_measure(result)))
     _plot(result, paths["png"])
+
+
+def to_measure(result: SearchResult) -> list[str]:
+    """The front's architectures and then the contenders, each once, leaving out those
+    measured on every device of the search: what to measure before trusting the front."""
+    rows = [*result.front, *result.contenders]
+    pending = [e["arch"] for e in rows if set(result.devices) - set(e.get("measured_on", ()))]
+    return list(dict.fromkeys(pending))
 
 
 def wrap_arch(arch: str, width: int = 40) -> str:
@@ -256,6 +278,9 @@ def front_table(result: SearchResult) -> Table:
         table.add_column(f"{dev} ms (±std)", justify="right")
     table.add_column("params", justify="right")
     table.add_column("MMACs", justify="right")
+    sure = any(e.get("p_front") is not None for e in result.front)
+    if sure:
+        table.add_column("P(front)", justify="right")
     for i, (e, arch) in enumerate(zip(result.front, archs, strict=True), 1):
         lat = [
             f"{e['latency_ms'][d]:.3f} measured"
@@ -265,5 +290,6 @@ def front_table(result: SearchResult) -> Table:
         ]
         params = "" if e.get("params") is None else f"{e['params']:,}"
         macs = "" if e.get("macs") is None else f"{e['macs'] / 1e6:.1f}"
-        table.add_row(str(i), arch, f"{e['accuracy']:.4g}", *lat, params, macs)
+        extra = [f"{e['p_front']:.2f}" if e.get("p_front") is not None else ""] if sure else []
+        table.add_row(str(i), arch, f"{e['accuracy']:.4g}", *lat, params, macs, *extra)
     return table

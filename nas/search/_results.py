@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.search._confidence import CONTENDER_P, front_probability
 from nas.search._hypervolume import normalized_hypervolume
 from nas.search._pareto import pareto_mask, write_outputs
-from nas.search._types import SearchResult
+from nas.search._types import SearchResult, latency_upper_bound
 
 if TYPE_CHECKING:
     import optuna
@@ -40,6 +42,52 @@ def _row(t: FrozenTrial, devices: list[str]) -> dict[str, Any]:
         "feasible": feasible,
         "trial": t.number,
     }
+
+
+def _remeasured(
+    row: dict[str, Any],
+    measured: Mapping[str, Mapping[str, float]],
+    budget: Mapping[str, float],
+    z: float,
+) -> dict[str, Any]:
+    """``row`` with the measured median of each device that measured its architecture after
+    the trial was evaluated (a prediction then); its feasibility follows."""
+    new = [d for d, ms in measured.items() if row["arch"] in ms and d not in row["measured_on"]]
+    if not new:
+        return row
+    lat = {**row["latency_ms"], **{d: float(measured[d][row["arch"]]) for d in new}}
+    std = {**row["latency_std_ms"], **dict.fromkeys(new, 0.0)}
+    feasible = all(latency_upper_bound(lat[d], std[d], z) <= b for d, b in budget.items())
+    return {
+        **row, "latency_ms": lat, "latency_std_ms": std,
+        "measured_on": [d for d in lat if d in new or d in row["measured_on"]],
+        "feasible": feasible,
+    }  # fmt: skip
+
+
+def _confidence(
+    rows: list[dict[str, Any]], devices: list[str], front: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``front`` with each point's ``p_front`` (:func:`~nas.search._confidence.front_probability`
+    among the feasible rows), and the contenders: rows off the front with ``p_front`` of at
+    least :data:`~nas.search._confidence.CONTENDER_P`, most probable first."""
+    unique = list({r["arch"]: r for r in rows if r["feasible"]}.values())
+    if not unique:
+        return front, []
+    p = front_probability(
+        np.array([r["accuracy"] for r in unique]),
+        np.array([[r["latency_ms"][d] for d in devices] for r in unique]),
+        np.array([[r["latency_std_ms"][d] for d in devices] for r in unique]),
+    )
+    p_of = {r["arch"]: round(float(x), 3) for r, x in zip(unique, p, strict=True)}
+    on_front = {e["arch"] for e in front}
+    contenders = [
+        {**r, "p_front": p_of[r["arch"]]}
+        for r in unique
+        if r["arch"] not in on_front and p_of[r["arch"]] >= CONTENDER_P
+    ]
+    contenders.sort(key=lambda r: (-r["p_front"], r["latency_ms"][devices[0]]))
+    return [{**e, "p_front": p_of[e["arch"]]} for e in front], contenders
 
 
 def _objectives(rows: list[dict[str, Any]], devices: list[str]) -> np.ndarray:
@@ -99,6 +147,8 @@ def collect_result(
     budget: dict[str, float],
     *,
     budget_quantile_z: float = 0.0,
+    measured: Mapping[str, Mapping[str, float]] | None = None,
+    confidence: bool = True,
     population: int,
     storage: str | None,
     n_new: int,
@@ -106,11 +156,24 @@ def collect_result(
     elapsed_s: float,
     out_dir: str | os.PathLike[str] | None,
 ) -> SearchResult:
-    """Build the result of ``study`` and write the output files when ``out_dir`` is given."""
+    """Build the result of ``study`` and write the output files when ``out_dir`` is given.
+
+    ``measured`` (device -> architecture -> measured median ms) replaces the predictions of
+    architectures measured since their trial; ``confidence`` adds each front point's
+    ``p_front`` and the contenders (off: ``p_front`` is ``None`` and there are none).
+    """
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     rows = [_row(t, devices) for t in trials if "arch" in t.user_attrs]
+    if measured:
+        rows = [_remeasured(r, measured, budget, budget_quantile_z) for r in rows]
     # the objective's name travels with each point: "accuracy" may be a proxy score
     front = [{**_add_profile(space, e), "objective": accuracy} for e in front_of(rows, devices)]
+    contenders: list[dict[str, Any]] = []
+    if confidence:
+        front, contenders = _confidence(rows, devices, front)
+        contenders = [{**_add_profile(space, e), "objective": accuracy} for e in contenders]
+    else:
+        front = [{**e, "p_front": None} for e in front]
     n_finished = len(
         study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
     )
@@ -123,6 +186,7 @@ def collect_result(
         budget_ms=dict(budget),
         budget_quantile_z=float(budget_quantile_z),
         front=front,
+        contenders=contenders,
         trials=rows,
         history=_history(rows, devices, front, population),
         hypervolume_convention=HV_CONVENTION,

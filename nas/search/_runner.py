@@ -655,6 +655,8 @@ def _collect(
         cfg.accuracy.name,
         cfg.budget,
         budget_quantile_z=cfg.z,
+        measured={d: getattr(cfg.models[d], "measured", None) or {} for d in cfg.devices},
+        confidence=not any(map(_zero_shot, cfg.models.values())),
         population=cfg.population,
         storage=store.description,
         n_new=counts[0],
@@ -662,6 +664,12 @@ def _collect(
         elapsed_s=elapsed,
         out_dir=out_dir,
     )
+
+
+def _zero_shot(model: LatencyModel) -> bool:
+    """Whether ``model`` prices from a datasheet (``source`` ``zero-shot ...``): its spread is
+    mostly a scale shared by all architectures, not a per-architecture error."""
+    return str(getattr(model, "source", "")).startswith("zero-shot")
 
 
 def run_search(

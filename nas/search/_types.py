@@ -83,7 +83,14 @@ class SearchResult:
             out (:func:`latency_upper_bound`; 0: the predicted latency itself).
         front: Pareto-optimal architectures (dicts with ``arch``, ``accuracy``,
             ``latency_ms``, ``latency_std_ms``, ``measured_on`` (devices whose latency is a
-            measurement), ``params``, ``macs``, ``feasible``, ``trial``).
+            measurement), ``params``, ``macs``, ``feasible``, ``trial``, ``p_front``: the
+            probability that the architecture is non-dominated among the evaluated ones given
+            the latency predictions' spread, :func:`nas.search._confidence.front_probability`;
+            ``None`` when a device is priced zero-shot, whose spread is mostly one scale shared
+            by every architecture, which moves the front without reordering it).
+        contenders: Architectures off the front whose ``p_front`` is at least 0.1 (same
+            fields), most probable first: the ones to measure (``nas measure --archs``) before
+            trusting the front; rerunning the search then uses their measurements.
         trials: Every finished trial as ``{"arch", "accuracy", "latency_ms", "feasible"}``.
         history: Per generation ``{"generation", "trials", "hypervolume"}``.
         hypervolume_convention: How ``history`` was normalised.
@@ -111,6 +118,7 @@ class SearchResult:
     out_dir: str | None = None
     files: dict[str, str] = field(default_factory=dict)
     budget_quantile_z: float = 0.0
+    contenders: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     @property
     def trials_per_s(self) -> float:

@@ -43,6 +43,11 @@ def test_search_runs_to_a_pareto_front(
             expected[i] = measured[p["arch"]]
     np.testing.assert_allclose(lat, expected, rtol=1e-6)
     assert body["warnings"] == []
+    # how sure each point is (an adapted predictor: a probability), and what else may be on it
+    assert all(0.0 < p["p_front"] <= 1.0 for p in front)
+    assert isinstance(body["contenders"], list)
+    assert all(c["p_front"] >= 0.1 for c in body["contenders"])
+    assert not {c["arch"] for c in body["contenders"]} & {p["arch"] for p in front}
     upper = client.get(f"/v1/searches/{created.json()['id'].upper()}")
     assert upper.status_code == 200 and upper.json()["id"] == created.json()["id"]
 
@@ -197,7 +202,7 @@ def test_list_searches_newest_first(client: TestClient, auth: dict[str, str]) ->
     assert first["request"]["seed"] == 2 and first["progress"] == {"done": 4, "total": 4}
     full = client.get(f"/v1/searches/{ids[-1]}").json()
     assert len(full["front"]) == first["front_size"]
-    assert {k: v for k, v in full.items() if k != "front"} == first
+    assert {k: v for k, v in full.items() if k not in ("front", "contenders")} == first
     page = client.get("/v1/searches", params={"limit": 2}).json()
     assert [s["id"] for s in page["data"]] == ids[:0:-1] and page["count"] == 3
     assert page["limit"] == 2
