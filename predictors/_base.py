@@ -183,8 +183,9 @@ class LatencyPredictor(ABC):
     revision: int = 1
     #: The datasheet roofline given to :meth:`adapt` (None: none, or not adapted).
     datasheet_: DeviceModel | None = None
-    #: Whether the last :meth:`adapt` used ``datasheet_`` as a prior (predictors that have no
-    #: use for it, or cannot price it under the device's workload, leave it False).
+    #: Whether the last :meth:`adapt` used ``datasheet_`` as a prior: whether its predictions
+    #: depend on it (predictors that have no use for it, cannot price it under the device's
+    #: workload, or found other models fitting the measurements better leave it False).
     datasheet_used_: bool = False
     #: The workload most source devices were measured under (set by :meth:`fit`; None: the
     #: space's default). Meta-learned architecture features are computed under it.

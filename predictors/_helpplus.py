@@ -517,7 +517,7 @@ class HELPPlusPredictor(LatencyPredictor):
         candidate's when one is kept), for :func:`_gross_outliers`."""
         y = self._to_target(latency_ms)
         self.datasheet_lut_ = self._datasheet_lut()
-        self.datasheet_used_ = self.datasheet_lut_ is not None
+        self.datasheet_used_ = False  # until leave-one-out picks the datasheet's candidate
         self.ridge_: RidgeFit = fit_ridge_loo(self._design(archs), y)
         self.additive_: tuple[RidgeFit, float, float, float, str] | None = None
         assert self.ridge_.loo_residuals is not None  # fresh fits always keep them
@@ -544,6 +544,7 @@ class HELPPlusPredictor(LatencyPredictor):
         else:
             w, rmse = stack_weight(y - self.ridge_.loo_residuals, loo, y)
         self.additive_ = (fit, floor, w, rmse, runtime)
+        self.datasheet_used_ = runtime == "datasheet" and w < 1.0  # w: the basis's weight
         return preds
 
     def _datasheet_lut(self) -> tuple[np.ndarray, np.ndarray, float] | None:
