@@ -111,6 +111,22 @@ def _runtime_of(db: HardwareDB, name: str) -> str:
         return "unknown"
 
 
+def _workload_of(db: HardwareDB, name: str, space: str) -> Workload | None:
+    """The input a registered device ``name`` runs: its batch size over the space's default
+    workload (None: that default, also for a bare catalog entry)."""
+    from hwdb import NotFoundError
+    from search_spaces import get_space
+
+    try:
+        batch = int(db.get_device(name).batch_size or 1)
+    except NotFoundError:
+        return None
+    if batch == 1:
+        return None
+    default = get_space(space).default_workload()
+    return type(default).from_dict({**default.to_dict(), "batch_size": batch})
+
+
 class RooflineLatencyModel:
     """The datasheet roofline as a latency model (the zero-shot baseline).
 
@@ -254,7 +270,8 @@ def zero_shot_model(
     the space's meta-trained predictor (meta-trained on every *other* device in ``db``) is
     adapted to roofline estimates of the 10 reference archs; it falls back to the roofline when
     the database holds no source devices. Predictions carry ``source == "zero-shot
-    (datasheet)"``.
+    (datasheet)"``. A device registered with a batch size (``nas device add NAME --catalog
+    ENTRY --batch 8``) is priced at that batch.
 
     Args:
         db: The hardware database (source devices for meta-training).
@@ -276,15 +293,16 @@ def zero_shot_model(
     get_space(space)
     entry, prec, label = resolve_catalog_device(device_or_entry, db, precision=precision)
     dm = device_model(entry, precision=prec, runtime=_runtime_of(db, label))
+    workload = _workload_of(db, label, space)
     if meta:
         try:
             model, version = get_default_predictor(
                 db, space=space, predictor=predictor, exclude_device=label
             )
-            adapted, ref_ms = adapt_zero_shot(model, space, dm)
+            adapted, ref_ms = adapt_zero_shot(model, space, dm, workload)
             return ZeroShotLatencyModel(
                 space=space, device=label, model=adapted, version=version, reference_ms=ref_ms
             )
         except (NotEnoughDataError, NotFoundError):  # fresh install: no source devices
             pass
-    return RooflineLatencyModel(space=space, device=label, model=dm)
+    return RooflineLatencyModel(space=space, device=label, model=dm, workload=workload)

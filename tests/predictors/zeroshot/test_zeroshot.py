@@ -66,6 +66,25 @@ def test_empty_db_falls_back_to_roofline(sqlite_url: str) -> None:
     assert model.model.runtime == "eager" and bare.model.runtime == "unknown"  # type: ignore[union-attr]
 
 
+def test_a_device_registered_with_a_batch_is_priced_at_that_batch(sqlite_url: str) -> None:
+    """QA: `nas device add qa-b8 --catalog jetson-nano --batch 8` predicted (and said) batch 1,
+    the same milliseconds as a batch-1 device."""
+    from search_spaces import get_space
+
+    with HardwareDB(sqlite_url) as db:
+        for name, batch in (("nano-b1", 1), ("nano-b8", 8)):
+            spec = DeviceSpec(name=name, batch_size=batch, attributes={"catalog": "jetson-nano"})
+            db.upsert_device(spec)
+        one = zero_shot_model(db, space=SPACE, device_or_entry="nano-b1")
+        eight = zero_shot_model(db, space=SPACE, device_or_entry="nano-b8")
+        archs = _archs(4)
+        ms1, ms8 = one.predict(archs).mean_ms, eight.predict(archs).mean_ms
+    assert one.workload is None  # type: ignore[union-attr]
+    assert eight.workload is not None and eight.workload.batch_size == 8  # type: ignore[union-attr]
+    assert get_space(SPACE).workload_dict(eight.workload)["batch_size"] == 8  # type: ignore[union-attr]
+    assert np.all(ms8 > 2.0 * ms1)  # eight images cost more than two
+
+
 @pytest.mark.slow
 def test_evaluate_zero_shot_uses_no_target_data(zs_db_url: str) -> None:
     with HardwareDB(zs_db_url) as db:
