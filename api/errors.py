@@ -61,7 +61,11 @@ MAX_MESSAGE = 2000
 MAX_ERRORS = 20
 
 #: A quoted value (as ``repr`` or an f-string's ``!r`` writes it) longer than ``MAX_ECHO``.
-_LONG_QUOTED = re.compile(rf"'[^'\n]{{{MAX_ECHO + 1},}}'|\"[^\"\n]{{{MAX_ECHO + 1},}}\"")
+#: Its quotes are not inside a word, so an apostrophe ("the server's") neither opens nor closes
+#: one.
+_LONG_QUOTED = re.compile(
+    rf"(?<!\w)'[^'\n]{{{MAX_ECHO + 1},}}'(?!\w)|(?<!\w)\"[^\"\n]{{{MAX_ECHO + 1},}}\"(?!\w)"
+)
 
 
 def clip(text: str, limit: int = MAX_ECHO) -> str:
@@ -308,6 +312,25 @@ def _batch_too_large(request: Request, error: Mapping[str, Any]) -> JSONResponse
     return JSONResponse(ApiError(413, loc, msg, type="batch_too_large").body(), status_code=413)
 
 
+def _not_json(request: Request, errors: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether the body was refused as a whole because it was not sent as JSON (FastAPI
+    parses a body as JSON only under a JSON content type; any other reaches the model as
+    bytes, which it refuses at ``["body"]``)."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media == "application/json" or media.endswith("+json"):
+        return False
+    return any(tuple(e.get("loc", ())) == ("body",) and e.get("type") != "missing" for e in errors)
+
+
+def _unsupported_media_type(request: Request) -> JSONResponse:
+    """The 415 of a body sent without a JSON content type, naming the header."""
+    got = request.headers.get("content-type")
+    what = f"got {clip(got)!r}" if got else "none was sent"
+    msg = f"the request body must be JSON, sent with Content-Type: application/json ({what})"
+    err = ApiError(415, ["header", "content-type"], msg, type="unsupported_media_type")
+    return JSONResponse(err.body(), status_code=415)
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     """A 422 listing the first :data:`MAX_ERRORS` errors, then one entry (``too_many_errors``,
     at the ``loc`` all the others share) counting the others; a 413 for a list of too many
@@ -316,6 +339,8 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, RequestValidationError):  # pragma: no cover
         raise exc
     errors = exc.errors()
+    if _not_json(request, errors):
+        return _unsupported_media_type(request)
     detail: list[dict[str, Any]] = []
     left_out = 0
     left_loc: list[Any] | None = None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI
 
@@ -17,6 +17,7 @@ from api.deps import Services, load_settings
 from api.errors import install_handlers
 from api.middleware import BodyLimitMiddleware, HeadMiddleware, MetricsMiddleware
 from api.routes import catalog, devices, health, measurements, predictions, searches, spaces
+from api.schemas import ErrorPublic
 
 if TYPE_CHECKING:
     from hwdb import HardwareDB
@@ -26,8 +27,18 @@ __all__ = ["API_PREFIX", "create_app"]
 API_PREFIX = "/v1"
 
 
+#: Answers any ``/v1`` route may give, whatever its own: a malformed body (400), a bad API key
+#: (401, also on open reads), a body over the size limit (413), one not sent as JSON (415).
+_COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorPublic, "description": "Malformed body (invalid_body)"},
+    401: {"model": ErrorPublic, "description": "Invalid or revoked API key"},
+    413: {"model": ErrorPublic, "description": "Body too large (body_too_large)"},
+    415: {"model": ErrorPublic, "description": "Body not sent as JSON (unsupported_media_type)"},
+}
+
+
 def _api_router() -> APIRouter:
-    router = APIRouter(prefix=API_PREFIX)
+    router = APIRouter(prefix=API_PREFIX, responses=_COMMON_ERRORS)
     for module in (spaces, catalog, devices, measurements, predictions, searches):
         router.include_router(module.router)
     return router

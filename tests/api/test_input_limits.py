@@ -264,3 +264,53 @@ def test_an_unparsable_body_says_why(client: TestClient, value: str, msg: str) -
     response = client.post("/v1/predict", content=body, headers=_JSON)
     assert response.status_code == 400
     assert _detail(response) == [{"loc": ["body"], "msg": msg, "type": "invalid_body"}]
+
+
+def test_an_apostrophe_does_not_clip_a_message_as_a_quoted_value() -> None:
+    """QA: the not_trained message lost the command it names: the clipper took the text from
+    a quote to the apostrophe of "server's" for one long quoted value."""
+    from api.errors import clip_message
+
+    msg = (
+        "predictor 'flops' of nasbench201 is not trained: send the request with an API key to "
+        "meta-train it (once, then it is stored), or run `nas predictor adapt --space "
+        "nasbench201 --device pixel3 --predictor flops` on the server's database"
+    )
+    assert clip_message(msg) == msg
+    long = "x" * 300
+    assert clip_message(f"device '{long}' is not the server's") == (
+        f"device '{'x' * 200}\u2026' (300 characters) is not the server's"
+    )
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", None, "application/x-www-form-urlencoded"])
+def test_a_body_not_sent_as_json_is_a_415_naming_the_header(
+    client: TestClient, content_type: str | None
+) -> None:
+    """QA: valid JSON sent as text/plain (or with no Content-Type) got a 422 saying the body
+    "should be a valid dictionary"."""
+    body = json.dumps({"space": SPACE, "device": TARGET, "archs": ["a"]})
+    headers = {"content-type": content_type} if content_type else {}
+    response = client.post("/v1/predict", content=body, headers=headers)
+    assert response.status_code == 415, response.text
+    (error,) = _detail(response)
+    assert error["loc"] == ["header", "content-type"] and error["type"] == "unsupported_media_type"
+    assert "application/json" in error["msg"]
+
+
+def test_a_missing_or_wrong_json_body_is_still_a_422(client: TestClient) -> None:
+    response = client.post("/v1/predict", headers={"content-type": "application/json"})
+    assert response.status_code == 422 and _detail(response)[0]["loc"] == ["body"]
+    response = client.post("/v1/predict", json=["not", "an", "object"])
+    assert response.status_code == 422 and _detail(response)[0]["loc"] == ["body"]
+
+
+def test_openapi_declares_the_answers_every_route_may_give(client: TestClient) -> None:
+    """QA: GET routes did not list the 401 an invalid key gets, and no route listed the 400
+    of a malformed body or the 415 of a body not sent as JSON."""
+    spec = client.get("/openapi.json").json()
+    for path, methods in spec["paths"].items():
+        if not path.startswith("/v1/"):
+            continue
+        for method, op in methods.items():
+            assert {"400", "401", "413", "415"} <= set(op["responses"]), (method, path)
