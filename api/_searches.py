@@ -1,21 +1,37 @@
 """Background searches: a bounded thread pool running :func:`nas.search.run_search`.
 
-Jobs live in memory (their outputs optionally under ``search_out_dir/<id>``). Cancelling sets
-an event that the accuracy objective polls before every model it builds (each proxy of each
-architecture, the proxy vote's calibration set included) and every short-training step, and
-that the search checks after every generation; shutting the server down cancels every job.
+Each job's public record (what ``GET /v1/searches/{id}`` returns) lives in memory and, when the
+manager has an ``out_dir``, in ``out_dir/<id>/job.json`` beside the search's study journal and
+outputs: written atomically whenever the job changes state (and at most every
+:data:`PROGRESS_SAVE_S` while it runs), read back when a manager starts, so searches survive a
+restart. One that was queued or running when its server died reads ``cancelled`` then, with an
+``error`` saying so; a server that shuts down cleanly cancels its searches first, and those
+keep the front of their finished trials, as any cancelled search does.
+
+Cancelling sets an event that the accuracy objective polls before every model it builds (each
+proxy of each architecture, the proxy vote's calibration set included) and every short-training
+step, and that the search checks after every generation; shutting the server down cancels
+every job.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import os
+import re
+import tempfile
 import threading
+import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pydantic_core import to_jsonable_python
 
 from hwdb._models import utcnow
 
@@ -23,12 +39,37 @@ if TYPE_CHECKING:
     from api._predictors import PredictorCache
     from api.schemas import SearchCreate
     from hwdb import HardwareDB
-    from nas.search import AccuracyObjective, SearchResult
+    from nas.search import AccuracyObjective, LatencyModel, SearchResult
+    from search_spaces import SearchSpace
 
-__all__ = ["SearchJob", "SearchManager", "with_defaults"]
+__all__ = [
+    "INTERRUPTED",
+    "PROGRESS_SAVE_S",
+    "RECORD",
+    "STOPPED",
+    "SearchJob",
+    "SearchManager",
+    "with_defaults",
+]
 
 _log = logging.getLogger("api.searches")
 _ACTIVE = ("queued", "running")
+#: A job's record, in its folder ``out_dir/<id>``.
+RECORD = "job.json"
+#: Least time between two records of a running job's progress.
+PROGRESS_SAVE_S = 10.0
+#: Job ids (``uuid4().hex``): the only folders of ``out_dir`` read back as jobs.
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
+#: ``error`` of the searches a clean shutdown cancels.
+STOPPED = (
+    "the server stopped before the search finished; the front is that of the trials it had finished"
+)
+#: ``error`` of a search read back as queued or running: its server died without cancelling it.
+INTERRUPTED = (
+    "the server stopped before the search finished (it was {status} when the server last "
+    "recorded it, at {when}); the trials it finished stay in its study on the server, but no "
+    "front was collected: submit it again to search anew"
+)
 
 
 class _Cancelled(Exception):
@@ -72,14 +113,19 @@ class SearchJob:
     done: int = 0
     result: SearchResult | None = None
     error: str | None = None
+    #: The result fields of a job read back from its record (it has no ``result`` then).
+    stored: dict[str, Any] | None = None
+    #: Why the server, not the owner, cancelled it (its ``error`` once it stops).
+    cancel_reason: str | None = None
     cancel_event: threading.Event = field(default_factory=threading.Event)
     future: Future[None] | None = None
+    #: ``time.monotonic()`` of its last record (see :data:`PROGRESS_SAVE_S`).
+    saved_at: float = field(default=0.0, repr=False)
 
     def public(self, *, front: bool = True) -> dict[str, Any]:
         """Fields of :class:`api.schemas.SearchPublic` (``front=False``: of
         :class:`api.schemas.SearchSummaryPublic`, without the Pareto front)."""
-        res = self.result
-        hv = res.history[-1]["hypervolume"] if res is not None and res.history else None
+        res = _outcome(self.result) if self.result is not None else self.stored or {}
         out: dict[str, Any] = {
             "id": self.id,
             "status": self.status,
@@ -89,26 +135,93 @@ class SearchJob:
             "finished_at": self.finished_at,
             "progress": {"done": self.done, "total": self.request.trials},
             "request": self.request,
-            "n_trials": res.n_trials if res is not None else None,
-            "hypervolume": float(hv) if hv is not None else None,
+            "n_trials": res.get("n_trials"),
+            "hypervolume": res.get("hypervolume"),
             "error": self.error,
-            "front_size": len(res.front) if res is not None else None,
-            "warnings": res.warnings if res is not None else [],
+            "front_size": res.get("front_size"),
+            "warnings": list(res.get("warnings") or []),
         }
         if front:
-            out["front"] = list(res.front) if res is not None else None
-            out["contenders"] = list(res.contenders) if res is not None else None
+            out["front"] = _copy(res.get("front"))
+            out["contenders"] = _copy(res.get("contenders"))
         return out
 
 
+def _copy(points: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    return None if points is None else list(points)
+
+
+def _outcome(result: SearchResult) -> dict[str, Any]:
+    """What :meth:`SearchJob.public` shows of ``result`` (and a record stores)."""
+    hv = result.history[-1]["hypervolume"] if result.history else None
+    return {
+        "n_trials": result.n_trials,
+        "hypervolume": float(hv) if hv is not None else None,
+        "front_size": len(result.front),
+        "warnings": list(result.warnings),
+        "front": list(result.front),
+        "contenders": list(result.contenders),
+    }
+
+
+def _read_record(path: Path) -> SearchJob:
+    """The job whose record is ``path`` (``<out_dir>/<id>/job.json``), as it was stored.
+
+    Raises:
+        OSError: If the file cannot be read.
+        ValueError: If it is not a record of this job (bad JSON or fields, another id).
+    """
+    from api.schemas import SearchPublic
+
+    rec = SearchPublic.model_validate_json(path.read_bytes())
+    if rec.id != path.parent.name:
+        raise ValueError(f"it is the record of search {rec.id!r}, not of its folder's")
+    stored: dict[str, Any] = {
+        "n_trials": rec.n_trials,
+        "hypervolume": rec.hypervolume,
+        "front_size": rec.front_size,
+        "warnings": list(rec.warnings),
+        "front": None if rec.front is None else [p.model_dump() for p in rec.front],
+        "contenders": (
+            None if rec.contenders is None else [p.model_dump() for p in rec.contenders]
+        ),
+    }
+    return SearchJob(
+        id=rec.id, request=rec.request, created_at=rec.created_at, owner=rec.owner,
+        status=rec.status, started_at=rec.started_at, finished_at=rec.finished_at,
+        done=rec.progress.done, error=rec.error, stored=stored,
+    )  # fmt: skip
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in its folder and ``os.replace``,
+    so a reader (or a restart after a crash) sees the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 class SearchManager:
-    """Queue, run, report and cancel searches.
+    """Queue, run, report and cancel searches; keep their records under ``out_dir``.
 
     Args:
         workers: Threads running searches.
         max_active: Most searches queued or running at once.
-        out_dir: Where each search writes its files (``None``: nowhere).
-        keep: Finished jobs remembered (oldest forgotten first).
+        out_dir: Where each search writes its record (``<id>/job.json``), study journal and
+            outputs (``None``: nowhere; jobs live in memory only). The records found there
+            are read back at once: finished searches as they were, queued or running ones as
+            ``cancelled`` (their server died before they finished); an unreadable record is
+            skipped with a warning.
+        keep: Finished jobs remembered (oldest forgotten first, their records removed).
         max_per_owner: Most of the active searches one owner (API key) may hold (``None``:
             ``max_active``), so one key cannot take every slot.
     """
@@ -129,6 +242,10 @@ class SearchManager:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nas-search")
         self._jobs: dict[str, SearchJob] = {}
         self._lock = threading.Lock()
+        #: Orders the writes (and removals) of records; taken before ``_lock``, never inside it.
+        self._save_lock = threading.Lock()
+        if out_dir is not None:
+            self._load(Path(out_dir))
 
     def get(self, job_id: str) -> SearchJob | None:
         """The job ``job_id``, if known (ids are hex: ``ABC...`` is ``abc...``)."""
@@ -191,19 +308,32 @@ class SearchManager:
                 return None
             job = SearchJob(id=uuid.uuid4().hex, request=request, created_at=utcnow(), owner=owner)
             self._jobs[job.id] = job
-            self._forget_old()
+            forgotten = self._forget_old()
+        self._remove_records(forgotten)
+        self._save(job)
         job.future = self._pool.submit(self._run, job, db, cache)
         return job
 
-    def cancel(self, job_id: str) -> SearchJob | None:
-        """Ask ``job_id`` to stop (a queued job never starts); finished jobs are unchanged."""
+    def cancel(self, job_id: str, *, reason: str | None = None) -> SearchJob | None:
+        """Ask ``job_id`` to stop (a queued job never starts); finished jobs are unchanged.
+
+        Args:
+            job_id: The job.
+            reason: Why, when not on its owner's request: its ``error`` once it stops.
+        """
         job = self.get(job_id)
         if job is None:
             return None
-        job.cancel_event.set()
         with self._lock:
-            if job.status == "queued":
+            if job.status in _ACTIVE and not job.cancel_event.is_set():
+                job.cancel_reason = reason
+            job.cancel_event.set()
+            stopped = job.status == "queued"
+            if stopped:
                 job.status, job.finished_at = "cancelled", utcnow()
+                job.error = job.cancel_reason
+        if stopped:
+            self._save(job)
         return job
 
     def shutdown(self) -> None:
@@ -212,41 +342,130 @@ class SearchManager:
         A running search stops before the next model its objective builds (or training step),
         so this waits for about one proxy computation once scoring has begun (a predictor
         still meta-training for the search finishes that first); its finished trials stay in
-        its study (under ``out_dir``) and the job reads ``cancelled``.
+        its study (under ``out_dir``), and the job reads ``cancelled`` with the front of those
+        trials and :data:`STOPPED` as its ``error``.
         """
         with self._lock:
             jobs = [j for j in self._jobs.values() if j.status in _ACTIVE]
         for job in jobs:
-            self.cancel(job.id)
+            self.cancel(job.id, reason=STOPPED)
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def _forget_old(self) -> None:
+    def _forget_old(self) -> list[str]:
+        """Forget the oldest finished jobs beyond ``keep`` (call with ``_lock`` held).
+
+        Returns:
+            Their ids, whose records :meth:`_remove_records` removes (outside ``_lock``).
+        """
         finished = [j for j in self._jobs.values() if j.status not in _ACTIVE]
-        for job in sorted(finished, key=lambda j: j.created_at)[
-            : max(0, len(finished) - self.keep)
-        ]:
+        old = sorted(finished, key=lambda j: j.created_at)[: max(0, len(finished) - self.keep)]
+        for job in old:
             self._jobs.pop(job.id, None)
+        return [job.id for job in old]
+
+    def _remove_records(self, job_ids: list[str]) -> None:
+        """Remove the records of forgotten jobs (their studies and outputs stay)."""
+        if self.out_dir is None or not job_ids:
+            return
+        with self._save_lock:
+            for job_id in job_ids:
+                path = Path(self.out_dir) / job_id / RECORD
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError as exc:
+                    _log.warning("cannot remove the record %s of a forgotten search: %s", path, exc)
+
+    def _save(self, job: SearchJob) -> None:
+        """Write ``job``'s public record to ``out_dir/<id>/job.json`` (atomically); a failure is
+        logged, never raised: the job goes on, in memory only."""
+        if self.out_dir is None:
+            return
+        path = Path(self.out_dir) / job.id / RECORD
+        with self._save_lock:  # a snapshot and its write in one go: the last write is the newest
+            with self._lock:
+                if self._jobs.get(job.id) is not job:  # forgotten meanwhile
+                    return
+                record = job.public(front=True)
+            job.saved_at = time.monotonic()
+            try:
+                text = json.dumps(to_jsonable_python(record), indent=1, allow_nan=False)
+                _write_atomically(path, text + "\n")
+            except (OSError, ValueError) as exc:
+                _log.warning("search %s: cannot write its record %s: %s", job.id, path, exc)
+
+    def _load(self, root: Path) -> None:
+        """Read back the records under ``root`` (see the class docstring)."""
+        try:
+            folders = sorted(p for p in root.iterdir() if _JOB_ID.fullmatch(p.name))
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            _log.warning("cannot read the search records in %s: %s", root, exc)
+            return
+        jobs: list[SearchJob] = []
+        interrupted: list[SearchJob] = []
+        for folder in folders:
+            path = folder / RECORD
+            if not path.is_file():  # a folder whose record was removed (forgotten search)
+                continue
+            try:
+                job = _read_record(path)
+                mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+            except (OSError, ValueError) as exc:
+                _log.warning("skipping the unreadable search record %s: %s", path, exc)
+                continue
+            if job.status in _ACTIVE:
+                when = max(mtime, job.started_at or job.created_at)
+                job.error = INTERRUPTED.format(
+                    status=job.status, when=when.isoformat(timespec="seconds")
+                )
+                job.status, job.finished_at = "cancelled", when
+                interrupted.append(job)
+            jobs.append(job)
+        jobs.sort(key=lambda j: j.created_at)
+        with self._lock:
+            self._jobs = {j.id: j for j in jobs}
+            forgotten = self._forget_old()
+        self._remove_records(forgotten)
+        for job in interrupted:  # the record says what the job now reads
+            self._save(job)
+        if jobs:
+            _log.info("read back %d searches from %s", len(self._jobs), root)
 
     def _finish(self, job: SearchJob, status: str, error: str | None = None) -> None:
         with self._lock:
             job.status, job.error, job.finished_at = status, error, utcnow()
+        self._save(job)
+
+    def _progress(self, job: SearchJob, done: int) -> None:
+        """The search's progress callback: count, record now and then, stop when cancelled."""
+        job.done = done
+        if job.cancel_event.is_set():
+            raise _Cancelled
+        if time.monotonic() - job.saved_at >= PROGRESS_SAVE_S:
+            self._save(job)
 
     def _run(self, job: SearchJob, db: HardwareDB, cache: PredictorCache) -> None:
         from api.errors import public_message, status_of
 
         with self._lock:
-            if job.status != "queued" or job.cancel_event.is_set():
+            start = job.status == "queued" and not job.cancel_event.is_set()
+            if start:
+                job.status, job.started_at = "running", utcnow()
+            else:
                 job.status = "cancelled"
                 job.finished_at = job.finished_at or utcnow()
-                return
-            job.status, job.started_at = "running", utcnow()
+                job.error = job.error or job.cancel_reason
+        self._save(job)
+        if not start:
+            return
         from nas.search._objectives import EvaluationCancelled
         from predictors import TrainingCancelled
 
         try:
             job.result = self._search(job, db, cache)
         except (_Cancelled, EvaluationCancelled, TrainingCancelled):
-            self._finish(job, "cancelled")
+            self._finish(job, "cancelled", job.cancel_reason)
         except Exception as exc:  # noqa: BLE001 - a failed job reports its error
             if status_of(exc) is None:
                 _log.exception("search %s failed", job.id)
@@ -255,8 +474,11 @@ class SearchManager:
             self._finish(job, "completed")
 
     def _search(self, job: SearchJob, db: HardwareDB, cache: PredictorCache) -> SearchResult:
+        """Run ``job``'s search; cancelled, it raises after setting ``job.result`` to the
+        result of the trials it finished (:func:`_partial_result`)."""
         from nas.search import make_accuracy_objective, measured_first, run_search
-        from predictors import stop_when
+        from nas.search._objectives import EvaluationCancelled
+        from predictors import TrainingCancelled, stop_when
         from search_spaces import get_space, restrict_space
 
         req = job.request
@@ -279,29 +501,69 @@ class SearchManager:
             dataset=req.dataset, seed=req.seed or 0, should_stop=job.cancel_event.is_set,
         )  # fmt: skip
 
-        def progress(done: int, _total: int) -> None:
-            job.done = done
-            if job.cancel_event.is_set():
-                raise _Cancelled
-
         if job.cancel_event.is_set():
             raise _Cancelled
         out_dir = Path(self.out_dir) / job.id if self.out_dir else None
-        return run_search(
-            space=space,
-            devices=list(req.devices),
-            accuracy=objective,
-            latency_models=models,
-            trials=req.trials,
-            population=req.population,
-            local_search=req.local_search,
-            budget_ms=req.budget_ms,
-            budget_quantile_z=req.budget_z,
-            study_name=f"api-{job.id}",
-            seed=req.seed,
-            out_dir=out_dir,
-            progress=progress,
+        study_name = f"api-{job.id}"
+        t0 = time.perf_counter()
+        try:
+            return run_search(
+                space=space,
+                devices=list(req.devices),
+                accuracy=objective,
+                latency_models=models,
+                trials=req.trials,
+                population=req.population,
+                local_search=req.local_search,
+                budget_ms=req.budget_ms,
+                budget_quantile_z=req.budget_z,
+                study_name=study_name,
+                seed=req.seed,
+                out_dir=out_dir,
+                progress=lambda done, _total: self._progress(job, done),
+            )
+        except (_Cancelled, EvaluationCancelled, TrainingCancelled):
+            if out_dir is not None:
+                job.result = _partial_result(
+                    job.request, out_dir, study_name, space=space, accuracy=objective,
+                    models=models, elapsed_s=time.perf_counter() - t0,
+                )  # fmt: skip
+            raise
+
+
+def _partial_result(
+    req: SearchCreate,
+    out_dir: Path,
+    study_name: str,
+    *,
+    space: SearchSpace[Any],
+    accuracy: AccuracyObjective,
+    models: dict[str, LatencyModel],
+    elapsed_s: float,
+) -> SearchResult | None:
+    """The result of the trials a cancelled search finished (:func:`nas.search.collect_study`:
+    as :func:`nas.search.run_search` builds a result, and the CLI its partial front on Ctrl-C,
+    output files included).
+
+    Returns:
+        ``None`` when no trial finished (no front to show) or the study cannot be read (a
+        warning is logged; the job is cancelled all the same).
+    """
+    from nas.search import collect_study
+
+    assert req.trials is not None and req.population is not None  # filled by submit
+    try:
+        return collect_study(
+            space=space, devices=list(req.devices), accuracy=accuracy, latency_models=models,
+            study_name=study_name, trials=req.trials, population=req.population,
+            budget_ms=req.budget_ms, budget_quantile_z=req.budget_z, out_dir=out_dir,
+            elapsed_s=elapsed_s,
+        )  # fmt: skip
+    except Exception:  # noqa: BLE001 - the job is cancelled whether or not this works
+        _log.warning(
+            "%s: cannot collect the front of its finished trials", study_name, exc_info=True
         )
+        return None
 
 
 def _model_when_free(

@@ -11,8 +11,9 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
 
-__all__ = ["MAX_STATEMENT_TIMEOUT_S", "Settings"]
+__all__ = ["MAX_STATEMENT_TIMEOUT_S", "Settings", "default_search_dir"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -39,6 +40,27 @@ MAX_STATEMENT_TIMEOUT_S = 2_147_483.647
 _OPTIONAL_TEXT = ("database_url", "search_out_dir", "cors_origins")
 
 
+def default_search_dir(database_url: str | None) -> str:
+    """Where a service of ``database_url`` keeps its searches when ``search_out_dir`` is unset.
+
+    Args:
+        database_url: The service's database (``None``: :func:`hwdb.default_database_url`).
+
+    Returns:
+        ``searches`` beside the database file for a SQLite file (the default database's
+        folder is the user data folder), else (PostgreSQL, in-memory SQLite) ``searches`` in
+        the user data folder (``platformdirs.user_data_dir("nas")``); an absolute path.
+    """
+    import platformdirs
+
+    from hwdb import default_database_url
+    from hwdb._engine import sqlite_file
+
+    file = sqlite_file(database_url if database_url is not None else default_database_url())
+    folder = file.parent if file is not None else Path(platformdirs.user_data_dir("nas"))
+    return os.path.abspath(folder / "searches")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Configuration of the REST service.
@@ -62,7 +84,10 @@ class Settings:
         idempotency_capacity: Upload responses remembered for ``Idempotency-Key`` replays,
             per API key (and four times that in all, the least recently used forgotten
             first).
-        search_out_dir: Folder for search outputs (``None``: results kept in memory only).
+        search_out_dir: Folder of the searches: each one's record (``<id>/job.json``, read back
+            when the service starts, so searches survive a restart) and its study and outputs
+            (``<id>/``). Left unset, :func:`default_search_dir` of ``database_url``:
+            ``searches`` beside a SQLite file database, else in the user data folder.
         cors_origins: Comma-separated origins whose browser pages may call the service
             (``*``: any; ``None``: no CORS headers, same-origin only).
         statement_timeout_s: On PostgreSQL, longest a statement of the service's database
@@ -89,6 +114,8 @@ class Settings:
     statement_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
+        if self.search_out_dir is None:  # frozen: set once, here
+            object.__setattr__(self, "search_out_dir", default_search_dir(self.database_url))
         for name in (
             "max_body_bytes",
             "max_batch",

@@ -441,8 +441,12 @@ class UploadPublic(BaseModel):
 
     device: str
     received: int
-    inserted: int
-    existing: int
+    inserted: int = Field(description="Rows written (with `replace`: also rows overwritten).")
+    existing: int = Field(
+        description="Rows not written because a row of the same key is stored: without "
+        "`replace` any such row; with it, rows another API key (or a local import) stored, "
+        "which only `nas hwdb delete` on the database or that key can change."
+    )
     client_key: str | None
 
 
@@ -552,8 +556,15 @@ class SearchCreate(_RequestBody):
         "cifar10"
     )
     #: ``None``: as ``nas search`` (``nas.search.default_budget``: 1000 trials, population 50
-    #: with a table; 200 and 20 otherwise).
-    trials: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    #: with a table; 200 and 20 otherwise). The upper limit is the server's setting, so the
+    #: schema states it in words (a fixed ``maximum`` would contradict a configured one).
+    trials: Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        description="Total trials (architectures evaluated); at most the server's limit, "
+        "`NAS_API_MAX_SEARCH_TRIALS` (20000 by default): more is a 422 at "
+        '`["body", "trials"]`. Left out: 1000 with an accuracy table, 200 otherwise (at most '
+        "the limit).",
+    )
     population: Annotated[int, Field(ge=2, le=1000)] | None = None
     local_search: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = LOCAL_SEARCH_DEFAULT
     budget_ms: Budget = None
@@ -605,6 +616,14 @@ class ParetoPointPublic(BaseModel):
         description="Probability that the architecture is non-dominated among the evaluated "
         "ones, given the spread of its latency predictions (null when a device is priced "
         "zero-shot: that spread is mostly one scale shared by all architectures).",
+    )
+    objective: str | None = Field(
+        default=None,
+        description="The objective that scored `accuracy`, as in the CLI's pareto.json: "
+        "`table:<dataset>` is the test accuracy the database holds; `proxy:<name>` (e.g. "
+        "`proxy:synflow`, what `accuracy` `auto` runs without a table) is a zero-cost proxy "
+        "score, not an accuracy (compare it within one search only); `short-train:<steps>` "
+        "the score of a short training.",
     )
 
 

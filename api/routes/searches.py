@@ -227,8 +227,12 @@ def read_searches(
 
 @router.get("/{search_id}", response_model=SearchPublic, responses={404: {"model": ErrorPublic}})
 def read_search(search_id: str, services: ServicesDep, access: ReadAccess) -> dict[str, Any]:
-    """Status, progress and (when completed) the Pareto front of a search; its ``owner`` is
-    ``null`` for a request without an API key."""
+    """Status, progress and (when completed or cancelled) the Pareto front of a search; its
+    ``owner`` is ``null`` for a request without an API key.
+
+    Searches survive a restart of the server (each one's record is ``job.json`` in its folder
+    of the server's ``NAS_API_SEARCH_OUT_DIR``); one that was queued or running when the server
+    died reads ``cancelled``, with an ``error`` saying so and no front."""
     job = services.searches.get(search_id)
     if job is None:
         raise ApiError(
@@ -244,6 +248,7 @@ def cancel_search(search_id: str, services: ServicesDep, key: WriteKey) -> dict[
     A running search stops before the next model its accuracy objective builds (a proxy of
     one architecture, the proxy vote's calibration included) or its next training step, so
     within about one proxy computation; the response may still read ``running`` until then.
+    Once ``cancelled`` it shows the front of the trials it finished.
     """
     job = services.searches.get(search_id)
     if job is None:

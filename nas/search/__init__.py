@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     )
     from nas.search._pareto import front_table, pareto_mask, to_measure, wrap_arch, write_outputs
     from nas.search._proxies import PROXIES, compute_proxies, make_batch, rank_ensemble
-    from nas.search._runner import run_search
+    from nas.search._runner import collect_study, run_search
     from nas.search._storage import BatchedJournalFileBackend, open_storage
     from nas.search._types import (
         AccuracyObjective,
@@ -94,6 +94,7 @@ _LAZY = {
     "compute_proxies": "nas.search._proxies",
     "make_batch": "nas.search._proxies",
     "rank_ensemble": "nas.search._proxies",
+    "collect_study": "nas.search._runner",
     "run_search": "nas.search._runner",
     "BatchedJournalFileBackend": "nas.search._storage",
     "open_storage": "nas.search._storage",
@@ -129,6 +130,7 @@ __all__ = [
     "StudyMismatchError",
     "TableAccuracy",
     "UserFunctionAccuracy",
+    "collect_study",
     "compute_proxies",
     "default_budget",
     "export_model",

@@ -46,7 +46,7 @@ from nas.search._types import (
 if TYPE_CHECKING:
     from search_spaces import SearchSpace
 
-__all__ = ["run_search"]
+__all__ = ["collect_study", "run_search"]
 
 ProgressFn = Callable[[int, int], None]
 _FINISHED = (TrialState.COMPLETE, TrialState.FAIL)
@@ -800,4 +800,59 @@ def run_search(
         return result
     finally:
         optuna.logging.set_verbosity(verbosity)
+        store.close()
+
+
+def collect_study(
+    *,
+    space: str | SearchSpace[Any],
+    devices: Sequence[str],
+    accuracy: AccuracyObjective,
+    latency_models: Mapping[str, LatencyModel] | Sequence[LatencyModel],
+    study_name: str,
+    trials: int,
+    population: int,
+    budget_ms: float | Mapping[str, float] | None = None,
+    budget_quantile_z: float = 0.0,
+    storage: str | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    elapsed_s: float = 0.0,
+) -> SearchResult | None:
+    """The result of the finished trials of a study that :func:`run_search` left, e.g. one a
+    cancelled or interrupted search stopped in, built as :func:`run_search` builds its own
+    (with the output files in ``out_dir`` when given). It runs no trial.
+
+    Args:
+        space, devices, accuracy, latency_models, trials, population, budget_ms,
+            budget_quantile_z, storage, out_dir: As given to :func:`run_search`.
+        study_name: The study.
+        elapsed_s: The search's wall time (for ``trials_per_s``).
+
+    Returns:
+        ``None`` when the storage holds no such study, or none of its trials finished.
+
+    Raises:
+        ValueError: naming a bad argument, as :func:`run_search` does.
+    """
+    from pathlib import Path
+
+    cfg = _check_args(
+        space, devices, accuracy, latency_models, trials, population, budget_ms,
+        budget_quantile_z,
+    )  # fmt: skip
+    if storage is None and (out_dir is None or not (Path(out_dir) / "study.journal").is_file()):
+        return None  # in memory (gone), or a journal never written: no study to read
+    store = open_storage(storage, out_dir=out_dir)
+    try:
+        if store.storage is None:  # pragma: no cover - in memory is excluded above
+            return None
+        try:
+            study = optuna.load_study(study_name=study_name, storage=store.storage)
+        except KeyError:  # no such study
+            return None
+        finished = study.get_trials(deepcopy=False, states=_FINISHED)
+        if not finished:
+            return None
+        return _collect(cfg, study, store, [len(finished)] * 2, elapsed_s, out_dir)
+    finally:
         store.close()

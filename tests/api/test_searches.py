@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from typing import Any
 
@@ -48,6 +49,8 @@ def test_search_runs_to_a_pareto_front(
     assert isinstance(body["contenders"], list)
     assert all(c["p_front"] >= 0.1 for c in body["contenders"])
     assert not {c["arch"] for c in body["contenders"]} & {p["arch"] for p in front}
+    # which objective scored "accuracy" (here a proxy score, not an accuracy), as pareto.json
+    assert all(p["objective"] == "proxy:params" for p in front + body["contenders"])
     upper = client.get(f"/v1/searches/{created.json()['id'].upper()}")
     assert upper.status_code == 200 and upper.json()["id"] == created.json()["id"]
 
@@ -282,3 +285,26 @@ def test_a_catalog_device_needs_no_data_of_the_space(
     measured = _search(space="mnasnet", devices=[TARGET])  # a measured device still needs data
     response = client.post("/v1/searches", json=measured, headers=auth)
     assert response.status_code == 422 and response.json()["detail"][0]["type"] == "no_data"
+
+
+def test_the_trials_limit_is_the_servers_in_schema_and_behaviour(
+    db: HardwareDB, client: TestClient, auth: dict[str, str]
+) -> None:
+    """OpenAPI said at most 1000000 trials while the server refused more than 20000."""
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["SearchCreate"]
+    trials = schema["properties"]["trials"]
+    assert "1000000" not in json.dumps(trials)
+    assert "maximum" not in json.dumps(trials)
+    assert "20000 by default" in trials["description"]
+    assert "NAS_API_MAX_SEARCH_TRIALS" in trials["description"]
+    for n in (20_001, 1_000_001, 10**30):
+        response = client.post("/v1/searches", json=_search(trials=n), headers=auth)
+        assert response.status_code == 422, response.text
+        detail = response.json()["detail"][0]
+        assert detail["loc"] == ["body", "trials"] and "at most 20000" in detail["msg"]
+    settings = dataclasses.replace(Settings(), max_search_trials=30)
+    with TestClient(make_app(db, settings)) as c:
+        response = c.post("/v1/searches", json=_search(trials=31), headers=auth)
+        assert response.status_code == 422
+        assert response.json()["detail"][0]["loc"] == ["body", "trials"]
+        assert "at most 30" in response.json()["detail"][0]["msg"]

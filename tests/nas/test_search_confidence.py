@@ -200,3 +200,28 @@ def test_rerunning_after_measuring_uses_the_measurements(
     assert rows[slow]["feasible"] is False
     assert slow not in {e["arch"] for e in again.front}
     assert not set(to_measure(again)) & set(measured)
+
+
+def test_collect_study_rebuilds_a_result_without_running_trials(
+    db_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """`collect_study` (what the API uses for a cancelled search's front) gives the result
+    `run_search` gave for the same study, and None where there is no study to read."""
+    from nas.search import collect_study
+
+    acc, models = _setup(db_url)
+    model = _Noisy(models[DEVICE])
+    res = _search(db_url, tmp_path / "out", model)
+    kw: dict[str, Any] = dict(
+        space="nasbench201", devices=[DEVICE], accuracy=acc, latency_models={DEVICE: model},
+        trials=120, population=20,
+    )  # fmt: skip
+    again = collect_study(study_name=res.study_name, out_dir=tmp_path / "out", **kw)
+    assert again is not None and again.n_new_trials == again.n_trials == res.n_trials
+    assert again.front == res.front and again.contenders == res.contenders
+    assert collect_study(study_name="no-such-study", out_dir=tmp_path / "out", **kw) is None
+    assert collect_study(study_name=res.study_name, out_dir=tmp_path / "empty", **kw) is None
+    assert collect_study(study_name=res.study_name, **kw) is None  # in memory: nothing kept
+    with pytest.raises(ValueError, match="`trials`"):
+        collect_study(study_name=res.study_name, out_dir=tmp_path / "out", **{**kw, "trials": 0})
