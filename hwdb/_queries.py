@@ -317,24 +317,32 @@ def workload_changes(space: str, workload: dict[str, Any]) -> dict[str, Any]:
 _NOT_SHAPES = ("meta_tokens",)
 
 
-def _shape_key(workload: str) -> str:
-    shapes = {k: v for k, v in (json.loads(workload) or {}).items() if k not in _NOT_SHAPES}
-    return json.dumps(shapes, sort_keys=True)
+def _shape_key(space: str, workload: str) -> str:
+    """The input shapes of a stored ``workload`` (JSON) as a comparable key: the fields that
+    differ from ``space``'s default, so ``{}`` and the default written out in full are one
+    workload, as are a full dict and the few fields a hand-written CSV states."""
+    changes = workload_changes(space, json.loads(workload) or {})
+    return json.dumps({k: v for k, v in changes.items() if k not in _NOT_SHAPES}, sort_keys=True)
 
 
-def _one_workload_per_device(long: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
+def _one_workload_per_device(
+    long: pd.DataFrame, space: str
+) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
     """Keep each device's rows of one workload: the one it has most rows of (ties: the one
     measured last). Latencies at different input shapes are different quantities, so a column
-    must not mix them (fields that are no input shape, :data:`_NOT_SHAPES`, are not compared).
-    Returns the kept rows and ``{device: workload dict}``."""
+    must not mix them (fields that are no input shape, :data:`_NOT_SHAPES`, are not compared,
+    nor is how a workload was written: :func:`_shape_key`). Returns the kept rows and
+    ``{device: workload dict}`` (as the newest kept row of the device stored it)."""
     raw = long["workload"].fillna("{}")
-    canon = {w: _shape_key(w) for w in raw.unique()}
-    long = long.assign(workload=raw.map(canon), pos=range(len(long)))
+    canon = {w: _shape_key(space, w) for w in raw.unique()}
+    long = long.assign(raw=raw, workload=raw.map(canon), pos=range(len(long)))
     stats = long.groupby(["device", "workload"])["pos"].agg(["size", "max"]).reset_index()
     best = stats.sort_values(["device", "size", "max"]).drop_duplicates("device", keep="last")
     chosen = dict(zip(best["device"], best["workload"], strict=True))
     keep = long[long["workload"] == long["device"].map(chosen)]
-    return keep.drop(columns=["workload", "pos"]), {d: json.loads(w) for d, w in chosen.items()}
+    newest = keep.drop_duplicates("device", keep="last")
+    stored = {d: json.loads(w) for d, w in zip(newest["device"], newest["raw"], strict=True)}
+    return keep.drop(columns=["workload", "raw", "pos"]), stored
 
 
 def latency_frame(
@@ -356,7 +364,7 @@ def latency_frame(
         q = q.where(D.name.in_(list(devices_)))
     rows = session.execute(q).all()
     long = pd.DataFrame(rows, columns=["arch", "device", "median", "workload"])
-    long, workloads = _one_workload_per_device(long)
+    long, workloads = _one_workload_per_device(long, space)
     long = long.drop_duplicates(["arch", "device"], keep="last")
     table = long.pivot(index="arch", columns="device", values="median")
     if devices_ is not None:

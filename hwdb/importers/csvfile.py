@@ -5,14 +5,20 @@ Optional columns: ``metric`` (default: the space's latency metric, ``e2e_ms`` fo
 ``runtime``, ``family``; they describe devices that are not in the database yet (existing
 devices are kept as they are: a row whose ``batch_size``, ``precision`` or ``runtime``
 contradicts the stored device is refused, and the file imports nothing; an empty cell states
-nothing). ``metric`` must be one the space is measured in (``latency_ms``; ``prefill_ms``,
-``decode_ms_per_token`` or ``e2e_ms`` for language models) and ``precision`` one of
-:data:`hwdb._types.PRECISIONS`. Architecture strings are canonicalised through the registered
-search space (``search_spaces.get_space(space).canonicalize``).
+nothing). The input a row was measured at (its workload): ``resolution`` (vision),
+``prompt_len`` and ``decode_len`` (language models), and ``batch_size``; a row that states
+none was measured at the space's default input. A device's latencies are read at one workload,
+the one most of its rows have (:meth:`hwdb.HardwareDB.latency_table`), so rows at another are
+stored but not used: :func:`unused_rows` finds them. ``metric`` must be one the space is
+measured in (``latency_ms``; ``prefill_ms``, ``decode_ms_per_token`` or ``e2e_ms`` for
+language models) and ``precision`` one of :data:`hwdb._types.PRECISIONS`. Architecture
+strings are canonicalised through the registered search space
+(``search_spaces.get_space(space).canonicalize``).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,11 +38,14 @@ from hwdb.importers._common import (
 if TYPE_CHECKING:
     from hwdb._storage import HardwareDB
 
-__all__ = ["OPTIONAL", "REQUIRED", "import_csv", "load_csv"]
+__all__ = ["OPTIONAL", "REQUIRED", "import_csv", "load_csv", "unused_rows"]
 
 REQUIRED = ("space", "arch", "device", "latency_ms")
-OPTIONAL = ("metric", "batch_size", "precision", "runtime", "family")
+OPTIONAL = ("metric", "batch_size", "precision", "runtime", "family", *("resolution", "prompt_len",
+            "decode_len"))  # fmt: skip
 _DEVICE_FIELDS = ("batch_size", "precision", "runtime", "family")
+#: Columns giving a row's workload (``batch_size`` also describes its device).
+_WORKLOAD_FIELDS = ("batch_size", "resolution", "prompt_len", "decode_len")
 
 
 def _latency_metric(space: str) -> str:
@@ -72,6 +81,60 @@ def _device(file: Path, where: str, name: str, row: dict[str, str]) -> DeviceSpe
     except ValueError as exc:
         field = value_error_field(exc, "device")
         raise bad(file, where, "device" if field == "name" else field, str(exc)) from None
+
+
+def _workload(file: Path, where: str, space: str, row: dict[str, str]) -> dict[str, int]:
+    """The input shapes a row states (``{}``: the space's default), checked as
+    :class:`search_spaces.Workload` checks them."""
+    stated: dict[str, int] = {}
+    for col in _WORKLOAD_FIELDS:
+        text = row.get(col) or ""
+        if not text:
+            continue
+        try:
+            stated[col] = int(text)
+        except ValueError:
+            raise bad(file, where, col, f"not an integer: {text!r}") from None
+    if not stated or stated == {"batch_size": 1}:
+        return {}
+    from search_spaces import SearchSpaceError, get_space
+
+    try:
+        default = get_space(space).default_workload()
+    except SearchSpaceError:  # a space the registry does not know: stored as stated
+        return stated
+    try:
+        type(default).from_dict({**default.to_dict(), **stated})
+    except ValueError as exc:
+        col = next((c for c in stated if f"`{c}`" in str(exc)), next(iter(stated)))
+        raise bad(file, where, col, str(exc)) from None
+    return stated
+
+
+def unused_rows(db: HardwareDB, rows: list[MeasurementIn]) -> list[dict[str, Any]]:
+    """The groups of ``rows`` (stored) that latency tables leave out: rows of a device at
+    another workload than the one most of its rows in that space have.
+
+    Returns:
+        ``{"device", "space", "metric", "rows", "workload", "used"}`` per such group:
+        ``workload`` the rows' input fields that differ from the space's default, ``used``
+        those of the workload the device's column is read at.
+    """
+    from hwdb._queries import workload_changes
+
+    groups: dict[tuple[str, str, str, str], int] = {}
+    for r in rows:
+        shape = json.dumps(workload_changes(r.space, dict(r.workload)), sort_keys=True)
+        key = (r.device, r.space, r.metric, shape)
+        groups[key] = groups.get(key, 0) + 1
+    out = []
+    for (device, space, metric, shape), n in sorted(groups.items()):
+        table = db.latency_table(space, devices=[device], metric=metric)
+        used = workload_changes(space, dict(table.attrs["workload"].get(device) or {}))
+        if json.loads(shape) != used:
+            out.append({"device": device, "space": space, "metric": metric, "rows": n,
+                        "workload": json.loads(shape), "used": used})  # fmt: skip
+    return out
 
 
 def _metric(file: Path, where: str, space: str, row: dict[str, str]) -> str:
@@ -133,6 +196,7 @@ def load_csv(path: str | Path) -> BulkImport:
                 metric=metric,
                 median=latency,
                 source=f"csv {file.name}",
+                workload=_workload(file, where, space, row),
             )
         )
     data.devices = rows.devices

@@ -243,10 +243,33 @@ def import_csv(
     file: Annotated[Path, typer.Argument(help="CSV: space,arch,device,latency_ms.")],
     replace: ReplaceOpt = False,
 ) -> None:
-    """Import a hand-written measurement CSV."""
-    from hwdb.importers.csvfile import load_csv
+    """Import a hand-written measurement CSV (optional columns: metric, batch_size, precision,
+    runtime, family, and the input it was measured at: resolution, prompt_len, decode_len)."""
+    from hwdb.importers.csvfile import load_csv, unused_rows
 
-    _apply(file.name, lambda: load_csv(file), replace)
+    read: list[BulkImport] = []
+
+    def load() -> BulkImport:
+        read.append(load_csv(file))  # kept: the notes below look at its rows
+        return read[0]
+
+    _apply(file.name, load, replace)
+    with _open() as db:
+        for group in unused_rows(db, read[0].rows):
+            err_console.print(_unused_note(group), markup=False)
+
+
+def _unused_note(group: dict[str, Any]) -> str:
+    """Why rows of one device, space and input were stored but are not used."""
+    space, rows = group["space"], count_noun(group["rows"], "row")
+    return (
+        f"note: {rows} of {group['device']} in {space} ({group['metric']}) are at input "
+        f"{_workload_text(space, group['workload'])}, but most of the device's rows, which its "
+        f"latencies are read from, are at {_workload_text(space, group['used'])}: predictions "
+        "and searches leave these out; state the input they were measured at in the CSV "
+        "(columns resolution, prompt_len, decode_len, batch_size) or import them under "
+        "another device name"
+    )
 
 
 @import_app.command("parquet")

@@ -125,3 +125,29 @@ def test_reimport_keeps_stored_values_says_so_and_replace_overwrites(
     )
     with HardwareDB(db) as hw:
         assert hw.latency_table("nasbench201")["pi4"].tolist() == [20.0]
+
+
+def test_import_csv_says_which_rows_a_device_leaves_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """QA: CSV rows at the default input for a device measured at another were imported as
+    "new measurements" and then silently ignored by predictions and searches."""
+    from tests.hwdb._helpers import nb201_archs
+
+    db = f"sqlite:///{tmp_path / 'c.sqlite'}"
+    archs = nb201_archs(5)
+    at64 = tmp_path / "at64.csv"
+    at64.write_text(
+        "space,arch,device,latency_ms,resolution\n"
+        + "".join(f"nasbench201,{a},cam,1.5,64\n" for a in archs[:3])
+    )
+    code, _, err = _run(["--db", db, "hwdb", "import", "csv", str(at64)], capsys)
+    assert code == 0 and "leave these out" not in err
+    plain = tmp_path / "plain.csv"
+    plain.write_text(
+        "space,arch,device,latency_ms\n" + "".join(f"nasbench201,{a},cam,9\n" for a in archs[3:])
+    )
+    code, _, err = _run(["--db", db, "hwdb", "import", "csv", str(plain)], capsys)
+    (note,) = [line for line in err.splitlines() if line.startswith("note:")]
+    assert code == 0 and note.startswith("note: 2 rows of cam in nasbench201 (latency_ms) are at")
+    assert "input default" in note and "resolution=64" in note and "resolution" in note

@@ -179,6 +179,14 @@ def test_csv_metric_defaults_to_the_space_latency_metric(
         ),
         ("space,arch,device,latency_ms\nnasbench201,|conv~0|,d,1.0\n", "field 'arch'"),
         ("space,arch,device,latency_ms\nfbnet,k3_e1-skip,d,1.0\n", "field 'arch'"),
+        (
+            f"space,arch,device,latency_ms,resolution\nnasbench201,{NB201_0},d,1.0,-3\n",
+            "row 1: field 'resolution': `resolution` must be a positive integer",
+        ),
+        (
+            f"space,arch,device,latency_ms,prompt_len\nnasbench201,{NB201_0},d,1.0,long\n",
+            "row 1: field 'prompt_len': not an integer",
+        ),
     ],
 )
 def test_csv_bad_input(small_db: HardwareDB, tmp_path: Path, body: str, match: str) -> None:
@@ -261,3 +269,34 @@ def test_parquet_bad_file(small_db: HardwareDB, tmp_path: Path) -> None:
     path = tmp_path / "x.parquet"
     path.write_bytes(b"PAR1 nonsense")
     _unchanged(small_db, lambda: import_parquet(small_db, path), "not a readable parquet")
+
+
+def test_csv_rows_state_the_input_they_were_measured_at(
+    small_db: HardwareDB, tmp_path: Path
+) -> None:
+    """QA: a CSV could not say its rows were measured at 160 px, so for a device whose other
+    rows are at 160 px they were stored at the default input and silently left out of its
+    latencies. Now a `resolution` (etc.) column states it, and `unused_rows` names the rows a
+    device's column leaves out."""
+    from hwdb.importers.csvfile import load_csv, unused_rows
+    from tests.hwdb._helpers import nb201_archs
+
+    archs = nb201_archs(6)
+    at64 = tmp_path / "at64.csv"
+    at64.write_text(
+        "space,arch,device,latency_ms,resolution\n"
+        + "".join(f"nasbench201,{a},cam,{1 + i},64\n" for i, a in enumerate(archs[:4]))
+    )
+    assert import_csv(small_db, at64)["measurements"] == 4
+    assert small_db.measured_workloads(space="nasbench201", device="cam") == [{"resolution": 64}]
+    plain = tmp_path / "plain.csv"
+    plain.write_text(
+        "space,arch,device,latency_ms\n" + "".join(f"nasbench201,{a},cam,9\n" for a in archs[4:])
+    )
+    import_csv(small_db, plain)
+    (group,) = unused_rows(small_db, load_csv(plain).rows)
+    assert group == {"device": "cam", "space": "nasbench201", "metric": "latency_ms", "rows": 2,
+                     "workload": {}, "used": {"resolution": 64}}  # fmt: skip
+    assert unused_rows(small_db, load_csv(at64).rows) == []
+    table = small_db.latency_table("nasbench201", devices=["cam"])
+    assert sorted(table["cam"].dropna()) == [1.0, 2.0, 3.0, 4.0]

@@ -264,3 +264,38 @@ def test_meta_tokens_do_not_split_a_column(db_url: str) -> None:
             [MeasurementIn("lm", SPACE, a, median=2.0, workload=new) for a in archs[2:]]
         )
         assert db.latency_table(SPACE)["lm"].notna().sum() == 4
+
+
+def test_a_workload_is_one_however_it_was_written(db_url: str) -> None:
+    """`{}` and the space's default written out in full are one workload, and so are a full
+    dict and the few fields that differ from the default (a CSV states only those): a column
+    counts them together."""
+    from search_spaces import get_space
+
+    archs = nb201_archs(9)
+    full = get_space(SPACE).default_workload().to_dict()
+    other = {**full, "resolution": 64}
+    with HardwareDB(db_url) as db:
+        db.upsert_device(DeviceSpec("w"))
+        db.add_measurements([MeasurementIn("w", SPACE, a, median=1.0) for a in archs[:3]])
+        db.add_measurements(
+            [
+                MeasurementIn("w", SPACE, a, median=1.0, protocol="f", workload=full)
+                for a in archs[3:5]
+            ]
+        )
+        db.add_measurements(
+            [
+                MeasurementIn("w", SPACE, a, median=2.0, protocol="o", workload=other)
+                for a in archs[5:9]
+            ]
+        )  # 4 rows at 64 px, newest, against 3 + 2 at the default
+        table = db.latency_table(SPACE, devices=["w"])
+        assert table["w"].dropna().to_dict() == {a: 1.0 for a in archs[:5]}
+        assert table.attrs["workload"]["w"] == full  # as its newest kept row stored it
+        db.add_measurements(
+            [MeasurementIn("w", SPACE, a, median=2.0, protocol="p", workload={"resolution": 64})
+             for a in archs[:2]]
+        )  # fmt: skip
+        table = db.latency_table(SPACE, devices=["w"])  # 6 at 64 px now, however written
+        assert table["w"].dropna().to_dict() == {a: 2.0 for a in archs[:2] + archs[5:9]}
