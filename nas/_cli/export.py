@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from nas._cli._common import cli_arch, console
+from nas._cli._common import cli_arch, console, err_console
 
 __all__ = ["register"]
 
@@ -35,16 +35,27 @@ def export(
     from nas._cli._common import set_interrupt_note
     from nas.search import EXPORT_FORMATS, export_model
 
+    suffix = output.suffix.lower()
     if format is None:
-        format = "onnx" if output.suffix.lower() == ".onnx" else "torch"
+        format = "onnx" if suffix == ".onnx" else "torch"
     format = format.strip().lower()
     if format not in EXPORT_FORMATS:
         raise CLIUsageError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, got {format!r}")
     arch = cli_arch(space, arch)
+    named = _SUFFIX_FORMATS.get(suffix)
+    if named is not None and named != format:  # e.g. -f torch -o model.onnx
+        err_console.print(
+            f"note: writing a {format} file to {output}, whose suffix says {named}", markup=False
+        )
+    existed = output.is_file()
     set_interrupt_note(f"nothing was written ({output} is as it was)")
     path = export_model(arch, space=space, format=format, path=output, seed=seed)
     set_interrupt_note(None)
-    console.print(f"wrote {path}", markup=False)
+    console.print(f"{'replaced' if existed else 'wrote'} {path}", markup=False)
+
+
+#: The format a file name's suffix says.
+_SUFFIX_FORMATS = {".onnx": "onnx", ".pt": "torch", ".pth": "torch"}
 
 
 def register(app: typer.Typer) -> None:

@@ -116,15 +116,25 @@ def _say_interrupted() -> None:
     set_interrupt_note(None)
 
 
+#: Signals that stopped the running command (its exit code is then 128 + the last one's).
+_STOPPED_BY: list[int] = []
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
+    _STOPPED_BY.append(signum)
     raise KeyboardInterrupt
+
+
+def _interrupted_code() -> int:
+    """128 + the signal that stopped the command: 143 for SIGTERM, 130 for Ctrl-C."""
+    return 128 + _STOPPED_BY[-1] if _STOPPED_BY else _INTERRUPTED
 
 
 @contextlib.contextmanager
 def _sigterm_as_ctrl_c() -> Iterator[None]:
     """SIGTERM (``kill``, a container stopping) stops a command as Ctrl-C does: the same
-    cleanup, the same one line saying what was kept. Commands that say more install their
-    own handler inside this one (``nas measure``: exit 143)."""
+    cleanup, the same one line saying what was kept, and exit code 143 (128 + SIGTERM).
+    Commands that say more install their own handler inside this one (``nas measure``)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -141,6 +151,7 @@ def main(argv: list[str] | None = None) -> None:
 
     exc_mod = _click_exceptions()
     set_interrupt_note(None)  # a note left by a command that failed earlier in this process
+    _STOPPED_BY.clear()
     try:
         with warnings.catch_warnings(), _sigterm_as_ctrl_c():
             warnings.showwarning = _show_warning
@@ -150,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(_INTERRUPTED)
     except KeyboardInterrupt:
         _say_interrupted()
-        sys.exit(_INTERRUPTED)
+        sys.exit(_interrupted_code())
     except exc_mod.NoArgsIsHelpError:
         sys.exit(0)  # the help text was already printed
     except exc_mod.UsageError as exc:
@@ -172,4 +183,5 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     if rc == _INTERRUPTED:  # typer turns KeyboardInterrupt into this exit code, silently
         _say_interrupted()
+        rc = _interrupted_code()
     sys.exit(rc if isinstance(rc, int) else 0)

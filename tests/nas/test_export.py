@@ -37,6 +37,30 @@ def test_export_cli(tmp_path: Path) -> None:
     assert exc.value.code == 0 and (tmp_path / "m.pt").stat().st_size > 0
 
 
+def test_export_cli_says_when_it_replaces_a_file_or_its_suffix_disagrees(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """QA: an existing file was overwritten without a word, and `-f torch -o y.onnx` wrote a
+    torch file named .onnx silently."""
+    from nas._cli.main import main
+
+    def run(*argv: str) -> tuple[str, str]:
+        with pytest.raises(SystemExit) as exc:
+            main(["export", "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|skip_connect~2|",
+                  "--space", "nasbench201", *argv])  # fmt: skip
+        assert exc.value.code == 0
+        out, err = capfd.readouterr()
+        return out, err
+
+    target = tmp_path / "y.onnx"
+    out, err = run("-f", "torch", "-o", str(target))
+    assert out.startswith("wrote ") and err.strip() == (
+        f"note: writing a torch file to {target}, whose suffix says onnx"
+    )
+    out, err = run("-o", str(target))  # the suffix's own format: no note
+    assert out.startswith("replaced ") and err == ""
+
+
 def test_export_failures_are_one_line_and_leave_no_file(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -190,6 +214,6 @@ def test_sigterm_stops_a_command_as_ctrl_c_does(
     monkeypatch.setattr(torch, "save", killed)
     before = signal.getsignal(signal.SIGTERM)
     code, _, err = _run(["export", "mnasnet-a1", "-o", str(target)], capfd)
-    assert code == 130 and err.strip().startswith("error: interrupted; nothing was written")
+    assert code == 143 and err.strip().startswith("error: interrupted; nothing was written")
     assert target.read_text() == "precious" and len(list(tmp_path.iterdir())) == 1
     assert signal.getsignal(signal.SIGTERM) is before  # restored after the command
