@@ -332,6 +332,13 @@ class DevicePublic(DeviceBase):
     name: str
     id: int
     created_at: datetime
+    registered_by: str | None = Field(
+        default=None,
+        description="The API key that registered the device through the service; only it "
+        "may change the device's fields here (any key may fill in a setting the device "
+        "leaves open: an unknown runtime, no thread count). Null for a device registered "
+        "on the database (`nas device add`, imports), and for readers without an API key.",
+    )
 
 
 class DevicesPublic(BaseModel):

@@ -203,10 +203,12 @@ def ensure_devices(
     *,
     update_existing: bool,
     fields: Collection[str] | None = None,
+    registered_by: str | None = None,
 ) -> dict[str, int]:
     """Insert devices (or update them when ``update_existing``: every field, or only
     ``fields``); returns name -> id. The insert and the update are one statement, so a
     device another writer inserted meanwhile keeps the fields this one does not set.
+    ``registered_by`` is set on inserted devices only.
 
     Raises:
         ValueError: naming the argument of a device that :func:`check_new_device` refuses.
@@ -216,9 +218,11 @@ def ensure_devices(
     for spec in specs:
         check_new_device(spec)
     by_name = {s.name: s for s in specs}
-    rows = [device_row(by_name[n], now) for n in sorted(by_name)]
+    rows = [
+        {**device_row(by_name[n], now), "registered_by": registered_by} for n in sorted(by_name)
+    ]
     stmt = _insert(session, DeviceModel.__table__)
-    keep = ("name", "created_at")
+    keep = ("name", "created_at", "registered_by")
     cols = {
         c: stmt.excluded[c] for c in rows[0] if c not in keep and (fields is None or c in fields)
     }

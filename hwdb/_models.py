@@ -88,6 +88,8 @@ class DeviceModel(Base):
     source: Mapped[str] = mapped_column(Text, default="")
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: The API key that registered it through the service (null: locally or imported).
+    registered_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class SearchSpaceModel(Base):

@@ -152,6 +152,7 @@ def _device(row: DeviceModel) -> Device:
         attributes=dict(row.attributes or {}),
         id=row.id,
         created_at=row.created_at,
+        registered_by=row.registered_by,
     )
 
 
@@ -267,8 +268,15 @@ class HardwareDB:
             return fn(session)
 
     # ----------------------------------------------------------------- devices
-    def upsert_device(self, spec: DeviceSpec, *, fields: Collection[str] | None = None) -> Device:
-        """Insert ``spec`` or update the device of that name (``created_at`` is kept).
+    def upsert_device(
+        self,
+        spec: DeviceSpec,
+        *,
+        fields: Collection[str] | None = None,
+        registered_by: str | None = None,
+    ) -> Device:
+        """Insert ``spec`` or update the device of that name (``created_at`` and
+        ``registered_by`` are kept).
 
         Args:
             spec: The device.
@@ -276,6 +284,8 @@ class HardwareDB:
                 merged a request into the record it read passes the request's fields, so a
                 device another writer stored meanwhile keeps the rest (one statement: insert
                 or update).
+            registered_by: The API key registering a new device through the service
+                (:attr:`Device.registered_by`); ignored for a stored device.
         """
         if not isinstance(spec, DeviceSpec):
             raise ValueError(f"`spec` must be a DeviceSpec, got {type(spec).__name__}.")
@@ -294,7 +304,10 @@ class HardwareDB:
                 )
 
         def run(session: Session) -> Device:
-            _bulk.ensure_devices(session, [spec], utcnow(), update_existing=True, fields=fields)
+            _bulk.ensure_devices(
+                session, [spec], utcnow(), update_existing=True, fields=fields,
+                registered_by=registered_by,
+            )  # fmt: skip
             return _device(session.execute(_queries.device_by_name(spec.name)).scalar_one())
 
         return self._write(run)

@@ -302,10 +302,17 @@ def check_new_device(spec: DeviceSpec) -> None:
 
 @dataclass(frozen=True, kw_only=True)
 class Device(DeviceSpec):
-    """A device stored in the database."""
+    """A device stored in the database.
+
+    Attributes:
+        registered_by: Name of the API key that registered it through the service (None:
+            registered locally, e.g. ``nas device add``, or imported); through the service,
+            only that key may change it (see `PATCH /v1/devices/{name}`).
+    """
 
     id: int
     created_at: datetime
+    registered_by: str | None = None
 
 
 @dataclass(frozen=True)

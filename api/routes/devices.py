@@ -25,6 +25,7 @@ router = APIRouter(prefix="/devices", tags=["devices"])
 Family = Literal["jetson", "gpu", "cpu", "phone", "npu", "fpga", "asic", "tpu", "dsp", "other"]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorPublic},
+    403: {"model": ErrorPublic, "description": "Registered by another API key (not_owner)"},
     422: {"model": ErrorPublic},
 }
 
@@ -32,14 +33,20 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 @router.get("", response_model=DevicesPublic)
 def read_devices(
     db: DbDep,
-    _access: ReadAccess,
+    access: ReadAccess,
     space: Annotated[SpaceName | None, Query(description="Only devices measured here.")] = None,
     family: Annotated[Family | None, Query()] = None,
 ) -> DevicesPublic:
     """Devices sorted by name, optionally those measured in ``space`` / of ``family``."""
     devices = db.list_devices(space=space, family=family)
-    data = [DevicePublic.model_validate(d) for d in devices]
+    data = [_public(d, access) for d in devices]
     return DevicesPublic(data=data, count=len(data))
+
+
+def _public(device: object, access: object | None) -> DevicePublic:
+    """``device`` as the API shows it: who registered it only to readers with an API key."""
+    public = DevicePublic.model_validate(device)
+    return public if access is not None else public.model_copy(update={"registered_by": None})
 
 
 @router.post(
@@ -49,10 +56,13 @@ def read_devices(
     responses={200: {"model": DevicePublic, "description": "Updated"}, **_ERRORS},
 )
 def create_device(
-    body: DeviceCreate, db: DbDep, services: ServicesDep, _key: WriteKey, response: Response
+    body: DeviceCreate, db: DbDep, services: ServicesDep, key: WriteKey, response: Response
 ) -> DevicePublic:
     """Register a device (201), or update the device of that name (200): the fields sent
-    replace the stored ones, and those left out keep their stored values."""
+    replace the stored ones, and those left out keep their stored values. Only the API key
+    that registered a device may change it (403 ``not_owner``); any key may fill in a
+    setting it leaves open (an unknown runtime, no thread count) and send fields it already
+    has."""
     from hwdb import NotFoundError
 
     fields = body.model_dump(exclude_unset=True)
@@ -63,8 +73,9 @@ def create_device(
         fields = body.model_dump()
     else:
         response.status_code = status.HTTP_200_OK
+        _check_owner(stored, fields, key.name, ["body"])
         fields = {**_fields_of(stored), **fields}
-    return _store(db, services, fields, sent)
+    return _store(db, services, fields, sent, key.name)
 
 
 @router.patch(
@@ -73,12 +84,41 @@ def create_device(
     responses={404: {"model": ErrorPublic}, **_ERRORS},
 )
 def update_device(
-    name: str, body: DeviceUpdate, db: DbDep, services: ServicesDep, _key: WriteKey
+    name: str, body: DeviceUpdate, db: DbDep, services: ServicesDep, key: WriteKey
 ) -> DevicePublic:
-    """Change some fields of a registered device; those left out keep their stored values."""
+    """Change some fields of a registered device; those left out keep their stored values.
+    Only the API key that registered the device may change it (403 ``not_owner``); any key
+    may fill in a setting it leaves open (an unknown runtime, no thread count)."""
     stored = get_device_or_404(db, name)
     fields = body.model_dump(exclude_unset=True)
-    return _store(db, services, {**_fields_of(stored), **fields}, set(fields))
+    _check_owner(stored, fields, key.name, ["body"])
+    return _store(db, services, {**_fields_of(stored), **fields}, set(fields), key.name)
+
+
+def _check_owner(stored: Any, fields: dict[str, Any], key: str, loc: list[str | int]) -> None:
+    """A 403 naming the first field of ``fields`` that the API key ``key`` may not change on
+    ``stored``: every field that differs from the stored value, unless ``key`` registered
+    the device (:attr:`hwdb.Device.registered_by`) or the field is a setting the device
+    leaves open (a measuring board states it on its first upload)."""
+    from hwdb._types import DEVICE_SETTINGS, is_unstated
+
+    if stored.registered_by is not None and stored.registered_by == key:
+        return
+    for field, value in fields.items():
+        have = getattr(stored, field, None)
+        if value == have or (field in DEVICE_SETTINGS and is_unstated(field, have)):
+            continue
+        who = (
+            "another API key" if stored.registered_by is not None
+            else "the database's owner (`nas device add`, an import)"
+        )  # fmt: skip
+        raise ApiError(
+            403, [*loc, field],
+            f"device {stored.name!r} was registered by {who}: only it may change its "
+            f"{field} ({have!r}) through the service; change it on the database, or register "
+            "a device of another name",
+            type="not_owner",
+        )  # fmt: skip
 
 
 def _fields_of(device: object) -> dict[str, Any]:
@@ -129,9 +169,10 @@ def _check_catalog_runtime(fields: dict[str, Any], sent: set[str]) -> None:
 
 
 def _store(
-    db: DbDep, services: ServicesDep, fields: dict[str, Any], sent: set[str]
+    db: DbDep, services: ServicesDep, fields: dict[str, Any], sent: set[str], key: str
 ) -> DevicePublic:
-    """Check and store the merged record ``fields`` (``sent``: the fields of the request)."""
+    """Check and store the merged record ``fields`` (``sent``: the fields of the request;
+    ``key``: the API key, recorded as the registrant of a new device)."""
     from hwdb import DeviceSpec
 
     _check_catalog_precision(fields)
@@ -139,15 +180,15 @@ def _store(
     with field_errors("body"):
         # only the request's fields: a device stored meanwhile by a concurrent request keeps
         # the fields this one left out (two creates of one new name both found none)
-        device = db.upsert_device(DeviceSpec(**fields), fields=sent)
+        device = db.upsert_device(DeviceSpec(**fields), fields=sent, registered_by=key)
     services.cache.invalidate(db.url, device.name)
     return DevicePublic.model_validate(device)
 
 
 @router.get("/{name}", response_model=DevicePublic, responses={404: {"model": ErrorPublic}})
-def read_device(name: str, db: DbDep, _access: ReadAccess) -> DevicePublic:
+def read_device(name: str, db: DbDep, access: ReadAccess) -> DevicePublic:
     """One device."""
-    return DevicePublic.model_validate(get_device_or_404(db, name))
+    return _public(get_device_or_404(db, name), access)
 
 
 def get_device_or_404(db: DbDep, name: str) -> object:

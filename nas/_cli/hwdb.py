@@ -345,9 +345,10 @@ def show(
         print_json({"device": asdict(dev), "groups": groups})
         return
     threads = "" if dev.threads is None else f", {count_noun(dev.threads, 'thread')}"
+    by = f"; registered by API key {dev.registered_by}" if dev.registered_by else ""
     console.print(
         f"{dev.name}: {dev.family}, {dev.hardware or 'hardware not given'}, {dev.runtime} "
-        f"{dev.precision}, batch {dev.batch_size}{threads} ({dev.provenance})",
+        f"{dev.precision}, batch {dev.batch_size}{threads} ({dev.provenance}{by})",
         markup=False, highlight=False, soft_wrap=True,
     )  # fmt: skip
     table = Table(title=f"{count_noun(sum(g['rows'] for g in groups), 'measurement')}")

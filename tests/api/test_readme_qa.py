@@ -51,6 +51,7 @@ def test_measured_devices_keep_any_runtime_label(
     assert adding.status_code == 422 and _loc(adding) == ["body", "runtime"]
     both = {"attributes": NANO, "runtime": "tflite"}
     assert client.patch("/v1/devices/board-x", json=both, headers=auth).status_code == 200
-    db.upsert_device(DeviceSpec(name="legacy", runtime="foo", attributes=NANO))
+    spec = DeviceSpec(name="legacy", runtime="foo", attributes=NANO)
+    db.upsert_device(spec, registered_by="tests")  # the tests' key registered it
     other = client.patch("/v1/devices/legacy", json={"hardware": "Nano devkit"}, headers=auth)
     assert other.status_code == 200, other.text  # the request changes no priced field
