@@ -785,7 +785,8 @@ def run_search(
         try:
             _loop(cfg, study, store, cache, params_of, absorbed, rng, report, counts)
         except KeyboardInterrupt as exc:
-            if out_dir is not None:  # the front of what finished, for the user to look at
+            finished = study.get_trials(deepcopy=False, states=_FINISHED)
+            if out_dir is not None and finished:  # the front of what finished, to look at
                 with contextlib.suppress(Exception):
                     stop()
                     res = _collect(cfg, study, store, counts, time.perf_counter() - t0, out_dir)

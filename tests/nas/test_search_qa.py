@@ -386,6 +386,20 @@ def test_ctrl_c_in_the_cli_says_how_to_resume(
     assert (out / "pareto.json").is_file()
 
 
+def test_ctrl_c_before_any_trial_finished_writes_no_empty_front(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """QA: stopped before the first trial finished, the search wrote empty pareto.* files and
+    said "the front of its 0 finished trials is in ..."."""
+    (tmp_path / "userkbd0.py").write_text("def f(model, arch):\n    raise KeyboardInterrupt\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = tmp_path / "out"
+    assert _run([*_base(tmp_path, "--accuracy", "userkbd0:f"), "-o", str(out)]) == 130
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "0 finished trials" not in last and "the front of" not in last
+    assert not (out / "pareto.json").exists()
+
+
 # ------------------------------------------------------------------ 10, 11: journal, trials
 def test_a_journal_in_use_is_refused_before_the_models_load(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
