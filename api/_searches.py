@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import tempfile
 import threading
 import time
@@ -29,7 +30,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from pydantic_core import to_jsonable_python
 
@@ -186,11 +187,48 @@ def _read_record(path: Path) -> SearchJob:
             None if rec.contenders is None else [p.model_dump() for p in rec.contenders]
         ),
     }
+    created = _utc(rec.created_at)
+    assert created is not None  # a required field
     return SearchJob(
-        id=rec.id, request=rec.request, created_at=rec.created_at, owner=rec.owner,
-        status=rec.status, started_at=rec.started_at, finished_at=rec.finished_at,
+        id=rec.id, request=rec.request, created_at=created, owner=rec.owner,
+        status=rec.status, started_at=_utc(rec.started_at), finished_at=_utc(rec.finished_at),
         done=rec.progress.done, error=rec.error, stored=stored,
     )  # fmt: skip
+
+
+def _utc(when: datetime | None) -> datetime | None:
+    """``when`` as an aware UTC time (a record edited by hand may hold a naive one: UTC)."""
+    if when is None:
+        return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def _hold_folder(root: Path) -> IO[str] | None:
+    """An exclusive lock on the searches folder ``root`` (created if missing), held while the
+    returned file is open; ``None`` (logged) when another process holds it or the folder
+    cannot be written, so two services never read, cancel or forget each other's searches."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock to take
+        fcntl = None  # type: ignore[assignment]
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fh = (root / ".lock").open("a")
+    except OSError as exc:
+        _log.warning("searches are kept in memory only: cannot use %s (%s)", root, exc)
+        return None
+    if fcntl is not None:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            _log.warning(
+                "searches are kept in memory only: another running service keeps its searches "
+                "in %s (set NAS_API_SEARCH_OUT_DIR to give this one its own folder)",
+                root,
+            )
+            return None
+    return fh
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -244,8 +282,13 @@ class SearchManager:
         self._lock = threading.Lock()
         #: Orders the writes (and removals) of records; taken before ``_lock``, never inside it.
         self._save_lock = threading.Lock()
+        self._folder_lock: IO[str] | None = None
         if out_dir is not None:
-            self._load(Path(out_dir))
+            self._folder_lock = _hold_folder(Path(out_dir))
+            if self._folder_lock is None:  # another service's, or not writable: memory only
+                self.out_dir = None
+            else:
+                self._load(Path(out_dir))
 
     def get(self, job_id: str) -> SearchJob | None:
         """The job ``job_id``, if known (ids are hex: ``ABC...`` is ``abc...``)."""
@@ -350,6 +393,13 @@ class SearchManager:
         for job in jobs:
             self.cancel(job.id, reason=STOPPED)
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self.release_folder()
+
+    def release_folder(self) -> None:
+        """Let another service use ``out_dir`` (a process that exits releases it anyway)."""
+        if self._folder_lock is not None:
+            self._folder_lock.close()
+            self._folder_lock = None
 
     def _forget_old(self) -> list[str]:
         """Forget the oldest finished jobs beyond ``keep`` (call with ``_lock`` held).
@@ -364,16 +414,22 @@ class SearchManager:
         return [job.id for job in old]
 
     def _remove_records(self, job_ids: list[str]) -> None:
-        """Remove the records of forgotten jobs (their studies and outputs stay)."""
+        """Remove the folders of forgotten jobs: record, study and outputs."""
         if self.out_dir is None or not job_ids:
             return
         with self._save_lock:
             for job_id in job_ids:
-                path = Path(self.out_dir) / job_id / RECORD
+                if not _JOB_ID.fullmatch(job_id):  # pragma: no cover - ids are uuid4 hex
+                    continue
+                folder = Path(self.out_dir) / job_id
                 try:
-                    path.unlink(missing_ok=True)
+                    shutil.rmtree(folder)
+                except FileNotFoundError:
+                    pass
                 except OSError as exc:
-                    _log.warning("cannot remove the record %s of a forgotten search: %s", path, exc)
+                    _log.warning(
+                        "cannot remove the folder %s of a forgotten search: %s", folder, exc
+                    )
 
     def _save(self, job: SearchJob) -> None:
         """Write ``job``'s public record to ``out_dir/<id>/job.json`` (atomically); a failure is
@@ -459,7 +515,7 @@ class SearchManager:
         self._save(job)
         if not start:
             return
-        from nas.search._objectives import EvaluationCancelled
+        from nas.search import EvaluationCancelled
         from predictors import TrainingCancelled
 
         try:
@@ -476,8 +532,12 @@ class SearchManager:
     def _search(self, job: SearchJob, db: HardwareDB, cache: PredictorCache) -> SearchResult:
         """Run ``job``'s search; cancelled, it raises after setting ``job.result`` to the
         result of the trials it finished (:func:`_partial_result`)."""
-        from nas.search import make_accuracy_objective, measured_first, run_search
-        from nas.search._objectives import EvaluationCancelled
+        from nas.search import (
+            EvaluationCancelled,
+            make_accuracy_objective,
+            measured_first,
+            run_search,
+        )
         from predictors import TrainingCancelled, stop_when
         from search_spaces import get_space, restrict_space
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-__all__ = ["MAX_STATEMENT_TIMEOUT_S", "Settings", "default_search_dir"]
+__all__ = ["MAX_STATEMENT_TIMEOUT_S", "SEARCHES_IN_MEMORY", "Settings", "search_dir"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -40,25 +40,45 @@ MAX_STATEMENT_TIMEOUT_S = 2_147_483.647
 _OPTIONAL_TEXT = ("database_url", "search_out_dir", "cors_origins")
 
 
-def default_search_dir(database_url: str | None) -> str:
-    """Where a service of ``database_url`` keeps its searches when ``search_out_dir`` is unset.
+#: ``search_out_dir`` value that keeps searches in memory only.
+SEARCHES_IN_MEMORY = "off"
+
+
+def search_dir(search_out_dir: str | None, database_url: str | None) -> str | None:
+    """The folder a service of ``database_url`` keeps its searches in.
 
     Args:
+        search_out_dir: The setting: a folder, :data:`SEARCHES_IN_MEMORY` (``off``: none, the
+            searches live in memory only), or ``None``: one folder per database, ``<name>
+            .searches`` beside a SQLite file (the default database lives in the user data
+            folder), else (PostgreSQL) ``searches/<host>-<database>-<hash>`` in the user data
+            folder (``platformdirs.user_data_dir("nas")``); none for an in-memory SQLite.
         database_url: The service's database (``None``: :func:`hwdb.default_database_url`).
 
     Returns:
-        ``searches`` beside the database file for a SQLite file (the default database's
-        folder is the user data folder), else (PostgreSQL, in-memory SQLite) ``searches`` in
-        the user data folder (``platformdirs.user_data_dir("nas")``); an absolute path.
+        An absolute path, or ``None`` (in memory only).
     """
+    import hashlib
+
     import platformdirs
 
     from hwdb import default_database_url
-    from hwdb._engine import sqlite_file
+    from hwdb._engine import redact, sqlite_file
 
-    file = sqlite_file(database_url if database_url is not None else default_database_url())
-    folder = file.parent if file is not None else Path(platformdirs.user_data_dir("nas"))
-    return os.path.abspath(folder / "searches")
+    if search_out_dir is not None:
+        if search_out_dir.strip().lower() == SEARCHES_IN_MEMORY:
+            return None
+        return os.path.abspath(search_out_dir)
+    url = database_url if database_url is not None else default_database_url()
+    file = sqlite_file(url)
+    if file is not None:
+        return os.path.abspath(file.parent / f"{file.name}.searches")
+    if url.startswith("sqlite"):  # in memory: nothing outlives the process anyway
+        return None
+    tail = re.sub(r"[^A-Za-z0-9_.-]+", "-", redact(url).split("@")[-1].split("://")[-1])
+    digest = hashlib.sha1(url.encode()).hexdigest()[:10]
+    name = f"{tail.strip('-')[:60]}-{digest}"
+    return os.path.abspath(Path(platformdirs.user_data_dir("nas")) / "searches" / name)
 
 
 @dataclass(frozen=True)
@@ -86,8 +106,9 @@ class Settings:
             first).
         search_out_dir: Folder of the searches: each one's record (``<id>/job.json``, read back
             when the service starts, so searches survive a restart) and its study and outputs
-            (``<id>/``). Left unset, :func:`default_search_dir` of ``database_url``:
-            ``searches`` beside a SQLite file database, else in the user data folder.
+            (``<id>/``). ``None``: one folder per database (:func:`search_dir`); ``off``: in
+            memory only. A folder another running service holds is not shared: the second
+            service keeps its searches in memory and says so.
         cors_origins: Comma-separated origins whose browser pages may call the service
             (``*``: any; ``None``: no CORS headers, same-origin only).
         statement_timeout_s: On PostgreSQL, longest a statement of the service's database
@@ -114,8 +135,6 @@ class Settings:
     statement_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
-        if self.search_out_dir is None:  # frozen: set once, here
-            object.__setattr__(self, "search_out_dir", default_search_dir(self.database_url))
         for name in (
             "max_body_bytes",
             "max_batch",

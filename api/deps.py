@@ -16,7 +16,7 @@ from api._idempotency import IdempotencyStore
 from api._metrics import Metrics
 from api._predictors import PredictorCache
 from api._searches import SearchManager
-from api.config import Settings
+from api.config import Settings, search_dir
 from api.errors import ApiError, field_errors
 from hwdb import ApiKey, HardwareDB
 from hwdb._apikeys import TOKEN_PREFIX
@@ -74,7 +74,9 @@ class Services:
             searches=SearchManager(
                 workers=settings.search_workers,
                 max_active=settings.max_active_searches,
-                out_dir=settings.search_out_dir,
+                out_dir=search_dir(
+                    settings.search_out_dir, db.url if db is not None else settings.database_url
+                ),
                 max_per_owner=settings.max_searches_per_key,
             ),
             metrics=Metrics(),

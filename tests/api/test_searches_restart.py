@@ -74,20 +74,63 @@ def held(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Held]:
     yield spy
 
 
-def test_the_default_search_folder_is_beside_the_database(tmp_path: Path) -> None:
-    """Searches used to live in memory only (``search_out_dir`` ``None``)."""
+def test_each_database_gets_its_own_search_folder(tmp_path: Path) -> None:
+    """Searches used to live in memory only; now one folder per database (review: a shared
+    default folder let one service read and cancel another database's searches)."""
+    from api.config import search_dir
+
     # tests/conftest.py points NAS_DATABASE_URL at tmp_path/default-hwdb.sqlite
-    assert Settings().search_out_dir == str(tmp_path / "searches")
-    assert Settings.from_env({"NAS_API_SEARCH_OUT_DIR": ""}).search_out_dir == str(
-        tmp_path / "searches"
+    assert search_dir(None, None) == str(tmp_path / "default-hwdb.sqlite.searches")
+    assert search_dir(None, f"sqlite:///{tmp_path / 'a.sqlite'}") == str(
+        tmp_path / "a.sqlite.searches"
     )
-    db_file = tmp_path / "data" / "hw.sqlite"
-    assert Settings(database_url=f"sqlite:///{db_file}").search_out_dir == str(
-        tmp_path / "data" / "searches"
-    )
-    users = str(Path(platformdirs.user_data_dir("nas")) / "searches")
-    assert Settings(database_url="postgresql://u:p@db.example/nas").search_out_dir == users
-    assert Settings(search_out_dir=str(tmp_path / "mine")).search_out_dir == str(tmp_path / "mine")
+    pg = [search_dir(None, f"postgresql://u:p@db.example/{name}") for name in ("one", "two")]
+    users = Path(platformdirs.user_data_dir("nas")) / "searches"
+    assert pg[0] != pg[1] and all(Path(d).parent == users for d in pg)  # type: ignore[arg-type]
+    assert "p@" not in pg[0] and "db.example-one-" in pg[0]  # type: ignore[operator]
+    assert search_dir(None, "sqlite://") is None  # in memory: nothing outlives the process
+    assert search_dir("off", None) is None and search_dir(" OFF ", None) is None
+    assert search_dir(str(tmp_path / "mine"), None) == str(tmp_path / "mine")
+    assert Settings.from_env({"NAS_API_SEARCH_OUT_DIR": ""}).search_out_dir is None
+
+
+def test_two_services_never_share_a_search_folder(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Review: a second service on the folder read the first one's searches and rewrote its
+    running ones as cancelled. Now the folder is locked: the second keeps its searches in
+    memory and says so; once the first is gone, the folder is usable again."""
+    sid = _record(tmp_path, created=datetime(2024, 5, 1, tzinfo=UTC), status="running")
+    first = SearchManager(out_dir=str(tmp_path))
+    try:
+        with caplog.at_level(logging.WARNING, logger="api.searches"):
+            second = SearchManager(out_dir=str(tmp_path))
+        assert second.out_dir is None and second.recent(limit=5)[1] == 0
+        assert any("another running service" in r.getMessage() for r in caplog.records)
+        second.shutdown()
+    finally:
+        first.shutdown()
+    third = SearchManager(out_dir=str(tmp_path))
+    try:
+        assert third.out_dir == str(tmp_path) and third.get(sid) is not None
+    finally:
+        third.shutdown()
+
+
+def test_a_record_with_a_naive_time_is_read_as_utc(tmp_path: Path) -> None:
+    """Review: a hand-edited record with a naive timestamp stopped the service from starting."""
+    sid = _record(tmp_path, created=datetime(2024, 5, 1, tzinfo=UTC), status="running")
+    path = tmp_path / sid / RECORD
+    path.write_text(path.read_text().replace("+00:00", "").replace("Z", ""))
+    older = _record(tmp_path, created=datetime(2024, 4, 1, tzinfo=UTC))
+    manager = SearchManager(out_dir=str(tmp_path))
+    try:
+        job = manager.get(sid)
+        assert job is not None and job.status == "cancelled"
+        assert job.created_at.tzinfo is not None
+        assert [j.id for j in manager.recent(limit=5)[0]] == [sid, older]
+    finally:
+        manager.shutdown()
 
 
 def test_a_finished_search_survives_a_restart(
@@ -100,7 +143,9 @@ def test_a_finished_search_survives_a_restart(
         assert _wait(first, sid)["status"] == "completed"
         before = first.get(f"/v1/searches/{sid}", headers=auth).json()
         listed = first.get("/v1/searches", headers=auth).json()
-    record = Path(str(settings.search_out_dir)) / sid / RECORD
+        folder = Path(str(first.app.state.services.searches.out_dir))  # type: ignore[attr-defined]
+    assert folder.name.endswith(".sqlite.searches")  # the (default) database's own folder
+    record = folder / sid / RECORD
     assert json.loads(record.read_text())["status"] == "completed"
     assert before["front"] and all(p["objective"] == "proxy:params" for p in before["front"])
 
@@ -147,9 +192,11 @@ def test_searches_the_server_did_not_finish_read_cancelled_after_a_restart(
         created = first.post("/v1/searches", json=_search(trials=200, population=10), headers=auth)
         sid = created.json()["id"]
         assert held.held.wait(120)
-        record = Path(str(settings.search_out_dir)) / sid / RECORD
+        folder = first.app.state.services.searches.out_dir  # type: ignore[attr-defined]
+        record = Path(str(folder)) / sid / RECORD
         assert json.loads(record.read_text())["status"] == "running"
-        # another server starts on the same folder, as after a crash of the first one
+        # the first server dies (its folder lock goes with the process); another starts
+        first.app.state.services.searches.release_folder()  # type: ignore[attr-defined]
         with TestClient(make_app(db, settings)) as crashed:
             body = crashed.get(f"/v1/searches/{sid}", headers=auth).json()
             assert body["status"] == "cancelled" and body["front"] is None
@@ -223,7 +270,7 @@ def test_keep_forgets_the_oldest_records(tmp_path: Path) -> None:
         assert [j.id for j in jobs] == ids[:0:-1] and total == 2
         for forgotten in (interrupted, ids[0]):
             assert manager.get(forgotten) is None
-            assert not (tmp_path / forgotten / RECORD).exists()
+            assert not (tmp_path / forgotten).exists()  # record, study and outputs
     finally:
         manager.shutdown()
     again = SearchManager(out_dir=str(tmp_path), keep=5)
