@@ -70,12 +70,14 @@ def create_device(
     try:
         stored = db.get_device(body.name)
     except NotFoundError:
-        fields = body.model_dump()
-    else:
-        response.status_code = status.HTTP_200_OK
-        _check_owner(stored, fields, key.name, ["body"])
-        fields = {**_fields_of(stored), **fields}
-    return _store(db, services, fields, sent, key.name)
+        full = body.model_dump()
+        created = _store(db, services, full, set(full), key.name, insert_only=True)
+        if all(getattr(created, f) == v for f, v in full.items()):
+            return created  # 201: this request's device
+        stored = db.get_device(body.name)  # another request registered the name meanwhile
+    response.status_code = status.HTTP_200_OK
+    _check_owner(stored, fields, key.name, ["body"])
+    return _store(db, services, {**_fields_of(stored), **fields}, sent, key.name)
 
 
 @router.patch(
@@ -169,10 +171,18 @@ def _check_catalog_runtime(fields: dict[str, Any], sent: set[str]) -> None:
 
 
 def _store(
-    db: DbDep, services: ServicesDep, fields: dict[str, Any], sent: set[str], key: str
+    db: DbDep,
+    services: ServicesDep,
+    fields: dict[str, Any],
+    sent: set[str],
+    key: str,
+    *,
+    insert_only: bool = False,
 ) -> DevicePublic:
     """Check and store the merged record ``fields`` (``sent``: the fields of the request;
-    ``key``: the API key, recorded as the registrant of a new device)."""
+    ``key``: the API key, recorded as the registrant of a new device). ``insert_only``: leave
+    a device of that name stored meanwhile by another request as it is (the caller checks
+    who registered it before changing it)."""
     from hwdb import DeviceSpec
 
     _check_catalog_precision(fields)
@@ -180,7 +190,9 @@ def _store(
     with field_errors("body"):
         # only the request's fields: a device stored meanwhile by a concurrent request keeps
         # the fields this one left out (two creates of one new name both found none)
-        device = db.upsert_device(DeviceSpec(**fields), fields=sent, registered_by=key)
+        device = db.upsert_device(
+            DeviceSpec(**fields), fields=() if insert_only else sent, registered_by=key
+        )
     services.cache.invalidate(db.url, device.name)
     return DevicePublic.model_validate(device)
 

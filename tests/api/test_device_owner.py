@@ -61,3 +61,42 @@ def test_who_registered_a_device_is_shown_to_readers_with_a_key(
     assert client.get("/v1/devices/k-board").json()["registered_by"] is None
     listed = {d["name"]: d for d in client.get("/v1/devices").json()["data"]}
     assert listed["k-board"]["registered_by"] is None
+
+
+def test_a_create_racing_another_keys_create_does_not_take_its_device(
+    client: TestClient, auth: dict[str, str], db: HardwareDB
+) -> None:
+    """Review: two creates of one new name both found none, and the second one's insert
+    became an update of the first key's device."""
+    import pytest
+
+    from hwdb import NotFoundError
+
+    first = {"name": "raced", "hardware": "alice's board"}
+    assert client.post("/v1/devices", json=first, headers=auth).status_code == 201
+    real = HardwareDB.get_device
+    calls: list[str] = []
+
+    def not_yet(self: HardwareDB, name: str) -> object:
+        calls.append(name)
+        if len(calls) == 1:  # bob's request looked before alice's insert landed
+            raise NotFoundError(f"device {name!r} not found")
+        return real(self, name)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(HardwareDB, "get_device", not_yet)
+    try:
+        bob = {"X-API-Key": db.create_api_key("bob")[1]}
+        response = client.post("/v1/devices", json={**first, "hardware": "bob's"}, headers=bob)
+    finally:
+        mp.undo()
+    assert response.status_code == 403 and response.json()["detail"][0]["type"] == "not_owner"
+    assert db.get_device("raced").hardware == "alice's board"
+    # the same body as stored is no change: a second board registering the same device
+    mp.setattr(HardwareDB, "get_device", not_yet)
+    calls.clear()
+    try:
+        same = client.post("/v1/devices", json=first, headers=bob)
+    finally:
+        mp.undo()
+    assert same.status_code in (200, 201) and db.get_device("raced").registered_by == "tests"
