@@ -317,12 +317,18 @@ def workload_changes(space: str, workload: dict[str, Any]) -> dict[str, Any]:
 _NOT_SHAPES = ("meta_tokens",)
 
 
+def workload_shape(space: str, workload: dict[str, Any]) -> dict[str, Any]:
+    """The input shapes of a stored ``workload`` that differ from ``space``'s default, so
+    ``{}`` and the default written out in full are one workload, as are a full dict and the
+    few fields a hand-written CSV states (fields that are no input shape, :data:`_NOT_SHAPES`,
+    left out)."""
+    changes = workload_changes(space, workload)
+    return {k: v for k, v in changes.items() if k not in _NOT_SHAPES}
+
+
 def _shape_key(space: str, workload: str) -> str:
-    """The input shapes of a stored ``workload`` (JSON) as a comparable key: the fields that
-    differ from ``space``'s default, so ``{}`` and the default written out in full are one
-    workload, as are a full dict and the few fields a hand-written CSV states."""
-    changes = workload_changes(space, json.loads(workload) or {})
-    return json.dumps({k: v for k, v in changes.items() if k not in _NOT_SHAPES}, sort_keys=True)
+    """:func:`workload_shape` of a stored ``workload`` (JSON) as a comparable key."""
+    return json.dumps(workload_shape(space, json.loads(workload) or {}), sort_keys=True)
 
 
 def _one_workload_per_device(

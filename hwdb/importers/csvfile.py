@@ -117,20 +117,21 @@ def unused_rows(db: HardwareDB, rows: list[MeasurementIn]) -> list[dict[str, Any
 
     Returns:
         ``{"device", "space", "metric", "rows", "workload", "used"}`` per such group:
-        ``workload`` the rows' input fields that differ from the space's default, ``used``
-        those of the workload the device's column is read at.
+        ``workload`` the rows' input shapes that differ from the space's default
+        (:func:`hwdb._queries.workload_shape`), ``used`` those of the workload the device's
+        column is read at.
     """
-    from hwdb._queries import workload_changes
+    from hwdb._queries import workload_shape
 
     groups: dict[tuple[str, str, str, str], int] = {}
     for r in rows:
-        shape = json.dumps(workload_changes(r.space, dict(r.workload)), sort_keys=True)
+        shape = json.dumps(workload_shape(r.space, dict(r.workload)), sort_keys=True)
         key = (r.device, r.space, r.metric, shape)
         groups[key] = groups.get(key, 0) + 1
     out = []
     for (device, space, metric, shape), n in sorted(groups.items()):
         table = db.latency_table(space, devices=[device], metric=metric)
-        used = workload_changes(space, dict(table.attrs["workload"].get(device) or {}))
+        used = workload_shape(space, dict(table.attrs["workload"].get(device) or {}))
         if json.loads(shape) != used:
             out.append({"device": device, "space": space, "metric": metric, "rows": n,
                         "workload": json.loads(shape), "used": used})  # fmt: skip

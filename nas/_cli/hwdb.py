@@ -265,10 +265,10 @@ def _unused_note(group: dict[str, Any]) -> str:
     return (
         f"note: {rows} of {group['device']} in {space} ({group['metric']}) are at input "
         f"{_workload_text(space, group['workload'])}, but most of the device's rows, which its "
-        f"latencies are read from, are at {_workload_text(space, group['used'])}: predictions "
-        "and searches leave these out; state the input they were measured at in the CSV "
-        "(columns resolution, prompt_len, decode_len, batch_size) or import them under "
-        "another device name"
+        f"latencies are read from, are at {(used := _workload_text(space, group['used']))}: "
+        f"predictions and searches leave these out. If they were measured at {used}, give "
+        "that input in the CSV (columns resolution, prompt_len, decode_len, batch_size) and "
+        "import it again with --replace; else import them under another device name"
     )
 
 

@@ -300,3 +300,30 @@ def test_csv_rows_state_the_input_they_were_measured_at(
     assert unused_rows(small_db, load_csv(at64).rows) == []
     table = small_db.latency_table("nasbench201", devices=["cam"])
     assert sorted(table["cam"].dropna()) == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_unused_rows_ignore_fields_that_are_no_input_shape(
+    small_db: HardwareDB, tmp_path: Path
+) -> None:
+    """Review: rows a latency table does use were reported as left out because the stored
+    rows recorded `meta_tokens`, which is no input shape (tables do not compare it)."""
+    from hwdb import MeasurementIn
+    from hwdb.importers.csvfile import load_csv, unused_rows
+    from search_spaces import get_space
+
+    lm = get_space("nemotron_flash")
+    archs = list(dict.fromkeys(lm.to_string(lm.random(i)) for i in range(5)))
+    small_db.add_measurements(
+        [MeasurementIn("pi", "nemotron_flash", a, metric="e2e_ms", median=40.0,
+                       workload={"prompt_len": 32, "decode_len": 8, "meta_tokens": 32})
+         for a in archs[:3]]
+    )  # fmt: skip
+    path = tmp_path / "lm.csv"
+    path.write_text(
+        "space,arch,device,latency_ms,prompt_len,decode_len\n"
+        + "".join(f"nemotron_flash,{a},pi,41,32,8\n" for a in archs[3:])
+    )
+    import_csv(small_db, path)
+    assert unused_rows(small_db, load_csv(path).rows) == []
+    table = small_db.latency_table("nemotron_flash", devices=["pi"], metric="e2e_ms")
+    assert table["pi"].notna().sum() == len(archs)
