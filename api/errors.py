@@ -64,7 +64,8 @@ MAX_ERRORS = 20
 #: Its quotes are not inside a word, so an apostrophe ("the server's") neither opens nor closes
 #: one.
 _LONG_QUOTED = re.compile(
-    rf"(?<!\w)'[^'\n]{{{MAX_ECHO + 1},}}'(?!\w)|(?<!\w)\"[^\"\n]{{{MAX_ECHO + 1},}}\"(?!\w)"
+    rf"(?:(?<!\w)|(?<=\bb))'[^'\n]{{{MAX_ECHO + 1},}}'(?!\w)"  # also a bytes repr, b'...'
+    rf"|(?:(?<!\w)|(?<=\bb))\"[^\"\n]{{{MAX_ECHO + 1},}}\"(?!\w)"
 )
 
 

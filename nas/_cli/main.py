@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
             rc = app(args=argv, prog_name="nas", standalone_mode=False)
     except typer.Abort:
         err_console.print("error: aborted", markup=False)
-        sys.exit(_INTERRUPTED)
+        sys.exit(_interrupted_code())
     except KeyboardInterrupt:
         _say_interrupted()
         sys.exit(_interrupted_code())

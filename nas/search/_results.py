@@ -50,9 +50,14 @@ def _remeasured(
     budget: Mapping[str, float],
     z: float,
 ) -> dict[str, Any]:
-    """``row`` with the measured median of each device that measured its architecture after
-    the trial was evaluated (a prediction then); its feasibility follows."""
-    new = [d for d, ms in measured.items() if row["arch"] in ms and d not in row["measured_on"]]
+    """``row`` with the device's current measured median of its architecture wherever that
+    differs from what the trial recorded (a prediction then, or an older measurement); its
+    feasibility follows."""
+    arch = row["arch"]
+    new = [
+        d for d, ms in measured.items()
+        if arch in ms and (d not in row["measured_on"] or ms[arch] != row["latency_ms"][d])
+    ]  # fmt: skip
     if not new:
         return row
     lat = {**row["latency_ms"], **{d: float(measured[d][row["arch"]]) for d in new}}

@@ -281,6 +281,10 @@ def test_an_apostrophe_does_not_clip_a_message_as_a_quoted_value() -> None:
     assert clip_message(f"device '{long}' is not the server's") == (
         f"device '{'x' * 200}\u2026' (300 characters) is not the server's"
     )
+    # a bytes repr is a quoted value too (its b is no word the quote is inside)
+    assert clip_message(f"value b'{long}' is bad") == (
+        f"value b'{'x' * 200}\u2026' (300 characters) is bad"
+    )
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", None, "application/x-www-form-urlencoded"])

@@ -117,9 +117,11 @@ class _Noisy:
     def __init__(self, inner: Any, source: str = "adapted") -> None:
         self.inner, self.source = inner, source
 
-    def predict(self, archs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    def predict(self, archs: Sequence[str]) -> Any:
+        from nas.search import MeasuredPrediction
+
         mean = np.asarray(self.inner.predict(archs).mean_ms, dtype=float)
-        return mean, 0.1 * mean
+        return MeasuredPrediction(list(archs), mean, 0.1 * mean, "noisy", "1", 0, self.source)
 
 
 def _search(db_url: str, out: Path, model: Any, **kwargs: Any) -> Any:  # noqa: F811
@@ -188,7 +190,7 @@ def test_rerunning_after_measuring_uses_the_measurements(
     first = _search(db_url, tmp_path / "out", noisy, budget_ms=1e6)
     pending = to_measure(first)
     slow = pending[0]
-    measured = {a: 0.5 * float(noisy.predict([a])[0][0]) for a in pending[1:]}
+    measured = {a: 0.5 * float(noisy.predict([a]).mean_ms[0]) for a in pending[1:]}
     measured[slow] = 2e6  # over the budget once measured
     again = _search(db_url, tmp_path / "out", MeasuredFirstModel(noisy, measured), budget_ms=1e6)
     assert again.n_new_trials == 0 and again.n_trials == first.n_trials
@@ -200,6 +202,27 @@ def test_rerunning_after_measuring_uses_the_measurements(
     assert rows[slow]["feasible"] is False
     assert slow not in {e["arch"] for e in again.front}
     assert not set(to_measure(again)) & set(measured)
+
+
+def test_an_arch_measured_again_since_its_trial_gets_the_newest_value(
+    db_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Review: a trial evaluated on a measurement kept that measurement after the device was
+    measured again."""
+    from nas.search import MeasuredFirstModel
+    from search_spaces import get_space
+
+    _, models = _setup(db_url)
+    noisy = _Noisy(models[DEVICE])
+    sp = get_space("nasbench201")
+    archs = list(dict.fromkeys(sp.to_string(sp.random(i)) for i in range(3000)))
+    old = {a: 5.0 for a in archs}  # measured before the search: its trials record these
+    first = _search(db_url, tmp_path / "out", MeasuredFirstModel(noisy, old))
+    hit = next(t["arch"] for t in first.trials if t["measured_on"])
+    again = _search(db_url, tmp_path / "out", MeasuredFirstModel(noisy, {**old, hit: 7.5}))
+    row = {t["arch"]: t for t in again.trials}[hit]
+    assert row["latency_ms"][DEVICE] == 7.5 and row["measured_on"] == [DEVICE]
 
 
 def test_collect_study_rebuilds_a_result_without_running_trials(
