@@ -287,15 +287,51 @@ def _suggest_measuring(result: SearchResult, out_dir: Path) -> None:
     if result.contenders:
         n = count_noun(len(result.contenders), "contender")
         what.append(f"{n} (p_front >= {CONTENDER_P:g})")
-    device = result.devices[0] if len(result.devices) == 1 else "DEVICE"
-    each = "" if len(result.devices) == 1 else " on each device"
+    one = len(result.devices) == 1
+    device = result.devices[0] if one else "DEVICE"
+    settings = _measure_options(result.space, device) if one else ""
+    each = "" if one else " on each device (with its settings)"
     console.print(
         f"to confirm the front, measure its {' and '.join(what)}{each}: nas measure --space "
-        f"{result.space} --device-name {device} --archs {out_dir / 'to_measure.txt'}; "
+        f"{result.space} --device-name {device}{settings} --archs {out_dir / 'to_measure.txt'}; "
         "rerunning this command then uses the measurements",
         markup=False,
         soft_wrap=True,
     )
+
+
+def _measure_options(space: str, device: str) -> str:
+    """`nas measure` options that reproduce how ``device`` was measured in ``space`` (its
+    runtime, precision, batch, threads and input shapes; nothing for a device the database
+    does not hold), so new rows land in the workload its latencies are read at."""
+    from nas._cli.device import onboard_config
+    from search_spaces import get_space
+
+    sp = get_space(space)
+    try:
+        with open_db() as db:
+            if device not in {d.name for d in db.list_devices()}:
+                return ""
+            cfg = onboard_config(db, device, sp)
+    except Exception:  # noqa: BLE001 - a hint must not fail the search that succeeded
+        return ""
+    opts = [
+        *([f"--runtime {cfg.runtime}"] if cfg.runtime != "torch" else []),
+        *([f"--precision {cfg.precision}"] if cfg.precision != "fp32" else []),
+        *([f"--batch {cfg.batch_size}"] if cfg.batch_size != 1 else []),
+        *([f"--threads {cfg.threads}"] if cfg.threads is not None else []),
+    ]
+    default = sp.default_workload()
+    workload = cfg.workload or default
+    flags = {
+        "resolution": "--resolution",
+        "prompt_len": "--prompt-len",
+        "decode_len": "--decode-len",
+    }
+    for name, flag in flags.items():
+        if getattr(workload, name) != getattr(default, name):
+            opts.append(f"{flag} {getattr(workload, name)}")
+    return "".join(f" {o}" for o in opts)
 
 
 def _study_and_out(

@@ -248,3 +248,28 @@ def test_collect_study_rebuilds_a_result_without_running_trials(
     assert collect_study(study_name=res.study_name, **kw) is None  # in memory: nothing kept
     with pytest.raises(ValueError, match="`trials`"):
         collect_study(study_name=res.study_name, out_dir=tmp_path / "out", **{**kw, "trials": 0})
+
+
+def test_the_suggested_measure_command_keeps_the_devices_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review: the suggested `nas measure` left out the device's settings and input, so for a
+    device measured at 64 px the new rows landed at the default input and were not used."""
+    from hwdb import DeviceSpec, HardwareDB, MeasurementIn
+    from nas._cli.search import _measure_options
+    from search_spaces import get_space
+
+    url = f"sqlite:///{tmp_path / 'm.sqlite'}"
+    sp = get_space("nasbench201")
+    archs = list(dict.fromkeys(sp.to_string(sp.random(i)) for i in range(3)))
+    with HardwareDB(url, create=True) as db:
+        db.upsert_device(DeviceSpec(name="cam", runtime="onnxruntime", threads=4))
+        db.add_measurements(
+            [MeasurementIn("cam", "nasbench201", a, median=2.0, workload={"resolution": 64})
+             for a in archs]
+        )  # fmt: skip
+    monkeypatch.setenv("NAS_DATABASE_URL", url)
+    assert _measure_options("nasbench201", "cam") == (
+        " --runtime onnxruntime --threads 4 --resolution 64"
+    )
+    assert _measure_options("nasbench201", "jetson-orin-nano") == ""  # zero-shot: not stored
