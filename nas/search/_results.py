@@ -76,7 +76,7 @@ def _confidence(
     """``front`` with each point's ``p_front`` (:func:`~nas.search._confidence.front_probability`
     among the feasible rows), and the contenders: rows off the front with ``p_front`` of at
     least :data:`~nas.search._confidence.CONTENDER_P`, most probable first."""
-    unique = list({r["arch"]: r for r in rows if r["feasible"]}.values())
+    unique = _feasible_archs(rows)
     if not unique:
         return front, []
     p = front_probability(
@@ -95,6 +95,11 @@ def _confidence(
     return [{**e, "p_front": p_of[e["arch"]]} for e in front], contenders
 
 
+def _feasible_archs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The feasible rows, one per architecture (its last trial's)."""
+    return list({r["arch"]: r for r in rows if r["feasible"]}.values())
+
+
 def _objectives(rows: list[dict[str, Any]], devices: list[str]) -> np.ndarray:
     return np.array(
         [[-r["accuracy"]] + [r["latency_ms"][d] for d in devices] for r in rows]
@@ -103,7 +108,7 @@ def _objectives(rows: list[dict[str, Any]], devices: list[str]) -> np.ndarray:
 
 def front_of(rows: list[dict[str, Any]], devices: list[str]) -> list[dict[str, Any]]:
     """Non-dominated feasible rows, one per architecture, sorted by first-device latency."""
-    unique = list({r["arch"]: r for r in rows if r["feasible"]}.values())
+    unique = _feasible_archs(rows)
     if not unique:
         return []
     mask = pareto_mask(_objectives(unique, devices))
