@@ -61,9 +61,10 @@ def search_dir(search_out_dir: str | None, database_url: str | None) -> str | No
     import hashlib
 
     import platformdirs
+    from sqlalchemy.engine import make_url
 
     from hwdb import default_database_url
-    from hwdb._engine import redact, sqlite_file
+    from hwdb._engine import is_memory_url, sqlite_file
 
     if search_out_dir is not None:
         if search_out_dir.strip().lower() == SEARCHES_IN_MEMORY:
@@ -73,12 +74,20 @@ def search_dir(search_out_dir: str | None, database_url: str | None) -> str | No
     file = sqlite_file(url)
     if file is not None:
         return os.path.abspath(file.parent / f"{file.name}.searches")
-    if url.startswith("sqlite"):  # in memory: nothing outlives the process anyway
+    if is_memory_url(url):  # nothing outlives the process anyway
         return None
-    tail = re.sub(r"[^A-Za-z0-9_.-]+", "-", redact(url).split("@")[-1].split("://")[-1])
-    digest = hashlib.sha1(url.encode()).hexdigest()[:10]
-    name = f"{tail.strip('-')[:60]}-{digest}"
-    return os.path.abspath(Path(platformdirs.user_data_dir("nas")) / "searches" / name)
+    try:  # where the database is, never its credentials (query included): a rotated
+        # password keeps the folder, and no secret reaches a path
+        parsed = make_url(url)
+        parts = (parsed.host or "local", parsed.port, parsed.database)
+        where = "-".join(str(x) for x in parts if x)
+        ident = f"{parsed.get_backend_name()}://{where}"
+    except Exception:  # noqa: BLE001 - a URL the engine will refuse anyway: a stable name
+        where, ident = "database", "unparsed"
+    tail = re.sub(r"[^A-Za-z0-9_.-]+", "-", where).strip("-")[:60]
+    digest = hashlib.sha1(ident.encode()).hexdigest()[:10]
+    root = Path(platformdirs.user_data_dir("nas")) / "searches"
+    return os.path.abspath(root / f"{tail}-{digest}")
 
 
 @dataclass(frozen=True)

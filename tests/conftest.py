@@ -80,6 +80,8 @@ def _isolated_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Never touch the user's real database from tests."""
     monkeypatch.setenv("NAS_DATABASE_URL", f"sqlite:///{tmp_path / 'default-hwdb.sqlite'}")
     monkeypatch.setenv("NAS_HOME", str(tmp_path / "nas-home"))
+    # the user data folder (the service's searches of a PostgreSQL database live there)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups

@@ -72,7 +72,8 @@ def create_device(
     except NotFoundError:
         full = body.model_dump()
         created = _store(db, services, full, set(full), key.name, insert_only=True)
-        if all(getattr(created, f) == v for f, v in full.items()):
+        mine = created.registered_by == key.name
+        if mine and all(getattr(created, f) == v for f, v in full.items()):
             return created  # 201: this request's device
         stored = db.get_device(body.name)  # another request registered the name meanwhile
     response.status_code = status.HTTP_200_OK

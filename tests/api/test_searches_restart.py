@@ -88,6 +88,10 @@ def test_each_database_gets_its_own_search_folder(tmp_path: Path) -> None:
     users = Path(platformdirs.user_data_dir("nas")) / "searches"
     assert pg[0] != pg[1] and all(Path(d).parent == users for d in pg)  # type: ignore[arg-type]
     assert "p@" not in pg[0] and "db.example-one-" in pg[0]  # type: ignore[operator]
+    # where the database is, never its credentials: a rotated password keeps the folder
+    secret = search_dir(None, "postgresql://u:s3cret@db.example:5432/one?sslpassword=TOP")
+    assert secret == search_dir(None, "postgresql://u:new@db.example:5432/one")
+    assert "s3cret" not in str(secret) and "TOP" not in str(secret)
     assert search_dir(None, "sqlite://") is None  # in memory: nothing outlives the process
     assert search_dir("off", None) is None and search_dir(" OFF ", None) is None
     assert search_dir(str(tmp_path / "mine"), None) == str(tmp_path / "mine")
