@@ -130,11 +130,12 @@ def device_workload(table: pd.DataFrame, space: str, device: str) -> Workload | 
     try:
         import search_spaces
 
-        default = search_spaces.get_space(space).default_workload()
+        sp = search_spaces.get_space(space)
     except Exception:  # noqa: BLE001 - unregistered space: no featurizer reads a workload
         return None
+    default = sp.default_workload()
     try:
-        workload = type(default).from_dict({**default.to_dict(), **stored})
+        workload = sp.workload_with(stored)
     except ValueError as exc:
         raise PredictorError(f"device {device!r}: bad stored workload {stored}: {exc}") from exc
     return None if workload == default else workload

@@ -222,6 +222,17 @@ class SearchSpace(ABC, Generic[ArchT]):
         """A small workload for quick CPU forward passes in tests (override per space)."""
         return self.default_workload()
 
+    def workload_with(self, fields: Mapping[str, Any]) -> Workload:
+        """:meth:`default_workload` with ``fields`` over it (how a stored workload, which may
+        state only what differs from the default, is read back).
+
+        Raises:
+            ValueError: naming an unknown field, or a value :class:`Workload` refuses.
+            TypeError: for a value of the wrong type that :class:`Workload` cannot check.
+        """
+        default = self.default_workload()
+        return type(default).from_dict({**default.to_dict(), **fields})
+
     def workload_dict(self, workload: Workload | None = None) -> dict[str, int]:
         """The :attr:`workload_fields` of ``workload`` (default: :meth:`default_workload`)."""
         full = (workload or self.default_workload()).to_dict()

@@ -64,9 +64,8 @@ def _check_workload(space: str, workload: dict[str, Any], row: int) -> None:
         return
     from search_spaces import get_space
 
-    default = get_space(space).default_workload()
     try:
-        type(default).from_dict({**default.to_dict(), **workload})
+        get_space(space).workload_with(workload)
     except (TypeError, ValueError) as exc:
         raise ApiError(
             422, ["body", "measurements", row, "workload"],

@@ -100,11 +100,11 @@ def _workload(file: Path, where: str, space: str, row: dict[str, str]) -> dict[s
     from search_spaces import SearchSpaceError, get_space
 
     try:
-        default = get_space(space).default_workload()
+        sp = get_space(space)
     except SearchSpaceError:  # a space the registry does not know: stored as stated
         return stated
     try:
-        type(default).from_dict({**default.to_dict(), **stated})
+        sp.workload_with(stated)
     except ValueError as exc:
         col = next((c for c in stated if f"`{c}`" in str(exc)), next(iter(stated)))
         raise bad(file, where, col, str(exc)) from None

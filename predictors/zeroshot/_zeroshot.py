@@ -123,8 +123,7 @@ def _workload_of(db: HardwareDB, name: str, space: str) -> Workload | None:
         return None
     if batch == 1:
         return None
-    default = get_space(space).default_workload()
-    return type(default).from_dict({**default.to_dict(), "batch_size": batch})
+    return get_space(space).workload_with({"batch_size": batch})
 
 
 class RooflineLatencyModel:
