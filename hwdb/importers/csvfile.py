@@ -9,10 +9,11 @@ nothing). The input a row was measured at (its workload): ``resolution`` (vision
 ``prompt_len`` and ``decode_len`` (language models), and ``batch_size``; a row that states
 none was measured at the space's default input. A device's latencies are read at one workload,
 the one most of its rows have (:meth:`hwdb.HardwareDB.latency_table`), so rows at another are
-stored but not used: :func:`unused_rows` finds them. ``metric`` must be one the space is
-measured in (``latency_ms``; ``prefill_ms``, ``decode_ms_per_token`` or ``e2e_ms`` for
-language models) and ``precision`` one of :data:`hwdb._types.PRECISIONS`. Architecture
-strings are canonicalised through the registered search space
+stored but not used: :func:`unused_rows` finds them (and a device's earlier rows that an
+import ties or outnumbers, given :func:`read_workloads` taken before it). ``metric`` must be
+one the space is measured in (``latency_ms``; ``prefill_ms``, ``decode_ms_per_token`` or
+``e2e_ms`` for language models) and ``precision`` one of :data:`hwdb._types.PRECISIONS`.
+Architecture strings are canonicalised through the registered search space
 (``search_spaces.get_space(space).canonicalize``).
 """
 
@@ -38,7 +39,7 @@ from hwdb.importers._common import (
 if TYPE_CHECKING:
     from hwdb._storage import HardwareDB
 
-__all__ = ["OPTIONAL", "REQUIRED", "import_csv", "load_csv", "unused_rows"]
+__all__ = ["OPTIONAL", "REQUIRED", "import_csv", "load_csv", "read_workloads", "unused_rows"]
 
 REQUIRED = ("space", "arch", "device", "latency_ms")
 OPTIONAL = ("metric", "batch_size", "precision", "runtime", "family", *("resolution", "prompt_len",
@@ -46,6 +47,8 @@ OPTIONAL = ("metric", "batch_size", "precision", "runtime", "family", *("resolut
 _DEVICE_FIELDS = ("batch_size", "precision", "runtime", "family")
 #: Columns giving a row's workload (``batch_size`` also describes its device).
 _WORKLOAD_FIELDS = ("batch_size", "resolution", "prompt_len", "decode_len")
+#: (device, space, metric): one latency column of a device.
+_Key = tuple[str, str, str]
 
 
 def _latency_metric(space: str) -> str:
@@ -111,15 +114,44 @@ def _workload(file: Path, where: str, space: str, row: dict[str, str]) -> dict[s
     return stated
 
 
-def unused_rows(db: HardwareDB, rows: list[MeasurementIn]) -> list[dict[str, Any]]:
-    """The groups of ``rows`` (stored) that latency tables leave out: rows of a device at
-    another workload than the one most of its rows in that space have.
+def read_workloads(db: HardwareDB, rows: list[MeasurementIn]) -> dict[_Key, dict[str, Any] | None]:
+    """The input shape each (device, space, metric) of ``rows`` has its latencies read at now
+    (:func:`hwdb._queries.workload_shape`), None where the database holds none of its rows.
+    Taken before an import, it lets :func:`unused_rows` tell which earlier rows the import
+    displaced."""
+    from hwdb._errors import NotFoundError
+    from hwdb._queries import workload_shape
+
+    out: dict[_Key, dict[str, Any] | None] = {}
+    for device, space, metric in sorted({(r.device, r.space, r.metric) for r in rows}):
+        try:
+            table = db.latency_table(space, devices=[device], metric=metric)
+        except NotFoundError:  # a new device or space
+            out[(device, space, metric)] = None
+            continue
+        stored = table.attrs["workload"].get(device)
+        has_rows = device in table.columns and bool(table[device].notna().any())
+        out[(device, space, metric)] = (
+            workload_shape(space, dict(stored or {})) if has_rows else None
+        )
+    return out
+
+
+def unused_rows(
+    db: HardwareDB,
+    rows: list[MeasurementIn],
+    before: dict[_Key, dict[str, Any] | None] | None = None,
+) -> list[dict[str, Any]]:
+    """The groups of stored rows that latency tables leave out: rows of ``rows`` (stored) of a
+    device at another workload than the one most of its rows in that space have, and, given
+    ``before`` (:func:`read_workloads` taken before the import), the device's earlier rows
+    when the import moved its column to another workload (its rows tie or outnumber them).
 
     Returns:
-        ``{"device", "space", "metric", "rows", "workload", "used"}`` per such group:
-        ``workload`` the rows' input shapes that differ from the space's default
+        ``{"device", "space", "metric", "rows", "workload", "used", "earlier"}`` per such
+        group: ``workload`` the rows' input shapes that differ from the space's default
         (:func:`hwdb._queries.workload_shape`), ``used`` those of the workload the device's
-        column is read at.
+        column is read at, ``earlier`` whether they are rows stored before the import.
     """
     from hwdb._queries import workload_shape
 
@@ -128,13 +160,25 @@ def unused_rows(db: HardwareDB, rows: list[MeasurementIn]) -> list[dict[str, Any
         shape = json.dumps(workload_shape(r.space, dict(r.workload)), sort_keys=True)
         key = (r.device, r.space, r.metric, shape)
         groups[key] = groups.get(key, 0) + 1
+    now = read_workloads(db, rows)
     out = []
     for (device, space, metric, shape), n in sorted(groups.items()):
-        table = db.latency_table(space, devices=[device], metric=metric)
-        used = workload_shape(space, dict(table.attrs["workload"].get(device) or {}))
+        used = now[(device, space, metric)] or {}
         if json.loads(shape) != used:
             out.append({"device": device, "space": space, "metric": metric, "rows": n,
-                        "workload": json.loads(shape), "used": used})  # fmt: skip
+                        "workload": json.loads(shape), "used": used, "earlier": False})  # fmt: skip
+    for (device, space, metric), was in sorted((before or {}).items()):
+        used = now.get((device, space, metric)) or {}
+        if was is None or was == used:
+            continue
+        n = sum(
+            g["rows"]
+            for g in db.measurement_groups(device, space=space)
+            if g["metric"] == metric and workload_shape(space, dict(g["workload"])) == was
+        )
+        if n:
+            out.append({"device": device, "space": space, "metric": metric, "rows": n,
+                        "workload": was, "used": used, "earlier": True})  # fmt: skip
     return out
 
 

@@ -114,10 +114,16 @@ def _bar(label: str, total: int) -> Iterator[Callable[[int], None]]:
 
 
 def _apply(
-    label: str, load: Callable[[], BulkImport], replace: bool | None = None, *, done: str = ""
+    label: str,
+    load: Callable[[], BulkImport],
+    replace: bool | None = None,
+    *,
+    done: str = "",
+    inspect: Callable[[HardwareDB, BulkImport], None] | None = None,
 ) -> None:
     """Import what ``load`` reads; ``replace`` None: the command has no ``--replace``;
-    ``done``: what earlier imports of the same command stored (for the Ctrl-C note)."""
+    ``done``: what earlier imports of the same command stored (for the Ctrl-C note);
+    ``inspect``: called with the database and the data just before they are written."""
     set_interrupt_note(f"{done}nothing of {label} was stored (it was being read)")
     with console.status(f"reading {label} ..."):
         data = load()
@@ -128,6 +134,8 @@ def _apply(
     )
     try:
         with _open() as db, _bar(f"importing {label}", data.n_rows) as advance:
+            if inspect is not None:
+                inspect(db, data)
             try:
                 counts = db.bulk_import(
                     data, progress=advance, replace=bool(replace), before_commit=guard.hold
@@ -245,23 +253,37 @@ def import_csv(
 ) -> None:
     """Import a hand-written measurement CSV (optional columns: metric, batch_size, precision,
     runtime, family, and the input it was measured at: resolution, prompt_len, decode_len)."""
-    from hwdb.importers.csvfile import load_csv, unused_rows
+    from hwdb.importers.csvfile import load_csv, read_workloads, unused_rows
 
     read: list[BulkImport] = []
+    before: dict[tuple[str, str, str], dict[str, Any] | None] = {}
 
     def load() -> BulkImport:
         read.append(load_csv(file))  # kept: the notes below look at its rows
         return read[0]
 
-    _apply(file.name, load, replace)
+    def inspect(db: HardwareDB, data: BulkImport) -> None:
+        before.update(read_workloads(db, data.rows))  # what each column is read at now
+
+    _apply(file.name, load, replace, inspect=inspect)
     with _open() as db:
-        for group in unused_rows(db, read[0].rows):
+        for group in unused_rows(db, read[0].rows, before):
             err_console.print(_unused_note(group), markup=False)
 
 
 def _unused_note(group: dict[str, Any]) -> str:
     """Why rows of one device, space and input were stored but are not used."""
     space, rows = group["space"], count_noun(group["rows"], "row")
+    if group["earlier"]:
+        was, used = (_workload_text(space, group[k]) for k in ("workload", "used"))
+        return (
+            f"note: {group['device']}'s latencies in {space} ({group['metric']}) are now read "
+            f"at input {used}, where it now has as many rows as at {was} or more (ties go to the "
+            f"newest), so its {rows} at {was}, stored earlier, are left out by predictions and "
+            f"searches (`nas hwdb show {group['device']}` lists both). To keep reading {was}, "
+            "import this file under another device name and delete its rows here "
+            f"(`nas hwdb delete {group['device']} --space {space} --arch ...`)"
+        )
     return (
         f"note: {rows} of {group['device']} in {space} ({group['metric']}) are at input "
         f"{_workload_text(space, group['workload'])}, but most of the device's rows, which its "

@@ -151,3 +151,38 @@ def test_import_csv_says_which_rows_a_device_leaves_out(
     (note,) = [line for line in err.splitlines() if line.startswith("note:")]
     assert code == 0 and note.startswith("note: 2 rows of cam in nasbench201 (latency_ms) are at")
     assert "input default" in note and "resolution=64" in note and "resolution" in note
+
+
+def test_import_csv_says_when_it_moves_a_device_to_another_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Left open by session 28: a CSV whose rows at another input tie with a device's stored
+    rows takes the device's column over (ties go to the newest) and its earlier rows were
+    left out without a word. The import now names them, and a file that does not move the
+    column says nothing."""
+    from tests.hwdb._helpers import nb201_archs
+
+    db = f"sqlite:///{tmp_path / 't.sqlite'}"
+    archs = nb201_archs(6)
+    plain = tmp_path / "plain.csv"
+    plain.write_text(
+        "space,arch,device,latency_ms\n" + "".join(f"nasbench201,{a},cam,9\n" for a in archs[:3])
+    )
+    code, _, err = _run(["--db", db, "hwdb", "import", "csv", str(plain)], capsys)
+    assert code == 0 and "note: cam" not in err
+    at64 = tmp_path / "at64.csv"
+    at64.write_text(
+        "space,arch,device,latency_ms,resolution\n"
+        + "".join(f"nasbench201,{a},cam,1.5,64\n" for a in archs[3:])
+    )
+    code, _, err = _run(["--db", db, "hwdb", "import", "csv", str(at64)], capsys)
+    (note,) = [line for line in err.splitlines() if line.startswith("note:")]
+    assert code == 0 and note.startswith(
+        "note: cam's latencies in nasbench201 (latency_ms) are now read at input resolution=64"
+    )
+    assert "its 3 rows at default, stored earlier, are left out" in note
+    with HardwareDB(db) as hw:
+        column = hw.latency_table("nasbench201", devices=["cam"])["cam"]
+        assert column.dropna().tolist() == [1.5] * 3
+    code, _, err = _run(["--db", db, "hwdb", "import", "csv", str(at64)], capsys)
+    assert code == 0 and "now read at" not in err  # the column stays where it is

@@ -296,7 +296,7 @@ def test_csv_rows_state_the_input_they_were_measured_at(
     import_csv(small_db, plain)
     (group,) = unused_rows(small_db, load_csv(plain).rows)
     assert group == {"device": "cam", "space": "nasbench201", "metric": "latency_ms", "rows": 2,
-                     "workload": {}, "used": {"resolution": 64}}  # fmt: skip
+                     "workload": {}, "used": {"resolution": 64}, "earlier": False}  # fmt: skip
     assert unused_rows(small_db, load_csv(at64).rows) == []
     table = small_db.latency_table("nasbench201", devices=["cam"])
     assert sorted(table["cam"].dropna()) == [1.0, 2.0, 3.0, 4.0]
@@ -327,3 +327,35 @@ def test_unused_rows_ignore_fields_that_are_no_input_shape(
     assert unused_rows(small_db, load_csv(path).rows) == []
     table = small_db.latency_table("nemotron_flash", devices=["pi"], metric="e2e_ms")
     assert table["pi"].notna().sum() == len(archs)
+
+
+def test_unused_rows_name_earlier_rows_an_import_displaced(
+    small_db: HardwareDB, tmp_path: Path
+) -> None:
+    """Given what each column was read at before an import (`read_workloads`), `unused_rows`
+    also names the device's earlier rows when the import's rows tie with or outnumber them."""
+    from hwdb.importers.csvfile import load_csv, read_workloads, unused_rows
+    from tests.hwdb._helpers import nb201_archs
+
+    archs = nb201_archs(5)
+    plain = tmp_path / "plain.csv"
+    plain.write_text(
+        "space,arch,device,latency_ms\n" + "".join(f"nasbench201,{a},cam,9\n" for a in archs[:2])
+    )
+    rows = load_csv(plain).rows
+    assert read_workloads(small_db, rows) == {("cam", "nasbench201", "latency_ms"): None}
+    import_csv(small_db, plain)
+    assert read_workloads(small_db, rows) == {("cam", "nasbench201", "latency_ms"): {}}
+    at64 = tmp_path / "at64.csv"
+    at64.write_text(
+        "space,arch,device,latency_ms,resolution\n"
+        + "".join(f"nasbench201,{a},cam,1.5,64\n" for a in archs[2:])
+    )
+    rows = load_csv(at64).rows
+    before = read_workloads(small_db, rows)
+    import_csv(small_db, at64)
+    assert unused_rows(small_db, rows) == []  # the file's own rows are all used
+    assert unused_rows(small_db, rows, before) == [
+        {"device": "cam", "space": "nasbench201", "metric": "latency_ms", "rows": 2,
+         "workload": {}, "used": {"resolution": 64}, "earlier": True}
+    ]  # fmt: skip
