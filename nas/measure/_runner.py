@@ -404,6 +404,45 @@ def _spec_of(device: Device) -> DeviceSpec:
     return DeviceSpec(**{f.name: getattr(device, f.name) for f in fields(DeviceSpec)})
 
 
+def device_conflict(
+    db: HardwareDB, name: str, cfg: ResolvedConfig, *, source: str = "nas measure"
+) -> list[str]:
+    """Why :func:`measure_architectures` with ``cfg`` would refuse to store rows under the
+    stored device ``name``: ``key=stored value`` for each setting (runtime, precision, batch,
+    threads) its rows were measured with that this configuration does not share (empty: it
+    may, or the device is not stored). A setting the device does not record (runtime
+    ``'unknown'``, threads ``None``: an imported device) conflicts too, since rows measured
+    now could not be told apart from rows measured otherwise; only a catalog device without
+    measurements takes them from its first run.
+    """
+    return _device_plan(db, cfg, name, source)[2]
+
+
+def _device_plan(
+    db: HardwareDB, cfg: ResolvedConfig, name: str, source: str
+) -> tuple[Device | None, dict[str, Any], list[str]]:
+    """The stored device (None: none), the settings this run fills in, and the settings in
+    conflict (see :func:`device_conflict`)."""
+    from hwdb import NotFoundError
+
+    spec = cfg.device_spec(name, hardware="", source=source)
+    try:
+        old = db.get_device(name)
+    except NotFoundError:
+        return None, {}, []
+    # A device registered from the datasheet catalog (`nas device add`, `nas device onboard
+    # --catalog`) leaves its runtime and threads open until its first measurement.
+    unset = {"runtime": "unknown", "threads": None}
+    fill = {}
+    empty = db.count_measurements(device=name) == 0
+    if old.provenance == "catalog" and empty:
+        fill = {k: getattr(spec, k) for k, v in unset.items() if getattr(old, k) == v}
+    diff = _device_diff(old, spec, skip=list(fill))
+    if diff and old.provenance == "measured" and old.source == source and empty:
+        diff = []  # declared again with this run's settings: nothing was measured under it
+    return old, fill, diff
+
+
 def _check_device(db: HardwareDB, cfg: ResolvedConfig, name: str, source: str) -> _Declared:
     """Register the device or check its stored configuration.
 
@@ -416,31 +455,24 @@ def _check_device(db: HardwareDB, cfg: ResolvedConfig, name: str, source: str) -
     Returns:
         What was done, for :func:`_undeclare` to undo when the run fails.
     """
-    from hwdb import NotFoundError
-
     hardware = cpu_model() if cfg.device_type == "cpu" else ""
     spec = cfg.device_spec(name, hardware=hardware, source=source)
-    try:
-        old = db.get_device(name)
-    except NotFoundError:
+    old, fill, diff = _device_plan(db, cfg, name, source)
+    if old is None:
         db.upsert_device(spec)
         return _Declared(created=True)
-    # A device registered from the datasheet catalog (`nas device add`, `nas device onboard
-    # --catalog`) leaves its runtime and threads open until its first measurement.
-    unset = {"runtime": "unknown", "threads": None}
-    fill = {}
-    empty = db.count_measurements(device=name) == 0
-    if old.provenance == "catalog" and empty:
-        fill = {k: getattr(spec, k) for k, v in unset.items() if getattr(old, k) == v}
-    diff = _device_diff(old, spec, skip=list(fill))
-    if diff and old.provenance == "measured" and old.source == source and empty:
+    if diff:
+        how = "store this configuration under another device name"
+        if all(v.endswith(("=None", "='unknown'")) for v in diff):
+            how = (
+                "settings its rows did not record, so rows measured here could not be told "
+                "apart from them; measure with the tool that measured its rows and import them "
+                f"(`nas hwdb import csv`), or {how}"
+            )
+        raise NasError(f"device {name!r} already exists with {', '.join(diff)}; {how}")
+    if _device_diff(old, spec, skip=list(fill)):  # a measured device declared again
         db.upsert_device(spec)
         return _Declared(previous=_spec_of(old))
-    if diff:
-        raise NasError(
-            f"device {name!r} already exists with {', '.join(diff)}; "
-            "store this configuration under another device name"
-        )
     if fill:
         from dataclasses import replace
 

@@ -274,3 +274,26 @@ def test_measure_and_hwdb_agree_on_language_model_metrics() -> None:
     from nas.measure._config import LM_METRICS
 
     assert LM_METRICS == hwdb.LM_METRICS
+
+
+def test_an_imported_device_that_did_not_record_its_threads_is_refused_with_the_way_out(
+    sqlite_url: str,
+) -> None:
+    """An imported device (LatBench's Jetson Nano) stores threads None: rows measured now
+    cannot be told apart from its rows, so `nas measure` refuses them and says what to do
+    instead (import its own tool's rows); `device_conflict` gives the same answer unrun."""
+    from hwdb import MeasurementIn
+    from nas.measure import device_conflict
+
+    sp = get_space(SPACE)
+    archs = select_architectures(sp, n=2, seed=0)
+    with HardwareDB(sqlite_url) as db:
+        db.upsert_device(DeviceSpec(name="nano", runtime="torch", provenance="imported"))
+        db.add_measurements([MeasurementIn("nano", SPACE, archs[0], median=3.0)])
+        assert device_conflict(db, "nano", _config(threads=1).resolve(sp)) == ["threads=None"]
+        with pytest.raises(NasError, match="did not record") as err:
+            measure_architectures(db, space=SPACE, device="nano", archs=archs,
+                                  config=_config(threads=1))  # fmt: skip
+        assert "`nas hwdb import csv`" in str(err.value)
+        assert db.count_measurements(device="nano") == 1
+        assert device_conflict(db, "new-board", _config(threads=1).resolve(sp)) == []

@@ -7,7 +7,8 @@ import csv
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -270,6 +271,45 @@ def test_the_suggested_measure_command_keeps_the_devices_settings(
         )  # fmt: skip
     monkeypatch.setenv("NAS_DATABASE_URL", url)
     assert _measure_options("nasbench201", "cam") == (
-        " --runtime onnxruntime --threads 4 --resolution 64"
+        " --runtime onnxruntime --threads 4 --resolution 64",
+        [],
     )
-    assert _measure_options("nasbench201", "jetson-orin-nano") == ""  # zero-shot: not stored
+    assert _measure_options("nasbench201", "jetson-orin-nano") == ("", [])  # not stored
+
+
+def test_the_suggestion_says_when_nas_measure_cannot_add_to_the_device(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Left open by session 28: for a TensorRT int8 device, or an imported one that did not
+    record its threads (LatBench's Jetson Nano, the search benchmark's own device), the
+    suggested `nas measure` command was refused by `nas measure`. The suggestion now says
+    what it cannot reproduce and to import the rows instead."""
+    from hwdb import DeviceSpec, HardwareDB, MeasurementIn
+    from nas._cli.search import _measure_options, _suggest_measuring
+    from search_spaces import get_space
+
+    url = f"sqlite:///{tmp_path / 'c.sqlite'}"
+    sp = get_space("nasbench201")
+    archs = list(dict.fromkeys(sp.to_string(sp.random(i)) for i in range(3)))
+    with HardwareDB(url, create=True) as db:
+        db.upsert_device(DeviceSpec(name="orin-trt", runtime="tensorrt", precision="int8",
+                                    threads=6))  # fmt: skip
+        db.upsert_device(DeviceSpec(name="nano", runtime="torch", provenance="imported"))
+        db.add_measurements(
+            [MeasurementIn(d, "nasbench201", a, median=2.0) for a in archs
+             for d in ("orin-trt", "nano")]
+        )  # fmt: skip
+    monkeypatch.setenv("NAS_DATABASE_URL", url)
+    assert _measure_options("nasbench201", "orin-trt")[1] == [
+        "runtime='tensorrt'",
+        "precision='int8'",
+    ]
+    assert _measure_options("nasbench201", "nano")[1] == ["threads=None"]
+    result = SimpleNamespace(
+        space="nasbench201", devices=["nano"], front=[{"arch": archs[0]}], contenders=[]
+    )
+    monkeypatch.setattr("nas.search.to_measure", lambda res: [archs[0]])
+    _suggest_measuring(cast(Any, result), tmp_path / "out")
+    said = " ".join(capsys.readouterr().out.split())
+    assert "on nano as its rows were measured (threads=None, which `nas measure` does not" in said
+    assert "import them with `nas hwdb import csv`" in said and "nas measure --space" not in said
