@@ -97,6 +97,8 @@ class BulkImport:
     device name -> setting (:data:`DEVICE_SETTINGS`) -> ``(where, field)``: the settings the
     file states for that device, where (``"FILE: row 3"``) and under which field name; a
     device without an entry states all of them (``where``: the device name).
+    ``registered_by`` maps a device name -> the API key that registered it through the
+    service (an export's ``device_registered_by``), set on the devices the import inserts.
     """
 
     devices: list[DeviceSpec] = field(default_factory=list)
@@ -105,6 +107,7 @@ class BulkImport:
     accuracies: list[AccuracySeries] = field(default_factory=list)
     rows: list[MeasurementIn] = field(default_factory=list)
     stated: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
+    registered_by: dict[str, str] = field(default_factory=dict)
 
     @property
     def n_archs(self) -> int:
@@ -203,12 +206,13 @@ def ensure_devices(
     *,
     update_existing: bool,
     fields: Collection[str] | None = None,
-    registered_by: str | None = None,
+    registered_by: str | Mapping[str, str] | None = None,
 ) -> dict[str, int]:
     """Insert devices (or update them when ``update_existing``: every field, or only
     ``fields``); returns name -> id. The insert and the update are one statement, so a
     device another writer inserted meanwhile keeps the fields this one does not set.
-    ``registered_by`` is set on inserted devices only.
+    ``registered_by`` (one API key's name, or one per device name: an export's) is set on
+    inserted devices only.
 
     Raises:
         ValueError: naming the argument of a device that :func:`check_new_device` refuses.
@@ -218,9 +222,10 @@ def ensure_devices(
     for spec in specs:
         check_new_device(spec)
     by_name = {s.name: s for s in specs}
-    rows = [
-        {**device_row(by_name[n], now), "registered_by": registered_by} for n in sorted(by_name)
-    ]
+    owner = (
+        registered_by.get if isinstance(registered_by, Mapping) else (lambda name: registered_by)
+    )
+    rows = [{**device_row(by_name[n], now), "registered_by": owner(n)} for n in sorted(by_name)]
     stmt = _insert(session, DeviceModel.__table__)
     keep = ("name", "created_at", "registered_by")
     cols = {

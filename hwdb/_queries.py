@@ -590,7 +590,9 @@ def apply_bulk(
     now = utcnow()
     dialect = session.get_bind().dialect.name
     _bulk.check_device_settings(session, data)
-    dev_ids = _bulk.ensure_devices(session, data.devices, now, update_existing=False)
+    dev_ids = _bulk.ensure_devices(
+        session, data.devices, now, update_existing=False, registered_by=data.registered_by
+    )
     needed = {s.device for s in data.measurements} - set(dev_ids)
     dev_ids.update(_bulk.device_ids(session, sorted(needed)))
     missing = sorted(needed - set(dev_ids))
@@ -683,6 +685,7 @@ def measurement_frame(session: Session, space: str | None, device: str | None) -
         M.workload,
         A.benchmark_index,
         *[getattr(D, c).label(f"device_{c}") for c in _FRAME_DEVICE_COLS],
+        D.registered_by.label("device_registered_by"),
         M.created_at,
         M.uploaded_by,
     ]

@@ -8,7 +8,9 @@ One row per record, device columns inlined. ``row_kind`` says what a row is:
   so is ``uploaded_by``, the API key that uploaded it) plus
   ``device_family``, ``device_hardware``, ``device_runtime``, ``device_precision``,
   ``device_batch_size``, ``device_threads``, ``device_provenance``, ``device_source`` and
-  ``device_attributes`` (JSON string);
+  ``device_attributes`` (JSON string), and the optional ``device_registered_by``: the API key
+  that registered the device through the service (:attr:`hwdb.Device.registered_by`), which
+  an import sets on the devices it inserts;
 * ``accuracy``: an :class:`~hwdb.AccuracyIn` in ``space``, ``arch``, ``dataset``, ``metric``,
   ``value`` and ``source`` (plus the arch's ``benchmark_index``); device columns null;
 * ``device``: a device without measurements (e.g. a catalog device), in ``device`` and the
@@ -82,10 +84,12 @@ DEVICE_COLUMNS: dict[str, str] = {
     "device_source": _STR,
     "device_attributes": _STR,
 }
-#: Columns of accuracy rows beyond :data:`COLUMNS`, the row kind and when and by whom a
-#: measurement was stored (optional on import: older files lack them).
+#: Columns of accuracy rows beyond :data:`COLUMNS`, the row kind, when and by whom a
+#: measurement was stored and which API key registered its device through the service
+#: (optional on import: older files lack them).
 _EXTRA_COLUMNS: dict[str, str] = {
     "row_kind": _STR, "dataset": _STR, "value": _F, "created_at": _TS, "uploaded_by": _STR,
+    "device_registered_by": _STR,
 }  # fmt: skip
 _KINDS = {**COLUMNS, **DEVICE_COLUMNS, **_EXTRA_COLUMNS}
 #: What a row of the format can be (``row_kind``).
@@ -185,7 +189,7 @@ def _measurement_records(
 ) -> list[dict[str, Any]]:
     records = []
     for raw in db.measurement_frame(space=space, device=device).to_dict("records"):
-        cols = (*COLUMNS, *DEVICE_COLUMNS, "created_at", "uploaded_by")
+        cols = (*COLUMNS, *DEVICE_COLUMNS, "device_registered_by", "created_at", "uploaded_by")
         rec = {**_blank(), **{c: _cell(_KINDS[c], raw[c]) for c in cols}}
         for col in _JSON:
             rec[col] = json.dumps(raw[col] or {}, sort_keys=True, default=str)
@@ -211,7 +215,7 @@ def _device_records(db: HardwareDB, only: str | None) -> list[dict[str, Any]]:
         rec = _blank()
         rec.update({c: getattr(dev, c[len("device_") :]) for c in DEVICE_COLUMNS})
         rec["device_attributes"] = json.dumps(dev.attributes or {}, sort_keys=True, default=str)
-        rec.update(device=dev.name, row_kind="device")
+        rec.update(device=dev.name, row_kind="device", device_registered_by=dev.registered_by)
         records.append(rec)
     return records
 
@@ -401,11 +405,28 @@ def load_parquet(path: str | Path) -> BulkImport:
         for setting in DEVICE_SETTINGS:  # a null cell states nothing
             if rec[f"device_{setting}"] not in (None, ""):
                 rows.state(i, spec.name, setting, f"device_{setting}")
+        _registered_by(file, i, rec, data.registered_by)
     data.devices = rows.devices
     data.stated = rows.stated
     data.accuracies = accuracies.series
     data.archs = accuracies.archs
     return data
+
+
+def _registered_by(file: Path, i: int, rec: dict[str, Any], seen: dict[str, str]) -> None:
+    """Record the API key that registered the row's device (``device_registered_by``; a null
+    cell states nothing); rows of one device that name two keys are refused."""
+    key = rec.get("device_registered_by")
+    if key in (None, ""):
+        return
+    if not isinstance(key, str):
+        raise bad(file, f"row {i + 1}", "device_registered_by", f"must be a string, got {key!r}")
+    first = seen.setdefault(rec["device"], key)
+    if first != key:
+        raise bad(
+            file, f"row {i + 1}", "device_registered_by",
+            f"{key!r} contradicts {first!r} of an earlier row of device {rec['device']!r}",
+        )  # fmt: skip
 
 
 def import_parquet(

@@ -103,6 +103,41 @@ def test_export_and_import_keep_the_uploader(db: HardwareDB, tmp_path: Path) -> 
         assert {r["uploaded_by"] for r in local} == {None}
 
 
+
+def test_export_and_import_keep_who_registered_each_device(
+    db: HardwareDB, tmp_path: Path
+) -> None:
+    """Left open by session 28: exports did not carry `registered_by`, so a device a key had
+    registered through the service came out of a move (laptop SQLite to a team's database)
+    owned by the database only. Now the export names the key for devices with and without
+    measurements, an import sets it on the devices it inserts, and a stored device keeps its
+    own."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from hwdb import ImportDataError
+
+    db.upsert_device(DeviceSpec(name="lab-pi", runtime="torch"), registered_by="edge-lab")
+    db.upsert_device(DeviceSpec(name="idle", runtime="torch"), registered_by="edge-lab")
+    db.add_measurements(_rows("lab-pi", "a", "edge-lab", ARCHS[:2]))
+    path = tmp_path / "out.parquet"
+    export_parquet(db, path)
+    with HardwareDB(f"sqlite:///{tmp_path / 'copy.sqlite'}") as copy:
+        copy.upsert_device(DeviceSpec(name="idle", runtime="torch"), registered_by="ops")
+        import_parquet(copy, path)
+        owners = {d.name: d.registered_by for d in copy.list_devices()}
+    assert owners == {"board": None, "other": None, "lab-pi": "edge-lab", "idle": "ops"}
+    table = pq.read_table(path).to_pylist()
+    for rec in table:
+        if rec["device"] == "lab-pi":
+            rec["device_registered_by"] = "mallory" if rec["arch"] == ARCHS[1] else "edge-lab"
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(pa.Table.from_pylist(table, schema=pq.read_schema(path)), bad)
+    with HardwareDB(f"sqlite:///{tmp_path / 'copy2.sqlite'}") as copy:
+        with pytest.raises(ImportDataError, match="device_registered_by.*contradicts"):
+            import_parquet(copy, bad)
+        assert copy.list_devices() == []
+
 def test_measurement_groups(db: HardwareDB) -> None:
     db.add_measurements([MeasurementIn(device="board", space="nasbench201", arch=ARCHS[0],
                                        median=7.0, protocol="a", metric="energy_mj",
