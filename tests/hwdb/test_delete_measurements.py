@@ -103,10 +103,7 @@ def test_export_and_import_keep_the_uploader(db: HardwareDB, tmp_path: Path) -> 
         assert {r["uploaded_by"] for r in local} == {None}
 
 
-
-def test_export_and_import_keep_who_registered_each_device(
-    db: HardwareDB, tmp_path: Path
-) -> None:
+def test_export_and_import_keep_who_registered_each_device(db: HardwareDB, tmp_path: Path) -> None:
     """Left open by session 28: exports did not carry `registered_by`, so a device a key had
     registered through the service came out of a move (laptop SQLite to a team's database)
     owned by the database only. Now the export names the key for devices with and without
@@ -137,6 +134,7 @@ def test_export_and_import_keep_who_registered_each_device(
         with pytest.raises(ImportDataError, match="device_registered_by.*contradicts"):
             import_parquet(copy, bad)
         assert copy.list_devices() == []
+
 
 def test_measurement_groups(db: HardwareDB) -> None:
     db.add_measurements([MeasurementIn(device="board", space="nasbench201", arch=ARCHS[0],
