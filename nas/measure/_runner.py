@@ -470,6 +470,7 @@ def _check_device(db: HardwareDB, cfg: ResolvedConfig, name: str, source: str) -
                 f"(`nas hwdb import csv`), or {how}"
             )
         raise NasError(f"device {name!r} already exists with {', '.join(diff)}; {how}")
+    _check_same_cpu(db, old, hardware, cfg)
     if _device_diff(old, spec, skip=list(fill)):  # a measured device declared again
         db.upsert_device(spec)
         return _Declared(previous=_spec_of(old))
@@ -478,6 +479,23 @@ def _check_device(db: HardwareDB, cfg: ResolvedConfig, name: str, source: str) -
 
         db.upsert_device(replace(_spec_of(old), **fill))
     return _Declared()
+
+
+def _check_same_cpu(db: HardwareDB, old: Device, hardware: str, cfg: ResolvedConfig) -> None:
+    """Refuse to add this CPU's timings to a device whose rows a run timed on another CPU (the
+    ``cpu_model`` its newest row's environment records, as :func:`environment` writes it):
+    the column would mix two machines. Rows that record no CPU (imports, GPU runs) are not
+    checked, nor is a device without rows."""
+    if cfg.device_type != "cpu":
+        return
+    newest = db.measurements(device=old.name, limit=1)
+    env = newest[0]["environment"] or {} if newest else {}
+    seen = env.get("cpu_model") if env.get("device_type") == "cpu" else None
+    if seen and seen != hardware:
+        raise NasError(
+            f"device {old.name!r} was measured on {seen!r}, but this machine's CPU is "
+            f"{hardware!r}; store this machine's timings under another device name"
+        )
 
 
 def _undeclare(db: HardwareDB, cfg: ResolvedConfig, name: str, declared: _Declared) -> None:

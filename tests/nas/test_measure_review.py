@@ -297,3 +297,36 @@ def test_an_imported_device_that_did_not_record_its_threads_is_refused_with_the_
         assert "`nas hwdb import csv`" in str(err.value)
         assert db.count_measurements(device="nano") == 1
         assert device_conflict(db, "new-board", _config(threads=1).resolve(sp)) == []
+
+
+def test_timings_of_this_cpu_are_not_added_to_a_device_measured_on_another(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """QA (session 29): `nas search --device cpu` suggested measuring the bundled Xeon device,
+    and `nas measure` run on an AMD EPYC stored its timings under it without a word. A device
+    whose rows record another CPU model now refuses this machine's; rows that record none (an
+    import) or this machine's are measured on."""
+    from hwdb import MeasurementIn
+    from nas.measure import cpu_model
+
+    sp = get_space(SPACE)
+    archs = select_architectures(sp, n=3, seed=0)
+    other = "Some Other CPU 9999"
+    assert cpu_model() != other
+    monkeypatch.setattr(runner, "_time_group", _stop)
+    with HardwareDB(sqlite_url) as db:
+        for name, env in (
+            ("xeon-t1", {"device_type": "cpu", "cpu_model": other}),
+            ("here-t1", {"device_type": "cpu", "cpu_model": cpu_model()}),
+            ("imported", {}),
+        ):
+            db.upsert_device(DeviceSpec(name=name, runtime="torch", threads=1))
+            db.add_measurements([MeasurementIn(name, SPACE, archs[2], median=2.0,
+                                               environment=env)])  # fmt: skip
+        with pytest.raises(NasError, match=f"measured on '{other}', but this machine's CPU"):
+            measure_architectures(db, space=SPACE, device="xeon-t1", archs=archs[:2],
+                                  config=_config(threads=1))  # fmt: skip
+        for name in ("here-t1", "imported"):  # accepted: measuring starts (then is stopped)
+            with pytest.raises(_Stop):
+                measure_architectures(db, space=SPACE, device=name, archs=archs[:2],
+                                      config=_config(threads=1))  # fmt: skip
