@@ -82,6 +82,9 @@ class LatencyPrediction:
     version: str
     n_measurements: int
     source: str
+    workload: Workload | None = None
+    """The input the latencies are for (the device's measured one; None: the space's
+    default)."""
 
     def __eq__(self, other: object) -> bool:
         """Field by field; the latency arrays element by element (NaN equals NaN)."""
@@ -136,8 +139,9 @@ class AdaptedLatencyModel:
             explain_refused_archs(self.space, names, exc)
             raise
         return LatencyPrediction(
-            names, mean, std, self.model.name, self.version, self.n_measurements, self.source
-        )
+            names, mean, std, self.model.name, self.version, self.n_measurements, self.source,
+            self.workload,
+        )  # fmt: skip
 
     def __repr__(self) -> str:
         return (

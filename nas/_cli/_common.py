@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,11 +31,70 @@ __all__ = [
     "note_created",
     "print_json",
     "print_table",
+    "set_db_option",
     "set_interrupt_note",
+    "with_db",
+    "with_measure_settings",
 ]
 
+#: The ``--db`` the running command was given (empty: none; the environment or the default).
+_DB_OPTION: list[str] = []
+#: A ``nas`` command named with arguments in a message, e.g. "nas measure --space ...".
+_COMMAND = re.compile(
+    r"(?<![\w./-])nas (?=(?:measure|device|hwdb|predictor|search|export|spaces|cache|serve|"
+    r"api-key) [\w<-])"
+)
+
+
+def set_db_option(url: str | None) -> None:
+    """Remember the ``--db`` given to ``nas`` (None: none), for :func:`with_db`."""
+    _DB_OPTION[:] = [url] if url is not None else []
+
+
+def with_db(text: str) -> str:
+    """``text`` with the ``--db`` this command was given inserted into every ``nas`` command
+    it names with arguments, so a suggested command run as printed reaches the same database
+    (a password is hidden, as in every message). Unchanged without ``--db``: the environment
+    (``NAS_DATABASE_URL``) or the default reaches it then."""
+    if not _DB_OPTION:
+        return text
+    from hwdb._engine import redact
+
+    url = redact(_DB_OPTION[0])
+    url = _DB_OPTION[0] if url == "<invalid url>" else url
+    return _COMMAND.sub(lambda _: f"nas --db {shlex.quote(url)} ", text)
+
+
+#: A suggested ``nas measure`` of one stored device, as library messages write it.
+_MEASURE = re.compile(r"nas measure --space (\S+) --device-name ([^\s`]+)")
+
+
+def with_measure_settings(text: str) -> str:
+    """``text`` with the stored device's settings (runtime, threads, input, ...) added to each
+    ``nas measure --space S --device-name D`` it suggests, since ``nas measure`` refuses a
+    device's name under other settings (library messages cannot know them). A placeholder
+    name (``NAME``) or a device not stored is left as written."""
+
+    def fill(match: re.Match[str]) -> str:
+        space, device = match.group(1), match.group(2)
+        if device.isupper():
+            return match.group(0)
+        from nas._cli.device import measure_options
+
+        return match.group(0) + measure_options(space, device)[0]
+
+    return _MEASURE.sub(fill, text)
+
+
+class _Stderr(Console):
+    """The console of errors, warnings and notes: commands they name carry ``--db``."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        super().print(*(with_db(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+
 console = Console()
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+err_console = _Stderr(stderr=True, highlight=False, soft_wrap=True)
 _SIDE_FILES = ("-journal", "-wal", "-shm")  # SQLite's files beside a database
 
 

@@ -240,6 +240,41 @@ def onboard_config(
     return with_fields(config, workload=workload)
 
 
+def measure_options(space: str, device: str) -> tuple[str, list[str]]:
+    """`nas measure` options that reproduce how ``device`` was measured in ``space`` (its
+    runtime, precision, batch, threads and input shapes; nothing for a device the database
+    does not hold), so new rows land in the workload its latencies are read at, and the
+    stored settings those options cannot reproduce (:func:`nas.measure.device_conflict`:
+    a TensorRT or int8 device, or an imported one that did not record its threads)."""
+    from nas.measure import device_conflict
+    from search_spaces import get_space
+
+    sp = get_space(space)
+    try:
+        with open_db(create=False) as db:
+            cfg = onboard_config(db, device, sp)  # a device not stored: the defaults
+            conflict = device_conflict(db, device, cfg.resolve(sp))
+    except Exception:  # noqa: BLE001 - a hint must not fail the search that succeeded
+        return "", []
+    opts = [
+        *([f"--runtime {cfg.runtime}"] if cfg.runtime != "torch" else []),
+        *([f"--precision {cfg.precision}"] if cfg.precision != "fp32" else []),
+        *([f"--batch {cfg.batch_size}"] if cfg.batch_size != 1 else []),
+        *([f"--threads {cfg.threads}"] if cfg.threads is not None else []),
+    ]
+    default = sp.default_workload()
+    workload = cfg.workload or default
+    flags = {
+        "resolution": "--resolution",
+        "prompt_len": "--prompt-len",
+        "decode_len": "--decode-len",
+    }
+    for name, flag in flags.items():
+        if getattr(workload, name) != getattr(default, name):
+            opts.append(f"{flag} {getattr(workload, name)}")
+    return "".join(f" {o}" for o in opts), conflict
+
+
 def _onboard(
     name: str, space: str, catalog: str | None, k: int, target: float, rounds: int, batch: int,
     candidates: int, as_json: bool, settings: dict[str, Any],

@@ -21,7 +21,13 @@ from typing import Annotated, Any
 import typer
 
 from nas import __version__
-from nas._cli._common import err_console, interrupt_note, set_interrupt_note
+from nas._cli._common import (
+    err_console,
+    interrupt_note,
+    set_db_option,
+    set_interrupt_note,
+    with_measure_settings,
+)
 
 __all__ = ["app", "main"]
 
@@ -68,6 +74,7 @@ def _root(
     ] = False,
 ) -> None:
     """Global options."""
+    set_db_option(db)  # commands that messages suggest then name it too
     if db is not None:
         os.environ["NAS_DATABASE_URL"] = db
 
@@ -151,6 +158,7 @@ def main(argv: list[str] | None = None) -> None:
 
     exc_mod = _click_exceptions()
     set_interrupt_note(None)  # a note left by a command that failed earlier in this process
+    set_db_option(None)
     _STOPPED_BY.clear()
     try:
         with warnings.catch_warnings(), _sigterm_as_ctrl_c():
@@ -179,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except _library_errors() as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        err_console.print(f"error: {message}", markup=False)
+        err_console.print(f"error: {with_measure_settings(message)}", markup=False)
         sys.exit(1)
     if rc == _INTERRUPTED:  # typer turns KeyboardInterrupt into this exit code, silently
         _say_interrupted()

@@ -213,6 +213,7 @@ def predict(
     """
     from nas.search import resolve_device
     from predictors import PredictorError, predict_latency
+    from search_spaces import get_space
 
     if (arch is None) == (archs is None):
         _usage("give exactly one of --arch and --archs")
@@ -238,12 +239,20 @@ def predict(
             f"the {pred.predictor} predictor returned a non-finite or non-positive latency for "
             f"{len(bad)} of {len(rows)} archs (e.g. {bad[0]}); check the device's measurements"
         )
+    sp = get_space(space)
+    workload = sp.workload_dict(pred.workload)
     if json_:
         print_json(
             {"predictor": pred.predictor, "version": pred.version, "source": pred.source,
-             "n_measurements": int(pred.n_measurements), "predictions": rows}
+             "n_measurements": int(pred.n_measurements), "workload": workload,
+             "predictions": rows}
         )  # fmt: skip
         return
+    if workload != sp.workload_dict(None):  # milliseconds at another input than the default
+        shapes = ", ".join(f"{k}={v}" for k, v in workload.items())
+        err_console.print(
+            f"note: milliseconds at the input {device} was measured at: {shapes}", markup=False
+        )
     if pred.n_measurements == 0 and not renamed:  # the match's line already said how
         err_console.print(
             f"note: {pred.source} prediction ({pred.predictor} {pred.version}); measure the "

@@ -17,6 +17,7 @@ from nas._cli._common import (
     print_json,
     print_table,
     set_interrupt_note,
+    with_db,
 )
 from nas.search import LOCAL_SEARCH_DEFAULT
 
@@ -277,6 +278,7 @@ def search(
 
 def _suggest_measuring(result: SearchResult, out_dir: Path) -> None:
     """Say which architectures to measure before trusting the front (``to_measure.txt``)."""
+    from nas._cli.device import measure_options
     from nas.search import CONTENDER_P, to_measure
 
     pending = to_measure(result)
@@ -289,62 +291,31 @@ def _suggest_measuring(result: SearchResult, out_dir: Path) -> None:
         what.append(f"{n} (p_front >= {CONTENDER_P:g})")
     one = len(result.devices) == 1
     device = result.devices[0] if one else "DEVICE"
-    settings, conflict = _measure_options(result.space, device) if one else ("", [])
+    settings, conflict = measure_options(result.space, device) if one else ("", [])
     listed = out_dir / "to_measure.txt"
     if conflict:  # `nas measure` would refuse this device: say how else to add its rows
         console.print(
-            f"to confirm the front, measure its {' and '.join(what)} on {device} as its rows "
-            f"were measured ({', '.join(conflict)}, which `nas measure` does not reproduce), "
-            f"listed in {listed}, and import them with `nas hwdb import csv` (columns "
-            "space,arch,device,latency_ms); rerunning this command then uses the measurements",
+            with_db(
+                f"to confirm the front, measure its {' and '.join(what)} on {device} as its "
+                f"rows were measured ({', '.join(conflict)}, which `nas measure` does not "
+                f"reproduce), listed in {listed}, and import them with `nas hwdb import csv "
+                "FILE` (columns space,arch,device,latency_ms); rerunning this command then "
+                "uses the measurements"
+            ),
             markup=False,
             soft_wrap=True,
         )
         return
     each = " on each device (with its settings)" if not one else " on the device itself"
     console.print(
-        f"to confirm the front, measure its {' and '.join(what)}{each}: nas measure --space "
-        f"{result.space} --device-name {device}{settings} --archs {listed}; "
-        "rerunning this command then uses the measurements",
+        with_db(
+            f"to confirm the front, measure its {' and '.join(what)}{each}: nas measure --space "
+            f"{result.space} --device-name {device}{settings} --archs {listed}; "
+            "rerunning this command then uses the measurements"
+        ),
         markup=False,
         soft_wrap=True,
     )
-
-
-def _measure_options(space: str, device: str) -> tuple[str, list[str]]:
-    """`nas measure` options that reproduce how ``device`` was measured in ``space`` (its
-    runtime, precision, batch, threads and input shapes; nothing for a device the database
-    does not hold), so new rows land in the workload its latencies are read at, and the
-    stored settings those options cannot reproduce (:func:`nas.measure.device_conflict`:
-    a TensorRT or int8 device, or an imported one that did not record its threads)."""
-    from nas._cli.device import onboard_config
-    from nas.measure import device_conflict
-    from search_spaces import get_space
-
-    sp = get_space(space)
-    try:
-        with open_db() as db:
-            cfg = onboard_config(db, device, sp)  # a device not stored: the defaults
-            conflict = device_conflict(db, device, cfg.resolve(sp))
-    except Exception:  # noqa: BLE001 - a hint must not fail the search that succeeded
-        return "", []
-    opts = [
-        *([f"--runtime {cfg.runtime}"] if cfg.runtime != "torch" else []),
-        *([f"--precision {cfg.precision}"] if cfg.precision != "fp32" else []),
-        *([f"--batch {cfg.batch_size}"] if cfg.batch_size != 1 else []),
-        *([f"--threads {cfg.threads}"] if cfg.threads is not None else []),
-    ]
-    default = sp.default_workload()
-    workload = cfg.workload or default
-    flags = {
-        "resolution": "--resolution",
-        "prompt_len": "--prompt-len",
-        "decode_len": "--decode-len",
-    }
-    for name, flag in flags.items():
-        if getattr(workload, name) != getattr(default, name):
-            opts.append(f"{flag} {getattr(workload, name)}")
-    return "".join(f" {o}" for o in opts), conflict
 
 
 def _study_and_out(

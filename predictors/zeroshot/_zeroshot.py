@@ -172,7 +172,7 @@ class RooflineLatencyModel:
         std = datasheet_std(mean)
         return LatencyPrediction(
             arch_list, mean, std, ROOFLINE_SOURCE, self.model.name, self.n_measurements,
-            self.source,
+            self.source, self.workload,
         )  # fmt: skip
 
     def __repr__(self) -> str:

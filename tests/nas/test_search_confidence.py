@@ -257,7 +257,7 @@ def test_the_suggested_measure_command_keeps_the_devices_settings(
     """Review: the suggested `nas measure` left out the device's settings and input, so for a
     device measured at 64 px the new rows landed at the default input and were not used."""
     from hwdb import DeviceSpec, HardwareDB, MeasurementIn
-    from nas._cli.search import _measure_options
+    from nas._cli.device import measure_options
     from search_spaces import get_space
 
     url = f"sqlite:///{tmp_path / 'm.sqlite'}"
@@ -270,11 +270,11 @@ def test_the_suggested_measure_command_keeps_the_devices_settings(
              for a in archs]
         )  # fmt: skip
     monkeypatch.setenv("NAS_DATABASE_URL", url)
-    assert _measure_options("nasbench201", "cam") == (
+    assert measure_options("nasbench201", "cam") == (
         " --runtime onnxruntime --threads 4 --resolution 64",
         [],
     )
-    assert _measure_options("nasbench201", "jetson-orin-nano") == ("", [])  # not stored
+    assert measure_options("nasbench201", "jetson-orin-nano") == ("", [])  # not stored
 
 
 def test_the_suggestion_says_when_nas_measure_cannot_add_to_the_device(
@@ -285,7 +285,8 @@ def test_the_suggestion_says_when_nas_measure_cannot_add_to_the_device(
     suggested `nas measure` command was refused by `nas measure`. The suggestion now says
     what it cannot reproduce and to import the rows instead."""
     from hwdb import DeviceSpec, HardwareDB, MeasurementIn
-    from nas._cli.search import _measure_options, _suggest_measuring
+    from nas._cli.device import measure_options
+    from nas._cli.search import _suggest_measuring
     from search_spaces import get_space
 
     url = f"sqlite:///{tmp_path / 'c.sqlite'}"
@@ -300,11 +301,11 @@ def test_the_suggestion_says_when_nas_measure_cannot_add_to_the_device(
              for d in ("orin-trt", "nano")]
         )  # fmt: skip
     monkeypatch.setenv("NAS_DATABASE_URL", url)
-    assert _measure_options("nasbench201", "orin-trt")[1] == [
+    assert measure_options("nasbench201", "orin-trt")[1] == [
         "runtime='tensorrt'",
         "precision='int8'",
     ]
-    assert _measure_options("nasbench201", "nano")[1] == ["threads=None"]
+    assert measure_options("nasbench201", "nano")[1] == ["threads=None"]
     result = SimpleNamespace(
         space="nasbench201", devices=["nano"], front=[{"arch": archs[0]}], contenders=[]
     )
@@ -312,4 +313,5 @@ def test_the_suggestion_says_when_nas_measure_cannot_add_to_the_device(
     _suggest_measuring(cast(Any, result), tmp_path / "out")
     said = " ".join(capsys.readouterr().out.split())
     assert "on nano as its rows were measured (threads=None, which `nas measure` does not" in said
-    assert "import them with `nas hwdb import csv`" in said and "nas measure --space" not in said
+    assert "import them with `nas hwdb import csv FILE`" in said
+    assert "nas measure --space" not in said

@@ -1,0 +1,106 @@
+"""Commands that messages suggest run as printed (QA, session 29): they name the `--db` the
+command was given, and a suggested `nas measure` carries the stored device's settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.hwdb.test_cli_fixes import _run
+
+
+def _db(tmp_path: Path) -> str:
+    """`cam` (onnxruntime, 4 threads) measured on 60 archs but not NB201's 10 references."""
+    from hwdb import DeviceSpec, HardwareDB, MeasurementIn
+    from search_spaces import get_space
+
+    sp = get_space("nasbench201")
+    refs = [sp.to_string(a) for a in sp.hardware_embedding_archs()]
+    others = [a for a in dict.fromkeys(sp.to_string(sp.random(i)) for i in range(70))]
+    archs = refs + [a for a in others if a not in refs][:60]
+    url = f"sqlite:///{tmp_path / 'h.sqlite'}"
+    with HardwareDB(url, create=True) as db:
+        db.upsert_device(DeviceSpec(name="cam", runtime="onnxruntime", threads=4))
+        db.upsert_device(DeviceSpec(name="ref"))
+        db.add_measurements(
+            [
+                MeasurementIn("cam", "nasbench201", a, median=2.0 + i)
+                for i, a in enumerate(archs[10:])
+            ]
+            + [MeasurementIn("ref", "nasbench201", a, median=3.0 + i) for i, a in enumerate(archs)]
+        )
+    return url
+
+
+def test_a_suggested_command_names_the_db_and_the_devices_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """QA: `predictor evaluate` suggested `nas measure ... --reference-set`, which, run as
+    printed, measured into the default database and was refused there for its threads."""
+    url = _db(tmp_path)
+    argv = ["predictor", "evaluate", "--space", "nasbench201", "--device", "cam"]
+    code, _, err = _run(["--db", url, *argv], capsys)
+    assert code == 1 and err.count("\n") == 1
+    assert (
+        f"`nas --db {url} measure --space nasbench201 --device-name cam --runtime onnxruntime "
+        "--threads 4 --reference-set`" in err
+    )
+
+
+def test_without_db_the_command_is_left_as_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through NAS_DATABASE_URL the next command reaches the same database unchanged."""
+    monkeypatch.setenv("NAS_DATABASE_URL", _db(tmp_path))
+    code, _, err = _run(
+        ["predictor", "evaluate", "--space", "nasbench201", "--device", "cam"], capsys
+    )
+    assert code == 1 and "`nas measure --space nasbench201 --device-name cam --runtime" in err
+
+
+def test_with_db_hides_a_password_and_leaves_prose_alone() -> None:
+    from nas._cli._common import set_db_option, with_db
+
+    try:
+        set_db_option("postgresql+psycopg://u:secret@h:5432/d")
+        text = "run `nas hwdb init`, `nas device catalog` lists them; `nas measure` refuses"
+        assert with_db(text) == (
+            "run `nas --db 'postgresql+psycopg://u:***@h:5432/d' hwdb init`, "
+            "`nas --db 'postgresql+psycopg://u:***@h:5432/d' device catalog` lists them; "
+            "`nas measure` refuses"
+        )
+        assert with_db("source: nas measure") == "source: nas measure"
+    finally:
+        set_db_option(None)
+
+
+def test_predict_says_which_input_its_milliseconds_are_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """QA: `predictor predict` printed milliseconds for the input the device was measured at
+    (here 64 px) without saying so, text or `--json`; the API already said it."""
+    import json
+
+    from hwdb import DeviceSpec, HardwareDB, MeasurementIn
+    from search_spaces import get_space
+
+    sp = get_space("nasbench201")
+    archs = list(dict.fromkeys(sp.to_string(sp.random(i)) for i in range(80)))[:60]
+    url = f"sqlite:///{tmp_path / 'w.sqlite'}"
+    with HardwareDB(url, create=True) as db:
+        for name in ("cam", "ref"):
+            db.upsert_device(DeviceSpec(name=name))
+        db.add_measurements(
+            [MeasurementIn("cam", "nasbench201", a, median=2.0 + i % 7,
+                           workload={"resolution": 64}) for i, a in enumerate(archs)]
+            + [MeasurementIn("ref", "nasbench201", a, median=3.0 + i % 5)
+               for i, a in enumerate(archs)]
+        )  # fmt: skip
+    argv = ["--db", url, "predictor", "predict", "--space", "nasbench201", "--device", "cam"]
+    argv += ["--arch", archs[0], "--predictor", "flops"]
+    code, out, err = _run(argv, capsys)
+    assert code == 0 and "note: milliseconds at the input cam was measured at:" in err, err
+    assert "resolution=64" in err and out.count(" ms ± ") == 1
+    code, out, _ = _run([*argv, "--json"], capsys)
+    assert code == 0 and json.loads(out)["workload"] == {"batch_size": 1, "resolution": 64}
