@@ -174,8 +174,8 @@ def check_output_dir(
     if study is not None and held is not None and held != study:
         raise StudyMismatchError(
             f"output folder {out} holds the results of study {held!r}, and this search is "
-            f"study {study!r} (other devices, space or accuracy objective); writing here "
-            "would replace them: give another output folder"
+            f"study {study!r} (another --study name, or other devices, space or accuracy "
+            "objective); writing here would replace them: give another output folder (-o)"
         )
     return paths
 

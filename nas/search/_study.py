@@ -109,7 +109,8 @@ def mismatch_message(
     fix = (
         UNITS_CHANGED
         if "nas_units" in keys and stored.get("nas_units") is None
-        else "rerun with the study's settings or pass another --study name (study_name)"
+        else "rerun with the study's settings, or start another study: another --study name "
+        "(study_name) and, if you gave -o (out_dir), another output folder"
     )
     return f"study {name!r} in {where} was created with other settings: {what}; {fix}"
 

@@ -64,3 +64,23 @@ def test_upload_summary_and_counts_read_as_sentences() -> None:
     got = {"device": "pi4", "received": 2, "inserted": 1, "existing": 1, "requests": 1}
     assert _upload_summary(got) == "2 measurements of pi4 (1 new, 1 already stored) in 1 request"
     assert (count_noun(1, "trial"), count_noun(1200, "trial")) == ("1 trial", "1,200 trials")
+
+
+def test_following_the_mismatch_advice_works(tmp_path: Path) -> None:
+    """QA (session 29): a resume with another setting said "pass another --study name"; doing
+    that with the same -o then failed, blaming other devices, space or objective. The advice
+    now names the output folder too, and the folder error names the study name as a cause."""
+    sp = get_space("nasbench201")
+    archs = [sp.to_string(sp.random(i)) for i in range(8)]
+    acc = TableAccuracy(pd.Series([50.0 + i for i in range(8)], index=archs), name="t")
+    model = MeasuredLatencyModel(sp, "d", {a: 1.0 + i for i, a in enumerate(archs)})
+    kw = dict(space=sp, devices=["d"], accuracy=acc, latency_models=[model], trials=4,
+              population=2, seed=0, out_dir=tmp_path / "o")  # fmt: skip
+    run_search(**kw, budget_ms=5.0)
+    with pytest.raises(StudyMismatchError) as exc:
+        run_search(**kw, budget_ms=6.0)
+    assert "another --study name (study_name) and, if you gave -o" in str(exc.value)
+    with pytest.raises(StudyMismatchError, match=r"\(another --study name, or other devices"):
+        run_search(**kw, budget_ms=6.0, study_name="b6")
+    res = run_search(**{**kw, "out_dir": tmp_path / "o6"}, budget_ms=6.0, study_name="b6")
+    assert res.n_trials == 4
