@@ -154,9 +154,10 @@ def _empty_database_hint(db: HardwareDB, exc: BaseException) -> str | None:
     from hwdb import NotFoundError
     from hwdb._engine import redact
     from hwdb._errors import FILL_HINT
+    from nas.search import DeviceResolutionError
 
-    if type(exc) is not NotFoundError:
-        return None
+    if type(exc) is not NotFoundError and not isinstance(exc, DeviceResolutionError):
+        return None  # not a "not found" (a --device that matches nothing is one too)
     try:
         if not db.is_empty():
             return None

@@ -173,7 +173,10 @@ def main(argv: list[str] | None = None) -> None:
     except exc_mod.NoArgsIsHelpError:
         sys.exit(0)  # the help text was already printed
     except exc_mod.UsageError as exc:
-        err_console.print(f"error: {exc.format_message()}", markup=False)
+        message = exc.format_message()
+        if message.split("\n")[0].rstrip(".") == "No such option: --db":  # after the command
+            message += " here; it is an option of nas itself: nas --db URL COMMAND ..."
+        err_console.print(f"error: {message}", markup=False)
         sys.exit(2)
     except exc_mod.ClickException as exc:
         err_console.print(f"error: {exc.format_message()}", markup=False)

@@ -126,7 +126,8 @@ def _progress(enabled: bool, label: str) -> Iterator[Callable[[int, int, str], N
             bar.stop()
 
 
-def _print_report(report: MeasureReport) -> None:
+def _print_report(report: MeasureReport, *, sampled: bool = False) -> None:
+    """The measured table and summary; ``sampled``: the archs came from ``--n``."""
     from rich.table import Table
 
     from nas.search import wrap_arch
@@ -150,6 +151,12 @@ def _print_report(report: MeasureReport) -> None:
         f"{too_large}, {report.rows_written} rows written",
         markup=False,
     )
+    if sampled and report.skipped and not report.measured:
+        err_console.print(
+            "note: --n draws the same sample for the same --seed, and every arch of it is "
+            "stored already; pass another --seed to measure others (--force re-measures these)",
+            markup=False,
+        )
     if report.stored_by_another_run:
         console.print(
             f"{len(report.stored_by_another_run)} archs timed here were stored first by another "
@@ -342,7 +349,7 @@ def _measure(opts: dict[str, Any]) -> None:
     out = report.to_dict()
     if uploaded is not None:
         out["upload"] = uploaded
-    print_json(out) if as_json else _print_report(report)
+    print_json(out) if as_json else _print_report(report, sampled=opts["n"] is not None)
     if uploaded is not None and not as_json:
         console.print(f"uploaded to {server}: {_upload_summary(uploaded)}")
 

@@ -266,8 +266,9 @@ def predict(
 
 
 def _read_archs(path: Path, space: str) -> list[str]:
-    """The non-blank lines of ``path``; a line that is not an architecture of ``space`` (when
-    it is a registered space) is an error naming the file and line."""
+    """The non-blank lines of ``path`` without ``# comments`` (as ``nas measure --archs``
+    reads them); a line that is not an architecture of ``space`` (when it is a registered
+    space) is an error naming the file and line."""
     from search_spaces import SearchSpaceError, get_space, list_spaces
 
     try:
@@ -276,7 +277,7 @@ def _read_archs(path: Path, space: str) -> list[str]:
         _usage(f"--archs {path}: {exc.strerror or exc}")
     except UnicodeDecodeError:
         _usage(f"--archs {path} is not a text file")
-    numbered = [(i, ln.strip()) for i, ln in enumerate(text.splitlines(), 1)]
+    numbered = [(i, ln.split("#", 1)[0].strip()) for i, ln in enumerate(text.splitlines(), 1)]
     lines = [(i, ln) for i, ln in numbered if ln]
     if not lines:
         _usage(f"--archs file {path} holds no architecture")

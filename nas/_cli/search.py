@@ -137,8 +137,9 @@ def search(
         int | None,
         typer.Option(
             min=0,
-            help="Random seed (>= 0). The same command on a fresh study repeats the search, on "
-            "any --storage; workers sharing an RDB study each explore differently.",
+            help="Random seed (>= 0; default: a fresh one each run). With a seed, the same "
+            "command on a fresh study repeats the search, on any --storage; workers sharing an "
+            "RDB study each explore differently.",
         ),
     ] = None,
     threads: Annotated[

@@ -157,6 +157,9 @@ def _study_attrs(cfg: _Config) -> dict[str, Any]:
         # what predicts each device (None: a model of unknown kind, never compared)
         "nas_latency": {d: latency_model_name(cfg.models[d]) for d in cfg.devices},
         "nas_units": _units(cfg),
+        # NSGA-II selects each generation's parents from the last `population` trials, and
+        # history.json groups trials into generations of it: one study keeps one
+        "nas_population": cfg.population,
     }
 
 
@@ -242,6 +245,8 @@ def _open_study(
         # a study from before it was stored, or a device searched zero-shot that has been
         # measured since: from now on its adapted predictor is what a change is checked against
         study.set_user_attr("nas_latency", now)
+    if "nas_population" not in study.user_attrs:  # a study from before it was stored
+        study.set_user_attr("nas_population", cfg.population)
     join = join_number(study, cfg.worker) if store.is_rdb and cfg.worker else 0
     sampler_seed = None
     if seed is not None:

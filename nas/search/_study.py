@@ -27,6 +27,7 @@ SETTING_NAMES: dict[str, tuple[str, str]] = {
     "nas_budget_quantile_z": ("--budget-z", "budget_quantile_z"),
     "nas_choices": ("--choices", "space choices"),
     "nas_latency": ("--predictor", "latency_models"),
+    "nas_population": ("--population", "population"),
     "nas_units": ("what latencies mean (this release)", "latency_models"),
 }
 #: Why a study of an earlier release cannot be resumed when ``nas_units`` differs.
@@ -71,12 +72,15 @@ def _same_units(stored: Any, given: Any) -> bool:
 
 def mismatches(stored: Mapping[str, Any], given: Mapping[str, Any]) -> list[str]:
     """The keys of ``given`` whose stored value differs (``nas_latency``: see above; a
-    ``nas_latency`` missing from an old study is no mismatch; ``nas_units``: see
-    :func:`_same_units`)."""
+    ``nas_latency`` or ``nas_population`` missing from an old study is no mismatch;
+    ``nas_units``: see :func:`_same_units`)."""
     out = []
     for key, value in given.items():
         if key == "nas_latency":
             if key in stored and not _same_latency(stored[key], value):
+                out.append(key)
+        elif key == "nas_population":  # studies before it was stored take any
+            if key in stored and stored[key] != value:
                 out.append(key)
         elif key == "nas_units":
             if not _same_units(stored.get(key), value):

@@ -35,6 +35,11 @@ def test_measure_json_and_resume(sqlite_url: str, capsys: pytest.CaptureFixture[
     assert code == 0 and json.loads(out)["rows_written"] == 2
     with HardwareDB(sqlite_url) as db:
         assert len(db.measurements(space="nasbench201", device="t1")) == 2
+    text = [a for a in argv if a != "--json"]
+    code, _, err = _run(text, capsys)  # QA: rerunning --n measured nothing without a word
+    assert code == 0 and "note: --n draws the same sample for the same --seed" in err
+    code, _, err = _run([*text, "--seed", "1"], capsys)
+    assert code == 0 and "note: --n draws" not in err
 
 
 def test_retest_prints_agreement(capsys: pytest.CaptureFixture[str]) -> None:

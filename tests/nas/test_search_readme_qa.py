@@ -84,3 +84,24 @@ def test_following_the_mismatch_advice_works(tmp_path: Path) -> None:
         run_search(**kw, budget_ms=6.0, study_name="b6")
     res = run_search(**{**kw, "out_dir": tmp_path / "o6"}, budget_ms=6.0, study_name="b6")
     assert res.n_trials == 4
+
+
+def test_a_study_keeps_its_population(tmp_path: Path) -> None:
+    """QA (session 29): resuming with another --population was accepted, NSGA-II then bred
+    from a mix, and history.json regrouped every trial into generations of the new size.
+    It is a study setting now; a study from before it was stored takes the next one given."""
+    sp = get_space("nasbench201")
+    archs = [sp.to_string(sp.random(i)) for i in range(8)]
+    acc = TableAccuracy(pd.Series([50.0 + i for i in range(8)], index=archs), name="table:a")
+    model = MeasuredLatencyModel(sp, "d", {a: 1.0 + i for i, a in enumerate(archs)})
+    kw = dict(space=sp, devices=["d"], accuracy=acc, latency_models=[model], seed=0)
+    run_search(**kw, trials=4, population=2, out_dir=tmp_path / "new")
+    with pytest.raises(StudyMismatchError, match=r"--population \(population\) was 2, now 3"):
+        run_search(**kw, trials=6, population=3, out_dir=tmp_path / "new")
+    run_search(**kw, trials=4, population=2, out_dir=tmp_path / "old")
+    journal = tmp_path / "old" / "study.journal"  # as an earlier release wrote it: no population
+    lines = journal.read_text().splitlines(keepends=True)
+    journal.write_text("".join(line for line in lines if "nas_population" not in line))
+    assert run_search(**kw, trials=6, population=3, out_dir=tmp_path / "old").n_trials == 6
+    with pytest.raises(StudyMismatchError, match=r"--population \(population\) was 3, now 2"):
+        run_search(**kw, trials=8, population=2, out_dir=tmp_path / "old")
