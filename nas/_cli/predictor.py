@@ -195,8 +195,11 @@ def predict(
     space: SpaceOpt,
     device: PredictDeviceOpt,
     arch: Annotated[
-        str | None,
-        typer.Option("--arch", help="One arch string or reference-model name (mnasnet-a1)."),
+        list[str] | None,
+        typer.Option(
+            "--arch",
+            help="An arch string or reference-model name (mnasnet-a1); repeat for several.",
+        ),
     ] = None,
     archs: Annotated[
         Path | None, typer.Option("--archs", help="File with one arch string per line.")
@@ -215,11 +218,11 @@ def predict(
     from predictors import PredictorError, predict_latency
     from search_spaces import get_space
 
-    if (arch is None) == (archs is None):
-        _usage("give exactly one of --arch and --archs")
+    if (not arch) == (archs is None):
+        _usage("give either --arch (repeatable) or --archs")
     if predictor is not None:
         _predictor_name(predictor)
-    items = _canonical([arch], space) if arch is not None else _read_archs(archs, space)  # type: ignore[arg-type]
+    items = _canonical(list(arch), space) if arch else _read_archs(archs, space)  # type: ignore[arg-type]
     with _open(space) as db:
         match = resolve_device(db, device, space=space)
         renamed = match.device != device

@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import re
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -174,10 +175,34 @@ def check_output_dir(
     if study is not None and held is not None and held != study:
         raise StudyMismatchError(
             f"output folder {out} holds the results of study {held!r}, and this search is "
-            f"study {study!r} (another --study name, or other devices, space or accuracy "
-            "objective); writing here would replace them: give another output folder (-o)"
+            f"study {study!r} (another --study name, or other devices, space, accuracy "
+            "objective or --choices); writing here would replace them: give another output "
+            "folder (-o)"
         )
+    if study is not None and held is None and paths["history"].exists():
+        raise SearchError(
+            f"output folder {out} holds a history.json that nas search did not write; writing "
+            "here would replace it: give another output folder (-o)"
+        )
+    if study is not None:
+        _check_writable(out)
     return paths
+
+
+def _check_writable(out: Path) -> None:
+    """Create ``out`` and write a file in it, so that a folder the search cannot write to is
+    found before the search, not after it (an RDB study writes nothing there until then)."""
+    from nas.search._errors import SearchError
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".nas-write-check."):
+            pass
+    except OSError as exc:
+        raise SearchError(
+            f"cannot write to output folder {out}: {exc.strerror or exc}; give another "
+            "output folder (-o)"
+        ) from None
 
 
 def _study_of(history: Path) -> str | None:
@@ -211,6 +236,7 @@ def write_outputs(result: SearchResult, out_dir: str | os.PathLike[str]) -> dict
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     # hidden temporaries that keep their suffix (matplotlib picks the format by it)
     temps = {k: p.with_name(f".{p.stem}.{os.getpid()}.tmp{p.suffix}") for k, p in paths.items()}
+    _remove_stale_temporaries(paths)
     try:
         _render(result, temps)
         for kind, tmp in temps.items():
@@ -219,6 +245,27 @@ def write_outputs(result: SearchResult, out_dir: str | os.PathLike[str]) -> dict
         for tmp in temps.values():
             tmp.unlink(missing_ok=True)
     return paths
+
+
+def _remove_stale_temporaries(paths: dict[str, Path]) -> None:
+    """Remove the temporaries of :func:`write_outputs` left by a process killed while writing
+    (``.pareto.<pid>.tmp.json``, ...), unless that process still runs on this machine."""
+    for path in paths.values():
+        for tmp in path.parent.glob(f".{path.stem}.*.tmp{path.suffix}"):
+            pid = tmp.name[len(path.stem) + 2 : -len(f".tmp{path.suffix}")]
+            if pid.isdigit() and not _alive(int(pid)):
+                tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (this one included)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, but is another user's
+        return True
+    return True
 
 
 def _render(result: SearchResult, paths: dict[str, Path]) -> None:

@@ -538,8 +538,11 @@ def _generation(
     params_of: dict[str, dict[str, Any]],
     rng: np.random.Generator,
     stale_s: float | None = None,
+    refresh: Callable[[], None] | None = None,
 ) -> tuple[int, int]:
-    """Ask, evaluate and tell up to ``k`` trials.
+    """Ask, evaluate and tell up to ``k`` trials; ``refresh`` (a shared study) adds to
+    ``cache`` what other workers scored meanwhile, once the batch is asked (asking takes
+    seconds on an RDB, in which another worker may score the same children).
 
     Returns:
         How many architectures were evaluated (not in ``cache``) and how many trials told.
@@ -552,6 +555,8 @@ def _generation(
         for _ in range(k):
             asked.append(_ask(cfg, study))
         batch = list(_drop_surplus(study, asked, cfg.trials, stale_s))  # asked grows below
+        if refresh is not None:
+            refresh()
         archs = [cfg.space.to_string(cfg.space.sample(t)) for t in batch]
         if cfg.unique or cfg.prune:
             batch, archs = _replace_children(cfg, study, batch, archs, set(cache), rng, asked)
@@ -636,7 +641,20 @@ def _loop(
             _pause()
             continue
         start = time.perf_counter()
-        n_new, n_told = _generation(cfg, study, k, cache, params_of, rng, stale_s)
+        refresh = (
+            (
+                lambda: _absorb(
+                    study.get_trials(deepcopy=False, states=_FINISHED),
+                    cfg.devices,
+                    cache,
+                    params_of,
+                    absorbed,
+                )
+            )  # fmt: skip
+            if store.is_rdb
+            else None
+        )
+        n_new, n_told = _generation(cfg, study, k, cache, params_of, rng, stale_s, refresh)
         slowest = max(slowest, time.perf_counter() - start)
         counts[0] += n_told
         counts[1] += n_new

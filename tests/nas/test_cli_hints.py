@@ -75,13 +75,8 @@ def test_with_db_hides_a_password_and_leaves_prose_alone() -> None:
         set_db_option(None)
 
 
-def test_predict_says_which_input_its_milliseconds_are_for(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """QA: `predictor predict` printed milliseconds for the input the device was measured at
-    (here 64 px) without saying so, text or `--json`; the API already said it."""
-    import json
-
+def _db64(tmp_path: Path) -> tuple[str, list[str]]:
+    """`cam` measured at 64 px and `ref` at the default input, on the same 60 archs."""
     from hwdb import DeviceSpec, HardwareDB, MeasurementIn
     from search_spaces import get_space
 
@@ -97,6 +92,17 @@ def test_predict_says_which_input_its_milliseconds_are_for(
             + [MeasurementIn("ref", "nasbench201", a, median=3.0 + i % 5)
                for i, a in enumerate(archs)]
         )  # fmt: skip
+    return url, archs
+
+
+def test_predict_says_which_input_its_milliseconds_are_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """QA: `predictor predict` printed milliseconds for the input the device was measured at
+    (here 64 px) without saying so, text or `--json`; the API already said it."""
+    import json
+
+    url, archs = _db64(tmp_path)
     argv = ["--db", url, "predictor", "predict", "--space", "nasbench201", "--device", "cam"]
     argv += ["--arch", archs[0], "--predictor", "flops"]
     code, out, err = _run(argv, capsys)
@@ -139,3 +145,62 @@ def test_predict_reads_archs_files_as_measure_does(
     path = tmp_path / "a.txt"
     path.write_text(f"# front of run 3\n{arch}  # fastest\n\n")
     assert _read_archs(path, "nasbench201") == [arch]
+
+
+def test_predict_takes_several_archs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """QA: `predictor predict --arch A --arch B` predicted only B, silently."""
+    url, archs = _db64(tmp_path)
+    a, b = archs[5], archs[9]
+    argv = ["--db", url, "predictor", "predict", "--space", "nasbench201", "--device", "cam"]
+    code, out, _ = _run([*argv, "--arch", a, "--arch", b, "--predictor", "flops"], capsys)
+    assert code == 0 and [line.split()[-1] for line in out.splitlines()] == [a, b], (out, _)
+    code, _, err = _run(argv, capsys)
+    assert code == 2 and "give either --arch (repeatable) or --archs" in err
+
+
+def test_a_search_refuses_an_output_folder_it_cannot_write_or_does_not_own(
+    tmp_path: Path,
+) -> None:
+    """QA: with an RDB study an unwritable -o was found only after the whole search (a raw
+    OSError line); a history.json nas search did not write was replaced without a word."""
+    from nas.search import SearchError
+    from nas.search._pareto import check_output_dir
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "history.json").write_text('{"mine": 1}')
+    with pytest.raises(SearchError, match="holds a history.json that nas search did not write"):
+        check_output_dir(tmp_path / "mine", study="s")
+    blocked = tmp_path / "ro"
+    blocked.mkdir()
+    blocked.chmod(0o500)
+    try:
+        probe = blocked / "x"
+        try:
+            probe.write_text("")
+            writable_anyway = True  # root ignores the mode bits
+        except OSError:
+            writable_anyway = False
+        if not writable_anyway:
+            with pytest.raises(SearchError, match="cannot write to output folder"):
+                check_output_dir(blocked / "out", study="s")
+    finally:
+        blocked.chmod(0o700)
+    check_output_dir(tmp_path / "new" / "out", study="s")  # created, and writable
+    assert (tmp_path / "new" / "out").is_dir() and not list((tmp_path / "new" / "out").iterdir())
+
+
+def test_stale_temporaries_of_a_killed_writer_are_removed(tmp_path: Path) -> None:
+    """QA: a search killed while writing its outputs left `.pareto.<pid>.tmp.json` and the
+    like for good; the next write removes those of processes that no longer run."""
+    import os
+
+    from nas.search._pareto import _OUTPUTS, _remove_stale_temporaries
+
+    paths = {k: tmp_path / n for k, n in _OUTPUTS.items()}
+    dead = tmp_path / ".pareto.999999999.tmp.json"
+    live = tmp_path / f".pareto.{os.getpid()}.tmp.json"
+    other = tmp_path / ".pareto.notes.json"
+    for f in (dead, live, other):
+        f.write_text("{}")
+    _remove_stale_temporaries(paths)
+    assert not dead.exists() and live.exists() and other.exists()

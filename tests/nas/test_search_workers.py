@@ -169,3 +169,38 @@ def test_a_replaced_child_keeps_its_budget_slot_claimed() -> None:
     assert running_at_tell == [2]  # the child and its replacement
     assert new.params == params and new_arch != arch and asked == [child, new]
     assert study.trials[child.number].state == TrialState.PRUNED
+
+
+def test_children_another_worker_scored_while_this_one_asked_are_not_evaluated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """QA (session 29): two workers on one PostgreSQL study evaluated 17 of 600 archs twice.
+    A worker read the others' scores before asking its batch, and asking 50 trials takes
+    seconds on an RDB, in which another worker scored some of the same children. The scores
+    are read again once the batch is asked: such a child is a revisit (replaced by a novel
+    one), never evaluated again."""
+    import numpy as np
+    import pandas as pd
+
+    from nas.search import MeasuredLatencyModel, TableAccuracy, _runner
+    from search_spaces import get_space
+
+    sp = get_space("nasbench201")
+    scratch = optuna.create_study().ask()  # the parameters of one arch, to enqueue
+    first = sp.to_string(sp.sample(scratch))
+    others = (sp.to_string(sp.random(i)) for i in range(40))
+    archs = list(dict.fromkeys([first, *others]))
+    acc = TableAccuracy(pd.Series(np.linspace(50, 90, len(archs)), index=archs), name="t")
+    model = MeasuredLatencyModel(sp, "d", {a: 1.0 + i for i, a in enumerate(archs)})
+    cfg = _runner._check_args(sp, ["d"], acc, [model], 10, 2, None, 0.0)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.enqueue_trial(scratch.params)
+    cache: dict[str, Any] = {}
+    scored_elsewhere = _runner._Evaluation(60.0, {"d": 1.0}, {"d": 0.0})
+    evaluated: list[str] = []
+    real = _runner._evaluate
+    monkeypatch.setattr(_runner, "_evaluate", lambda c, a: (evaluated.extend(a), real(c, a))[1])
+    _runner._generation(cfg, study, 1, cache, {}, np.random.default_rng(0),
+                        refresh=lambda: cache.setdefault(archs[0], scored_elsewhere))  # fmt: skip
+    assert archs[0] not in evaluated and len(evaluated) == 1
+    assert cache[archs[0]] is scored_elsewhere
