@@ -407,6 +407,16 @@ def _dead_worker(trial: optuna.trial.FrozenTrial) -> bool:
     return False
 
 
+def _retire_abandoned(study: optuna.Study, shared: bool) -> None:
+    """Tell ``PRUNED`` (tagged ``interrupted``, as :func:`_abandon` does) the ``RUNNING``
+    trials of a process killed before it could (``kill -9``), so optuna-dashboard does not
+    show them running for ever: on a storage only one process writes, every one (this process
+    holds it now); on a shared one, those a dead process of this host asked."""
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    dead = [t for t in running if not shared or _dead_worker(t)]
+    _abandon(study, [optuna.Trial(study, t._trial_id) for t in dead])
+
+
 def _replace_children(
     cfg: _Config,
     study: optuna.Study,
@@ -794,6 +804,7 @@ def run_search(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study, join = _open_study(cfg, store, name, seed)
+        _retire_abandoned(study, store.is_rdb)
         cache: dict[str, _Evaluation] = {}
         params_of: dict[str, dict[str, Any]] = {}
         absorbed: set[int] = set()

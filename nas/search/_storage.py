@@ -41,8 +41,11 @@ class BatchedJournalFileBackend(BaseJournalBackend):
     """An Optuna journal file written in batches by one process.
 
     Logs live in memory and reach the file on :meth:`flush`. The process holds an exclusive
-    ``flock`` on ``<path>.lock`` while the backend is open, so a second writer fails fast
-    instead of corrupting the file (use an RDB storage for several workers).
+    ``flock`` on ``<path>.nas-lock`` while the backend is open, so a second writer fails fast
+    instead of corrupting the file (use an RDB storage for several workers). Not
+    ``<path>.lock``: Optuna's own journal backend takes that name as a lock *file*, which it
+    deletes after waiting 30 s for it, so a script writing with Optuna would both stall and
+    remove this lock.
 
     Args:
         path: Journal file (created if missing).
@@ -52,7 +55,7 @@ class BatchedJournalFileBackend(BaseJournalBackend):
         self.path = Path(path)
         _check_journal(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_fh: IO[str] | None = open(f"{self.path}.lock", "w")  # noqa: SIM115
+        self._lock_fh: IO[str] | None = open(_lock_path(self.path), "w")  # noqa: SIM115
         try:
             fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -255,7 +258,7 @@ def check_storage(storage: str | None, *, out_dir: str | os.PathLike[str] | None
         return
     path = Path(text)
     _check_journal(path)
-    lock = Path(f"{path}.lock")
+    lock = _lock_path(path)
     if not lock.is_file():
         return  # nobody has opened this journal
     with lock.open("a") as fh:
@@ -267,6 +270,11 @@ def check_storage(storage: str | None, *, out_dir: str | os.PathLike[str] | None
                 "a shared RDB storage instead (--storage postgresql://...)"
             ) from None
         fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _lock_path(journal: Path) -> Path:
+    """The file whose ``flock`` marks ``journal`` open (:class:`BatchedJournalFileBackend`)."""
+    return journal.with_name(f"{journal.name}.nas-lock")
 
 
 def _open_rdb(url: str, *, attempts: int = 5) -> optuna.storages.RDBStorage:

@@ -105,3 +105,21 @@ def test_a_study_keeps_its_population(tmp_path: Path) -> None:
     assert run_search(**kw, trials=6, population=3, out_dir=tmp_path / "old").n_trials == 6
     with pytest.raises(StudyMismatchError, match=r"--population \(population\) was 3, now 2"):
         run_search(**kw, trials=8, population=2, out_dir=tmp_path / "old")
+
+
+def test_trials_of_a_killed_run_do_not_stay_running(tmp_path: Path) -> None:
+    """QA (session 29): a `kill -9` left its generation's trials RUNNING for good, so
+    optuna-dashboard showed them running. A resume tells them PRUNED, tagged `interrupted`
+    (a journal has one writer at a time, so every RUNNING trial in it is a dead one's)."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+    from optuna.trial import TrialState
+
+    out = tmp_path / "o"
+    assert _search(out, "table:a") == 4
+    storage = JournalStorage(JournalFileBackend(str(out / "study.journal")))
+    (name,) = optuna.get_all_study_names(storage)
+    left = optuna.load_study(study_name=name, storage=storage).ask().number  # then "killed"
+    assert _search(out, "table:a", trials=6) == 6
+    trial = optuna.load_study(study_name=name, storage=storage).trials[left]
+    assert trial.state == TrialState.PRUNED and trial.user_attrs["interrupted"] is True

@@ -108,8 +108,10 @@ def test_trials_of_an_exited_process_on_this_host_are_taken_over_at_once(
     monkeypatch.setattr(runner, "_pause", no_wait)  # the 60 s rule alone would wait here
     res = _search(db_url, storage, 30)
     assert res.n_new_trials == 10
-    assert _states(storage) == {TrialState.COMPLETE: 30, TrialState.RUNNING: 10}
+    assert _states(storage) == {TrialState.COMPLETE: 30}  # the exited one's: retired
     study = optuna.load_study(study_name="s", storage=storage)
+    retired = [study.trials[t.number] for t in held]
+    assert all(t.state == TrialState.PRUNED and t.user_attrs["interrupted"] for t in retired)
     mine = [t for t in study.trials if t.state == TrialState.COMPLETE]
     assert {t.user_attrs["worker"] for t in mine} == {f"{socket.gethostname()}:{os.getpid()}"}
 
