@@ -34,13 +34,23 @@ _MATCH_HELP = (
     "substring of names, else family, among the devices measured in the space (the choice is "
     "printed)"
 )
-DeviceOpt = Annotated[str, typer.Option("--device", help=f"{_MATCH_HELP}.")]
+
+
+def _device_query(value: str) -> str:
+    """Refuse an empty ``--device`` as ``nas search`` does (a usage error, exit 2)."""
+    if not value.strip():
+        _usage("--device must be a device name, pattern or catalog entry, got ''")
+    return value
+
+
+DeviceOpt = Annotated[str, typer.Option("--device", help=f"{_MATCH_HELP}.", callback=_device_query)]
 PredictDeviceOpt = Annotated[
     str,
     typer.Option(
         "--device",
         help=f"{_MATCH_HELP}; no measured match -> zero-shot from a catalog device (`nas device "
         "add`) or a datasheet catalog entry such as jetson (`nas device catalog`).",
+        callback=_device_query,
     ),
 ]
 PredOpt = Annotated[

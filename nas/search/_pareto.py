@@ -128,7 +128,10 @@ def _figure(result: SearchResult) -> Figure:
             z = result.budget_quantile_z
             what = f" (upper quantile, +{z:g} std)" if z else ""
             ax.axvline(budget, ls="--", c="k", lw=0.8, label=f"budget {budget:g} ms{what}")
-        ax.set_xlabel(_latency_label(result, dev))
+        label = _latency_label(result, dev)
+        if n > 1 and len(label) > 40:  # side-by-side panels: a long name would overlap
+            label = label.replace(" on ", "\non ", 1)
+        ax.set_xlabel(label)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="lower right", fontsize=8)
     axes[0][0].set_ylabel(f"accuracy ({result.accuracy})")

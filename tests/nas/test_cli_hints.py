@@ -204,3 +204,13 @@ def test_stale_temporaries_of_a_killed_writer_are_removed(tmp_path: Path) -> Non
         f.write_text("{}")
     _remove_stale_temporaries(paths)
     assert not dead.exists() and live.exists() and other.exists()
+
+
+@pytest.mark.parametrize("command", ["predict", "adapt", "evaluate"])
+def test_an_empty_device_is_a_usage_error_as_in_search(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """QA: `--device ''` exited 2 in `nas search` but 1 in `predictor predict`."""
+    argv = ["predictor", command, "--space", "nasbench201", "--device", " "]
+    code, _, err = _run([*argv, *(["--arch", "x"] if command == "predict" else [])], capsys)
+    assert code == 2 and err.startswith("error: --device must be a device name")

@@ -456,6 +456,16 @@ def test_the_plot_has_one_panel_per_device_with_honest_labels() -> None:
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+    long = "embedded-gpu-jetson-nano-fp32"  # QA: side by side, long names overlapped
+    res.devices = [long, "pi"]
+    for e in pts:
+        e["latency_ms"][long] = e["latency_ms"].pop("jet")
+        e["latency_std_ms"][long] = e["latency_std_ms"].pop("jet")
+    res.budget_ms = {}
+    fig = _figure(res)
+    assert fig.axes[0].get_xlabel() == f"predicted latency\non {long} (ms)"
+    assert fig.axes[1].get_xlabel() == "predicted latency on pi (ms)"
+    plt.close(fig)
 
 
 def test_plots_of_one_device_keep_the_step_line(db_url: str, tmp_path: Path) -> None:
