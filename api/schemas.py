@@ -337,7 +337,8 @@ class DevicePublic(DeviceBase):
         description="The API key that registered the device through the service; only it "
         "may change the device's fields here (any key may fill in a setting the device "
         "leaves open: an unknown runtime, no thread count). Null for a device registered "
-        "on the database (`nas device add`, imports), and for readers without an API key.",
+        "on the database (`nas device add`, an import naming no API key this database has), "
+        "and for readers without an API key.",
     )
 
 

@@ -28,6 +28,7 @@ from hwdb._errors import FILL_HINT, DuplicateError, NotFoundError
 from hwdb._frozen import FrozenMap
 from hwdb._models import (
     AccuracyModel,
+    ApiKeyModel,
     ArchitectureModel,
     DeviceModel,
     MeasurementModel,
@@ -580,6 +581,17 @@ def space_stats(session: Session) -> dict[str, dict[str, int]]:
     return dict(sorted(out.items()))
 
 
+def _known_owners(session: Session, owners: dict[str, str]) -> dict[str, str]:
+    """The ``device -> API key name`` of an import whose key this database has: key names
+    are per database, so a name from another database's export would hand the device to
+    whichever local key happens to share it."""
+    if not owners:
+        return {}
+    query = select(ApiKeyModel.name).where(ApiKeyModel.name.in_(set(owners.values())))
+    known = set(session.execute(query).scalars())
+    return {device: key for device, key in owners.items() if key in known}
+
+
 def apply_bulk(
     session: Session,
     data: _bulk.BulkImport,
@@ -591,8 +603,9 @@ def apply_bulk(
     dialect = session.get_bind().dialect.name
     _bulk.check_device_settings(session, data)
     dev_ids = _bulk.ensure_devices(
-        session, data.devices, now, update_existing=False, registered_by=data.registered_by
-    )
+        session, data.devices, now, update_existing=False,
+        registered_by=_known_owners(session, data.registered_by),
+    )  # fmt: skip
     needed = {s.device for s in data.measurements} - set(dev_ids)
     dev_ids.update(_bulk.device_ids(session, sorted(needed)))
     missing = sorted(needed - set(dev_ids))

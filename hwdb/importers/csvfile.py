@@ -171,12 +171,14 @@ def unused_rows(
         used = now.get((device, space, metric)) or {}
         if was is None or was == used:
             continue
-        n = sum(
+        stored = sum(
             g["rows"]
             for g in db.measurement_groups(device, space=space)
             if g["metric"] == metric and workload_shape(space, dict(g["workload"])) == was
         )
-        if n:
+        # this file's rows at that input are named by the first loop
+        n = stored - groups.get((device, space, metric, json.dumps(was, sort_keys=True)), 0)
+        if n > 0:
             out.append({"device": device, "space": space, "metric": metric, "rows": n,
                         "workload": was, "used": used, "earlier": True})  # fmt: skip
     return out

@@ -10,7 +10,8 @@ One row per record, device columns inlined. ``row_kind`` says what a row is:
   ``device_batch_size``, ``device_threads``, ``device_provenance``, ``device_source`` and
   ``device_attributes`` (JSON string), and the optional ``device_registered_by``: the API key
   that registered the device through the service (:attr:`hwdb.Device.registered_by`), which
-  an import sets on the devices it inserts;
+  an import sets on the devices it inserts when the database has an API key of that name
+  (names are per database);
 * ``accuracy``: an :class:`~hwdb.AccuracyIn` in ``space``, ``arch``, ``dataset``, ``metric``,
   ``value`` and ``source`` (plus the arch's ``benchmark_index``); device columns null;
 * ``device``: a device without measurements (e.g. a catalog device), in ``device`` and the

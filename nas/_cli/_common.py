@@ -33,16 +33,18 @@ __all__ = [
     "print_table",
     "set_db_option",
     "set_interrupt_note",
+    "nas_prefix",
     "with_db",
     "with_measure_settings",
 ]
 
 #: The ``--db`` the running command was given (empty: none; the environment or the default).
 _DB_OPTION: list[str] = []
-#: A ``nas`` command named with arguments in a message, e.g. "nas measure --space ...".
+#: A ``nas`` command quoted with its arguments in a message, e.g. "`nas measure --space S`"
+#: (not the bare words "nas search" of a sentence).
 _COMMAND = re.compile(
-    r"(?<![\w./-])nas (?=(?:measure|device|hwdb|predictor|search|export|spaces|cache|serve|"
-    r"api-key) [\w<-])"
+    r"`nas (?=(?:measure|device|hwdb|predictor|search|export|spaces|cache|serve|api-key) "
+    r"[^`])"
 )
 
 
@@ -51,18 +53,35 @@ def set_db_option(url: str | None) -> None:
     _DB_OPTION[:] = [url] if url is not None else []
 
 
+def nas_prefix() -> str:
+    """``nas``, with the ``--db`` this command was given (its passwords hidden, as in every
+    message): how a suggested command starts so that, run as printed, it reaches the same
+    database. Without ``--db`` the environment (``NAS_DATABASE_URL``) or the default does."""
+    if not _DB_OPTION:
+        return "nas"
+    return f"nas --db {shlex.quote(_shown_url(_DB_OPTION[0]))}"
+
+
+def _shown_url(url: str) -> str:
+    """``url`` with its password hidden, also one given as a query parameter
+    (``?password=...``, ``sslpassword``); a plain path as given."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - a plain file path, which has no password
+        return url
+    secret = {k: "HIDDEN" for k in parsed.query if "password" in k.lower()}
+    shown = parsed.update_query_dict(secret).render_as_string(hide_password=True)
+    return shown.replace("=HIDDEN", "=***")
+
+
 def with_db(text: str) -> str:
-    """``text`` with the ``--db`` this command was given inserted into every ``nas`` command
-    it names with arguments, so a suggested command run as printed reaches the same database
-    (a password is hidden, as in every message). Unchanged without ``--db``: the environment
-    (``NAS_DATABASE_URL``) or the default reaches it then."""
+    """``text`` with :func:`nas_prefix` for every ``nas`` command it quotes with arguments
+    (between backticks)."""
     if not _DB_OPTION:
         return text
-    from hwdb._engine import redact
-
-    url = redact(_DB_OPTION[0])
-    url = _DB_OPTION[0] if url == "<invalid url>" else url
-    return _COMMAND.sub(lambda _: f"nas --db {shlex.quote(url)} ", text)
+    return _COMMAND.sub(lambda _: f"`{nas_prefix()} ", text)
 
 
 #: A suggested ``nas measure`` of one stored device, as library messages write it.
@@ -77,11 +96,11 @@ def with_measure_settings(text: str) -> str:
 
     def fill(match: re.Match[str]) -> str:
         space, device = match.group(1), match.group(2)
-        if device.isupper():
+        if device in ("NAME", "DEVICE"):  # a placeholder, not a stored device
             return match.group(0)
         from nas._cli.device import measure_options
 
-        return match.group(0) + measure_options(space, device)[0]
+        return match.group(0) + measure_options(space, device).options
 
     return _MEASURE.sub(fill, text)
 

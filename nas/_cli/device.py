@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 
@@ -240,22 +240,35 @@ def onboard_config(
     return with_fields(config, workload=workload)
 
 
-def measure_options(space: str, device: str) -> tuple[str, list[str]]:
+class MeasureHint(NamedTuple):
+    """How to add rows to a stored device with ``nas measure`` (:func:`measure_options`)."""
+
+    options: str
+    """The options reproducing its settings and input (`` --threads 4 --resolution 64``)."""
+    conflict: list[str]
+    """Stored settings ``nas measure`` cannot reproduce (:func:`nas.measure.device_conflict`:
+    a TensorRT or int8 device, or an import that did not record its threads)."""
+    cpu: str | None
+    """The CPU its rows were timed on (:func:`nas.measure.recorded_cpu`), which the machine
+    that measures must have."""
+
+
+def measure_options(space: str, device: str) -> MeasureHint:
     """`nas measure` options that reproduce how ``device`` was measured in ``space`` (its
     runtime, precision, batch, threads and input shapes; nothing for a device the database
-    does not hold), so new rows land in the workload its latencies are read at, and the
-    stored settings those options cannot reproduce (:func:`nas.measure.device_conflict`:
-    a TensorRT or int8 device, or an imported one that did not record its threads)."""
-    from nas.measure import device_conflict
+    does not hold), so new rows land in the workload its latencies are read at, with what
+    they cannot reproduce; nothing when the database cannot tell."""
+    from nas.measure import device_conflict, recorded_cpu
     from search_spaces import get_space
 
-    sp = get_space(space)
     try:
+        sp = get_space(space)
         with open_db(create=False) as db:
             cfg = onboard_config(db, device, sp)  # a device not stored: the defaults
             conflict = device_conflict(db, device, cfg.resolve(sp))
-    except Exception:  # noqa: BLE001 - a hint must not fail the search that succeeded
-        return "", []
+            cpu = recorded_cpu(db, device)
+    except Exception:  # noqa: BLE001 - a hint must not fail the command it follows
+        return MeasureHint("", [], None)
     opts = [
         *([f"--runtime {cfg.runtime}"] if cfg.runtime != "torch" else []),
         *([f"--precision {cfg.precision}"] if cfg.precision != "fp32" else []),
@@ -272,7 +285,7 @@ def measure_options(space: str, device: str) -> tuple[str, list[str]]:
     for name, flag in flags.items():
         if getattr(workload, name) != getattr(default, name):
             opts.append(f"{flag} {getattr(workload, name)}")
-    return "".join(f" {o}" for o in opts), conflict
+    return MeasureHint("".join(f" {o}" for o in opts), conflict, cpu)
 
 
 def _onboard(

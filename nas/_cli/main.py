@@ -154,6 +154,13 @@ def _sigterm_as_ctrl_c() -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; exit 0 on success, 1 on failure, 2 on usage errors."""
+    try:
+        _main(argv)
+    finally:
+        set_db_option(None)  # a --db holds for one command (callers in one process: tests)
+
+
+def _main(argv: list[str] | None) -> None:
     from nas import CLIUsageError
 
     exc_mod = _click_exceptions()
@@ -174,8 +181,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(0)  # the help text was already printed
     except exc_mod.UsageError as exc:
         message = exc.format_message()
-        if message.split("\n")[0].rstrip(".") == "No such option: --db":  # after the command
-            message += " here; it is an option of nas itself: nas --db URL COMMAND ..."
+        if getattr(exc, "option_name", None) == "--db":  # given after the command's name
+            message = (
+                "--db goes before the command: it is an option of nas itself "
+                "(nas --db URL COMMAND ...)"
+            )
         err_console.print(f"error: {message}", markup=False)
         sys.exit(2)
     except exc_mod.ClickException as exc:

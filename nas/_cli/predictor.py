@@ -264,7 +264,8 @@ def predict(
     if workload != sp.workload_dict(None):  # milliseconds at another input than the default
         shapes = ", ".join(f"{k}={v}" for k, v in workload.items())
         err_console.print(
-            f"note: milliseconds at the input {device} was measured at: {shapes}", markup=False
+            f"note: milliseconds for the input {shapes}, {device}'s (not the space's default)",
+            markup=False,
         )
     if pred.n_measurements == 0 and not renamed:  # the match's line already said how
         err_console.print(

@@ -13,6 +13,7 @@ from nas._cli._common import (
     console,
     count_noun,
     err_console,
+    nas_prefix,
     open_db,
     print_json,
     print_table,
@@ -292,13 +293,13 @@ def _suggest_measuring(result: SearchResult, out_dir: Path) -> None:
         what.append(f"{n} (p_front >= {CONTENDER_P:g})")
     one = len(result.devices) == 1
     device = result.devices[0] if one else "DEVICE"
-    settings, conflict = measure_options(result.space, device) if one else ("", [])
+    hint = measure_options(result.space, device) if one else None
     listed = out_dir / "to_measure.txt"
-    if conflict:  # `nas measure` would refuse this device: say how else to add its rows
+    if hint is not None and hint.conflict:  # `nas measure` would refuse it: say how else
         console.print(
             with_db(
                 f"to confirm the front, measure its {' and '.join(what)} on {device} as its "
-                f"rows were measured ({', '.join(conflict)}, which `nas measure` does not "
+                f"rows were measured ({', '.join(hint.conflict)}, which `nas measure` does not "
                 f"reproduce), listed in {listed}, and import them with `nas hwdb import csv "
                 "FILE` (columns space,arch,device,latency_ms); rerunning this command then "
                 "uses the measurements"
@@ -307,13 +308,15 @@ def _suggest_measuring(result: SearchResult, out_dir: Path) -> None:
             soft_wrap=True,
         )
         return
-    each = " on each device (with its settings)" if not one else " on the device itself"
+    where = (
+        " on each device (with its settings)" if hint is None
+        else f" on a machine with the CPU its rows were timed on ({hint.cpu})" if hint.cpu
+        else " on the device itself"
+    )  # fmt: skip
     console.print(
-        with_db(
-            f"to confirm the front, measure its {' and '.join(what)}{each}: nas measure --space "
-            f"{result.space} --device-name {device}{settings} --archs {listed}; "
-            "rerunning this command then uses the measurements"
-        ),
+        f"to confirm the front, measure its {' and '.join(what)}{where}: {nas_prefix()} measure "
+        f"--space {result.space} --device-name {device}{hint.options if hint else ''} --archs "
+        f"{listed}; rerunning this command then uses the measurements",
         markup=False,
         soft_wrap=True,
     )

@@ -17,6 +17,7 @@ from nas.measure._runner import (
     device_conflict,
     measure_architectures,
     measure_pass,
+    recorded_cpu,
     retest,
 )
 from nas.measure._runtimes import LanguageModelSampler, OnnxSampler, TorchSampler, export_onnx
@@ -45,6 +46,7 @@ __all__ = [
     "mape",
     "measure_architectures",
     "measure_pass",
+    "recorded_cpu",
     "reject_outliers",
     "retest",
     "round_robin_schedule",

@@ -407,10 +407,11 @@ def _spec_of(device: Device) -> DeviceSpec:
 def device_conflict(
     db: HardwareDB, name: str, cfg: ResolvedConfig, *, source: str = "nas measure"
 ) -> list[str]:
-    """Why :func:`measure_architectures` with ``cfg`` would refuse to store rows under the
-    stored device ``name``: ``key=stored value`` for each setting (runtime, precision, batch,
-    threads) its rows were measured with that this configuration does not share (empty: it
-    may, or the device is not stored). A setting the device does not record (runtime
+    """The settings for which :func:`measure_architectures` with ``cfg`` would refuse to
+    store rows under the stored device ``name``: ``key=stored value`` for each setting
+    (runtime, precision, batch, threads) its rows were measured with that this configuration
+    does not share (empty: it may, or the device is not stored). The machine is checked
+    apart, where it runs (:func:`recorded_cpu`). A setting the device does not record (runtime
     ``'unknown'``, threads ``None``: an imported device) conflicts too, since rows measured
     now could not be told apart from rows measured otherwise; only a catalog device without
     measurements takes them from its first run.
@@ -481,20 +482,27 @@ def _check_device(db: HardwareDB, cfg: ResolvedConfig, name: str, source: str) -
     return _Declared()
 
 
+def recorded_cpu(db: HardwareDB, device: str) -> str | None:
+    """The CPU model the newest row of ``device`` was timed on (its environment's
+    ``cpu_model``, as :func:`environment` writes it on a CPU run); None when it records none
+    (an import, a GPU run) or the device has no rows."""
+    newest = db.measurements(device=device, limit=1)
+    env = newest[0]["environment"] or {} if newest else {}
+    cpu = env.get("cpu_model") if env.get("device_type") == "cpu" else None
+    return str(cpu) if cpu else None
+
+
 def _check_same_cpu(db: HardwareDB, old: Device, hardware: str, cfg: ResolvedConfig) -> None:
-    """Refuse to add this CPU's timings to a device whose rows a run timed on another CPU (the
-    ``cpu_model`` its newest row's environment records, as :func:`environment` writes it):
-    the column would mix two machines. Rows that record no CPU (imports, GPU runs) are not
-    checked, nor is a device without rows."""
+    """Refuse to add this CPU's timings to a device whose rows a run timed on another CPU
+    (:func:`recorded_cpu`): the column would mix two machines."""
     if cfg.device_type != "cpu":
         return
-    newest = db.measurements(device=old.name, limit=1)
-    env = newest[0]["environment"] or {} if newest else {}
-    seen = env.get("cpu_model") if env.get("device_type") == "cpu" else None
+    seen = recorded_cpu(db, old.name)
     if seen and seen != hardware:
         raise NasError(
             f"device {old.name!r} was measured on {seen!r}, but this machine's CPU is "
-            f"{hardware!r}; store this machine's timings under another device name"
+            f"{hardware!r}; measure it on a machine with that CPU, or store this machine's "
+            "timings under another device name"
         )
 
 

@@ -193,18 +193,19 @@ def check_output_dir(
 
 
 def _check_writable(out: Path) -> None:
-    """Create ``out`` and write a file in it, so that a folder the search cannot write to is
-    found before the search, not after it (an RDB study writes nothing there until then)."""
+    """Write a file in ``out``, or in the nearest folder above it that exists (where the
+    search will create it), so that a folder the search cannot write to is found before the
+    search, not after it (an RDB study writes nothing there until then); creates nothing."""
     from nas.search._errors import SearchError
 
+    base = next(p for p in (out, *out.parents) if p.exists())
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".nas-write-check."):
+        with tempfile.NamedTemporaryFile(dir=base, prefix=".nas-write-check."):
             pass
     except OSError as exc:
         raise SearchError(
-            f"cannot write to output folder {out}: {exc.strerror or exc}; give another "
-            "output folder (-o)"
+            f"cannot write to output folder {out} ({base}: {exc.strerror or exc}); give "
+            "another output folder (-o)"
         ) from None
 
 

@@ -61,7 +61,7 @@ def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     code, _, err = _run(["--db", db, "hwdb", "import", "csv", str(bad)], capsys)
     assert code == 1 and err.count("\n") == 1 and "missing column" in err and "Traceback" not in err
     code, _, err = _run(["--db", f"sqlite:///{tmp_path / 'none.sqlite'}", "hwdb", "stats"], capsys)
-    assert code == 1 and "nas hwdb init" in err
+    assert code == 1 and " hwdb init` to create it" in err  # `nas --db URL hwdb init`
     assert _run(["--db", db, "hwdb", "export"], capsys)[0] == 2  # --out missing: usage error
 
 

@@ -107,8 +107,8 @@ def test_export_and_import_keep_who_registered_each_device(db: HardwareDB, tmp_p
     """Left open by session 28: exports did not carry `registered_by`, so a device a key had
     registered through the service came out of a move (laptop SQLite to a team's database)
     owned by the database only. Now the export names the key for devices with and without
-    measurements, an import sets it on the devices it inserts, and a stored device keeps its
-    own."""
+    measurements, an import sets it on the devices it inserts when the database has a key of
+    that name (names are per database), and a stored device keeps its own."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -120,10 +120,14 @@ def test_export_and_import_keep_who_registered_each_device(db: HardwareDB, tmp_p
     path = tmp_path / "out.parquet"
     export_parquet(db, path)
     with HardwareDB(f"sqlite:///{tmp_path / 'copy.sqlite'}") as copy:
+        copy.create_api_key("edge-lab")  # the team's key, on the database moved to
         copy.upsert_device(DeviceSpec(name="idle", runtime="torch"), registered_by="ops")
         import_parquet(copy, path)
         owners = {d.name: d.registered_by for d in copy.list_devices()}
     assert owners == {"board": None, "other": None, "lab-pi": "edge-lab", "idle": "ops"}
+    with HardwareDB(f"sqlite:///{tmp_path / 'stranger.sqlite'}") as other:
+        import_parquet(other, path)  # no key of that name here: nobody's key takes it
+        assert {d.registered_by for d in other.list_devices()} == {None}
     table = pq.read_table(path).to_pylist()
     for rec in table:
         if rec["device"] == "lab-pi":

@@ -359,3 +359,29 @@ def test_unused_rows_name_earlier_rows_an_import_displaced(
         {"device": "cam", "space": "nasbench201", "metric": "latency_ms", "rows": 2,
          "workload": {}, "used": {"resolution": 64}, "earlier": True}
     ]  # fmt: skip
+
+
+def test_displaced_rows_are_not_counted_twice(small_db: HardwareDB, tmp_path: Path) -> None:
+    """Review (session 29): a file with rows at both inputs had its own rows at the displaced
+    input counted again among the device's earlier ones."""
+    from hwdb.importers.csvfile import load_csv, read_workloads, unused_rows
+    from tests.hwdb._helpers import nb201_archs
+
+    archs = nb201_archs(12)
+    first = tmp_path / "first.csv"
+    first.write_text(
+        "space,arch,device,latency_ms,resolution\n"
+        + "".join(f"nasbench201,{a},cam,1.5,64\n" for a in archs[:3])
+    )
+    import_csv(small_db, first)
+    both = tmp_path / "both.csv"
+    both.write_text(
+        "space,arch,device,latency_ms,resolution\n"
+        + "".join(f"nasbench201,{a},cam,9,\n" for a in archs[3:9])
+        + "".join(f"nasbench201,{a},cam,1.5,64\n" for a in archs[9:11])
+    )
+    rows = load_csv(both).rows
+    before = read_workloads(small_db, rows)
+    import_csv(small_db, both)
+    groups = unused_rows(small_db, rows, before)
+    assert [(g["rows"], g["earlier"]) for g in groups] == [(2, False), (3, True)]

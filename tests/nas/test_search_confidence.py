@@ -273,8 +273,9 @@ def test_the_suggested_measure_command_keeps_the_devices_settings(
     assert measure_options("nasbench201", "cam") == (
         " --runtime onnxruntime --threads 4 --resolution 64",
         [],
+        None,  # rows that record no CPU
     )
-    assert measure_options("nasbench201", "jetson-orin-nano") == ("", [])  # not stored
+    assert measure_options("nasbench201", "jetson-orin-nano") == ("", [], None)  # not stored
 
 
 def test_the_suggestion_says_when_nas_measure_cannot_add_to_the_device(
@@ -301,11 +302,11 @@ def test_the_suggestion_says_when_nas_measure_cannot_add_to_the_device(
              for d in ("orin-trt", "nano")]
         )  # fmt: skip
     monkeypatch.setenv("NAS_DATABASE_URL", url)
-    assert measure_options("nasbench201", "orin-trt")[1] == [
+    assert measure_options("nasbench201", "orin-trt").conflict == [
         "runtime='tensorrt'",
         "precision='int8'",
     ]
-    assert measure_options("nasbench201", "nano")[1] == ["threads=None"]
+    assert measure_options("nasbench201", "nano").conflict == ["threads=None"]
     result = SimpleNamespace(
         space="nasbench201", devices=["nano"], front=[{"arch": archs[0]}], contenders=[]
     )
@@ -315,3 +316,36 @@ def test_the_suggestion_says_when_nas_measure_cannot_add_to_the_device(
     assert "on nano as its rows were measured (threads=None, which `nas measure` does not" in said
     assert "import them with `nas hwdb import csv FILE`" in said
     assert "nas measure --space" not in said
+
+
+def test_the_suggestion_names_the_cpu_a_devices_rows_were_timed_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review (session 29): for a CPU device the suggested `nas measure` is refused on any
+    other CPU than its rows record, so the suggestion names that CPU, and carries the --db."""
+    from hwdb import DeviceSpec, HardwareDB, MeasurementIn
+    from nas._cli._common import set_db_option
+    from nas._cli.search import _suggest_measuring
+    from search_spaces import get_space
+
+    url = f"sqlite:///{tmp_path / 'x.sqlite'}"
+    sp = get_space("nasbench201")
+    arch = sp.to_string(sp.random(0))
+    with HardwareDB(url, create=True) as db:
+        db.upsert_device(DeviceSpec(name="xeon-t1", threads=1))
+        env = {"device_type": "cpu", "cpu_model": "Intel(R) Xeon(R) Processor"}
+        db.add_measurements([MeasurementIn("xeon-t1", "nasbench201", arch, median=2.0,
+                                           environment=env)])  # fmt: skip
+    monkeypatch.setenv("NAS_DATABASE_URL", url)
+    monkeypatch.setattr("nas.search.to_measure", lambda res: [arch])
+    result = SimpleNamespace(
+        space="nasbench201", devices=["xeon-t1"], front=[{"arch": arch}], contenders=[]
+    )
+    set_db_option(url)
+    try:
+        _suggest_measuring(cast(Any, result), tmp_path / "out")
+    finally:
+        set_db_option(None)
+    said = " ".join(capsys.readouterr().out.split())
+    assert "on a machine with the CPU its rows were timed on (Intel(R) Xeon(R) Processor):" in said
+    assert f"nas --db {url} measure --space nasbench201 --device-name xeon-t1 --threads 1" in said
