@@ -28,12 +28,12 @@ __all__ = [
     "fail",
     "human_bytes",
     "interrupt_note",
+    "nas_prefix",
     "note_created",
     "print_json",
     "print_table",
     "set_db_option",
     "set_interrupt_note",
-    "nas_prefix",
     "with_db",
     "with_measure_settings",
 ]
