@@ -9,6 +9,7 @@ SQLite and by a transaction-level advisory lock on PostgreSQL.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,11 @@ def redact(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - only used for messages
         return "<invalid url>"
+
+
+def hide_userinfo_password(text: str) -> str:
+    """``text`` (a URL that may not parse) with the password of ``//user:password@`` hidden."""
+    return re.sub(r"(//[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any, *, memory: bool) -> None:
@@ -143,7 +149,7 @@ def make_engine(url: str, *, statement_timeout_ms: int = 0) -> Engine:
         parsed = make_url(url)
     except Exception as exc:
         raise ValueError(
-            f"`url` is not a valid database URL: {url!r} (a SQLite file is "
+            f"`url` is not a valid database URL: {hide_userinfo_password(url)!r} (a SQLite file is "
             "'sqlite:////absolute/path.sqlite', PostgreSQL "
             "'postgresql+psycopg://user:password@host/db')."
         ) from exc

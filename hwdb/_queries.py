@@ -582,9 +582,10 @@ def space_stats(session: Session) -> dict[str, dict[str, int]]:
 
 
 def _known_owners(session: Session, owners: dict[str, str]) -> dict[str, str]:
-    """The ``device -> API key name`` of an import whose key this database has: key names
-    are per database, so a name from another database's export would hand the device to
-    whichever local key happens to share it."""
+    """The ``device -> API key name`` of an import whose key this database has. Key names
+    are per database: a name from another database's export that no local key has is not
+    stored, so a key created here later under that name does not take the device over (a
+    name a local key has is taken as that key, as rows' ``uploaded_by`` are)."""
     if not owners:
         return {}
     query = select(ApiKeyModel.name).where(ApiKeyModel.name.in_(set(owners.values())))

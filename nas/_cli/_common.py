@@ -67,10 +67,12 @@ def _shown_url(url: str) -> str:
     (``?password=...``, ``sslpassword``); a plain path as given."""
     from sqlalchemy.engine import make_url
 
+    from hwdb._engine import hide_userinfo_password
+
     try:
         parsed = make_url(url)
-    except Exception:  # noqa: BLE001 - a plain file path, which has no password
-        return url
+    except Exception:  # noqa: BLE001 - a plain path, or a URL --db refuses later anyway
+        return hide_userinfo_password(url)
     secret = {k: "HIDDEN" for k in parsed.query if "password" in k.lower()}
     shown = parsed.update_query_dict(secret).render_as_string(hide_password=True)
     return shown.replace("=HIDDEN", "=***")

@@ -23,6 +23,7 @@ from nas._cli._common import (
     print_json,
     print_table,
     set_interrupt_note,
+    with_db,
 )
 
 if TYPE_CHECKING:
@@ -483,8 +484,8 @@ def delete(
         what = f"{count_noun(n, 'measurement')} of {device}"
         if n == 0:
             console.print(
-                f"no measurement of {device} matches (`nas hwdb show {device}` lists what is "
-                "stored)", markup=False, soft_wrap=True,
+                with_db(f"no measurement of {device} matches (`nas hwdb show {device}` lists "
+                        "what is stored)"), markup=False, soft_wrap=True,
             )  # fmt: skip
             return
         if dry_run:

@@ -181,7 +181,8 @@ def _main(argv: list[str] | None) -> None:
         sys.exit(0)  # the help text was already printed
     except exc_mod.UsageError as exc:
         message = exc.format_message()
-        if getattr(exc, "option_name", None) == "--db":  # given after the command's name
+        missing = isinstance(exc, exc_mod.NoSuchOption)  # not "--db needs a value"
+        if missing and getattr(exc, "option_name", None) == "--db":  # after the command
             message = (
                 "--db goes before the command: it is an option of nas itself "
                 "(nas --db URL COMMAND ...)"

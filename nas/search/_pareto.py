@@ -198,7 +198,9 @@ def _check_writable(out: Path) -> None:
     search, not after it (an RDB study writes nothing there until then); creates nothing."""
     from nas.search._errors import SearchError
 
-    base = next(p for p in (out, *out.parents) if p.exists())
+    base = next((p for p in (out.absolute(), *out.absolute().parents) if p.exists()), None)
+    if base is None:  # e.g. a relative path in a working folder deleted since
+        raise SearchError(f"cannot write to output folder {out}: no folder above it exists")
     try:
         with tempfile.NamedTemporaryFile(dir=base, prefix=".nas-write-check."):
             pass

@@ -60,8 +60,9 @@ def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     bad.write_text("space,arch,device\nnasbench201,x,d\n")
     code, _, err = _run(["--db", db, "hwdb", "import", "csv", str(bad)], capsys)
     assert code == 1 and err.count("\n") == 1 and "missing column" in err and "Traceback" not in err
-    code, _, err = _run(["--db", f"sqlite:///{tmp_path / 'none.sqlite'}", "hwdb", "stats"], capsys)
-    assert code == 1 and " hwdb init` to create it" in err  # `nas --db URL hwdb init`
+    none = f"sqlite:///{tmp_path / 'none.sqlite'}"
+    code, _, err = _run(["--db", none, "hwdb", "stats"], capsys)
+    assert code == 1 and f"`nas --db {none} hwdb init` to create it" in err
     assert _run(["--db", db, "hwdb", "export"], capsys)[0] == 2  # --out missing: usage error
 
 

@@ -51,6 +51,7 @@ def test_dry_run_then_delete_by_uploader(db_url: str, capsys: pytest.CaptureFixt
     code, out, _ = _run(["--db", db_url, "hwdb", "delete", "pi4", "--uploaded-by", "lab", "-y"],
                         capsys)  # fmt: skip
     assert code == 0 and "no measurement of pi4 matches" in out
+    assert f"`nas --db {db_url} hwdb show pi4`" in " ".join(out.split())  # runs as printed
 
 
 def test_one_arch(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -86,7 +86,7 @@ def test_a_mistyped_db_path_creates_nothing(
     typo = tmp_path / "typo.sqlite"
     argv = ["--db", f"sqlite:///{typo}", "predictor", "predict", "--space", "mnasnet"]
     code, _, err = _run([*argv, "--device", "d", "--arch", "mnasnet-a1"], capsys)
-    assert code == 1 and _one_line(err) and " hwdb init`" in err  # after nas --db URL
+    assert code == 1 and _one_line(err) and f"`nas --db sqlite:///{typo} hwdb init`" in err
     assert not typo.exists()
 
 

@@ -297,7 +297,8 @@ def test_not_found_on_an_empty_database_names_it_and_how_to_fill_it(
     code, _, err = _run(argv, capsys)
     line = _error_line(err)
     assert code == 1 and "device 'foo' not found" in line
-    assert f"the database sqlite:///{empty} is empty" in line and " hwdb init`" in line
+    assert f"the database sqlite:///{empty} is empty" in line
+    assert f"`nas --db sqlite:///{empty} hwdb init`" in line
     argv = ["--db", f"sqlite:///{empty}", "predictor", "adapt", "--space", "nasbench201",
             "--device", "foo"]  # fmt: skip
     code, _, err = _run(argv, capsys)

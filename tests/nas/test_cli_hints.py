@@ -206,3 +206,14 @@ def test_an_empty_device_is_a_usage_error_as_in_search(
     argv = ["predictor", command, "--space", "nasbench201", "--device", " "]
     code, _, err = _run([*argv, *(["--arch", "x"] if command == "predict" else [])], capsys)
     assert code == 2 and err.startswith("error: --device must be a device name")
+
+
+def test_db_without_a_value_and_an_unparsable_url_keep_their_own_errors(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Second review: `nas --db` (no value) got the "goes before the command" hint, and a URL
+    that does not parse was printed with its password."""
+    code, _, err = _run(["--db"], capsys)
+    assert code == 2 and "requires an argument" in err
+    code, _, err = _run(["--db", "postgresql://u:secret@h:notaport/db", "hwdb", "stats"], capsys)
+    assert code == 1 and "secret" not in err and "u:***@h:notaport" in err

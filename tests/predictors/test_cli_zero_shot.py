@@ -66,7 +66,7 @@ def test_predict_a_catalog_device_zero_shot(
         main(predict)
     assert exc.value.code == 0
     captured = capsys.readouterr()
-    assert "zero-shot" in captured.err and " device onboard orin" in captured.err
+    assert "zero-shot" in captured.err and f"`nas --db {db} device onboard orin" in captured.err
     assert NB201 in captured.out
 
 
