@@ -31,7 +31,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -416,32 +416,38 @@ def device_conflict(
     now could not be told apart from rows measured otherwise; only a catalog device without
     measurements takes them from its first run.
     """
-    return _device_plan(db, cfg, name, source)[2]
+    return _device_plan(db, cfg.device_spec(name, hardware="", source=source)).conflict
 
 
-def _device_plan(
-    db: HardwareDB, cfg: ResolvedConfig, name: str, source: str
-) -> tuple[Device | None, dict[str, Any], list[str]]:
-    """The stored device (None: none), the settings this run fills in, and the settings in
-    conflict (see :func:`device_conflict`)."""
+class _Plan(NamedTuple):
+    """What :func:`_check_device` does with a device (see :func:`_device_plan`)."""
+
+    old: Device | None  # the stored device (None: none)
+    fill: dict[str, Any]  # the settings this run fills in
+    conflict: list[str]  # the settings in conflict (see device_conflict)
+    redeclare: bool  # an empty device of this source, declared again with this run's settings
+
+
+def _device_plan(db: HardwareDB, spec: DeviceSpec) -> _Plan:
+    """How the stored device ``spec.name`` meets this run's ``spec`` (``hardware`` is not
+    compared)."""
     from hwdb import NotFoundError
 
-    spec = cfg.device_spec(name, hardware="", source=source)
     try:
-        old = db.get_device(name)
+        old = db.get_device(spec.name)
     except NotFoundError:
-        return None, {}, []
+        return _Plan(None, {}, [], False)
     # A device registered from the datasheet catalog (`nas device add`, `nas device onboard
     # --catalog`) leaves its runtime and threads open until its first measurement.
     unset = {"runtime": "unknown", "threads": None}
     fill = {}
-    empty = db.count_measurements(device=name) == 0
+    empty = db.count_measurements(device=spec.name) == 0
     if old.provenance == "catalog" and empty:
         fill = {k: getattr(spec, k) for k, v in unset.items() if getattr(old, k) == v}
     diff = _device_diff(old, spec, skip=list(fill))
-    if diff and old.provenance == "measured" and old.source == source and empty:
-        diff = []  # declared again with this run's settings: nothing was measured under it
-    return old, fill, diff
+    if diff and old.provenance == "measured" and old.source == spec.source and empty:
+        return _Plan(old, fill, [], True)  # nothing was measured under the old settings
+    return _Plan(old, fill, diff, False)
 
 
 def _check_device(db: HardwareDB, cfg: ResolvedConfig, name: str, source: str) -> _Declared:
@@ -458,27 +464,27 @@ def _check_device(db: HardwareDB, cfg: ResolvedConfig, name: str, source: str) -
     """
     hardware = cpu_model() if cfg.device_type == "cpu" else ""
     spec = cfg.device_spec(name, hardware=hardware, source=source)
-    old, fill, diff = _device_plan(db, cfg, name, source)
-    if old is None:
+    plan = _device_plan(db, spec)
+    if plan.old is None:
         db.upsert_device(spec)
         return _Declared(created=True)
-    if diff:
+    if plan.conflict:
         how = "store this configuration under another device name"
-        if all(v.endswith(("=None", "='unknown'")) for v in diff):
+        if all(v.endswith(("=None", "='unknown'")) for v in plan.conflict):
             how = (
                 "settings its rows did not record, so rows measured here could not be told "
                 "apart from them; measure with the tool that measured its rows and import them "
                 f"(`nas hwdb import csv`), or {how}"
             )
-        raise NasError(f"device {name!r} already exists with {', '.join(diff)}; {how}")
-    _check_same_cpu(db, old, hardware, cfg)
-    if _device_diff(old, spec, skip=list(fill)):  # a measured device declared again
+        raise NasError(f"device {name!r} already exists with {', '.join(plan.conflict)}; {how}")
+    _check_same_cpu(db, plan.old, hardware, cfg)
+    if plan.redeclare:
         db.upsert_device(spec)
-        return _Declared(previous=_spec_of(old))
-    if fill:
+        return _Declared(previous=_spec_of(plan.old))
+    if plan.fill:
         from dataclasses import replace
 
-        db.upsert_device(replace(_spec_of(old), **fill))
+        db.upsert_device(replace(_spec_of(plan.old), **plan.fill))
     return _Declared()
 
 

@@ -259,12 +259,13 @@ def _remove_stale_temporaries(paths: dict[str, Path]) -> None:
     for path in paths.values():
         for tmp in path.parent.glob(f".{path.stem}.*.tmp{path.suffix}"):
             pid = tmp.name[len(path.stem) + 2 : -len(f".tmp{path.suffix}")]
-            if pid.isdigit() and not _alive(int(pid)):
+            if pid.isdigit() and not pid_alive(int(pid)):
                 tmp.unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` runs on this machine (this one included)."""
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (this one included; another user's
+    counts as running)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

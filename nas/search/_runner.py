@@ -32,7 +32,7 @@ from nas.search._errors import SearchError, StudyMismatchError
 from nas.search._latency import MeasuredFirstModel, latency_model_name
 from nas.search._local import LOCAL_SEARCH_DEFAULT, neighbour_params
 from nas.search._novel import novel_params
-from nas.search._pareto import pareto_mask
+from nas.search._pareto import pareto_mask, pid_alive
 from nas.search._storage import StudyStorage, open_storage
 from nas.search._study import join_number, mismatch_message, mismatches
 from nas.search._types import (
@@ -398,13 +398,7 @@ def _dead_worker(trial: optuna.trial.FrozenTrial) -> bool:
     host, _, pid = tag.rpartition(":")
     if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
         return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # e.g. another user's live process
-        return False
-    return False
+    return not pid_alive(int(pid))
 
 
 def _retire_abandoned(study: optuna.Study, shared: bool) -> None:
