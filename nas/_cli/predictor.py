@@ -280,31 +280,19 @@ def predict(
 
 
 def _read_archs(path: Path, space: str) -> list[str]:
-    """The non-blank lines of ``path`` without ``# comments`` (as ``nas measure --archs``
-    reads them); a line that is not an architecture of ``space`` (when it is a registered
-    space) is an error naming the file and line."""
-    from search_spaces import SearchSpaceError, get_space, list_spaces
+    """The architectures of an ``--archs`` file as ``nas measure --archs`` reads them
+    (:func:`nas.measure.read_archs_file`), canonical in a registered space; a file or line
+    it cannot read is a usage error naming it."""
+    from nas.measure import read_archs_file
+    from search_spaces import get_space, list_spaces
 
+    sp = get_space(space) if space in list_spaces() else None
     try:
-        text = path.read_text()
+        return read_archs_file(path, sp)
     except OSError as exc:  # missing, a folder, unreadable
-        _usage(f"--archs {path}: {exc.strerror or exc}")
-    except UnicodeDecodeError:
-        _usage(f"--archs {path} is not a text file")
-    numbered = [(i, ln.split("#", 1)[0].strip()) for i, ln in enumerate(text.splitlines(), 1)]
-    lines = [(i, ln) for i, ln in numbered if ln]
-    if not lines:
-        _usage(f"--archs file {path} holds no architecture")
-    if space not in list_spaces():
-        return [ln for _, ln in lines]
-    sp = get_space(space)
-    out = []
-    for i, line in lines:
-        try:
-            out.append(sp.to_string(sp.resolve(line)))
-        except SearchSpaceError as exc:
-            raise SearchSpaceError(f"--archs {path} line {i}: {exc}") from exc
-    return out
+        _usage(f"--archs {str(path)!r}: {exc.strerror or exc}")
+    except ValueError as exc:  # not text, not an architecture, no line
+        _usage(str(exc).replace("`archs_file` ", "--archs ", 1))
 
 
 def _canonical(archs: list[str], space: str) -> list[str]:

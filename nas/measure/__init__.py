@@ -21,7 +21,7 @@ from nas.measure._runner import (
     retest,
 )
 from nas.measure._runtimes import LanguageModelSampler, OnnxSampler, TorchSampler, export_onnx
-from nas.measure._select import select_architectures
+from nas.measure._select import read_archs_file, select_architectures
 from nas.measure._stats import SampleStats, mape, reject_outliers, spearman, summarize
 from nas.measure._timing import Sampler, TimingProtocol, round_robin_schedule, run_protocol
 
@@ -46,6 +46,7 @@ __all__ = [
     "mape",
     "measure_architectures",
     "measure_pass",
+    "read_archs_file",
     "recorded_cpu",
     "reject_outliers",
     "retest",

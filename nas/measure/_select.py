@@ -12,7 +12,7 @@ import numpy as np
 if TYPE_CHECKING:
     from search_spaces import SearchSpace
 
-__all__ = ["select_architectures"]
+__all__ = ["read_archs_file", "select_architectures"]
 
 
 def select_architectures(
@@ -42,7 +42,7 @@ def select_architectures(
     if sum(x is not None and x is not False for x in (n, archs_file, reference_set)) != 1:
         raise ValueError("exactly one of `n`, `archs_file` and `reference_set` must be given.")
     if archs_file is not None:
-        return _read_archs_file(space, Path(archs_file))
+        return _unique(read_archs_file(archs_file, space))
     if reference_set:
         archs = [*space.hardware_embedding_archs(), *space.reference_archs().values()]
         return _unique(space.to_string(a) for a in archs)
@@ -82,11 +82,25 @@ def _draw(space: SearchSpace[Any], n: int, seed: int | None) -> list[str]:
     return out
 
 
-def _read_archs_file(space: SearchSpace[Any], path: Path) -> list[str]:
-    """The canonical strings of an ``archs_file`` (see :func:`select_architectures`)."""
+def read_archs_file(path: str | Path, space: SearchSpace[Any] | None = None) -> list[str]:
+    """The architectures of a text file, one per line, in file order (repeats kept).
+
+    Blank lines and ``#`` comments are ignored. ``nas measure --archs`` and ``nas predictor
+    predict --archs`` read their files with it.
+
+    Args:
+        path: The file.
+        space: When given, each line is resolved in it (a reference name or a string) and
+            returned as its canonical string; otherwise the lines are returned as written.
+
+    Raises:
+        ValueError: Naming the file and line that is not UTF-8 text or not an architecture
+            of ``space``, or a file that holds no architecture.
+        OSError: If the file cannot be read.
+    """
     from search_spaces import SearchSpaceError
 
-    raw = path.read_bytes()
+    raw = Path(path).read_bytes()
     where = f"`archs_file` {str(path)!r}"
     try:
         lines = raw.decode("utf-8").splitlines()
@@ -101,6 +115,9 @@ def _read_archs_file(space: SearchSpace[Any], path: Path) -> list[str]:
         text = line_text.split("#", 1)[0].strip()
         if not text:
             continue
+        if space is None:
+            archs.append(text)
+            continue
         try:
             archs.append(space.to_string(space.resolve(text)))
         except (SearchSpaceError, ValueError) as exc:
@@ -108,7 +125,7 @@ def _read_archs_file(space: SearchSpace[Any], path: Path) -> list[str]:
             raise ValueError(f"{where} line {number}: {reason}") from None
     if not archs:
         raise ValueError(f"{where} holds no architecture.")
-    return _unique(archs)
+    return archs
 
 
 def _unique(items: Iterable[str]) -> list[str]:

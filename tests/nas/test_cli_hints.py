@@ -142,6 +142,7 @@ def test_predict_reads_archs_files_as_measure_does(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """QA: a `# comment` line that `nas measure --archs` skips was refused by `predict`."""
+    from nas import CLIUsageError
     from nas._cli.predictor import _read_archs
     from search_spaces import get_space
 
@@ -150,6 +151,9 @@ def test_predict_reads_archs_files_as_measure_does(
     path = tmp_path / "a.txt"
     path.write_text(f"# front of run 3\n{arch}  # fastest\n\n")
     assert _read_archs(path, "nasbench201") == [arch]
+    path.write_bytes(f"{arch}\n\xbd\n".encode("latin-1"))  # a line that is not text
+    with pytest.raises(CLIUsageError, match=r"line 2: not UTF-8 text \(byte 0xbd\)"):
+        _read_archs(path, "nasbench201")
 
 
 def test_predict_takes_several_archs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

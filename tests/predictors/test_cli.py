@@ -73,13 +73,13 @@ def test_predict_and_errors(
     assert _run([*base, "--device", "pixel3", "--archs", str(f), "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["predictions"]) == 2
     f.write_text(arch + "\n\n|bogus~0|\n")
-    assert _run([*base, "--device", "pixel3", "--archs", str(f)]) == 1
-    assert capsys.readouterr().err.startswith(f"error: --archs {f} line 3: ")
+    assert _run([*base, "--device", "pixel3", "--archs", str(f)]) == 2  # as nas measure's
+    assert capsys.readouterr().err.startswith(f"error: --archs {str(f)!r} line 3: ")
     assert _run([*base, "--device", "pixel3"]) == 2  # neither --arch nor --archs
     capsys.readouterr()
     for missing in (tmp_path / "missing.txt", tmp_path):  # no file; a folder
         assert _run([*base, "--device", "pixel3", "--archs", str(missing)]) == 2
-        assert capsys.readouterr().err.startswith(f"error: --archs {missing}: ")
+        assert capsys.readouterr().err.startswith(f"error: --archs {str(missing)!r}: ")
     assert _run([*base, "--device", "nope", "--arch", arch]) == 1
     assert " measure --device-name NAME" in capsys.readouterr().err  # after nas --db URL
     assert _run(["--db", db_url, "predictor", "evaluate", "--space", "nasbench201"]) == 2
