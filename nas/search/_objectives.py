@@ -504,6 +504,11 @@ def _import_user_module(name: str) -> Any:
         return importlib.import_module(name)
 
 
+class _AccuracySpecError(SearchError, ValueError):
+    """A ``MODULE:FUNC`` naming a module or function that does not exist, or something not
+    callable (bad input: also a ``ValueError``)."""
+
+
 class UserFunctionAccuracy:
     """A user function ``f(model, arch) -> float`` named as ``"module:function"``.
 
@@ -513,7 +518,8 @@ class UserFunctionAccuracy:
 
     Raises:
         ValueError: If the spec is not ``MODULE:FUNC``.
-        SearchError: If the module or function cannot be loaded.
+        SearchError: If the module or function cannot be loaded; when the module or
+            function does not exist or is not callable, the error is also a ``ValueError``.
     """
 
     def __init__(
@@ -526,13 +532,13 @@ class UserFunctionAccuracy:
             )
         try:
             func = getattr(_import_user_module(module_name), func_name)
-        except (ImportError, AttributeError) as exc:
-            raise SearchError(f"cannot load accuracy function {spec!r}: {exc}") from exc
+        except (ImportError, AttributeError) as exc:  # no such module or function: bad input
+            raise _AccuracySpecError(f"cannot load accuracy function {spec!r}: {exc}") from exc
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - the module failed importing
             reason = f"{type(exc).__name__}: {exc}"
             raise SearchError(f"cannot load accuracy function {spec!r}: {reason}") from exc
         if not callable(func):
-            raise SearchError(f"accuracy function {spec!r} is not callable")
+            raise _AccuracySpecError(f"accuracy function {spec!r} is not callable")
         self.space, self.name, self._func = space, spec, func
         self.should_stop = should_stop
         self._scored = 0  # finite values returned so far

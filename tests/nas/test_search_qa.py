@@ -330,6 +330,23 @@ def test_a_user_module_exiting_on_import_is_one_error_line(
     assert err[-1] == "error: cannot load accuracy function 'userqa_exit:f': SystemExit: 2"
 
 
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("userqa_missing:f", "cannot load accuracy function 'userqa_missing:f': No module named"),
+        ("userqa:nofunc", "cannot load accuracy function 'userqa:nofunc': module 'userqa' has"),
+        ("json:__name__", "accuracy function 'json:__name__' is not callable"),
+    ],
+)
+def test_an_accuracy_function_that_does_not_exist_is_a_usage_error(
+    tmp_path: Path, user_module: str, capsys: pytest.CaptureFixture[str], spec: str, message: str
+) -> None:
+    """QA: a mistyped --accuracy MODULE:FUNC exited 1, as a failure; it is a bad option value."""
+    assert _run([*_base(tmp_path), "--accuracy", spec]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"error: {message}")
+
+
 # ------------------------------------------------------------------ 8: proxies
 def test_jacob_cov_of_an_arch_without_input_gradient_warns_nothing() -> None:
     from nas.search import ProxyAccuracy
