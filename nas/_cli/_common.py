@@ -140,6 +140,24 @@ def fail(message: str, *, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
+def refuse_memory_database() -> None:
+    """Refuse an in-memory database (``--db sqlite://``): what a command writes to it would
+    be gone when the command ends, and one that reads it would find nothing.
+
+    Raises:
+        CLIUsageError: If the command's database is in memory.
+    """
+    from hwdb import default_database_url
+    from hwdb._engine import is_memory_url
+    from nas import CLIUsageError
+
+    if is_memory_url(default_database_url()):
+        raise CLIUsageError(
+            "--db / NAS_DATABASE_URL names an in-memory SQLite database, which is gone when "
+            "the command ends: give a file (sqlite:////path/hwdb.sqlite) or PostgreSQL"
+        )
+
+
 @contextmanager
 def open_db(*, create: bool = True) -> Iterator[HardwareDB]:
     """The command's database (``--db`` / ``NAS_DATABASE_URL`` / the default), created when
@@ -151,6 +169,7 @@ def open_db(*, create: bool = True) -> Iterator[HardwareDB]:
     """
     from hwdb import HardwareDB
 
+    refuse_memory_database()
     db = HardwareDB(create=create)
     created = db.created_file
     try:

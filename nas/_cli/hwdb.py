@@ -22,6 +22,7 @@ from nas._cli._common import (
     open_db,
     print_json,
     print_table,
+    refuse_memory_database,
     set_interrupt_note,
     with_db,
 )
@@ -53,16 +54,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 
 @hwdb_app.callback()
 def _check_database() -> None:
-    """Refuse an in-memory database: it would be gone when the command ends."""
-    from hwdb import default_database_url
-    from hwdb._engine import is_memory_url
-    from nas import CLIUsageError
-
-    if is_memory_url(default_database_url()):
-        raise CLIUsageError(
-            "--db / NAS_DATABASE_URL names an in-memory SQLite database, which is gone when "
-            "the command ends: give a file (sqlite:////path/hwdb.sqlite) or PostgreSQL"
-        )
+    """Refuse an in-memory database before any option is read (every command that opens
+    the database refuses it too, in :func:`nas._cli._common.open_db`)."""
+    refuse_memory_database()
 
 
 def _open(*, create: bool = True) -> AbstractContextManager[HardwareDB]:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import typer
 
-from nas._cli._common import console, err_console, print_json, print_table
+from nas._cli._common import (
+    console,
+    err_console,
+    open_db,
+    print_json,
+    print_table,
+    refuse_memory_database,
+)
 
 __all__ = ["register"]
 
@@ -38,6 +44,7 @@ def serve(
     from api.main import create_app
     from hwdb import HardwareDB
 
+    refuse_memory_database()  # the service would serve an empty database, then lose it
     settings = Settings.from_env()
     if require_key_for_reads:
         settings = dataclasses.replace(settings, require_key_for_reads=True)
@@ -79,9 +86,7 @@ def create(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Create a key and print its token (shown only this once)."""
-    from hwdb import HardwareDB
-
-    with HardwareDB(os.environ.get("NAS_DATABASE_URL"), create=False) as db:
+    with open_db(create=False) as db:
         key, token = db.create_api_key(name)
     if as_json:
         print_json({"name": key.name, "token": token, "created_at": key.created_at})
@@ -97,9 +102,7 @@ def list_keys(
     """List keys (names and dates; tokens are never stored)."""
     from rich.table import Table
 
-    from hwdb import HardwareDB
-
-    with HardwareDB(os.environ.get("NAS_DATABASE_URL"), create=False) as db:
+    with open_db(create=False) as db:
         keys = db.list_api_keys()
     rows = [
         {"name": k.name, "created_at": k.created_at, "revoked_at": k.revoked_at, "active": k.active}
@@ -117,9 +120,7 @@ def list_keys(
 @api_key_app.command("revoke")
 def revoke(name: Annotated[str, typer.Argument(help="Key name.")]) -> None:
     """Revoke a key (requests with it get 401 from now on)."""
-    from hwdb import HardwareDB
-
-    with HardwareDB(os.environ.get("NAS_DATABASE_URL"), create=False) as db:
+    with open_db(create=False) as db:
         key = db.revoke_api_key(name)
     console.print(f"API key {key.name!r} revoked at {key.revoked_at}", markup=False)
 

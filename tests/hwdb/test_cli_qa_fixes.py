@@ -217,6 +217,26 @@ def test_in_memory_databases_are_refused(
     assert code == 2 and "in-memory" in _error_line(err) and out == ""
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["measure", "--space", "nasbench201", "--n", "1", "--device-name", "memtest"],
+        ["device", "add", "foo", "--catalog", "jetson-nano"],
+        ["api-key", "create", "x"],
+        ["api-key", "list"],
+        ["search", "--device", "jetson", "--trials", "2"],
+        ["predictor", "predict", "--space", "mnasnet", "--device", "jetson", "--arch", "x"],
+        ["serve"],
+    ],
+)
+def test_every_command_refuses_an_in_memory_database(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review: only `nas hwdb` refused one; `measure` reported rows written, then lost them."""
+    code, out, err = _run(["--db", "sqlite://", *argv], capsys)
+    assert code == 2 and "in-memory" in _error_line(err) and out == ""
+
+
 def test_import_messages_for_missing_file_and_directory(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
