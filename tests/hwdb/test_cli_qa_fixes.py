@@ -225,7 +225,8 @@ def test_in_memory_databases_are_refused(
         ["api-key", "create", "x"],
         ["api-key", "list"],
         ["search", "--device", "jetson", "--trials", "2"],
-        ["predictor", "predict", "--space", "mnasnet", "--device", "jetson", "--arch", "x"],
+        ["predictor", "predict", "--space", "mnasnet", "--device", "jetson"]
+        + ["--arch", "mnasnet-a1"],
         ["serve"],
     ],
 )
