@@ -194,10 +194,6 @@ def _measure_fn(
     return measure
 
 
-_MEASURE_RUNTIMES = ("torch", "onnxruntime")
-_MEASURE_PRECISIONS = ("fp32", "bf16", "fp16")
-
-
 def onboard_config(
     db: HardwareDB, name: str, space: SearchSpace[Any], *, threads: int | None = None,
     runtime: str | None = None, precision: str | None = None,
@@ -211,7 +207,9 @@ def onboard_config(
 
     from hwdb import NotFoundError
     from nas.measure import MeasureConfig
+    from nas.measure._config import RUNTIMES
     from nas.measure._runner import SHAPE_KEYS
+    from nas.measure._runtimes import DTYPES
 
     dev: Device | None
     try:
@@ -221,9 +219,9 @@ def onboard_config(
     stored_runtime = getattr(dev, "runtime", None)
     stored_precision = getattr(dev, "precision", None)
     config = MeasureConfig(
-        runtime=runtime or (stored_runtime if stored_runtime in _MEASURE_RUNTIMES else "torch"),
+        runtime=runtime or (stored_runtime if stored_runtime in RUNTIMES else "torch"),
         precision=precision
-        or (stored_precision if stored_precision in _MEASURE_PRECISIONS else "fp32"),
+        or (stored_precision if stored_precision in DTYPES else "fp32"),
         batch_size=dev.batch_size if dev is not None else 1,
         threads=threads or (dev.threads if dev is not None else None),
     )
@@ -286,6 +284,22 @@ def measure_options(space: str, device: str) -> MeasureHint:
         if getattr(workload, name) != getattr(default, name):
             opts.append(f"{flag} {getattr(workload, name)}")
     return MeasureHint("".join(f" {o}" for o in opts), conflict, cpu)
+
+
+def _check_measure_options(runtime: str | None, precision: str | None, space: str) -> None:
+    """``nas measure``'s usage errors for the ``--runtime`` and ``--precision`` given to
+    ``nas device onboard`` (a setting left out is the device's, checked when it is read)."""
+    from nas._cli.measure import _check_runtime, _choice
+    from nas.measure._config import RUNTIMES
+    from nas.measure._runtimes import DTYPES
+    from search_spaces import get_space
+
+    if runtime is not None:
+        _choice("--runtime", runtime, RUNTIMES)
+    if precision is not None:
+        _choice("--precision", precision, DTYPES)
+    if runtime is not None and precision is not None:
+        _check_runtime(runtime, precision, get_space(space))
 
 
 def _onboard(
@@ -444,10 +458,7 @@ def register(app: typer.Typer) -> None:
                                 f"got {target_mape:g}")  # fmt: skip
         if threads is not None and threads < 1:
             raise CLIUsageError("--threads must be greater than or equal to 1")
-        if runtime is not None and runtime not in _MEASURE_RUNTIMES:
-            raise CLIUsageError(f"--runtime must be one of {', '.join(_MEASURE_RUNTIMES)}")
-        if precision is not None and precision not in _MEASURE_PRECISIONS:
-            raise CLIUsageError(f"--precision must be one of {', '.join(_MEASURE_PRECISIONS)}")
+        _check_measure_options(runtime, precision, space)  # before any predictor loads
         settings = {"threads": threads, "runtime": runtime, "precision": precision}
         with sigterm_as_interrupt():
             _onboard(name, space, catalog, k, target_mape, max_rounds, batch, candidates,

@@ -34,9 +34,6 @@ if TYPE_CHECKING:
 
 __all__ = ["register", "sigterm_as_interrupt"]
 
-_PRECISIONS = ("fp32", "bf16", "fp16")
-_RUNTIMES = ("torch", "onnxruntime")
-_DEVICE_TYPES = ("auto", "cpu", "cuda")
 
 
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> str:
@@ -219,9 +216,11 @@ def _check_runtime(runtime: str, precision: str, space: SearchSpace[Any]) -> Non
 
 def _config(opts: dict[str, Any], space: SearchSpace[Any]) -> MeasureConfig:
     from nas.measure import MeasureConfig, TimingProtocol
+    from nas.measure._config import DEVICE_TYPES, RUNTIMES
+    from nas.measure._runtimes import DTYPES
 
-    runtime = _choice("--runtime", opts["runtime"], _RUNTIMES)
-    precision = _choice("--precision", opts["precision"], _PRECISIONS)
+    runtime = _choice("--runtime", opts["runtime"], RUNTIMES)
+    precision = _choice("--precision", opts["precision"], DTYPES)
     _check_runtime(runtime, precision, space)
     seconds = opts["prime_seconds"]
     if not 0 <= seconds < float("inf"):
@@ -231,7 +230,7 @@ def _config(opts: dict[str, Any], space: SearchSpace[Any]) -> MeasureConfig:
         precision=precision,
         batch_size=opts["batch"],
         threads=opts["threads"],
-        device_type=_choice("--device-type", opts["device_type"], _DEVICE_TYPES),
+        device_type=_choice("--device-type", opts["device_type"], DEVICE_TYPES),
         protocol=TimingProtocol(
             rounds=opts["rounds"],
             repeats=opts["repeats"],

@@ -79,6 +79,18 @@ def test_add_from_catalog(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         (["device", "onboard", "x", "--space", "nasbench201", "--k", "-1"], 2, "--k"),
         (["device", "onboard", "x", "--space", "nope"], 2, "unknown search space"),
         (["device", "onboard", "x", "--space", "nasbench201"], 1, "not in the database"),
+        # as nas measure, and before the predictor loads (which fails on this database)
+        (
+            ["device", "onboard", "x", "--space", "nasbench201", "--runtime", "onnxruntime"]
+            + ["--precision", "fp16"],
+            2,
+            "--precision fp16 needs --runtime torch",
+        ),
+        (
+            ["device", "onboard", "x", "--space", "nasbench201", "--runtime", "tvm"],
+            2,
+            "--runtime must be one of torch, onnxruntime, got 'tvm'",
+        ),
     ],
 )
 def test_errors_are_one_line(
