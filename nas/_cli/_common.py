@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -132,6 +133,25 @@ def set_interrupt_note(note: str | None) -> None:
 def interrupt_note() -> str:
     """The note :func:`set_interrupt_note` set (the default if none)."""
     return _interrupt_note[0]
+
+
+#: Signals that stopped the running command, in order (its exit code is 128 + the last).
+_stop_signals: list[int] = []
+
+
+def record_stop_signal(signum: int | None) -> None:
+    """Note that ``signum`` stops the running command (``None``: clear, as a command
+    starts); a handler calls it before it raises ``KeyboardInterrupt``."""
+    if signum is None:
+        _stop_signals.clear()
+    else:
+        _stop_signals.append(signum)
+
+
+def stop_signal() -> int:
+    """The signal that stopped the command: the last one recorded, else SIGINT (Ctrl-C
+    reaches a command as a plain ``KeyboardInterrupt``)."""
+    return _stop_signals[-1] if _stop_signals else signal.SIGINT
 
 
 def fail(message: str, *, code: int = 1) -> NoReturn:

@@ -22,6 +22,7 @@ from nas._cli._common import (
     open_db,
     print_json,
     print_table,
+    record_stop_signal,
     refuse_memory_database,
     set_interrupt_note,
     with_db,
@@ -83,6 +84,7 @@ class _CommitGuard:
                 self._previous[sig] = signal.signal(sig, self._record)
 
     def _record(self, signum: int, frame: FrameType | None) -> None:
+        record_stop_signal(signum)  # the exit code and line follow the signal (143 for kill)
         if self.pending:
             set_interrupt_note(self._unsure)
             raise KeyboardInterrupt

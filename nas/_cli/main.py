@@ -24,8 +24,10 @@ from nas import __version__
 from nas._cli._common import (
     err_console,
     interrupt_note,
+    record_stop_signal,
     set_db_option,
     set_interrupt_note,
+    stop_signal,
     with_measure_settings,
 )
 
@@ -118,23 +120,21 @@ def _show_warning(message: Warning | str, *_: Any, **__: Any) -> None:
 
 
 def _say_interrupted() -> None:
-    """The one line after Ctrl-C (what the command kept), then the default note again."""
-    err_console.print(f"error: interrupted; {interrupt_note()}", markup=False)
+    """The one line after Ctrl-C or ``kill`` (what the command kept), then the default note
+    again."""
+    how = "terminated" if stop_signal() == signal.SIGTERM else "interrupted"
+    err_console.print(f"error: {how}; {interrupt_note()}", markup=False)
     set_interrupt_note(None)
 
 
-#: Signals that stopped the running command (its exit code is then 128 + the last one's).
-_STOPPED_BY: list[int] = []
-
-
 def _interrupt(signum: int, frame: FrameType | None) -> None:
-    _STOPPED_BY.append(signum)
+    record_stop_signal(signum)
     raise KeyboardInterrupt
 
 
 def _interrupted_code() -> int:
     """128 + the signal that stopped the command: 143 for SIGTERM, 130 for Ctrl-C."""
-    return 128 + _STOPPED_BY[-1] if _STOPPED_BY else _INTERRUPTED
+    return 128 + stop_signal()
 
 
 @contextlib.contextmanager
@@ -166,7 +166,7 @@ def _main(argv: list[str] | None) -> None:
     exc_mod = _click_exceptions()
     set_interrupt_note(None)  # a note left by a command that failed earlier in this process
     set_db_option(None)
-    _STOPPED_BY.clear()
+    record_stop_signal(None)
     try:
         with warnings.catch_warnings(), _sigterm_as_ctrl_c():
             warnings.showwarning = _show_warning

@@ -214,6 +214,6 @@ def test_sigterm_stops_a_command_as_ctrl_c_does(
     monkeypatch.setattr(torch, "save", killed)
     before = signal.getsignal(signal.SIGTERM)
     code, _, err = _run(["export", "mnasnet-a1", "-o", str(target)], capfd)
-    assert code == 143 and err.strip().startswith("error: interrupted; nothing was written")
+    assert code == 143 and err.strip().startswith("error: terminated; nothing was written")
     assert target.read_text() == "precious" and len(list(tmp_path.iterdir())) == 1
     assert signal.getsignal(signal.SIGTERM) is before  # restored after the command
