@@ -75,11 +75,6 @@ class Metrics:
         """Register a gauge whose value is read at scrape time."""
         self._gauges[name] = fn
 
-    def counter_value(self, name: str, labels: Labels = ()) -> float:
-        """Current value of a counter series (0 when never incremented)."""
-        with self._lock:
-            return self._counters.get(name, {}).get(labels, 0.0)
-
     def render(self) -> str:
         """All metrics in the Prometheus text format."""
         lines: list[str] = []

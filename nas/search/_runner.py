@@ -255,12 +255,6 @@ def _open_study(
     return study, join
 
 
-def _cache_from_study(study: optuna.Study, devices: list[str]) -> dict[str, _Evaluation]:
-    cache: dict[str, _Evaluation] = {}
-    _absorb(study.get_trials(deepcopy=False, states=_FINISHED), devices, cache, {}, set())
-    return cache
-
-
 def _absorb(
     trials: Sequence[optuna.trial.FrozenTrial],
     devices: list[str],
