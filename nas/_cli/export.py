@@ -29,7 +29,8 @@ def export(
     """Write the (freshly initialised) model of ARCH as a PyTorch checkpoint or ONNX file.
 
     The file is written beside OUTPUT and renamed into place: a failed or interrupted export
-    leaves an existing OUTPUT as it was.
+    leaves an existing OUTPUT as it was. A torch file holds the space, the architecture and
+    the weights: `nas.load_exported(FILE)` rebuilds the module.
     """
     from nas import CLIUsageError
     from nas._cli._common import set_interrupt_note
