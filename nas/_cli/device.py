@@ -220,8 +220,7 @@ def onboard_config(
     stored_precision = getattr(dev, "precision", None)
     config = MeasureConfig(
         runtime=runtime or (stored_runtime if stored_runtime in RUNTIMES else "torch"),
-        precision=precision
-        or (stored_precision if stored_precision in DTYPES else "fp32"),
+        precision=precision or (stored_precision if stored_precision in DTYPES else "fp32"),
         batch_size=dev.batch_size if dev is not None else 1,
         threads=threads or (dev.threads if dev is not None else None),
     )

@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["register", "sigterm_as_interrupt"]
 
 
-
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise CLIUsageError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
