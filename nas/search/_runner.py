@@ -200,6 +200,29 @@ def _settled_study(name: str, storage: Any) -> optuna.Study:
         time.sleep(0.2)
 
 
+def _create_new_study(
+    storage: optuna.storages.BaseStorage | None, name: str, directions: list[StudyDirection]
+) -> optuna.Study | None:
+    """A new study called ``name``, or ``None`` when ``storage`` holds one already, also one
+    that another worker created a moment ago (only the worker that created it writes its
+    settings: two writing them at once collide on a shared database).
+
+    Whether it exists is one lookup by name: listing study summaries reads every trial of
+    every study, seconds on a shared database.
+    """
+    if storage is not None:
+        try:
+            storage.get_study_id_from_name(name)
+        except KeyError:
+            pass
+        else:
+            return None
+    try:
+        return optuna.create_study(storage=storage, study_name=name, directions=directions)
+    except optuna.exceptions.DuplicatedStudyError:
+        return None
+
+
 def _open_study(
     cfg: _Config, store: StudyStorage, name: str, seed: int | None
 ) -> tuple[optuna.Study, int]:
@@ -215,25 +238,25 @@ def _open_study(
         The study and the join number (0 without a shared storage).
     """
     directions = [StudyDirection.MAXIMIZE] + [StudyDirection.MINIMIZE] * len(cfg.devices)
-    existing = store.storage is not None and name in {
-        s.study_name
-        for s in optuna.get_all_study_summaries(store.storage, include_best_trial=False)
-    }
+    created = _create_new_study(store.storage, name, directions)
     n_done = 0
-    if existing:
-        assert store.storage is not None  # noqa: S101 - `existing` implies a storage
-        old = _settled_study(name, store.storage)
+    if created is None:
+        assert store.storage is not None  # noqa: S101 - only a storage holds a study
+        study = _settled_study(name, store.storage)
         want = _study_attrs(cfg)
-        diff = mismatches(old.user_attrs, want)
-        if diff or len(old.directions) != len(directions):
+        diff = mismatches(study.user_attrs, want)
+        if diff or len(study.directions) != len(directions):
             raise StudyMismatchError(
-                mismatch_message(name, store.description, diff, old.user_attrs, want)
+                mismatch_message(name, store.description, diff, study.user_attrs, want)
             )
-        n_done = len(old.get_trials(deepcopy=False, states=_FINISHED))
-    study = optuna.create_study(
-        storage=store.storage, study_name=name, directions=directions, load_if_exists=True
-    )
-    if not existing:
+        n_done = len(study.get_trials(deepcopy=False, states=_FINISHED))
+        if study.user_attrs.get("nas_latency") != want["nas_latency"]:
+            # a study from before it was stored, or a device searched zero-shot that has been
+            # measured since: from now on its adapted predictor is what a change is checked
+            # against
+            study.set_user_attr("nas_latency", want["nas_latency"])
+    else:
+        study = created
         for key, value in _study_attrs(cfg).items():
             study.set_user_attr(key, value)
         names = [f"accuracy:{cfg.accuracy.name}"] + [f"latency_ms:{d}" for d in cfg.devices]
@@ -241,10 +264,6 @@ def _open_study(
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(names)
         study.set_user_attr(_READY_ATTR, True)  # written last: the settings are complete
-    elif study.user_attrs.get("nas_latency") != (now := _study_attrs(cfg)["nas_latency"]):
-        # a study from before it was stored, or a device searched zero-shot that has been
-        # measured since: from now on its adapted predictor is what a change is checked against
-        study.set_user_attr("nas_latency", now)
     if "nas_population" not in study.user_attrs:  # a study from before it was stored
         study.set_user_attr("nas_population", cfg.population)
     join = join_number(study, cfg.worker) if store.is_rdb and cfg.worker else 0
