@@ -34,21 +34,19 @@ Key = tuple[str, str, str, str]
 @lru_cache(maxsize=131_072)
 def canonical_arch(space: str, text: str) -> str:
     """Canonical form of ``text`` in the registered space ``space``; a reference-model name
-    (``mnasnet-a1``, as ``nas spaces show`` and ``nas export`` take) is its canonical string.
+    (``mnasnet-a1``, as ``nas spaces show`` and ``nas export`` take) is its canonical string
+    (``SearchSpace.resolve``, as the CLI reads an architecture).
 
     Raises:
-        InvalidArchError: if ``text`` is neither an architecture nor a reference model.
+        InvalidArchError: if ``text`` is neither an architecture nor a reference model (a
+            name close to a reference model's, ``mnasnet-a2``, is told which one it may mean).
     """
     from search_spaces import get_space
 
     sp = get_space(space)
-    try:
+    if not isinstance(text, str) or not text.strip():  # its message: the string is empty
         return sp.canonicalize(text)
-    except Exception:
-        ref = sp.reference_archs().get(text.strip().lower()) if isinstance(text, str) else None
-        if ref is None:
-            raise
-        return sp.to_string(ref)
+    return sp.to_string(sp.resolve(text))
 
 
 def canonical_archs(space: str, archs: Sequence[str], loc: Sequence[str | int]) -> list[str]:

@@ -280,3 +280,20 @@ def test_a_zero_shot_batch_stops_when_the_client_leaves(
     response = client.post("/v1/predict", json=body)
     assert response.status_code == 499
     assert sum(priced) < len(archs)
+
+
+def test_a_mistyped_reference_name_is_a_422_with_the_librarys_hint(client: TestClient) -> None:
+    """The API read a reference name its own way and lost `SearchSpace.resolve`'s hint: for
+    ``mnasnet-a2`` the CLI says which reference model it may mean, the API said only that
+    ``mnasnet`` is no block type. Both now resolve with the library, at the same place."""
+    arch = get_space("mnasnet").to_string(get_space("mnasnet").random(0))
+    body = {"space": "mnasnet", "device": TARGET, "archs": [arch, " MNASNET-A1 ", "mnasnet-a2"]}
+    response = client.post("/v1/predict", json=body)
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"][0]
+    assert detail["loc"] == ["body", "archs", 2] and detail["type"] == "invalid_arch"
+    assert detail["msg"].startswith("invalid architecture: 'mnasnet-a2' is neither")
+    assert "did you mean 'mnasnet-a1'?" in detail["msg"]
+    empty = client.post("/v1/predict", json={**body, "archs": [arch, "  "]})
+    assert empty.status_code == 422 and empty.json()["detail"][0]["loc"] == ["body", "archs", 1]
+    assert "is empty" in empty.json()["detail"][0]["msg"]
