@@ -339,7 +339,9 @@ def _study_and_out(
 
 
 def _check_predictor(predictor: str | None) -> None:
-    """Refuse a --predictor no predictor is registered as (before any model loads)."""
+    """Refuse a --predictor no predictor is registered as (before any model loads): the exact
+    name, as `nas predictor` and the API take it (``' flops'`` is refused, not trained and
+    stored as a second predictor)."""
     from nas import CLIUsageError
 
     if predictor is None:
@@ -347,7 +349,7 @@ def _check_predictor(predictor: str | None) -> None:
     from predictors import list_predictors
 
     known = list_predictors()
-    if predictor.strip() not in known:
+    if predictor not in known:
         raise CLIUsageError(f"--predictor must be one of {', '.join(known)}, got {predictor!r}")
 
 

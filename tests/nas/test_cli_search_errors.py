@@ -62,6 +62,22 @@ def test_usage_errors_exit_2_with_one_line(
     assert not any(line.startswith(("latency:", "accuracy:")) for line in err.splitlines())
 
 
+@pytest.mark.parametrize("name", [" flops", "flops ", "\tflops"])
+def test_a_predictor_name_with_spaces_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    """`--predictor ' flops'` was validated stripped but used as given (a second predictor,
+    ``' flops@...'``, was meta-trained and stored); now it is refused as `nas predictor` and
+    the API refuse it: exactly a registered name, else a usage error naming --predictor."""
+    from predictors import list_predictors
+
+    assert "flops" in list_predictors()
+    assert _run([*_base(tmp_path, "--out", str(tmp_path / "out")), "--predictor", name]) == 2
+    err = capsys.readouterr().err
+    assert f"--predictor must be one of {', '.join(list_predictors())}, got {name!r}" in err
+    assert not any(line.startswith(("latency:", "accuracy:")) for line in err.splitlines())
+
+
 def test_out_that_is_a_file_is_a_usage_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
