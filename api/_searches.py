@@ -37,7 +37,9 @@ from pydantic_core import to_jsonable_python
 from hwdb._models import utcnow
 
 if TYPE_CHECKING:
-    from api._predictors import PredictorCache
+    from collections.abc import Sequence
+
+    from api._predictors import PredictorCache, ServedModel
     from api.schemas import SearchCreate
     from hwdb import HardwareDB
     from nas.search import AccuracyObjective, LatencyModel, SearchResult
@@ -534,8 +536,8 @@ class SearchManager:
         result of the trials it finished (:func:`_partial_result`)."""
         from nas.search import (
             EvaluationCancelled,
+            load_latency_models,
             make_accuracy_objective,
-            measured_first,
             run_search,
         )
         from predictors import TrainingCancelled, stop_when
@@ -546,14 +548,20 @@ class SearchManager:
         space = get_space(req.space)
         if req.choices:
             space = restrict_space(space, req.choices)
+
+        def get_model(
+            db: HardwareDB, *, space: str, device: str, predictor: str | None
+        ) -> ServedModel:
+            return _model_when_free(cache, db, space, device, predictor, job)
+
         with stop_when(job.cancel_event.is_set):  # a cancel stops a meta-training too
-            models = {
-                d: measured_first(
-                    db, space=space, device=d,
-                    model=_model_when_free(cache, db, space.name, d, req.predictor, job),
-                )
-                for d in req.devices
-            }  # fmt: skip
+            # the models `nas search` builds (measured medians first, a catalog device with
+            # fewer than three measured archs zero-shot), each from the service's cache
+            models, note = load_latency_models(
+                db, space=space, devices=list(req.devices), predictor=req.predictor,
+                zero_shot=_zero_shot(db, space.name, req.devices), get_model=get_model,
+            )  # fmt: skip
+        _log.info("search %s: %s", job.id, note)
         # "auto" left by with_defaults is the reduced SynFlow: built without a database, so a
         # table imported meanwhile does not change the objective the request names
         objective: AccuracyObjective = make_accuracy_objective(
@@ -626,10 +634,23 @@ def _partial_result(
         return None
 
 
+def _zero_shot(db: HardwareDB, space: str, devices: Sequence[str]) -> dict[str, str]:
+    """The catalog entry of each of ``devices`` predicted zero-shot in ``space``
+    (``predictors.catalog_only``: registered with one, fewer than three measured archs there),
+    as :func:`nas.search.load_latency_models` takes them."""
+    from predictors import catalog_only
+
+    return {
+        d: str(db.get_device(d).attributes["catalog"])
+        for d in devices
+        if catalog_only(db, space=space, device=d)
+    }
+
+
 def _model_when_free(
     cache: PredictorCache, db: HardwareDB, space: str, device: str, predictor: str | None,
     job: SearchJob,
-) -> Any:  # fmt: skip
+) -> ServedModel:  # fmt: skip
     """``cache.get(...)``; while too many requests wait for meta-trainings (``TrainingBusy``)
     a search waits its turn instead of failing (its worker threads are few)."""
     from predictors import TrainingBusy

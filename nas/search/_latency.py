@@ -12,7 +12,8 @@ Devices nobody has measured (zero-shot matches of :mod:`nas.search._devices`) ge
 (Williams et al., CACM 2009), labelled ``"zero-shot (datasheet)"``.
 
 Measured beats predicted: :class:`MeasuredFirstModel` (:func:`measured_first`) gives an
-architecture measured on the device its measured median (uncertainty 0) and predicts the rest.
+architecture measured on the device its measured median (uncertainty 0) and predicts the rest,
+on every device (a zero-shot catalog device's one or two measured archs included).
 A predictor is a smoothed fit: on the LatBench Jetson Nano with all 15,284 archs measured, the
 adapted predictor (Spearman 0.992, 4 % mean error) scored a search front at 0.963 of the true
 hypervolume where the measurements themselves give 0.987.
@@ -21,7 +22,7 @@ hypervolume where the measurements themselves give 0.987.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -173,8 +174,14 @@ def measured_first(
     db: HardwareDB, *, space: SearchSpace[Any], device: str, model: LatencyModel
 ) -> LatencyModel:
     """``model`` behind the device's measurements in ``space`` (:class:`MeasuredFirstModel`);
-    ``model`` itself when the device has none (a zero-shot catalog device)."""
-    table = db.latency_table(space.name, devices=[device], metric=space.latency_metric)
+    ``model`` itself when the device has none (a zero-shot catalog device, a catalog entry
+    that is no device of ``db``, or a space ``db`` holds no row of)."""
+    from hwdb import NotFoundError
+
+    try:
+        table = db.latency_table(space.name, devices=[device], metric=space.latency_metric)
+    except NotFoundError:  # no row of the space, or no such device: nothing measured
+        return model
     if device not in table.columns:
         return model
     col = table[device].dropna()
@@ -190,14 +197,18 @@ def load_latency_models(
     devices: Sequence[str],
     predictor: str | None = None,
     zero_shot: Mapping[str, str] | None = None,
+    get_model: Callable[..., LatencyModel] | None = None,
 ) -> tuple[dict[str, LatencyModel], str]:
     """The latency model of every device, and a note saying which kind was used.
 
-    Uses ``predictors.get_adapted_predictor`` (adapted to each device's measurements, behind
-    the measurements themselves: :func:`measured_first`) when the predictor package provides
-    it, else :class:`MeasuredLatencyModel`. Devices in
+    What ``nas search`` and the API's searches both search with. Uses
+    ``predictors.get_adapted_predictor`` (adapted to each device's measurements) when the
+    predictor package provides it, else :class:`MeasuredLatencyModel`. Devices in
     ``zero_shot`` (device name -> catalog entry) get their datasheet roofline instead
     (``predictors.datasheet_model``: scaled to their measurements if they have one or two).
+    Every model stands behind the device's measurements (:func:`measured_first`): an
+    architecture measured on the device gets its measured median, a zero-shot device's one or
+    two measured architectures included.
 
     Args:
         db: The hardware database.
@@ -205,6 +216,11 @@ def load_latency_models(
         devices: Device names, in objective order.
         predictor: Registered predictor name (default: the service default).
         zero_shot: Catalog entry of each device to predict zero-shot from its datasheet.
+        get_model: Builds a device's model instead of the predictors package's functions,
+            called as ``get_model(db, space=NAME, device=DEVICE, predictor=PREDICTOR)`` for
+            every device, zero-shot ones included, and expected to answer as
+            ``predictors.latency_model`` does (the API passes its model cache's getter,
+            ``api._predictors.PredictorCache.get``).
 
     Raises:
         ValueError: If ``zero_shot`` names a device not in ``devices``.
@@ -217,15 +233,14 @@ def load_latency_models(
     models: dict[str, LatencyModel] = {}
     notes: list[str] = []
     if measured:
-        try:
-            from predictors import get_adapted_predictor  # type: ignore[attr-defined,unused-ignore]
-        except ImportError:
+        adapt = get_model or _adapted_predictor()
+        if adapt is None:
             for d in measured:
                 models[d] = MeasuredLatencyModel.from_db(db, space=space, device=d)
             notes.append("measured-data kNN (predictors.get_adapted_predictor unavailable)")
         else:
             for d in measured:
-                adapted = get_adapted_predictor(db, space=space.name, device=d, predictor=predictor)
+                adapted = adapt(db, space=space.name, device=d, predictor=predictor)
                 models[d] = measured_first(db, space=space, device=d, model=adapted)
             used = sorted({str(latency_model_name(models[d])) for d in measured})
             notes.append(
@@ -234,27 +249,42 @@ def load_latency_models(
             )
     if zs:
         from predictors import datasheet_model
+        from predictors.zeroshot import RUNTIME_MODE_TEXT
 
+        modes: dict[str, str] = {}
         for d in zs:
             # A device added with `--catalog` resolves through its DB record (keeping its
             # precision; scaled to its measurements if it has one or two); any other name is
             # the catalog entry's own.
-            models[d] = datasheet_model(db, space=space.name, device=d)
-        from predictors.zeroshot import RUNTIME_MODE_TEXT
-
-        modes = {d: _roofline_mode(models[d]) for d in zs}
+            if get_model is None:
+                roofline: LatencyModel = datasheet_model(db, space=space.name, device=d)
+            else:
+                roofline = get_model(db, space=space.name, device=d, predictor=predictor)
+            modes[d] = _roofline_mode(roofline)
+            models[d] = measured_first(db, space=space, device=d, model=roofline)
         listed = "; ".join(
             f"{d} <- catalog {e}, priced as {RUNTIME_MODE_TEXT[modes[d]]}"
             + (" (runtime unknown)" if modes[d] == "unknown" else "")
             for d, e in zs.items()
         )
         notes.append(f"zero-shot datasheet roofline ({listed})")
+        if any(isinstance(models[d], MeasuredFirstModel) for d in zs):
+            notes.append("measured medians for the archs measured on a zero-shot device")
         if "unknown" in modes.values():
             notes.append(
                 "name the runtime with `nas device add NAME --catalog ENTRY --runtime R` "
                 "(`--replace` for a device added before)"
             )
     return {d: models[d] for d in devices}, "latency: " + "; ".join(notes)
+
+
+def _adapted_predictor() -> Callable[..., LatencyModel] | None:
+    """``predictors.get_adapted_predictor``, or ``None`` when it cannot be imported."""
+    try:
+        from predictors import get_adapted_predictor  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return None
+    return get_adapted_predictor  # type: ignore[no-any-return,unused-ignore]
 
 
 def latency_model_name(model: object) -> str | None:

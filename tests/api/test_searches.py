@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,7 @@ from fastapi.testclient import TestClient
 from api.config import Settings
 from hwdb import HardwareDB
 from predictors import get_adapted_predictor
+from search_spaces import get_space
 from tests.api._helpers import SPACE, TARGET
 from tests.api._helpers import wait_for_search as _wait
 from tests.api.conftest import make_app
@@ -308,3 +310,88 @@ def test_the_trials_limit_is_the_servers_in_schema_and_behaviour(
         assert response.status_code == 422
         assert response.json()["detail"][0]["loc"] == ["body", "trials"]
         assert "at most 30" in response.json()["detail"][0]["msg"]
+
+
+def test_a_search_prices_a_few_shot_catalog_device_as_nas_search_does(
+    client: TestClient,
+    auth: dict[str, str],
+    db: HardwareDB,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The API built its latency models its own way: a catalog device with two measured archs
+    was searched at their measured medians there and at its scaled datasheet by `nas search`
+    (mnasnet-a1 and mobilenetv2 at 42 and 10 ms: [42, 10] vs [21.2, 19.8]). Both now take
+    `nas.search.load_latency_models`, and a search uses the measured median of every arch
+    measured on a device (std 0), the datasheet scaled to them for the rest."""
+    import nas.search
+    from hwdb import DeviceSpec, MeasurementIn
+    from nas._cli.main import main
+    from search_spaces import get_space
+
+    sp = get_space("mnasnet")
+    measured = [sp.to_string(sp.resolve(n)) for n in ("mnasnet-a1", "mobilenetv2")]
+    other = sp.to_string(sp.random(0))
+    attributes = {"catalog": "jetson-nano"}
+    db.upsert_device(DeviceSpec(name="zsdev", family="jetson", attributes=attributes))
+    medians = dict(zip(measured, (42.0, 10.0), strict=True))
+    rows = [MeasurementIn("zsdev", "mnasnet", a, median=v) for a, v in medians.items()]
+    db.add_measurements(rows)
+    seen: dict[str, Any] = {}
+
+    class Stop(Exception):
+        pass
+
+    def run_search(**kwargs: Any) -> Any:  # the models each layer searches with, then stop
+        seen[kwargs["study_name"]] = kwargs["latency_models"]["zsdev"]
+        raise Stop
+
+    monkeypatch.setattr(nas.search, "run_search", run_search)
+    body = {"space": "mnasnet", "devices": ["zsdev"], "accuracy": "proxy:params", "seed": 3}
+    created = client.post("/v1/searches", json={**body, "trials": 4, "population": 2}, headers=auth)
+    assert created.status_code == 202, created.text
+    assert _wait(client, created.json()["id"])["status"] == "failed"
+    argv = ["--db", db.url, "search", "--space", "mnasnet", "--device", "zsdev"]
+    argv += ["--accuracy", "proxy:params", "--trials", "4", "--population", "2"]
+    with pytest.raises(Stop):
+        main([*argv, "--study", "cli", "--out", str(tmp_path / "out")])
+    api = seen.pop(f"api-{created.json()['id']}")
+    cli = seen.pop("cli")
+    archs = [*measured, other]
+    by_api, by_cli = api.predict(archs), cli.predict(archs)
+    np.testing.assert_allclose(by_api.mean_ms, by_cli.mean_ms, rtol=1e-9)
+    np.testing.assert_allclose(by_api.std_ms, by_cli.std_ms, rtol=1e-9)
+    np.testing.assert_allclose(by_cli.mean_ms[:2], [42.0, 10.0])
+    np.testing.assert_allclose(by_cli.std_ms[:2], [0.0, 0.0])
+    assert by_cli.std_ms[2] > 0  # the scaled datasheet, with its spread, for the rest
+    assert dict(cli.measured) == dict(api.measured) == medians
+
+
+def test_a_catalog_device_is_searched_in_a_space_without_data(
+    client: TestClient, auth: dict[str, str], db: HardwareDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The up-front checks let a zero-shot device through in a space the database has no row
+    of, as `nas search` does; its latency models then failed on the missing space (looking
+    for measured medians it does not have). Now they are built as `nas search` builds them."""
+    import nas.search
+
+    assert "mnasnet" not in db.list_spaces()
+    device = {"name": "orin", "family": "jetson", "attributes": {"catalog": "jetson-orin-nano"}}
+    assert client.post("/v1/devices", json=device, headers=auth).status_code in (200, 201)
+    seen: dict[str, Any] = {}
+
+    class Stop(Exception):
+        pass
+
+    def run_search(**kwargs: Any) -> Any:
+        seen.update(kwargs["latency_models"])
+        raise Stop
+
+    monkeypatch.setattr(nas.search, "run_search", run_search)
+    body = _search(space="mnasnet", devices=["orin"], trials=4, population=2)
+    created = client.post("/v1/searches", json=body, headers=auth)
+    assert created.status_code == 202, created.text
+    done = _wait(client, created.json()["id"])
+    assert list(seen) == ["orin"], done["error"]
+    arch = get_space("mnasnet").to_string(get_space("mnasnet").random(0))
+    assert seen["orin"].predict([arch]).mean_ms[0] > 0

@@ -60,6 +60,53 @@ def test_a_catalog_device_with_one_or_two_measurements_resolves_zero_shot(
     assert (measured.rule, measured.catalog, measured.n_measurements) == ("name", None, 3)
 
 
+def test_a_few_shot_catalog_device_is_searched_at_its_measured_medians(sqlite_url: str) -> None:
+    """A search uses the measured median of every arch measured on a device, a zero-shot
+    device's one or two included (the scaled datasheet prices the rest): `nas search` priced
+    them by the datasheet while the API used the medians. ``get_model`` (the API's model
+    cache) builds every device's model, zero-shot ones included, behind the same medians."""
+    from hwdb import DeviceSpec, HardwareDB, MeasurementIn
+    from nas.search import MeasuredFirstModel, load_latency_models
+    from predictors import datasheet_model, latency_model
+    from search_spaces import get_space
+
+    sp = get_space("nasbench201")
+    archs = [sp.to_string(sp.random(i)) for i in range(3)]
+    calls: list[tuple[str, str, str | None]] = []
+
+    def get_model(db: HardwareDB, *, space: str, device: str, predictor: str | None) -> object:
+        calls.append((space, device, predictor))
+        return latency_model(db, space=space, device=device, predictor=predictor)
+
+    with HardwareDB(sqlite_url) as db:
+        db.upsert_device(
+            DeviceSpec(name="my-orin", family="jetson", attributes={"catalog": "jetson-orin-nano"})
+        )
+        medians = zip(archs[:2], (3.0, 1.0), strict=True)
+        rows = [MeasurementIn("my-orin", "nasbench201", a, median=m) for a, m in medians]
+        db.add_measurements(rows)
+        zero_shot = {"my-orin": "jetson-orin-nano", "jetson-nano": "jetson-nano"}
+        devices = ["my-orin", "jetson-nano"]  # a device of the DB, and a catalog entry's name
+        models, note = load_latency_models(db, space=sp, devices=devices, zero_shot=zero_shot)
+        cached, _ = load_latency_models(
+            db, space=sp, devices=devices, zero_shot=zero_shot, get_model=get_model
+        )
+        roofline = datasheet_model(db, space="nasbench201", device="my-orin").predict(archs)
+    assert calls == [("nasbench201", "my-orin", None), ("nasbench201", "jetson-nano", None)]
+    assert isinstance(models["my-orin"], MeasuredFirstModel)
+    assert not isinstance(models["jetson-nano"], MeasuredFirstModel)  # nothing measured
+    assert "measured medians for the archs measured on a zero-shot device" in note
+    for found in (models, cached):
+        pred = found["my-orin"].predict(archs)
+        np.testing.assert_allclose(pred.mean_ms, [3.0, 1.0, roofline.mean_ms[2]])
+        np.testing.assert_allclose(pred.std_ms, [0.0, 0.0, roofline.std_ms[2]])
+        assert pred.n_measurements == 2
+        np.testing.assert_allclose(
+            found["jetson-nano"].predict(archs).mean_ms,
+            models["jetson-nano"].predict(archs).mean_ms,
+        )
+
+
 def test_unknown_device_is_a_clear_error(sqlite_url: str) -> None:
     from hwdb import HardwareDB
     from nas.search import DeviceResolutionError, resolve_device
