@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
+import sys
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from sqlalchemy import Table, and_, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -24,7 +24,13 @@ from hwdb._models import (
     DeviceModel,
     SearchSpaceModel,
 )
-from hwdb._types import DEVICE_SETTINGS, MIN_LATENCY_MS, check_new_device, settings_conflict
+from hwdb._types import (
+    DEVICE_SETTINGS,
+    accuracy_problem,
+    check_new_device,
+    latency_problem,
+    settings_conflict,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -61,7 +67,8 @@ def arch_hash(space: str, arch: str) -> str:
 class MeasurementSeries:
     """Many latencies of one device in one space that share metric, protocol and provenance.
 
-    ``archs`` are canonical strings and ``values`` already-validated medians in milliseconds.
+    ``archs`` are canonical strings and ``values`` medians in milliseconds, checked as
+    :class:`~hwdb.MeasurementIn` checks a median when the series is written.
     """
 
     device: str
@@ -79,7 +86,8 @@ class MeasurementSeries:
 
 @dataclass
 class AccuracySeries:
-    """Many accuracy values of one space, dataset and metric."""
+    """Many accuracy values of one space, dataset and metric, checked as
+    :class:`~hwdb.AccuracyIn` checks a value when the series is written."""
 
     space: str
     dataset: str
@@ -402,12 +410,10 @@ def series_params(
     """DBAPI parameter tuples of one series (constants serialised once).
 
     Raises:
-        ImportDataError: if a value is not a finite number > 0 (nothing of it is written).
+        ImportDataError: if a value is no latency :class:`~hwdb.MeasurementIn` would take
+            (nothing of it is written).
     """
-    check_values(
-        f"{series.device} ({series.space})", series.archs, series.values, positive=True,
-        minimum=MIN_LATENCY_MS,
-    )  # fmt: skip
+    check_values(f"{series.device} ({series.space})", series.archs, series.values, kind="latency")
     env = _db_value(dialect, "environment", series.environment)
     work = _db_value(dialect, "workload", series.workload)
     ts = _db_value(dialect, "created_at", now)
@@ -427,20 +433,24 @@ def check_values(
     archs: Sequence[str],
     values: Sequence[float],
     *,
-    positive: bool,
-    minimum: float = 0.0,
+    kind: Literal["latency", "accuracy"],
 ) -> None:
-    """Raise :class:`ImportDataError` naming the first value that is not finite (or not > 0,
-    or below ``minimum``)."""
+    """Raise :class:`ImportDataError` naming the first value that is not an int or float, or
+    that the rule of its ``kind`` refuses (:func:`~hwdb._types.latency_problem`, in
+    milliseconds, or :func:`~hwdb._types.accuracy_problem`): the rules
+    :class:`~hwdb.MeasurementIn` and :class:`~hwdb.AccuracyIn` apply."""
+    rule = latency_problem if kind == "latency" else accuracy_problem
     for arch, value in zip(archs, values, strict=True):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not ok or not math.isfinite(value) or (positive and value <= 0):
-            need = "finite and > 0" if positive else "finite"
-            raise ImportDataError(f"{what}: arch {arch!r}: value must be {need}, got {value!r}")
-        if value < minimum:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):  # what the DBAPI binds
             raise ImportDataError(
-                f"{what}: arch {arch!r}: value must be at least {minimum:g}, got {value!r}"
+                f"{what}: arch {arch!r}: value must be a number (int or float), got {value!r}"
             )
+        try:
+            problem = rule(float(value))
+        except OverflowError:  # an int past a float's range
+            problem = rule(sys.float_info.max if value > 0 else -sys.float_info.max)
+        if problem is not None:
+            raise ImportDataError(f"{what}: arch {arch!r}: value must be {problem}, got {value!r}")
 
 
 def insert_measurements(

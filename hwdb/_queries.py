@@ -624,8 +624,9 @@ def apply_bulk(
             progress(len(data.rows))
     n_acc = 0
     for acc in data.accuracies:
-        _bulk.check_values(f"{acc.dataset} {acc.metric} ({acc.space})", acc.archs, acc.values,
-                           positive=False)  # fmt: skip
+        _bulk.check_values(
+            f"{acc.dataset} {acc.metric} ({acc.space})", acc.archs, acc.values, kind="accuracy"
+        )
         rows_a = [
             {
                 "architecture_id": arch_ids[(acc.space, a)],

@@ -488,12 +488,12 @@ class HardwareDB:
 
         Raises:
             NotFoundError: if a device does not exist (nothing is written).
-            ValueError: naming ``run_id``, ``rows[i].space`` or ``rows[i].arch``.
+            ValueError: naming ``run_id``, ``rows`` (one row, not a list of them),
+                ``rows[i].space`` or ``rows[i].arch``.
         """
         if not isinstance(run_id, str) or not run_id:
             raise ValueError(f"`run_id` must be a non-empty string, got {run_id!r}.")
-        if any(not isinstance(r, MeasurementIn) for r in rows):
-            raise ValueError("`rows` must contain only MeasurementIn objects.")
+        _check_row_list(rows, MeasurementIn)
         if not rows:
             return []
         canonical = _canonical_rows(rows)

@@ -16,6 +16,10 @@ __all__ = [
     "DEVICE_NAME_MAX",
     "FAMILIES",
     "LM_METRICS",
+    "MAX_ACCURACY",
+    "MAX_LATENCY_MS",
+    "MIN_ACCURACY",
+    "MIN_LATENCY_MS",
     "PRECISIONS",
     "PROVENANCES",
     "AccuracyIn",
@@ -23,14 +27,18 @@ __all__ = [
     "Device",
     "DeviceSpec",
     "MeasurementIn",
+    "accuracy_problem",
     "check_new_device",
     "default_database_url",
+    "latency_problem",
 ]
 
 FAMILIES = ("jetson", "gpu", "cpu", "phone", "npu", "fpga", "asic", "tpu", "dsp", "other")
 PROVENANCES = ("measured", "imported", "simulated", "catalog")
-#: Precisions the project measures and prices (``nas device add``, the zero-shot roofline);
-#: hand-written CSV imports are checked against them (the API stores any label).
+#: Precisions the project measures and prices (``nas device add``, the zero-shot roofline: every
+#: one has a figure in each catalog entry, :meth:`hwdb.catalog.CatalogEntry.peak_flops`); the one
+#: list of them (``hwdb.catalog.PRECISIONS`` is this one). Hand-written CSV imports are checked
+#: against them (the API stores any label).
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8")
 #: Metrics of a language-model space's measurements (``nas measure`` stores all three; the
 #: space's latency metric is ``e2e_ms``); vision spaces store ``latency_ms``.
@@ -97,7 +105,10 @@ def _real(name: str, value: object) -> float:
         return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"`{name}` must be a number, got {value!r}.")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int past a float's range
+        raise ValueError(f"`{name}` must be a number a float can hold, got a larger one.") from None
 
 
 def _integer(name: str, value: object, low: int, *, optional: bool = False) -> int | None:
@@ -167,21 +178,60 @@ MAX_LATENCY_MS = 1e8
 MIN_LATENCY_MS = 1e-6
 
 
+#: Range of an accuracy value (:class:`AccuracyIn`, ``AccuracySeries``): a percentage, as
+#: NATS-Bench's ``test_accuracy`` is stored and the README's Pareto fronts read it (a fraction
+#: 0-1 falls inside it too); beyond it a number is a unit or typing error.
+MIN_ACCURACY = 0.0
+MAX_ACCURACY = 100.0
+
+
+def latency_problem(value: float, *, spread: bool = False) -> str | None:
+    """Why ``value`` (milliseconds) cannot be stored as a latency statistic, in the words that
+    follow "must be"; None when it can.
+
+    The one latency rule of every write path (:class:`MeasurementIn`, the file importers and
+    ``HardwareDB.bulk_import``'s series): finite, at least :data:`MIN_LATENCY_MS` and at most
+    :data:`MAX_LATENCY_MS`; a spread (``spread``: a standard deviation) may also be 0 or below
+    :data:`MIN_LATENCY_MS`.
+    """
+    if spread:
+        if not math.isfinite(value) or value < 0:
+            return "finite and >= 0"
+    elif not math.isfinite(value) or value <= 0:
+        return "finite and > 0"
+    if value > MAX_LATENCY_MS:
+        return f"at most {MAX_LATENCY_MS:g} ms"
+    if not spread and value < MIN_LATENCY_MS:
+        return f"at least {MIN_LATENCY_MS:g} ms (1 ns)"
+    return None
+
+
+def accuracy_problem(value: float) -> str | None:
+    """Why ``value`` cannot be stored as an accuracy, in the words that follow "must be"; None
+    when it can.
+
+    The one accuracy rule of every write path (:class:`AccuracyIn`, the NATS-Bench and parquet
+    importers, ``HardwareDB.bulk_import``'s series): finite, from :data:`MIN_ACCURACY` to
+    :data:`MAX_ACCURACY` (percent).
+    """
+    if not math.isfinite(value):
+        return "a finite number"
+    if not MIN_ACCURACY <= value <= MAX_ACCURACY:
+        return f"in [{MIN_ACCURACY:g}, {MAX_ACCURACY:g}] (percent)"
+    return None
+
+
 def _check_positive_float(name: str, value: object, *, allow_zero: bool = False) -> float:
-    """``value`` as a float, finite, at most :data:`MAX_LATENCY_MS` and at least
-    :data:`MIN_LATENCY_MS` (a spread, ``allow_zero``: any value >= 0)."""
+    """``value`` as a float that :func:`latency_problem` accepts (``allow_zero``: as a spread).
+
+    Raises:
+        ValueError: naming ``name``.
+    """
     value = _real(name, value)
-    if math.isfinite(value):
-        if value > MAX_LATENCY_MS:
-            raise ValueError(f"`{name}` must be at most {MAX_LATENCY_MS:g} ms, got {value!r}.")
-        if not allow_zero and 0 < value < MIN_LATENCY_MS:
-            raise ValueError(
-                f"`{name}` must be at least {MIN_LATENCY_MS:g} ms (1 ns), got {value!r}."
-            )
-        if value > 0 or (allow_zero and value == 0):
-            return value
-    bound = "greater than or equal to 0" if allow_zero else "finite and greater than 0"
-    raise ValueError(f"`{name}` must be {bound}, got {value!r}.")
+    problem = latency_problem(value, spread=allow_zero)
+    if problem is not None:
+        raise ValueError(f"`{name}` must be {problem}, got {value!r}.")
+    return value
 
 
 @functools.lru_cache(maxsize=256)
@@ -232,7 +282,8 @@ class DeviceSpec:
         family: One of :data:`FAMILIES`.
         hardware: Free-text hardware description.
         runtime: Inference runtime (torch / onnxruntime / tflite / tensorrt / ... / unknown).
-        precision: Numeric precision (fp32 / fp16 / bf16 / int8).
+        precision: Numeric precision, one of :data:`PRECISIONS` (fp32 / tf32 / fp16 / bf16 /
+            int8) for a device a catalog entry prices (``attributes["catalog"]``).
         batch_size: Batch size the device's latencies refer to.
         threads: Number of CPU threads, if known.
         provenance: ``"measured"``, ``"imported"``, ``"simulated"`` or ``"catalog"``.
@@ -324,9 +375,10 @@ class MeasurementIn:
         space: Search-space name.
         arch: Canonical architecture string of ``space``.
         metric: ``latency_ms``, ``prefill_ms``, ``decode_ms_per_token``, ``e2e_ms``, ...
-        median: Median in milliseconds; finite and > 0.
+        median: Median in milliseconds, from 1 ns to :data:`MAX_LATENCY_MS`
+            (:func:`latency_problem`; ``mean``, ``min`` and ``p90`` too).
         mean: Mean in milliseconds.
-        std: Standard deviation in milliseconds (>= 0).
+        std: Standard deviation in milliseconds (from 0 to :data:`MAX_LATENCY_MS`).
         min: Minimum in milliseconds (not above ``median`` or ``mean``).
         p90: 90th percentile in milliseconds (not below ``median``).
         n_runs: Number of timed runs (>= 1).
@@ -400,8 +452,8 @@ class AccuracyIn:
         space: Search-space name.
         arch: Canonical architecture string.
         dataset: Dataset or task, e.g. ``"cifar10"``.
-        metric: e.g. ``"test_accuracy"`` (percent).
-        value: Finite value.
+        metric: e.g. ``"test_accuracy"``.
+        value: The accuracy in percent, from 0 to 100 (:func:`accuracy_problem`).
         source: Where the number comes from.
     """
 
@@ -415,11 +467,11 @@ class AccuracyIn:
     def __post_init__(self) -> None:
         for name in ("space", "arch", "dataset", "metric"):
             _check_text(name, getattr(self, name))
-        if isinstance(self.value, bool) or not isinstance(self.value, numbers.Real):
-            raise ValueError(f"`value` must be a finite number, got {self.value!r}.")
-        if not math.isfinite(self.value):
-            raise ValueError(f"`value` must be a finite number, got {self.value!r}.")
-        _set(self, "value", float(self.value))
+        value = _real("value", self.value)
+        problem = accuracy_problem(value)
+        if problem is not None:
+            raise ValueError(f"`value` must be {problem}, got {value!r}.")
+        _set(self, "value", value)
         _check_str("source", self.source)
 
 

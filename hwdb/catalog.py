@@ -15,10 +15,16 @@ from importlib import resources
 from typing import Any
 
 from hwdb._errors import NotFoundError
+from hwdb._types import PRECISIONS
 
 __all__ = ["PRECISIONS", "CatalogEntry", "Citation", "get_entry", "load_catalog"]
 
-PRECISIONS = ("fp32", "fp16", "int8")
+#: The figure a precision an entry states no figure of is priced at (see
+#: :meth:`CatalogEntry.peak_flops`): TF32 at FP32's, the conservative choice (TF32 keeps FP32's
+#: range and storage; its tensor-core rate applies only to the matmuls and convolutions a
+#: framework lets use it, e.g. PyTorch leaves it off for matmuls by default), BF16 at FP16's
+#: (the same 16-bit tensor-core rate on the GPUs that have both).
+PRICED_AS = {"tf32": "fp32", "bf16": "fp16"}
 #: Family names that resolve to a default entry in :func:`get_entry`.
 FAMILY_DEFAULTS = {
     "jetson": "jetson-orin-nano",
@@ -46,7 +52,8 @@ class CatalogEntry:
         vendor: Manufacturer.
         family: hwdb device family (``jetson``, ``gpu``, ``cpu``, ``phone``, ...).
         device_class: Roofline device class (``gpu``, ``jetson``, ``cpu``, ``sbc``, ``phone``).
-        peak_tflops: Dense peak throughput per precision (``fp32``, ``fp16``, ``int8``), TFLOP/s.
+        peak_tflops: Dense peak throughput per precision (``fp32``, ``fp16``, ``int8``; may
+            also state ``tf32`` or ``bf16``, see :meth:`peak_flops`), TFLOP/s.
         memory_bandwidth_gbs: Peak DRAM bandwidth, GB/s.
         memory_gb: Memory size, GiB.
         compute_lanes: Parallel arithmetic lanes (CUDA cores, or CPU cores x fp32 SIMD lanes).
@@ -78,15 +85,28 @@ class CatalogEntry:
     attributes: dict[str, Any] = field(default_factory=dict)
 
     def peak_flops(self, precision: str = "fp32") -> float:
-        """Peak throughput at ``precision`` in FLOP/s (int8: OP/s)."""
-        if precision == "bf16":
-            precision = "fp16"
-        if precision not in self.peak_tflops:
+        """Peak throughput at ``precision`` in FLOP/s (int8: OP/s).
+
+        Every precision a device may have (:data:`hwdb._types.PRECISIONS`) has one: the
+        entry's figure of it where ``peak_tflops`` states one, else that of the precision
+        :data:`PRICED_AS` names (``tf32``: ``fp32``; ``bf16``: ``fp16``). The bundled entries
+        state ``fp32``, ``fp16`` and ``int8``.
+
+        Raises:
+            ValueError: naming ``precision`` if it is not one of
+                :data:`hwdb._types.PRECISIONS`, or if the entry states no figure for it.
+        """
+        if precision not in PRECISIONS:
             raise ValueError(
-                f"`precision` must be one of {', '.join(sorted(self.peak_tflops))}, "
-                f"got {precision!r}."
+                f"`precision` must be one of {', '.join(PRECISIONS)}, got {precision!r}."
             )
-        return float(self.peak_tflops[precision]) * 1e12
+        key = precision if precision in self.peak_tflops else PRICED_AS.get(precision, precision)
+        if key not in self.peak_tflops:
+            raise ValueError(
+                f"`precision` {precision!r} has no figure in catalog entry {self.name!r} "
+                f"(it states {', '.join(sorted(self.peak_tflops))})."
+            )
+        return float(self.peak_tflops[key]) * 1e12
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (the catalog file's format)."""

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hwdb._errors import ImportDataError
-from hwdb._types import LM_METRICS, MAX_LATENCY_MS, MIN_LATENCY_MS
+from hwdb._types import LM_METRICS, accuracy_problem, latency_problem
 
 if TYPE_CHECKING:
     from hwdb._types import DeviceSpec
@@ -32,6 +33,7 @@ __all__ = [
     "check_input_file",
     "known_metrics",
     "value_error_field",
+    "check_accuracy",
     "check_fbnet",
     "check_latency",
     "check_nb201",
@@ -68,8 +70,9 @@ def check_input_file(path: Path, kind: str) -> None:
         raise bad(path, "file", "path", f"is a directory, not a {kind} file")
 
 
-def value_error_field(exc: ValueError, default: str) -> str:
-    """The argument a ``ValueError`` names in backticks (``DeviceSpec``, ``MeasurementIn``)."""
+def value_error_field(exc: Exception, default: str) -> str:
+    """The argument a ``ValueError`` (or ``TypeError``) names in backticks (``DeviceSpec``,
+    ``MeasurementIn``, ``AccuracyIn``), else ``default``."""
     text = str(exc)
     return text.split("`")[1] if text.count("`") >= 2 else default
 
@@ -125,29 +128,43 @@ class RowChecker:
         return [spec for _, spec in self._devices.values()]
 
 
+def _number(value: object, path: Path | str, where: str, field: str, what: str) -> float:
+    """``value`` (a number, or its text) as a float (an int past a float's range: the largest
+    float of its sign), else an ImportDataError saying ``what`` must be a number."""
+    if not isinstance(value, bool):
+        try:
+            return float(value)  # type: ignore[arg-type]
+        except OverflowError:
+            return sys.float_info.max if value > 0 else -sys.float_info.max  # type: ignore[operator]
+        except (TypeError, ValueError):
+            pass
+    raise bad(path, where, field, f"{what} must be a number, got {value!r}")
+
+
 def check_latency(
     value: object, path: Path | str, where: str, field: str, *, to_ms: float = 1.0
 ) -> float:
-    """``value`` as a float that is finite, > 0 and, times ``to_ms`` (1000 for seconds),
-    between :data:`MIN_LATENCY_MS` and :data:`MAX_LATENCY_MS`, else an ImportDataError."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        try:
-            number = float(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise bad(path, where, field, f"latency must be a number, got {value!r}") from None
-    else:
-        number = float(value)
-    if not math.isfinite(number) or number <= 0:
-        raise bad(path, where, field, f"latency must be finite and > 0, got {value!r}")
-    unit = " s" if to_ms == 1000.0 else ""
-    if number * to_ms > MAX_LATENCY_MS:
-        limit = f"at most {MAX_LATENCY_MS:g} ms"
-        raise bad(path, where, field, f"latency must be {limit}, got {value!r}{unit}")
-    if number * to_ms < MIN_LATENCY_MS:
-        raise bad(
-            path, where, field,
-            f"latency must be at least {MIN_LATENCY_MS:g} ms, got {value!r}{unit}",
-        )  # fmt: skip
+    """``value`` as a float that, times ``to_ms`` (1000 for seconds), is a latency in
+    milliseconds :func:`~hwdb._types.latency_problem` accepts (the rule of
+    :class:`~hwdb.MeasurementIn`), else an ImportDataError."""
+    number = _number(value, path, where, field, "latency")
+    ms = number * to_ms
+    if math.isfinite(number) and not math.isfinite(ms):  # finite seconds past a float in ms
+        ms = math.copysign(sys.float_info.max, ms)
+    problem = latency_problem(ms)
+    if problem is not None:
+        unit = " s" if to_ms == 1000.0 else ""
+        raise bad(path, where, field, f"latency must be {problem}, got {value!r}{unit}")
+    return number
+
+
+def check_accuracy(value: object, path: Path | str, where: str, field: str) -> float:
+    """``value`` as a float that :func:`~hwdb._types.accuracy_problem` accepts (the rule of
+    :class:`~hwdb.AccuracyIn`), else an ImportDataError."""
+    number = _number(value, path, where, field, "accuracy")
+    problem = accuracy_problem(number)
+    if problem is not None:
+        raise bad(path, where, field, f"accuracy must be {problem}, got {value!r}")
     return number
 
 

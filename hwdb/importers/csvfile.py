@@ -39,23 +39,14 @@ from hwdb.importers._common import (
 if TYPE_CHECKING:
     from hwdb._storage import HardwareDB
 
-__all__ = ["OPTIONAL", "REQUIRED", "import_csv", "load_csv", "read_workloads", "unused_rows"]
+__all__ = ["REQUIRED", "import_csv", "load_csv", "read_workloads", "unused_rows"]
 
 REQUIRED = ("space", "arch", "device", "latency_ms")
-OPTIONAL = ("metric", "batch_size", "precision", "runtime", "family", *("resolution", "prompt_len",
-            "decode_len"))  # fmt: skip
 _DEVICE_FIELDS = ("batch_size", "precision", "runtime", "family")
 #: Columns giving a row's workload (``batch_size`` also describes its device).
 _WORKLOAD_FIELDS = ("batch_size", "resolution", "prompt_len", "decode_len")
 #: (device, space, metric): one latency column of a device.
 _Key = tuple[str, str, str]
-
-
-def _latency_metric(space: str) -> str:
-    """The metric ``space``'s latency is stored under (``SearchSpace.latency_metric``)."""
-    from search_spaces import get_space, list_spaces
-
-    return str(get_space(space).latency_metric) if space in list_spaces() else "latency_ms"
 
 
 def _device(file: Path, where: str, name: str, row: dict[str, str]) -> DeviceSpec:
@@ -185,8 +176,10 @@ def unused_rows(
 
 
 def _metric(file: Path, where: str, space: str, row: dict[str, str]) -> str:
+    from hwdb._storage import space_latency_metric
+
     known = known_metrics(space)
-    metric = row.get("metric") or _latency_metric(space)
+    metric = row.get("metric") or space_latency_metric(space)
     if metric not in known:
         raise bad(file, where, "metric", f"{space} is measured in {', '.join(known)}, "
                   f"got {metric!r}")  # fmt: skip

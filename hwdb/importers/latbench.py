@@ -14,7 +14,6 @@ numpy's scalar/dtype reconstructors; anything else fails the import.
 from __future__ import annotations
 
 import io
-import math
 import pickle
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -115,9 +114,8 @@ def load_latbench(paths: Sequence[str | Path]) -> BulkImport:
         for key, seconds in table.items():
             arch = _key_arch(path, key)
             where = f"key {key!r}"
+            # finite: check_latency caps ``seconds * 1000.0``, this very product
             ms = check_latency(seconds, path, where, "latency_s", to_ms=1000.0) * 1000.0
-            if not math.isfinite(ms):
-                raise bad(path, where, "latency_s", f"{seconds!r} s is not finite in milliseconds")
             names.append(arch)
             values.append(ms)
             archs.setdefault(arch, None)

@@ -9,13 +9,12 @@ Columns ``CIFAR10TestAccuracy200Epochs``, ``CIFAR100TestAccuracy200Epochs``,
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hwdb._bulk import AccuracySeries, BulkImport
-from hwdb.importers._common import bad, check_input_file, check_nb201
+from hwdb.importers._common import bad, check_accuracy, check_input_file, check_nb201
 
 if TYPE_CHECKING:
     from hwdb._storage import HardwareDB
@@ -56,17 +55,10 @@ def load_nats_accuracy(path: str | Path) -> BulkImport:
         raise bad(file, "file", ARCH_COLUMN, "architectures are not distinct")
     data = BulkImport(archs={"nasbench201": {a: i for i, a in enumerate(archs)}})
     for column, dataset in COLUMNS.items():
-        values: list[float] = []
-        for row, text in enumerate(frame[column].tolist()):
-            try:
-                value = float(text)
-            except ValueError:
-                value = math.nan
-            if not math.isfinite(value) or not 0 <= value <= 100:
-                raise bad(
-                    file, f"row {row + 1}", column, f"accuracy must be in [0, 100], got {text!r}"
-                )
-            values.append(value)
+        values = [
+            check_accuracy(text, file, f"row {row + 1}", column)
+            for row, text in enumerate(frame[column].tolist())
+        ]
         data.accuracies.append(
             AccuracySeries("nasbench201", dataset, "test_accuracy", archs, values, SOURCE)
         )

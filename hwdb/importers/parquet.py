@@ -38,7 +38,13 @@ import pandas as pd
 from hwdb._bulk import DEVICE_SETTINGS, AccuracySeries, BulkImport
 from hwdb._errors import ImportDataError
 from hwdb._types import AccuracyIn, DeviceSpec, MeasurementIn
-from hwdb.importers._common import RowChecker, bad, canonical_arch, check_input_file
+from hwdb.importers._common import (
+    RowChecker,
+    bad,
+    canonical_arch,
+    check_input_file,
+    value_error_field,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -265,8 +271,7 @@ def _device_spec(file: Path, where: str, rec: dict[str, Any]) -> DeviceSpec:
     except ImportDataError:
         raise
     except (TypeError, ValueError) as exc:
-        name = str(exc).split("`")[1] if "`" in str(exc) else "device"
-        raise bad(file, where, name, str(exc)) from None
+        raise bad(file, where, value_error_field(exc, "device"), str(exc)) from None
 
 
 def _row(file: Path, i: int, rec: dict[str, Any]) -> tuple[DeviceSpec, MeasurementIn]:
@@ -285,8 +290,7 @@ def _row(file: Path, i: int, rec: dict[str, Any]) -> tuple[DeviceSpec, Measureme
     except ImportDataError:
         raise
     except (TypeError, ValueError) as exc:
-        name = str(exc).split("`")[1] if "`" in str(exc) else "median"
-        raise bad(file, where, name, str(exc)) from None
+        raise bad(file, where, value_error_field(exc, "median"), str(exc)) from None
     return spec, meas
 
 
@@ -306,8 +310,7 @@ def _accuracy(file: Path, i: int, rec: dict[str, Any]) -> AccuracyIn:
             value=rec["value"], source=rec["source"] or "",
         )  # fmt: skip
     except (TypeError, ValueError) as exc:
-        name = str(exc).split("`")[1] if "`" in str(exc) else "value"
-        raise bad(file, where, name, str(exc)) from None
+        raise bad(file, where, value_error_field(exc, "value"), str(exc)) from None
 
 
 class _Accuracies:
