@@ -33,7 +33,9 @@ __all__ = [
     "DeviceTask",
     "LatencyPredictor",
     "arch_list",
+    "check_bool",
     "check_int",
+    "check_number",
     "check_seed",
     "get_predictor",
     "list_predictors",
@@ -46,6 +48,8 @@ __all__ = [
 N_REFERENCE = 10
 #: Version stamp written into every saved predictor; a mismatch on load warns.
 FORMAT_VERSION = "predictors-1"
+#: Payload key of the predictor class's :attr:`LatencyPredictor.revision` at save time.
+_REVISION_KEY = "revision"
 
 
 @dataclass(frozen=True)
@@ -81,10 +85,10 @@ class DeviceTask:
         check_workload(self.workload)
 
 
-def check_tasks(tasks: Sequence[DeviceTask], *, min_devices: int = 1) -> str:
+def check_tasks(tasks: Sequence[DeviceTask]) -> str:
     """Validate meta-training tasks and return their common space name."""
-    if not isinstance(tasks, Sequence) or len(tasks) < min_devices:
-        raise ValueError(f"`tasks` must hold at least {min_devices} device task(s).")
+    if not isinstance(tasks, Sequence) or len(tasks) < 1:
+        raise ValueError("`tasks` must hold at least one device task.")
     spaces = {t.space for t in tasks}
     if len(spaces) != 1:
         raise ValueError(f"`tasks` must all belong to one space, got {sorted(spaces)}.")
@@ -142,6 +146,23 @@ def check_int(name: str, value: object, minimum: int) -> None:
         )
 
 
+def check_number(name: str, value: object, minimum: float, *, strict: bool = False) -> None:
+    """``ValueError`` naming ``name`` unless ``value`` is a finite real number (not a bool) of
+    at least ``minimum`` (``strict``: greater than ``minimum``)."""
+    number = float(value) if isinstance(value, numbers.Real) else float("nan")
+    ok = not isinstance(value, bool) and bool(np.isfinite(number))
+    if not ok or (number <= minimum if strict else number < minimum):
+        bound = "greater than" if strict else "greater than or equal to"
+        raise ValueError(f"`{name}` must be a finite number {bound} {minimum}, got {value!r}.")
+
+
+def check_bool(name: str, value: object) -> None:
+    """``ValueError`` naming ``name`` unless ``value`` is True or False (a Python or NumPy
+    bool)."""
+    if not isinstance(value, bool | np.bool_):
+        raise ValueError(f"`{name}` must be True or False, got {value!r}.")
+
+
 def check_seed(value: object) -> None:
     """``ValueError`` naming ``seed`` unless ``value`` is None or an integer >= 0."""
     if value is not None and (
@@ -171,7 +192,8 @@ class LatencyPredictor(ABC):
     """Base class of every latency predictor (meta-learned or not).
 
     Subclasses implement :meth:`_fit`, :meth:`_adapt` and :meth:`_predict`. ``__init__`` only
-    stores hyper-parameters under the same names (scikit-learn convention).
+    stores hyper-parameters under the same names (scikit-learn convention); :meth:`fit` checks
+    them (:meth:`_check_params`) before any other work.
     """
 
     #: Registry name, set by :func:`register_predictor`.
@@ -179,7 +201,8 @@ class LatencyPredictor(ABC):
     #: Fewest measurements :meth:`adapt` accepts (a ridge needs two points to fit at all).
     min_support: int = 1
     #: Bumped when meta-training learns something new, so stored artifacts of an older
-    #: revision are retrained on first need instead of being reused.
+    #: revision are retrained on first need instead of being reused. Saved with the predictor
+    #: (:meth:`to_bytes`); :func:`load_predictor` refuses a payload of another revision.
     revision: int = 1
     #: The datasheet roofline given to :meth:`adapt` (None: none, or not adapted).
     datasheet_: DeviceModel | None = None
@@ -204,7 +227,12 @@ class LatencyPredictor(ABC):
 
         Returns:
             ``self``.
+
+        Raises:
+            ValueError: naming the first invalid hyper-parameter (checked before any other
+                work), or when ``tasks`` is empty or spans several spaces.
         """
+        self._check_params()
         self.space_ = check_tasks(tasks)
         self.fit_workload_ = Counter(t.workload for t in tasks).most_common(1)[0][0]
         self._fit(list(tasks), progress=progress)
@@ -281,6 +309,15 @@ class LatencyPredictor(ABC):
         return np.maximum(np.asarray(mean, np.float64), floor), np.asarray(std, np.float64)
 
     # ------------------------------------------------------------------ hooks
+    def _check_params(self) -> None:
+        """Check the hyper-parameters; ``ValueError`` naming the first invalid one.
+
+        Called first thing by :meth:`fit`, so a bad value fails before meta-training starts
+        (e.g. before help+ traces archs for its roofline prior). Predictors without
+        hyper-parameters keep this no-op.
+        """
+        return
+
     @abstractmethod
     def _fit(self, tasks: list[DeviceTask], *, progress: bool) -> None: ...
 
@@ -309,25 +346,45 @@ class LatencyPredictor(ABC):
 
     # ------------------------------------------------------------------ persistence
     def to_bytes(self) -> bytes:
-        """Serialize (hyper-parameters and learned state) with a version stamp."""
+        """Serialize (hyper-parameters and learned state) with a version stamp and the
+        predictor's :attr:`revision`."""
         self._check_fitted()
         buf = io.BytesIO()
         state = {k: v for k, v in self.__dict__.items() if not k.endswith("_cache")}
-        pickle.dump({"format": FORMAT_VERSION, "predictor": self.name, "state": state}, buf)
+        payload = {
+            "format": FORMAT_VERSION,
+            "predictor": self.name,
+            _REVISION_KEY: type(self).revision,
+            "state": state,
+        }
+        pickle.dump(payload, buf)
         return buf.getvalue()
 
 
-def load_predictor(payload: bytes) -> LatencyPredictor:
+def load_predictor(payload: bytes, *, revision: int | None = None) -> LatencyPredictor:
     """Inverse of :meth:`LatencyPredictor.to_bytes` (trusted payloads only: it unpickles).
 
-    Warns when the stored format version differs from :data:`FORMAT_VERSION`.
+    Warns when the stored format version differs from :data:`FORMAT_VERSION`. Refuses a
+    predictor saved by another :attr:`~LatencyPredictor.revision` of its class than the one
+    installed: what it learned is not what this code would learn, so it must be meta-trained
+    again. A payload saved before predictors recorded their revision loads only when its class
+    is still at revision 1 (nothing it learns has changed since), unless the caller knows the
+    revision it was saved by and passes it as ``revision`` (the service does: its artifact
+    versions carry the revision).
+
+    Args:
+        payload: Bytes from :meth:`LatencyPredictor.to_bytes`.
+        revision: The revision the payload is known to have been saved by, for payloads that
+            do not record one (ignored for those that do).
 
     Raises:
-        PredictorError: when the payload is not a saved predictor.
+        PredictorError: when the payload is not a saved predictor, names an unknown predictor,
+            or was saved by another revision of the predictor (the message says to retrain).
     """
     try:
         data = pickle.loads(payload)  # noqa: S301 - artifacts come from our own database
         name, state, fmt = data["predictor"], data["state"], data["format"]
+        saved = data.get(_REVISION_KEY)
     except Exception as exc:  # noqa: BLE001
         raise PredictorError(f"not a saved predictor payload: {exc}") from exc
     if fmt != FORMAT_VERSION:
@@ -339,6 +396,22 @@ def load_predictor(payload: bytes) -> LatencyPredictor:
     cls = _REGISTRY.get(name)
     if cls is None:
         raise PredictorError(f"unknown predictor {name!r} in payload")
+    retrain = "meta-train it again (fit) and save the new one in its place"
+    if saved is None and revision is None:  # saved before predictors recorded their revision
+        if cls.revision != 1:  # a class still at revision 1 has learned the same all along
+            raise PredictorError(
+                f"predictor {name!r} was saved without its revision (before predictors "
+                f"recorded it), so it may predate revision {cls.revision}: {retrain}"
+            )
+    else:
+        saved = revision if saved is None else saved
+        if isinstance(saved, bool) or not isinstance(saved, numbers.Integral):
+            raise PredictorError(f"not a saved predictor payload: revision {saved!r}")
+        if saved != cls.revision:
+            raise PredictorError(
+                f"predictor {name!r} was saved by revision {saved}, but this is revision "
+                f"{cls.revision}, which learns something else: {retrain}"
+            )
     obj = cls.__new__(cls)
     obj.__dict__.update(state)
     return obj

@@ -16,7 +16,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from predictors._base import DeviceTask, LatencyPredictor, register_predictor
+from predictors._base import (
+    DeviceTask,
+    LatencyPredictor,
+    check_int,
+    check_seed,
+    register_predictor,
+)
 from predictors._features import analytic_cost, encode
 from predictors._linear import RidgeFit, fit_ridge_loo
 
@@ -80,19 +86,25 @@ class TransferPredictor(_RidgeOnFeatures):
     Args:
         max_iter: Boosting iterations per source device.
         seed: Seed of the boosting models.
+
+    Attributes:
+        source_devices_: The source devices, in the order of ``source_models_`` (the first
+            features of the target's ridge).
     """
 
     def __init__(self, *, max_iter: int = 200, seed: int | None = 0) -> None:
         self.max_iter = max_iter
         self.seed = seed
 
+    def _check_params(self) -> None:
+        check_int("max_iter", self.max_iter, 1)
+        check_seed(self.seed)
+
     def _fit(self, tasks: list[DeviceTask], *, progress: bool) -> None:
         from sklearn.ensemble import HistGradientBoostingRegressor
 
         from predictors._progress import progress_bar
 
-        if self.max_iter < 1:
-            raise ValueError("`max_iter` must be greater than or equal to 1.")
         self.source_models_ = []
         self.source_devices_ = [t.device for t in tasks]
         with progress_bar(progress, "fitting source devices", len(tasks)) as advance:

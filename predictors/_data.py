@@ -127,11 +127,11 @@ def device_workload(table: pd.DataFrame, space: str, device: str) -> Workload | 
     stored = dict((table.attrs.get("workload") or {}).get(device) or {})
     if not stored:
         return None
-    try:
-        import search_spaces
+    from search_spaces import UnknownSpaceError, get_space
 
-        sp = search_spaces.get_space(space)
-    except Exception:  # noqa: BLE001 - unregistered space: no featurizer reads a workload
+    try:
+        sp = get_space(space)
+    except UnknownSpaceError:  # unregistered space: no featurizer reads a workload
         return None
     default = sp.default_workload()
     try:
@@ -142,22 +142,32 @@ def device_workload(table: pd.DataFrame, space: str, device: str) -> Workload | 
 
 
 def reference_archs(table: pd.DataFrame, space: str, *, split_seed: int = 0) -> list[str]:
-    """The 10 hardware-embedding reference archs of ``space`` present in ``table``."""
+    """The 10 hardware-embedding reference archs of ``space`` present in ``table``.
+
+    HELP's reference archs where ``table`` carries HELP's benchmark indices, else the
+    registered space's ``hardware_embedding_archs`` when ``table`` measures them all, else
+    (an unregistered space, or references not measured) the first 10 training-pool archs
+    measured on every device.
+
+    Raises:
+        NotEnoughDataError: when fewer than 10 archs are measured on every device.
+    """
     bidx = _bench_index(table)
     if space in HELP_REFERENCE_INDICES and bidx:
         inv = {i: a for a, i in bidx.items()}
         refs = [inv.get(i) for i in HELP_REFERENCE_INDICES[space]]
         if all(r is not None for r in refs):
             return [str(r) for r in refs]
-    try:
-        import search_spaces
+    from search_spaces import UnknownSpaceError, get_space
 
-        obj = search_spaces.get_space(space)
+    try:
+        obj = get_space(space)
+    except UnknownSpaceError:  # unregistered space (HELP's ofa): fall back to a seeded choice
+        obj = None
+    if obj is not None:  # a registered space's errors are bugs to report, not to paper over
         refs2 = [obj.to_string(a) for a in obj.hardware_embedding_archs()]
         if refs2 and all(r in table.index for r in refs2):
             return refs2
-    except Exception:  # noqa: BLE001 - unregistered space: fall back to a seeded choice
-        pass
     train, _ = _ordered_pools(table, space, split_seed)
     complete = table.loc[train].dropna(axis=0, how="any")
     if len(complete) < 10:

@@ -167,11 +167,13 @@ def _nb201_graph(ops: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _space_obj(space: str) -> Any:
-    try:
-        import search_spaces
+    """The registered space ``space``, or None when no space is registered under that name
+    (errors of a registered space propagate)."""
+    from search_spaces import UnknownSpaceError, get_space
 
-        return search_spaces.get_space(space)
-    except Exception:  # noqa: BLE001 - space not registered (yet)
+    try:
+        return get_space(space)
+    except UnknownSpaceError:  # space not registered (yet)
         return None
 
 

@@ -23,7 +23,9 @@ from predictors import _help_net as net
 from predictors._base import (
     DeviceTask,
     LatencyPredictor,
+    check_bool,
     check_int,
+    check_number,
     check_seed,
     register_predictor,
     str_list,
@@ -117,6 +119,12 @@ class HELPPredictor(LatencyPredictor):
         eval_every: Validate every this many episodes.
         mc_samples: z samples averaged at prediction (uncertainty from their spread).
         seed: Seed of initialisation and episode sampling.
+
+    Attributes:
+        history_: One ``{"episode", "valid_spearman"}`` record per validation of the
+            meta-training (empty without ``validation_devices``).
+        best_valid_spearman_: Validation Spearman of the kept checkpoint (NaN without
+            ``validation_devices``: the last episode's parameters are kept).
     """
 
     revision = 2  # 2: adaptation targets scaled by the non-reference measurements' range
@@ -161,13 +169,17 @@ class HELPPredictor(LatencyPredictor):
     # ------------------------------------------------------------------ checks
     def _check_params(self) -> None:
         for name in ("episodes", "tasks_per_episode", "n_support", "n_query", "eval_every"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"`{name}` must be greater than or equal to 1.")
-        if self.inner_steps < 0:
-            raise ValueError("`inner_steps` must be greater than or equal to 0.")
-        if self.inner_lr <= 0 or self.outer_lr <= 0:
-            raise ValueError("`inner_lr` and `outer_lr` must be greater than 0.")
+            check_int(name, getattr(self, name), 1)
+        check_int("inner_steps", self.inner_steps, 0)
+        check_number("inner_lr", self.inner_lr, 0.0, strict=True)
+        check_number("outer_lr", self.outer_lr, 0.0, strict=True)
+        check_number("kl_weight", self.kl_weight, 0.0)
+        check_int("hidden", self.hidden, 1)
         check_int("mc_samples", self.mc_samples, 1)
+        for name in ("meta_sgd", "hw_embedding", "second_order"):
+            check_bool(name, getattr(self, name))
+        if self.validation_devices is not None:
+            str_list(self.validation_devices, "validation_devices", "device names", "device")
         check_seed(self.seed)
 
     def _validation_names(self, tasks: list[DeviceTask]) -> set[str]:
@@ -301,7 +313,6 @@ class HELPPredictor(LatencyPredictor):
         self.task_lr_ = {k: torch.full_like(v, self.inner_lr) for k, v in self.meta_params_.items()}
 
     def _fit(self, tasks: list[DeviceTask], *, progress: bool) -> None:
-        self._check_params()
         with torch_threads(1):
             self._meta_train(tasks, progress=progress)
 

@@ -99,7 +99,9 @@ import numpy as np
 from predictors._base import (
     DeviceTask,
     LatencyPredictor,
+    check_bool,
     check_int,
+    check_number,
     check_seed,
     register_predictor,
 )
@@ -252,6 +254,9 @@ class HELPPlusPredictor(LatencyPredictor):
             cell's branches concurrently (leave-one-out error decides); a switch read at
             adaptation, like ``source_luts``.
         seed: Seed of initialisation.
+
+    Attributes:
+        source_devices_: The source devices, in the order of the basis's first outputs.
     """
 
     # 2: source lookup tables; 3: their model alone; 4: datasheet tables; 5: workloads;
@@ -294,14 +299,21 @@ class HELPPlusPredictor(LatencyPredictor):
         self.parallel = parallel
         self.seed = seed
 
-    def _fit(self, tasks: list[DeviceTask], *, progress: bool) -> None:
+    def _check_params(self) -> None:
         check_int("hidden", self.hidden, 1)
         check_int("steps", self.steps, 1)
+        check_number("lr", self.lr, 0.0, strict=True)
+        check_number("weight_decay", self.weight_decay, 0.0)
+        check_int("n_models", self.n_models, 1)
         check_int("sim_devices", self.sim_devices, 0)
+        check_int("sim_archs", self.sim_archs, 0)
+        check_int("sim_ops", self.sim_ops, 0)
         check_int("sim_components", self.sim_components, 0)
+        for name in ("with_encoding", "log_target", "additive", "source_luts", "parallel"):
+            check_bool(name, getattr(self, name))
         check_seed(self.seed)
-        if self.lr <= 0:
-            raise ValueError("`lr` must be greater than 0.")
+
+    def _fit(self, tasks: list[DeviceTask], *, progress: bool) -> None:
         archs = sorted({a for t in tasks for a in t.archs})
         pos = {a: i for i, a in enumerate(archs)}
         y = np.full((len(archs), len(tasks)), np.nan)
@@ -320,8 +332,6 @@ class HELPPlusPredictor(LatencyPredictor):
         self.x_mean_ = x.mean(axis=0)
         self.x_std_ = np.where(x.std(axis=0) > 1e-9, x.std(axis=0), 1.0)
         self.source_devices_ = [t.device for t in tasks]
-        if self.n_models < 1:
-            raise ValueError("`n_models` must be greater than or equal to 1.")
         xs = (x - self.x_mean_) / self.x_std_
         base = 0 if self.seed is None else int(self.seed)
         with torch_threads(1):

@@ -289,7 +289,7 @@ def stored_or_trained(
     from predictors._evaluate import meta_train_for
 
     version = _version(predictor, [*sources, *valid], params)
-    stored = _stored(db, space, version)
+    stored = _stored(db, space, version, predictor)
     if stored is not None:
         return stored, version, False
     if not train:
@@ -298,7 +298,7 @@ def stored_or_trained(
             "yet, and this request may not start a meta-training"
         )
     with _training_turn():
-        stored = _stored(db, space, version)  # another thread may have trained it meanwhile
+        stored = _stored(db, space, version, predictor)  # another thread may have trained it
         if stored is not None:
             return stored, version, False
         table = db.latency_table(space, metric=latency_metric(space)) if table is None else table
@@ -321,15 +321,19 @@ def _training_turn() -> Iterator[None]:
         _TRAINING.release()
 
 
-def _stored(db: HardwareDB, space: str, version: str) -> LatencyPredictor | None:
-    """The stored predictor artifact ``version`` of ``space``, or None."""
+def _stored(db: HardwareDB, space: str, version: str, predictor: str) -> LatencyPredictor | None:
+    """The stored predictor artifact ``version`` of ``space``, or None.
+
+    ``version`` (from :func:`_version`) names the installed revision of ``predictor``, so an
+    artifact stored before payloads recorded their revision is vouched for by its version.
+    """
     from hwdb import NotFoundError
 
     try:
         art = db.load_artifact(kind=ARTIFACT_KIND, space=space, version=version)
     except NotFoundError:
         return None
-    return load_predictor(art.payload)
+    return load_predictor(art.payload, revision=get_predictor(predictor).revision)
 
 
 def store_predictor(

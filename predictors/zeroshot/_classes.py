@@ -24,7 +24,7 @@ constants and their justification:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from predictors.zeroshot._roofline import DeviceModel, bytes_per_element, runtime_mode
@@ -104,8 +104,3 @@ def device_model(
         fixed_overhead_s=cls.fixed_us * 1e-6,
         runtime=runtime_mode(runtime),
     )
-
-
-def with_class(cls: DeviceClass, **changes: float | str) -> DeviceClass:
-    """A copy of ``cls`` with some constants changed (simulated devices, calibration)."""
-    return replace(cls, **changes)  # type: ignore[arg-type]

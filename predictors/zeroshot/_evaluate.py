@@ -29,6 +29,7 @@ from predictors.zeroshot._roofline import DeviceModel, roofline_latency_ms
 from predictors.zeroshot._tracecache import persistent_traces
 from predictors.zeroshot._zeroshot import (
     DATASHEET_SCALE,
+    ZERO_SHOT_SOURCE,
     adapt_zero_shot,
     datasheet_std,
     reference_strings,
@@ -155,7 +156,7 @@ def evaluate_zero_shot(
     out: dict[str, Any] = {k: float(np.mean([r[k] for r in per_seed])) for k in _METRICS}
     out["per_seed"] = per_seed
     out["roofline"] = latency_metrics(roofline, true, datasheet_std(roofline))
-    out["source"] = "zero-shot (datasheet)"
+    out["source"] = ZERO_SHOT_SOURCE
     out["catalog_entry"] = entry.name
     out["n_query"] = len(split.query)
     return out

@@ -340,14 +340,14 @@ def _op_tables(
     """:func:`op_tables` for modes already checked."""
     import json
 
-    from search_spaces import get_space
+    from search_spaces import UnknownSpaceError, get_space
 
     sp = get_space(space) if isinstance(space, str) else space
     wl = workload or sp.default_workload()
     canon = sp.canonicalize(arch)
     try:
         registered = get_space(sp.name) is sp
-    except Exception:  # noqa: BLE001 - an unregistered space instance
+    except UnknownSpaceError:  # an unregistered space instance
         registered = False
     if registered:
         return _cached_tables(sp.name, canon, json.dumps(wl.to_dict(), sort_keys=True), modes)

@@ -118,11 +118,6 @@ class OpTable:
     def __len__(self) -> int:
         return int(self.kind.shape[0])
 
-    @property
-    def total_flops(self) -> float:
-        """Sum of FLOPs."""
-        return float(self.flops.sum())
-
     def counts(self) -> dict[str, int]:
         """Number of deployed ops per kind."""
         return {k: int((self.kind == i).sum()) for i, k in enumerate(KINDS)}

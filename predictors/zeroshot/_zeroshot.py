@@ -212,20 +212,11 @@ class ZeroShotLatencyModel(AdaptedLatencyModel):
     Backed by no measurement of the device; its uncertainty is never below the datasheet's.
     """
 
-    def __init__(
-        self,
-        *,
-        space: str,
-        device: str,
-        model: LatencyPredictor,
-        version: str,
-        reference_ms: np.ndarray,
-    ) -> None:
+    def __init__(self, *, space: str, device: str, model: LatencyPredictor, version: str) -> None:
         super().__init__(
             space=space, device=device, model=model, version=version, n_measurements=0,
             source=ZERO_SHOT_SOURCE,
         )  # fmt: skip
-        self.reference_ms = reference_ms
 
     def predict(self, archs: Sequence[str]) -> LatencyPrediction:
         """Predict canonical arch strings in one batch (std widened to the datasheet's)."""
@@ -298,10 +289,8 @@ def zero_shot_model(
             model, version = get_default_predictor(
                 db, space=space, predictor=predictor, exclude_device=label
             )
-            adapted, ref_ms = adapt_zero_shot(model, space, dm, workload)
-            return ZeroShotLatencyModel(
-                space=space, device=label, model=adapted, version=version, reference_ms=ref_ms
-            )
+            adapted, _ = adapt_zero_shot(model, space, dm, workload)
+            return ZeroShotLatencyModel(space=space, device=label, model=adapted, version=version)
         except (NotEnoughDataError, NotFoundError):  # fresh install: no source devices
             pass
     return RooflineLatencyModel(space=space, device=label, model=dm, workload=workload)

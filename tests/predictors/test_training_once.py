@@ -34,7 +34,7 @@ def _fake_training(monkeypatch: pytest.MonkeyPatch, calls: list[str]) -> None:
         return model
 
     monkeypatch.setattr("predictors._evaluate.meta_train_for", meta_train_for)
-    monkeypatch.setattr("predictors._service.load_predictor", lambda payload: payload)
+    monkeypatch.setattr("predictors._service.load_predictor", lambda payload, **_: payload)
 
 
 def test_threads_that_need_one_predictor_meta_train_it_once(
