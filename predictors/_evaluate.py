@@ -128,9 +128,15 @@ def evaluate_adapted(
     Returns:
         ``{"spearman", "kendall", "mape", "within_10pct", "coverage_90"}`` means (see
         :func:`latency_metrics`) and ``"per_seed"`` dicts.
+
+    Raises:
+        ValueError: If ``shots`` is not an integer >= 0 or ``seeds`` is empty.
     """
     if isinstance(shots, bool) or not isinstance(shots, int) or shots < 0:
         raise ValueError(f"`shots` must be an integer greater than or equal to 0, got {shots!r}.")
+    seeds = list(seeds)
+    if not seeds:  # as evaluate_zero_shot: no draw has no mean
+        raise ValueError("`seeds` must hold at least one seed.")
     split = device_split(table, space, device)
     col = table[device]
     true = col.loc[split.query].to_numpy(float)

@@ -514,7 +514,7 @@ def _confirm_delete(what: str) -> None:
     if not sys.stdin.isatty():
         raise CLIUsageError(f"refusing to delete {what} without --yes (not a terminal)")
     if not typer.confirm(f"delete {what}?", default=False):
-        err_console.print("nothing deleted")
+        err_console.print("error: not confirmed; nothing deleted", markup=False)
         raise typer.Exit(1)
 
 

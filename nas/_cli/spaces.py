@@ -1,8 +1,8 @@
 """`nas spaces` commands: list the registered search spaces and inspect one space or architecture.
 
 A thin layer over :mod:`search_spaces` (``list_spaces``, ``get_space``, ``SearchSpace.resolve``,
-``SearchSpace.profile``); library errors (unknown space, invalid architecture string) propagate
-and ``nas._cli.main`` prints them as one line with exit code 1.
+``SearchSpace.profile``); an unknown space or an invalid architecture string is one line on
+stderr with exit code 2 (a usage error), as everywhere in ``nas``.
 """
 
 from __future__ import annotations

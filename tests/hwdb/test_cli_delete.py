@@ -72,6 +72,21 @@ def test_without_yes_off_a_terminal_nothing_is_deleted(
     assert _count(db_url) == 4
 
 
+def test_declining_on_a_terminal_is_one_error_line(
+    db_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review: declining printed a bare "nothing deleted" (exit 1), unlike every other error."""
+    import sys
+
+    import typer
+
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr(typer, "confirm", lambda *a, **k: False)
+    code, out, err = _run(["--db", db_url, "hwdb", "delete", "pi4"], capsys)
+    assert code == 1 and out == "" and err.strip() == "error: not confirmed; nothing deleted"
+    assert _count(db_url) == 4
+
+
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [

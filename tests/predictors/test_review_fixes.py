@@ -248,3 +248,13 @@ def test_service_artifacts_saved_before_revisions_still_load(tmp_path: Path) -> 
         )
     assert isinstance(model, HELPPlusPredictor) and model.steps == 7
     assert got == version and trained is False
+
+
+def test_evaluate_adapted_without_seeds_is_a_value_error() -> None:
+    """Review: no seed gave NaN means and a RuntimeWarning (evaluate_zero_shot refuses it)."""
+    import pandas as pd
+
+    from predictors import evaluate_adapted, get_predictor
+
+    with pytest.raises(ValueError, match="`seeds` must hold at least one seed"):
+        evaluate_adapted(get_predictor("flops"), pd.DataFrame(), "nasbench201", "d", seeds=())
