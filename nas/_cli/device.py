@@ -18,8 +18,6 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
-_PRECISIONS = ("fp32", "fp16", "bf16", "int8")
-
 
 def _catalog(as_json: bool) -> None:
     from rich.table import Table
@@ -66,13 +64,15 @@ def add_catalog_device(
     """
     from hwdb import DeviceSpec
 
-    if precision not in _PRECISIONS:
-        raise CLIUsageError(f"--precision must be one of {', '.join(_PRECISIONS)}")
     if batch < 1:
         raise CLIUsageError("--batch must be greater than or equal to 1")
     runtime = runtime.strip().lower()
     _check_runtime(runtime)
     entry = _catalog_entry(catalog)
+    try:  # the entry prices the device at its precision (the API's check too)
+        entry.peak_flops(precision)
+    except ValueError as exc:
+        raise CLIUsageError(str(exc).replace("`precision`", "--precision").rstrip(".")) from exc
     existing = _existing_record(db, name, entry.name, precision, batch, runtime, replace)
     if existing is not None:
         return existing

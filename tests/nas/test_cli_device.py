@@ -66,6 +66,10 @@ def test_add_from_catalog(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     argv = ["--db", db, "device", "add", "h1", "--catalog", "h100", "--runtime", "TORCH", "--json"]
     code, out, _ = _run(argv, capsys)
     assert code == 0 and json.loads(out)["runtime"] == "torch"
+    # review: tf32 is a precision of hwdb and the API, priced at the entry's fp32 figure
+    argv = ["--db", db, "device", "add", "a1", "--catalog", "a100-sxm", "--precision", "tf32"]
+    code, out, _ = _run([*argv, "--json"], capsys)
+    assert code == 0 and json.loads(out)["precision"] == "tf32"
 
 
 @pytest.mark.parametrize(
