@@ -271,6 +271,8 @@ class SearchSpace(ABC, Generic[ArchT]):
             InvalidArchError: If it is neither; when it is close to a reference name (a typo
                 such as ``mnasnet-a2``), the message suggests that name.
         """
+        if not isinstance(name_or_string, str):  # as from_string refuses it
+            return self.from_string(name_or_string)
         refs = self.reference_archs()
         key = name_or_string.strip()
         if key.lower() in refs:

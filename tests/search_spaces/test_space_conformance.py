@@ -79,8 +79,9 @@ def test_wrong_argument_types_are_one_error_in_every_space(name: str) -> None:
         with pytest.raises(ValueError, match="`workload` must be a search_spaces.Workload"):
             method(space.random(0), workload="x")  # type: ignore[operator]
     for bad in (123, None, b"x"):
-        with pytest.raises(InvalidArchError, match="expected an architecture string"):
-            space.from_string(bad)  # type: ignore[arg-type]
+        for parse in (space.from_string, space.resolve):  # resolve raised AttributeError
+            with pytest.raises(InvalidArchError, match="expected an architecture string"):
+                parse(bad)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("name", SPACES)
