@@ -198,11 +198,35 @@ def device_split(
     """
     if device not in table.columns:
         raise NotEnoughDataError(f"device {device!r} has no measurements in space {space!r}")
-    col = table[device]
     train, query = _ordered_pools(table, space, split_seed)
-    train = [a for a in train if not pd.isna(col.get(a))]
-    query = [a for a in query if not pd.isna(col.get(a))]
     refs = reference_archs(table, space, split_seed=split_seed)
+    return _device_split(table, space, device, train, query, refs)
+
+
+def device_splits(
+    table: pd.DataFrame, space: str, *, split_seed: int = 0
+) -> dict[str, DeviceSplit | NotEnoughDataError]:
+    """:func:`device_split` of every device of ``table`` (the pools and reference archs,
+    which depend on the table alone, computed once): the split, or why there is none."""
+    train, query = _ordered_pools(table, space, split_seed)
+    refs = reference_archs(table, space, split_seed=split_seed)
+    out: dict[str, DeviceSplit | NotEnoughDataError] = {}
+    for device in map(str, table.columns):
+        try:
+            out[device] = _device_split(table, space, device, train, query, refs)
+        except NotEnoughDataError as exc:
+            out[device] = exc
+    return out
+
+
+def _device_split(
+    table: pd.DataFrame, space: str, device: str, train: list[str], query: list[str],
+    refs: list[str],
+) -> DeviceSplit:  # fmt: skip
+    """:func:`device_split` given the table's pools and reference archs."""
+    col = table[device]
+    train = [a for a, ok in zip(train, col.reindex(train).notna(), strict=True) if ok]
+    query = [a for a, ok in zip(query, col.reindex(query).notna(), strict=True) if ok]
     missing = [r for r in refs if pd.isna(col.get(r))]
     if missing:
         raise NotEnoughDataError(

@@ -204,18 +204,10 @@ def _reference_strings(sp: Any) -> dict[str, str]:
 
 def usable_sources(table: pd.DataFrame, space: str, exclude: str | None) -> list[str]:
     """Devices usable as meta-training sources (reference archs and >= 20 pool measurements)."""
-    from predictors._data import device_split
+    from predictors._data import device_splits
 
-    out = []
-    for dev in table.columns:
-        if dev == exclude:
-            continue
-        try:
-            device_split(table, space, str(dev))
-        except NotEnoughDataError:
-            continue
-        out.append(str(dev))
-    return out
+    splits = device_splits(table, space)
+    return [d for d, split in splits.items() if d != exclude and not isinstance(split, Exception)]
 
 
 def _version(name: str, sources: Sequence[str], params: dict[str, Any] | None = None) -> str:
