@@ -30,6 +30,7 @@ import pandas as pd
 from predictors import (
     HELP_DEVICES,
     LatencyPredictor,
+    PredictorError,
     evaluate_adapted,
     load_predictor,
     meta_train_for,
@@ -62,7 +63,10 @@ def _train(
     if args.cache:
         path = Path(args.cache) / key
         if path.exists():
-            return load_predictor(path.read_bytes()), float("nan")
+            try:
+                return load_predictor(path.read_bytes()), float("nan")
+            except PredictorError as exc:  # saved by another revision: meta-train again
+                print(f"# {path.name}: {exc}; meta-training again", file=sys.stderr)
     dev = HELP_DEVICES[space]
     t0 = time.perf_counter()
     model = meta_train_for(

@@ -452,7 +452,9 @@ class AccuracyIn:
         space: Search-space name.
         arch: Canonical architecture string.
         dataset: Dataset or task, e.g. ``"cifar10"``.
-        metric: e.g. ``"test_accuracy"``.
+        metric: e.g. ``"test_accuracy"``; whatever its name, a percentage that is better
+            higher (``nas search --accuracy table`` maximises it): a loss or a perplexity is
+            no accuracy.
         value: The accuracy in percent, from 0 to 100 (:func:`accuracy_problem`).
         source: Where the number comes from.
     """

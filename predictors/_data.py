@@ -209,7 +209,10 @@ def device_splits(
     """:func:`device_split` of every device of ``table`` (the pools and reference archs,
     which depend on the table alone, computed once): the split, or why there is none."""
     train, query = _ordered_pools(table, space, split_seed)
-    refs = reference_archs(table, space, split_seed=split_seed)
+    try:
+        refs = reference_archs(table, space, split_seed=split_seed)
+    except NotEnoughDataError as exc:  # no 10 archs every device has: no device has a split
+        return {str(d): exc for d in table.columns}
     out: dict[str, DeviceSplit | NotEnoughDataError] = {}
     for device in map(str, table.columns):
         try:

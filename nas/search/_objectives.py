@@ -531,12 +531,19 @@ class UserFunctionAccuracy:
                 f"`accuracy` must be table, proxy, short-train or MODULE:FUNC, got {spec!r}."
             )
         try:
-            func = getattr(_import_user_module(module_name), func_name)
-        except (ImportError, AttributeError) as exc:  # no such module or function: bad input
+            module = _import_user_module(module_name)
+        except ModuleNotFoundError as exc:
+            named = exc.name is not None and f"{module_name}.".startswith(f"{exc.name}.")
+            if not named:  # an import inside the user's module failed: its own failure
+                raise SearchError(f"cannot load accuracy function {spec!r}: {exc}") from exc
             raise _AccuracySpecError(f"cannot load accuracy function {spec!r}: {exc}") from exc
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - the module failed importing
             reason = f"{type(exc).__name__}: {exc}"
             raise SearchError(f"cannot load accuracy function {spec!r}: {reason}") from exc
+        try:
+            func = getattr(module, func_name)
+        except AttributeError as exc:  # no such function: bad input
+            raise _AccuracySpecError(f"cannot load accuracy function {spec!r}: {exc}") from exc
         if not callable(func):
             raise _AccuracySpecError(f"accuracy function {spec!r} is not callable")
         self.space, self.name, self._func = space, spec, func

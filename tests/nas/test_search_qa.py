@@ -347,6 +347,26 @@ def test_an_accuracy_function_that_does_not_exist_is_a_usage_error(
     assert err[-1].startswith(f"error: {message}")
 
 
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("import userqa_not_installed\n", "No module named 'userqa_not_installed'"),
+        ("X = None.foo\n", "AttributeError: 'NoneType' object has no attribute 'foo'"),
+    ],
+)
+def test_an_accuracy_module_failing_inside_is_a_failure_not_a_usage_error(
+    tmp_path: Path, user_module: str, capsys: pytest.CaptureFixture[str], source: str,
+    message: str,
+) -> None:  # fmt: skip
+    """Review: an import or attribute error raised by the user's own module exited 2, as if
+    --accuracy named something that does not exist."""
+    (tmp_path / "userqa_inner.py").write_text(source + "\ndef f(m, a):\n    return 1.0\n")
+    assert _run([*_base(tmp_path), "--accuracy", "userqa_inner:f"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: cannot load accuracy function 'userqa_inner:f': ")
+    assert message in err[-1]
+
+
 # ------------------------------------------------------------------ 8: proxies
 def test_jacob_cov_of_an_arch_without_input_gradient_warns_nothing() -> None:
     from nas.search import ProxyAccuracy

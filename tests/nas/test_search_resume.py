@@ -255,3 +255,30 @@ def test_long_arch_strings_wrap_only_after_separators(space: str) -> None:
         assert "".join(lines) == arch
         assert all(line[-1] in "-+" for line in lines[:-1])
         assert all(len(a) + len(b) > 40 for a, b in zip(lines, lines[1:], strict=False))
+
+
+def test_only_the_worker_that_creates_a_study_gets_it_to_set_up(tmp_path: Path) -> None:
+    """Review: two workers starting at once both wrote a new study's settings (one failed on
+    PostgreSQL's unique key); a study that exists, or that another worker created between the
+    lookup and the create, is not handed out as new."""
+    import optuna
+    from optuna.study import StudyDirection
+
+    from nas.search._runner import _create_new_study
+
+    storage = optuna.storages.InMemoryStorage()
+    directions = [StudyDirection.MAXIMIZE, StudyDirection.MINIMIZE]
+    first = _create_new_study(storage, "s", directions)
+    assert first is not None and first.study_name == "s"
+    assert _create_new_study(storage, "s", directions) is None  # found by name
+    lookup = storage.get_study_id_from_name
+
+    def created_meanwhile(name: str) -> int:
+        if name == "t":
+            raise KeyError(name)  # not there yet when looked up ...
+        return lookup(name)
+
+    storage.create_new_study(directions, "t")  # ... and created by another worker since
+    storage.get_study_id_from_name = created_meanwhile  # type: ignore[method-assign]
+    assert _create_new_study(storage, "t", directions) is None  # DuplicatedStudyError
+    assert _create_new_study(None, "u", directions) is not None  # in memory: always new

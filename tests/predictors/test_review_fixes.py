@@ -258,3 +258,26 @@ def test_evaluate_adapted_without_seeds_is_a_value_error() -> None:
 
     with pytest.raises(ValueError, match="`seeds` must hold at least one seed"):
         evaluate_adapted(get_predictor("flops"), pd.DataFrame(), "nasbench201", "d", seeds=())
+
+
+def test_device_splits_of_a_table_without_common_reference_archs_are_errors() -> None:
+    """Review: no 10 archs measured on every device made usable_sources raise a device's
+    NotEnoughDataError instead of answering no source device (NoSourceDevicesError)."""
+    import pandas as pd
+
+    from predictors import NotEnoughDataError
+    from predictors._data import device_splits
+    from predictors._service import usable_sources
+    from search_spaces import get_space
+
+    sp = get_space("mnasnet")
+    archs = [sp.to_string(sp.random(i)) for i in range(60)]
+    table = pd.DataFrame(
+        {"a": [1.0 + i if i < 30 else None for i in range(60)],
+         "b": [None if i < 30 else 1.0 + i for i in range(60)]},
+        index=archs,
+    )  # fmt: skip
+    splits = device_splits(table, "mnasnet")
+    assert set(splits) == {"a", "b"}
+    assert all(isinstance(v, NotEnoughDataError) for v in splits.values())
+    assert usable_sources(table, "mnasnet", None) == []
