@@ -411,17 +411,28 @@ class HELPPredictor(LatencyPredictor):
             params, _ = fn(meta, lrs, inf, hw, xs, ys, eps)
         self.adapted_params_ = {k: v.detach() for k, v in params.items()}
         self.hw_tensor_ = hw
+        fitted = self._samples_ms(xs)[0]
+        self.support_log_rmse_ = float(np.sqrt(np.mean(np.log(fitted / latency_ms) ** 2)))
 
-    def _predict(self, archs: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        x = self.featurizer_(archs)
+    def _samples_ms(self, x: Any) -> np.ndarray:
+        """Milliseconds of the featurised archs ``x`` under each z sample (rows)."""
         hw = self.hw_tensor_ if self.hw_embedding else None
         with torch.no_grad(), torch_threads(1):
             fn = vmap(net.forward, in_dims=(0, None, None, None))
             y = fn(self.adapted_params_, x, hw, self.kind_).numpy().astype(np.float64)
         lo, hi = self.scale_
         ms = lo + (y - 0.05) / 0.9 * (hi - lo)
-        ms = np.maximum(ms, 0.05 * lo)
-        return ms[0], ms.std(axis=0) if ms.shape[0] > 1 else np.zeros(ms.shape[1])
+        return np.maximum(ms, 0.05 * lo)
+
+    def _predict(self, archs: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The mean-z prediction and its spread in ms: the adapted network's log-space error
+        on the device's own measurements (as a log-normal, the form every predictor reports)
+        combined with the spread over z samples, which alone says nothing about the error."""
+        ms = self._samples_ms(self.featurizer_(archs))
+        z_std = ms.std(axis=0) if ms.shape[0] > 1 else np.zeros(ms.shape[1])
+        rmse = getattr(self, "support_log_rmse_", 0.0)  # 0: adapted by an older release
+        err = ms[0] * np.sqrt(np.expm1(rmse**2))
+        return ms[0], np.sqrt(z_std**2 + err**2)
 
 
 @register_predictor("maml")

@@ -91,6 +91,9 @@ def test_adapt_predict_positive_finite(fitted: LatencyPredictor, nb201_table: pd
     assert mean.shape == std.shape == (200,)
     assert np.all(np.isfinite(mean)) and np.all(mean > 0)
     assert np.all(np.isfinite(std)) and np.all(std >= 0)
+    # an error estimate, which no adapted model here is without (HELP and MAML reported the
+    # spread over their latent samples alone: MAML's was exactly 0)
+    assert np.all(std > 0)
     with pytest.raises(NotFittedError):
         fitted.predict(query)  # the meta-model itself is not adapted
 
