@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -68,6 +68,33 @@ def _remeasured(
         "measured_on": [d for d in lat if d in new or d in row["measured_on"]],
         "feasible": feasible,
     }  # fmt: skip
+
+
+def _repredicted(
+    rows: list[dict[str, Any]],
+    device: str,
+    predict: Callable[[list[str]], tuple[np.ndarray, np.ndarray]],
+    budget: Mapping[str, float],
+    z: float,
+) -> list[dict[str, Any]]:
+    """``rows`` with ``device``'s latency and spread predicted again by ``predict`` (except
+    where the trial measured it); feasibility follows."""
+    todo = [r for r in rows if device not in r["measured_on"]]
+    if not todo:
+        return rows
+    mean, std = predict([r["arch"] for r in todo])
+    new = {id(r): (float(m), float(s)) for r, m, s in zip(todo, mean, std, strict=True)}
+    out = []
+    for r in rows:
+        if id(r) not in new:
+            out.append(r)
+            continue
+        m, s = new[id(r)]
+        lat = {**r["latency_ms"], device: m}
+        spread = {**r["latency_std_ms"], device: s}
+        feasible = all(latency_upper_bound(lat[d], spread[d], z) <= b for d, b in budget.items())
+        out.append({**r, "latency_ms": lat, "latency_std_ms": spread, "feasible": feasible})
+    return out
 
 
 def _confidence(
@@ -158,6 +185,7 @@ def collect_result(
     *,
     budget_quantile_z: float = 0.0,
     measured: Mapping[str, Mapping[str, float]] | None = None,
+    repredict: Mapping[str, Callable[[list[str]], tuple[np.ndarray, np.ndarray]]] | None = None,
     confidence: bool = True,
     population: int,
     storage: str | None,
@@ -168,12 +196,17 @@ def collect_result(
 ) -> SearchResult:
     """Build the result of ``study`` and write the output files when ``out_dir`` is given.
 
-    ``measured`` (device -> architecture -> measured median ms) replaces the predictions of
-    architectures measured since their trial; ``confidence`` adds each front point's
-    ``p_front`` and the contenders (off: ``p_front`` is ``None`` and there are none).
+    ``repredict`` (device -> ``f(archs) -> (mean_ms, std_ms)``) replaces every trial's
+    prediction for that device (its trials were priced by another model: a zero-shot device
+    measured since); ``measured`` (device -> architecture -> measured median ms) then
+    replaces the predictions of architectures measured since their trial; ``confidence``
+    adds each front point's ``p_front`` and the contenders (off: ``p_front`` is ``None`` and
+    there are none).
     """
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     rows = [_row(t, devices) for t in trials if "arch" in t.user_attrs]
+    for device, predict in (repredict or {}).items():
+        rows = _repredicted(rows, device, predict, budget, budget_quantile_z)
     if measured:
         rows = [_remeasured(r, measured, budget, budget_quantile_z) for r in rows]
     # the objective's name travels with each point: "accuracy" may be a proxy score

@@ -13,6 +13,7 @@ search; NSGA-II breeds the rest and keeps selecting the population from all of t
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import socket
@@ -34,7 +35,7 @@ from nas.search._local import LOCAL_SEARCH_DEFAULT, neighbour_params
 from nas.search._novel import novel_params
 from nas.search._pareto import pareto_mask, pid_alive
 from nas.search._storage import StudyStorage, open_storage
-from nas.search._study import join_number, mismatch_message, mismatches
+from nas.search._study import UNCHOSEN_LATENCY, join_number, mismatch_message, mismatches
 from nas.search._types import (
     AccuracyObjective,
     LatencyModel,
@@ -225,7 +226,7 @@ def _create_new_study(
 
 def _open_study(
     cfg: _Config, store: StudyStorage, name: str, seed: int | None
-) -> tuple[optuna.Study, int]:
+) -> tuple[optuna.Study, int, list[str]]:
     """Create or resume the study, refusing one created with other settings.
 
     The sampler is seeded with ``seed``, the number of trials finished when this call
@@ -235,11 +236,13 @@ def _open_study(
     on a fresh study gets the same seeds (marker 0 on a new study, as with a journal).
 
     Returns:
-        The study and the join number (0 without a shared storage).
+        The study, the join number (0 without a shared storage) and the devices whose
+        stored predictions the results re-predict (:func:`_repriced`).
     """
     directions = [StudyDirection.MAXIMIZE] + [StudyDirection.MINIMIZE] * len(cfg.devices)
     created = _create_new_study(store.storage, name, directions)
     n_done = 0
+    repriced: list[str] = []
     if created is None:
         assert store.storage is not None  # noqa: S101 - only a storage holds a study
         study = _settled_study(name, store.storage)
@@ -250,6 +253,7 @@ def _open_study(
                 mismatch_message(name, store.description, diff, study.user_attrs, want)
             )
         n_done = len(study.get_trials(deepcopy=False, states=_FINISHED))
+        repriced = _repriced(study.user_attrs.get("nas_latency"), want["nas_latency"])
         if study.user_attrs.get("nas_latency") != want["nas_latency"]:
             # a study from before it was stored, or a device searched zero-shot that has been
             # measured since: from now on its adapted predictor is what a change is checked
@@ -271,7 +275,19 @@ def _open_study(
     if seed is not None:
         sampler_seed = (seed + 1_000_003 * n_done + join) % 2**32
     study.sampler = optuna.samplers.NSGAIISampler(population_size=cfg.population, seed=sampler_seed)
-    return study, join
+    return study, join, repriced
+
+
+def _repriced(stored: Any, now: Mapping[str, str | None]) -> list[str]:
+    """Devices whose trials were priced by their datasheet (zero-shot) and which a predictor
+    adapted to their measurements prices now: their stored predictions are another model's,
+    so the results re-predict them (:func:`~nas.search._results.collect_result`)."""
+    if not isinstance(stored, Mapping):
+        return []
+    return [
+        d for d, model in now.items()
+        if stored.get(d) in UNCHOSEN_LATENCY and model not in (None, *UNCHOSEN_LATENCY)
+    ]  # fmt: skip
 
 
 def _absorb(
@@ -685,6 +701,7 @@ def _collect(
     counts: list[int],
     elapsed: float,
     out_dir: str | os.PathLike[str] | None,
+    repriced: Sequence[str] = (),
 ) -> SearchResult:
     from nas.search._results import collect_result
 
@@ -696,6 +713,7 @@ def _collect(
         cfg.budget,
         budget_quantile_z=cfg.z,
         measured={d: getattr(cfg.models[d], "measured", None) or {} for d in cfg.devices},
+        repredict={d: functools.partial(_predict, cfg.models[d], device=d) for d in repriced},
         confidence=not any(map(_zero_shot, cfg.models.values())),
         population=cfg.population,
         storage=store.description,
@@ -810,7 +828,7 @@ def run_search(
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        study, join = _open_study(cfg, store, name, seed)
+        study, join, repriced = _open_study(cfg, store, name, seed)
         _retire_abandoned(study, store.is_rdb)
         cache: dict[str, _Evaluation] = {}
         params_of: dict[str, dict[str, Any]] = {}
@@ -830,13 +848,14 @@ def run_search(
             if out_dir is not None and finished:  # the front of what finished, to look at
                 with contextlib.suppress(Exception):
                     stop()
-                    res = _collect(cfg, study, store, counts, time.perf_counter() - t0, out_dir)
+                    elapsed = time.perf_counter() - t0
+                    res = _collect(cfg, study, store, counts, elapsed, out_dir, repriced)
                     exc.add_note(f"the front of its {res.n_trials} finished trials is in {out_dir}")
             raise
         finally:
             store.checkpoint()
             stop()
-        result = _collect(cfg, study, store, counts, time.perf_counter() - t0, out_dir)
+        result = _collect(cfg, study, store, counts, time.perf_counter() - t0, out_dir, repriced)
         for message in result.warnings:  # also in result.warnings (the API reports those)
             warnings.warn(message, SearchWarning, stacklevel=2)
         return result

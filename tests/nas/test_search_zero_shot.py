@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -212,3 +213,54 @@ def test_cli_search_unknown_device_fails(sqlite_url: str, tmp_path: Path) -> Non
     # The command lets the error propagate; `nas.__main__` prints it as one line.
     assert isinstance(result.exception, DeviceResolutionError)
     assert "no-such-board-xyz" in str(result.exception)
+
+
+class RooflineLatencyModel:
+    """Stands for a datasheet model (``latency_model_name`` reads its class name)."""
+
+    source = "zero-shot (datasheet)"
+
+    def predict(self, archs: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        mean = np.array([1.0 + sum(map(ord, a)) % 13 for a in archs])
+        return mean, 0.5 * mean
+
+
+class _AdaptedModel:
+    """Stands for a predictor adapted to the device's measurements."""
+
+    source = "adapted"
+    model = type("M", (), {"name": "help+"})()
+
+    def predict(self, archs: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        mean = np.array([2.0 + sum(map(ord, a)) % 7 for a in archs])
+        return mean, 0.1 * mean
+
+
+class _Score:
+    name = "score"
+
+    def evaluate(self, archs: list[str]) -> np.ndarray:
+        return np.array([float(sum(map(ord, a)) % 17) for a in archs])
+
+
+def test_a_rerun_after_a_zero_shot_device_adapts_reprices_its_trials(tmp_path: Path) -> None:
+    """QA: once a zero-shot device had three measurements, rerunning the same search said it
+    used the adapted predictor but kept every old trial at its datasheet price and spread (so
+    `p_front` and the contenders came from the datasheet's wide spread)."""
+    from nas.search import run_search
+    from search_spaces import get_space
+
+    sp = get_space("nasbench201")
+    kwargs: dict[str, Any] = dict(
+        space=sp, devices=["d"], accuracy=_Score(), trials=30, population=10, seed=0,
+        study_name="s", out_dir=tmp_path / "out", progress=False,
+    )  # fmt: skip
+    first = run_search(latency_models={"d": RooflineLatencyModel()}, **kwargs)
+    assert all(p["p_front"] is None for p in first.front)  # zero-shot: no probability
+    again = run_search(latency_models={"d": _AdaptedModel()}, **kwargs)
+    assert again.n_new_trials == 0 and again.front
+    archs = [t["arch"] for t in again.trials]
+    mean, std = _AdaptedModel().predict(archs)
+    assert [t["latency_ms"]["d"] for t in again.trials] == list(mean)
+    assert [t["latency_std_ms"]["d"] for t in again.trials] == list(std)
+    assert all(p["p_front"] is not None for p in again.front)
