@@ -279,7 +279,7 @@ def adapt(
 
     Meta-trains the space's predictor first when no stored one exists (slow once).
     """
-    from predictors import AdaptedLatencyModel
+    from predictors import MIN_ADAPT_MEASUREMENTS, AdaptedLatencyModel, latency_metric
 
     get_device_or_404(db, name)
     _check_names(body.space, body.predictor)
@@ -287,9 +287,13 @@ def adapt(
     services.cache.invalidate(db.url, name)
     model = _cached(services, db, body.space, name, body.predictor, ("path", "name"))
     if not isinstance(model, AdaptedLatencyModel):
+        n = db.count_measurements(
+            space=body.space, device=name, metric=latency_metric(body.space), distinct_archs=True
+        )
         raise ApiError(
             409, ["path", "name"],
-            f"device {name!r} has no measurements in {body.space!r} to adapt to (it is "
+            f"device {name!r} has {n} measured arch{'' if n == 1 else 's'} in {body.space!r}, "
+            f"a predictor adapts to at least {MIN_ADAPT_MEASUREMENTS} (until then it is "
             "predicted zero-shot from its catalog entry); upload measurements first",
             type="not_enough_data",
         )  # fmt: skip

@@ -220,6 +220,11 @@ def test_catalog_device_is_predicted_zero_shot(client: TestClient, auth: dict[st
     assert scaled["source"] == ZERO_SHOT_SOURCE and scaled["n_measurements"] == 1
     for old, new in zip(data["data"], scaled["data"], strict=True):
         assert new["latency_ms"] == pytest.approx(3.0 * old["latency_ms"], rel=1e-6)
+    # QA: this said "no measurements" while `nas predictor adapt` counted them
+    adapt = client.post("/v1/devices/orin/adapt", json={"space": SPACE}, headers=auth)
+    assert adapt.status_code == 409
+    assert "has 1 measured arch in" in adapt.json()["detail"][0]["msg"]
+    assert "a predictor adapts to at least 3" in adapt.json()["detail"][0]["msg"]
 
 
 def test_catalog_lists_the_datasheet_entries(client: TestClient) -> None:
