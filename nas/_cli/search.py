@@ -286,10 +286,11 @@ def _suggest_measuring(result: SearchResult, out_dir: Path) -> None:
     pending = to_measure(result)
     if not pending:
         return
-    n_front = sum(e["arch"] in pending for e in result.front)
+    on_front = {e["arch"] for e in result.front}
+    n_front = sum(a in on_front for a in pending)
     what = [count_noun(n_front, "unmeasured front architecture")] if n_front else []
-    if result.contenders:
-        n = count_noun(len(result.contenders), "contender")
+    if len(pending) > n_front:  # the contenders not measured yet, as to_measure.txt lists them
+        n = count_noun(len(pending) - n_front, "contender")
         what.append(f"{n} (p_front >= {CONTENDER_P:g})")
     one = len(result.devices) == 1
     device = result.devices[0] if one else "DEVICE"

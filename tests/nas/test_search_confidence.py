@@ -349,3 +349,21 @@ def test_the_suggestion_names_the_cpu_a_devices_rows_were_timed_on(
     said = " ".join(capsys.readouterr().out.split())
     assert "on a machine with the CPU its rows were timed on (Intel(R) Xeon(R) Processor):" in said
     assert f"nas --db {url} measure --space nasbench201 --device-name xeon-t1 --threads 1" in said
+
+
+def test_the_suggestion_counts_what_to_measure_txt_lists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """QA: a contender measured already was counted ("8 unmeasured front architectures and 5
+    contenders" over a to_measure.txt of 12 lines)."""
+    from nas._cli.search import _suggest_measuring
+
+    monkeypatch.setenv("NAS_DATABASE_URL", f"sqlite:///{tmp_path / 'e.sqlite'}")
+    result = SimpleNamespace(
+        space="nasbench201", devices=["dev"],
+        front=[{"arch": "f0"}, {"arch": "f1", "measured_on": ["dev"]}],
+        contenders=[{"arch": "c0", "measured_on": ["dev"]}, {"arch": "c1"}, {"arch": "c2"}],
+    )  # fmt: skip
+    _suggest_measuring(cast(Any, result), tmp_path / "out")
+    said = " ".join(capsys.readouterr().out.split())
+    assert "measure its 1 unmeasured front architecture and 2 contenders (p_front" in said
