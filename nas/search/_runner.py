@@ -183,6 +183,8 @@ def _units(cfg: _Config) -> dict[str, Any] | None:
 
 
 _READY_ATTR = "nas_ready"  # set once a study's settings are all written
+#: The devices whose trials the results re-predict (:func:`_repriced`).
+_REPRICED_ATTR = "nas_repriced"
 _SETTLE_S = 30.0  # how long a worker waits for another to finish writing a new study's settings
 
 
@@ -253,7 +255,9 @@ def _open_study(
                 mismatch_message(name, store.description, diff, study.user_attrs, want)
             )
         n_done = len(study.get_trials(deepcopy=False, states=_FINISHED))
-        repriced = _repriced(study.user_attrs.get("nas_latency"), want["nas_latency"])
+        repriced = _repriced(study.user_attrs, want["nas_latency"])
+        if repriced != study.user_attrs.get(_REPRICED_ATTR, []):
+            study.set_user_attr(_REPRICED_ATTR, repriced)
         if study.user_attrs.get("nas_latency") != want["nas_latency"]:
             # a study from before it was stored, or a device searched zero-shot that has been
             # measured since: from now on its adapted predictor is what a change is checked
@@ -278,16 +282,18 @@ def _open_study(
     return study, join, repriced
 
 
-def _repriced(stored: Any, now: Mapping[str, str | None]) -> list[str]:
-    """Devices whose trials were priced by their datasheet (zero-shot) and which a predictor
-    adapted to their measurements prices now: their stored predictions are another model's,
-    so the results re-predict them (:func:`~nas.search._results.collect_result`)."""
-    if not isinstance(stored, Mapping):
-        return []
-    return [
-        d for d, model in now.items()
-        if stored.get(d) in UNCHOSEN_LATENCY and model not in (None, *UNCHOSEN_LATENCY)
-    ]  # fmt: skip
+def _repriced(attrs: Mapping[str, Any], now: Mapping[str, str | None]) -> list[str]:
+    """Devices whose trials (some of them) were priced by their datasheet (zero-shot) and
+    which a predictor adapted to their measurements prices now: those stored predictions are
+    another model's, so the results re-predict every trial of them
+    (:func:`~nas.search._results.collect_result`). Kept in the study (:data:`_REPRICED_ATTR`)
+    so that every later run and worker knows, as the stored ``nas_latency`` then names the
+    adapted model."""
+    stored = attrs.get("nas_latency")
+    was_zero_shot = set(attrs.get(_REPRICED_ATTR, []))
+    if isinstance(stored, Mapping):
+        was_zero_shot |= {d for d in now if stored.get(d) in UNCHOSEN_LATENCY}
+    return [d for d in now if d in was_zero_shot and now[d] not in (None, *UNCHOSEN_LATENCY)]
 
 
 def _absorb(
@@ -914,6 +920,7 @@ def collect_study(
         finished = study.get_trials(deepcopy=False, states=_FINISHED)
         if not finished:
             return None
-        return _collect(cfg, study, store, [len(finished)] * 2, elapsed_s, out_dir)
+        repriced = _repriced(study.user_attrs, _study_attrs(cfg)["nas_latency"])
+        return _collect(cfg, study, store, [len(finished)] * 2, elapsed_s, out_dir, repriced)
     finally:
         store.close()
