@@ -76,6 +76,16 @@ def _isolated_trace_store(trace_store_dir: Path) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _no_db_option_left() -> Iterator[None]:
+    """A test that runs the CLI's app without ``nas._cli.main.main`` (which resets it) must
+    not leave its ``--db`` to the next test's suggested commands."""
+    yield
+    from nas._cli._common import set_db_option
+
+    set_db_option(None)
+
+
+@pytest.fixture(autouse=True)
 def _isolated_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Never touch the user's real database from tests."""
     monkeypatch.setenv("NAS_DATABASE_URL", f"sqlite:///{tmp_path / 'default-hwdb.sqlite'}")
