@@ -124,6 +124,9 @@ class SearchJob:
     future: Future[None] | None = None
     #: ``time.monotonic()`` of its last record (see :data:`PROGRESS_SAVE_S`).
     saved_at: float = field(default=0.0, repr=False)
+    #: What its latency models are, when the user should know it (a device priced zero-shot
+    #: from its datasheet); shown first among the finished search's ``warnings``.
+    latency_warnings: list[str] = field(default_factory=list)
 
     def public(self, *, front: bool = True) -> dict[str, Any]:
         """Fields of :class:`api.schemas.SearchPublic` (``front=False``: of
@@ -142,7 +145,7 @@ class SearchJob:
             "hypervolume": res.get("hypervolume"),
             "error": self.error,
             "front_size": res.get("front_size"),
-            "warnings": list(res.get("warnings") or []),
+            "warnings": [*self.latency_warnings, *(res.get("warnings") or [])],
         }
         if front:
             out["front"] = _copy(res.get("front"))
@@ -554,14 +557,16 @@ class SearchManager:
         ) -> ServedModel:
             return _model_when_free(cache, db, space, device, predictor, job)
 
+        zero_shot = _zero_shot(db, space.name, req.devices)
         with stop_when(job.cancel_event.is_set):  # a cancel stops a meta-training too
             # the models `nas search` builds (measured medians first, a catalog device with
             # fewer than three measured archs zero-shot), each from the service's cache
             models, note = load_latency_models(
                 db, space=space, devices=list(req.devices), predictor=req.predictor,
-                zero_shot=_zero_shot(db, space.name, req.devices), get_model=get_model,
+                zero_shot=zero_shot, get_model=get_model,
             )  # fmt: skip
         _log.info("search %s: %s", job.id, note)
+        job.latency_warnings = [_zero_shot_warning(d, e) for d, e in zero_shot.items()]
         # "auto" left by with_defaults is the reduced SynFlow: built without a database, so a
         # table imported meanwhile does not change the objective the request names
         objective: AccuracyObjective = make_accuracy_objective(
@@ -632,6 +637,16 @@ def _partial_result(
             "%s: cannot collect the front of its finished trials", study_name, exc_info=True
         )
         return None
+
+
+def _zero_shot_warning(device: str, entry: str) -> str:
+    """What a search's user should know of a device priced from its datasheet (as ``nas
+    search`` says it on the command line)."""
+    return (
+        f"latencies of {device!r} are zero-shot, from catalog entry {entry!r} (datasheet "
+        "roofline; expect about 1.5x error, and no p_front): upload measurements of its front "
+        "architectures to adapt a predictor to it"
+    )
 
 
 def _zero_shot(db: HardwareDB, space: str, devices: Sequence[str]) -> dict[str, str]:

@@ -652,7 +652,8 @@ class SearchSummaryPublic(BaseModel):
     error: str | None
     #: Points on the Pareto front (``None`` until the search completes).
     front_size: int | None = None
-    #: What the finished search wants its user to know, e.g. that no architecture met the
+    #: What the search wants its user to know: that a device's latencies are zero-shot, from
+    #: its datasheet (once its models are loaded), or, finished, that no architecture met the
     #: latency budget (so the front is empty).
     warnings: list[str] = Field(default_factory=list)
 

@@ -270,6 +270,12 @@ def test_a_catalog_device_is_searched_zero_shot(client: TestClient, auth: dict[s
     done = _wait(client, created.json()["id"])
     assert done["status"] == "completed", done["error"]
     assert done["front"] and all(p["latency_ms"]["orin"] > 0 for p in done["front"])
+    # QA: only a null p_front hinted that these latencies came from a datasheet
+    assert [w for w in done["warnings"] if "zero-shot" in w] == [
+        "latencies of 'orin' are zero-shot, from catalog entry 'jetson-orin-nano' (datasheet "
+        "roofline; expect about 1.5x error, and no p_front): upload measurements of its front "
+        "architectures to adapt a predictor to it"
+    ]
 
 
 def test_a_catalog_device_needs_no_data_of_the_space(
