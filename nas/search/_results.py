@@ -44,6 +44,22 @@ def _row(t: FrozenTrial, devices: list[str]) -> dict[str, Any]:
     }
 
 
+def _relatency(
+    row: dict[str, Any],
+    latency: Mapping[str, float],
+    spread: Mapping[str, float],
+    budget: Mapping[str, float],
+    z: float,
+    **extra: Any,
+) -> dict[str, Any]:
+    """``row`` with the devices' ``latency`` and ``spread`` (ms) put in (and ``extra``
+    fields); its feasibility follows."""
+    lat = {**row["latency_ms"], **latency}
+    std = {**row["latency_std_ms"], **spread}
+    feasible = all(latency_upper_bound(lat[d], std[d], z) <= b for d, b in budget.items())
+    return {**row, "latency_ms": lat, "latency_std_ms": std, "feasible": feasible, **extra}
+
+
 def _remeasured(
     row: dict[str, Any],
     measured: Mapping[str, Mapping[str, float]],
@@ -60,14 +76,9 @@ def _remeasured(
     ]  # fmt: skip
     if not new:
         return row
-    lat = {**row["latency_ms"], **{d: float(measured[d][row["arch"]]) for d in new}}
-    std = {**row["latency_std_ms"], **dict.fromkeys(new, 0.0)}
-    feasible = all(latency_upper_bound(lat[d], std[d], z) <= b for d, b in budget.items())
-    return {
-        **row, "latency_ms": lat, "latency_std_ms": std,
-        "measured_on": [d for d in lat if d in new or d in row["measured_on"]],
-        "feasible": feasible,
-    }  # fmt: skip
+    on = [d for d in row["latency_ms"] if d in new or d in row["measured_on"]]
+    medians = {d: float(measured[d][arch]) for d in new}
+    return _relatency(row, medians, dict.fromkeys(new, 0.0), budget, z, measured_on=on)
 
 
 def _repredicted(
@@ -79,21 +90,18 @@ def _repredicted(
 ) -> list[dict[str, Any]]:
     """``rows`` with ``device``'s latency and spread predicted again by ``predict`` (except
     where the trial measured it); feasibility follows."""
-    todo = [r for r in rows if device not in r["measured_on"]]
+    todo = [r["arch"] for r in rows if device not in r["measured_on"]]
     if not todo:
         return rows
-    mean, std = predict([r["arch"] for r in todo])
-    new = {id(r): (float(m), float(s)) for r, m, s in zip(todo, mean, std, strict=True)}
+    mean, std = predict(todo)
+    preds = iter(zip(np.asarray(mean).tolist(), np.asarray(std).tolist(), strict=True))
     out = []
     for r in rows:
-        if id(r) not in new:
+        if device in r["measured_on"]:
             out.append(r)
             continue
-        m, s = new[id(r)]
-        lat = {**r["latency_ms"], device: m}
-        spread = {**r["latency_std_ms"], device: s}
-        feasible = all(latency_upper_bound(lat[d], spread[d], z) <= b for d, b in budget.items())
-        out.append({**r, "latency_ms": lat, "latency_std_ms": spread, "feasible": feasible})
+        m, s = next(preds)
+        out.append(_relatency(r, {device: float(m)}, {device: float(s)}, budget, z))
     return out
 
 
