@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from hwdb._types import (
     DEVICE_SETTINGS,
     accuracy_problem,
     check_new_device,
+    clamped_float,
     latency_problem,
     settings_conflict,
 )
@@ -445,10 +445,7 @@ def check_values(
             raise ImportDataError(
                 f"{what}: arch {arch!r}: value must be a number (int or float), got {value!r}"
             )
-        try:
-            problem = rule(float(value))
-        except OverflowError:  # an int past a float's range
-            problem = rule(sys.float_info.max if value > 0 else -sys.float_info.max)
+        problem = rule(clamped_float(value))
         if problem is not None:
             raise ImportDataError(f"{what}: arch {arch!r}: value must be {problem}, got {value!r}")
 

@@ -7,6 +7,7 @@ import json
 import math
 import numbers
 import os
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -109,6 +110,16 @@ def _real(name: str, value: object) -> float:
         return float(value)
     except OverflowError:  # an int past a float's range
         raise ValueError(f"`{name}` must be a number a float can hold, got a larger one.") from None
+
+
+def clamped_float(value: Any) -> float:
+    """``float(value)``, an int past a float's range as the largest float of its sign (so a
+    range check reports it as too large, not as no number). ``TypeError``/``ValueError`` as
+    ``float`` raises them."""
+    try:
+        return float(value)
+    except OverflowError:  # an int past a float's range
+        return sys.float_info.max if value > 0 else -sys.float_info.max
 
 
 def _integer(name: str, value: object, low: int, *, optional: bool = False) -> int | None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hwdb._errors import ImportDataError
-from hwdb._types import LM_METRICS, accuracy_problem, latency_problem
+from hwdb._types import LM_METRICS, accuracy_problem, clamped_float, latency_problem
 
 if TYPE_CHECKING:
     from hwdb._types import DeviceSpec
@@ -133,9 +133,7 @@ def _number(value: object, path: Path | str, where: str, field: str, what: str) 
     float of its sign), else an ImportDataError saying ``what`` must be a number."""
     if not isinstance(value, bool):
         try:
-            return float(value)  # type: ignore[arg-type]
-        except OverflowError:
-            return sys.float_info.max if value > 0 else -sys.float_info.max  # type: ignore[operator]
+            return clamped_float(value)
         except (TypeError, ValueError):
             pass
     raise bad(path, where, field, f"{what} must be a number, got {value!r}")
