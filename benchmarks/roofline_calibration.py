@@ -20,6 +20,13 @@ runtime and workload), and compares them with the measurements:
   (``rms_log_bias``), and the share of its measurements inside the interval
   ``estimate * exp(+-1.645 * log_sigma)`` (the nominal 90 % interval, ``coverage_90``), with
   the factor and sigma fitted on the other entries;
+* ``scaled_to``: a catalog device with one or two measured archs stays zero-shot, its roofline
+  scaled to them (``RooflineLatencyModel.scaled_to``). Per pair and ``n`` in (1, 2), many
+  seeded draws of ``n`` archs set the scale, and the other archs' log errors give the spread
+  left after scaling (pairs weigh the same, ``log_sigma``), its ratio to the pairs' own log
+  spread (``sqrt(1 + 1/n)`` if the archs' errors were independent), and the share of the
+  other archs inside the nominal 90 % interval of the sigma the product reports for such a
+  device (``coverage_90``, with ``product_log_sigma``);
 * ``product``: the same two numbers for the constants the product uses
   (``predictors.zeroshot.DATASHEET_SCALE`` and ``DATASHEET_LOG_SIGMA``), on all pairs, and
   for the uncorrected roofline (factor 1) under the same sigma.
@@ -118,6 +125,37 @@ def _nested_coverage(logs: dict[str, np.ndarray], entries: dict[str, str], key: 
     return float(np.mean(np.abs(logs[key] - log_factor) <= Z90 * sigma))
 
 
+def scaled_to(logs: dict[str, np.ndarray], draws: int = 200, seed: int = 0) -> dict[str, Any]:
+    """The spread of scaled-to-``n``-measurements rooflines (see the module docstring)."""
+    from predictors.zeroshot import scaled_log_sigma
+
+    rng = np.random.default_rng(seed)
+    spread = float(np.sqrt(np.mean([np.var(r) for r in logs.values()])))
+    out: dict[str, Any] = {"pairs_log_spread": round(spread, 3)}
+    for n in (1, 2):
+        errors = []
+        for r in logs.values():
+            e = []
+            for _ in range(draws):
+                pick = rng.choice(len(r), n, replace=False)
+                e.append(np.delete(r, pick) - r[pick].mean())
+            errors.append(np.concatenate(e))
+        sigma = float(np.sqrt(np.mean([np.mean(e**2) for e in errors])))
+        ours = scaled_log_sigma(n)
+        out[f"n{n}"] = {
+            "log_sigma": round(sigma, 3),
+            "ratio_to_spread": round(sigma / spread, 3),
+            "product_log_sigma": round(ours, 3),
+            "coverage_90": round(
+                float(np.mean([np.mean(np.abs(e) <= Z90 * ours) for e in errors])), 3
+            ),
+            "coverage_90_per_pair_min": round(
+                float(min(np.mean(np.abs(e) <= Z90 * ours) for e in errors)), 3
+            ),
+        }
+    return out
+
+
 def main() -> None:
     """Run the benchmark and print JSON."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -149,6 +187,7 @@ def main() -> None:
         "skipped": skipped,
         "fit": {"factor": round(float(np.exp(log_factor)), 3), "log_sigma": round(sigma, 3)},
         "leave_one_entry_out": leave_one_entry_out(logs, entries),
+        "scaled_to": scaled_to(logs),
         "product": {
             "scale": DATASHEET_SCALE,
             "log_sigma": DATASHEET_LOG_SIGMA,

@@ -40,11 +40,13 @@ from predictors.zeroshot._tracecache import (
 from predictors.zeroshot._zeroshot import (
     DATASHEET_LOG_SIGMA,
     DATASHEET_SCALE,
+    DATASHEET_SHAPE_LOG_SIGMA,
     ROOFLINE_SOURCE,
     ZERO_SHOT_SOURCE,
     RooflineLatencyModel,
     ZeroShotLatencyModel,
     resolve_catalog_device,
+    scaled_log_sigma,
     zero_shot_model,
 )
 
@@ -55,6 +57,7 @@ __all__ = [
     "TRACE_MODES",
     "DATASHEET_LOG_SIGMA",
     "DATASHEET_SCALE",
+    "DATASHEET_SHAPE_LOG_SIGMA",
     "DEVICE_CLASSES",
     "ROOFLINE_SOURCE",
     "ZERO_SHOT_SOURCE",
@@ -77,6 +80,7 @@ __all__ = [
     "op_tables",
     "persistent_traces",
     "resolve_catalog_device",
+    "scaled_log_sigma",
     "roofline_latency_ms",
     "runtime_mode",
     "simulated_device_models",

@@ -37,11 +37,13 @@ if TYPE_CHECKING:
 __all__ = [
     "DATASHEET_LOG_SIGMA",
     "DATASHEET_SCALE",
+    "DATASHEET_SHAPE_LOG_SIGMA",
     "ROOFLINE_SOURCE",
     "ZERO_SHOT_SOURCE",
     "RooflineLatencyModel",
     "ZeroShotLatencyModel",
     "resolve_catalog_device",
+    "scaled_log_sigma",
     "zero_shot_model",
 ]
 
@@ -59,12 +61,39 @@ DATASHEET_SCALE = 2.8
 #: 0.46; the interval ``exp(+-1.645 * 0.46)`` held 87 % of the measurements of an entry left
 #: out of fitting both the factor and the spread).
 DATASHEET_LOG_SIGMA = 0.46
+#: Log-space spread of a device's measured latencies around its roofline once the device's
+#: factor is divided out: the spread within each of the 19 pairs of
+#: ``benchmarks/roofline_calibration.py``, root mean square over them (0.17), rounded up.
+DATASHEET_SHAPE_LOG_SIGMA = 0.18
 
 
-def datasheet_std(mean_ms: np.ndarray) -> np.ndarray:
-    """The standard deviation reported with datasheet estimates ``mean_ms``: the log-normal
-    one of :data:`DATASHEET_LOG_SIGMA` (``mean * sqrt(exp(sigma**2) - 1)``)."""
-    rel = float(np.sqrt(np.expm1(DATASHEET_LOG_SIGMA**2)))
+def scaled_log_sigma(n_measurements: int) -> float:
+    """Log-space standard deviation of datasheet estimates scaled to ``n_measurements``
+    measured archs of the device (:meth:`RooflineLatencyModel.scaled_to`; 0: the datasheet
+    alone, :data:`DATASHEET_LOG_SIGMA`).
+
+    Scaling removes the device's factor, the bulk of the datasheet's error; what is left is
+    the archs' own spread around the roofline (:data:`DATASHEET_SHAPE_LOG_SIGMA`) and the
+    error of a scale taken from ``n`` of them: ``sqrt(1 + 1/n)`` times that spread, as for
+    independent errors (measured on 19 device-space pairs: 1.42 and 1.22 times it for one and
+    two archs, ``benchmarks/roofline_calibration.py``), never more than the datasheet's.
+
+    Raises:
+        ValueError: If ``n_measurements`` is negative.
+    """
+    if n_measurements < 0:
+        raise ValueError(f"`n_measurements` must be >= 0, got {n_measurements!r}.")
+    if n_measurements == 0:
+        return DATASHEET_LOG_SIGMA
+    sigma = DATASHEET_SHAPE_LOG_SIGMA * float(np.sqrt(1.0 + 1.0 / n_measurements))
+    return min(sigma, DATASHEET_LOG_SIGMA)
+
+
+def datasheet_std(mean_ms: np.ndarray, n_measurements: int = 0) -> np.ndarray:
+    """The standard deviation reported with datasheet estimates ``mean_ms`` (scaled to
+    ``n_measurements`` measured archs): the log-normal one of :func:`scaled_log_sigma`
+    (``mean * sqrt(exp(sigma**2) - 1)``)."""
+    rel = float(np.sqrt(np.expm1(scaled_log_sigma(n_measurements) ** 2)))
     return np.asarray(mean_ms, dtype=float) * rel
 
 
@@ -169,7 +198,7 @@ class RooflineLatencyModel:
         except (ValueError, PredictorError) as exc:
             explain_refused_archs(self.space, arch_list, exc)
             raise
-        std = datasheet_std(mean)
+        std = datasheet_std(mean, self.n_measurements)
         return LatencyPrediction(
             arch_list, mean, std, ROOFLINE_SOURCE, self.model.name, self.n_measurements,
             self.source, self.workload,
