@@ -389,8 +389,8 @@ class _Declared:
 
     Attributes:
         created: This run inserted the device (a failed run deletes it again).
-        previous: The settings of a device this run declared again (a failed run restores
-            them); ``None`` when it did not.
+        previous: The settings of a device this run declared again, or whose open settings
+            it filled in (a failed run restores them); ``None`` when it did neither.
     """
 
     created: bool = False
@@ -485,6 +485,7 @@ def _check_device(db: HardwareDB, cfg: ResolvedConfig, name: str, source: str) -
         from dataclasses import replace
 
         db.upsert_device(replace(_spec_of(plan.old), **plan.fill))
+        return _Declared(previous=_spec_of(plan.old))  # a run that stores nothing reopens them
     return _Declared()
 
 

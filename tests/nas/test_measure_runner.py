@@ -109,12 +109,17 @@ def test_a_failed_first_run_leaves_no_empty_device(
         assert db.count_measurements(device="kept") > 0
 
 
+def _interrupt(*_args: object, **_kwargs: object) -> None:
+    raise KeyboardInterrupt
+
+
 def test_a_catalog_device_takes_the_configuration_of_its_first_measurement(
-    sqlite_url: str,
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`nas device add/onboard --catalog` registers runtime 'unknown' and no thread count;
     measuring it fills them in and keeps the catalog entry (it used to refuse, so onboarding
     with --catalog never measured anything)."""
+    import nas.measure._runner as runner
     from nas._cli.device import add_catalog_device
 
     archs = _archs(1)
@@ -123,6 +128,13 @@ def test_a_catalog_device_takes_the_configuration_of_its_first_measurement(
         with pytest.raises(NasError, match="precision='fp16'"):  # a real mismatch still fails
             measure_architectures(db, space=SPACE, device="board", archs=archs, config=_config())
         add_catalog_device(db, "board", catalog="jetson-orin-nano", replace=True)
+        # a first run that stores nothing (interrupted, failed) leaves the settings open again
+        monkeypatch.setattr(runner, "_time_group", _interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            measure_architectures(db, space=SPACE, device="board", archs=archs, config=_config())
+        dev = db.get_device("board")
+        assert (dev.runtime, dev.threads, dev.provenance) == ("unknown", None, "catalog")
+        monkeypatch.undo()
         measure_architectures(db, space=SPACE, device="board", archs=archs, config=_config())
         dev = db.get_device("board")
         assert (dev.runtime, dev.threads, dev.provenance) == ("torch", 1, "catalog")
