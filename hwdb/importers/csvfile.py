@@ -14,7 +14,9 @@ import ties or outnumbers, given :func:`read_workloads` taken before it). ``metr
 one the space is measured in (``latency_ms``; ``prefill_ms``, ``decode_ms_per_token`` or
 ``e2e_ms`` for language models) and ``precision`` one of :data:`hwdb._types.PRECISIONS`.
 Architecture strings are canonicalised through the registered search space
-(``search_spaces.get_space(space).canonicalize``).
+(``search_spaces.get_space(space).canonicalize``). Every row has as many fields as the header
+(an empty cell for a value not given): a row with more or fewer is refused, since its values
+would be read under other columns.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hwdb._bulk import BulkImport
+from hwdb._errors import ImportDataError
 from hwdb._types import FAMILIES, PRECISIONS, DeviceSpec, MeasurementIn
 from hwdb.importers._common import (
     RowChecker,
@@ -137,6 +140,9 @@ def unused_rows(
     device at another workload than the one most of its rows in that space have, and, given
     ``before`` (:func:`read_workloads` taken before the import), the device's earlier rows
     when the import moved its column to another workload (its rows tie or outnumber them).
+    A row of ``rows`` whose record the database holds at another workload (an import without
+    ``--replace`` kept the stored row) is not at the workload it states: it counts where it
+    is stored, among the earlier rows.
 
     Returns:
         ``{"device", "space", "metric", "rows", "workload", "used", "earlier"}`` per such
@@ -146,18 +152,21 @@ def unused_rows(
     """
     from hwdb._queries import workload_shape
 
-    groups: dict[tuple[str, str, str, str], int] = {}
-    for r in rows:
-        shape = json.dumps(workload_shape(r.space, dict(r.workload)), sort_keys=True)
-        key = (r.device, r.space, r.metric, shape)
-        groups[key] = groups.get(key, 0) + 1
     now = read_workloads(db, rows)
+    groups: dict[tuple[str, str, str, str], int] = {}
+    stored_at = _StoredShapes(db)
+    for r in rows:
+        shape = workload_shape(r.space, dict(r.workload))
+        if shape != (now[(r.device, r.space, r.metric)] or {}) and stored_at(r) != shape:
+            continue  # kept as stored before, at another input (an import without --replace)
+        key = (r.device, r.space, r.metric, json.dumps(shape, sort_keys=True))
+        groups[key] = groups.get(key, 0) + 1
     out = []
-    for (device, space, metric, shape), n in sorted(groups.items()):
+    for (device, space, metric, text), n in sorted(groups.items()):
         used = now[(device, space, metric)] or {}
-        if json.loads(shape) != used:
+        if json.loads(text) != used:
             out.append({"device": device, "space": space, "metric": metric, "rows": n,
-                        "workload": json.loads(shape), "used": used, "earlier": False})  # fmt: skip
+                        "workload": json.loads(text), "used": used, "earlier": False})  # fmt: skip
     for (device, space, metric), was in sorted((before or {}).items()):
         used = now.get((device, space, metric)) or {}
         if was is None or was == used:
@@ -175,6 +184,39 @@ def unused_rows(
     return out
 
 
+class _StoredShapes:
+    """The input shape (:func:`hwdb._queries.workload_shape`) each stored row of a file's
+    rows has: a row an import kept (the same device, space, arch, metric and protocol was
+    stored already) keeps the stored row's input, not the one the file states. Reads each
+    device's rows in a space once, when first asked."""
+
+    def __init__(self, db: HardwareDB) -> None:
+        self._db = db
+        self._shapes: dict[tuple[str, str], dict[tuple[str, str, str], dict[str, Any]]] = {}
+
+    def __call__(self, row: MeasurementIn) -> dict[str, Any] | None:
+        """The stored input shape of ``row``'s record, None if it is not stored."""
+        shapes = self._shapes.get((row.device, row.space))
+        if shapes is None:
+            shapes = self._read(row.device, row.space)
+            self._shapes[(row.device, row.space)] = shapes
+        return shapes.get((row.arch, row.metric, row.protocol))
+
+    def _read(self, device: str, space: str) -> dict[tuple[str, str, str], dict[str, Any]]:
+        from hwdb._queries import workload_shape
+
+        frame = self._db.measurement_frame(space=space, device=device)
+        cols = ["arch", "metric", "protocol", "workload"]
+        out: dict[tuple[str, str, str], dict[str, Any]] = {}
+        seen: dict[str, dict[str, Any]] = {}  # a device's rows share a few workloads
+        for arch, metric, protocol, workload in frame[cols].itertuples(index=False):
+            text = json.dumps(workload or {}, sort_keys=True, default=str)
+            if text not in seen:
+                seen[text] = workload_shape(space, dict(workload or {}))
+            out[(arch, metric, protocol)] = seen[text]
+        return out
+
+
 def _metric(file: Path, where: str, space: str, row: dict[str, str]) -> str:
     from hwdb._storage import space_latency_metric
 
@@ -186,6 +228,57 @@ def _metric(file: Path, where: str, space: str, row: dict[str, str]) -> str:
     return metric
 
 
+def _check_field_counts(file: Path) -> None:
+    """Refuse a data row with more or fewer fields than the header. pandas would read one
+    more field on the first row as an index (shifting every value a column to the left) and
+    pad a short row with empty cells, where a forgotten value moves the next one under its
+    column (a resolution read as the latency); either way values end up under the wrong
+    column, so the row is named instead. Rows are counted as :func:`_read` counts them (blank
+    lines skipped); a file the ``csv`` module cannot split, or whose header lacks a
+    :data:`REQUIRED` column, is left to pandas and the header check.
+
+    Raises:
+        ImportDataError: naming the row, its line and both field counts.
+    """
+    import csv
+
+    header: list[str] | None = None
+    row = 0
+    try:
+        with file.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
+            reader = csv.reader(handle, skipinitialspace=True)
+            line = 1
+            for record in reader:
+                start, line = line, reader.line_num + 1
+                if not record or (len(record) == 1 and not record[0].strip()):
+                    continue  # a blank line, which pandas skips too
+                if header is None:
+                    if not set(REQUIRED) <= {c.strip() for c in record}:
+                        return  # not this importer's CSV: the header check says so
+                    header = record
+                    continue
+                row += 1
+                if len(record) != len(header):
+                    raise ImportDataError(_ragged(file, row, start, len(record), header))
+    except (csv.Error, OSError):
+        return  # pandas reports what makes the file unreadable
+
+
+def _ragged(file: Path, row: int, line: int, fields: int, header: list[str]) -> str:
+    """The message for data row ``row`` (on ``line``) with ``fields`` fields."""
+    names = ", ".join(c.strip() for c in header)
+    fix = (
+        "quote a value that contains a comma, or remove the extra field"
+        if fields > len(header)
+        else "write an empty cell for a value not given, so that no value lands under "
+        "another column"
+    )
+    return (
+        f"{file}: row {row} (line {line}): {fields} field{'' if fields == 1 else 's'}, but "
+        f"the header has {len(header)} ({names}): {fix}"
+    )
+
+
 def _read(file: Path) -> list[dict[str, str]]:
     import pandas as pd
 
@@ -193,11 +286,13 @@ def _read(file: Path) -> list[dict[str, str]]:
     try:
         frame = pd.read_csv(file, dtype=str, keep_default_na=False, skipinitialspace=True)
     except Exception as exc:  # noqa: BLE001 - pandas raises many types
+        _check_field_counts(file)  # "Expected 4 fields in line 3, saw 5": name the row
         raise bad(file, "file", "content", f"not a readable CSV ({exc})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise bad(file, "header", missing[0], f"missing column (need {', '.join(REQUIRED)})")
+    _check_field_counts(file)
     if frame.empty:
         raise bad(file, "file", "rows", "no data rows")
     records: list[dict[str, Any]] = frame.to_dict("records")

@@ -366,6 +366,45 @@ class _Accuracies:
         return list(self._series.values())
 
 
+#: The int64 columns of the format (nullable): pandas reads one with a null as float64, so
+#: a file it writes back holds ``1.0`` there.
+_INTEGER_COLUMNS = tuple(c for c, kind in _KINDS.items() if kind == _I)
+#: The largest float that is an exact int64 (2**63 itself is not).
+_INT64_FLOAT_MAX = float(2**63 - 1024)
+
+
+def _integer_columns(file: Path, table: pa.Table) -> pa.Table:
+    """``table`` with its integer columns (:data:`_INTEGER_COLUMNS`) that a tool wrote as
+    floats cast back to int64: whole numbers (``1.0``) become integers, NaN a null (how pandas
+    writes a missing integer); a fraction, an infinity or a number past int64 is an error
+    naming the first such row.
+
+    Raises:
+        ImportDataError: naming the file, the row and the column.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    for col in _INTEGER_COLUMNS:
+        if col not in table.column_names:
+            continue
+        column = table.column(col)
+        if not pa.types.is_floating(column.type):
+            continue  # an int64 column, or a type the row checks name
+        values = column.to_numpy(zero_copy_only=False).astype(np.float64)
+        nulls = np.isnan(values)
+        with np.errstate(invalid="ignore"):
+            wrong = ~nulls & ((values != np.round(values)) | (np.abs(values) > _INT64_FLOAT_MAX))
+        if wrong.any():
+            i = int(np.argmax(wrong))
+            value = float(values[i])
+            what = "out of range for an integer" if value.is_integer() else "not an integer"
+            raise bad(file, f"row {i + 1}", col, f"{what}: {value!r}")
+        ints = pa.array(np.where(nulls, 0, values).astype(np.int64), mask=nulls)
+        table = table.set_column(table.column_names.index(col), col, ints)
+    return table
+
+
 def load_parquet(path: str | Path) -> BulkImport:
     """Read and validate a parquet dataset (nothing is written).
 
@@ -383,6 +422,7 @@ def load_parquet(path: str | Path) -> BulkImport:
     missing = [c for c in (*COLUMNS, *DEVICE_COLUMNS) if c not in table.column_names]
     if missing:
         raise bad(file, "schema", missing[0], "missing column")
+    table = _integer_columns(file, table)
     data = BulkImport()
     rows = RowChecker(file)
     accuracies = _Accuracies(file)

@@ -120,7 +120,11 @@ def _apply(
 ) -> None:
     """Import what ``load`` reads; ``replace`` None: the command has no ``--replace``;
     ``done``: what earlier imports of the same command stored (for the Ctrl-C note);
-    ``inspect``: called with the database and the data just before they are written."""
+    ``inspect``: called with the database and the data just before they are written.
+
+    Once the import has committed, the note a Ctrl-C or SIGTERM prints says so, with what it
+    stored, and stays set when this returns: what the command does next (the notes of
+    ``nas hwdb import csv``, the next file of ``nas hwdb init``) is after the import."""
     set_interrupt_note(f"{done}nothing of {label} was stored (it was being read)")
     with console.status(f"reading {label} ..."):
         data = load()
@@ -137,14 +141,13 @@ def _apply(
                 counts = db.bulk_import(
                     data, progress=advance, replace=bool(replace), before_commit=guard.hold
                 )
-                set_interrupt_note(f"{done}{label} was stored (its import had finished)")
+                set_interrupt_note(f"{done}{label} was stored: {_imported(counts, replace)}")
             finally:
                 guard.release()  # a Ctrl-C held back during the commit is raised here
     except BaseException as exc:  # Ctrl-C keeps the note for the entry point to print
         if not isinstance(exc, KeyboardInterrupt):
             set_interrupt_note(None)
         raise
-    set_interrupt_note(None)
     new = "new or replaced" if replace else "new"
     console.print(
         f"{label}: {count_noun(counts['devices'], 'device')}, "
@@ -166,6 +169,16 @@ def _apply(
             "(the same, if this file was imported before); --replace writes this file's instead",
             markup=False,
         )
+
+
+def _imported(counts: dict[str, int], replace: bool | None) -> str:
+    """What a committed import stored, for the note after Ctrl-C or SIGTERM."""
+    new = "new or replaced" if replace else "new"
+    stored = (
+        f"{count_noun(counts['measurements'], f'{new} measurement')} and "
+        f"{count_noun(counts['accuracies'], f'{new} accuracy', f'{new} accuracies')}"
+    )
+    return f"its import had completed ({stored})"
 
 
 @hwdb_app.command("init")
@@ -271,18 +284,19 @@ def import_csv(
 def _unused_note(group: dict[str, Any]) -> str:
     """Why rows of one device, space and input were stored but are not used."""
     space, rows = group["space"], count_noun(group["rows"], "row")
+    are = "is" if group["rows"] == 1 else "are"
     if group["earlier"]:
         was, used = (_workload_text(space, group[k]) for k in ("workload", "used"))
         return (
             f"note: {group['device']}'s latencies in {space} ({group['metric']}) are now read "
             f"at input {used}, where it now has as many rows as at {was} or more (ties go to the "
-            f"newest), so its {rows} at {was}, stored earlier, are left out by predictions and "
+            f"newest), so its {rows} at {was}, stored earlier, {are} left out by predictions and "
             f"searches (`nas hwdb show {group['device']}` lists both). To keep reading {was}, "
             "import this file under another device name and delete its rows here "
             f"(`nas hwdb delete {group['device']} --space {space} --arch ...`)"
         )
     return (
-        f"note: {rows} of {group['device']} in {space} ({group['metric']}) are at input "
+        f"note: {rows} of {group['device']} in {space} ({group['metric']}) {are} at input "
         f"{_workload_text(space, group['workload'])}, but most of the device's rows, which its "
         f"latencies are read from, are at {(used := _workload_text(space, group['used']))}: "
         f"predictions and searches leave these out. If they were measured at {used}, give "
