@@ -29,6 +29,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
 from api.errors import MAX_ERRORS
+from hwdb import DEVICE_BATCH_MAX
 from hwdb.catalog import CatalogEntry
 from nas.search import LOCAL_SEARCH_DEFAULT
 
@@ -271,7 +272,7 @@ class DeviceBase(BaseModel):
     precision: Annotated[
         str, StringConstraints(min_length=1, max_length=16, pattern=_NO_CONTROL)
     ] = "fp32"
-    batch_size: Annotated[int, Field(ge=1, le=INT32)] = 1
+    batch_size: Annotated[int, Field(ge=1, le=DEVICE_BATCH_MAX)] = 1
     threads: Annotated[int, Field(ge=1, le=INT32)] | None = None
     provenance: Literal["measured", "imported", "simulated", "catalog"] = "measured"
     source: _text(2000) = ""  # type: ignore[valid-type]
@@ -330,6 +331,9 @@ class DevicePublic(DeviceBase):
     model_config = ConfigDict(from_attributes=True)
 
     name: str
+    # read back as stored: a value an older release let in must not fail every listing
+    batch_size: int = 1
+    threads: int | None = None
     id: int
     created_at: datetime
     registered_by: str | None = Field(

@@ -21,7 +21,9 @@ from hwdb._frozen import FrozenMap
 from hwdb._schema import head_revision, upgrade_database
 from hwdb._storage import HardwareDB, space_latency_metric
 from hwdb._types import (
+    DEVICE_BATCH_MAX,
     DEVICE_SETTINGS,
+    DEVICE_THREADS_MAX,
     LM_METRICS,
     AccuracyIn,
     Artifact,
@@ -34,7 +36,9 @@ from hwdb._types import (
 from hwdb.importers.parquet import export_parquet, import_parquet
 
 __all__ = [
+    "DEVICE_BATCH_MAX",
     "DEVICE_SETTINGS",
+    "DEVICE_THREADS_MAX",
     "LM_METRICS",
     "AccuracyIn",
     "ApiKey",

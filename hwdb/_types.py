@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "DEVICE_BATCH_MAX",
     "DEVICE_NAME_MAX",
+    "DEVICE_THREADS_MAX",
     "FAMILIES",
     "LM_METRICS",
     "MAX_ACCURACY",
@@ -46,6 +48,13 @@ PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8")
 LM_METRICS = ("prefill_ms", "decode_ms_per_token", "e2e_ms")
 #: Longest device name (the ``device.name`` column); runtime and precision columns below.
 DEVICE_NAME_MAX = 200
+#: The largest value of an INTEGER column (32-bit on PostgreSQL).
+INT32_MAX = 2**31 - 1
+#: The largest batch a device's latencies may refer to: the largest input batch a workload
+#: takes (``search_spaces.Workload``), so every stored device can be predicted.
+DEVICE_BATCH_MAX = 65_536
+#: The largest thread count a device may state (what its column holds).
+DEVICE_THREADS_MAX = INT32_MAX
 _TEXT_MAX = {"name": DEVICE_NAME_MAX, "runtime": 64, "precision": 16}
 
 
@@ -122,15 +131,21 @@ def clamped_float(value: Any) -> float:
         return sys.float_info.max if value > 0 else -sys.float_info.max
 
 
-def _integer(name: str, value: object, low: int, *, optional: bool = False) -> int | None:
-    """``value`` as an int >= ``low``: any integer but a bool (numpy's too)."""
-    if type(value) is int and value >= low:
+def _integer(
+    name: str, value: object, low: int, *, high: int = INT32_MAX, optional: bool = False
+) -> int | None:
+    """``value`` as an int in ``[low, high]``: any integer but a bool (numpy's too). The
+    default ``high`` is what an INTEGER column holds on PostgreSQL (SQLite's 64-bit one
+    overflows later, with a traceback)."""
+    if type(value) is int and low <= value <= high:
         return value
     if optional and value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         bound = f"None or an integer >= {low}" if optional else f"an integer >= {low}"
         raise ValueError(f"`{name}` must be {bound}, got {value!r}.")
+    if int(value) > high:
+        raise ValueError(f"`{name}` must be at most {high:,}, got {value!r}.")
     return int(value)
 
 
@@ -327,8 +342,9 @@ class DeviceSpec:
             return
         for name in ("hardware", "source"):
             _check_str(name, getattr(self, name))
-        _set(self, "batch_size", _integer("batch_size", self.batch_size, 1))
-        _set(self, "threads", _integer("threads", self.threads, 1, optional=True))
+        _set(self, "batch_size", _integer("batch_size", self.batch_size, 1, high=DEVICE_BATCH_MAX))
+        _set(self, "threads", _integer("threads", self.threads, 1, high=DEVICE_THREADS_MAX,
+                                       optional=True))  # fmt: skip
         _set(self, "attributes", json_ready("attributes", self.attributes))
 
 
@@ -339,15 +355,18 @@ def _set(obj: object, name: str, value: object) -> None:
 
 def check_new_device(spec: DeviceSpec) -> None:
     """The rules a device must meet to be created or updated, whatever writes it (the
-    library, an importer, the CLI, the API): ``name`` without surrounding whitespace, and
-    ``name``, ``runtime`` and ``precision`` within their column sizes and free of control
-    characters (a tab or ``\\x01`` would make a name that cannot be typed back).
+    library, an importer, the CLI, the API): ``name`` without surrounding whitespace or a
+    ``/`` (the REST service could not address it), and ``name``, ``runtime`` and
+    ``precision`` within their column sizes and free of control characters (a tab or
+    ``\\x01`` would make a name that cannot be typed back).
 
     Raises:
         ValueError: naming the argument.
     """
     if spec.name != spec.name.strip():  # "  pi4 " would be a second device beside "pi4"
         raise ValueError(f"`name` must not start or end with whitespace, got {spec.name!r}.")
+    if "/" in spec.name:  # the service's URLs name a device in one path segment
+        raise ValueError(f"`name` must not contain '/', got {spec.name!r}.")
     for name, limit in _TEXT_MAX.items():
         value = getattr(spec, name)
         if not isinstance(value, str):

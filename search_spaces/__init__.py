@@ -9,7 +9,7 @@ from search_spaces._base import SearchSpace
 from search_spaces._errors import InvalidArchError, SearchSpaceError, UnknownSpaceError
 from search_spaces._registry import get_space, list_spaces, register_space
 from search_spaces._restrict import restrict_space
-from search_spaces._workload import Profile, Workload
+from search_spaces._workload import WORKLOAD_LIMITS, Profile, Workload
 
 # Family modules register themselves at import.
 from search_spaces import nasbench201 as _nasbench201  # noqa: E402,F401  isort: skip
@@ -19,6 +19,7 @@ from search_spaces import mobilevig as _mobilevig  # noqa: E402,F401  isort: ski
 from search_spaces import nemotron_flash as _nemotron_flash  # noqa: E402,F401  isort: skip
 
 __all__ = [
+    "WORKLOAD_LIMITS",
     "InvalidArchError",
     "Profile",
     "SearchSpace",

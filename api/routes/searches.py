@@ -89,8 +89,10 @@ def _check_data(body: SearchCreate, db: DbDep, kind: str) -> None:
     if kind == "table":
         require_space_data(db, body.space, status=422, kind="no_data")
         if not has_accuracy_table(db, space=body.space, dataset=body.dataset):
+            # a dataset the request names is the field at fault; else the table objective
+            field = "dataset" if body.dataset != default_dataset else "accuracy"
             raise ApiError(
-                422, ["body", "accuracy"],
+                422, ["body", field],
                 f"no test_accuracy for dataset {body.dataset!r} in space {body.space!r}; "
                 "import it first (`nas hwdb import ...`) or use accuracy 'proxy'",
                 type="no_accuracy_table",

@@ -269,6 +269,28 @@ def check_space(db: HardwareDB, space: str | None) -> None:
         raise CLIUsageError(f"unknown search space {space!r} (known: {', '.join(sorted(known))})")
 
 
+def check_device_name(name: str, what: str) -> None:
+    """Usage error (exit 2) for a device name the database would refuse (``what`` names the
+    argument or option), checked before the command writes or trains anything."""
+    from hwdb import DeviceSpec
+    from nas import CLIUsageError
+
+    if not name.strip():
+        raise CLIUsageError(f"{what} must not be empty")
+    try:
+        DeviceSpec(name=name)
+    except ValueError as exc:
+        raise CLIUsageError(str(exc).replace("`name`", what).rstrip(".")) from exc
+
+
+def check_at_most(what: str, value: int | None, high: int) -> None:
+    """Usage error (exit 2) for an option ``value`` above ``high`` (None: not given)."""
+    from nas import CLIUsageError
+
+    if value is not None and value > high:
+        raise CLIUsageError(f"{what} must be at most {high:,}, got {value:,}")
+
+
 def cli_arch(space: str, text: str) -> str:
     """The canonical string of an architecture given on the command line (a string or a
     reference name); one that is not in ``space`` is a usage error (exit 2). Architectures

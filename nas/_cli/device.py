@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 
-from nas._cli._common import console, open_db, print_json, print_table
+from nas._cli._common import (
+    check_at_most,
+    check_device_name,
+    console,
+    open_db,
+    print_json,
+    print_table,
+)
 from nas._errors import CLIUsageError, NasError
 
 if TYPE_CHECKING:
@@ -62,10 +69,12 @@ def add_catalog_device(
         CLIUsageError: For an unknown precision, runtime or catalog entry, or a batch below 1.
         NasError: If ``name`` exists with other settings (see above).
     """
-    from hwdb import DeviceSpec
+    from hwdb import DEVICE_BATCH_MAX, DeviceSpec
 
+    check_device_name(name, "NAME")
     if batch < 1:
         raise CLIUsageError("--batch must be greater than or equal to 1")
+    check_at_most("--batch", batch, DEVICE_BATCH_MAX)
     runtime = runtime.strip().lower()
     _check_runtime(runtime)
     entry = _catalog_entry(catalog)
@@ -447,16 +456,19 @@ def register(app: typer.Typer) -> None:
         A device measured before (`nas measure`) is measured with its stored runtime,
         precision, input batch, threads and input shapes unless the options say otherwise.
         """
+        from hwdb import DEVICE_THREADS_MAX
         from nas._cli.measure import sigterm_as_interrupt
 
-        if k < 0 or batch < 1 or max_rounds < 0 or not target_mape > 0 or candidates < 1:
-            raise CLIUsageError("--batch, --target-mape and --candidates must be positive, "
-                                "--k and --max-rounds non-negative")  # fmt: skip
-        if not target_mape < 1:
-            raise CLIUsageError(f"--target-mape is a fraction below 1 (e.g. 0.05 for 5%), "
-                                f"got {target_mape:g}")  # fmt: skip
-        if threads is not None and threads < 1:
-            raise CLIUsageError("--threads must be greater than or equal to 1")
+        check_device_name(name, "NAME")  # before the predictor is trained or anything stored
+        for flag, value, low in (("--k", k, 0), ("--max-rounds", max_rounds, 0),
+                                 ("--batch", batch, 1), ("--candidates", candidates, 1),
+                                 ("--threads", threads, 1)):  # fmt: skip
+            if value is not None and value < low:
+                raise CLIUsageError(f"{flag} must be greater than or equal to {low}, got {value}")
+        check_at_most("--threads", threads, DEVICE_THREADS_MAX)
+        if not 0 < target_mape < 1:
+            raise CLIUsageError(f"--target-mape is a fraction between 0 and 1 (e.g. 0.05 for "
+                                f"5%), got {target_mape:g}")  # fmt: skip
         _check_measure_options(runtime, precision, space)  # before any predictor loads
         settings = {"threads": threads, "runtime": runtime, "precision": precision}
         with sigterm_as_interrupt():

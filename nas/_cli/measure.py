@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from nas._cli._common import (
+    check_at_most,
+    check_device_name,
     console,
     count_noun,
     err_console,
@@ -214,9 +216,16 @@ def _check_runtime(runtime: str, precision: str, space: SearchSpace[Any]) -> Non
 
 
 def _config(opts: dict[str, Any], space: SearchSpace[Any]) -> MeasureConfig:
+    from hwdb import DEVICE_THREADS_MAX
     from nas.measure import MeasureConfig, TimingProtocol
     from nas.measure._config import DEVICE_TYPES, RUNTIMES
     from nas.measure._runtimes import DTYPES
+    from search_spaces import WORKLOAD_LIMITS
+
+    check_at_most("--threads", opts["threads"], DEVICE_THREADS_MAX)
+    for key, field in (("batch", "batch_size"), ("resolution", "resolution"),
+                       ("prompt_len", "prompt_len"), ("decode_len", "decode_len")):  # fmt: skip
+        check_at_most("--" + key.replace("_", "-"), opts[key], WORKLOAD_LIMITS[field][1])
 
     runtime = _choice("--runtime", opts["runtime"], RUNTIMES)
     precision = _choice("--precision", opts["precision"], DTYPES)
@@ -341,6 +350,7 @@ def _measure(opts: dict[str, Any]) -> None:
     device_name = opts["device_name"]
     if not device_name:
         raise CLIUsageError("--device-name is required (unless --retest)")
+    check_device_name(device_name, "--device-name")
     if server is not None and api_key is not None:
         _check_key(server, api_key)  # before measuring: a bad key fails now, not in an hour
     report, uploaded = _measure_and_upload(opts, sp, cfg, selected)

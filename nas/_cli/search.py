@@ -183,6 +183,8 @@ def search(
     if study is not None and not study.strip():
         raise CLIUsageError("--study must be a study name, got ''")
     _check_predictor(predictor)
+    if not math.isfinite(budget_z):  # run_search refuses it too, but after the models load
+        raise CLIUsageError(f"--budget-z must be a finite number >= 0, got {budget_z}")
     budgets = _budgets(list(latency_budget or []), list(device))  # before any loading
     restricted = _choices(list(choices or []))
     if restricted:
@@ -193,6 +195,14 @@ def search(
     if storage is not None:  # its form, before any loading (the journal: below)
         _check_storage_form(storage)
     with open_db() as db:
+        try:  # before the devices: a bad --accuracy or --dataset is the only line printed
+            objective = make_accuracy_objective(
+                accuracy, space=sp, db=db, dataset=dataset, seed=seed or 0, threads=threads
+            )
+        except ValueError as exc:  # an unknown objective or proxy name
+            text = str(exc).replace("`accuracy`", "--accuracy")
+            text = text.replace("`proxy`", "the proxy of --accuracy proxy:NAME")
+            raise CLIUsageError(text) from exc
         try:
             matches = resolve_devices(db, list(device), space=sp.name)
         except ValueError as exc:  # two queries naming one device
@@ -202,14 +212,6 @@ def search(
         names = [m.device for m in matches]
         if budgets is not None:  # one match per --device, in order: key them by device name
             budgets = dict(zip(names, budgets.values(), strict=True))
-        try:
-            objective = make_accuracy_objective(
-                accuracy, space=sp, db=db, dataset=dataset, seed=seed or 0, threads=threads
-            )
-        except ValueError as exc:  # an unknown objective or proxy name
-            text = str(exc).replace("`accuracy`", "--accuracy")
-            text = text.replace("`proxy`", "the proxy of --accuracy proxy:NAME")
-            raise CLIUsageError(text) from exc
         zero_shot = {m.device: m.catalog for m in matches if m.catalog is not None}
         study_name, out_dir = _study_and_out(study, sp, names, objective.name, restricted, out)
         check_storage(storage, out_dir=out_dir)  # a journal in use: before the models load

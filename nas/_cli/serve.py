@@ -14,8 +14,12 @@ from nas._cli._common import (
     print_table,
     refuse_memory_database,
 )
+from nas._errors import CLIUsageError
 
 __all__ = ["register"]
+
+#: uvicorn's log levels (another one fails inside uvicorn with a traceback).
+_LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 api_key_app = typer.Typer(
     rich_markup_mode="markdown",
@@ -33,7 +37,9 @@ def serve(
     require_key_for_reads: Annotated[
         bool, typer.Option("--require-key-for-reads", help="Also key GET and /v1/predict.")
     ] = False,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    log_level: Annotated[
+        str, typer.Option(help=f"uvicorn log level: {', '.join(_LOG_LEVELS)}.")
+    ] = "info",
 ) -> None:
     """Serve the REST API (OpenAPI docs at /docs); writes need an API key."""
     import dataclasses
@@ -44,6 +50,10 @@ def serve(
     from api.main import create_app
     from hwdb import HardwareDB
 
+    if log_level.lower() not in _LOG_LEVELS:  # uvicorn fails with a traceback
+        raise CLIUsageError(
+            f"--log-level must be one of {', '.join(_LOG_LEVELS)}, got {log_level!r}"
+        )
     refuse_memory_database()  # the service would serve an empty database, then lose it
     settings = Settings.from_env()
     if require_key_for_reads:
@@ -57,7 +67,7 @@ def serve(
             f"warning: binding {host}: the API is reachable from other machines", markup=False
         )
     app = create_app(settings)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), access_log=False)
 
 
 def _check_bind(host: str, port: int) -> None:
@@ -87,7 +97,10 @@ def create(
 ) -> None:
     """Create a key and print its token (shown only this once)."""
     with open_db(create=False) as db:
-        key, token = db.create_api_key(name)
+        try:
+            key, token = db.create_api_key(name)
+        except ValueError as exc:  # a name the database refuses: a usage error
+            raise CLIUsageError(str(exc).replace("`name`", "NAME").rstrip(".")) from exc
     if as_json:
         print_json({"name": key.name, "token": token, "created_at": key.created_at})
         return

@@ -111,6 +111,8 @@ def test_list_filters(client: TestClient, auth: dict[str, str]) -> None:
         ({"name": "x", "family": "toaster"}, "family"),
         ({"name": "x", "batch_size": 0}, "batch_size"),
         ({"name": "x", "batch_size": "many"}, "batch_size"),
+        # a batch no workload takes: the device could never be predicted (QA, session 31)
+        ({"name": "x", "batch_size": 70_000}, "batch_size"),
         ({"name": ""}, "name"),
         ({"name": "a/b"}, "name"),
         ({"name": "x", "threads": 2**40}, "threads"),
@@ -262,3 +264,17 @@ def test_a_create_racing_another_keeps_the_fields_it_left_out(
     stored = db.get_device("race")
     assert stored.runtime == "onnxruntime"  # the field this request sent
     assert (stored.family, stored.hardware, stored.threads) == ("gpu", "RTX 4090", 8)
+
+
+def test_a_stored_device_past_todays_limits_still_lists(client: TestClient, db: HardwareDB) -> None:
+    """A device an older release stored with a batch past today's limit (QA, session 31: one
+    made every `GET /v1/devices` a 500) is read back as stored."""
+    from sqlalchemy import text
+
+    with db._engine.begin() as conn:  # as an older release could have written it
+        conn.execute(text("UPDATE device SET batch_size = :b WHERE name = :n"),
+                     {"b": 2**31 - 1, "n": TARGET})  # fmt: skip
+    response = client.get("/v1/devices")
+    assert response.status_code == 200, response.text
+    assert {d["name"]: d["batch_size"] for d in response.json()["data"]}[TARGET] == 2**31 - 1
+    assert client.get(f"/v1/devices/{TARGET}").json()["batch_size"] == 2**31 - 1

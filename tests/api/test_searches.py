@@ -225,6 +225,8 @@ def test_list_searches_newest_first(client: TestClient, auth: dict[str, str]) ->
     [
         ({"space": "fbnet"}, ["body", "space"], "no_data"),  # registered, no rows in the DB
         ({"accuracy": "table"}, ["body", "accuracy"], "no_accuracy_table"),  # none imported
+        # a dataset the request names that is not imported: that field is at fault (QA)
+        ({"accuracy": "table", "dataset": "nope"}, ["body", "dataset"], "no_accuracy_table"),
         ({"dataset": "imagenet"}, ["body", "dataset"], "unused_dataset"),  # proxies ignore it
         ({"accuracy": "short-train", "dataset": "x"}, ["body", "dataset"], "unused_dataset"),
     ],

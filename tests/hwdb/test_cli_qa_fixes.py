@@ -135,7 +135,7 @@ def test_device_add_refuses_bad_names_in_one_line(
     argv = ["--db", db_url, "device", "add", name, "--catalog", "jetson-nano"]
     code, _, err = _run(argv, capsys)
     line = _error_line(err)
-    assert code == 1 and line.startswith("error: `name` must ") and "psycopg" not in line
+    assert code == 2 and line.startswith("error: NAME must ") and "psycopg" not in line
     file = sqlite_file(db_url)
     if file is not None:  # the database the failed command created is removed again
         assert not file.exists() and not list(file.parent.glob(f"{file.name}*"))
