@@ -82,9 +82,17 @@ def _print_arch(report: dict[str, Any], workload: str) -> None:
     table.add_row("params", _human(report["params"]))
     table.add_row("MACs", _human(report["macs"]))
     table.add_row("FLOPs", _human(report["flops"]))
-    table.add_row("memory", human_bytes(report["memory_bytes"]))
+    # what the space's profile counts: a language model's decode cache, a CNN's activations
+    what = "decode cache" if report["space"] in _language_model_spaces() else "peak activations"
+    table.add_row(f"memory ({what})", human_bytes(report["memory_bytes"]))
     table.add_row("encoding length", str(report["encoding_length"]))
     print_table(table)
+
+
+def _language_model_spaces() -> tuple[str, ...]:
+    from nas.search._objectives import language_model_spaces
+
+    return tuple(language_model_spaces())
 
 
 def _print_space(space: SearchSpace[Any]) -> None:

@@ -7,6 +7,7 @@ import math
 import os
 import sys
 import sysconfig
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -406,6 +407,7 @@ class ShortTrainAccuracy:
         self._data: np.ndarray | None = None
         self._scored = 0  # finite accuracies so far
         self._first_error: str | None = None
+        self._cost_noted = False  # the cost of one training was reported (_note_cost)
         # fp32 weights, gradients and AdamW's two moments (16 B) plus temporaries
         self.memory = MemoryGuard(space, bytes_per_param=20.0, what=self.name, device=device)
 
@@ -477,7 +479,9 @@ class ShortTrainAccuracy:
                 out.append(math.nan)
                 continue
             try:
+                start = time.perf_counter()
                 out.append(self._train_one(arch, data))
+                self._note_cost(arch, time.perf_counter() - start)
             except RuntimeError as exc:  # e.g. a failed allocation on a GPU
                 raised += 1
                 if self._first_error is None:
@@ -488,6 +492,32 @@ class ShortTrainAccuracy:
         if archs and raised == len(archs) and self._scored == 0:
             raise _all_failed(self.name, len(archs), self._first_error or "")
         return np.array(out, dtype=float)
+
+    def _note_cost(self, arch: str, seconds: float) -> None:
+        """Warn once, after the first architecture trained for longer than
+        :data:`_SLOW_TRAIN_S`, what each trial costs here (a search shows its progress per
+        generation, so a slow one could otherwise look stuck for hours)."""
+        if self._cost_noted or seconds < _SLOW_TRAIN_S:
+            return
+        self._cost_noted = True
+        params = self.space.profile(self.space.from_string(arch)).params
+        warnings.warn(
+            f"{self.name}: {_duration(seconds)} to train one architecture here "
+            f"({params / 1e6:.0f}M parameters on {self.device}); every trial of the search "
+            "costs about as much: fewer --trials, a narrower --choices hidden=..., a GPU, or "
+            "--accuracy proxy are faster",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+
+
+#: Seconds of one architecture's short training from which its cost is worth a warning.
+_SLOW_TRAIN_S = 30.0
+
+
+def _duration(seconds: float) -> str:
+    """``seconds`` as ``42 s`` or ``25 min``."""
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def _import_user_module(name: str) -> Any:
@@ -615,7 +645,8 @@ class UserFunctionAccuracy:
 
 #: ``(trials, population)`` of a search when none are given: a table lookup is instant, so
 #: a table search affords many trials; a proxy or short training scores each architecture on
-#: a built model (about a second per trial on a CPU core).
+#: a built model (a proxy: about a second per trial on a CPU core; short training: minutes
+#: per architecture at the language-model space's widths, which it warns about).
 TABLE_BUDGET = (1000, 50)
 PROXY_BUDGET = (200, 20)
 

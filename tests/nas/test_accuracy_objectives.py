@@ -162,3 +162,28 @@ def test_objectives_pin_torch_threads_while_scoring(
         torch.set_num_threads(before)
     with pytest.raises(ValueError, match="`threads`"):
         make_accuracy_objective("proxy", space=nb201, threads=0)
+
+
+def test_short_train_says_once_what_one_architecture_costs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At the space's widths one architecture trains for minutes on a CPU (25 min for a
+    55M-parameter sample on this VM's core), while a search reports progress per
+    generation: the first slow training is reported once, with its parameters (QA, session
+    31: a search looked stuck for 12 minutes)."""
+    import nas.search._objectives as objectives
+    from nas.search import ShortTrainAccuracy
+
+    sp, archs = _tiny_lm()
+    obj = ShortTrainAccuracy(sp, steps=1, seq_len=16, batch_size=4)  # type: ignore[arg-type]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # quick trainings say nothing
+        obj.evaluate(archs[:1])
+    monkeypatch.setattr(objectives, "_SLOW_TRAIN_S", 0.0)
+    with pytest.warns(RuntimeWarning) as seen:
+        obj.evaluate(archs)
+        obj.evaluate(archs)
+    notes = [str(w.message) for w in seen if "to train one architecture" in str(w.message)]
+    assert len(notes) == 1, notes
+    assert notes[0].startswith("short-train:1: ") and "M parameters on cpu" in notes[0]
+    assert "--accuracy proxy" in notes[0]
