@@ -12,22 +12,9 @@ from hwdb import AccuracyIn, DeviceSpec, HardwareDB, MeasurementIn
 from hwdb._engine import sqlite_file
 from hwdb.importers.parquet import load_parquet
 from nas._cli import hwdb as cli_hwdb
-from nas._cli.main import main
+from tests._cli import error_line as _error_line
+from tests._cli import run_cli as _run
 from tests.hwdb._helpers import NB201_0
-
-
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    out, err = capsys.readouterr()
-    return int(info.value.code or 0), out, err
-
-
-def _error_line(err: str) -> str:
-    """The one ``error:`` line of ``err`` (progress bars may precede it), else fail."""
-    lines = [line for line in err.splitlines() if line.startswith("error: ")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 def _csv(tmp_path: Path) -> Path:

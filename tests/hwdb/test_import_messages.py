@@ -15,24 +15,11 @@ import pytest
 from hwdb import AccuracyIn, HardwareDB, ImportDataError
 from hwdb.importers.csvfile import import_csv, load_csv, read_workloads, unused_rows
 from hwdb.importers.parquet import export_parquet, load_parquet
-from nas._cli.main import main
+from tests._cli import error_line as _error_line
+from tests._cli import run_cli as _run
 from tests.hwdb._helpers import NB201_0, nb201_archs
 
 _HEADER = "space,arch,device,latency_ms"
-
-
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    out, err = capsys.readouterr()
-    return int(info.value.code or 0), out, err
-
-
-def _error_line(err: str) -> str:
-    """The one ``error:`` line of ``err`` (progress bars may precede it), else fail."""
-    lines = [line for line in err.splitlines() if line.startswith("error: ")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 # --------------------------------------------------------------------- 1: ragged CSV rows
