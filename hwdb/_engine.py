@@ -91,6 +91,22 @@ def sqlite_file(url: str) -> Path | None:
     return Path(str(parsed.database)).expanduser()
 
 
+def parse_url(url: str) -> URL:
+    """``url`` parsed by SQLAlchemy.
+
+    Raises:
+        ValueError: naming ``url`` (password hidden) and the two forms it takes.
+    """
+    try:
+        return make_url(url)
+    except Exception as exc:
+        raise ValueError(
+            f"`url` is not a valid database URL: {hide_userinfo_password(url)!r} (a SQLite file is "
+            "'sqlite:////absolute/path.sqlite', PostgreSQL "
+            "'postgresql+psycopg://user:password@host/db')."
+        ) from exc
+
+
 def is_memory_url(url: str) -> bool:
     """Whether ``url`` is an in-memory SQLite database (``sqlite://``, ``sqlite:///:memory:``,
     a ``file:`` URI with ``mode=memory``), which is gone when its last connection closes."""
@@ -145,14 +161,7 @@ def make_engine(url: str, *, statement_timeout_ms: int = 0) -> Engine:
         ValueError: if ``url`` cannot be parsed.
         StorageError: if the driver is missing.
     """
-    try:
-        parsed = make_url(url)
-    except Exception as exc:
-        raise ValueError(
-            f"`url` is not a valid database URL: {hide_userinfo_password(url)!r} (a SQLite file is "
-            "'sqlite:////absolute/path.sqlite', PostgreSQL "
-            "'postgresql+psycopg://user:password@host/db')."
-        ) from exc
+    parsed = parse_url(url)
     if parsed.get_backend_name() != "sqlite":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")

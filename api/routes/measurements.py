@@ -91,10 +91,17 @@ def _rows(name: str, body: MeasurementsCreate, uploaded_by: str) -> list[Measure
         archs.update(zip(idx, canon, strict=True))
     rows: list[MeasurementIn] = []
     seen: dict[tuple[str, str, str, str], int] = {}
+    from hwdb.importers._common import known_metrics
     from predictors import latency_metric
 
     for i, m in enumerate(body.measurements):
         metric = m.metric or latency_metric(m.space)
+        if metric not in known_metrics(m.space):  # as a CSV import refuses it
+            raise ApiError(
+                422, ["body", "measurements", i, "metric"],
+                f"{m.space} is measured in {', '.join(known_metrics(m.space))}, got {metric!r}",
+                type="unknown_metric",
+            )  # fmt: skip
         key = (m.space, archs[i], metric, m.protocol)
         if key in seen:
             raise ApiError(

@@ -160,18 +160,24 @@ def fail(message: str, *, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
-def refuse_memory_database() -> None:
-    """Refuse an in-memory database (``--db sqlite://``): what a command writes to it would
-    be gone when the command ends, and one that reads it would find nothing.
+def check_database_option() -> None:
+    """Refuse a ``--db`` / ``NAS_DATABASE_URL`` that is not a database URL, or names an
+    in-memory database (``--db sqlite://``): what a command writes to it would be gone when
+    the command ends, and one that reads it would find nothing.
 
     Raises:
-        CLIUsageError: If the command's database is in memory.
+        CLIUsageError: If the command's database URL does not parse or is in memory.
     """
     from hwdb import default_database_url
-    from hwdb._engine import is_memory_url
+    from hwdb._engine import is_memory_url, parse_url
     from nas import CLIUsageError
 
-    if is_memory_url(default_database_url()):
+    url = default_database_url()
+    try:
+        parse_url(url)
+    except ValueError as exc:
+        raise CLIUsageError(str(exc).replace("`url`", "--db / NAS_DATABASE_URL")) from exc
+    if is_memory_url(url):
         raise CLIUsageError(
             "--db / NAS_DATABASE_URL names an in-memory SQLite database, which is gone when "
             "the command ends: give a file (sqlite:////path/hwdb.sqlite) or PostgreSQL"
@@ -189,7 +195,7 @@ def open_db(*, create: bool = True) -> Iterator[HardwareDB]:
     """
     from hwdb import HardwareDB
 
-    refuse_memory_database()
+    check_database_option()
     db = HardwareDB(create=create)
     created = db.created_file
     try:

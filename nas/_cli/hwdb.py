@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from nas._cli._common import (
+    check_database_option,
     check_space,
     console,
     count_noun,
@@ -23,7 +24,6 @@ from nas._cli._common import (
     print_json,
     print_table,
     record_stop_signal,
-    refuse_memory_database,
     set_interrupt_note,
     with_db,
 )
@@ -57,7 +57,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 def _check_database() -> None:
     """Refuse an in-memory database before any option is read (every command that opens
     the database refuses it too, in :func:`nas._cli._common.open_db`)."""
-    refuse_memory_database()
+    check_database_option()
 
 
 def _open(*, create: bool = True) -> AbstractContextManager[HardwareDB]:

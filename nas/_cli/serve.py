@@ -7,12 +7,12 @@ from typing import Annotated
 import typer
 
 from nas._cli._common import (
+    check_database_option,
     console,
     err_console,
     open_db,
     print_json,
     print_table,
-    refuse_memory_database,
 )
 from nas._errors import CLIUsageError
 
@@ -54,7 +54,7 @@ def serve(
         raise CLIUsageError(
             f"--log-level must be one of {', '.join(_LOG_LEVELS)}, got {log_level!r}"
         )
-    refuse_memory_database()  # the service would serve an empty database, then lose it
+    check_database_option()  # the service would serve an empty database, then lose it
     settings = Settings.from_env()
     if require_key_for_reads:
         settings = dataclasses.replace(settings, require_key_for_reads=True)

@@ -131,6 +131,9 @@ def test_keys_of_two_devices_never_collide(client: TestClient, auth: dict[str, s
         ({"median": 2.0, "min": 1.5, "mean": 1.0}, [*_ROW2, "mean"]),
         ({"n_runs": True}, [*_ROW2, "n_runs"]),  # strict bodies: no bool, str or 2.0 for an int
         ({"n_runs": "5"}, [*_ROW2, "n_runs"]),
+        # a metric the space is not measured in: stored, it was read by nothing (QA, s31)
+        ({"metric": "bogus"}, [*_ROW2, "metric"]),
+        ({"metric": "e2e_ms"}, [*_ROW2, "metric"]),
     ],
 )
 def test_bad_row_is_422_and_nothing_is_written(

@@ -66,3 +66,8 @@ def test_out_of_range_options_are_one_usage_line_and_write_nothing(
         assert db.list_devices() == [] and db.list_api_keys() == []
     with sqlite3.connect(tmp_path / "db.sqlite") as con:  # no predictor trained and stored
         assert con.execute("select count(*) from predictor_artifact").fetchone() == (0,)
+
+
+def test_a_db_option_that_is_no_url_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(["--db", "not a url", "hwdb", "stats"], capsys)
+    assert code == 2 and "--db / NAS_DATABASE_URL is not a valid database URL" in error_line(err)
