@@ -31,6 +31,7 @@ from hwdb._types import (
     DeviceSpec,
     MeasurementIn,
     default_database_url,
+    new_name_problem,
     settings_conflict,
 )
 from hwdb.importers.parquet import export_parquet, import_parquet
@@ -56,6 +57,7 @@ __all__ = [
     "SchemaOutdatedError",
     "StorageError",
     "default_database_url",
+    "new_name_problem",
     "settings_conflict",
     "export_parquet",
     "head_revision",

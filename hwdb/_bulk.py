@@ -29,6 +29,7 @@ from hwdb._types import (
     check_new_device,
     clamped_float,
     latency_problem,
+    new_name_problem,
     settings_conflict,
 )
 
@@ -207,6 +208,23 @@ def check_device_settings(session: Session, data: BulkImport) -> None:
             )
 
 
+def _check_new_names(session: Session, names: Sequence[str]) -> None:
+    """Refuse a name a device not stored yet may not take (:func:`new_name_problem`).
+
+    Raises:
+        ValueError: naming ``name``.
+    """
+    odd = [n for n in names if new_name_problem(n)]
+    if not odd:
+        return
+    stored = set(
+        session.execute(select(DeviceModel.name).where(DeviceModel.name.in_(odd))).scalars()
+    )
+    for name in odd:
+        if name not in stored:
+            raise ValueError(new_name_problem(name))
+
+
 def ensure_devices(
     session: Session,
     specs: Sequence[DeviceSpec],
@@ -229,6 +247,7 @@ def ensure_devices(
         return {}
     for spec in specs:
         check_new_device(spec)
+    _check_new_names(session, [s.name for s in specs])
     by_name = {s.name: s for s in specs}
     owner = (
         registered_by.get if isinstance(registered_by, Mapping) else (lambda name: registered_by)

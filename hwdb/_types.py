@@ -34,6 +34,7 @@ __all__ = [
     "check_new_device",
     "default_database_url",
     "latency_problem",
+    "new_name_problem",
 ]
 
 FAMILIES = ("jetson", "gpu", "cpu", "phone", "npu", "fpga", "asic", "tpu", "dsp", "other")
@@ -353,10 +354,19 @@ def _set(obj: object, name: str, value: object) -> None:
     object.__setattr__(obj, name, value)
 
 
+def new_name_problem(name: str) -> str | None:
+    """Why a device not stored yet may not be called ``name``, or None: the REST service
+    names a device in one URL path segment, so a ``/`` would make it unreachable there.
+    Devices stored before this rule keep their names (they can still be written to)."""
+    if "/" in name:
+        return f"`name` must not contain '/' (the REST service could not address it), got {name!r}."
+    return None
+
+
 def check_new_device(spec: DeviceSpec) -> None:
     """The rules a device must meet to be created or updated, whatever writes it (the
-    library, an importer, the CLI, the API): ``name`` without surrounding whitespace or a
-    ``/`` (the REST service could not address it), and ``name``, ``runtime`` and
+    library, an importer, the CLI, the API): ``name`` without surrounding whitespace (a new
+    device's also without ``/``: :func:`new_name_problem`), and ``name``, ``runtime`` and
     ``precision`` within their column sizes and free of control characters (a tab or
     ``\\x01`` would make a name that cannot be typed back).
 
@@ -365,8 +375,6 @@ def check_new_device(spec: DeviceSpec) -> None:
     """
     if spec.name != spec.name.strip():  # "  pi4 " would be a second device beside "pi4"
         raise ValueError(f"`name` must not start or end with whitespace, got {spec.name!r}.")
-    if "/" in spec.name:  # the service's URLs name a device in one path segment
-        raise ValueError(f"`name` must not contain '/', got {spec.name!r}.")
     for name, limit in _TEXT_MAX.items():
         value = getattr(spec, name)
         if not isinstance(value, str):

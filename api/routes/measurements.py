@@ -91,7 +91,7 @@ def _rows(name: str, body: MeasurementsCreate, uploaded_by: str) -> list[Measure
         archs.update(zip(idx, canon, strict=True))
     rows: list[MeasurementIn] = []
     seen: dict[tuple[str, str, str, str], int] = {}
-    from hwdb.importers._common import known_metrics
+    from hwdb.importers import known_metrics
     from predictors import latency_metric
 
     for i, m in enumerate(body.measurements):

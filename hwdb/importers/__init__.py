@@ -6,6 +6,7 @@ writes it in ONE transaction (a bad file imports nothing; re-importing changes n
 
 from __future__ import annotations
 
+from hwdb.importers._common import known_metrics
 from hwdb.importers.csvfile import import_csv, load_csv
 from hwdb.importers.help import import_help, load_help
 from hwdb.importers.latbench import import_latbench, load_latbench
@@ -18,6 +19,7 @@ __all__ = [
     "import_latbench",
     "import_nats_accuracy",
     "import_parquet",
+    "known_metrics",
     "load_csv",
     "load_help",
     "load_latbench",

@@ -243,7 +243,7 @@ def _check_field_counts(file: Path) -> None:
     import csv
 
     header: list[str] | None = None
-    row = 0
+    named = row = 0
     try:
         with file.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
             reader = csv.reader(handle, skipinitialspace=True)
@@ -256,10 +256,13 @@ def _check_field_counts(file: Path) -> None:
                     if not set(REQUIRED) <= {c.strip() for c in record}:
                         return  # not this importer's CSV: the header check says so
                     header = record
+                    named = len(header)  # trailing unnamed columns hold nothing to shift
+                    while named and not header[named - 1].strip():
+                        named -= 1
                     continue
                 row += 1
-                if len(record) != len(header):
-                    raise ImportDataError(_ragged(file, row, start, len(record), header))
+                if not named <= len(record) <= len(header):
+                    raise ImportDataError(_ragged(file, row, start, len(record), header[:named]))
     except (csv.Error, OSError):
         return  # pandas reports what makes the file unreadable
 

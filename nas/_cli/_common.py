@@ -275,10 +275,11 @@ def check_space(db: HardwareDB, space: str | None) -> None:
         raise CLIUsageError(f"unknown search space {space!r} (known: {', '.join(sorted(known))})")
 
 
-def check_device_name(name: str, what: str) -> None:
+def check_device_name(name: str, what: str, db: HardwareDB | None = None) -> None:
     """Usage error (exit 2) for a device name the database would refuse (``what`` names the
-    argument or option), checked before the command writes or trains anything."""
-    from hwdb import DeviceSpec
+    argument or option), checked before the command writes or trains anything; given ``db``,
+    also a name only a device stored already may have (``hwdb.new_name_problem``)."""
+    from hwdb import DeviceSpec, NotFoundError, new_name_problem
     from nas import CLIUsageError
 
     if not name.strip():
@@ -287,6 +288,13 @@ def check_device_name(name: str, what: str) -> None:
         DeviceSpec(name=name)
     except ValueError as exc:
         raise CLIUsageError(str(exc).replace("`name`", what).rstrip(".")) from exc
+    problem = new_name_problem(name)
+    if db is None or problem is None:
+        return
+    try:
+        db.get_device(name)
+    except NotFoundError:
+        raise CLIUsageError(problem.replace("`name`", what).rstrip(".")) from None
 
 
 def check_at_most(what: str, value: int | None, high: int) -> None:

@@ -71,7 +71,7 @@ def add_catalog_device(
     """
     from hwdb import DEVICE_BATCH_MAX, DeviceSpec
 
-    check_device_name(name, "NAME")
+    check_device_name(name, "NAME", db)
     if batch < 1:
         raise CLIUsageError("--batch must be greater than or equal to 1")
     check_at_most("--batch", batch, DEVICE_BATCH_MAX)
@@ -323,6 +323,7 @@ def _onboard(
     with open_db() as db:
         # the cheap checks, then the predictor (a database without the space fails there),
         # and only then the device is written
+        check_device_name(name, "NAME", db)
         register = catalog is not None and _needs_registering(db, name, catalog)
         model, _ = get_default_predictor(db, space=sp.name, exclude_device=name)
         if register and catalog is not None:

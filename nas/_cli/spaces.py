@@ -83,16 +83,17 @@ def _print_arch(report: dict[str, Any], workload: str) -> None:
     table.add_row("MACs", _human(report["macs"]))
     table.add_row("FLOPs", _human(report["flops"]))
     # what the space's profile counts: a language model's decode cache, a CNN's activations
-    what = "decode cache" if report["space"] in _language_model_spaces() else "peak activations"
-    table.add_row(f"memory ({what})", human_bytes(report["memory_bytes"]))
+    what = "decode cache" if _is_language_model(report["space"]) else "peak activations"
+    table.add_row("memory", f"{human_bytes(report['memory_bytes'])} ({what})")
     table.add_row("encoding length", str(report["encoding_length"]))
     print_table(table)
 
 
-def _language_model_spaces() -> tuple[str, ...]:
-    from nas.search._objectives import language_model_spaces
+def _is_language_model(space: str) -> bool:
+    from nas.search._objectives import is_language_model_space
+    from search_spaces import get_space
 
-    return tuple(language_model_spaces())
+    return is_language_model_space(get_space(space))
 
 
 def _print_space(space: SearchSpace[Any]) -> None:

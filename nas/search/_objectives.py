@@ -478,16 +478,18 @@ class ShortTrainAccuracy:
             if not self.memory.fits(arch):
                 out.append(math.nan)
                 continue
+            start = time.perf_counter()
             try:
-                start = time.perf_counter()
-                out.append(self._train_one(arch, data))
-                self._note_cost(arch, time.perf_counter() - start)
+                score = self._train_one(arch, data)
             except RuntimeError as exc:  # e.g. a failed allocation on a GPU
                 raised += 1
                 if self._first_error is None:
                     self._first_error = f"training raised {_first_line(exc)} on {arch}"
                     _warn_failure(self.name, self._first_error)
                 out.append(math.nan)
+                continue
+            out.append(score)
+            self._note_cost(arch, time.perf_counter() - start)
         self._scored += sum(math.isfinite(v) for v in out)
         if archs and raised == len(archs) and self._scored == 0:
             raise _all_failed(self.name, len(archs), self._first_error or "")
@@ -503,7 +505,7 @@ class ShortTrainAccuracy:
         params = self.space.profile(self.space.from_string(arch)).params
         warnings.warn(
             f"{self.name}: {_duration(seconds)} to train one architecture here "
-            f"({params / 1e6:.0f}M parameters on {self.device}); every trial of the search "
+            f"({params / 1e6:.3g}M parameters on {self.device}); every trial of the search "
             "costs about as much: fewer --trials, a narrower --choices hidden=..., a GPU, or "
             "--accuracy proxy are faster",
             RuntimeWarning,

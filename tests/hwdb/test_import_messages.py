@@ -228,3 +228,20 @@ def test_a_signal_after_the_commit_says_the_import_completed(
     )
     with HardwareDB(url, create=False) as db:
         assert db.count_measurements() == 2
+
+
+@pytest.mark.parametrize("tail", [",", ",,"])
+def test_trailing_unnamed_header_columns_still_import(tmp_path: Path, tail: str) -> None:
+    """A header that ends in empty column names (a spreadsheet's export) on rows without
+    them imported before the field-count check and still does: nothing can shift under a
+    column without a name (review, session 31)."""
+    path = tmp_path / "trailing.csv"
+    path.write_text(
+        f"{_HEADER}{tail}\nnasbench201,{NB201_0},d,2.0\nnasbench201,{NB201_0},e,3.0{tail}\n"
+    )
+    assert len(load_csv(path).rows) == 2
+    path.write_text(f"{_HEADER}{tail}\nnasbench201,{NB201_0},d\n")
+    with pytest.raises(
+        ImportDataError, match=r"3 fields, but the header has 4 \(space, arch, device, latency_ms\)"
+    ):
+        load_csv(path)

@@ -220,4 +220,4 @@ def test_db_without_a_value_and_an_unparsable_url_keep_their_own_errors(
     code, _, err = _run(["--db"], capsys)
     assert code == 2 and "requires an argument" in err
     code, _, err = _run(["--db", "postgresql://u:secret@h:notaport/db", "hwdb", "stats"], capsys)
-    assert code == 1 and "secret" not in err and "u:***@h:notaport" in err
+    assert code == 2 and "secret" not in err and "u:***@h:notaport" in err  # a usage error
