@@ -148,12 +148,9 @@ def _apply(
         if not isinstance(exc, KeyboardInterrupt):
             set_interrupt_note(None)
         raise
-    new = "new or replaced" if replace else "new"
     console.print(
         f"{label}: {count_noun(counts['devices'], 'device')}, "
-        f"{count_noun(counts['architectures'], 'architecture')}, "
-        f"{count_noun(counts['measurements'], f'{new} measurement')}, "
-        f"{count_noun(counts['accuracies'], f'{new} accuracy', f'{new} accuracies')}"
+        f"{count_noun(counts['architectures'], 'architecture')}, {_stored(counts, replace, ', ')}"
     )
     kept = [
         count_noun(counts[f"{kind}_kept"], noun, plural)
@@ -171,14 +168,19 @@ def _apply(
         )
 
 
-def _imported(counts: dict[str, int], replace: bool | None) -> str:
-    """What a committed import stored, for the note after Ctrl-C or SIGTERM."""
+def _stored(counts: dict[str, int], replace: bool | None, sep: str = " and ") -> str:
+    """The measurements and accuracies an import wrote (``N new measurements{sep}M new
+    accuracies``; ``new or replaced`` with ``--replace``)."""
     new = "new or replaced" if replace else "new"
-    stored = (
-        f"{count_noun(counts['measurements'], f'{new} measurement')} and "
+    return (
+        f"{count_noun(counts['measurements'], f'{new} measurement')}{sep}"
         f"{count_noun(counts['accuracies'], f'{new} accuracy', f'{new} accuracies')}"
     )
-    return f"its import had completed ({stored})"
+
+
+def _imported(counts: dict[str, int], replace: bool | None) -> str:
+    """What a committed import stored, for the note after Ctrl-C or SIGTERM."""
+    return f"its import had completed ({_stored(counts, replace)})"
 
 
 @hwdb_app.command("init")
