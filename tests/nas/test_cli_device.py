@@ -9,13 +9,7 @@ import pytest
 
 from hwdb import HardwareDB
 from nas._cli.main import main
-
-
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    out, err = capsys.readouterr()
-    return int(info.value.code or 0), out, err
+from tests._cli import run_cli as _run
 
 
 def test_catalog_json_and_table(capsys: pytest.CaptureFixture[str]) -> None:
@@ -111,7 +105,6 @@ def test_warnings_print_as_one_line(
     import warnings
 
     from nas._cli import device
-    from nas._cli.main import main
 
     def noisy(as_json: bool) -> None:
         warnings.warn("the catalog is old\nsecond line", UserWarning, stacklevel=1)

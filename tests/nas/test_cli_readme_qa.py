@@ -8,15 +8,7 @@ from pathlib import Path
 import pytest
 
 from hwdb import HardwareDB
-from nas._cli.main import main
-
-
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    out, err = capsys.readouterr()
-    return int(info.value.code or 0), out, err
-
+from tests._cli import run_cli as _run
 
 # ------------------------------------------------------------------ M3: --runtime names
 

@@ -7,17 +7,10 @@ import json
 import pytest
 
 from hwdb import HardwareDB
-from nas._cli.main import main
+from tests._cli import run_cli as _run
 
 FAST = ["--rounds", "2", "--repeats", "1", "--warmup", "1", "--threads", "1", "--resolution", "16",
         "--prime", "2", "--prime-seconds", "0"]  # fmt: skip
-
-
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out, err = capsys.readouterr()
-    return int(exc.value.code or 0), out, err
 
 
 def test_measure_json_and_resume(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:

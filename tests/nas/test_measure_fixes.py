@@ -11,17 +11,10 @@ import pytest
 
 import nas._cli.measure as measure_cli
 from hwdb import HardwareDB
-from nas._cli.main import main
+from tests._cli import run_cli as _run
 
 FAST = ["--rounds", "2", "--repeats", "1", "--warmup", "1", "--threads", "1",
         "--prime", "0", "--prime-seconds", "0"]  # fmt: skip
-
-
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out, err = capsys.readouterr()
-    return int(exc.value.code or 0), out, err
 
 
 def test_failed_upload_is_retried_by_a_rerun(

@@ -18,7 +18,6 @@ import pytest
 import nas.measure._runner as runner
 from hwdb import DeviceSpec, HardwareDB, NotFoundError
 from nas import NasError
-from nas._cli.main import main
 from nas.measure import (
     MeasureConfig,
     TimingProtocol,
@@ -26,17 +25,11 @@ from nas.measure import (
     select_architectures,
 )
 from search_spaces import Workload, get_space
+from tests._cli import run_cli as _run
 
 SPACE = "nasbench201"
 FAST = ["--rounds", "2", "--repeats", "1", "--warmup", "1", "--threads", "1",
         "--prime", "0", "--prime-seconds", "0", "--resolution", "16"]  # fmt: skip
-
-
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out, err = capsys.readouterr()
-    return int(exc.value.code or 0), out, err
 
 
 def _config(**kwargs: Any) -> MeasureConfig:
